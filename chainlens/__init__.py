@@ -1,0 +1,1 @@
+"""ChainLens composition root: settings, resources, CLI and the chat service."""

@@ -1,0 +1,142 @@
+"""The composition root: open every shared client once, yield a frozen `Deps`, close in reverse.
+
+FastAPI's lifespan, the bots, the CLI and the tests all go through `open_deps`. Nothing here
+connects at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import httpx
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from chainlens.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from chainlens.migrate import apply_migrations
+from chainlens.settings import Settings
+
+if TYPE_CHECKING:
+    from litellm import Router
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "ChainLens/0.1 (+https://github.com/chainlens)"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Every Redis key the project writes goes through here, so a test run owns its keys."""
+
+    prefix: str
+
+    def __call__(self, *parts: object) -> str:
+        return self.prefix + ":".join(str(p) for p in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    settings: Settings
+    db: asyncpg.Pool
+    redis: Redis
+    http: httpx.AsyncClient
+    keys: KeySpace
+    llm: Router | None = None
+    embedded_postgres: EmbeddedPostgres | None = field(default=None, repr=False)
+
+
+def make_http_client(settings: Settings, **kwargs: Any) -> httpx.AsyncClient:
+    """The one outbound HTTP client: explicit timeouts, pooled connections, a User-Agent."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.http_timeout_s, connect=5.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=True,
+        **kwargs,
+    )
+
+
+def make_redis(url: str, settings: Settings) -> Redis:
+    # BlockingConnectionPool waits for a free connection instead of raising
+    # "Too many connections" under bursts.
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=settings.redis_pool_max, timeout=5, socket_timeout=5,
+        socket_connect_timeout=5, health_check_interval=30,
+    )
+    return Redis.from_pool(pool)  # the client owns the pool and closes it
+
+
+async def _setup_connection(conn: asyncpg.Connection) -> None:
+    import json
+
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_db_pool(url: str, settings: Settings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=1,
+        max_size=settings.db_pool_max,
+        command_timeout=settings.db_command_timeout_s,
+        init=_setup_connection,
+        timeout=10,
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def open_deps(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Deps]:
+    """Open PostgreSQL, Redis, the HTTP client and the LLM router; close them in reverse."""
+    async with AsyncExitStack() as stack:
+        embedded_pg: EmbeddedPostgres | None = None
+        db_url = settings.database_url
+        if db_url is None:
+            embedded_pg = start_postgres(settings.data_dir)
+            db_url = embedded_pg.url
+        redis_url = settings.redis_url
+        if redis_url is None:
+            embedded_redis: EmbeddedRedis = start_redis(settings.data_dir)
+            stack.callback(embedded_redis.close)
+            redis_url = embedded_redis.url
+
+        db = await create_db_pool(db_url, settings)
+        stack.push_async_callback(db.close)
+        if migrate:
+            await apply_migrations(db)
+
+        redis = make_redis(redis_url, settings)
+        stack.push_async_callback(redis.aclose)
+
+        http = make_http_client(settings, transport=http_transport)
+        stack.push_async_callback(http.aclose)
+
+        llm = _build_llm_router(settings)
+
+        yield Deps(
+            settings=settings,
+            db=db,
+            redis=redis,
+            http=http,
+            keys=KeySpace(settings.redis_prefix),
+            llm=llm,
+            embedded_postgres=embedded_pg,
+        )
+
+
+def _build_llm_router(settings: Settings) -> Router | None:
+    if not settings.llm_models:
+        return None
+    from agent.llm import build_router
+
+    return build_router(settings)

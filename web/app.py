@@ -1,0 +1,42 @@
+"""The FastAPI application: one `create_app()` that every entry point uses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chainlens.deps import Deps, open_deps
+from chainlens.settings import Settings
+from web.metrics import HttpMetrics, MetricsMiddleware
+from web.routes import health
+
+
+def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
+    """Build the app. With `deps` given, the caller owns the resources (tests, embedding)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if deps is not None:
+            app.state.deps = deps
+            yield
+            return
+        async with open_deps(settings) as opened:
+            app.state.deps = opened
+            yield
+
+    app = FastAPI(
+        title="ChainLens API",
+        version="0.1.0",
+        description="Crypto project research: on-chain, sentiment, tokenomics and team analysis.",
+        lifespan=lifespan,
+    )
+    app.state.started_at = time.monotonic()
+    app.state.metrics = HttpMetrics()
+    if deps is not None:
+        app.state.deps = deps
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.include_router(health.router)
+    return app
