@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import Settings
+from web.errors import install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
 from web.routes import health
 
@@ -37,6 +38,9 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.state.metrics = HttpMetrics()
     if deps is not None:
         app.state.deps = deps
+    install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
+    # Each part registers its router here (one line each).
+    # tools: analysis routes; billing: payment/usage/webhook/auth routes; agent: comprehensive.
     return app
