@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import Settings
 from web.errors import install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
-from web.routes import health
+from web.middleware import SecurityHeadersMiddleware
+from web.routes import health, pages
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -39,8 +41,18 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     if deps is not None:
         app.state.deps = deps
     install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Content-Type", "Authorization"],
+            expose_headers=["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+                            "Retry-After"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware,
+                       hsts=str(settings.public_base_url).startswith("https://"))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
+    app.include_router(pages.router)
     # Each part registers its router here (one line each).
     # tools: analysis routes; billing: payment/usage/webhook/auth routes; agent: comprehensive.
     return app
