@@ -1,1 +1,23 @@
-"""agent"""
+"""The research agent: resolve the project, plan tools, run them in parallel, compose.
+
+Import from here: `answer_stream` (typed events for every channel), `answer` (final only),
+the event types, `Plan`, and `MAX_QUESTION_CHARS`.
+"""
+
+from agent.events import (
+    AgentEvent,
+    ErrorEvent,
+    FinalEvent,
+    PlanEvent,
+    TextEvent,
+    ToolFinishedEvent,
+    ToolStartedEvent,
+    Usage,
+)
+from agent.rules import Plan
+from agent.stream import MAX_QUESTION_CHARS, answer, answer_stream
+
+__all__ = [
+    "AgentEvent", "ErrorEvent", "FinalEvent", "PlanEvent", "TextEvent", "ToolFinishedEvent",
+    "ToolStartedEvent", "Usage", "Plan", "MAX_QUESTION_CHARS", "answer", "answer_stream",
+]

@@ -45,9 +45,9 @@ class ChatTurn:
     channel: Channel
     text: str
     conversation_id: str | None = None
-    # Extra buckets that must also admit the request, e.g. "web-ip:1.2.3.4" so an anonymous
-    # visitor who clears cookies does not get a fresh quota.
-    also_limit: tuple[str, ...] = ()
+    # Anonymous web visitors are also limited per client IP, so clearing cookies does not
+    # reset the quota.
+    client_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +72,9 @@ ChatEvent = QuotaGranted | QuotaRefused | AgentEvent
 
 
 async def admit(deps: Deps, turn: ChatTurn) -> tuple[Account, QuotaDecision]:
-    """Map the identity to its account and consume one request (and the extra buckets)."""
+    """Map the identity to its account and consume one request from its quota."""
     account = await account_for_identity(deps, turn.identity)
-    decision = await consume_request(deps, account)
-    if not decision.allowed:
-        return account, decision
-    for extra_identity in turn.also_limit:
-        extra_account = await account_for_identity(deps, extra_identity)
-        extra = await consume_request(deps, extra_account)
-        if not extra.allowed:
-            await refund_request(deps, account, decision)
-            return account, extra
-        if extra.remaining < decision.remaining:
-            # Show the tighter of the two budgets; both were consumed.
-            decision = extra
+    decision = await consume_request(deps, account, client_ip=turn.client_ip)
     return account, decision
 
 

@@ -19,6 +19,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _usd(x: float) -> str:
+    """$1.23B / $4.5M / $12,345 / $0.000123 — compact money for sentences."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if abs(x) >= size:
+            return f"${x / size:.2f}{suffix}"
+    if abs(x) >= 1:
+        return f"${x:,.2f}"
+    return f"${x:.6g}"
+
+
+def _pct(x: float, signed: bool = True) -> str:
+    return f"{x:+.1f}%" if signed else f"{x:.1f}%"
+
+
 class Project(BaseModel):
     """One exact coin/project, identified by its CoinGecko id."""
 
@@ -93,6 +107,47 @@ class OnchainResult(ToolResult):
     price_history: list[tuple[int, float]] = Field(default_factory=list)  # (ms, usd), for charts
     market_score: float | None = None  # 0..100
 
+    def key_facts(self) -> list[str]:
+        facts: list[str] = []
+        if self.price_usd is not None:
+            moves = [f"{_pct(v)} {label}" for v, label in
+                     ((self.change_24h_pct, "24h"), (self.change_7d_pct, "7d")) if v is not None]
+            facts.append(f"Price {_usd(self.price_usd)}" + (f" ({', '.join(moves)})" if moves else ""))
+        if self.market_cap_usd is not None:
+            rank = f", rank #{self.market_cap_rank}" if self.market_cap_rank else ""
+            facts.append(f"Market cap {_usd(self.market_cap_usd)}{rank}")
+        if self.volume_24h_usd is not None:
+            facts.append(f"24h volume {_usd(self.volume_24h_usd)}")
+        if self.fdv_usd is not None:
+            facts.append(f"Fully diluted valuation {_usd(self.fdv_usd)}")
+        if self.ath_change_pct is not None and self.ath_usd is not None:
+            facts.append(f"{_pct(self.ath_change_pct)} from its all-time high of {_usd(self.ath_usd)}")
+        if self.tvl_usd is not None:
+            facts.append(f"TVL {_usd(self.tvl_usd)}")
+        if self.holder_count is not None:
+            facts.append(f"{self.holder_count:,} holders")
+        if self.top10_share is not None:
+            facts.append(f"Top 10 wallets hold {self.top10_share:.1%} (excluding burn, locked, LP "
+                         "and exchange wallets)")
+        if self.volatility_annual is not None:
+            facts.append(f"Annualised volatility {self.volatility_annual:.0%}")
+        if self.market_score is not None:
+            facts.append(f"Market score {self.market_score:.0f}/100")
+        return facts
+
+    def risks(self) -> list[str]:
+        out: list[str] = []
+        if self.top10_share is not None and self.top10_share > 0.5:
+            out.append(f"Top 10 wallets control {self.top10_share:.0%} of supply")
+        if self.volatility_annual is not None and self.volatility_annual > 1.0:
+            out.append(f"Very volatile: {self.volatility_annual:.0%} annualised")
+        if self.market_cap_usd and self.volume_24h_usd is not None \
+                and self.volume_24h_usd / self.market_cap_usd < 0.002:
+            out.append("Thin trading: 24h volume under 0.2% of market cap")
+        if self.green_volume_share is not None and self.green_volume_share < 0.3:
+            out.append("Most volume trades on venues CoinGecko does not rate as trusted")
+        return out
+
 
 class Headline(BaseModel):
     title: str
@@ -113,6 +168,26 @@ class SentimentResult(ToolResult):
     votes_up_pct: float | None = None
     fear_greed: int | None = None  # market-wide background, 0..100
     fear_greed_label: str | None = None
+
+    def key_facts(self) -> list[str]:
+        facts: list[str] = []
+        if self.score is not None:
+            facts.append(f"Sentiment {self.score:.0f}/100 ({self.label}), trend {self.trend}")
+        else:
+            facts.append("Sentiment: insufficient data (fewer than 3 recent news items)")
+        facts.append(f"{self.volume_24h} news items in 24h, {self.volume_7d} in 7 days")
+        if self.votes_up_pct is not None:
+            facts.append(f"{self.votes_up_pct:.0f}% of CoinGecko voters are positive")
+        if self.fear_greed is not None:
+            facts.append(f"Market-wide Fear & Greed {self.fear_greed} ({self.fear_greed_label})")
+        return facts
+
+    def risks(self) -> list[str]:
+        out = [f"Negative headline: {h.title}" for h in self.headlines
+               if h.compound is not None and h.compound <= -0.5][:2]
+        if self.trend == "bearish":
+            out.insert(0, "News sentiment is turning bearish")
+        return out
 
 
 class RiskFlag(BaseModel):
@@ -137,6 +212,38 @@ class TokenomicsResult(ToolResult):
     distribution_health: Literal["healthy", "moderate", "concentrated", "unknown"] = "unknown"
     risk_score: int | None = None  # 1 (low risk) .. 10 (high risk), seed scale
     tokenomics_score: float | None = None  # 0..100
+
+    def key_facts(self) -> list[str]:
+        facts: list[str] = []
+        if self.circulating_supply is not None:
+            cap = self.max_supply or self.total_supply
+            ratio = f" ({self.circulating_ratio:.0%} of {cap:,.0f})" \
+                if cap and self.circulating_ratio is not None else ""
+            facts.append(f"Circulating supply {self.circulating_supply:,.0f}{ratio}")
+        if self.fdv_to_mcap is not None:
+            facts.append(f"FDV / market cap {self.fdv_to_mcap:.2f}x")
+        if self.inflation_annual_pct is not None:
+            facts.append(f"Implied supply inflation {self.inflation_annual_pct:.1f}%/yr")
+        if not self.contract_applicable:
+            facts.append("Native coin: contract risk checks are not applicable")
+        if self.risk_score is not None:
+            facts.append(f"Risk score {self.risk_score}/10")
+        if self.distribution_health != "unknown":
+            facts.append(f"Holder distribution {self.distribution_health}")
+        if self.lock_ends:
+            facts.append(f"Next token lock ends {self.lock_ends[0]:%Y-%m-%d}")
+        return facts
+
+    def risks(self) -> list[str]:
+        out = [f"{f.name}" + (f" ({f.detail})" if f.detail else "")
+               for f in sorted(self.flags, key=lambda f: -f.points) if f.status == "yes" and f.points]
+        if self.fdv_to_mcap is not None and self.fdv_to_mcap >= 3:
+            out.append(f"Large dilution overhang: FDV is {self.fdv_to_mcap:.1f}x market cap")
+        if self.inflation_annual_pct is not None and self.inflation_annual_pct >= 20:
+            out.append(f"High supply inflation: {self.inflation_annual_pct:.0f}%/yr")
+        if self.distribution_health == "concentrated":
+            out.append("Holdings are concentrated in a few wallets")
+        return out
 
 
 class RepoStats(BaseModel):
@@ -166,6 +273,39 @@ class TeamResult(ToolResult):
     partnerships: list[Headline] = Field(default_factory=list)
     credibility_score: float | None = None  # 0..10, seed scale
     team_score: float | None = None  # 0..100
+
+    def key_facts(self) -> list[str]:
+        facts: list[str] = []
+        if self.repos:
+            facts.append(f"GitHub activity {self.github_activity}: {self.commits_90d} commits by "
+                         f"{self.active_contributors_90d} contributors in 90 days "
+                         f"({', '.join(r.full_name for r in self.repos)})")
+        elif self.github_activity == "none":
+            facts.append("No public code repository linked")
+        if self.stars is not None:
+            facts.append(f"{self.stars:,} GitHub stars, {self.forks or 0:,} forks")
+        if self.last_push is not None:
+            facts.append(f"Last code push {self.last_push:%Y-%m-%d}")
+        if self.audits_status != "unknown":
+            facts.append(f"Audits: {self.audits_status}" +
+                         (f" ({len(self.audit_links)} reports)" if self.audit_links else ""))
+        if self.backers:
+            facts.append("Backers: " + ", ".join(self.backers[:5]))
+        if self.partnerships:
+            facts.append(f"{len(self.partnerships)} recent partnership/integration headlines")
+        if self.credibility_score is not None:
+            facts.append(f"Credibility {self.credibility_score:.1f}/10")
+        return facts
+
+    def risks(self) -> list[str]:
+        out: list[str] = []
+        if self.audits_status == "no audits":
+            out.append("No audits listed on DefiLlama")
+        if self.github_activity in ("low", "none"):
+            out.append("Little or no public development activity in 90 days")
+        if self.repos and all(r.archived for r in self.repos):
+            out.append("Code repositories are archived")
+        return out
 
 
 AnyToolResult = Annotated[

@@ -14,6 +14,7 @@ from chainlens.settings import Settings
 from web.errors import install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import SecurityHeadersMiddleware
+from web.routes import analysis
 from web.routes import health, pages
 
 
@@ -55,4 +56,5 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(pages.router)
     # Each part registers its router here (one line each).
     # tools: analysis routes; billing: payment/usage/webhook/auth routes; agent: comprehensive.
+    app.include_router(analysis.router)
     return app

@@ -1,0 +1,105 @@
+"""The risk score (1–10) and the stance, decided by fixed rules from the tools' scores.
+
+The model may phrase the stance but never choose it: compose passes this verdict to the
+writer and the output guard puts it back if the model's text disagrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel
+
+from tools.results import (
+    OnchainResult,
+    SentimentResult,
+    TeamResult,
+    TokenomicsResult,
+    ToolName,
+    ToolResult,
+)
+
+Stance = Literal["BUY", "HOLD", "SELL", "AVOID", "NO CALL"]
+STANCES: tuple[Stance, ...] = ("BUY", "HOLD", "SELL", "AVOID", "NO CALL")
+
+# How much each tool's 0..100 score counts towards the overall quality.
+WEIGHTS: dict[ToolName, float] = {"onchain": 0.3, "tokenomics": 0.3, "team": 0.25, "sentiment": 0.15}
+# Contract findings that make any other signal irrelevant.
+CRITICAL_FLAGS = ("honeypot", "owner can change balances", "hidden owner", "self-destruct")
+NOT_ADVICE = "Not financial advice: this is an automated summary of public data; do your own research."
+
+
+class Assessment(BaseModel):
+    quality: float | None  # 0..100 weighted mean of the available tool scores
+    risk_score: int | None  # 1 (low) .. 10 (high)
+    stance: Stance
+    reasons: list[str]
+    scores: dict[str, float]  # tool -> its 0..100 score, only those known
+
+
+def tool_score(result: ToolResult) -> float | None:
+    """The tool's own 0..100 score (higher is better), if it computed one."""
+    if isinstance(result, OnchainResult):
+        return result.market_score
+    if isinstance(result, SentimentResult):
+        return result.score
+    if isinstance(result, TokenomicsResult):
+        return result.tokenomics_score
+    if isinstance(result, TeamResult):
+        return result.team_score
+    return None
+
+
+def _critical_flags(results: Mapping[str, ToolResult]) -> list[str]:
+    tokenomics = results.get("tokenomics")
+    if not isinstance(tokenomics, TokenomicsResult):
+        return []
+    # A flag mitigated to 0 points (e.g. ownership renounced) is no longer critical.
+    return [f.name for f in tokenomics.flags
+            if f.status == "yes" and f.points > 0 and f.name.lower().startswith(CRITICAL_FLAGS)]
+
+
+def assess(results: Mapping[str, ToolResult]) -> Assessment:
+    """Score what the tools found and pick the stance by rule."""
+    scores = {name: s for name, r in results.items() if (s := tool_score(r)) is not None}
+    critical = _critical_flags(results)
+    if not scores and not critical:
+        return Assessment(quality=None, risk_score=None, stance="NO CALL", scores={},
+                          reasons=["not enough data to score this project"])
+    weight = sum(WEIGHTS[n] for n in scores)  # type: ignore[index]
+    quality = sum(WEIGHTS[n] * s for n, s in scores.items()) / weight if weight else 0.0  # type: ignore[index]
+    risk = 10 - quality / 100 * 9
+    tokenomics = results.get("tokenomics")
+    if isinstance(tokenomics, TokenomicsResult) and tokenomics.risk_score is not None:
+        # The contract/supply risk score is the most direct risk signal we have.
+        risk = (risk + tokenomics.risk_score) / 2
+    onchain = results.get("onchain")
+    reasons: list[str] = []
+    if isinstance(onchain, OnchainResult) and (onchain.volatility_annual or 0) > 1.2:
+        risk += 1
+        reasons.append("very volatile price")
+    if critical:
+        risk = 10
+        reasons.append("critical contract flags: " + ", ".join(critical))
+    risk_score = max(1, min(10, round(risk)))
+    stance = _stance(quality, risk_score, critical, results, reasons)
+    return Assessment(quality=round(quality, 1), risk_score=risk_score, stance=stance,
+                      reasons=reasons, scores={k: round(v, 1) for k, v in scores.items()})
+
+
+def _stance(quality: float, risk: int, critical: list[str], results: Mapping[str, ToolResult],
+            reasons: list[str]) -> Stance:
+    sentiment = results.get("sentiment")
+    bearish = isinstance(sentiment, SentimentResult) and sentiment.trend == "bearish"
+    if critical or risk >= 8:
+        reasons.append(f"risk score {risk}/10 is too high")
+        return "AVOID"
+    if quality < 40 or (quality < 50 and bearish):
+        reasons.append("weak scores" + (" and bearish sentiment" if bearish else ""))
+        return "SELL"
+    if quality >= 70 and risk <= 4 and not bearish:
+        reasons.append("strong scores with moderate risk")
+        return "BUY"
+    reasons.append("mixed signals")
+    return "HOLD"

@@ -1,0 +1,229 @@
+"""Compose the answer: the model through the Router (streamed, checked line by line), or the
+deterministic writer when there is no model, every model failed, or the cost cap is reached.
+
+If the model fails after text has been shown, the stream gets one `error` event and the
+final event carries the deterministic answer; no text is emitted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.answer_cache import CachedAnswer, answer_key, get_answer, put_answer
+from agent.assess import Assessment, assess
+from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
+from agent.facts import Source, known_urls, numeric_fields, price_history_of, sources_of
+from agent.guard import AnswerGuard, allowed_values
+from agent.prompts import data_block, data_texts, writer_messages
+from agent.rules import Plan
+from agent.state import ToolRun
+from agent.writer import (
+    Report,
+    render_footer,
+    render_header,
+    render_verdict,
+    write_answer,
+    write_no_project_reply,
+)
+from chainlens.deps import Deps
+from tools.results import Project, Resolution, ToolResult
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[AgentEvent], None]
+MIN_ANSWER_TOKENS = 150  # below this the model cannot write the sections; use the writer
+CHARS_PER_TOKEN = 4  # rough prompt-size estimate, no tokenizer download needed
+
+
+class ModelUnavailable(Exception):
+    """No model could write this answer (all failed, or the cost cap leaves no room)."""
+
+
+@dataclass
+class _Written:
+    body: str
+    usage: Usage
+    emitted: bool = False  # some of the model's text has reached the stream
+    lines: list[str] = field(default_factory=list)
+
+
+async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, plan: Plan,
+                         runs: Mapping[str, ToolRun], plan_usage: Usage, emit: Emit,
+                         conversation_id: str | None = None) -> FinalEvent:
+    """Write the answer, emitting text chunks, and return the final event."""
+    info = PlanInfo(tools=list(plan.tools), router=plan.router, intent=plan.intent)
+    project = resolution.project
+    if project is None:
+        reply = write_no_project_reply(question, resolution.suggestions)
+        emit(TextEvent(text=reply))
+        return FinalEvent(answer=reply, project=None, suggestions=resolution.suggestions,
+                          plan=info, usage=plan_usage, conversation_id=conversation_id)
+    results: dict[str, ToolResult] = {t: runs[t].result for t in plan.tools if t in runs}
+    verdict = assess(results)
+    sources = sources_of(results)
+    fallback_answer, report = write_answer(project, results, verdict, sources)
+    base = dict(project=project, suggestions=resolution.suggestions, plan=info,
+                results=results, sources=sources, price_history=price_history_of(results),
+                report=report, conversation_id=conversation_id)
+    data_cached = bool(runs) and all(r.cache in ("hot", "warm") for r in runs.values())
+
+    if deps.llm is None:
+        _emit_deterministic(emit, fallback_answer)
+        return FinalEvent(answer=fallback_answer, usage=plan_usage, cache_hit=data_cached, **base)
+
+    key = answer_key(deps, plan=plan, project_id=project.id, results=results,
+                     models=[d["model_name"] for d in deps.llm.model_list])
+    cached = await get_answer(deps, key)
+    if cached is not None:
+        answer = cached.body + render_footer(sources)
+        emit(TextEvent(text=cached.body))
+        emit(TextEvent(text=render_footer(sources)))
+        usage = plan_usage.plus(Usage(model=cached.model))
+        return FinalEvent(answer=answer, usage=usage, cache_hit=True, writer="llm", **base)
+
+    written = _Written(body="", usage=Usage())
+    try:
+        await _write_with_model(deps, written, question=question, project=project,
+                                results=results, verdict=verdict, report=report,
+                                budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
+                                emit=emit)
+    except Exception as exc:  # every provider/stream error: the writer takes over
+        usage = plan_usage.plus(written.usage)
+        usage = usage.model_copy(update={"model": "deterministic"})
+        if not written.emitted:
+            log.warning("model unavailable (%s: %s); deterministic answer", type(exc).__name__,
+                        str(exc)[:200])
+            _emit_deterministic(emit, fallback_answer)
+            return FinalEvent(answer=fallback_answer, usage=usage, **base)
+        log.warning("model failed mid-answer (%s); ending with the deterministic answer",
+                    type(exc).__name__)
+        emit(ErrorEvent(code="llm_failed",
+                        message="The language model stopped mid-answer; here is the answer "
+                                "written from the data by rules instead."))
+        return FinalEvent(answer=fallback_answer, usage=usage, **base)
+
+    footer = render_footer(sources)
+    emit(TextEvent(text=footer))
+    await put_answer(deps, key, CachedAnswer(body=written.body, model=written.usage.model))
+    return FinalEvent(answer=written.body + footer, usage=plan_usage.plus(written.usage),
+                      writer="llm", **base)
+
+
+def _emit_deterministic(emit: Emit, answer: str) -> None:
+    for part in answer.split("\n\n"):
+        emit(TextEvent(text=part + "\n\n"))
+
+
+async def _write_with_model(deps: Deps, written: _Written, *, question: str, project: Project,
+                            results: Mapping[str, ToolResult], verdict: Assessment,
+                            report: Report, budget_usd: float, emit: Emit) -> None:
+    assert deps.llm is not None
+    router = deps.llm
+    verdict_line = render_verdict(verdict)
+    messages = writer_messages(question, data_block(project, results, verdict, verdict_line))
+    max_tokens = _affordable_tokens(deps, messages, budget_usd)
+    sources: list[Source] = sources_of(results)
+    guard = AnswerGuard(
+        allowed=allowed_values(numeric_fields(results) + _verdict_numbers(verdict),
+                               [messages[1]["content"], *data_texts(sources)]),
+        urls=known_urls(results), stance=verdict.stance, risk_score=verdict.risk_score)
+    header = render_header(project)
+    models = len(router.model_list)
+    # The Router's own timeouts bound each attempt; this bounds all of them together.
+    async with asyncio.timeout(deps.settings.llm_timeout_s * (models + 1) + 5):
+        response = await router.acompletion(
+            model=str(router.model_list[0]["model_name"]), messages=messages, stream=True,
+            stream_options={"include_usage": True}, max_tokens=max_tokens, temperature=0.2)
+        pending = ""
+        try:
+            async for chunk in response:
+                _take_usage(written, chunk, router)
+                pending += _delta_text(chunk)
+                while "\n" in pending:
+                    line, pending = pending.split("\n", 1)
+                    _emit_line(written, guard, line, header, emit)
+        finally:
+            close = getattr(response, "aclose", None)
+            if close is not None:
+                await close()
+        if pending:
+            _emit_line(written, guard, pending, header, emit)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        model = hidden.get("litellm_model_name") or written.usage.model
+        written.usage = written.usage.model_copy(update={"model": str(model)})
+    if not written.emitted or len(written.body) < len(header) + 40:
+        raise ModelUnavailable("the model returned no usable text")
+    if f"Stance: {verdict.stance}" not in written.body:
+        # The model left out the rules' verdict: it is part of every answer, so add it.
+        extra = "\n" + verdict_line
+        written.body += extra
+        emit(TextEvent(text=extra))
+    if guard.withheld or guard.dropped_lines:
+        log.info("guard withheld %d figures and dropped %d lines", guard.withheld,
+                 guard.dropped_lines)
+
+
+def _emit_line(written: _Written, guard: AnswerGuard, line: str, header: str, emit: Emit) -> None:
+    checked = guard.check_line(line)
+    if checked is None:
+        return
+    text = checked + "\n"
+    if not written.emitted:
+        if not checked.strip():
+            return  # no leading blank lines
+        text = header + text
+        written.emitted = True
+    written.body += text
+    emit(TextEvent(text=text))
+
+
+def _delta_text(chunk: Any) -> str:
+    try:
+        return chunk.choices[0].delta.content or ""
+    except (AttributeError, IndexError):
+        return ""
+
+
+def _take_usage(written: _Written, chunk: Any, router: Any) -> None:
+    usage = getattr(chunk, "usage", None)
+    if not usage or not getattr(usage, "prompt_tokens", None):
+        return
+    tokens_in = int(usage.prompt_tokens or 0)
+    tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = getattr(usage, "cost", None)  # LiteLLM's response cost for this deployment
+    model = str(getattr(chunk, "model", "") or "unknown")
+    if cost is None:
+        from agent.llm import cost_usd
+
+        cost = cost_usd(model, tokens_in, tokens_out, router)
+    written.usage = Usage(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=float(cost),
+                          model=model)
+
+
+def _verdict_numbers(verdict: Assessment) -> list[float]:
+    return [v for v in (verdict.risk_score, verdict.quality, *verdict.scores.values()) if v is not None]
+
+
+def _affordable_tokens(deps: Deps, messages: list[dict[str, str]], budget_usd: float) -> int:
+    """The output-token cap: the per-request cap, lowered so the answer fits the cost cap."""
+    from agent.llm import max_price_per_token
+
+    cap = deps.settings.llm_max_tokens
+    assert deps.llm is not None
+    price_in, price_out = max_price_per_token(deps.llm)
+    prompt_tokens = sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 50
+    left = budget_usd - prompt_tokens * price_in
+    if price_out > 0:
+        cap = min(cap, int(left / price_out)) if left > 0 else 0
+    if cap < MIN_ANSWER_TOKENS:
+        raise ModelUnavailable(f"cost cap: ${budget_usd:.4f} left allows {max(cap, 0)} tokens")
+    return cap
+
+
+def results_of(runs: Mapping[str, ToolRun]) -> dict[str, ToolResult]:
+    return {tool: run.result for tool, run in runs.items()}
+

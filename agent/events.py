@@ -1,0 +1,95 @@
+"""The events every channel consumes, discriminated by `type`.
+
+Order: `plan`, then `tool_started`/`tool_finished` per tool, then `text` chunks, then one
+`final` (optionally preceded by `error` when the model failed after text had started).
+`final.answer` is always the complete answer; clients that streamed `text` may keep it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from agent.facts import Source
+from agent.rules import Intent, PlanRouter
+from agent.writer import Report
+from tools.results import AnyToolResult, Project, ToolName
+
+CacheState = Literal["hot", "warm", "live", "stale", "none"]
+
+
+class Usage(BaseModel):
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    model: str = "deterministic"  # the model that wrote the answer, or "deterministic"
+
+    def plus(self, other: Usage) -> Usage:
+        """Both calls' tokens and cost; the later call's model."""
+        return Usage(tokens_in=self.tokens_in + other.tokens_in,
+                     tokens_out=self.tokens_out + other.tokens_out,
+                     cost_usd=round(self.cost_usd + other.cost_usd, 8),
+                     model=other.model if other.model != "deterministic" else self.model)
+
+
+class PlanInfo(BaseModel):
+    tools: list[ToolName]
+    router: PlanRouter
+    intent: Intent
+
+
+class PlanEvent(BaseModel):
+    type: Literal["plan"] = "plan"
+    project: Project | None
+    suggestions: list[Project] = Field(default_factory=list)
+    plan: PlanInfo
+
+
+class ToolStartedEvent(BaseModel):
+    type: Literal["tool_started"] = "tool_started"
+    tool: ToolName
+
+
+class ToolFinishedEvent(BaseModel):
+    type: Literal["tool_finished"] = "tool_finished"
+    tool: ToolName
+    ok: bool  # False when the tool returned nothing usable (timeout, every source down)
+    cache: CacheState
+    elapsed_ms: float
+    stale: bool = False
+    missing: dict[str, str] = Field(default_factory=dict)
+
+
+class TextEvent(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ErrorEvent(BaseModel):
+    type: Literal["error"] = "error"
+    code: str  # "llm_failed", "internal"
+    message: str
+
+
+class FinalEvent(BaseModel):
+    type: Literal["final"] = "final"
+    answer: str
+    project: Project | None
+    suggestions: list[Project] = Field(default_factory=list)
+    plan: PlanInfo
+    results: dict[str, AnyToolResult] = Field(default_factory=dict)
+    sources: list[Source] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    cache_hit: bool = False  # no upstream work: answer cache hit, or cached data + no model
+    price_history: list[tuple[int, float]] = Field(default_factory=list)
+    report: Report | None = None
+    writer: Literal["llm", "deterministic"] = "deterministic"
+    conversation_id: str | None = None
+    latency_ms: float = 0.0
+
+
+AgentEvent = Annotated[
+    PlanEvent | ToolStartedEvent | ToolFinishedEvent | TextEvent | ErrorEvent | FinalEvent,
+    Field(discriminator="type"),
+]

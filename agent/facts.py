@@ -1,0 +1,131 @@
+"""What the tools found, in the shapes writers need: facts, risks, sources with their age."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from tools.results import (
+    OnchainResult,
+    SentimentResult,
+    TeamResult,
+    ToolResult,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+TOOL_TITLES = {"onchain": "Market & on-chain", "sentiment": "Sentiment",
+               "tokenomics": "Tokenomics", "team": "Team & development"}
+
+
+class Source(BaseModel):
+    source: str
+    url: str
+    age_seconds: float
+    stale: bool = False
+
+
+def facts_of(result: ToolResult) -> list[str]:
+    """The tool's own fact sentences; a plain field listing if it has none."""
+    try:
+        return [f for f in result.key_facts() if f]
+    except NotImplementedError:
+        log.debug("%s result has no key_facts(); listing its fields", result.tool)
+    skip = {"tool", "project_id", "as_of", "stale", "age_seconds", "evidence", "missing",
+            "price_history", "headlines", "repos", "flags", "partnerships", "links", "lock_ends"}
+    facts = []
+    for name, value in result.model_dump(exclude=skip).items():
+        if value is None or value == [] or value == {} or value == "unknown":
+            continue
+        facts.append(f"{name.replace('_', ' ')}: {value}")
+    return facts
+
+
+def risks_of(result: ToolResult) -> list[str]:
+    return [r for r in result.risks() if r]
+
+
+def data_age_seconds(result: ToolResult, now: datetime | None = None) -> float:
+    """How old the result's newest data is now."""
+    now = now or utcnow()
+    return max(result.age_seconds, (now - result.as_of).total_seconds(), 0.0)
+
+
+def sources_of(results: Mapping[str, ToolResult], now: datetime | None = None) -> list[Source]:
+    """Each distinct source the results cite, with the age of its data."""
+    now = now or utcnow()
+    seen: dict[tuple[str, str], Source] = {}
+    for result in results.values():
+        for ev in result.evidence:
+            age = max((now - ev.fetched_at).total_seconds(), 0.0)
+            key = (ev.source, ev.url)
+            if key not in seen or age < seen[key].age_seconds:
+                seen[key] = Source(source=ev.source, url=ev.url, age_seconds=round(age, 1),
+                                   stale=result.stale)
+    return list(seen.values())
+
+
+def known_urls(results: Mapping[str, ToolResult]) -> set[str]:
+    """Every URL the data carries: the only links an answer may show."""
+    urls = {ev.url for r in results.values() for ev in r.evidence}
+    for r in results.values():
+        if isinstance(r, SentimentResult):
+            urls |= {h.url for h in r.headlines}
+        if isinstance(r, TeamResult):
+            urls |= set(r.audit_links) | set(r.links.values()) | {repo.url for repo in r.repos}
+            urls |= {h.url for h in r.partnerships}
+    return {u for u in urls if u}
+
+
+def numeric_fields(results: Mapping[str, ToolResult]) -> list[float]:
+    """Every number in the results, for the figure check."""
+    values: list[float] = []
+
+    def walk(obj: object) -> None:
+        if isinstance(obj, bool):
+            return
+        if isinstance(obj, int | float):
+            values.append(float(obj))
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list | tuple):
+            for v in obj:
+                walk(v)
+
+    for r in results.values():
+        walk(r.model_dump(exclude={"price_history"}))
+        walk(data_age_seconds(r) / 60)  # "3 min old"
+    return values
+
+
+def price_history_of(results: Mapping[str, ToolResult]) -> list[tuple[int, float]]:
+    onchain = results.get("onchain")
+    return list(onchain.price_history) if isinstance(onchain, OnchainResult) else []
+
+
+def human_age(seconds: float) -> str:
+    """'just now', '4 min', '3 h', '2 days'."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min old"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h old"
+    return f"{int(seconds // 86400)} days old"
+
+
+def headlines_of(results: Mapping[str, ToolResult]) -> Iterable[tuple[str, str, str]]:
+    """(title, source, url) of every third-party headline in the results."""
+    for r in results.values():
+        if isinstance(r, SentimentResult):
+            for h in r.headlines:
+                yield h.title, h.source, h.url
+        if isinstance(r, TeamResult):
+            for h in r.partnerships:
+                yield h.title, h.source, h.url
+

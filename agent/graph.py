@@ -1,0 +1,130 @@
+"""The agent graph: resolve -> plan -> tools in parallel (one `Send` each) -> compose.
+
+Nodes are `async def node(state, runtime) -> dict`; events for the stream go through
+`runtime.stream_writer` (LangGraph's "custom" stream mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from agent.compose import compose_answer
+from agent.context import AgentContext
+from agent.events import PlanEvent, PlanInfo, ToolFinishedEvent, ToolStartedEvent, Usage
+from agent.memory import remember_project, remembered_project
+from agent.planner import plan_tools
+from agent.rules import Plan, refers_back
+from agent.state import AgentState, ToolRun, ToolTask
+from tools.results import RESULT_TYPES, TOOL_NAMES, Resolution
+
+log = logging.getLogger(__name__)
+
+
+async def resolve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
+    """Find the project in the question, or in the conversation for "what about its team?"."""
+    from tools.resolve import resolve_project
+
+    deps = runtime.context.deps
+    question = state["question"]
+    conversation_id = state.get("conversation_id")
+    resolution = await resolve_project(deps, question)
+    if resolution.project is None and refers_back(question):
+        earlier = await remembered_project(deps, conversation_id)
+        if earlier is not None:
+            resolution = Resolution(query=question, project=earlier, method="context")
+    if resolution.project is not None:
+        await remember_project(deps, conversation_id, resolution.project)
+    return {"resolution": resolution}
+
+
+async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
+    """Choose the tools (LLM tool-calling or rules) and announce the plan."""
+    resolution = state["resolution"]
+    forced = state.get("forced_tools")
+    if forced is not None and resolution.project is not None:
+        intent = "research" if set(forced) == set(TOOL_NAMES) else "aspects"
+        chosen, usage = Plan.of(list(forced), intent=intent), Usage()
+    else:
+        chosen, usage = await plan_tools(runtime.context.deps, state["question"], resolution.project)
+    runtime.stream_writer(PlanEvent(
+        project=resolution.project, suggestions=resolution.suggestions,
+        plan=PlanInfo(tools=list(chosen.tools), router=chosen.router, intent=chosen.intent)))
+    return {"plan": chosen, "plan_usage": usage}
+
+
+def fan_out(state: AgentState) -> list[Send] | Literal["compose"]:
+    """One `run_tool` task per planned tool, all in the same step; none -> straight to compose."""
+    project = state["resolution"].project
+    tools = state["plan"].tools
+    if project is None or not tools:
+        return "compose"
+    return [Send("run_tool", ToolTask(tool=tool, project=project)) for tool in tools]
+
+
+async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, object]:
+    """Run one tool under its own timeout; a failure becomes a result that says what is missing."""
+    from tools.analysis import run_tool as run_analysis
+
+    ctx = runtime.context
+    tool, project = task["tool"], task["project"]
+    runtime.stream_writer(ToolStartedEvent(tool=tool))
+    timeout = ctx.tool_timeout_s.get(tool, 30.0)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            outcome = await run_analysis(ctx.deps, tool, project, refresh=ctx.refresh)
+        run = ToolRun(tool=tool, result=outcome.result, cache=outcome.cache,
+                      elapsed_ms=_ms(started), services_called=tuple(outcome.services_called))
+    except TimeoutError:
+        log.warning("%s tool timed out after %.1fs for %s", tool, timeout, project.id)
+        run = _failed_run(task, f"timed out after {timeout:g}s", started)
+    except Exception:  # run_tool promises not to raise; if it does, the other tools still count
+        log.exception("%s tool raised for %s", tool, project.id)
+        run = _failed_run(task, "the tool failed unexpectedly", started)
+    runtime.stream_writer(ToolFinishedEvent(
+        tool=tool, ok=run.ok, cache=run.cache, elapsed_ms=run.elapsed_ms,
+        stale=run.result.stale, missing=run.result.missing))
+    return {"runs": {tool: run}}
+
+
+def _failed_run(task: ToolTask, why: str, started: float) -> ToolRun:
+    result = RESULT_TYPES[task["tool"]](project_id=task["project"].id, missing={"all": why})
+    return ToolRun(tool=task["tool"], result=result, cache="none", elapsed_ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
+    """Write the answer (model or deterministic writer) and build the final event."""
+    final = await compose_answer(
+        runtime.context.deps, question=state["question"], resolution=state["resolution"],
+        plan=state["plan"], runs=state.get("runs", {}),
+        plan_usage=state.get("plan_usage", Usage()), emit=runtime.stream_writer,
+        conversation_id=state.get("conversation_id"))
+    return {"final": final}
+
+
+def build_graph() -> CompiledStateGraph[AgentState, AgentContext, AgentState, AgentState]:
+    """The compiled agent graph; stateless, so one instance serves every request."""
+    graph = StateGraph(AgentState, context_schema=AgentContext)
+    graph.add_node("resolve", resolve)
+    graph.add_node("plan", plan)
+    graph.add_node("run_tool", run_tool)
+    graph.add_node("compose", compose)
+    graph.add_edge(START, "resolve")
+    graph.add_edge("resolve", "plan")
+    graph.add_conditional_edges("plan", fan_out, ["run_tool", "compose"])
+    graph.add_edge("run_tool", "compose")
+    graph.add_edge("compose", END)
+    return graph.compile()
+

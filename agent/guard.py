@@ -1,0 +1,157 @@
+"""The output guard: every line the model writes is checked before anyone sees it.
+
+A figure not found in the tool data is withheld, a link not among the sources is dropped,
+a line recommending a different stance than the rules chose is removed, and a risk score
+other than the computed one is corrected. Works line by line so it can sit on a stream.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+from agent.assess import Stance
+
+WITHHELD = "[n/a]"
+
+_URL = re.compile(r"https?://[^\s)\]>\"']+", re.IGNORECASE)
+_MD_LINK = re.compile(r"\[([^\]]*)\]\((https?://[^)\s]+)\)")
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<cur>[$€£]\s?)?(?P<num>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
+    r"(?P<unit>\s?(?:%|[kKmMbBtT](?![a-zA-Z])|thousand|million|billion|trillion|mn|bn))?"
+    r"(?P<after>[a-zA-Z]*)"
+)
+_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9,
+          "billion": 1e9, "t": 1e12, "trillion": 1e12}
+# "24h", "7d", "90-day", "3rd": counts of time or ordinals, not data figures.
+_TIME_SUFFIX = re.compile(r"^(?:h|hr|hrs|d|w|y|yr|m|mo|st|nd|rd|th|x)$", re.IGNORECASE)
+_TIME_WORDS = re.compile(r"^\s*-?\s*(?:hours?|days?|weeks?|months?|years?|minutes?)\b", re.IGNORECASE)
+_STANCE_WORD = re.compile(r"\b(STRONG\s+BUY|STRONG\s+SELL|BUY|SELL|HOLD|AVOID|ACCUMULATE)\b")
+_ADVICE = re.compile(
+    r"\b(?:should|must|recommend\w*|advis\w*|urge\w*|tell\w*\s+\w+\s+to|go\s+ahead\s+and|time\s+to)"
+    r"\b[^.\n]{0,40}?\b(buy|sell|accumulate|short|ape|dump|avoid)\b"
+    r"|\b(buy|sell)\s+(?:it|now|this|more|immediately|today)\b",
+    re.IGNORECASE,
+)
+_RISK_SCORE = re.compile(r"(risk\s+score[^0-9\n]{0,20})(\d{1,2})(\s*/\s*10)", re.IGNORECASE)
+_STANCE_OF_VERB = {"buy": "BUY", "accumulate": "BUY", "ape": "BUY", "sell": "SELL", "short": "SELL",
+                   "dump": "SELL", "avoid": "AVOID"}
+_SOURCES_HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?\s*sources?\b", re.IGNORECASE)
+_HEADING = re.compile(r"^\s*(?:#+\s|\*\*[^*]+\*\*\s*$)")
+
+
+def numbers_in(text: str) -> set[float]:
+    """Every figure written in `text`, as values (units applied; signs dropped)."""
+    found: set[float] = set()
+    for match in _NUMBER.finditer(_URL.sub(" ", text)):
+        value, _ = _value(match)
+        found.add(value)
+    return found
+
+
+def _value(match: re.Match[str]) -> tuple[float, float]:
+    """The figure's value and half the step of its last written digit (its rounding slack)."""
+    digits = match["num"].replace(",", "")
+    frac = match["frac"] or ""
+    unit = (match["unit"] or "").strip().lower()
+    scale = _SCALE.get(unit, 1.0)
+    value = float(digits + frac) * scale
+    step = 10.0 ** -(len(frac) - 1) if frac else 1.0
+    return value, step * scale / 2
+
+
+def allowed_values(values: Iterable[float | int | None], texts: Iterable[str] = ()) -> list[float]:
+    """The figures the answer may contain: data values (and 0..1 shares as percentages)."""
+    out: set[float] = set()
+    for v in values:
+        if v is None or isinstance(v, bool) or not math.isfinite(float(v)):
+            continue
+        out.add(abs(float(v)))
+        if 0 < abs(v) <= 1:
+            out.add(abs(float(v)) * 100)  # a share 0.42 may be written 42%
+    for text in texts:
+        out |= numbers_in(text)
+    return sorted(out)
+
+
+class AnswerGuard:
+    """Check model output line by line against the data it was given."""
+
+    def __init__(self, *, allowed: Iterable[float], urls: Iterable[str], stance: Stance,
+                 risk_score: int | None) -> None:
+        self.allowed = sorted(set(allowed))
+        self.urls = {u.rstrip("/") for u in urls}
+        self.stance = stance
+        self.risk_score = risk_score
+        self.in_sources = False
+        self.withheld = 0
+        self.dropped_lines = 0
+
+    def check_line(self, line: str) -> str | None:
+        """The line as it may be shown, or None to drop it."""
+        if _SOURCES_HEADING.match(line):
+            self.in_sources = True  # we render the sources footer ourselves, from the data
+            return None
+        if self.in_sources:
+            if not _HEADING.match(line):
+                return None
+            self.in_sources = False
+        if self._conflicting_stance(line):
+            self.dropped_lines += 1
+            return None
+        line = _MD_LINK.sub(self._link, line)
+        line = _URL.sub(self._bare_url, line)
+        line = _RISK_SCORE.sub(self._risk, line)
+        return self._figures(line)
+
+    def _conflicting_stance(self, line: str) -> bool:
+        for word in _STANCE_WORD.findall(line):
+            if " ".join(word.split()).replace("STRONG ", "").replace("ACCUMULATE", "BUY") != self.stance:
+                return True
+        for match in _ADVICE.finditer(line):
+            verb = (match.group(1) or match.group(2) or "").lower()
+            if _STANCE_OF_VERB.get(verb, self.stance) != self.stance:
+                return True
+        return False
+
+    def _known_url(self, url: str) -> bool:
+        return url.rstrip("/").rstrip(".,;") in self.urls
+
+    def _link(self, match: re.Match[str]) -> str:
+        return match.group(0) if self._known_url(match.group(2)) else match.group(1)
+
+    def _bare_url(self, match: re.Match[str]) -> str:
+        return match.group(0) if self._known_url(match.group(0)) else ""
+
+    def _risk(self, match: re.Match[str]) -> str:
+        if self.risk_score is None:
+            return match.group(0)
+        return f"{match.group(1)}{self.risk_score}{match.group(3)}"
+
+    def _figures(self, line: str) -> str:
+        protected = [(m.start(), m.end()) for m in _URL.finditer(line)]
+        pieces: list[str] = []
+        last = 0
+        for match in _NUMBER.finditer(line):
+            if any(a <= match.start() < b for a, b in protected) or self._figure_ok(match, line):
+                continue
+            pieces.append(line[last:match.start()])
+            pieces.append(WITHHELD + match["after"])
+            last = match.end()
+            self.withheld += 1
+        pieces.append(line[last:])
+        return "".join(pieces)
+
+    def _figure_ok(self, match: re.Match[str], line: str) -> bool:
+        value, slack = _value(match)
+        unit = (match["unit"] or "").strip()
+        if not match["cur"] and not unit and not match["frac"]:
+            if value <= 10 or value == 100:
+                return True  # list numbers, "top 3", "/10" and "/100" scales
+            if _TIME_SUFFIX.match(match["after"]) or _TIME_WORDS.match(line[match.end():]):
+                return True  # "24h", "7d", "90 days"
+        if match["after"] and not _TIME_SUFFIX.match(match["after"]):
+            return True  # part of a word or identifier ("L2", "0xabc"), not a figure
+        tolerance = slack + 1e-9 * max(value, 1.0)
+        return any(abs(value - allowed) <= tolerance for allowed in self.allowed)

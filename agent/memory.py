@@ -1,0 +1,39 @@
+"""Per-conversation context in Redis: the project the conversation is about, for follow-ups."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from chainlens.deps import Deps
+from tools.results import Project
+
+log = logging.getLogger(__name__)
+
+CONVERSATION_TTL_S = 3600  # a follow-up an hour later is a new conversation
+
+
+def _key(deps: Deps, conversation_id: str) -> str:
+    return deps.keys("agent", "conv", conversation_id)
+
+
+async def remembered_project(deps: Deps, conversation_id: str | None) -> Project | None:
+    """The project this conversation was last about, if it is still remembered."""
+    if not conversation_id:
+        return None
+    raw = await deps.redis.get(_key(deps, conversation_id))
+    if raw is None:
+        return None
+    try:
+        return Project.model_validate(json.loads(raw)["project"])
+    except (ValueError, KeyError, TypeError):
+        log.warning("dropping unreadable conversation context %s", conversation_id)
+        return None
+
+
+async def remember_project(deps: Deps, conversation_id: str | None, project: Project) -> None:
+    """Make `project` what "it" means in this conversation for the next hour."""
+    if not conversation_id:
+        return
+    value = json.dumps({"project": project.model_dump(mode="json")})
+    await deps.redis.set(_key(deps, conversation_id), value, ex=CONVERSATION_TTL_S)

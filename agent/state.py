@@ -1,0 +1,48 @@
+"""The graph's state: what each node reads and the keys it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, TypedDict
+
+from agent.events import CacheState, FinalEvent, Usage
+from agent.rules import Plan
+from tools.results import Project, Resolution, ToolName, ToolResult
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRun:
+    """One tool's outcome inside an answer."""
+
+    tool: ToolName
+    result: ToolResult
+    cache: CacheState
+    elapsed_ms: float
+    services_called: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.cache != "none"
+
+
+def merge_runs(left: dict[str, ToolRun] | None, right: dict[str, ToolRun] | None) -> dict[str, ToolRun]:
+    """Parallel tool nodes each add their own entry."""
+    return {**(left or {}), **(right or {})}
+
+
+class AgentState(TypedDict, total=False):
+    question: str
+    conversation_id: str | None
+    forced_tools: list[ToolName] | None  # REST callers that name their modules skip planning
+    resolution: Resolution
+    plan: Plan
+    plan_usage: Usage
+    runs: Annotated[dict[str, ToolRun], merge_runs]
+    final: FinalEvent
+
+
+class ToolTask(TypedDict):
+    """What one fanned-out tool node receives (via `Send`)."""
+
+    tool: ToolName
+    project: Project

@@ -1,0 +1,123 @@
+"""The agent's one entry point: `answer_stream` yields typed events; `answer` returns the final.
+
+Every channel (CLI, web SSE, bots, REST) consumes these. A fault anywhere ends the stream
+cleanly: an `error` event if text had started, then a `final` event with an answer written
+from whatever the tools returned — never a hang, never an empty answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from typing import Any
+
+from agent.assess import assess
+from agent.context import DEFAULT_TOOL_TIMEOUT_S, AgentContext
+from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
+from agent.facts import price_history_of, sources_of
+from agent.graph import build_graph
+from agent.rules import Plan
+from agent.state import AgentState, ToolRun
+from agent.writer import write_answer, write_no_project_reply
+from chainlens.deps import Deps
+from tools.results import Resolution, ToolName, ToolResult
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+UNAVAILABLE = ("Sorry, I couldn't look that up right now. Please try again in a minute.\n")
+
+
+@functools.cache
+def agent_graph() -> Any:
+    """The compiled graph, built once per process."""
+    return build_graph()
+
+
+def clean_question(text: str) -> str:
+    """The user's message without control characters, capped at MAX_QUESTION_CHARS."""
+    return _CONTROL.sub(" ", text).strip()[:MAX_QUESTION_CHARS]
+
+
+async def answer_stream(deps: Deps, question: str, *, conversation_id: str | None = None,
+                        tools: Sequence[ToolName] | None = None, refresh: bool = False,
+                        tool_timeout_s: float | None = None) -> AsyncIterator[AgentEvent]:
+    """Answer `question`, yielding plan, tool progress, text chunks and the final event."""
+    started = time.perf_counter()
+    question = clean_question(question)
+    timeouts = dict(DEFAULT_TOOL_TIMEOUT_S)
+    if tool_timeout_s is not None:
+        timeouts = {tool: tool_timeout_s for tool in timeouts}
+    context = AgentContext(deps=deps, tool_timeout_s=timeouts, refresh=refresh)
+    state: AgentState = {"question": question, "conversation_id": conversation_id,
+                         "forced_tools": list(tools) if tools else None}
+    seen: dict[str, Any] = {"runs": {}}
+    text_started = False
+    final: FinalEvent | None = None
+    try:
+        async with aclosing(agent_graph().astream(state, context=context,
+                                                  stream_mode=["custom", "updates"])) as parts:
+            async for mode, chunk in parts:
+                if mode == "custom":
+                    text_started = text_started or isinstance(chunk, TextEvent)
+                    yield chunk
+                    continue
+                for update in chunk.values():
+                    for key, value in (update or {}).items():
+                        if key == "runs":
+                            seen["runs"].update(value)
+                        else:
+                            seen[key] = value
+        final = seen.get("final")
+        if final is None:
+            raise RuntimeError("the graph finished without a final answer")
+    except Exception as exc:  # any fault: answer from what we have, and say so if text started
+        log.exception("answer failed for %r", question[:80])
+        final = rescue_answer(question, conversation_id, seen)
+        if text_started:
+            yield ErrorEvent(code="internal", message=f"The answer was interrupted ({type(exc).__name__}); "
+                                                      "here is the answer written from the data by rules.")
+        else:
+            yield TextEvent(text=final.answer)
+    yield final.model_copy(update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+
+
+def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, Any]) -> FinalEvent:
+    """The deterministic answer from whatever the graph had produced before it failed."""
+    resolution: Resolution | None = seen.get("resolution")
+    plan: Plan = seen.get("plan") or Plan()
+    runs: dict[str, ToolRun] = seen.get("runs", {})
+    info = PlanInfo(tools=list(plan.tools), router=plan.router, intent=plan.intent)
+    usage: Usage = seen.get("plan_usage") or Usage()
+    if resolution is None:
+        return FinalEvent(answer=UNAVAILABLE, project=None, plan=info, usage=usage,
+                          conversation_id=conversation_id)
+    if resolution.project is None:
+        return FinalEvent(answer=write_no_project_reply(question, resolution.suggestions),
+                          project=None, suggestions=resolution.suggestions, plan=info,
+                          usage=usage, conversation_id=conversation_id)
+    results: dict[str, ToolResult] = {tool: run.result for tool, run in runs.items()}
+    sources = sources_of(results)
+    verdict = assess(results)
+    text, report = write_answer(resolution.project, results, verdict, sources)
+    return FinalEvent(answer=text, project=resolution.project, suggestions=resolution.suggestions,
+                      plan=info, results=results, sources=sources, usage=usage,
+                      price_history=price_history_of(results), report=report,
+                      conversation_id=conversation_id)
+
+
+async def answer(deps: Deps, question: str, *, conversation_id: str | None = None,
+                 tools: Sequence[ToolName] | None = None, refresh: bool = False) -> FinalEvent:
+    """Answer `question` without streaming: the final event."""
+    final: FinalEvent | None = None
+    async for event in answer_stream(deps, question, conversation_id=conversation_id,
+                                     tools=tools, refresh=refresh):
+        if isinstance(event, FinalEvent):
+            final = event
+    assert final is not None  # answer_stream always ends with a final event
+    return final

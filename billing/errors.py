@@ -1,0 +1,45 @@
+"""Billing's exceptions, one hierarchy for the package.
+
+    BillingError
+    ├── InvalidIdentity        an identity string that is not `<kind>:<id>` of a known kind
+    ├── AccountNotFound        no account with that id
+    ├── LinkCodeInvalid        unknown, expired, already used, or too many attempts
+    ├── QuotaUnavailable       neither Redis nor PostgreSQL could decide a free-tier request
+    ├── BillingNotConfigured   Stripe keys or the tier's price id are not set
+    ├── PaymentProviderError   Stripe refused or could not be reached
+    └── WebhookRejected        bad signature, stale/future timestamp, or malformed payload
+"""
+
+from __future__ import annotations
+
+
+class BillingError(Exception):
+    """Base class for every billing failure."""
+
+
+class InvalidIdentity(BillingError, ValueError):
+    pass
+
+
+class AccountNotFound(BillingError, LookupError):
+    pass
+
+
+class LinkCodeInvalid(BillingError):
+    pass
+
+
+class QuotaUnavailable(BillingError):
+    pass
+
+
+class BillingNotConfigured(BillingError):
+    pass
+
+
+class PaymentProviderError(BillingError):
+    pass
+
+
+class WebhookRejected(BillingError):
+    pass

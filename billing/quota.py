@@ -1,0 +1,254 @@
+"""Per-account quotas: a minute and a UTC-day window, checked and consumed atomically.
+
+`consume_request` runs one Redis Lua script (see `billing.quota_store` for the script, the
+PostgreSQL fallback and how the two are reconciled). Anonymous web visitors also pass their
+client IP, which adds a free-tier `web-ip:<ip>` bucket to the same atomic step, so clearing
+cookies does not reset the quota.
+
+When neither Redis nor PostgreSQL can decide, paid tiers are admitted (no paid request is
+refused for infrastructure reasons) and free requests raise `QuotaUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+
+from billing import quota_store as store
+from billing.accounts import Account
+from billing.errors import QuotaUnavailable
+from chainlens.deps import Deps
+from chainlens.settings import TierName
+
+log = logging.getLogger(__name__)
+
+WindowName = Literal["minute", "day"]
+Backend = Literal["redis", "postgres", "none"]
+_PG_DOWN_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: datetime
+    retry_after_s: int | None
+    window: WindowName | None
+    tier: TierName
+    upgrade_url: str = ""
+    # What the decision consumed, so a refund gives back exactly that.
+    plan: store.Plan | None = field(default=None, repr=False, compare=False)
+    backend: Backend = "redis"
+
+    def refusal_message(self) -> str:
+        """The refusal in words, for bots and the web widget."""
+        if self.allowed:
+            return ""
+        wait = _human_duration(self.retry_after_s or 0)
+        if self.window == "minute":
+            text = (f"Slow down a little: the {self.tier} plan allows {self.limit} "
+                    f"request{'s' if self.limit != 1 else ''} per minute. Try again in {wait}.")
+        else:
+            text = (f"You have used all {self.limit} requests for today on the {self.tier} "
+                    f"plan. Your quota resets at 00:00 UTC (in {wait}).")
+        if self.tier != "enterprise" and self.upgrade_url:
+            text += f" Upgrade for more: {self.upgrade_url}"
+        return text
+
+
+def _human_duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 1)} s"
+    hours, rest = divmod(seconds, 3600)
+    minutes = math.ceil(rest / 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def upgrade_url(deps: Deps) -> str:
+    return str(deps.settings.public_base_url).rstrip("/") + "/pricing"
+
+
+def _buckets(deps: Deps, account: Account, client_ip: str | None) -> list[store.Bucket]:
+    limits = account.limits(deps.settings)
+    buckets = [store.Bucket(f"acct:{account.id}", limits.minute, limits.daily)]
+    if client_ip:
+        free = deps.settings.limits_for("free")
+        buckets.append(store.Bucket(f"web-ip:{client_ip}", free.minute, free.daily))
+    return buckets
+
+
+def _decide(deps: Deps, account: Account, plan: store.Plan, now: float, *, allowed: bool,
+            refused: tuple[int, WindowName] | None, counts: dict[str, tuple[int, int]],
+            backend: Backend) -> QuotaDecision:
+    """Build the decision from (minute, day) counts per bucket."""
+    url = upgrade_url(deps)
+    if refused is not None:
+        index, window = refused
+        bucket = plan.buckets[index]
+        end = plan.minute.end_epoch if window == "minute" else plan.day.end_epoch
+        limit = bucket.minute_limit if window == "minute" else bucket.day_limit
+        return QuotaDecision(
+            allowed=False, limit=limit, remaining=0, reset_at=datetime.fromtimestamp(end, UTC),
+            retry_after_s=max(1, math.ceil(end - now)), window=window, tier=account.tier,
+            upgrade_url=url, plan=plan, backend=backend)
+    # Allowed (or a peek): report the day window of the tightest bucket.
+    tightest = min(plan.buckets, key=lambda b: b.day_limit - counts[b.name][1])
+    return QuotaDecision(
+        allowed=allowed, limit=tightest.day_limit,
+        remaining=max(0, tightest.day_limit - counts[tightest.name][1]),
+        reset_at=datetime.fromtimestamp(plan.day.end_epoch, UTC), retry_after_s=None,
+        window=None, tier=account.tier, upgrade_url=url, plan=plan, backend=backend)
+
+
+def _script_args(plan: store.Plan, mode: str,
+                 seeds: dict[tuple[str, str], int] | None) -> list[object]:
+    args: list[object] = [plan.minute.end_epoch + store._MINUTE_GRACE_S,
+                          plan.day.end_epoch + store._DAY_GRACE_S, mode, "1" if seeds else "0"]
+    for b in plan.buckets:
+        args += [b.minute_limit, b.day_limit,
+                 (seeds or {}).get((b.name, "minute"), 0), (seeds or {}).get((b.name, "day"), 0)]
+    return args
+
+
+async def _reseed_dirty(deps: Deps, now: float) -> None:
+    """Redis is back: lift its counters to PostgreSQL's for buckets decided there meanwhile."""
+    dirty = store.dirty_buckets(deps)
+    if not dirty:
+        return
+    names = sorted(dirty)
+    plan = store.Plan.at([store.Bucket(n, 1, 1) for n in names], now)
+    seeds = await store.ledger_counts(deps.db, plan.ledger_rows())
+    # peek mode with seeds: only raises counters, consumes nothing
+    await store.run_script(deps.redis, store.CONSUME_LUA, plan.redis_keys(deps),
+                           _script_args(plan, "peek", seeds))
+    dirty.difference_update(names)
+    log.info("quota: re-seeded %d bucket(s) into Redis from PostgreSQL", len(names))
+
+
+async def _via_redis(deps: Deps, account: Account, plan: store.Plan, now: float,
+                     mode: str) -> QuotaDecision:
+    await _reseed_dirty(deps, now)
+    keys = plan.redis_keys(deps)
+    result = await store.run_script(deps.redis, store.CONSUME_LUA, keys, _script_args(plan, mode, None))
+    if result[0] == -1:
+        # A day key is missing: a new day, or a Redis that lost its data. Seed from PostgreSQL.
+        seeds = await store.ledger_counts(deps.db, plan.ledger_rows())
+        result = await store.run_script(deps.redis, store.CONSUME_LUA, keys,
+                                        _script_args(plan, mode, seeds))
+    store.mark_redis_up(deps.redis)
+    allowed, index, window_code, flat = result[0] == 1, result[1], result[2], result[3:]
+    counts = {b.name: (flat[2 * i], flat[2 * i + 1]) for i, b in enumerate(plan.buckets)}
+    if allowed and mode == "consume":
+        rows = [(b.name, kind, w.start) for b in plan.buckets
+                for kind, w in (("minute", plan.minute), ("day", plan.day))]
+        store.mirror_for(deps).record(rows, [c for b in plan.buckets for c in counts[b.name]])
+    refused = None if allowed else (index - 1, "minute" if window_code == 1 else "day")
+    return _decide(deps, account, plan, now, allowed=allowed, refused=refused,  # type: ignore[arg-type]
+                   counts=counts, backend="redis")
+
+
+async def _via_postgres(deps: Deps, account: Account, plan: store.Plan, now: float,
+                        mode: str) -> QuotaDecision:
+    await store.mirror_for(deps).flush()
+    refused_at: tuple[str, str] | None = None
+    async with deps.db.acquire() as conn:
+        if mode == "consume":
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                refused_at = await store.ledger_consume(conn, plan)
+            except BaseException:
+                await tx.rollback()
+                raise
+            if refused_at is None:
+                await tx.commit()
+            else:
+                await tx.rollback()
+        raw = await store.ledger_counts(conn, plan.ledger_rows())
+    if mode == "consume":
+        store.dirty_buckets(deps).update(b.name for b in plan.buckets)
+    counts = {b.name: (raw[(b.name, "minute")], raw[(b.name, "day")]) for b in plan.buckets}
+    refused: tuple[int, WindowName] | None = None
+    if refused_at is not None:
+        index = [b.name for b in plan.buckets].index(refused_at[0])
+        refused = (index, "minute" if refused_at[1] == "minute" else "day")
+    elif mode == "peek":
+        for i, b in enumerate(plan.buckets):
+            m, d = counts[b.name]
+            if d >= b.day_limit or m >= b.minute_limit:
+                refused = (i, "day" if d >= b.day_limit else "minute")
+                break
+    return _decide(deps, account, plan, now, allowed=refused is None, refused=refused,
+                   counts=counts, backend="postgres")
+
+
+async def _decide_request(deps: Deps, account: Account, client_ip: str | None,
+                          mode: str) -> QuotaDecision:
+    now = time.time()
+    plan = store.Plan.at(_buckets(deps, account, client_ip), now)
+    if store.redis_usable(deps.redis):
+        try:
+            return await _via_redis(deps, account, plan, now, mode)
+        except store.REDIS_DOWN_ERRORS as exc:
+            store.mark_redis_down(deps.redis)
+            log.warning("quota: Redis unavailable (%s); deciding from PostgreSQL",
+                        type(exc).__name__)
+    try:
+        return await _via_postgres(deps, account, plan, now, mode)
+    except _PG_DOWN_ERRORS as exc:
+        if account.tier == "free":
+            raise QuotaUnavailable("quota store unavailable") from exc
+        log.error("quota: Redis and PostgreSQL unavailable; admitting %s request", account.tier)
+        counts = {b.name: (0, 0) for b in plan.buckets}
+        return _decide(deps, account, plan, now, allowed=True, refused=None, counts=counts,
+                       backend="none")
+
+
+async def consume_request(deps: Deps, account: Account, *,
+                          client_ip: str | None = None) -> QuotaDecision:
+    """Consume one request from the account (and, for anonymous web, the client IP) or refuse."""
+    return await _decide_request(deps, account, client_ip, "consume")
+
+
+async def quota_status(deps: Deps, account: Account, *,
+                       client_ip: str | None = None) -> QuotaDecision:
+    """Where the account stands now, without consuming anything."""
+    return await _decide_request(deps, account, client_ip, "peek")
+
+
+async def refund_request(deps: Deps, account: Account, decision: QuotaDecision) -> None:
+    """Give back a request whose answer failed completely. Call once per decision."""
+    plan = decision.plan
+    if not decision.allowed or plan is None or decision.backend == "none":
+        return
+    rows = plan.ledger_rows()
+    if decision.backend == "redis" and store.redis_usable(deps.redis):
+        try:
+            await store.run_script(deps.redis, store.REFUND_LUA, plan.redis_keys(deps), [])
+        except store.REDIS_DOWN_ERRORS:
+            store.mark_redis_down(deps.redis)
+        else:
+            store.mirror_for(deps).record_refund(rows)
+            return
+    # Decided (or now only reachable) in PostgreSQL: the ledger is where the count lives.
+    await store.mirror_for(deps).flush()
+    await store.ledger_refund(deps.db, plan)
+    if decision.backend == "postgres" and not (store.dirty_buckets(deps) & {b.name for b in plan.buckets}):
+        # Already re-seeded into Redis, which therefore holds this request too.
+        try:
+            await store.run_script(deps.redis, store.REFUND_LUA, plan.redis_keys(deps), [])
+        except store.REDIS_DOWN_ERRORS:
+            store.mark_redis_down(deps.redis)
+
+
+async def flush_pending(deps: Deps) -> None:
+    """Write this process's pending quota mirror rows to PostgreSQL (call on shutdown)."""
+    await store.mirror_for(deps).flush()

@@ -1,0 +1,305 @@
+"""Quota counters: the Redis script, the PostgreSQL ledger, and the write-behind mirror between.
+
+Redis is the fast path: ONE Lua script reads every window of every bucket, refuses if any is
+spent, else increments them all — check and consume are one atomic step, so concurrent
+callers in any number of processes can never over-admit.
+
+PostgreSQL (`quota_counters`) is the authority while Redis is unreachable. It stays close to
+Redis through a write-behind mirror: each admitted request records the window counts the
+script returned, and a per-process task upserts them with GREATEST in batches, off the answer's
+path. Before the fallback decides anything it drains this process's pending mirror writes, then
+consumes with `INSERT … ON CONFLICT DO UPDATE … WHERE count < limit RETURNING` inside one
+transaction (rows locked in a fixed order), which is exact under concurrency.
+
+When Redis answers again, the buckets this process decided from PostgreSQL are re-seeded into
+Redis with GREATEST(redis, postgres) before the next consume; a Redis that lost its data (a
+missing day key) is seeded from PostgreSQL the same way, inside the consume script.
+
+Limits of the scheme, chosen for speed (the script is one round trip): mirror writes not yet
+flushed when a process crashes AND Redis is lost at the same time are not in PostgreSQL; and a
+network split in which some processes still reach Redis while others fall back lets both sides
+admit up to one window's allowance. Neither can hand anyone unlimited use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from chainlens.deps import Deps
+
+log = logging.getLogger(__name__)
+
+REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+_BREAKER_S = 2.0          # after a Redis failure, go straight to PostgreSQL this long
+_MINUTE_GRACE_S = 60      # keys outlive their window a little so late refunds find them
+_DAY_GRACE_S = 3600
+_PRUNE_EVERY_S = 600
+
+# KEYS: per bucket i, minute key at 2i-1 and day key at 2i.
+# ARGV: minute expire-at, day expire-at, mode ('consume'|'peek'), seeded ('1'|'0'), then per
+# bucket: minute limit, day limit, minute seed, day seed.
+# Returns {allowed, refusing bucket, refusing window (1 minute, 2 day), m1, d1, m2, d2, ...}
+# or {-1} when a day key is missing and no seed was given (Redis may have lost its data).
+CONSUME_LUA = """
+local n = #KEYS / 2
+local seeded = ARGV[4] == '1'
+local counts = {}
+for i = 1, n do
+  local base = 4 + 4 * (i - 1)
+  local mk, dk = KEYS[2 * i - 1], KEYS[2 * i]
+  if seeded then
+    local pairs_ = {{mk, tonumber(ARGV[base + 3]), ARGV[1]}, {dk, tonumber(ARGV[base + 4]), ARGV[2]}}
+    for _, p in ipairs(pairs_) do
+      local cur = tonumber(redis.call('GET', p[1]) or '-1')
+      if p[2] > cur then redis.call('SET', p[1], p[2]) end
+      redis.call('EXPIREAT', p[1], p[3])
+    end
+  elseif redis.call('EXISTS', dk) == 0 then
+    return {-1}
+  end
+  counts[2 * i - 1] = tonumber(redis.call('GET', mk) or '0')
+  counts[2 * i] = tonumber(redis.call('GET', dk) or '0')
+end
+for i = 1, n do
+  local base = 4 + 4 * (i - 1)
+  if counts[2 * i] >= tonumber(ARGV[base + 2]) then return {0, i, 2, unpack(counts)} end
+  if counts[2 * i - 1] >= tonumber(ARGV[base + 1]) then return {0, i, 1, unpack(counts)} end
+end
+if ARGV[3] == 'consume' then
+  for i = 1, n do
+    counts[2 * i - 1] = redis.call('INCR', KEYS[2 * i - 1])
+    redis.call('EXPIREAT', KEYS[2 * i - 1], ARGV[1])
+    counts[2 * i] = redis.call('INCR', KEYS[2 * i])
+    redis.call('EXPIREAT', KEYS[2 * i], ARGV[2])
+  end
+end
+return {1, 0, 0, unpack(counts)}
+"""
+
+# Give back one request in each window; never below zero, never creating a key without TTL.
+REFUND_LUA = """
+for _, k in ipairs(KEYS) do
+  if tonumber(redis.call('GET', k) or '0') > 0 then redis.call('DECR', k) end
+end
+return {1}
+"""
+
+_SHA = {src: hashlib.sha1(src.encode()).hexdigest() for src in (CONSUME_LUA, REFUND_LUA)}
+
+
+async def run_script(redis: Redis, source: str, keys: Sequence[str], args: Sequence[object]) -> list[int]:
+    """EVALSHA, loading the script once if this Redis has not seen it."""
+    try:
+        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)  # type: ignore[misc]
+    except NoScriptError:
+        await redis.script_load(source)
+        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)  # type: ignore[misc]
+    return [int(x) for x in result]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    kind: str            # 'minute' | 'day'
+    start: datetime      # UTC
+    end_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    name: str            # 'acct:<id>' or 'web-ip:<address>'
+    minute_limit: int
+    day_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one decision touches: buckets and the current minute and UTC-day windows."""
+
+    buckets: tuple[Bucket, ...]
+    minute: Window
+    day: Window
+
+    @classmethod
+    def at(cls, buckets: Sequence[Bucket], now: float) -> Plan:
+        minute_start = int(now // 60) * 60
+        day_start = int(now // 86400) * 86400
+        return cls(
+            buckets=tuple(buckets),
+            minute=Window("minute", datetime.fromtimestamp(minute_start, UTC), minute_start + 60),
+            day=Window("day", datetime.fromtimestamp(day_start, UTC), day_start + 86400),
+        )
+
+    def redis_keys(self, deps: Deps) -> list[str]:
+        day_tag = self.day.start.strftime("%Y%m%d")
+        minute_tag = int(self.minute.start.timestamp())
+        keys: list[str] = []
+        for b in self.buckets:
+            keys += [deps.keys("quota", b.name, "m", minute_tag), deps.keys("quota", b.name, "d", day_tag)]
+        return keys
+
+    def ledger_rows(self) -> list[tuple[str, str, datetime]]:
+        """(bucket, window, start) in the one lock order every transaction uses."""
+        rows = [(b.name, w.kind, w.start) for b in self.buckets for w in (self.day, self.minute)]
+        return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+# --- process-local state: breaker, dirty buckets, mirror -------------------------------------
+
+_redis_down_until: dict[int, float] = {}
+_dirty: dict[str, set[str]] = {}          # key prefix -> buckets decided from PostgreSQL
+
+
+def redis_usable(redis: Redis) -> bool:
+    return time.monotonic() >= _redis_down_until.get(id(redis), 0.0)
+
+
+def mark_redis_down(redis: Redis) -> None:
+    _redis_down_until[id(redis)] = time.monotonic() + _BREAKER_S
+
+
+def mark_redis_up(redis: Redis) -> None:
+    _redis_down_until.pop(id(redis), None)
+
+
+def dirty_buckets(deps: Deps) -> set[str]:
+    return _dirty.setdefault(deps.keys.prefix, set())
+
+
+@dataclass
+class Mirror:
+    """Write-behind of Redis window counts into `quota_counters`, batched, one task per pool."""
+
+    pool: asyncpg.Pool
+    highs: dict[tuple[str, str, datetime], int] = field(default_factory=dict)
+    refunds: list[tuple[str, str, datetime]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    last_prune: float = 0.0
+
+    def record(self, rows: Sequence[tuple[str, str, datetime]], counts: Sequence[int]) -> None:
+        for row, count in zip(rows, counts, strict=True):
+            if count > self.highs.get(row, -1):
+                self.highs[row] = count
+        self._schedule()
+
+    def record_refund(self, rows: Sequence[tuple[str, str, datetime]]) -> None:
+        self.refunds.extend(rows)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def flush(self) -> None:
+        """Wait until every recorded count is in PostgreSQL (or its write has failed)."""
+        while self.task is not None and not self.task.done():
+            await asyncio.shield(self.task)
+        if self.highs or self.refunds:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self.highs or self.refunds:
+            highs, self.highs = self.highs, {}
+            refunds, self.refunds = self.refunds, []
+            try:
+                await self._write(highs, refunds)
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                # Redis still holds these counts; only a simultaneous Redis loss would miss them.
+                log.warning("quota mirror write failed (%s rows): %s", len(highs), type(exc).__name__)
+
+    async def _write(self, highs: dict[tuple[str, str, datetime], int],
+                     refunds: list[tuple[str, str, datetime]]) -> None:
+        items = sorted(highs.items())
+        async with self.pool.acquire() as conn, conn.transaction():
+            if items:
+                await conn.execute(
+                    """
+                    INSERT INTO quota_counters (bucket, window_kind, window_start, count)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[])
+                    ORDER BY 1, 2, 3
+                    ON CONFLICT (bucket, window_kind, window_start)
+                    DO UPDATE SET count = GREATEST(quota_counters.count, EXCLUDED.count)
+                    """,
+                    [k[0] for k, _ in items], [k[1] for k, _ in items],
+                    [k[2] for k, _ in items], [v for _, v in items])
+            for bucket, kind, start in sorted(refunds):
+                await conn.execute(
+                    "UPDATE quota_counters SET count = count - 1 WHERE bucket = $1"
+                    " AND window_kind = $2 AND window_start = $3 AND count > 0",
+                    bucket, kind, start)
+            if time.monotonic() - self.last_prune > _PRUNE_EVERY_S:
+                self.last_prune = time.monotonic()
+                await conn.execute(
+                    "DELETE FROM quota_counters WHERE window_start < now() - interval '2 days'")
+
+
+_mirrors: dict[int, Mirror] = {}
+
+
+def mirror_for(deps: Deps) -> Mirror:
+    mirror = _mirrors.get(id(deps.db))
+    if mirror is None or mirror.pool is not deps.db:
+        mirror = _mirrors[id(deps.db)] = Mirror(deps.db)
+    return mirror
+
+
+# --- PostgreSQL ledger ------------------------------------------------------------------------
+
+async def ledger_counts(db: asyncpg.Pool | asyncpg.Connection,
+                        rows: Sequence[tuple[str, str, datetime]]) -> dict[tuple[str, str], int]:
+    """Current PostgreSQL counts for (bucket, window) of the given rows (missing = 0)."""
+    found = await db.fetch(
+        """
+        SELECT q.bucket, q.window_kind, q.count FROM quota_counters q
+        JOIN unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(bucket, kind, start)
+          ON q.bucket = r.bucket AND q.window_kind = r.kind AND q.window_start = r.start
+        """,
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    counts = {(r[0], r[1]): 0 for r in rows}
+    counts.update({(r["bucket"], r["window_kind"]): int(r["count"]) for r in found})
+    return counts
+
+
+async def ledger_consume(conn: asyncpg.Connection, plan: Plan) -> tuple[str, str] | None:
+    """Consume one request in every window inside the caller's transaction.
+
+    Returns None when admitted, else the (bucket, window) that refused; the caller rolls back.
+    """
+    limits = {b.name: {"minute": b.minute_limit, "day": b.day_limit} for b in plan.buckets}
+    for bucket, kind, start in plan.ledger_rows():
+        count = await conn.fetchval(
+            """
+            INSERT INTO quota_counters (bucket, window_kind, window_start, count)
+            VALUES ($1, $2, $3, 1)
+            ON CONFLICT (bucket, window_kind, window_start)
+            DO UPDATE SET count = quota_counters.count + 1 WHERE quota_counters.count < $4
+            RETURNING count
+            """,
+            bucket, kind, start, limits[bucket][kind])
+        if count is None:
+            return bucket, kind
+    return None
+
+
+async def ledger_refund(db: asyncpg.Pool, plan: Plan) -> None:
+    rows = plan.ledger_rows()
+    await db.execute(
+        """
+        UPDATE quota_counters q SET count = q.count - 1
+        FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(bucket, kind, start)
+        WHERE q.bucket = r.bucket AND q.window_kind = r.kind AND q.window_start = r.start
+          AND q.count > 0
+        """,
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])

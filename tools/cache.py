@@ -1,0 +1,187 @@
+"""The layered analysis cache: Redis (hot, zlib JSON, TTL by volatility), PostgreSQL history
+(warm and stale fallback), and single-flight so concurrent asks make one upstream fetch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from redis.exceptions import RedisError
+
+from chainlens.deps import Deps
+from tools.results import RESULT_TYPES, ToolName, ToolResult, utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BASE_TTL_S = 300
+PARTIAL_TTL_S = 60  # a result missing a source is retried sooner
+VOLATILITY_HINT_TTL_S = 24 * 3600
+LOCK_MS = 30_000
+WAIT_POLL_S = 0.05
+
+# Release the cross-process lock only if we still own it.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def l1_key(deps: Deps, tool: ToolName, project_id: str) -> str:
+    return deps.keys("analysis", tool, project_id, "v1")
+
+
+def ttl_for(volatility: float | None, *, partial: bool = False) -> int:
+    """300 s, halved for very volatile coins (> 0.8 annualised), doubled for calm ones (< 0.3)."""
+    if partial:
+        return PARTIAL_TTL_S
+    if volatility is None:
+        return BASE_TTL_S
+    if volatility > 0.8:
+        return BASE_TTL_S // 2
+    if volatility < 0.3:
+        return BASE_TTL_S * 2
+    return BASE_TTL_S
+
+
+def encode(result: ToolResult) -> bytes:
+    return zlib.compress(result.model_dump_json().encode(), 6)
+
+
+def decode(tool: ToolName, raw: bytes) -> ToolResult:
+    return RESULT_TYPES[tool].model_validate_json(zlib.decompress(raw))
+
+
+async def read_l1(deps: Deps, tool: ToolName, project_id: str) -> ToolResult | None:
+    try:
+        raw = await deps.redis.get(l1_key(deps, tool, project_id))
+    except RedisError as exc:
+        log.warning("hot cache unavailable: %s", exc)
+        return None
+    if raw is None:
+        return None
+    try:
+        return decode(tool, raw)
+    except (zlib.error, ValueError) as exc:  # an old or corrupt entry is a miss, not an error
+        log.warning("dropping unreadable cache entry for %s/%s: %s", tool, project_id, exc)
+        return None
+
+
+async def write_l1(deps: Deps, result: ToolResult, ttl_s: int) -> None:
+    try:
+        await deps.redis.set(l1_key(deps, result.tool, result.project_id), encode(result),
+                             ex=max(1, ttl_s))
+    except RedisError as exc:
+        log.warning("could not write hot cache: %s", exc)
+
+
+async def volatility_hint(deps: Deps, project_id: str) -> float | None:
+    """The project's last known annualised volatility (set by the onchain tool)."""
+    try:
+        raw = await deps.redis.get(deps.keys("volatility", project_id))
+    except RedisError:
+        return None
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+async def remember_volatility(deps: Deps, project_id: str, volatility: float | None) -> None:
+    if volatility is None or not math.isfinite(volatility):
+        return
+    try:
+        await deps.redis.set(deps.keys("volatility", project_id), f"{volatility:.4f}",
+                             ex=VOLATILITY_HINT_TTL_S)
+    except RedisError as exc:
+        log.warning("could not store volatility hint: %s", exc)
+
+
+async def save_snapshot(deps: Deps, result: ToolResult) -> None:
+    """Append the result to analysis_snapshots (history, warm cache, stale fallback)."""
+    await deps.db.execute(
+        "INSERT INTO analysis_snapshots (project_id, module, result, fetched_at) "
+        "VALUES ($1, $2, $3::jsonb, $4)",
+        result.project_id, result.tool, result.model_dump(mode="json"), result.as_of)
+
+
+async def latest_snapshot(deps: Deps, tool: ToolName,
+                          project_id: str) -> tuple[ToolResult, datetime] | None:
+    row = await deps.db.fetchrow(
+        "SELECT result, fetched_at FROM analysis_snapshots WHERE project_id = $1 AND module = $2 "
+        "ORDER BY fetched_at DESC LIMIT 1", project_id, tool)
+    if row is None:
+        return None
+    return RESULT_TYPES[tool].model_validate(row["result"]), row["fetched_at"]
+
+
+def age_seconds(fetched_at: datetime) -> float:
+    return max(0.0, (utcnow() - fetched_at).total_seconds())
+
+
+# --- single-flight ------------------------------------------------------------------------------
+
+_INFLIGHT: dict[str, asyncio.Future[object]] = {}
+
+
+async def single_flight(deps: Deps, key: str, produce: Callable[[], Awaitable[T]],
+                        poll: Callable[[], Awaitable[T | None]], *,
+                        wait_s: float = LOCK_MS / 1000) -> T:
+    """One `produce()` per key: in-process callers share a future; other processes wait on a
+    Redis lock (SET NX PX) and poll `poll()` (the hot cache) until the owner has written it."""
+    existing = _INFLIGHT.get(key)
+    if existing is not None:
+        return await asyncio.shield(existing)  # type: ignore[return-value]
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    _INFLIGHT[key] = future
+    try:
+        value = await _across_processes(deps, key, produce, poll, wait_s)
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            future.set_exception(exc)
+            future.exception()  # nobody may be waiting; do not warn about it
+        else:
+            future.cancel()
+        raise
+    else:
+        future.set_result(value)
+        return value
+    finally:
+        _INFLIGHT.pop(key, None)
+
+
+async def _across_processes(deps: Deps, key: str, produce: Callable[[], Awaitable[T]],
+                            poll: Callable[[], Awaitable[T | None]], wait_s: float) -> T:
+    lock_key, token = key + ":lock", uuid.uuid4().hex
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        try:
+            acquired = await deps.redis.set(lock_key, token, nx=True, px=LOCK_MS)
+        except RedisError as exc:
+            log.warning("single-flight lock unavailable, fetching anyway: %s", exc)
+            return await produce()
+        if acquired:
+            try:
+                return await produce()
+            finally:
+                try:
+                    await deps.redis.eval(_RELEASE, 1, lock_key, token)  # type: ignore[misc]
+                except RedisError as exc:
+                    log.warning("could not release lock %s (expires by itself): %s", lock_key, exc)
+        # another process is fetching: wait for its result in the hot cache
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(WAIT_POLL_S)
+            found = await poll()
+            if found is not None:
+                return found
+            try:
+                if not await deps.redis.exists(lock_key):
+                    break  # the owner finished without caching (sources down): try ourselves
+            except RedisError:
+                break
+        else:
+            log.warning("gave up waiting for %s after %.0fs; fetching ourselves", key, wait_s)
+            return await produce()

@@ -1,0 +1,66 @@
+"""Bookkeeping shared by the tools: which sources were called, which answered, what is missing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tools.http import SourceError
+from tools.results import Evidence, ToolResult, utcnow
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Collector:
+    """Runs source calls, turning each SourceError into `missing` entries for its fields."""
+
+    evidence: list[Evidence] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)
+    called: list[str] = field(default_factory=list)
+    ok: set[str] = field(default_factory=set)
+
+    async def fetch(self, source: str, call: Awaitable[T], *, fields: tuple[str, ...],
+                    url: str) -> T | None:
+        """Await one source call; on failure record why each of `fields` is unknown."""
+        if source not in self.called:
+            self.called.append(source)
+        try:
+            value = await call
+        except SourceError as exc:
+            for name in fields:
+                self.missing.setdefault(name, f"{exc.source} could not be fetched: {exc.reason}")
+            return None
+        self.ok.add(source)
+        if not any(e.source == source and e.url == url for e in self.evidence):
+            self.evidence.append(Evidence(source=source, url=url, fetched_at=utcnow()))
+        return value
+
+    def lack(self, name: str, why: str) -> None:
+        self.missing.setdefault(name, why)
+
+    def fill_unreported(self, result: ToolResult, fields: dict[str, str]) -> None:
+        """Any field still None gets a reason: its source answered without it."""
+        for name, source in fields.items():
+            if getattr(result, name) is None and name not in self.missing and source in self.ok:
+                self.missing[name] = f"{source} did not report it"
+
+    def finish(self, result: ToolResult) -> None:
+        result.evidence = list(self.evidence)
+        result.missing = dict(self.missing)
+        if self.evidence:
+            result.as_of = max(e.fetched_at for e in self.evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRun:
+    """One live run of a tool: its result and what it cost."""
+
+    result: Any  # a ToolResult subclass
+    called: list[str]
+    ok: set[str]
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.called) and not self.ok

@@ -1,0 +1,75 @@
+/* Account page: every value is written with textContent, never as HTML. */
+(function () {
+  "use strict";
+  function $(id) { return document.getElementById(id); }
+  function api(method, path, body) {
+    return fetch(path, {
+      method: method, credentials: "same-origin",
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        var data = t ? JSON.parse(t) : {};
+        if (!r.ok) throw new Error((data.error && data.error.message) || ("HTTP " + r.status));
+        return data;
+      });
+    });
+  }
+  function load() {
+    api("GET", "/api/account").then(function (a) {
+      $("tier").textContent = a.tier;
+      $("usage").textContent = a.daily_used + " of " + a.daily_limit;
+      $("cost").textContent = "$" + Number(a.monthly_cost).toFixed(4);
+      $("subscription").textContent = a.subscription ? (a.subscription.status + (a.subscription.expires_at ? " until " + a.subscription.expires_at : "")) : "none";
+      $("signin").hidden = !a.anonymous;
+      var list = $("identities"); list.textContent = "";
+      a.identities.forEach(function (i) { var li = document.createElement("li"); li.textContent = i; list.appendChild(li); });
+    }).catch(function (e) { $("billing-msg").textContent = e.message; });
+    api("GET", "/api/keys").then(function (keys) {
+      var body = $("keys"); body.textContent = "";
+      (keys.keys || keys).forEach(function (k) {
+        var tr = document.createElement("tr");
+        [k.name || "", k.prefix + "…", k.created_at || ""].forEach(function (v) {
+          var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+        });
+        var td = document.createElement("td"); var b = document.createElement("button");
+        b.type = "button"; b.textContent = "Revoke";
+        b.addEventListener("click", function () { api("DELETE", "/api/keys/" + k.id).then(load); });
+        td.appendChild(b); tr.appendChild(td); body.appendChild(tr);
+      });
+    }).catch(function () {});
+  }
+  $("upgrade").addEventListener("click", function () {
+    api("POST", "/api/payment/checkout", { tier: "pro" })
+      .then(function (r) { location.href = r.checkout_url; })
+      .catch(function (e) { $("billing-msg").textContent = e.message; });
+  });
+  $("portal").addEventListener("click", function () {
+    api("POST", "/api/payment/portal")
+      .then(function (r) { location.href = r.portal_url; })
+      .catch(function (e) { $("billing-msg").textContent = e.message; });
+  });
+  $("make-code").addEventListener("click", function () {
+    api("POST", "/api/link").then(function (r) { $("code").hidden = false; $("code").textContent = r.code; })
+      .catch(function (e) { $("link-msg").textContent = e.message; });
+  });
+  $("redeem-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    api("POST", "/api/link/redeem", { code: $("redeem").value })
+      .then(function () { $("link-msg").textContent = "Linked."; load(); })
+      .catch(function (err) { $("link-msg").textContent = err.message; });
+  });
+  $("signin-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    api("POST", "/api/auth/magic-link", { email: $("email").value })
+      .then(function () { $("signin-msg").textContent = "Check your inbox for a sign-in link (valid 15 minutes)."; })
+      .catch(function (err) { $("signin-msg").textContent = err.message; });
+  });
+  $("key-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    api("POST", "/api/keys", { name: $("key-name").value }).then(function (r) {
+      $("new-key").textContent = "Your new key (shown once, copy it now): " + r.key; load();
+    }).catch(function (err) { $("new-key").textContent = err.message; });
+  });
+  load();
+})();
