@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,8 +115,10 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
 
 
 def _emit_deterministic(emit: Emit, answer: str) -> None:
-    for part in answer.split("\n\n"):
-        emit(TextEvent(text=part + "\n\n"))
+    # Paragraph by paragraph; the chunks concatenate to exactly `answer`.
+    for part in re.split(r"(?<=\n\n)", answer):
+        if part:
+            emit(TextEvent(text=part))
 
 
 async def _write_with_model(deps: Deps, written: _Written, *, question: str, project: Project,

@@ -86,6 +86,13 @@ async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, 
     except TimeoutError:
         log.warning("%s tool timed out after %.1fs for %s", tool, timeout, project.id)
         run = _failed_run(task, f"timed out after {timeout:g}s", started)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # this answer itself is being cancelled (client gone): stop
+        # A call shared with another tool (single-flight) was cancelled by that tool's timeout.
+        log.warning("%s tool lost a shared upstream call for %s", tool, project.id)
+        run = _failed_run(task, "an upstream call was cancelled", started)
     except Exception:  # run_tool promises not to raise; if it does, the other tools still count
         log.exception("%s tool raised for %s", tool, project.id)
         run = _failed_run(task, "the tool failed unexpectedly", started)

@@ -62,7 +62,7 @@ ASPECTS: dict[ToolName, re.Pattern[str]] = {
         r"total\s+value\s+locked", r"worth\s+now",
     ),
     "sentiment": _words(
-        r"sentiment", r"mood", r"buzz\w*", r"hype\w*", r"fud", r"bullish", r"bearish",
+        r"sentiment", r"mood", r"buzz(?:ing|y)?", r"hyped?", r"hypes", r"fud", r"bullish", r"bearish",
         r"what\s+(?:are\s+)?(?:people|folks|others|the\s+crowd|everyone|ct)\s+(?:say|saying|think|thinking)",
         r"(?:people|crowd|everyone|community)\s+(?:say|saying|thinks?|feel\w*)",
         r"saying", r"twitter", r"tweets?", r"x\.com", r"reddit", r"fear\s*(?:and|&)\s*greed",
@@ -73,7 +73,7 @@ ASPECTS: dict[ToolName, re.Pattern[str]] = {
         r"tokenomics?", r"supply", r"circulating", r"max\s+supply", r"inflation\w*", r"inflationary",
         r"unlocks?", r"unlocking", r"vesting", r"vests?", r"emissions?", r"burn\w*", r"fdv",
         r"fully\s+diluted", r"distribution", r"dilution", r"allocation\w*", r"token\s+economics",
-        r"mint\w*", r"honeypot", r"contract\s+risks?", r"cliff", r"token\s+release\w*",
+        r"mint(?:able|ing|ed|s)?", r"honeypot", r"contract\s+risks?", r"cliff", r"token\s+release\w*",
         r"concentrat\w*",
     ),
     "team": _words(
@@ -86,7 +86,7 @@ ASPECTS: dict[ToolName, re.Pattern[str]] = {
     ),
 }
 # "Is it a scam / rug?" is a legitimacy question about both the people and the contract.
-SCAM = _words(r"scam\w*", r"rug\w*", r"rugpull\w*", r"ponzi")
+SCAM = _words(r"scam\w*", r"rug(?:s|ged|ging)?", r"rug\s*pull\w*", r"ponzi")
 
 
 def aspects_in(text: str) -> set[ToolName]:

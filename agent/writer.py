@@ -11,7 +11,16 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel
 
 from agent.assess import NOT_ADVICE, Assessment
-from agent.facts import TOOL_TITLES, Source, facts_of, human_age, risks_of
+from agent.facts import (
+    TOOL_TITLES,
+    Source,
+    facts_of,
+    human_age,
+    known_urls,
+    numeric_fields,
+    risks_of,
+)
+from agent.guard import AnswerGuard, allowed_values
 from tools.results import Project, SentimentResult, ToolResult
 
 DETERMINISTIC_LABEL = "_Written by ChainLens's rule-based writer (no language model was used)._"
@@ -31,14 +40,22 @@ class Report(BaseModel):
 def build_report(project: Project, results: Mapping[str, ToolResult],
                  verdict: Assessment) -> Report:
     """Summary, top 3 insights, stance and risks from the results, by fixed rules."""
-    facts = {tool: facts_of(r) for tool, r in results.items()}
+    raw_facts = {tool: facts_of(r) for tool, r in results.items()}
+    raw_risks = [risk for r in results.values() for risk in risks_of(r)]
+    # Facts and risks can quote third-party text (headlines): the same guard as model output.
+    guard = AnswerGuard(
+        allowed=allowed_values(numeric_fields(results),
+                               [f for fs in raw_facts.values() for f in fs] + raw_risks),
+        urls=known_urls(results), stance=verdict.stance, risk_score=verdict.risk_score)
+    facts = {tool: [line for f in fs if (line := guard.check_line(f))]
+             for tool, fs in raw_facts.items()}
+    risks = [line for r in raw_risks if (line := guard.check_line(r))]
     insights: list[str] = []
     # One insight per tool first, so a three-tool answer covers three angles.
     for depth in range(3):
         for tool in results:
             if len(insights) < 3 and depth < len(facts[tool]):
                 insights.append(facts[tool][depth])
-    risks = [risk for r in results.values() for risk in risks_of(r)]
     for tool, r in results.items():
         if r.stale:
             risks.append(f"{TOOL_TITLES[tool]} data is from an older snapshot ({human_age(r.age_seconds)}).")

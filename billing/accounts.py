@@ -43,6 +43,7 @@ _IDENTITY_PATTERNS = {
     "discord": re.compile(r"\d{1,20}"),
     "web": re.compile(r"[^@\s:]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}"),
     "web-anon": re.compile(r"[A-Za-z0-9_-]{16,64}"),
+    "api-key": re.compile(r"\d{1,19}"),   # resolved through api_keys, never created here
 }
 
 
@@ -115,6 +116,12 @@ class _LostRace(Exception):
 async def account_for_identity(deps: Deps, identity: str) -> Account:
     """The account behind an identity, creating a free account on first contact."""
     identity = normalize_identity(identity)
+    if identity_kind(identity) == "api-key":
+        owner = await deps.db.fetchval(
+            "SELECT user_id FROM api_keys WHERE id = $1 AND revoked_at IS NULL", int(identity[8:]))
+        if owner is None:
+            raise AccountNotFound("API key unknown or revoked")
+        return await get_account(deps, int(owner))
     for _ in range(3):
         row = await deps.db.fetchrow(
             "SELECT u.* FROM identities i JOIN users u ON u.id = i.user_id WHERE i.identity = $1",
@@ -208,6 +215,8 @@ async def _count_attempt(deps: Deps, identity: str) -> None:
 async def redeem_link_code(deps: Deps, identity: str, code: str) -> Account:
     """Attach `identity` to the code's account (merging accounts); return the resulting account."""
     identity = normalize_identity(identity)
+    if identity_kind(identity) == "api-key":
+        raise InvalidIdentity("an API key is not a channel identity and cannot be linked")
     await _count_attempt(deps, identity)
     code_hash = _code_hash(deps.settings, _normalize_code(code))
     async with deps.db.acquire() as conn, conn.transaction():

@@ -53,10 +53,11 @@ async def revoke_api_key(deps: Deps, account: Account, key_id: int) -> bool:
     return done is not None
 
 
-async def account_for_api_key(deps: Deps, key: str) -> Account | None:
-    """The account a live key belongs to, or None."""
+async def account_for_api_key(deps: Deps, key: str) -> tuple[int, Account] | None:
+    """(key id, owning account) for a live key, or None."""
     if not key.startswith(KEY_PREFIX):
         return None
-    user_id = await deps.db.fetchval(
-        "SELECT user_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(key))
-    return None if user_id is None else await get_account(deps, int(user_id))
+    row = await deps.db.fetchrow(
+        "SELECT id, user_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash_key(key))
+    return None if row is None else (int(row["id"]), await get_account(deps, int(row["user_id"])))

@@ -44,6 +44,8 @@ class QuotaDecision:
     window: WindowName | None
     tier: TierName
     upgrade_url: str = ""
+    day_used: int = 0          # the day window of the tightest bucket, whatever refused
+    day_limit: int = 0
     # What the decision consumed, so a refund gives back exactly that.
     plan: store.Plan | None = field(default=None, repr=False, compare=False)
     backend: Backend = "redis"
@@ -77,8 +79,9 @@ def upgrade_url(deps: Deps) -> str:
 
 
 def _buckets(deps: Deps, account: Account, client_ip: str | None) -> list[store.Bucket]:
-    limits = account.limits(deps.settings)
-    buckets = [store.Bucket(f"acct:{account.id}", limits.minute, limits.daily)]
+    default = deps.settings.limits_for(account.tier)
+    buckets = [store.Bucket(f"acct:{account.id}", account.minute_limit or default.minute,
+                            account.daily_limit or default.daily)]
     if client_ip:
         free = deps.settings.limits_for("free")
         buckets.append(store.Bucket(f"web-ip:{client_ip}", free.minute, free.daily))
@@ -90,6 +93,9 @@ def _decide(deps: Deps, account: Account, plan: store.Plan, now: float, *, allow
             backend: Backend) -> QuotaDecision:
     """Build the decision from (minute, day) counts per bucket."""
     url = upgrade_url(deps)
+    tightest = min(plan.buckets, key=lambda b: b.day_limit - counts[b.name][1])
+    day = {"day_used": min(counts[tightest.name][1], tightest.day_limit),
+           "day_limit": tightest.day_limit}
     if refused is not None:
         index, window = refused
         bucket = plan.buckets[index]
@@ -98,14 +104,13 @@ def _decide(deps: Deps, account: Account, plan: store.Plan, now: float, *, allow
         return QuotaDecision(
             allowed=False, limit=limit, remaining=0, reset_at=datetime.fromtimestamp(end, UTC),
             retry_after_s=max(1, math.ceil(end - now)), window=window, tier=account.tier,
-            upgrade_url=url, plan=plan, backend=backend)
+            upgrade_url=url, plan=plan, backend=backend, **day)
     # Allowed (or a peek): report the day window of the tightest bucket.
-    tightest = min(plan.buckets, key=lambda b: b.day_limit - counts[b.name][1])
     return QuotaDecision(
         allowed=allowed, limit=tightest.day_limit,
         remaining=max(0, tightest.day_limit - counts[tightest.name][1]),
         reset_at=datetime.fromtimestamp(plan.day.end_epoch, UTC), retry_after_s=None,
-        window=None, tier=account.tier, upgrade_url=url, plan=plan, backend=backend)
+        window=None, tier=account.tier, upgrade_url=url, plan=plan, backend=backend, **day)
 
 
 def _script_args(plan: store.Plan, mode: str,
@@ -133,16 +138,45 @@ async def _reseed_dirty(deps: Deps, now: float) -> None:
     log.info("quota: re-seeded %d bucket(s) into Redis from PostgreSQL", len(names))
 
 
+_seed_reads: dict[tuple[str, ...], asyncio.Future[dict[tuple[str, str], int]]] = {}
+
+
+async def _seeds_for(deps: Deps, plan: store.Plan) -> dict[tuple[str, str], int]:
+    """PostgreSQL counts for the plan's windows; concurrent callers share one query."""
+    key = (deps.keys.prefix, *(f"{b}:{k}:{s.isoformat()}" for b, k, s in plan.ledger_rows()))
+    pending = _seed_reads.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[dict[tuple[str, str], int]] = asyncio.get_running_loop().create_future()
+    _seed_reads[key] = future
+    try:
+        seeds = await store.ledger_counts(deps.db, plan.ledger_rows())
+    except _PG_DOWN_ERRORS as exc:
+        # Redis lost its counters and PostgreSQL is down too: start from zero, loudly.
+        log.error("quota: cannot seed Redis from PostgreSQL (%s)", type(exc).__name__)
+        seeds = {(b, k): 0 for b, k, _ in plan.ledger_rows()}
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.add_done_callback(lambda f: f.exception())  # waiters re-raise; none is fine too
+        raise
+    finally:
+        _seed_reads.pop(key, None)
+    future.set_result(seeds)
+    return seeds
+
+
 async def _via_redis(deps: Deps, account: Account, plan: store.Plan, now: float,
                      mode: str) -> QuotaDecision:
-    await _reseed_dirty(deps, now)
+    try:
+        await _reseed_dirty(deps, now)
+    except _PG_DOWN_ERRORS as exc:
+        log.warning("quota: re-seed from PostgreSQL postponed (%s)", type(exc).__name__)
     keys = plan.redis_keys(deps)
     result = await store.run_script(deps.redis, store.CONSUME_LUA, keys, _script_args(plan, mode, None))
     if result[0] == -1:
         # A day key is missing: a new day, or a Redis that lost its data. Seed from PostgreSQL.
-        seeds = await store.ledger_counts(deps.db, plan.ledger_rows())
         result = await store.run_script(deps.redis, store.CONSUME_LUA, keys,
-                                        _script_args(plan, mode, seeds))
+                                        _script_args(plan, mode, await _seeds_for(deps, plan)))
     store.mark_redis_up(deps.redis)
     allowed, index, window_code, flat = result[0] == 1, result[1], result[2], result[3:]
     counts = {b.name: (flat[2 * i], flat[2 * i + 1]) for i, b in enumerate(plan.buckets)}

@@ -93,7 +93,7 @@ async def upgrade(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     base = str(_deps(context).settings.public_base_url).rstrip("/")
     await update.effective_message.reply_text(
         "Pro gives 1,000 requests a day on every channel. Upgrade on the web:",
-        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Upgrade", url=f"{base}/account")]]),
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Upgrade", url=f"{base}/pricing")]]),
     )
 
 
@@ -134,7 +134,7 @@ async def question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 await message.reply_text(
                     event.message,
                     reply_markup=InlineKeyboardMarkup(
-                        [[InlineKeyboardButton("Upgrade", url=f"{base}/account")]]),
+                        [[InlineKeyboardButton("Upgrade", url=f"{base}/pricing")]]),
                 )
                 return
             if event.type == "plan":

@@ -123,7 +123,7 @@ async def open_deps(
 
         llm = _build_llm_router(settings)
 
-        yield Deps(
+        deps = Deps(
             settings=settings,
             db=db,
             redis=redis,
@@ -132,6 +132,13 @@ async def open_deps(
             llm=llm,
             embedded_postgres=embedded_pg,
         )
+        try:
+            yield deps
+        finally:
+            # Quota counts this process still holds in memory go to PostgreSQL before closing.
+            from billing.quota import flush_pending
+
+            await flush_pending(deps)
 
 
 def _build_llm_router(settings: Settings) -> Router | None:

@@ -8,13 +8,14 @@ with tool calls, error statuses, a slow first token and a stream cut midway.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from agent.llm import ModelPrice, build_router
+from chainlens.deps import Deps
+from chainlens.settings import Settings
 
 
 @dataclass
@@ -161,6 +166,18 @@ class FakeLLM:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def with_llm(deps: Deps, server: FakeLLM, *models: str,
+             prices: Mapping[str, ModelPrice] | None = None, **overrides: object) -> Deps:
+    """`deps` whose Router talks to the fake server: models "openai/<name>" in this order."""
+    values: dict[str, Any] = {**deps.settings.model_dump(), "llm_api_base": server.base_url,
+                              "openai_api_key": "sk-test-0000", "llm_timeout_s": 2.0}
+    values.update(overrides)
+    values["llm_models"] = [f"openai/{m}" for m in models]
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    full_prices = {f"openai/{m}": p for m, p in (prices or {}).items()}
+    return dataclasses.replace(deps, settings=settings, llm=build_router(settings, prices=full_prices))
 
 
 @pytest.fixture(scope="session")

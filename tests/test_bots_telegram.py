@@ -89,8 +89,10 @@ async def test_spent_quota_is_refused_in_words_with_upgrade_button(telegram: Any
         pass
     await send(application, "Research Uniswap")
     reply = fake.sent("sendMessage")[-1]
-    assert "limit" in reply["text"].lower()
+    assert "the free plan allows 1 request per minute" in reply["text"]
+    assert "Try again in" in reply["text"]
     assert "Upgrade" in reply["reply_markup"]
+    assert "/pricing" in reply["reply_markup"]
 
 
 async def test_oversized_message_gets_the_limit(telegram: Any) -> None:

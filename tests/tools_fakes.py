@@ -213,6 +213,8 @@ class FakeSources:
                 return "coingecko:chart"
             if path.endswith("/search/trending"):
                 return "coingecko:trending"
+            if path.endswith("/search"):
+                return "coingecko:search"
             return "coingecko:coin"
         if "llama" in host:
             return "defillama:protocols" if path.endswith("/protocols") else "defillama:protocol"
@@ -236,6 +238,7 @@ class FakeSources:
             return json_response(coin_body(coin_id))
         bodies: dict[str, Callable[[], Any]] = {
             "coingecko:chart": chart_body,
+            "coingecko:search": lambda: {"coins": [], "exchanges": [], "nfts": []},
             "coingecko:trending": lambda: {"coins": [{"item": {
                 "id": "uniswap", "name": "Uniswap", "symbol": "UNI", "market_cap_rank": 20,
                 "score": 0}}], "exchanges": []},
@@ -268,3 +271,18 @@ class FakeSources:
 
     def total(self, prefix: str) -> int:
         return sum(n for route, n in self.calls.items() if route.startswith(prefix))
+
+
+def fast_http(deps: Any) -> Any:
+    """Tiny retry waits and a roomy CoinGecko budget so error-path tests take milliseconds."""
+    import dataclasses
+
+    from tools.http import HttpOptions, RetryPolicy, configure_http
+
+    settings = deps.settings.model_copy(update={"coingecko_rate_per_min": 1000})
+    deps = dataclasses.replace(deps, settings=settings)
+    configure_http(deps, HttpOptions(
+        retry=RetryPolicy(attempts=3, base_wait_s=0.001, max_wait_s=0.01, retry_after_cap_s=0.05,
+                          limiter_wait_cap_s=2.0),
+        github_stats_attempts=3, github_stats_wait_s=0.0))
+    return deps

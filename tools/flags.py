@@ -72,7 +72,7 @@ def contract_flags(token: dict[str, Any], holders: Concentration) -> tuple[list[
         points, detail = (rule.points if status == "yes" else 0), None
         if points and rule.kind == "owner" and renounced:
             points, detail = 0, "ownership renounced"
-        elif points and rule.kind in ("contract", "owner") and trusted:
+        elif points and trusted:
             points, detail = points // 2, "halved: on GoPlus trust list or listed on a major exchange"
         flags.append(RiskFlag(name=rule.name, status=status, points=points, detail=detail))  # type: ignore[arg-type]
 

@@ -239,8 +239,8 @@ async def fetch_markets(deps: Deps, *, pages: int = MARKETS_PAGES) -> list[dict[
     """The top coins by market cap from `/coins/markets` (stops at the first failing page)."""
     coins: list[dict[str, Any]] = []
     for page in range(1, pages + 1):
-        params = {"vs_currency": "usd", "order": "market_cap_desc", "per_page": 250,
-                  "page": page, "sparkline": "false"}
+        params: dict[str, str | int] = {"vs_currency": "usd", "order": "market_cap_desc",
+                                        "per_page": 250, "page": page, "sparkline": "false"}
         try:
             body = await _get_json(deps, "/coins/markets", params)
         except (httpx.HTTPError, ValueError) as exc:

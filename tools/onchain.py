@@ -9,6 +9,7 @@ from chainlens.deps import Deps
 from tools import scoring
 from tools.collect import Collector, ToolRun
 from tools.holders import concentration
+from tools.http import SourceError
 from tools.results import OnchainResult, Project
 from tools.sources import coingecko, defillama, goplus
 from tools.sources._util import num
@@ -17,15 +18,30 @@ _CG_FIELDS = ("price_usd", "market_cap_usd", "market_cap_rank", "volume_24h_usd"
               "change_7d_pct", "ath_usd", "ath_change_pct", "fdv_usd", "green_volume_share")
 
 
+async def defillama_slug(deps: Deps, c: Collector, project: Project,
+                         fields: tuple[str, ...]) -> str | None:
+    """The project's DefiLlama slug; the lookup alone does not count as DefiLlama answering."""
+    if project.defillama_slug:
+        return project.defillama_slug
+    try:
+        slug = await defillama.find_slug(deps, project.id)
+    except SourceError as exc:
+        if defillama.SOURCE not in c.called:
+            c.called.append(defillama.SOURCE)
+        for name in fields:
+            c.lack(name, f"DefiLlama could not be fetched: {exc.reason}")
+        return None
+    if slug is None:
+        for name in fields:
+            c.lack(name, "DefiLlama does not list this project")
+    return slug
+
+
 async def tvl_for(deps: Deps, c: Collector, project: Project) -> float | None:
     """Current TVL from DefiLlama, or None (with the reason recorded)."""
-    slug = project.defillama_slug
+    slug = await defillama_slug(deps, c, project, ("tvl_usd",))
     if slug is None:
-        slug = await c.fetch(defillama.SOURCE, defillama.find_slug(deps, project.id),
-                             fields=("tvl_usd",), url="https://defillama.com/")
-        if slug is None:
-            c.lack("tvl_usd", "DefiLlama does not list this project (no TVL)")
-            return None
+        return None
     protocol = await c.fetch(defillama.SOURCE, defillama.fetch_protocol(deps, slug),
                              fields=("tvl_usd",), url=defillama.page_url(slug))
     return defillama.current_tvl(protocol) if protocol else None

@@ -10,6 +10,7 @@ from typing import Any
 from chainlens.deps import Deps
 from tools import scoring
 from tools.collect import Collector, ToolRun
+from tools.onchain import defillama_slug
 from tools.results import Headline, Project, RepoStats, TeamResult
 from tools.sentiment import project_news
 from tools.sources import coingecko, defillama
@@ -80,23 +81,34 @@ async def run_team(deps: Deps, project: Project) -> ToolRun:
     page = coingecko.page_url(project.id)
 
     async def protocol() -> dict[str, Any] | None:
-        slug = project.defillama_slug
+        slug = await defillama_slug(deps, c, project, ("audits_status", "backers"))
         if slug is None:
-            slug = await c.fetch(defillama.SOURCE, defillama.find_slug(deps, project.id),
-                                 fields=("audits_status", "backers"), url="https://defillama.com/")
-            if slug is None:
-                c.lack("audits_status", "DefiLlama does not list this project (audit status unknown)")
-                return None
+            return None
         return await c.fetch(defillama.SOURCE, defillama.fetch_protocol(deps, slug),
                              fields=("audits_status", "backers"), url=defillama.page_url(slug))
 
-    coin, proto, matched = await asyncio.gather(
-        c.fetch(coingecko.SOURCE, coingecko.fetch_coin(deps, project.id), fields=("links",),
-                url=page),
-        protocol(),
-        project_news(deps, c, project, ("partnerships",)),
-    )
-    r = TeamResult(project_id=project.id)
+    coin_task = asyncio.ensure_future(c.fetch(
+        coingecko.SOURCE, coingecko.fetch_coin(deps, project.id), fields=("links",), url=page))
+    proto_task = asyncio.ensure_future(protocol())
+    news_task = asyncio.ensure_future(project_news(deps, c, project, ("partnerships",)))
+
+    async def repo_refs() -> list[str]:
+        # start GitHub as soon as CoinGecko names the repos; DefiLlama's list only as fallback
+        if project.github_repos:
+            return project.github_repos
+        coin = await coin_task
+        if coin and (repos := coingecko.github_repos(coin)):
+            return repos
+        proto = await proto_task
+        return defillama.github_orgs(proto) if proto else []
+
+    async def repos() -> tuple[list[str], list[RepoStats]]:
+        refs = await repo_refs()
+        return refs, (await _repos(deps, c, await _repo_names(deps, c, refs)) if refs else [])
+
+    (refs, repo_stats), coin, proto, matched = await asyncio.gather(
+        repos(), coin_task, proto_task, news_task)
+    r = TeamResult(project_id=project.id, repos=repo_stats)
     if coin:
         r.links = coingecko.links(coin)
     if proto:
@@ -110,11 +122,8 @@ async def run_team(deps: Deps, project: Project) -> ToolRun:
     r.partnerships = [Headline(title=i.title, url=i.url, source=i.source, published_at=i.published_at)
                       for i in (matched or []) if _PARTNER_WORDS.search(i.text)][:5]
 
-    refs = project.github_repos or (coingecko.github_repos(coin) if coin else []) or \
-        (defillama.github_orgs(proto) if proto else [])
     github_known = True
     if refs:
-        r.repos = await _repos(deps, c, await _repo_names(deps, c, refs))
         github_known = bool(r.repos)
     elif coin is None and proto is None:
         github_known = False

@@ -64,7 +64,7 @@ async def run_tokenomics(deps: Deps, project: Project) -> ToolRun:
     health = scoring.supply_health(r.circulating_ratio, r.fdv_to_mcap, r.inflation_annual_pct)
     r.risk_score = None if risk_points is None else scoring.risk_score_1_10(risk_points)
     r.tokenomics_score = scoring.tokenomics_score(risk_points, health)
-    if r.contract_applicable and not r.lock_ends:
+    if token and not r.lock_ends:
         c.lack("lock_ends", "no unlock schedule: keyless sources only show locks of top holders")
     if not r.contract_applicable:
         c.lack("top10_share", "native coin: no token contract to read holders from")

@@ -15,7 +15,8 @@ from web.errors import install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import SecurityHeadersMiddleware
 from web.routes import analysis
-from web.routes import health, pages
+from web.routes import billing as billing_routes
+from web.routes import account, chat, comprehensive, health, pages
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -54,7 +55,11 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(chat.router)
+    app.include_router(account.router)
     # Each part registers its router here (one line each).
     # tools: analysis routes; billing: payment/usage/webhook/auth routes; agent: comprehensive.
     app.include_router(analysis.router)
+    app.include_router(comprehensive.router)
+    billing_routes.install(app)
     return app

@@ -9,6 +9,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from web.errors import ApiError
+
 router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -39,9 +41,11 @@ async def widget_css(request: Request) -> Response:
     return _serve(request, "widget.css", 3600)
 
 
-@router.get("/static/page.css")
-async def page_css(request: Request) -> Response:
-    return _serve(request, "page.css", 3600)
+@router.get("/static/{name}")
+async def static_asset(name: str, request: Request) -> Response:
+    if name not in ("page.css", "account.js", "pricing.js"):
+        raise ApiError(404, "not_found", "Not Found")
+    return _serve(request, name, 3600)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -50,7 +50,7 @@
       .catch(function (e) { $("billing-msg").textContent = e.message; });
   });
   $("make-code").addEventListener("click", function () {
-    api("POST", "/api/link").then(function (r) { $("code").hidden = false; $("code").textContent = r.code; })
+    api("POST", "/api/link/code").then(function (r) { $("code").hidden = false; $("code").textContent = r.code; })
       .catch(function (e) { $("link-msg").textContent = e.message; });
   });
   $("redeem-form").addEventListener("submit", function (e) {

@@ -1,0 +1,107 @@
+"""`chainlens ask "TEXT"` (answer in the terminal) and `chainlens plan "TEXT"|-` (JSON plans)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from agent.events import (
+    ErrorEvent,
+    FinalEvent,
+    PlanEvent,
+    TextEvent,
+    ToolFinishedEvent,
+    ToolStartedEvent,
+)
+from agent.planner import plan_tools
+from agent.stream import answer_stream, clean_question
+from chainlens.deps import Deps
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command()
+@click.argument("question")
+@click.option("--conversation", default=None, help="Conversation id, for follow-up questions.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final event as JSON instead of text.")
+def ask(question: str, conversation: str | None, as_json: bool) -> None:
+    """Answer QUESTION in the terminal, showing tool progress on stderr."""
+    from chainlens.cli import settings_from_env
+    from chainlens.deps import open_deps
+
+    settings = settings_from_env()
+
+    async def _run() -> FinalEvent | None:
+        final: FinalEvent | None = None
+        interrupted = False
+        async with open_deps(settings) as deps:
+            async for event in answer_stream(deps, question, conversation_id=conversation):
+                if isinstance(event, PlanEvent):
+                    who = event.project.display if event.project else "no project"
+                    tools = ", ".join(event.plan.tools) or "none"
+                    _progress(f"· {who}: tools {tools} ({event.plan.router})")
+                elif isinstance(event, ToolStartedEvent):
+                    _progress(f"· {event.tool} …")
+                elif isinstance(event, ToolFinishedEvent):
+                    state = "ok" if event.ok else "no data"
+                    _progress(f"· {event.tool} {state} ({event.cache}, {event.elapsed_ms:.0f} ms)")
+                elif isinstance(event, TextEvent) and not as_json:
+                    click.echo(event.text, nl=False)
+                elif isinstance(event, ErrorEvent):
+                    _progress(f"! {event.message}")
+                    interrupted = True
+                elif isinstance(event, FinalEvent):
+                    final = event
+                    if interrupted and not as_json:
+                        # The streamed text stopped mid-way; the final answer replaces it.
+                        click.echo("\n\n---\n" + event.answer, nl=False)
+        return final
+
+    final = asyncio.run(_run())
+    if final is None:
+        raise click.ClickException("no answer")
+    if as_json:
+        click.echo(final.model_dump_json(indent=2))
+    elif not final.answer.endswith("\n"):
+        click.echo()
+    usage = final.usage
+    _progress(f"· {usage.model}: {usage.tokens_in} in / {usage.tokens_out} out tokens, "
+              f"${usage.cost_usd:.6f}, {final.latency_ms:.0f} ms")
+
+
+async def plan_one(deps: Deps, question: str) -> dict[str, object]:
+    """The plan for one question as the JSON object `chainlens plan` prints."""
+    from tools.resolve import resolve_project
+
+    text = clean_question(question)
+    resolution = await resolve_project(deps, text)
+    plan, _ = await plan_tools(deps, text, resolution.project)
+    return {"project_id": resolution.project.id if resolution.project else None,
+            "tools": sorted(plan.tools), "router": plan.router}
+
+
+@click.command()
+@click.argument("question")
+def plan(question: str) -> None:
+    """Print which project and tools QUESTION gets, as JSON; "-" reads one question per line."""
+    from chainlens.cli import settings_from_env
+    from chainlens.deps import open_deps
+
+    settings = settings_from_env()
+    questions = [line for line in sys.stdin.read().splitlines() if line.strip()] \
+        if question == "-" else [question]
+
+    async def _run() -> None:
+        async with open_deps(settings) as deps:
+            for q in questions:
+                click.echo(json.dumps(await plan_one(deps, q)))
+
+    asyncio.run(_run())
+
+
+COMMANDS = [ask, plan]

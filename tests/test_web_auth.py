@@ -1,0 +1,130 @@
+"""Who is calling on the web: API keys, signed session cookies, anonymous sessions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import Depends, Request
+
+from billing.accounts import account_for_identity, set_base_tier
+from billing.quota import flush_pending
+from chainlens.deps import Deps
+from web.app import create_app
+from web.auth import (
+    SESSION_COOKIE,
+    Caller,
+    consume_web_request,
+    current_caller,
+    rate_limit_headers,
+    session_cookie_value,
+    sign_in_email,
+)
+
+
+@pytest.fixture
+async def client(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(deps.settings, deps=deps)
+
+    # a stand-in for the chat endpoint: consume one request, report the caller
+    @app.get("/test/whoami")
+    async def whoami(request: Request, caller: Caller = Depends(current_caller)) -> dict[str, object]:
+        decision = await consume_web_request(request, caller)
+        return {"identity": caller.identity, "account": caller.account.id,
+                "tier": caller.account.tier, "headers": rate_limit_headers(decision)}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as c:
+        yield c
+    await flush_pending(deps)
+
+
+async def test_anonymous_visitor_gets_a_signed_httponly_cookie(client: httpx.AsyncClient) -> None:
+    first = await client.get("/api/payment/subscription")
+    cookie = first.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie and "Secure" not in cookie
+    again = await client.get("/api/usage/stats")  # the cookie jar sends it back
+    assert "set-cookie" not in again.headers
+    assert again.json() == {"daily_used": 0, "daily_limit": 5, "monthly_cost": 0.0}
+
+
+async def test_tampered_cookie_is_a_new_anonymous_session(deps: Deps, client: httpx.AsyncClient) -> None:
+    value = session_cookie_value(deps.settings, "web:dave@example.com")
+    client.cookies.set(SESSION_COOKIE, value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1])
+    reply = await client.get("/test/whoami")
+    assert reply.json()["identity"].startswith("web-anon:")
+
+
+async def test_session_cookie_for_email_sign_in(deps: Deps, client: httpx.AsyncClient) -> None:
+    account = await sign_in_email(deps, "Dave@Example.com")
+    client.cookies.set(SESSION_COOKIE, session_cookie_value(deps.settings, "web:dave@example.com"))
+    reply = await client.get("/test/whoami")
+    assert reply.json()["identity"] == "web:dave@example.com"
+    assert reply.json()["account"] == account.id
+
+
+async def test_tier_header_is_never_trusted(deps: Deps, client: httpx.AsyncClient) -> None:
+    reply = await client.get("/test/whoami", headers={"X-User-Tier": "enterprise"})
+    assert reply.json()["tier"] == "free"
+    assert reply.json()["headers"]["X-RateLimit-Limit"] == "5"
+
+
+async def test_refusal_is_429_with_retry_after_and_upgrade_link(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/test/whoami")).status_code == 200
+    refused = await client.get("/test/whoami")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    body = refused.json()["error"]
+    assert body["code"] == "quota_exceeded" and body["details"]["upgrade_url"].endswith("/pricing")
+    assert "per minute" in body["message"]
+
+
+async def test_clearing_cookies_does_not_reset_anonymous_quota(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/test/whoami")).status_code == 200
+    client.cookies.clear()
+    assert (await client.get("/test/whoami")).status_code == 429  # same IP, same minute bucket
+
+
+async def test_api_keys_create_use_list_revoke(deps: Deps, client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/keys", json={"name": "x"})).status_code == 403  # anonymous
+    account = await sign_in_email(deps, "erin@example.com")
+    await set_base_tier(deps, account.id, "pro")
+    client.cookies.set(SESSION_COOKIE, session_cookie_value(deps.settings, "web:erin@example.com"))
+    created = await client.post("/api/keys", json={"name": "laptop"})
+    assert created.status_code == 201
+    key = created.json()["key"]
+    listed = (await client.get("/api/keys")).json()["keys"]
+    assert listed[0]["prefix"] == key[:10] and "key" not in listed[0]
+    assert key not in str(await deps.db.fetch("SELECT * FROM api_keys"))
+    client.cookies.clear()
+    bearer = {"Authorization": f"Bearer {key}"}
+    used = await client.get("/test/whoami", headers=bearer)
+    assert used.json()["account"] == account.id and used.json()["tier"] == "pro"
+    assert used.json()["headers"]["X-RateLimit-Limit"] == "1000"
+    assert (await account_for_identity(deps, used.json()["identity"])).id == account.id
+    client.cookies.set(SESSION_COOKIE, session_cookie_value(deps.settings, "web:erin@example.com"))
+    assert (await client.delete(f"/api/keys/{created.json()['id']}")).status_code == 204
+    client.cookies.clear()
+    revoked = await client.get("/test/whoami", headers=bearer)
+    assert revoked.status_code == 401
+    assert (await client.get("/test/whoami", headers={"Authorization": "Bearer nope"})).status_code == 401
+
+
+async def test_secure_cookie_when_public_url_is_https(deps: Deps, database_url: str, redis_url: str,
+                                                      tmp_path: object) -> None:
+    import dataclasses
+
+    from conftest import make_test_settings
+
+    settings = make_test_settings(database_url, redis_url, tmp_path,  # type: ignore[arg-type]
+                                  redis_prefix=deps.keys.prefix,
+                                  public_base_url="https://chainlens.example")
+    https_deps = dataclasses.replace(deps, settings=settings)
+    app = create_app(settings, deps=https_deps)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as c:
+        reply = await c.get("/api/payment/subscription")
+    assert "Secure" in reply.headers["set-cookie"]

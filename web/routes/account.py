@@ -1,0 +1,140 @@
+"""The account page and its data, email sign-in by magic link, and the pricing page."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from billing.accounts import identities_of
+from billing.payments import subscription_summary
+from billing.quota import quota_status
+from billing.usage import monthly_cost
+from chainlens.deps import Deps
+from chainlens.mailer import EmailFailed, EmailNotConfigured, send_email
+from web.auth import Caller, client_ip, current_caller, set_session_cookie, sign_in_email
+from web.errors import ApiError, ErrorResponse
+from web.routes.pages import STATIC_DIR
+
+router = APIRouter(tags=["account"])
+MAGIC_LINK_TTL = timedelta(minutes=15)
+_LINKS_PER_HOUR = 5
+
+
+class AccountOut(BaseModel):
+    tier: str
+    anonymous: bool
+    identities: list[str]
+    daily_used: int
+    daily_limit: int
+    monthly_cost: float
+    subscription: dict[str, Any] | None
+
+
+class MagicLinkRequest(BaseModel):
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                       examples=["ann@example.com"])
+
+
+class MagicLinkSent(BaseModel):
+    sent: bool
+
+
+def _deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@router.get("/api/account", response_model=AccountOut)
+async def account_data(request: Request, caller: Caller = Depends(current_caller)) -> AccountOut:
+    """Tier, today's usage, linked channels and subscription of the caller's account."""
+    deps = _deps(request)
+    account = caller.account
+    status = await quota_status(deps, account,
+                                client_ip=client_ip(request) if caller.anonymous else None)
+    subscription = await subscription_summary(deps, account)
+    return AccountOut(
+        tier=account.tier, anonymous=caller.anonymous,
+        identities=await identities_of(deps, account.id),
+        daily_used=status.limit - status.remaining, daily_limit=status.limit,
+        monthly_cost=float(await monthly_cost(deps, account.id)),
+        subscription=subscription if subscription["status"] != "none" else None)
+
+
+@router.post("/api/auth/magic-link", response_model=MagicLinkSent, responses={
+    429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+async def request_magic_link(body: MagicLinkRequest, request: Request) -> MagicLinkSent:
+    """Email a single-use sign-in link valid for 15 minutes."""
+    deps = _deps(request)
+    email = body.email.strip().lower()
+    if deps.settings.sendgrid_api_key is None:
+        raise ApiError(503, "email_not_configured", "Email sign-in is not configured here.")
+    recent = await deps.db.fetchval(
+        "SELECT count(*) FROM magic_links WHERE email = $1 AND created_at > now() - interval '1 hour'",
+        email)
+    if recent >= _LINKS_PER_HOUR:
+        raise ApiError(429, "too_many_links", "Too many sign-in links for this address; "
+                       "please use the newest one or try again in an hour.")
+    token = secrets.token_urlsafe(32)
+    await deps.db.execute(
+        "INSERT INTO magic_links (token_hash, email, expires_at) VALUES ($1, $2, now() + $3)",
+        _hash(token), email, MAGIC_LINK_TTL)
+    link = f"{str(deps.settings.public_base_url).rstrip('/')}/auth/verify?token={token}"
+    try:
+        await send_email(
+            deps.settings, to=email, subject="Your ChainLens sign-in link",
+            text=f"Sign in to ChainLens: {link}\n\nThe link works once, for 15 minutes. "
+                 "If you did not ask for it, ignore this email.",
+            html=f'<p><a href="{link}">Sign in to ChainLens</a></p><p>The link works once, '
+                 "for 15 minutes. If you did not ask for it, ignore this email.</p>")
+    except EmailNotConfigured:
+        raise ApiError(503, "email_not_configured", "Email sign-in is not configured here.") from None
+    except EmailFailed:
+        raise ApiError(503, "email_failed", "We could not send the email; please try again.") from None
+    return MagicLinkSent(sent=True)
+
+
+@router.get("/auth/verify", include_in_schema=False)
+async def verify_magic_link(token: str, request: Request) -> RedirectResponse:
+    """Use a sign-in link once: set the session cookie and go to the account page."""
+    deps = _deps(request)
+    email = await deps.db.fetchval(
+        """UPDATE magic_links SET used_at = now()
+           WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+           RETURNING email""", _hash(token[:100]))
+    if email is None:
+        raise ApiError(400, "invalid_link", "This sign-in link is invalid, used or expired. "
+                       "Ask for a new one on the account page.")
+    account = await sign_in_email(deps, email)
+    response = RedirectResponse("/account", status_code=303)
+    set_session_cookie(response, deps.settings, f"web:{email}")
+    del account  # created on first sign-in; the page loads it
+    return response
+
+
+def _page(name: str) -> HTMLResponse:
+    return HTMLResponse((STATIC_DIR / name).read_text(), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/account", response_class=HTMLResponse, include_in_schema=False)
+async def account_page() -> HTMLResponse:
+    return _page("account.html")
+
+
+@router.get("/pricing", response_class=HTMLResponse, include_in_schema=False)
+async def pricing_page(request: Request) -> HTMLResponse:
+    limits = _deps(request).settings.tier_limits
+    html = (STATIC_DIR / "pricing.html").read_text()
+    for tier, value in limits.items():
+        html = html.replace(f"{{{tier}_daily}}", f"{value.daily:,}")
+        html = html.replace(f"{{{tier}_minute}}", f"{value.minute:,}")
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})

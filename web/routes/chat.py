@@ -1,0 +1,240 @@
+"""The web chat channel: one JSON answer, or the same answer as Server-Sent Events.
+
+SSE events: `quota`, `plan`, `tool` (started/finished), `text` (chunks), `final` (the whole
+answer with sources and usage) and `error`. A client that disconnects cancels the work: the
+response task is cancelled, which closes the agent's generator and its LLM call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from agent import MAX_QUESTION_CHARS
+from agent.events import FinalEvent
+from billing.errors import QuotaUnavailable
+from billing.quota import QuotaDecision, quota_status
+from chainlens.chat import ChatTurn, MessageTooLong, admit, answer_admitted, check_message
+from chainlens.deps import Deps
+from web.auth import Caller, client_ip, current_caller, rate_limit_headers
+from web.errors import ApiError, ErrorResponse
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS * 4,
+                         examples=["Research Uniswap"])
+    conversation_id: str | None = Field(default=None, max_length=100,
+                                        pattern=r"^[A-Za-z0-9:_-]+$")
+    context: dict[str, Any] | None = Field(
+        default=None, description="Seed field; accepted for compatibility, not used.")
+    tools: list[str] | None = Field(
+        default=None, description="Seed field; the agent plans tools itself.")
+
+
+class ChatUsage(BaseModel):
+    tokens_used: int
+    requests_remaining: int
+    requests_limit: int
+    cost_usd: float
+
+
+class SourceOut(BaseModel):
+    source: str
+    url: str
+    age_seconds: float | None = None
+
+
+class ChatResponse(BaseModel):
+    response: str
+    usage: ChatUsage
+    sources: list[SourceOut]
+    conversation_id: str
+    project: dict[str, Any] | None = None
+    chart_url: str | None = None
+
+
+class QuotaOut(BaseModel):
+    tier: str
+    limit: int
+    remaining: int
+    reset_at: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "message too long"},
+    422: {"model": ErrorResponse, "description": "invalid request"},
+    429: {"model": ErrorResponse, "description": "quota spent; see Retry-After"},
+    503: {"model": ErrorResponse, "description": "quota store unavailable"},
+}
+
+
+def _deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+def _conversation_id(caller: Caller, body: ChatRequest) -> str:
+    # Conversations are scoped to the caller: nobody can continue someone else's chat.
+    suffix = body.conversation_id or "default"
+    return f"{caller.identity}:{suffix}"[:200]
+
+
+async def _admitted(request: Request, caller: Caller, body: ChatRequest,
+                    response_headers: dict[str, str]) -> tuple[ChatTurn, Any, QuotaDecision]:
+    """Check the message, then consume one request; errors become API errors."""
+    try:
+        check_message(body.message)
+    except MessageTooLong as exc:
+        raise ApiError(413, "message_too_long", str(exc),
+                       details={"limit": MAX_QUESTION_CHARS, "length": exc.length}) from None
+    turn = ChatTurn(identity=caller.identity, channel="api" if caller.via == "api_key" else "web",
+                    text=body.message, conversation_id=_conversation_id(caller, body),
+                    client_ip=client_ip(request) if caller.anonymous else None)
+    try:
+        account, decision = await admit(_deps(request), turn)
+    except QuotaUnavailable:
+        raise ApiError(503, "quota_unavailable",
+                       "We cannot check your quota right now. Please try again shortly.") from None
+    headers = rate_limit_headers(decision)
+    response_headers.update(headers)
+    if not decision.allowed:
+        raise ApiError(429, "quota_exceeded", decision.refusal_message(), headers=headers,
+                       details={"limit": decision.limit, "window": decision.window,
+                                "upgrade_url": decision.upgrade_url,
+                                "reset_at": decision.reset_at.isoformat()})
+    return turn, account, decision
+
+
+def _chart_url(final: FinalEvent) -> str | None:
+    if final.project is not None and len(final.price_history) >= 2:
+        return f"/api/chart/{final.project.id}.png"
+    return None
+
+
+def _final_payload(final: FinalEvent, decision: QuotaDecision, conversation_id: str,
+                   refunded: bool) -> dict[str, Any]:
+    remaining = decision.remaining + (1 if refunded else 0)
+    return ChatResponse(
+        response=final.answer,
+        usage=ChatUsage(tokens_used=final.usage.tokens_in + final.usage.tokens_out,
+                        requests_remaining=min(remaining, decision.limit),
+                        requests_limit=decision.limit, cost_usd=final.usage.cost_usd),
+        sources=[SourceOut(source=s.source, url=s.url, age_seconds=s.age_seconds)
+                 for s in final.sources],
+        conversation_id=conversation_id.split(":")[-1],
+        project=({"id": final.project.id, "symbol": final.project.symbol,
+                  "name": final.project.name, "display": final.project.display}
+                 if final.project else None),
+        chart_url=_chart_url(final),
+    ).model_dump()
+
+
+@router.post("/api/chat/query", response_model=ChatResponse, responses=_ERRORS)
+async def chat_query(body: ChatRequest, request: Request, response: Response,
+                     caller: Caller = Depends(current_caller)) -> dict[str, Any]:
+    """Answer one question as a single JSON document."""
+    deps = _deps(request)
+    headers: dict[str, str] = {}
+    turn, account, decision = await _admitted(request, caller, body, headers)
+    response.headers.update(headers)
+    final: FinalEvent | None = None
+    async for event in answer_admitted(deps, turn, account, decision):
+        if event.type == "final":
+            final = event
+    if final is None:
+        raise ApiError(503, "answer_failed", "No answer could be built. Your request was refunded.")
+    return _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+async def _event_stream(deps: Deps, turn: ChatTurn, account: Any,
+                        decision: QuotaDecision) -> AsyncIterator[bytes]:
+    yield _sse("quota", {"tier": decision.tier, "limit": decision.limit,
+                         "remaining": decision.remaining,
+                         "reset_at": decision.reset_at.isoformat()})
+    try:
+        async for event in answer_admitted(deps, turn, account, decision):
+            if event.type == "plan":
+                project = event.project
+                yield _sse("plan", {
+                    "project": ({"id": project.id, "symbol": project.symbol, "name": project.name,
+                                 "display": project.display} if project else None),
+                    "suggestions": [{"id": p.id, "display": p.display} for p in event.suggestions],
+                    "tools": list(event.plan.tools), "router": event.plan.router})
+            elif event.type == "tool_started":
+                yield _sse("tool", {"tool": event.tool, "status": "started"})
+            elif event.type == "tool_finished":
+                yield _sse("tool", {"tool": event.tool, "status": "finished", "ok": event.ok,
+                                    "cache": event.cache, "stale": event.stale})
+            elif event.type == "text":
+                yield _sse("text", {"chunk": event.text})
+            elif event.type == "error":
+                yield _sse("error", {"code": event.code, "message": event.message})
+            elif event.type == "final":
+                yield _sse("final", _final_payload(event, decision, turn.conversation_id or "",
+                                                   not event.plan.tools))
+    except asyncio.CancelledError:
+        log.info("chat stream cancelled by the client")
+        raise
+    except Exception:
+        log.exception("chat stream failed")
+        yield _sse("error", {"code": "internal_error",
+                             "message": "Something went wrong on our side; your request was refunded."})
+
+
+@router.post("/api/chat/stream", responses={
+    200: {"content": {"text/event-stream": {}},
+          "description": "SSE: quota, plan, tool, text, final, error"}, **_ERRORS})
+async def chat_stream(body: ChatRequest, request: Request,
+                      caller: Caller = Depends(current_caller)) -> StreamingResponse:
+    """Answer one question as Server-Sent Events while it is being built."""
+    deps = _deps(request)
+    headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    turn, account, decision = await _admitted(request, caller, body, headers)
+    return StreamingResponse(_event_stream(deps, turn, account, decision),
+                             media_type="text/event-stream", headers=headers)
+
+
+@router.get("/api/chat/quota", response_model=QuotaOut)
+async def chat_quota(request: Request, caller: Caller = Depends(current_caller)) -> QuotaOut:
+    """Requests left today for the caller (what the widget shows)."""
+    status = await quota_status(_deps(request), caller.account,
+                                client_ip=client_ip(request) if caller.anonymous else None)
+    return QuotaOut(tier=status.tier, limit=status.limit, remaining=status.remaining,
+                    reset_at=status.reset_at.isoformat())
+
+
+@router.get("/api/chart/{project_id}.png", responses={
+    200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse}})
+async def price_chart(project_id: str, request: Request) -> Response:
+    """The price chart of a project from its newest on-chain snapshot."""
+    import re
+
+    if not re.fullmatch(r"[a-z0-9-]{1,100}", project_id):
+        raise ApiError(422, "invalid_request", "project id must be a-z, 0-9 and '-'.")
+    deps = _deps(request)
+    row = await deps.db.fetchrow(
+        """SELECT result FROM analysis_snapshots WHERE project_id = $1 AND module = 'onchain'
+           ORDER BY fetched_at DESC LIMIT 1""", project_id)
+    history = (row["result"] or {}).get("price_history") if row else None
+    if not history or len(history) < 2:
+        raise ApiError(404, "no_chart", f"No price history stored for '{project_id}' yet.")
+    from chainlens.charts import render_price_chart
+
+    name = (row["result"] or {}).get("project_name") or project_id
+    points = [(int(t), float(p)) for t, p in history]
+    png = await asyncio.to_thread(render_price_chart, name, points)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=300"})
