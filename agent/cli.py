@@ -19,6 +19,7 @@ from agent.events import (
 from agent.planner import plan_tools
 from agent.stream import answer_stream, clean_question
 from chainlens.deps import Deps
+from tools.resolve import resolve_project
 
 
 def _progress(message: str) -> None:
@@ -76,8 +77,6 @@ def ask(question: str, conversation: str | None, as_json: bool) -> None:
 
 async def plan_one(deps: Deps, question: str) -> dict[str, object]:
     """The plan for one question as the JSON object `chainlens plan` prints."""
-    from tools.resolve import resolve_project
-
     text = clean_question(question)
     resolution = await resolve_project(deps, text)
     plan, _ = await plan_tools(deps, text, resolution.project)

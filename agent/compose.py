@@ -23,7 +23,6 @@ from agent.prompts import data_block, data_texts, writer_messages
 from agent.rules import Plan
 from agent.state import ToolRun
 from agent.writer import (
-    Report,
     render_footer,
     render_header,
     render_verdict,
@@ -89,7 +88,7 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
     written = _Written(body="", usage=Usage())
     try:
         await _write_with_model(deps, written, question=question, project=project,
-                                results=results, verdict=verdict, report=report,
+                                results=results, verdict=verdict,
                                 budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
                                 emit=emit)
     except Exception as exc:  # every provider/stream error: the writer takes over
@@ -123,7 +122,7 @@ def _emit_deterministic(emit: Emit, answer: str) -> None:
 
 async def _write_with_model(deps: Deps, written: _Written, *, question: str, project: Project,
                             results: Mapping[str, ToolResult], verdict: Assessment,
-                            report: Report, budget_usd: float, emit: Emit) -> None:
+                            budget_usd: float, emit: Emit) -> None:
     assert deps.llm is not None
     router = deps.llm
     verdict_line = render_verdict(verdict)
@@ -225,8 +224,4 @@ def _affordable_tokens(deps: Deps, messages: list[dict[str, str]], budget_usd: f
     if cap < MIN_ANSWER_TOKENS:
         raise ModelUnavailable(f"cost cap: ${budget_usd:.4f} left allows {max(cap, 0)} tokens")
     return cap
-
-
-def results_of(runs: Mapping[str, ToolRun]) -> dict[str, ToolResult]:
-    return {tool: run.result for tool, run in runs.items()}
 

@@ -23,6 +23,8 @@ from agent.memory import remember_project, remembered_project
 from agent.planner import plan_tools
 from agent.rules import Plan, refers_back
 from agent.state import AgentState, ToolRun, ToolTask
+from tools.analysis import run_tool as run_analysis
+from tools.resolve import resolve_project
 from tools.results import RESULT_TYPES, TOOL_NAMES, Resolution
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,6 @@ log = logging.getLogger(__name__)
 
 async def resolve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
     """Find the project in the question, or in the conversation for "what about its team?"."""
-    from tools.resolve import resolve_project
-
     deps = runtime.context.deps
     question = state["question"]
     conversation_id = state.get("conversation_id")
@@ -71,8 +71,6 @@ def fan_out(state: AgentState) -> list[Send] | Literal["compose"]:
 
 async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, object]:
     """Run one tool under its own timeout; a failure becomes a result that says what is missing."""
-    from tools.analysis import run_tool as run_analysis
-
     ctx = runtime.context
     tool, project = task["tool"], task["project"]
     runtime.stream_writer(ToolStartedEvent(tool=tool))

@@ -7,6 +7,7 @@ other than the computed one is corrected. Works line by line so it can sit on a 
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable
@@ -78,9 +79,10 @@ def allowed_values(values: Iterable[float | int | None], texts: Iterable[str] = 
 class AnswerGuard:
     """Check model output line by line against the data it was given."""
 
-    def __init__(self, *, allowed: Iterable[float], urls: Iterable[str], stance: Stance,
+    def __init__(self, *, allowed: Iterable[float] | None, urls: Iterable[str], stance: Stance,
                  risk_score: int | None) -> None:
-        self.allowed = sorted(set(allowed))
+        # None: the text is written from the data itself, only stance and links need checking.
+        self.allowed = sorted(set(allowed)) if allowed is not None else None
         self.urls = {u.rstrip("/") for u in urls}
         self.stance = stance
         self.risk_score = risk_score
@@ -103,7 +105,7 @@ class AnswerGuard:
         line = _MD_LINK.sub(self._link, line)
         line = _URL.sub(self._bare_url, line)
         line = _RISK_SCORE.sub(self._risk, line)
-        return self._figures(line)
+        return self._figures(line) if self.allowed is not None else line
 
     def _conflicting_stance(self, line: str) -> bool:
         for word in _STANCE_WORD.findall(line):
@@ -154,4 +156,6 @@ class AnswerGuard:
         if match["after"] and not _TIME_SUFFIX.match(match["after"]):
             return True  # part of a word or identifier ("L2", "0xabc"), not a figure
         tolerance = slack + 1e-9 * max(value, 1.0)
-        return any(abs(value - allowed) <= tolerance for allowed in self.allowed)
+        allowed = self.allowed or []
+        i = bisect.bisect_left(allowed, value - tolerance)
+        return i < len(allowed) and allowed[i] <= value + tolerance

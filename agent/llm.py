@@ -85,6 +85,10 @@ def build_router(settings: Settings, *, prices: Mapping[str, ModelPrice] | None 
     if not models:
         raise ValueError("LLM_MODELS is empty: there is no model to route to")
     chain = [{model: models[i + 1:]} for i, model in enumerate(models) if models[i + 1:]]
+    if settings.log_level != "DEBUG":
+        # LiteLLM logs a traceback per failed hop; compose logs the outcome once instead.
+        logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
+        logging.getLogger("LiteLLM").setLevel(logging.ERROR)
     return Router(
         model_list=model_list(settings, prices),
         fallbacks=chain,

@@ -17,10 +17,9 @@ from agent.facts import (
     facts_of,
     human_age,
     known_urls,
-    numeric_fields,
     risks_of,
 )
-from agent.guard import AnswerGuard, allowed_values
+from agent.guard import AnswerGuard
 from tools.results import Project, SentimentResult, ToolResult
 
 DETERMINISTIC_LABEL = "_Written by ChainLens's rule-based writer (no language model was used)._"
@@ -43,10 +42,8 @@ def build_report(project: Project, results: Mapping[str, ToolResult],
     raw_facts = {tool: facts_of(r) for tool, r in results.items()}
     raw_risks = [risk for r in results.values() for risk in risks_of(r)]
     # Facts and risks can quote third-party text (headlines): the same guard as model output.
-    guard = AnswerGuard(
-        allowed=allowed_values(numeric_fields(results),
-                               [f for fs in raw_facts.values() for f in fs] + raw_risks),
-        urls=known_urls(results), stance=verdict.stance, risk_score=verdict.risk_score)
+    guard = AnswerGuard(allowed=None, urls=known_urls(results), stance=verdict.stance,
+                        risk_score=verdict.risk_score)
     facts = {tool: [line for f in fs if (line := guard.check_line(f))]
              for tool, fs in raw_facts.items()}
     risks = [line for r in raw_risks if (line := guard.check_line(r))]

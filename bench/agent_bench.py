@@ -17,6 +17,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -69,11 +72,34 @@ async def clear_answer_cache(deps: Deps) -> None:
         await deps.redis.delete(*keys)
 
 
+async def own_database(admin_url: str | None, name: str, *, drop: bool = False) -> str | None:
+    """A throwaway database on DATABASE_URL's server (fake data never lands in a real one)."""
+    if not admin_url:
+        return None  # embedded PostgreSQL in a fresh temporary directory
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' if drop
+                            else f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return str(urlsplit(admin_url)._replace(path=f"/{name}").geturl())
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     data_dir = Path(tempfile.mkdtemp(prefix="chainlens-bench-"))
+    admin_url = os.environ.get("DATABASE_URL") or None
+    db_name = f"chainlens_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        await run(await own_database(admin_url, db_name), data_dir)
+    finally:
+        await own_database(admin_url, db_name, drop=True)
+    planner_throughput()
+
+
+async def run(database_url: str | None, data_dir: Path) -> None:
     settings = Settings(_env_file=None, environment="test",  # type: ignore[call-arg]
-                        database_url=os.environ.get("DATABASE_URL") or None,
+                        database_url=database_url,
                         redis_url=os.environ.get("REDIS_URL") or None,
                         redis_prefix=f"bench{uuid.uuid4().hex[:8]}:", chainlens_data_dir=data_dir,
                         llm_models=[])
@@ -103,10 +129,11 @@ async def main() -> None:
             keys = [k async for k in deps.redis.scan_iter(match=settings.redis_prefix + "*")]
             if keys:
                 await deps.redis.delete(*keys)
-            await deps.db.execute("DELETE FROM analysis_snapshots WHERE project_id = 'uniswap'")
     finally:
         server.stop()
 
+
+def planner_throughput() -> None:
     questions = [q for q, _ in WITH_PROJECT] + WITHOUT_PROJECT
     rounds = 50
     started = time.perf_counter()

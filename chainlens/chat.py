@@ -10,7 +10,9 @@ stream yields `QuotaRefused` and ends, so every channel can say it in its own wo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +26,10 @@ from billing.usage import UsageRecord, record_usage
 from chainlens.deps import Deps
 
 log = logging.getLogger(__name__)
+
+# C0 control characters except tab and newline: never meaningful in a question, and NUL
+# cannot be stored by PostgreSQL.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 Channel = Literal["web", "api", "telegram", "discord", "cli"]
 
@@ -79,8 +85,8 @@ async def admit(deps: Deps, turn: ChatTurn) -> tuple[Account, QuotaDecision]:
 
 
 def check_message(text: str) -> str:
-    """The question, stripped; `MessageTooLong` past the agent's limit (before any quota)."""
-    text = text.strip()
+    """The question, cleaned and stripped; `MessageTooLong` past the agent's limit."""
+    text = _CONTROL_CHARS.sub("", text).strip()
     if len(text) > MAX_QUESTION_CHARS:
         raise MessageTooLong(len(text))
     return text
@@ -102,6 +108,7 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
                           decision: QuotaDecision) -> AsyncIterator[AgentEvent]:
     """Stream the agent's answer for a turn whose request was already consumed."""
     text = check_message(turn.text)
+    turn = dataclasses.replace(turn, text=text)
     request_id = uuid.uuid4()
     started = time.perf_counter()
     final: Any = None

@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
-from tests.fake_telegram import _free_port
+API_KEY = "SG.test-key-0123456789"
 
 
-@dataclass
-class FakeSendGrid:
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    api_key: str = "SG.test-key-0123456789"
+class FakeSendGrid(BaseHTTPRequestHandler):
+    """Accepts POST /v3/mail/send with the right key (202) and records each message."""
 
-    async def send(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return JSONResponse({"errors": [{"message": "unauthorized"}]}, status_code=401)
-        self.messages.append(json.loads(await request.body()))
-        return Response(status_code=202)
+    messages: list[dict[str, Any]] = []
 
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path != "/v3/mail/send":
+            self.send_response(404)
+        elif self.headers.get("authorization") != f"Bearer {API_KEY}":
+            self.send_response(401)
+        else:
+            self.messages.append(json.loads(body))
+            self.send_response(202)
+        self.send_header("content-length", "0")
+        self.end_headers()
 
-@contextlib.asynccontextmanager
-async def running_fake_sendgrid() -> AsyncIterator[tuple[FakeSendGrid, str]]:
-    fake = FakeSendGrid()
-    app = Starlette(routes=[Route("/v3/mail/send", fake.send, methods=["POST"])])
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield fake, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    def log_message(self, *args: Any) -> None:
+        pass

@@ -9,13 +9,10 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -24,50 +21,18 @@ from billing.accounts import account_for_identity, get_account
 from billing.webhooks import apply_event
 from chainlens.deps import Deps
 from conftest import make_test_settings
+from tests.fake_stripe import FakeStripe
+from tests.fake_http import running_http_server
 from web.app import create_app
 from web.auth import session_cookie_value
 
 SECRET = "whsec_test_secret_0123456789"
 
 
-class FakeStripe(BaseHTTPRequestHandler):
-    """Answers Checkout and portal session creation the way api.stripe.com does."""
-
-    requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
-        self.requests.append((self.path, parse_qs(body), dict(self.headers)))
-        if self.path == "/v1/checkout/sessions":
-            reply = {"id": "cs_test_1", "object": "checkout.session", "mode": "subscription",
-                     "url": "https://checkout.stripe.com/c/pay/cs_test_1"}
-        elif self.path == "/v1/billing_portal/sessions":
-            reply = {"id": "bps_1", "object": "billing_portal.session",
-                     "url": "https://billing.stripe.com/p/session/test_1"}
-        else:
-            self.send_response(404)
-            self.end_headers()
-            return
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("request-id", "req_test")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def fake_stripe() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeStripe)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with running_http_server(FakeStripe) as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from pydantic import SecretStr
 
 from chainlens.deps import Deps
 from chainlens.settings import TierLimits
-from tests.fake_sendgrid import running_fake_sendgrid
+from tests.fake_http import running_http_server
+from tests.fake_sendgrid import API_KEY, FakeSendGrid
 from tests.tools_fakes import FakeSources, fast_http
 from web.app import create_app
 
@@ -145,16 +146,17 @@ async def test_client_tier_header_is_not_trusted(client: httpx.AsyncClient) -> N
 
 
 async def test_magic_link_signs_in_once(chat_deps: Deps) -> None:
-    async with running_fake_sendgrid() as (fake, host):
+    FakeSendGrid.messages.clear()
+    with running_http_server(FakeSendGrid) as host:
         settings = chat_deps.settings.model_copy(update={
-            "sendgrid_api_key": SecretStr(fake.api_key), "sendgrid_api_base": host})
+            "sendgrid_api_key": SecretStr(API_KEY), "sendgrid_api_base": host})
         deps = dataclasses.replace(chat_deps, settings=settings)
         app = create_app(settings, deps=deps)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://test") as client:
             sent = await client.post("/api/auth/magic-link", json={"email": "Ann@Example.com"})
             assert sent.status_code == 200, sent.text
-            [message] = fake.messages
+            [message] = FakeSendGrid.messages
             assert message["personalizations"][0]["to"][0]["email"] == "ann@example.com"
             link = re.search(r"(/auth/verify\?token=[\w-]+)", message["content"][0]["value"])
             assert link

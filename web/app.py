@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import Settings
-from web.errors import install_error_handlers
+from web.errors import COMMON_RESPONSES, install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import SecurityHeadersMiddleware
 from web.routes import analysis
@@ -37,6 +37,7 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
         version="0.1.0",
         description="Crypto project research: on-chain, sentiment, tokenomics and team analysis.",
         lifespan=lifespan,
+        responses=COMMON_RESPONSES,
     )
     app.state.started_at = time.monotonic()
     app.state.metrics = HttpMetrics()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -45,6 +46,16 @@ def error_response(status: int, code: str, message: str, *, details: Any | None 
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
+# Documented on every operation: any of them can answer these through the handlers below.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "malformed request"), (401, "authentication required or invalid"),
+        (403, "not allowed"), (404, "not found"), (409, "conflicts with the current state"),
+        (429, "quota spent; see Retry-After"),
+        (503, "a dependency or feature is unavailable"))
+}
+
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
                  422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
@@ -70,6 +81,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail),
                               headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError)
+    async def _bad_text(_: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL refuses NUL characters in text; that is the client's input, not our fault.
+        return error_response(400, "bad_request", "The request contains characters we cannot "
+                              "store (such as NUL).")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

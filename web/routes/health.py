@@ -54,6 +54,7 @@ def _deps(request: Request) -> Deps:
 
 @router.get(
     "/api/v1/health",
+    response_class=JSONResponse,
     response_model=HealthResponse,
     responses={503: {"model": HealthResponse, "description": "a dependency is down"}},
 )
@@ -87,7 +88,8 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
 
 
-@router.get("/ready", responses={503: {"description": "not ready"}})
+@router.get("/ready", response_class=PlainTextResponse, responses={
+    503: {"description": "not ready", "content": {"text/plain": {}}}})
 async def ready(request: Request) -> Response:
     """Readiness for orchestrators: 200 only when PostgreSQL and Redis both answer."""
     deps = _deps(request)
