@@ -233,8 +233,10 @@ async def price_chart(project_id: str, request: Request) -> Response:
     if not history or len(history) < 2:
         raise ApiError(404, "no_chart", f"No price history stored for '{project_id}' yet.")
     from chainlens.charts import render_price_chart
+    from tools.resolve import get_project
 
-    name = (row["result"] or {}).get("project_name") or project_id
+    project = await get_project(deps, project_id)
+    name = project.display if project else project_id
     points = [(int(t), float(p)) for t, p in history]
     png = await asyncio.to_thread(render_price_chart, name, points)
     return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=300"})

@@ -23,7 +23,10 @@
   root.innerHTML =
     '<link rel="stylesheet" href="' + origin + '/widget.css">' +
     '<button class="cl-bubble" type="button" aria-haspopup="dialog" aria-expanded="false" aria-label="Open ' +
-    escapeHtml(title) + ' chat">\uD83D\uDD0D</button>' +
+    escapeHtml(title) + ' chat">' +
+    '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true" focusable="false">' +
+    '<path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z' +
+    'm3 5v2h10V9H7zm0 4v2h7v-2H7z"/></svg></button>' +
     '<section class="cl-panel" role="dialog" aria-label="' + escapeHtml(title) + ' chat" hidden>' +
     '  <header class="cl-head"><h2>' + escapeHtml(title) + '</h2>' +
     '    <span class="cl-quota" aria-live="polite"></span>' +
@@ -118,7 +121,7 @@
     function onEvent(name, data) {
       if (name === "quota") { showQuota(data); }
       else if (name === "plan") {
-        if (data.project) { toolsEl.appendChild(chip("\uD83C\uDFAF " + data.project.display, "cl-project")); }
+        if (data.project) { toolsEl.appendChild(chip(data.project.display, "cl-project")); }
         (data.tools || []).forEach(function (t) {
           var c = chip(toolLabel(t) + " \u2026", "cl-running"); c.setAttribute("data-tool", t); toolsEl.appendChild(c);
         });
@@ -139,6 +142,9 @@
           img.src = origin + data.chart_url; bot.appendChild(img);
         }
         if (data.usage) showQuota({ remaining: data.usage.requests_remaining, limit: data.usage.requests_limit });
+        // Long answers: show their beginning, not their end.
+        log.scrollTop = Math.max(0, bot.offsetTop - log.offsetTop - 8);
+        return;
       } else if (name === "error") {
         finished = true;
         if (data.answer) { raw = data.answer; textEl.innerHTML = renderMarkdown(raw); }
@@ -227,6 +233,7 @@
       .replace(/`([^`]+)`/g, "<code>$1</code>")
       .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
       .replace(/(^|[^*])\*([^*]+)\*/g, "$1<em>$2</em>")
+      .replace(/(^|\s)_([^_]+)_(?=$|[\s.,;:!?)])/g, "$1<em>$2</em>")
       .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)"]+)\)/g,
         '<a href="$2" target="_blank" rel="noopener noreferrer nofollow">$1</a>');
   }
