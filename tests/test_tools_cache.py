@@ -147,3 +147,19 @@ async def test_warm_cache_covers_most_queried_and_trending(fdeps: Deps, fake: Fa
     assert warmed == {"bitcoin": {"onchain": "live"}, "uniswap": {"onchain": "live"}}
     again = await warm_cache(fdeps, limit=5, tools=("onchain",))
     assert again == {"bitcoin": {"onchain": "hot"}, "uniswap": {"onchain": "hot"}}
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_fetch(fdeps: Deps,
+                                                                    fake: FakeSources) -> None:
+    """Two answers share one fetch; the first is cancelled (its client left) mid-fetch."""
+    fake.latency_s = 0.2
+    first = asyncio.create_task(run_tool(fdeps, "onchain", UNISWAP))
+    second = asyncio.create_task(run_tool(fdeps, "onchain", UNISWAP))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    outcome = await second
+    assert first.cancelled()
+    assert outcome.cache == "live"
+    assert outcome.result.price_usd == 10.0
+    assert "price_usd" not in outcome.result.missing
+    assert fake.calls["coingecko:coin"] == 1

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import uuid
@@ -132,25 +133,22 @@ async def single_flight(deps: Deps, key: str, produce: Callable[[], Awaitable[T]
                         wait_s: float = LOCK_MS / 1000) -> T:
     """One `produce()` per key: in-process callers share a future; other processes wait on a
     Redis lock (SET NX PX) and poll `poll()` (the hot cache) until the owner has written it."""
-    existing = _INFLIGHT.get(key)
-    if existing is not None:
-        return await asyncio.shield(existing)  # type: ignore[return-value]
-    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    _INFLIGHT[key] = future
-    try:
-        value = await _across_processes(deps, key, produce, poll, wait_s)
-    except BaseException as exc:
-        if isinstance(exc, Exception):
-            future.set_exception(exc)
-            future.exception()  # nobody may be waiting; do not warn about it
-        else:
-            future.cancel()
-        raise
-    else:
-        future.set_result(value)
-        return value
-    finally:
-        _INFLIGHT.pop(key, None)
+    # The fetch runs as its own task and every caller awaits it through a shield: a caller
+    # that is cancelled (its answer timed out, its client left) does not cancel the fetch the
+    # other callers are waiting for.
+    task = _INFLIGHT.get(key)
+    if task is None:
+        task = asyncio.ensure_future(_across_processes(deps, key, produce, poll, wait_s))
+        _INFLIGHT[key] = task
+        task.add_done_callback(functools.partial(_forget_inflight, key))
+    return await asyncio.shield(task)  # type: ignore[return-value]
+
+
+def _forget_inflight(key: str, task: asyncio.Future[object]) -> None:
+    if _INFLIGHT.get(key) is task:
+        del _INFLIGHT[key]
+    if not task.cancelled():
+        task.exception()  # retrieved here: a fetch nobody waits for any more must not warn
 
 
 async def _across_processes(deps: Deps, key: str, produce: Callable[[], Awaitable[T]],

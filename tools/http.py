@@ -213,20 +213,17 @@ async def memoized(deps: Deps, key: str, ttl: float, fetch: Callable[[], Awaitab
     if len(state.memo) > 2000:  # drop expired entries so the memo stays small
         for k in [k for k, (exp, fut) in state.memo.items() if exp <= now and fut.done()]:
             del state.memo[k]
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    state.memo[key] = (now + ttl, future)
-    try:
-        value = await fetch()
-    except BaseException as exc:
-        state.memo.pop(key, None)
-        if isinstance(exc, Exception):
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters may be none
-        else:
-            future.cancel()
-        raise
-    future.set_result(value)
-    return value
+    # Own task + shield: a cancelled caller does not cancel the call others share.
+    task: asyncio.Future[Any] = asyncio.ensure_future(fetch())
+    state.memo[key] = (now + ttl, task)
+
+    def forget_failure(done: asyncio.Future[Any]) -> None:
+        failed = done.cancelled() or done.exception() is not None
+        if failed and state.memo.get(key, (0.0, None))[1] is done:
+            del state.memo[key]  # failures are not kept
+
+    task.add_done_callback(forget_failure)
+    return await asyncio.shield(task)  # type: ignore[no-any-return]
 
 
 def _memo_key(url: str, params: dict[str, Any] | None) -> str:
