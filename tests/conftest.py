@@ -217,3 +217,14 @@ async def with_http() -> AsyncIterator[Callable[[Deps, httpx.AsyncBaseTransport]
     yield factory
     for client in clients:
         await client.aclose()
+
+
+async def paid_api_key(deps: Deps, tier: str = "pro") -> str:
+    """An API key of a paid account (created through billing's own functions)."""
+    from billing.accounts import account_for_identity, set_base_tier
+    from billing.api_keys import create_api_key
+
+    account = await account_for_identity(deps, f"web:{tier}-user@example.com")
+    account = await set_base_tier(deps, account.id, tier)  # type: ignore[arg-type]
+    key, _ = await create_api_key(deps, account, "tests")
+    return key

@@ -13,6 +13,7 @@ from chainlens.cli import main
 from chainlens.deps import Deps
 from chainlens.settings import Settings
 from tests.tools_fakes import FakeSources, fast_http
+from tests.conftest import paid_api_key
 from web.app import create_app
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
@@ -27,8 +28,10 @@ def sources() -> FakeSources:
 async def client(deps: Deps, with_http: WithHttp, sources: FakeSources
                  ) -> AsyncIterator[httpx.AsyncClient]:
     fdeps = fast_http(with_http(deps, sources.transport()))
+    key = await paid_api_key(fdeps)
     app = create_app(fdeps.settings, deps=fdeps)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 headers={"Authorization": f"Bearer {key}"},
                                  base_url="http://testserver") as http:
         yield http
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from chainlens.cli import main
 from chainlens.deps import Deps
 from tests.tools_fakes import FakeSources, fast_http
+from tests.conftest import paid_api_key
 from web.app import create_app
 
 MakeDeps = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
@@ -26,8 +27,10 @@ def fake() -> FakeSources:
 async def client(deps: Deps, with_http: MakeDeps, fake: FakeSources
                  ) -> AsyncIterator[httpx.AsyncClient]:
     fdeps = fast_http(with_http(deps, fake.transport()))
+    key = await paid_api_key(fdeps)
     app = create_app(fdeps.settings, deps=fdeps)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 headers={"Authorization": f"Bearer {key}"},
                                  base_url="http://testserver") as http:
         yield http
 
@@ -98,3 +101,24 @@ def test_cli_commands_are_registered() -> None:
     bad = CliRunner().invoke(main, ["analyze", "uniswap", "--tools", "onchain,astrology"])
     assert bad.exit_code == 2 and "astrology" in bad.output
     assert CliRunner().invoke(main, ["cache", "warm", "--help"]).exit_code == 0
+
+
+async def test_free_callers_are_charged_and_gated(deps: Deps, with_http: MakeDeps,
+                                                  fake: FakeSources) -> None:
+    fdeps = fast_http(with_http(deps, fake.transport()))
+    app = create_app(fdeps.settings, deps=fdeps)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as anonymous:
+        realtime = await anonymous.get("/api/analyze", params={"projectId": "uniswap",
+                                                               "includeRealtime": "true"})
+        assert realtime.status_code == 403
+        assert realtime.json()["error"]["code"] == "upgrade_required"
+        first = await anonymous.get("/api/analyze", params={"projectId": "uniswap"})
+        assert first.status_code == 200
+        assert first.headers["x-ratelimit-remaining"] == "4"
+        # Tier comes from the account: a header claiming enterprise changes nothing.
+        second = await anonymous.get("/api/analyze", params={"projectId": "uniswap"},
+                                     headers={"X-User-Tier": "enterprise"})
+        assert second.status_code == 429  # free: one request per minute
+        unknown = await anonymous.get("/api/analyze", params={"projectId": "zzqx-nothing"})
+        assert unknown.status_code == 429

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from chainlens.deps import Deps
 from tools.analysis import ToolOutcome, analyze, as_of
 from tools.results import TOOL_NAMES, Project, ToolName
+from billing.quota import upgrade_url
+from web.auth import Caller, current_caller
+from web.charging import charged, require_paid
 from web.errors import ApiError
 from web.security import require_admin
 
@@ -48,15 +51,24 @@ def _tool_body(outcome: ToolOutcome) -> dict[str, Any]:
 @router.get("/api/analyze")
 async def analyze_project(
     request: Request,
+    response: Response,
     project_id: Annotated[str, Query(alias="projectId", max_length=200)],
     include_advanced: Annotated[bool, Query(alias="includeAdvanced")] = False,
     include_realtime: Annotated[bool, Query(alias="includeRealtime")] = False,
+    caller: Caller = Depends(current_caller),
 ) -> dict[str, Any]:
-    """Analyse one project: onchain and sentiment, plus tokenomics and team when advanced."""
+    """Analyse one project: onchain and sentiment, plus tokenomics and team when advanced.
+
+    Costs one request of the caller's quota. `includeRealtime` (bypass the cache) is a Pro
+    feature: it spends upstream rate limits that every user shares."""
     deps: Deps = request.app.state.deps
-    project = await _resolve(deps, _valid_id(project_id))
-    tools = TOOL_NAMES if include_advanced else BASIC_TOOLS
-    outcomes = await analyze(deps, project, tools, refresh=include_realtime)
+    checked_id = _valid_id(project_id)
+    if include_realtime:
+        require_paid(caller, "Real-time refresh", upgrade_url(deps))
+    async with charged(request, response, caller):
+        project = await _resolve(deps, checked_id)
+        tools = TOOL_NAMES if include_advanced else BASIC_TOOLS
+        outcomes = await analyze(deps, project, tools, refresh=include_realtime)
     services = sorted({s for o in outcomes.values() for s in o.services_called})
     body: dict[str, Any] = {"projectId": project.id, "project": project.model_dump(mode="json")}
     for tool in TOOL_NAMES:

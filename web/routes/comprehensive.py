@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from agent import answer
 from chainlens.deps import Deps
 from tools.results import TOOL_NAMES, ToolName
+from billing.quota import upgrade_url
+from web.auth import Caller, current_caller
+from web.charging import charged, require_paid
 from web.errors import ApiError
 
 router = APIRouter(tags=["analysis"])
@@ -58,16 +61,25 @@ def _modules(body: ComprehensiveRequest) -> list[ToolName]:
 
 
 @router.post("/api/v1/analysis/comprehensive", response_model=ComprehensiveResponse)
-async def comprehensive_analysis(body: ComprehensiveRequest, request: Request) -> ComprehensiveResponse:
-    """Research one project with the chosen modules; the answer's sections as JSON."""
+async def comprehensive_analysis(body: ComprehensiveRequest, request: Request,
+                                 response: Response,
+                                 caller: Caller = Depends(current_caller)) -> ComprehensiveResponse:
+    """Research one project with the chosen modules; the answer's sections as JSON.
+
+    Costs one request of the caller's quota (given back when the symbol is unknown); depth
+    "deep" bypasses the cache and is a Pro feature."""
     deps: Deps = request.app.state.deps
     started = time.perf_counter()
-    final = await answer(deps, body.symbol, tools=_modules(body),
-                         refresh=body.options.depth == "deep")
-    if final.project is None or final.report is None:
-        suggestions = [{"id": p.id, "name": p.name, "symbol": p.symbol} for p in final.suggestions]
-        raise ApiError(404, "project_not_found", f"No project matches '{body.symbol}'.",
-                       details={"suggestions": suggestions})
+    if body.options.depth == "deep":
+        require_paid(caller, "Deep (uncached) analysis", upgrade_url(deps))
+    async with charged(request, response, caller):
+        final = await answer(deps, body.symbol, tools=_modules(body),
+                             refresh=body.options.depth == "deep")
+        if final.project is None or final.report is None:
+            suggestions = [{"id": p.id, "name": p.name, "symbol": p.symbol}
+                           for p in final.suggestions]
+            raise ApiError(404, "project_not_found", f"No project matches '{body.symbol}'.",
+                           details={"suggestions": suggestions})
     report = final.report
     sections = {
         tool: {"key_facts": result.key_facts(), "risks": result.risks(),

@@ -1,0 +1,37 @@
+"""Charging API calls that do analysis work: one request from the caller's quota, refunded
+when the call produces nothing, and tier gates decided from the account (never a header)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Request, Response
+
+from billing.quota import QuotaDecision, refund_request
+from chainlens.deps import Deps
+from web.auth import Caller, consume_web_request, rate_limit_headers
+from web.errors import ApiError
+
+PAID_TIERS = ("pro", "enterprise")
+
+
+def require_paid(caller: Caller, feature: str, upgrade_url: str) -> None:
+    """403 with an upgrade link when a free account asks for a paid feature."""
+    if caller.account.tier not in PAID_TIERS:
+        raise ApiError(403, "upgrade_required", f"{feature} is part of the Pro plan.",
+                       details={"tier": caller.account.tier, "upgrade_url": upgrade_url})
+
+
+@asynccontextmanager
+async def charged(request: Request, response: Response,
+                  caller: Caller) -> AsyncIterator[QuotaDecision]:
+    """Consume one request (429 when spent); give it back if the body raises."""
+    deps: Deps = request.app.state.deps
+    decision = await consume_web_request(request, caller)
+    response.headers.update(rate_limit_headers(decision))
+    try:
+        yield decision
+    except BaseException:
+        await refund_request(deps, caller.account, decision)
+        raise
