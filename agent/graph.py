@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from agent.compose import compose_answer
-from agent.context import AgentContext
+from agent.context import AgentContext, cancellable
 from agent.events import PlanEvent, PlanInfo, ToolFinishedEvent, ToolStartedEvent, Usage
 from agent.memory import remember_project, remembered_project
 from agent.planner import plan_tools
@@ -30,6 +30,7 @@ from tools.results import RESULT_TYPES, TOOL_NAMES, Resolution
 log = logging.getLogger(__name__)
 
 
+@cancellable
 async def resolve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
     """Find the project in the question, or in the conversation for "what about its team?"."""
     deps = runtime.context.deps
@@ -45,6 +46,7 @@ async def resolve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
     return {"resolution": resolution}
 
 
+@cancellable
 async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
     """Choose the tools (LLM tool-calling or rules) and announce the plan."""
     resolution = state["resolution"]
@@ -69,6 +71,7 @@ def fan_out(state: AgentState) -> list[Send] | Literal["compose"]:
     return [Send("run_tool", ToolTask(tool=tool, project=project)) for tool in tools]
 
 
+@cancellable
 async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, object]:
     """Run one tool under its own timeout; a failure becomes a result that says what is missing."""
     ctx = runtime.context
@@ -109,6 +112,7 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
+@cancellable
 async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
     """Write the answer (model or deterministic writer) and build the final event."""
     final = await compose_answer(

@@ -59,6 +59,7 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
     seen: dict[str, Any] = {"runs": {}}
     text_started = False
     final: FinalEvent | None = None
+    completed = False
     try:
         async with aclosing(agent_graph().astream(state, context=context,
                                                   stream_mode=["custom", "updates"])) as parts:
@@ -76,6 +77,7 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
         final = seen.get("final")
         if final is None:
             raise RuntimeError("the graph finished without a final answer")
+        completed = True
     except Exception as exc:  # any fault: answer from what we have, and say so if text started
         log.exception("answer failed for %r", question[:80])
         final = rescue_answer(question, conversation_id, seen)
@@ -84,6 +86,12 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
                                                       "here is the answer written from the data by rules.")
         else:
             yield TextEvent(text=final.answer)
+        completed = True
+    finally:
+        if not completed:
+            # Cancelled or closed early (the client left): stop the model call and the tools
+            # now, instead of letting them run to the end for nobody.
+            context.cancel_running()
     yield final.model_copy(update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
 
 

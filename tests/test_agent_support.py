@@ -43,6 +43,7 @@ class Reply:
     tokens_in: int = 100
     tokens_out: int = 50
     chunk_chars: int = 12
+    chunk_delay_s: float = 0.0  # pause between streamed chunks (a slow model)
 
 
 @dataclass
@@ -65,6 +66,8 @@ class FakeLLM:
         self.queues: dict[str, deque[Behaviour]] = defaultdict(deque)
         self.default: Behaviour = Reply(text="## Summary\nAll good.")
         self.requests: list[dict[str, Any]] = []
+        # (monotonic time, finished normally) for every streamed reply that ended
+        self.stream_ends: list[tuple[float, bool]] = []
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -79,6 +82,7 @@ class FakeLLM:
     def reset(self) -> None:
         self.queues.clear()
         self.requests.clear()
+        self.stream_ends.clear()
         self.default = Reply(text="## Summary\nAll good.")
 
     def models_called(self) -> list[str]:
@@ -126,15 +130,21 @@ class FakeLLM:
                 "model": model}
         pieces = [reply.text[i:i + reply.chunk_chars]
                   for i in range(0, len(reply.text), reply.chunk_chars)]
-        for n, piece in enumerate(pieces):
-            if reply.cut_after_chunks is not None and n >= reply.cut_after_chunks:
-                raise _Cut("scripted cut")
-            delta: dict[str, Any] = {"content": piece}
-            if n == 0:
-                delta["role"] = "assistant"
-            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
-            await asyncio.sleep(0)
+        finished = False
+        try:
+            for n, piece in enumerate(pieces):
+                if reply.cut_after_chunks is not None and n >= reply.cut_after_chunks:
+                    raise _Cut("scripted cut")
+                delta: dict[str, Any] = {"content": piece}
+                if n == 0:
+                    delta["role"] = "assistant"
+                chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+                await asyncio.sleep(reply.chunk_delay_s)
+            finished = True
+        finally:
+            # Runs when the client (LiteLLM) goes away mid-stream, too.
+            self.stream_ends.append((time.monotonic(), finished))
         final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         yield f"data: {json.dumps(final)}\n\n".encode()
         usage = {**base, "choices": [],

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -156,6 +157,27 @@ async def chat_query(body: ChatRequest, request: Request, response: Response,
     return _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
 
 
+class DisconnectAwareStreamingResponse(StreamingResponse):
+    """Stops the stream as soon as the client disconnects, not at the next write.
+
+    Starlette only notices a gone client when a write fails (ASGI spec >= 2.4); an answer
+    that is thinking writes nothing for seconds, so we listen for `http.disconnect` too.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def stream_then_stop() -> None:
+                await self.stream_response(send)
+                group.cancel_scope.cancel()
+
+            group.start_soon(stream_then_stop)
+            await self.listen_for_disconnect(receive)
+            group.cancel_scope.cancel()
+        if self.background is not None:
+            await self.background()
+
+
 def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
@@ -187,7 +209,7 @@ async def _event_stream(deps: Deps, turn: ChatTurn, account: Any,
                 yield _sse("final", _final_payload(event, decision, turn.conversation_id or "",
                                                    not event.plan.tools))
     except asyncio.CancelledError:
-        log.info("chat stream cancelled by the client")
+        log.info("chat stream cancelled: the client left")
         raise
     except Exception:
         log.exception("chat stream failed")
@@ -204,8 +226,8 @@ async def chat_stream(body: ChatRequest, request: Request,
     deps = _deps(request)
     headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     turn, account, decision = await _admitted(request, caller, body, headers)
-    return StreamingResponse(_event_stream(deps, turn, account, decision),
-                             media_type="text/event-stream", headers=headers)
+    return DisconnectAwareStreamingResponse(_event_stream(deps, turn, account, decision),
+                                            media_type="text/event-stream", headers=headers)
 
 
 @router.get("/api/chat/quota", response_model=QuotaOut)
