@@ -435,3 +435,17 @@ def test_contract_fixture_contract() -> None:
     assert project.platforms["ethereum"] == "0xdac17f958d2ee523a2206206994597c13d831ec7"
     assert project.platforms["solana"] == "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"
     assert project.market_cap_rank == 4
+
+
+@pytest.mark.parametrize("text", ["good morning", "gm!", "hello there", "help", "thanks!"])
+async def test_small_talk_makes_no_upstream_call(deps: Deps, with_http: WithHttp,
+                                                 text: str) -> None:
+    calls: list[str] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(200, json={"coins": []})
+
+    resolution = await resolve_project(with_http(deps, httpx.MockTransport(record)), text)
+    assert resolution.project is None
+    assert calls == []

@@ -130,7 +130,12 @@ STRICT_NOUN_CUES = frozenset("""
 token tokens coin coins tokenomics ticker contract holders airdrop mcap marketcap fdv tvl
 staking unlock unlocks
 """.split())
-_VOCABULARY = _STOP | _WEAK | _COMMON | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES
+# Greetings and small talk: never worth a live /search call.
+_SMALL_TALK = frozenset("""
+good morning afternoon evening night day hello hi hey hiya yo gm gn thanks thank thx ty
+please help ok okay yes yeah no nope bye goodbye cheers sir mate friend bot chainlens welcome
+""".split())
+_VOCABULARY = _STOP | _WEAK | _COMMON | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | _SMALL_TALK
 # Words after a name that cannot extend it into a longer coin name ("Solana Team").
 _NOT_NAME_PARTS = _STOP | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | frozenset(
     "the a an and or but vs versus is are was were to in on for of with from by at".split())
