@@ -10,7 +10,6 @@ import asyncio
 import io
 import logging
 import time
-from typing import Any
 
 import discord
 from discord import app_commands
@@ -47,7 +46,6 @@ async def ask_command(interaction: discord.Interaction, question: str, deps: Dep
                     conversation_id=f"discord:{interaction.channel_id}:{interaction.user.id}")
     progress = Progress()
     last_edit = 0.0
-    final: Any = None
 
     async def show(force: bool = False) -> None:
         nonlocal last_edit
@@ -61,25 +59,16 @@ async def ask_command(interaction: discord.Interaction, question: str, deps: Dep
             if event.type == "refused":
                 await interaction.edit_original_response(content=event.message)
                 return
-            if event.type == "plan":
-                progress.project = event.project.display if event.project else None
-                progress.tools = {tool: "running" for tool in event.plan.tools}
-                await show(force=True)
-            elif event.type == "tool_finished":
-                progress.tools[event.tool] = "done" if event.ok else "failed"
-                await show()
-            elif event.type == "text":
-                progress.text += event.text
-                await show()
-            elif event.type in ("final", "error"):
-                final = event
+            plan_arrived = progress.apply(event)
+            if progress.final is None:
+                await show(force=plan_arrived)
     except MessageTooLong as exc:
         await interaction.edit_original_response(content=str(exc))
         return
 
-    answer = getattr(final, "answer", None) or "Sorry, I could not build an answer this time."
+    final = progress.final
     project = getattr(final, "project", None)
-    embeds = answer_embeds(answer, project.display if project else None)
+    embeds = answer_embeds(progress.answer, project.display if project else None)
     attachments: list[discord.File] = []
     history = getattr(final, "price_history", None)
     if history and project and len(history) >= 2:

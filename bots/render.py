@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 TOOL_LABELS = {"onchain": "Market & on-chain", "sentiment": "Sentiment",
                "tokenomics": "Tokenomics", "team": "Team"}
@@ -33,6 +34,27 @@ class Progress:
         self.project: str | None = None
         self.tools: dict[str, str] = {}  # tool -> "running" | "done" | "failed"
         self.text = ""
+        self.final: Any = None  # the final (or error) event, once it arrived
+
+    def apply(self, event: Any) -> bool:
+        """Take one chat event; True when the plan arrived (worth showing at once)."""
+        if event.type == "plan":
+            self.project = event.project.display if event.project else None
+            self.tools = {tool: "running" for tool in event.plan.tools}
+            return True
+        if event.type == "tool_started":
+            self.tools[event.tool] = "running"
+        elif event.type == "tool_finished":
+            self.tools[event.tool] = "done" if event.ok else "failed"
+        elif event.type == "text":
+            self.text += event.text
+        elif event.type in ("final", "error") and (self.final is None or event.type == "final"):
+            self.final = event
+        return False
+
+    @property
+    def answer(self) -> str:
+        return getattr(self.final, "answer", None) or "Sorry, I could not build an answer this time."
 
     def render(self) -> str:
         lines = []

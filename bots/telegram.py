@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction, ParseMode
@@ -109,7 +108,6 @@ async def question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     progress = Progress()
     status: Message | None = None
     last_edit = 0.0
-    final: Any = None
 
     async def show(force: bool = False) -> None:
         nonlocal status, last_edit
@@ -137,27 +135,15 @@ async def question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                         [[InlineKeyboardButton("Upgrade", url=f"{base}/pricing")]]),
                 )
                 return
-            if event.type == "plan":
-                progress.project = event.project.display if event.project else None
-                progress.tools = {tool: "running" for tool in event.plan.tools}
-                await show(force=True)
-            elif event.type == "tool_started":
-                progress.tools[event.tool] = "running"
-                await show()
-            elif event.type == "tool_finished":
-                progress.tools[event.tool] = "done" if event.ok else "failed"
-                await show()
-            elif event.type == "text":
-                progress.text += event.text
-                await show()
-            elif event.type in ("final", "error"):
-                final = event
+            plan_arrived = progress.apply(event)
+            if progress.final is None:
+                await show(force=plan_arrived)
     except MessageTooLong as exc:
         await message.reply_text(str(exc))
         return
 
-    answer = getattr(final, "answer", None) or "Sorry, I could not build an answer this time."
-    parts = split_message(answer, MESSAGE_LIMIT - 200)
+    final = progress.final
+    parts = split_message(progress.answer, MESSAGE_LIMIT - 200)
     for index, part in enumerate(parts):
         html_text = markdown_to_telegram_html(part)
         if index == 0 and status is not None:
