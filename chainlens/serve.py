@@ -31,6 +31,22 @@ async def watch_embedded_postgres(deps: Deps) -> None:
                 log.exception("embedded PostgreSQL failed to restart; will retry")
 
 
+_INDEX_REFRESH_S = 24 * 3600
+
+
+async def refresh_coin_index(deps: Deps) -> None:
+    """Refresh the coin index from CoinGecko at start and then daily (keeps the bundle honest)."""
+    from tools.index import refresh_index
+
+    while True:
+        written = await refresh_index(deps)
+        if written:
+            log.info("coin index refreshed from CoinGecko: %d projects", written)
+        else:
+            log.info("coin index not refreshed (CoinGecko unreachable); using the bundled index")
+        await asyncio.sleep(_INDEX_REFRESH_S)
+
+
 def channel_plan(settings: Settings) -> list[str]:
     """One line per channel saying whether it is on and why."""
     lines = [f"web: on at http://{settings.host}:{settings.port}"]
@@ -53,6 +69,7 @@ async def serve_forever(settings: Settings) -> None:
         server = uvicorn.Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
+        background.add(asyncio.create_task(refresh_coin_index(deps), name="coin-index"))
         for starter in _bot_starters(settings):
             background.add(asyncio.create_task(starter(deps), name=starter.__name__))
         for task in background:
