@@ -114,7 +114,7 @@ def wrk(url: str, *, seconds: int, connections: int, key: str | None = None) -> 
     import re
     import tempfile
 
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency", url]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         if key is not None:
             script.write(WRK_POST.replace("KEY", key))
