@@ -88,3 +88,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = commands[1].strip()
     assert "pytest" in test_command
     assert "readme_command 2" in ci  # .ci/run executes the README's own line, not a copy
+
+
+def test_readme_lists_every_setting() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    missing = [name.upper() for name in Settings.model_fields if name.upper() not in readme]
+    assert missing == []
