@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from billing.accounts import account_for_identity, set_base_tier
 from billing.quota import flush_pending
+from chainlens.settings import Settings
 from chainlens.deps import Deps
 from web.app import create_app
 from web.auth import (
@@ -128,3 +129,19 @@ async def test_secure_cookie_when_public_url_is_https(deps: Deps, database_url: 
                                  base_url="http://testserver") as c:
         reply = await c.get("/api/payment/subscription")
     assert "Secure" in reply.headers["set-cookie"]
+
+
+def test_session_cookie_is_cross_site_only_for_an_https_embed(settings: Settings) -> None:
+    from fastapi import Response
+
+    from web.auth import set_session_cookie
+
+    local = Response()
+    set_session_cookie(local, settings, "web:ann@example.com")
+    assert "samesite=lax" in local.headers["set-cookie"].lower()
+    embedded = settings.model_copy(update={
+        "public_base_url": "https://chainlens.example", "cors_origins": ["https://blog.example"]})
+    remote = Response()
+    set_session_cookie(remote, embedded, "web:ann@example.com")
+    cookie = remote.headers["set-cookie"].lower()
+    assert "samesite=none" in cookie and "secure" in cookie and "httponly" in cookie

@@ -75,10 +75,13 @@ def _cookie_header(settings: Settings, identity: str) -> str:
 
 def set_session_cookie(response: Response, settings: Settings, identity: str) -> None:
     """Sign `identity` into the session cookie on `response` (e.g. after a magic-link sign-in)."""
+    https = str(settings.public_base_url).startswith("https://")
+    # A widget embedded on an allowed other site needs the cookie on cross-site requests,
+    # which browsers only send for SameSite=None (and only over HTTPS).
+    samesite: Literal["lax", "none"] = "none" if https and settings.cors_origins else "lax"
     response.set_cookie(
         SESSION_COOKIE, session_cookie_value(settings, identity), max_age=SESSION_MAX_AGE_S,
-        path="/", httponly=True, samesite="lax",
-        secure=str(settings.public_base_url).startswith("https://"))
+        path="/", httponly=True, samesite=samesite, secure=https)
 
 
 async def sign_in_email(deps: Deps, email: str) -> Account:
