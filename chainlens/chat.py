@@ -77,9 +77,12 @@ class QuotaRefused:
 ChatEvent = QuotaGranted | QuotaRefused | AgentEvent
 
 
-async def admit(deps: Deps, turn: ChatTurn) -> tuple[Account, QuotaDecision]:
-    """Map the identity to its account and consume one request from its quota."""
-    account = await account_for_identity(deps, turn.identity)
+async def admit(deps: Deps, turn: ChatTurn, *,
+                account: Account | None = None) -> tuple[Account, QuotaDecision]:
+    """Map the identity to its account (unless the caller already has it, as the web does
+    right after authenticating) and consume one request from its quota."""
+    if account is None:
+        account = await account_for_identity(deps, turn.identity)
     decision = await consume_request(deps, account, client_ip=turn.client_ip)
     return account, decision
 

@@ -102,7 +102,7 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
                     text=body.message, conversation_id=_conversation_id(caller, body),
                     client_ip=client_ip(request) if caller.anonymous else None)
     try:
-        account, decision = await admit(_deps(request), turn)
+        account, decision = await admit(_deps(request), turn, account=caller.account)
     except QuotaUnavailable:
         raise ApiError(503, "quota_unavailable",
                        "We cannot check your quota right now. Please try again shortly.") from None
