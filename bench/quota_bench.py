@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from billing.accounts import account_for_identity, set_base_tier  # noqa: E402
 from billing.quota import consume_request, flush_pending  # noqa: E402
+from _scratch import REDIS_URL, scratch_space  # noqa: E402
 from chainlens.deps import open_deps  # noqa: E402
 from chainlens.settings import Settings, TierLimits  # noqa: E402
 
@@ -52,17 +49,10 @@ async def measure(name: str, n: int, concurrency: int, op: Callable[[], Awaitabl
 
 
 async def main(n: int, concurrency: int) -> None:
-    admin_url, redis_url = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
-    name = f"chainlens_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    db_url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-    prefix = f"bench{uuid.uuid4().hex[:6]}:"
-    settings = Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
-                        redis_url=redis_url, redis_prefix=prefix, llm_models=[],
-                        tier_limits={"pro": TierLimits(daily=10**9, minute=10**9)})
-    try:
+    async with scratch_space() as (db_url, prefix):
+        settings = Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
+                            redis_url=REDIS_URL, redis_prefix=prefix, llm_models=[],
+                            tier_limits={"pro": TierLimits(daily=10**9, minute=10**9)})
         async with open_deps(settings) as deps:
             account = await account_for_identity(deps, "telegram:1")
             account = await set_base_tier(deps, account.id, "pro")
@@ -87,14 +77,6 @@ async def main(n: int, concurrency: int) -> None:
             print(f"ratio at concurrency 1: p50 {ours1['p50_ms'] / base1['p50_ms']:.2f}x, "
                   f"p99 {ours1['p99_ms'] / base1['p99_ms']:.2f}x")
             await flush_pending(deps)
-            keys = [k async for k in deps.redis.scan_iter(match=prefix + "*")]
-            if keys:
-                await deps.redis.delete(*keys)
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

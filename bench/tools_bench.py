@@ -10,18 +10,16 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _scratch import REDIS_URL, scratch_space  # noqa: E402
 from chainlens.deps import Deps, open_deps  # noqa: E402
 from chainlens.settings import Settings  # noqa: E402
 from tests.tools_fakes import UNISWAP, FakeSources  # noqa: E402
@@ -89,31 +87,14 @@ async def cache_hits(deps: Deps) -> None:
 
 
 async def main() -> None:
-    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    name = f"chainlens_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    db_url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    settings = Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
-                        redis_url=redis_url, redis_prefix=f"bench{uuid.uuid4().hex[:6]}:",
-                        coingecko_rate_per_min=10_000, llm_models=[])
     fake = TimedSources(latency_s=LATENCY_S)
-    try:
+    async with scratch_space() as (db_url, prefix):
+        settings = Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
+                            redis_url=REDIS_URL, redis_prefix=prefix,
+                            coingecko_rate_per_min=10_000, llm_models=[])
         async with open_deps(settings, http_transport=fake.transport()) as deps:
-            try:
-                await fan_out(deps, fake)
-                await cache_hits(deps)
-            finally:
-                keys = [k async for k in deps.redis.scan_iter(match=deps.keys.prefix + "*")]
-                if keys:
-                    await deps.redis.delete(*keys)
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
+            await fan_out(deps, fake)
+            await cache_hits(deps)
 
 if __name__ == "__main__":
     asyncio.run(main())

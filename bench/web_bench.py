@@ -18,18 +18,17 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _scratch import REDIS_URL, scratch_space  # noqa: E402
 
 TRIVIAL_APP = """
 import uvicorn
@@ -201,15 +200,12 @@ async def prepare(db_url: str, redis_url: str, prefix: str) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    name = f"chainlens_webbench_{uuid.uuid4().hex[:8]}"
-    prefix = f"webbench{uuid.uuid4().hex[:6]}:"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    from urllib.parse import urlsplit, urlunsplit
+    async with scratch_space() as (db_url, prefix):
+        await measure_servers(args, db_url, REDIS_URL, prefix)
 
-    db_url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+
+async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
+                          prefix: str) -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         key = await prepare(db_url, redis_url, prefix)
@@ -267,15 +263,6 @@ async def main(args: argparse.Namespace) -> None:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(redis_url)
-        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 if __name__ == "__main__":

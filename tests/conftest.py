@@ -21,6 +21,7 @@ import pytest
 
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import Settings
+from tests.tools_fakes import FakeSources, fast_http
 
 # --- no test may reach the internet ---------------------------------------------------------
 
@@ -228,3 +229,31 @@ async def paid_api_key(deps: Deps, tier: str = "pro") -> str:
     account = await set_base_tier(deps, account.id, tier)  # type: ignore[arg-type]
     key, _ = await create_api_key(deps, account, "tests")
     return key
+
+
+# --- fake data sources (network boundary) -----------------------------------------------------
+
+@pytest.fixture
+def sources() -> FakeSources:
+    """The data APIs as an httpx.MockTransport that counts calls (tests/tools_fakes.py)."""
+    return FakeSources()
+
+
+@pytest.fixture
+def fast_deps(deps: Deps, with_http: Callable[[Deps, httpx.AsyncBaseTransport], Deps],
+              sources: FakeSources) -> Deps:
+    """The run's Deps with the fake sources and tiny retry waits."""
+    return fast_http(with_http(deps, sources.transport()))
+
+
+@pytest.fixture
+async def paid_client(fast_deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client of a Pro account, over the app with the fake sources."""
+    from web.app import create_app
+
+    key = await paid_api_key(fast_deps)
+    app = create_app(fast_deps.settings, deps=fast_deps)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 headers={"Authorization": f"Bearer {key}"},
+                                 base_url="http://testserver") as http:
+        yield http

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from chainlens.cli import main
-from chainlens.deps import Deps
 from chainlens.settings import Settings
-from tests.tools_fakes import FakeSources, fast_http
-from tests.conftest import paid_api_key
-from web.app import create_app
-
-WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
+from tests.tools_fakes import FakeSources
 
 
-@pytest.fixture
-def sources() -> FakeSources:
-    return FakeSources()
-
-
-@pytest.fixture
-async def client(deps: Deps, with_http: WithHttp, sources: FakeSources
-                 ) -> AsyncIterator[httpx.AsyncClient]:
-    fdeps = fast_http(with_http(deps, sources.transport()))
-    key = await paid_api_key(fdeps)
-    app = create_app(fdeps.settings, deps=fdeps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 headers={"Authorization": f"Bearer {key}"},
-                                 base_url="http://testserver") as http:
-        yield http
-
-
-async def test_comprehensive_returns_the_seed_shape(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/analysis/comprehensive", json={
+async def test_comprehensive_returns_the_seed_shape(paid_client: httpx.AsyncClient) -> None:
+    response = await paid_client.post("/api/v1/analysis/comprehensive", json={
         "symbol": "UNI", "options": {"depth": "standard", "format": "markdown"}})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -54,22 +31,22 @@ async def test_comprehensive_returns_the_seed_shape(client: httpx.AsyncClient) -
     assert "Not financial advice" in body["markdown"]
 
 
-async def test_comprehensive_runs_only_the_modules_asked_for(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/analysis/comprehensive",
+async def test_comprehensive_runs_only_the_modules_asked_for(paid_client: httpx.AsyncClient) -> None:
+    response = await paid_client.post("/api/v1/analysis/comprehensive",
                                  json={"symbol": "uniswap", "modules": ["team"]})
     assert response.status_code == 200, response.text
     body = response.json()
     assert list(body["detailed_sections"]) == ["team"] and body["markdown"] is None
-    quick = await client.post("/api/v1/analysis/comprehensive",
+    quick = await paid_client.post("/api/v1/analysis/comprehensive",
                               json={"symbol": "uniswap", "options": {"depth": "quick"}})
     assert sorted(quick.json()["detailed_sections"]) == ["onchain", "sentiment"]
 
 
-async def test_comprehensive_errors(client: httpx.AsyncClient, sources: FakeSources) -> None:
-    bad = await client.post("/api/v1/analysis/comprehensive", json={"symbol": "UNI",
+async def test_comprehensive_errors(paid_client: httpx.AsyncClient, sources: FakeSources) -> None:
+    bad = await paid_client.post("/api/v1/analysis/comprehensive", json={"symbol": "UNI",
                                                                      "modules": ["astrology"]})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
-    missing = await client.post("/api/v1/analysis/comprehensive", json={"symbol": "zzqxv"})
+    missing = await paid_client.post("/api/v1/analysis/comprehensive", json={"symbol": "zzqxv"})
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "project_not_found"
 

@@ -25,11 +25,6 @@ WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 
 
 @pytest.fixture
-def sources() -> FakeSources:
-    return FakeSources()
-
-
-@pytest.fixture
 def agent_deps(deps: Deps, with_http: WithHttp, sources: FakeSources) -> Deps:
     return fast_http(with_http(deps, sources.transport()))
 

@@ -34,11 +34,6 @@ PRICE = ModelPrice(input_per_token=1e-6, output_per_token=2e-6)
 
 
 @pytest.fixture
-def sources() -> FakeSources:
-    return FakeSources()
-
-
-@pytest.fixture
 def data_deps(deps: Deps, with_http: WithHttp, sources: FakeSources) -> Deps:
     return fast_http(with_http(deps, sources.transport()))
 

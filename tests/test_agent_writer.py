@@ -147,11 +147,6 @@ MALICIOUS = (
 
 
 @pytest.fixture
-def sources() -> FakeSources:
-    return FakeSources()
-
-
-@pytest.fixture
 def data_deps(deps: Deps, with_http: WithHttp, sources: FakeSources) -> Deps:
     return fast_http(with_http(deps, sources.transport()))
 

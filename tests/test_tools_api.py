@@ -1,43 +1,24 @@
-"""The analysis HTTP API and CLI as a client sees them."""
+"""The analysis HTTP API and CLI as a paid_client sees them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
-import pytest
 from click.testing import CliRunner
 
 from chainlens.cli import main
 from chainlens.deps import Deps
 from tests.tools_fakes import FakeSources, fast_http
-from tests.conftest import paid_api_key
 from web.app import create_app
 
 MakeDeps = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 ADMIN = {"Authorization": "Bearer test-admin-key-0123456789"}
 
 
-@pytest.fixture
-def fake() -> FakeSources:
-    return FakeSources()
-
-
-@pytest.fixture
-async def client(deps: Deps, with_http: MakeDeps, fake: FakeSources
-                 ) -> AsyncIterator[httpx.AsyncClient]:
-    fdeps = fast_http(with_http(deps, fake.transport()))
-    key = await paid_api_key(fdeps)
-    app = create_app(fdeps.settings, deps=fdeps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 headers={"Authorization": f"Bearer {key}"},
-                                 base_url="http://testserver") as http:
-        yield http
-
-
-async def test_analyze_returns_the_seed_shape_and_then_hits_cache(client: httpx.AsyncClient,
-                                                                  fake: FakeSources) -> None:
-    response = await client.get("/api/analyze", params={"projectId": "uniswap",
+async def test_analyze_returns_the_seed_shape_and_then_hits_cache(paid_client: httpx.AsyncClient,
+                                                                  sources: FakeSources) -> None:
+    response = await paid_client.get("/api/analyze", params={"projectId": "uniswap",
                                                         "includeAdvanced": "true"})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -49,50 +30,50 @@ async def test_analyze_returns_the_seed_shape_and_then_hits_cache(client: httpx.
     meta = body["metadata"]
     assert meta["cache_hit"] is False and "CoinGecko" in meta["services_called"]
     assert meta["updated_at"]
-    calls = sum(fake.calls.values())
+    calls = sum(sources.calls.values())
 
-    again = (await client.get("/api/analyze", params={"projectId": "UNISWAP",
+    again = (await paid_client.get("/api/analyze", params={"projectId": "UNISWAP",
                                                       "includeAdvanced": "true"})).json()
     assert again["metadata"]["cache_hit"] is True and again["metadata"]["services_called"] == []
-    assert sum(fake.calls.values()) == calls
+    assert sum(sources.calls.values()) == calls
 
 
-async def test_basic_analysis_skips_advanced_tools(client: httpx.AsyncClient,
-                                                   fake: FakeSources) -> None:
-    body = (await client.get("/api/analyze", params={"projectId": "uniswap"})).json()
+async def test_basic_analysis_skips_advanced_tools(paid_client: httpx.AsyncClient,
+                                                   sources: FakeSources) -> None:
+    body = (await paid_client.get("/api/analyze", params={"projectId": "uniswap"})).json()
     assert body["onchain"] is not None and body["sentiment"] is not None
     assert body["tokenomics"] is None and body["team"] is None
-    assert fake.total("github") == 0 and fake.calls["goplus"] == 1  # onchain reads holders
+    assert sources.total("github") == 0 and sources.calls["goplus"] == 1  # onchain reads holders
 
 
-async def test_realtime_bypasses_the_cache(client: httpx.AsyncClient, fake: FakeSources) -> None:
-    await client.get("/api/analyze", params={"projectId": "uniswap"})
-    body = (await client.get("/api/analyze", params={"projectId": "uniswap",
+async def test_realtime_bypasses_the_cache(paid_client: httpx.AsyncClient, sources: FakeSources) -> None:
+    await paid_client.get("/api/analyze", params={"projectId": "uniswap"})
+    body = (await paid_client.get("/api/analyze", params={"projectId": "uniswap",
                                                      "includeRealtime": "true"})).json()
     assert body["metadata"]["cache_hit"] is False
 
 
-async def test_invalid_and_unknown_project_ids(client: httpx.AsyncClient) -> None:
-    bad = await client.get("/api/analyze", params={"projectId": "drop table;"})
+async def test_invalid_and_unknown_project_ids(paid_client: httpx.AsyncClient) -> None:
+    bad = await paid_client.get("/api/analyze", params={"projectId": "drop table;"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
-    missing = await client.get("/api/analyze", params={"projectId": "zzqx-not-a-coin-at-all"})
+    missing = await paid_client.get("/api/analyze", params={"projectId": "zzqx-not-a-coin-at-all"})
     assert missing.status_code == 404, missing.text
     error = missing.json()["error"]
     assert error["code"] == "project_not_found" and "suggestions" in error["details"]
 
 
-async def test_cache_refresh_needs_admin_and_refetches(client: httpx.AsyncClient,
-                                                       fake: FakeSources) -> None:
+async def test_cache_refresh_needs_admin_and_refetches(paid_client: httpx.AsyncClient,
+                                                       sources: FakeSources) -> None:
     payload = {"project_ids": ["uniswap", "zzqx-not-a-coin-at-all"], "tools": ["onchain"]}
-    denied = await client.post("/api/v1/cache/refresh", json=payload)
+    denied = await paid_client.post("/api/v1/cache/refresh", json=payload)
     assert denied.status_code == 401
-    ok = await client.post("/api/v1/cache/refresh", json=payload, headers=ADMIN)
+    ok = await paid_client.post("/api/v1/cache/refresh", json=payload, headers=ADMIN)
     assert ok.status_code == 200, ok.text
     assert ok.json() == {"refreshed": {"uniswap": {"onchain": "live"}},
                          "not_found": ["zzqx-not-a-coin-at-all"]}
-    again = await client.post("/api/v1/cache/refresh", json=payload, headers=ADMIN)
+    again = await paid_client.post("/api/v1/cache/refresh", json=payload, headers=ADMIN)
     assert again.json()["refreshed"]["uniswap"]["onchain"] == "live"
-    assert fake.calls["coingecko:coin"] == 1  # memo within a minute; the cache entry is new
+    assert sources.calls["coingecko:coin"] == 1  # memo within a minute; the cache entry is new
 
 
 def test_cli_commands_are_registered() -> None:
@@ -104,8 +85,8 @@ def test_cli_commands_are_registered() -> None:
 
 
 async def test_free_callers_are_charged_and_gated(deps: Deps, with_http: MakeDeps,
-                                                  fake: FakeSources) -> None:
-    fdeps = fast_http(with_http(deps, fake.transport()))
+                                                  sources: FakeSources) -> None:
+    fdeps = fast_http(with_http(deps, sources.transport()))
     app = create_app(fdeps.settings, deps=fdeps)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://testserver") as anonymous:

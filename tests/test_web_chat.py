@@ -21,11 +21,6 @@ from web.app import create_app
 
 
 @pytest.fixture
-def sources() -> FakeSources:
-    return FakeSources()
-
-
-@pytest.fixture
 def chat_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
     """Deps whose data sources are the fakes; free tier 5/day and 10/minute."""
     limits = dict(deps.settings.tier_limits)
