@@ -83,7 +83,8 @@ async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, 
         async with asyncio.timeout(timeout):
             outcome = await run_analysis(ctx.deps, tool, project, refresh=ctx.refresh)
         run = ToolRun(tool=tool, result=outcome.result, cache=outcome.cache,
-                      elapsed_ms=_ms(started), services_called=tuple(outcome.services_called))
+                      elapsed_ms=_ms(started), services_called=tuple(outcome.services_called),
+                      l1_digest=outcome.l1_digest)
     except TimeoutError:
         log.warning("%s tool timed out after %.1fs for %s", tool, timeout, project.id)
         run = _failed_run(task, f"timed out after {timeout:g}s", started)

@@ -13,15 +13,20 @@ log = logging.getLogger(__name__)
 CONVERSATION_TTL_S = 3600  # a follow-up an hour later is a new conversation
 
 
-def _key(deps: Deps, conversation_id: str) -> str:
+def memory_key(deps: Deps, conversation_id: str) -> str:
     return deps.keys("agent", "conv", conversation_id)
+
+
+def memory_value(project: Project) -> str:
+    """What is stored for a conversation about `project` (also replayed by the turn cache)."""
+    return json.dumps({"project": project.model_dump(mode="json")})
 
 
 async def remembered_project(deps: Deps, conversation_id: str | None) -> Project | None:
     """The project this conversation was last about, if it is still remembered."""
     if not conversation_id:
         return None
-    raw = await deps.redis.get(_key(deps, conversation_id))
+    raw = await deps.redis.get(memory_key(deps, conversation_id))
     if raw is None:
         return None
     try:
@@ -35,5 +40,5 @@ async def remember_project(deps: Deps, conversation_id: str | None, project: Pro
     """Make `project` what "it" means in this conversation for the next hour."""
     if not conversation_id:
         return
-    value = json.dumps({"project": project.model_dump(mode="json")})
-    await deps.redis.set(_key(deps, conversation_id), value, ex=CONVERSATION_TTL_S)
+    await deps.redis.set(memory_key(deps, conversation_id), memory_value(project),
+                         ex=CONVERSATION_TTL_S)

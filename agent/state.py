@@ -19,6 +19,7 @@ class ToolRun:
     cache: CacheState
     elapsed_ms: float
     services_called: tuple[str, ...] = field(default=())
+    l1_digest: str | None = None  # the hot-cache entry this result is (tools.cache.digest)
 
     @property
     def ok(self) -> bool:

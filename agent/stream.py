@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import Any
 
+from agent import turn_cache
 from agent.assess import assess
 from agent.context import DEFAULT_TOOL_TIMEOUT_S, AgentContext
 from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
@@ -50,6 +51,15 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
     """Answer `question`, yielding plan, tool progress, text chunks and the final event."""
     started = time.perf_counter()
     question = clean_question(question)
+    turn_key = None if refresh else turn_cache.turn_key(deps, question, tools)
+    if turn_key is not None:
+        replayed = await turn_cache.replay(deps, turn_key, conversation_id=conversation_id)
+        if replayed is not None:
+            for event in replayed.events():
+                if isinstance(event, FinalEvent):
+                    event = event.model_copy(update={"latency_ms": _ms_since(started)})
+                yield event
+            return
     timeouts = dict(DEFAULT_TOOL_TIMEOUT_S)
     if tool_timeout_s is not None:
         timeouts = {tool: tool_timeout_s for tool in timeouts}
@@ -78,6 +88,10 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
         if final is None:
             raise RuntimeError("the graph finished without a final answer")
         completed = True
+        resolution: Resolution | None = seen.get("resolution")
+        if turn_key is not None and resolution is not None and turn_cache.storable(
+                final, seen["runs"], resolution.method):
+            await turn_cache.store(deps, turn_key, final, seen["runs"])
     except Exception as exc:  # any fault: answer from what we have, and say so if text started
         log.exception("answer failed for %r", question[:80])
         final = rescue_answer(question, conversation_id, seen)
@@ -92,7 +106,11 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
             # Cancelled or closed early (the client left): stop the model call and the tools
             # now, instead of letting them run to the end for nobody.
             context.cancel_running()
-    yield final.model_copy(update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+    yield final.model_copy(update={"latency_ms": _ms_since(started)})
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, Any]) -> FinalEvent:

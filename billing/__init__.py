@@ -23,12 +23,12 @@ from billing.errors import (
     WebhookRejected,
 )
 from billing.quota import QuotaDecision, consume_request, quota_status, refund_request
-from billing.usage import UsageRecord, record_usage, record_usage_soon
+from billing.usage import UsageRecord, record_usage
 
 __all__ = [
     "Account", "AccountNotFound", "BillingError", "BillingNotConfigured", "InvalidIdentity",
     "LinkCodeInvalid", "PaymentProviderError", "QuotaDecision", "QuotaUnavailable",
     "UsageRecord", "WebhookRejected", "account_for_identity", "consume_request",
     "create_link_code", "get_account", "identities_of", "quota_status", "record_usage",
-    "record_usage_soon", "redeem_link_code", "refund_request",
+    "redeem_link_code", "refund_request",
 ]

@@ -102,11 +102,21 @@ async def _live_user_id(conn: asyncpg.Connection | asyncpg.Pool, account_id: int
 
 async def get_account(deps: Deps, account_id: int) -> Account:
     """The live account for an id (following merges); `AccountNotFound` if none."""
-    live = await _live_user_id(deps.db, account_id)
-    row = await deps.db.fetchrow("SELECT * FROM users WHERE id = $1", live)
+    row = await deps.db.fetchrow("SELECT * FROM users WHERE id = $1", account_id)
     if row is None:
         raise AccountNotFound(f"no account {account_id}")
-    return _account(row)
+    return await live_account_of_row(deps, row)
+
+
+async def live_account_of_row(deps: Deps, row: asyncpg.Record) -> Account:
+    """The account for a `users` row, or the account it was merged into."""
+    if row["merged_into"] is None:
+        return _account(row)
+    live = await _live_user_id(deps.db, int(row["merged_into"]))
+    merged = await deps.db.fetchrow("SELECT * FROM users WHERE id = $1", live)
+    if merged is None:
+        raise AccountNotFound(f"no account {live}")
+    return _account(merged)
 
 
 class _LostRace(Exception):

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing.accounts import Account, get_account
+from billing.accounts import Account, live_account_of_row
 from chainlens.deps import Deps
 
 KEY_PREFIX = "cl_"
@@ -58,6 +58,6 @@ async def account_for_api_key(deps: Deps, key: str) -> tuple[int, Account] | Non
     if not key.startswith(KEY_PREFIX):
         return None
     row = await deps.db.fetchrow(
-        "SELECT id, user_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        hash_key(key))
-    return None if row is None else (int(row["id"]), await get_account(deps, int(row["user_id"])))
+        "SELECT k.id AS key_id, u.* FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE k.key_hash = $1 AND k.revoked_at IS NULL", hash_key(key))
+    return None if row is None else (int(row["key_id"]), await live_account_of_row(deps, row))

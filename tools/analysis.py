@@ -38,6 +38,9 @@ class ToolOutcome:
     result: ToolResult
     cache: CacheLayer
     services_called: list[str] = field(default_factory=list)
+    # The digest of the hot-cache entry holding exactly this result; None when the result is
+    # not in the hot cache (stale fallback, failure, Redis down). See `cache.digest`.
+    l1_digest: str | None = None
 
 
 def _unavailable(tool: ToolName, project: Project, why: str) -> ToolResult:
@@ -51,11 +54,11 @@ async def run_tool(deps: Deps, tool: ToolName, project: Project, *,
         if not refresh:
             hot = await cache.read_l1(deps, tool, project.id)
             if hot is not None:
-                return ToolOutcome(hot, "hot", [])
+                return ToolOutcome(hot.result, "hot", [], hot.digest)
 
         async def poll() -> ToolOutcome | None:
             found = await cache.read_l1(deps, tool, project.id)
-            return None if found is None else ToolOutcome(found, "hot", [])
+            return None if found is None else ToolOutcome(found.result, "hot", [], found.digest)
 
         return await cache.single_flight(
             deps, cache.l1_key(deps, tool, project.id),
@@ -89,8 +92,8 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
         result, age = snapshot
         ttl = await _ttl(deps, result, project.id, partial=False)
         if age < ttl and not result.stale:
-            await cache.write_l1(deps, result, int(ttl - age))
-            return ToolOutcome(result, "warm", [])
+            written = await cache.write_l1(deps, result, int(ttl - age))
+            return ToolOutcome(result, "warm", [], written)
 
     try:
         run = await RUNNERS[tool](deps, project)
@@ -120,8 +123,8 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
         log.warning("could not save snapshot %s/%s: %s", tool, project.id, exc)
     if tool == "onchain":
         await cache.remember_volatility(deps, project.id, getattr(result, "volatility_annual", None))
-    await cache.write_l1(deps, result, await _ttl(deps, result, project.id, partial))
-    return ToolOutcome(result, "live", run.called)
+    written = await cache.write_l1(deps, result, await _ttl(deps, result, project.id, partial))
+    return ToolOutcome(result, "live", run.called, written)
 
 
 async def analyze(deps: Deps, project: Project, tools: Sequence[ToolName], *,

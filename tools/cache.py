@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import math
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -56,7 +58,19 @@ def decode(tool: ToolName, raw: bytes) -> ToolResult:
     return RESULT_TYPES[tool].model_validate_json(zlib.decompress(raw))
 
 
-async def read_l1(deps: Deps, tool: ToolName, project_id: str) -> ToolResult | None:
+def digest(raw: bytes) -> str:
+    """The fingerprint of a stored entry: SHA-1 hex, the same as Redis's `redis.sha1hex`, so a
+    Lua script can check that an entry is still the one an answer was built from."""
+    return hashlib.sha1(raw, usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class HotEntry:
+    result: ToolResult
+    digest: str  # of the stored bytes
+
+
+async def read_l1(deps: Deps, tool: ToolName, project_id: str) -> HotEntry | None:
     try:
         raw = await deps.redis.get(l1_key(deps, tool, project_id))
     except RedisError as exc:
@@ -65,18 +79,21 @@ async def read_l1(deps: Deps, tool: ToolName, project_id: str) -> ToolResult | N
     if raw is None:
         return None
     try:
-        return decode(tool, raw)
+        return HotEntry(decode(tool, raw), digest(raw))
     except (zlib.error, ValueError) as exc:  # an old or corrupt entry is a miss, not an error
         log.warning("dropping unreadable cache entry for %s/%s: %s", tool, project_id, exc)
         return None
 
 
-async def write_l1(deps: Deps, result: ToolResult, ttl_s: int) -> None:
+async def write_l1(deps: Deps, result: ToolResult, ttl_s: int) -> str | None:
+    """Store `result` in the hot cache; the entry's digest, or None when Redis is down."""
+    raw = encode(result)
     try:
-        await deps.redis.set(l1_key(deps, result.tool, result.project_id), encode(result),
-                             ex=max(1, ttl_s))
+        await deps.redis.set(l1_key(deps, result.tool, result.project_id), raw, ex=max(1, ttl_s))
     except RedisError as exc:
         log.warning("could not write hot cache: %s", exc)
+        return None
+    return digest(raw)
 
 
 async def volatility_hint(deps: Deps, project_id: str) -> float | None:

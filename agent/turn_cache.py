@@ -1,0 +1,174 @@
+"""Whole answers to repeated questions, replayed without running the graph.
+
+When an answer was built entirely from hot-cache data (every tool result is a Redis entry),
+the turn is stored under the question's key together with the digest of each entry it used.
+The next identical question runs one Lua script that checks every digest against the entry
+in Redis now: all equal means the same question over the same data, so the stored answer is
+replayed (plan, tool progress, text, final) and the conversation remembers the project, in
+one round trip. One changed, refreshed or expired entry makes it a miss and the graph runs.
+
+Not stored: answers whose project came from the conversation ("what about its team?"),
+answers with no tools (greetings, suggestions), answers using stale or failed results.
+
+Limits: a resolution change from a coin-index refresh reaches an already-stored question
+within `TURN_TTL_S`. The script reads the hot-cache keys named in the stored turn, which
+standalone Redis allows (a Redis Cluster would need them passed as KEYS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from redis.exceptions import NoScriptError, RedisError
+
+from agent.events import (
+    AgentEvent,
+    FinalEvent,
+    PlanEvent,
+    TextEvent,
+    ToolFinishedEvent,
+    ToolStartedEvent,
+    Usage,
+)
+from agent.memory import CONVERSATION_TTL_S, memory_key, memory_value
+from agent.state import ToolRun
+from agent.writer import render_footer
+from chainlens.deps import Deps
+from tools import cache
+
+log = logging.getLogger(__name__)
+
+TURN_TTL_S = 300
+
+# KEYS[1]: the turn. ARGV: conversation memory key ('' for none), its TTL, and the id of the
+# turn this process already holds parsed ('' for none), so an unchanged turn is not resent.
+_REPLAY = """
+local inputs = redis.call('HGET', KEYS[1], 'inputs')
+if not inputs then return false end
+for key, digest in string.gmatch(inputs, '([^\\n]+)\\n(%x+)\\n') do
+  local entry = redis.call('GET', key)
+  if (not entry) or redis.sha1hex(entry) ~= digest then
+    redis.call('DEL', KEYS[1])
+    return false
+  end
+end
+local found = redis.call('HMGET', KEYS[1], 'id', 'memory')
+if ARGV[1] ~= '' then redis.call('SET', ARGV[1], found[2], 'EX', tonumber(ARGV[2])) end
+if found[1] == ARGV[3] then return {found[1]} end
+return {found[1], redis.call('HGET', KEYS[1], 'turn')}
+"""
+_REPLAY_SHA = hashlib.sha1(_REPLAY.encode(), usedforsecurity=False).hexdigest()
+_PARSED_MAX = 256
+# turn key -> (turn id, parsed turn): parsing a stored turn costs more than the rest of a replay
+_parsed: OrderedDict[str, tuple[str, StoredTurn]] = OrderedDict()
+_SPACE = re.compile(r"\s+")
+
+
+class StoredTurn(BaseModel):
+    final: FinalEvent
+    body: str  # the answer without its sources footer, which is re-rendered with current ages
+    stored_at: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A stored turn, ready to be streamed as if the graph had produced it."""
+
+    final: FinalEvent
+
+    def events(self) -> Iterator[AgentEvent]:
+        final = self.final
+        yield PlanEvent(project=final.project, suggestions=final.suggestions, plan=final.plan)
+        for tool in final.plan.tools:
+            result = final.results.get(tool)
+            yield ToolStartedEvent(tool=tool)
+            yield ToolFinishedEvent(tool=tool, ok=True, cache="hot", elapsed_ms=0.0,
+                                    stale=bool(result and result.stale),
+                                    missing=dict(result.missing) if result else {})
+        for part in re.split(r"(?<=\n\n)", final.answer):
+            if part:
+                yield TextEvent(text=part)
+        yield final
+
+
+def turn_key(deps: Deps, question: str, tools: Sequence[str] | None) -> str:
+    """The key of a question: its words (case and spacing ignored), forced tools, models."""
+    models = [str(d["model_name"]) for d in deps.llm.model_list] if deps.llm is not None else []
+    words = _SPACE.sub(" ", question).strip().lower()
+    material = json.dumps([words, sorted(tools) if tools else None, models])
+    return deps.keys("agent", "turn", hashlib.sha256(material.encode()).hexdigest()[:32])
+
+
+async def replay(deps: Deps, key: str, *, conversation_id: str | None) -> Replay | None:
+    """The stored turn for `key` if every input is unchanged (remembering its project for the
+    conversation); None on a miss or when Redis cannot answer."""
+    memory = memory_key(deps, conversation_id) if conversation_id else ""
+    known = _parsed.get(key)
+    args = (memory, CONVERSATION_TTL_S, known[0] if known else "")
+    try:
+        try:
+            found = await deps.redis.evalsha(_REPLAY_SHA, 1, key, *args)  # type: ignore[misc]
+        except NoScriptError:
+            found = await deps.redis.eval(_REPLAY, 1, key, *args)  # type: ignore[misc]
+    except RedisError as exc:
+        log.warning("turn cache unavailable: %s", exc)
+        return None
+    if found is None:
+        return None
+    turn_id = found[0].decode()
+    if known is not None and len(found) == 1:
+        stored = known[1]
+    else:
+        try:
+            stored = StoredTurn.model_validate_json(found[1])
+        except ValueError:
+            log.warning("dropping unreadable stored turn %s", key)
+            return None
+        _parsed[key] = (turn_id, stored)
+        while len(_parsed) > _PARSED_MAX:
+            _parsed.popitem(last=False)
+    elapsed = max(0.0, time.time() - stored.stored_at)
+    sources = [s.model_copy(update={"age_seconds": round(s.age_seconds + elapsed, 1)})
+               for s in stored.final.sources]
+    final = stored.final.model_copy(update={
+        "answer": stored.body + render_footer(sources), "sources": sources, "cache_hit": True,
+        "usage": Usage(model=stored.final.usage.model), "conversation_id": conversation_id})
+    return Replay(final)
+
+
+def storable(final: FinalEvent, runs: Mapping[str, ToolRun], resolved_by: str) -> bool:
+    """Whether the turn can be replayed later: see the module docstring."""
+    tools = final.plan.tools
+    return (final.project is not None and bool(tools) and resolved_by != "context"
+            and all(tool in runs and runs[tool].l1_digest and not runs[tool].result.stale
+                    for tool in tools)
+            and final.answer.endswith(render_footer(final.sources)))
+
+
+async def store(deps: Deps, key: str, final: FinalEvent, runs: Mapping[str, ToolRun]) -> None:
+    """Keep `final` for replay, bound to the digests of the hot-cache entries it used."""
+    assert final.project is not None
+    footer = render_footer(final.sources)
+    turn = StoredTurn(final=final.model_copy(update={"conversation_id": None, "latency_ms": 0.0}),
+                      body=final.answer[: len(final.answer) - len(footer)], stored_at=time.time())
+    inputs = "".join(f"{cache.l1_key(deps, tool, final.project.id)}\n{runs[tool].l1_digest}\n"
+                     for tool in final.plan.tools)
+    try:
+        async with deps.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"id": uuid.uuid4().hex, "inputs": inputs,
+                                    "turn": turn.model_dump_json(),
+                                    "memory": memory_value(final.project)})
+            pipe.expire(key, TURN_TTL_S)
+            await pipe.execute()
+    except RedisError as exc:
+        log.warning("could not store turn: %s", exc)
+
