@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -116,75 +115,66 @@ def _writer_for(deps: Deps) -> _GroupWriter:
     return writer
 
 
+# One statement, so one round trip and atomic by itself: the usage rows that are new (a retry
+# or a duplicate inserts nothing), then for exactly those the project counts and query logs.
+# Project ids are taken in sorted order so concurrent batches never deadlock on project_usage.
+_WRITE_BATCH = """
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::int[], $8::numeric[], $9::bool[], $10::int[], $11::text[],
+                         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                         $17::text[])
+        AS t(request_id, user_id, identity, channel, project_id, tools, tokens_used, cost_usd,
+             cache_hit, latency_ms, status, conversation_id, question, router, error,
+             project_symbol, project_name)
+), logged AS (
+    INSERT INTO usage_logs (request_id, user_id, identity, channel, project_id, tools,
+                            tokens_used, cost_usd, cache_hit, latency_ms, status)
+    SELECT request_id, user_id, identity, channel, project_id, string_to_array(tools, ','),
+           tokens_used, cost_usd, cache_hit, latency_ms, status
+    FROM input
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id
+), fresh AS (
+    SELECT input.* FROM input JOIN logged USING (request_id)
+), new_projects AS (
+    INSERT INTO projects (id, symbol, name)
+    SELECT DISTINCT ON (project_id) project_id, coalesce(project_symbol, upper(project_id)),
+           coalesce(project_name, project_id)
+    FROM fresh WHERE project_id IS NOT NULL ORDER BY project_id
+    ON CONFLICT (id) DO NOTHING
+), counted AS (
+    INSERT INTO project_usage (project_id, day, requests)
+    SELECT project_id, $18::date, count(*) FROM fresh WHERE project_id IS NOT NULL
+    GROUP BY project_id ORDER BY project_id
+    ON CONFLICT (project_id, day) DO UPDATE SET requests = project_usage.requests + EXCLUDED.requests
+), queried AS (
+    INSERT INTO query_logs (request_id, user_id, conversation_id, question, project_id, tools,
+                            router, status, error)
+    SELECT request_id, user_id, conversation_id, question, project_id,
+           string_to_array(tools, ','), router, status, error
+    FROM fresh
+)
+SELECT count(*) FROM fresh
+"""
+
+
 @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_attempt(4),
        wait=wait_exponential(multiplier=0.1, max=2), reraise=True)
 async def _write_batch(pool: asyncpg.Pool, records: list[UsageRecord]) -> None:
     unique = list({r.request_id: r for r in records}.values())
-    async with pool.acquire() as conn, conn.transaction():
-        inserted = {row["request_id"] for row in await conn.fetch(
-            """
-            INSERT INTO usage_logs (request_id, user_id, identity, channel, project_id, tools,
-                                    tokens_used, cost_usd, cache_hit, latency_ms, status)
-            SELECT request_id, user_id, identity, channel, project_id,
-                   string_to_array(tools, ','), tokens_used, cost_usd, cache_hit, latency_ms,
-                   status
-            FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                        $7::int[], $8::numeric[], $9::bool[], $10::int[], $11::text[])
-                 AS t(request_id, user_id, identity, channel, project_id, tools, tokens_used,
-                      cost_usd, cache_hit, latency_ms, status)
-            ON CONFLICT (request_id) DO NOTHING
-            RETURNING request_id
-            """,
-            [r.request_id for r in unique], [r.account_id for r in unique],
-            [r.identity for r in unique], [r.channel for r in unique],
-            [r.project_id for r in unique], [",".join(r.tools) for r in unique],
-            [r.tokens_used for r in unique], [Decimal(str(r.cost_usd)) for r in unique],
-            [r.cache_hit for r in unique], [r.latency_ms for r in unique],
-            [r.status for r in unique])}
-        fresh = [r for r in unique if r.request_id in inserted]  # retries and duplicates drop out
-        if not fresh:
-            return
-        today = datetime.now(UTC).date()
-        counted = Counter(r.project_id for r in fresh if r.project_id)
-        if counted:
-            await _count_projects(conn, {r.project_id: r for r in fresh if r.project_id}, counted,
-                                  today)
-        await conn.execute(
-            """
-            INSERT INTO query_logs (request_id, user_id, conversation_id, question, project_id,
-                                    tools, router, status, error)
-            SELECT request_id, user_id, conversation_id, question, project_id,
-                   string_to_array(tools, ','), router, status, error
-            FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                        $7::text[], $8::text[], $9::text[])
-                 AS t(request_id, user_id, conversation_id, question, project_id, tools, router,
-                      status, error)
-            """,
-            [r.request_id for r in fresh], [r.account_id for r in fresh],
-            [r.conversation_id for r in fresh], [r.question[:4000] for r in fresh],
-            [r.project_id for r in fresh], [",".join(r.tools) for r in fresh],
-            [r.router for r in fresh], [r.status for r in fresh],
-            [r.error[:2000] if r.error else None for r in fresh])
-
-
-async def _count_projects(conn: asyncpg.Connection, first: dict[str | None, UsageRecord],
-                          counted: Counter[str | None], day: date) -> None:
-    ids = sorted(p for p in counted if p)  # one order everywhere: concurrent batches never deadlock
-    await conn.execute(
-        """
-        INSERT INTO projects (id, symbol, name)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1
-        ON CONFLICT (id) DO NOTHING
-        """,
-        ids, [first[p].project_symbol or p.upper() for p in ids],
-        [first[p].project_name or p for p in ids])
-    await conn.execute(
-        """
-        INSERT INTO project_usage (project_id, day, requests)
-        SELECT p, $2, n FROM unnest($1::text[], $3::int[]) AS t(p, n) ORDER BY 1
-        ON CONFLICT (project_id, day) DO UPDATE SET requests = project_usage.requests + EXCLUDED.requests
-        """,
-        ids, day, [counted[p] for p in ids])
+    await pool.execute(
+        _WRITE_BATCH,
+        [r.request_id for r in unique], [r.account_id for r in unique],
+        [r.identity for r in unique], [r.channel for r in unique],
+        [r.project_id for r in unique], [",".join(r.tools) for r in unique],
+        [r.tokens_used for r in unique], [Decimal(str(r.cost_usd)) for r in unique],
+        [r.cache_hit for r in unique], [r.latency_ms for r in unique],
+        [r.status for r in unique], [r.conversation_id for r in unique],
+        [r.question[:4000] for r in unique], [r.router for r in unique],
+        [r.error[:2000] if r.error else None for r in unique],
+        [r.project_symbol for r in unique], [r.project_name for r in unique],
+        datetime.now(UTC).date())
 
 
 async def count_project_request(conn: asyncpg.Connection, project_id: str, *,

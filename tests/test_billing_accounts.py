@@ -93,3 +93,32 @@ async def test_usage_record_is_idempotent_and_counts_projects(deps: Deps) -> Non
     assert (row["tokens_used"], float(row["cost_usd"]), row["tools"]) == (321, 0.0042, ["onchain", "team"])
     assert (await project_usage(deps, "uniswap"))["requests_today"] == 1
     assert await deps.db.fetchval("SELECT symbol FROM projects WHERE id = 'uniswap'") == "UNI"
+
+
+async def test_concurrent_usage_records_are_group_committed_without_loss(deps: Deps) -> None:
+    account = await account_for_identity(deps, "telegram:2")
+    records = [UsageRecord(request_id=uuid.uuid4(), account_id=account.id, channel="telegram",
+                           project_id=("uniswap", "new-coin")[i % 2], project_symbol="X",
+                           tools=["onchain"], question=f"q{i}") for i in range(120)]
+    # Every record once, some twice at the same time (a retry racing the original).
+    await asyncio.gather(*(record_usage(deps, r) for r in records + records[:30]))
+    assert await deps.db.fetchval("SELECT count(*) FROM usage_logs") == 120
+    assert await deps.db.fetchval("SELECT count(*) FROM query_logs") == 120
+    assert (await project_usage(deps, "uniswap"))["requests_today"] == 60
+    assert (await project_usage(deps, "new-coin"))["requests_today"] == 60
+    await record_usage(deps, records[0])  # a late retry changes nothing
+    assert (await project_usage(deps, "uniswap"))["requests_today"] == 60
+
+
+async def test_one_bad_usage_record_does_not_cost_the_others(deps: Deps) -> None:
+    import asyncpg
+
+    account = await account_for_identity(deps, "telegram:3")
+    good = [UsageRecord(request_id=uuid.uuid4(), account_id=account.id, question="ok")
+            for _ in range(10)]
+    bad = UsageRecord(request_id=uuid.uuid4(), account_id=account.id + 10_000, question="gone")
+    outcomes = await asyncio.gather(*(record_usage(deps, r) for r in [*good[:5], bad, *good[5:]]),
+                                    return_exceptions=True)
+    assert isinstance(outcomes[5], asyncpg.ForeignKeyViolationError)
+    assert [o for i, o in enumerate(outcomes) if i != 5] == [None] * 10
+    assert await deps.db.fetchval("SELECT count(*) FROM usage_logs") == 10
