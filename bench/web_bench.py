@@ -6,8 +6,12 @@ next to a trivial FastAPI endpoint measured in the same run, and 1,000 concurren
 Both servers run as separate processes (uvicorn, one worker each, logging off) so the load
 generator does not share their interpreter. The analysis cache is filled first through the
 fake data sources the tests use, so every chat request is a cache hit (no upstream calls, no
-LLM: the deterministic writer). A scratch database is created and dropped; Redis keys use a
-scratch prefix. Figures are printed; nothing is asserted.
+LLM: the deterministic writer); after the warm-up the question is replayed by the turn cache
+(`agent/turn_cache.py`). Each chat request still authenticates its API key (PostgreSQL),
+consumes quota (Redis), replays (Redis) and commits its usage (PostgreSQL, group-committed).
+Server CPU per request is read from /proc for both servers, which explains the ratio. A scratch
+database is created and dropped; Redis keys use a scratch prefix. Figures are printed; nothing
+is asserted.
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ async def wait_until_up(url: str, timeout_s: float = 60) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise RuntimeError(f"{url} did not come up")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -227,24 +237,38 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
         await load(chat_url, requests=200, concurrency=20, method="POST", body=body, headers=auth)
         await load(f"http://127.0.0.1:{trivial_port}/ping", requests=500, concurrency=20)
 
+        app_pid, trivial_pid = procs[0].pid, procs[1].pid
         if shutil.which("wrk"):
             generator = "wrk -t1 -c100"
+            before = cpu_seconds(trivial_pid)
             trivial = wrk(f"http://127.0.0.1:{trivial_port}/ping", seconds=args.seconds,
                           connections=100)
+            trivial_cpu = cpu_seconds(trivial_pid) - before
+            before = cpu_seconds(app_pid)
             chat = wrk(chat_url, seconds=args.seconds, connections=100, key=key)
+            chat_cpu = cpu_seconds(app_pid) - before
         else:
             generator = "asyncio/httpx (install wrk for lower generator overhead)"
+            before = cpu_seconds(trivial_pid)
             trivial = await load(f"http://127.0.0.1:{trivial_port}/ping",
                                  requests=args.requests, concurrency=100)
+            trivial_cpu = cpu_seconds(trivial_pid) - before
+            before = cpu_seconds(app_pid)
             chat = await load(chat_url, requests=args.requests, concurrency=100, method="POST",
                               body=body, headers=auth)
+            chat_cpu = cpu_seconds(app_pid) - before
+        # Requests served = rate x duration (wrk) or the count sent (httpx).
+        served_trivial = trivial["n"] or trivial["rps"] * args.seconds
+        served_chat = chat["n"] or chat["rps"] * args.seconds
+        trivial["server_cpu_ms_per_request"] = trivial_cpu / served_trivial * 1000
+        chat["server_cpu_ms_per_request"] = chat_cpu / served_chat * 1000
         print(f"load generator: {generator}")
         print(f"trivial GET /ping          100 clients: {trivial['rps']:8.0f} req/s  "
               f"p50 {trivial['p50_ms']:6.1f} ms  p99 {trivial['p99_ms']:6.1f} ms  "
-              f"errors {trivial['errors']}")
+              f"errors {trivial['errors']}  server CPU {trivial['server_cpu_ms_per_request']:.2f} ms/req")
         print(f"cached POST /api/chat/query 100 clients: {chat['rps']:8.0f} req/s  "
               f"p50 {chat['p50_ms']:6.1f} ms  p99 {chat['p99_ms']:6.1f} ms  "
-              f"errors {chat['errors']}")
+              f"errors {chat['errors']}  server CPU {chat['server_cpu_ms_per_request']:.2f} ms/req")
         print(f"ratio chat/trivial throughput: {chat['rps'] / trivial['rps']:.2f} "
               "(goal >= 0.4); chat p99 goal < 100 ms")
 
