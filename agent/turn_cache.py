@@ -122,7 +122,7 @@ async def replay(deps: Deps, key: str, *, conversation_id: str | None) -> Replay
     except RedisError as exc:
         log.warning("turn cache unavailable: %s", exc)
         return None
-    if found is None:
+    if not found or found[0] is None:  # a miss (or an entry without an id: treat as a miss)
         return None
     turn_id = found[0].decode()
     if known is not None and len(found) == 1:
