@@ -53,11 +53,10 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
     question = clean_question(question)
     turn_key = None if refresh else turn_cache.turn_key(deps, question, tools)
     if turn_key is not None:
-        replayed = await turn_cache.replay(deps, turn_key, conversation_id=conversation_id)
+        replayed = await turn_cache.replay(deps, turn_key, conversation_id=conversation_id,
+                                           started=started)
         if replayed is not None:
             for event in replayed.events():
-                if isinstance(event, FinalEvent):
-                    event = event.model_copy(update={"latency_ms": _ms_since(started)})
                 yield event
             return
     timeouts = dict(DEFAULT_TOOL_TIMEOUT_S)
@@ -106,11 +105,7 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
             # Cancelled or closed early (the client left): stop the model call and the tools
             # now, instead of letting them run to the end for nobody.
             context.cancel_running()
-    yield final.model_copy(update={"latency_ms": _ms_since(started)})
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
+    yield final.model_copy(update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
 def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, Any]) -> FinalEvent:

@@ -108,9 +108,11 @@ def turn_key(deps: Deps, question: str, tools: Sequence[str] | None) -> str:
     return deps.keys("agent", "turn", hashlib.sha256(material.encode()).hexdigest()[:32])
 
 
-async def replay(deps: Deps, key: str, *, conversation_id: str | None) -> Replay | None:
+async def replay(deps: Deps, key: str, *, conversation_id: str | None,
+                 started: float) -> Replay | None:
     """The stored turn for `key` if every input is unchanged (remembering its project for the
-    conversation); None on a miss or when Redis cannot answer."""
+    conversation); None on a miss or when Redis cannot answer. `started` is the answer's
+    `time.perf_counter()` start, for its latency."""
     memory = memory_key(deps, conversation_id) if conversation_id else ""
     known = _parsed.get(key)
     args = (memory, CONVERSATION_TTL_S, known[0] if known else "")
@@ -141,7 +143,8 @@ async def replay(deps: Deps, key: str, *, conversation_id: str | None) -> Replay
                for s in stored.final.sources]
     final = stored.final.model_copy(update={
         "answer": stored.body + render_footer(sources), "sources": sources, "cache_hit": True,
-        "usage": Usage(model=stored.final.usage.model), "conversation_id": conversation_id})
+        "usage": Usage(model=stored.final.usage.model), "conversation_id": conversation_id,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 1)})
     return Replay(final)
 
 
