@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from billing import key_cache
 from billing.accounts import Account, live_account_of_row
 from chainlens.deps import Deps
 
@@ -50,14 +51,23 @@ async def revoke_api_key(deps: Deps, account: Account, key_id: int) -> bool:
     done = await deps.db.fetchval(
         "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2"
         " AND revoked_at IS NULL RETURNING id", key_id, account.id)
+    key_cache.forget_key(key_id)
     return done is not None
 
 
 async def account_for_api_key(deps: Deps, key: str) -> tuple[int, Account] | None:
-    """(key id, owning account) for a live key, or None."""
+    """(key id, owning account) for a live key, or None (see `billing.key_cache`)."""
     if not key.startswith(KEY_PREFIX):
         return None
+    key_hash = hash_key(key)
+    cached = key_cache.get(key_hash)
+    if cached is not None:
+        return cached
     row = await deps.db.fetchrow(
         "SELECT k.id AS key_id, u.* FROM api_keys k JOIN users u ON u.id = k.user_id"
-        " WHERE k.key_hash = $1 AND k.revoked_at IS NULL", hash_key(key))
-    return None if row is None else (int(row["key_id"]), await live_account_of_row(deps, row))
+        " WHERE k.key_hash = $1 AND k.revoked_at IS NULL", key_hash)
+    if row is None:
+        return None
+    key_id, account = int(row["key_id"]), await live_account_of_row(deps, row)
+    key_cache.put(key_hash, key_id, account, deps.settings.api_key_cache_s)
+    return key_id, account

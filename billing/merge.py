@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from billing import key_cache
 from billing.tiers import ACCESS_STATUSES, TIER_RANK, higher_tier, recompute_tier
 
 _MOVE_TABLES = ("subscriptions", "usage_logs", "query_logs", "api_keys", "report_subscribers")
@@ -65,6 +66,7 @@ async def merge_accounts(conn: asyncpg.Connection, owner_id: int, other_id: int,
         higher_tier(kept["base_tier"], gone["base_tier"]),
         gone["daily_limit"], gone["minute_limit"])
     await recompute_tier(conn, kept_id)
+    key_cache.forget_account(gone_id)  # its keys now belong to the kept account
     await conn.execute(
         "INSERT INTO account_merges (kept_user_id, merged_user_id, kept_tier, merged_tier,"
         " identities, via_identity) VALUES ($1, $2, $3, $4, $5, $6)",

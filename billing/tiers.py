@@ -6,6 +6,7 @@ from typing import cast
 
 import asyncpg
 
+from billing import key_cache
 from chainlens.settings import TIER_NAMES, TierName
 
 TIER_RANK: dict[str, int] = {name: rank for rank, name in enumerate(TIER_NAMES)}
@@ -39,4 +40,5 @@ async def recompute_tier(conn: asyncpg.Connection, user_id: int) -> TierName:
         user_id,
         list(ACCESS_STATUSES),
     )
+    key_cache.forget_account(user_id)
     return cast(TierName, tier or "free")

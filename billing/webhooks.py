@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 import stripe
 
+from billing import key_cache
 from billing.errors import BillingNotConfigured, WebhookRejected
 from billing.payments import tier_for_price
 from billing.tiers import recompute_tier
@@ -288,6 +289,7 @@ async def _on_checkout(conn: asyncpg.Connection, settings: Settings, event: Even
             "UPDATE users SET stripe_customer_id = $2, updated_at = now() WHERE id = $1"
             " AND stripe_customer_id IS NULL AND NOT EXISTS"
             " (SELECT 1 FROM users WHERE stripe_customer_id = $2)", user_id, customer)
+        key_cache.forget_account(user_id)
     if sub_id is None:
         return "customer recorded"
     tier = metadata.get("tier") if metadata.get("tier") in TIER_NAMES else None

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     public_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8000")
     secret_key: SecretStr = SecretStr(_PLACEHOLDER_SECRET)
     admin_api_key: SecretStr | None = None
+    # How long a process may keep an authenticated API key (billing/key_cache.py); a revoke or
+    # tier change in the same process applies at once, in another process within this time.
+    api_key_cache_s: float = Field(default=2.0, ge=0, le=60)
     cors_origins: CsvList = Field(default_factory=list)
 
     # LLM (LiteLLM Router). Empty model list = deterministic writer only.

@@ -145,3 +145,38 @@ def test_session_cookie_is_cross_site_only_for_an_https_embed(settings: Settings
     set_session_cookie(remote, embedded, "web:ann@example.com")
     cookie = remote.headers["set-cookie"].lower()
     assert "samesite=none" in cookie and "secure" in cookie and "httponly" in cookie
+
+
+async def test_api_key_cache_applies_tier_changes_at_once_and_other_replicas_within_its_time(
+        deps: Deps, database_url: str, redis_url: str, tmp_path: object) -> None:
+    import asyncio
+    import dataclasses
+
+    from billing.api_keys import create_api_key
+    from conftest import make_test_settings
+
+    settings = make_test_settings(database_url, redis_url, tmp_path,  # type: ignore[arg-type]
+                                  redis_prefix=deps.keys.prefix, api_key_cache_s=0.3)
+    short = dataclasses.replace(deps, settings=settings)
+    app = create_app(settings, deps=short)
+
+    @app.get("/test/whoami")
+    async def whoami(caller: Caller = Depends(current_caller)) -> dict[str, object]:
+        return {"account": caller.account.id, "tier": caller.account.tier}
+
+    account = await sign_in_email(deps, "kim@example.com")
+    key, info = await create_api_key(deps, account, "ci")
+    bearer = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as c:
+        assert (await c.get("/test/whoami", headers=bearer)).json()["tier"] == "free"
+        # A tier change in this process is seen by the very next request.
+        await set_base_tier(short, account.id, "pro")
+        assert (await c.get("/test/whoami", headers=bearer)).json()["tier"] == "pro"
+        # A revoke written by another replica (straight to PostgreSQL) is seen once the
+        # entry this process holds has expired, and from then on the key is refused.
+        await deps.db.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", info.id)
+        assert (await c.get("/test/whoami", headers=bearer)).status_code == 200
+        await asyncio.sleep(0.35)
+        assert (await c.get("/test/whoami", headers=bearer)).status_code == 401
+        assert (await c.get("/test/whoami", headers=bearer)).status_code == 401
