@@ -68,8 +68,8 @@ return {found[1], redis.call('HGET', KEYS[1], 'turn')}
 """
 _REPLAY_SHA = hashlib.sha1(_REPLAY.encode(), usedforsecurity=False).hexdigest()
 _PARSED_MAX = 256
-# turn key -> (turn id, parsed turn): parsing a stored turn costs more than the rest of a replay
-_parsed: OrderedDict[str, tuple[str, StoredTurn]] = OrderedDict()
+# turn key -> parsed turn: parsing a stored turn costs more than the rest of a replay
+_parsed: OrderedDict[str, _Parsed] = OrderedDict()
 _SPACE = re.compile(r"\s+")
 
 
@@ -80,24 +80,49 @@ class StoredTurn(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A stored turn as this process keeps it: the events before the text's last chunk are the
+    same on every replay, so they are built once."""
+
+    turn_id: str
+    stored: StoredTurn
+    lead: tuple[AgentEvent, ...]  # plan, tool progress, every text chunk but the last
+    tail: str  # the body's last chunk, streamed with the re-rendered footer
+
+    @classmethod
+    def of(cls, turn_id: str, stored: StoredTurn) -> _Parsed:
+        final = stored.final
+        lead: list[AgentEvent] = [
+            PlanEvent(project=final.project, suggestions=final.suggestions, plan=final.plan)]
+        for tool in final.plan.tools:
+            result = final.results.get(tool)
+            lead.append(ToolStartedEvent(tool=tool))
+            lead.append(ToolFinishedEvent(tool=tool, ok=True, cache="hot", elapsed_ms=0.0,
+                                          stale=bool(result and result.stale),
+                                          missing=dict(result.missing) if result else {}))
+        chunks = _chunks(stored.body) or [""]
+        lead.extend(TextEvent(text=chunk) for chunk in chunks[:-1])
+        return cls(turn_id, stored, tuple(lead), chunks[-1])
+
+
+def _chunks(text: str) -> list[str]:
+    """The text events of an answer: one per paragraph."""
+    return [part for part in re.split(r"(?<=\n\n)", text) if part]
+
+
+@dataclass(frozen=True, slots=True)
 class Replay:
     """A stored turn, ready to be streamed as if the graph had produced it."""
 
+    lead: tuple[AgentEvent, ...]  # shared by every replay of the turn: never mutated
+    tail: str  # the body's last chunk and the current footer
     final: FinalEvent
 
     def events(self) -> Iterator[AgentEvent]:
-        final = self.final
-        yield PlanEvent(project=final.project, suggestions=final.suggestions, plan=final.plan)
-        for tool in final.plan.tools:
-            result = final.results.get(tool)
-            yield ToolStartedEvent(tool=tool)
-            yield ToolFinishedEvent(tool=tool, ok=True, cache="hot", elapsed_ms=0.0,
-                                    stale=bool(result and result.stale),
-                                    missing=dict(result.missing) if result else {})
-        for part in re.split(r"(?<=\n\n)", final.answer):
-            if part:
-                yield TextEvent(text=part)
-        yield final
+        yield from self.lead
+        for part in _chunks(self.tail):
+            yield TextEvent(text=part)
+        yield self.final
 
 
 def turn_key(deps: Deps, question: str, tools: Sequence[str] | None) -> str:
@@ -115,7 +140,7 @@ async def replay(deps: Deps, key: str, *, conversation_id: str | None,
     `time.perf_counter()` start, for its latency."""
     memory = memory_key(deps, conversation_id) if conversation_id else ""
     known = _parsed.get(key)
-    args = (memory, CONVERSATION_TTL_S, known[0] if known else "")
+    args = (memory, CONVERSATION_TTL_S, known.turn_id if known else "")
     try:
         try:
             found = await deps.redis.evalsha(_REPLAY_SHA, 1, key, *args)  # type: ignore[misc]
@@ -127,25 +152,25 @@ async def replay(deps: Deps, key: str, *, conversation_id: str | None,
     if not found or found[0] is None:  # a miss (or an entry without an id: treat as a miss)
         return None
     turn_id = found[0].decode()
-    if known is not None and len(found) == 1:
-        stored = known[1]
-    else:
+    if known is None or len(found) > 1:
         try:
-            stored = StoredTurn.model_validate_json(found[1])
+            known = _Parsed.of(turn_id, StoredTurn.model_validate_json(found[1]))
         except ValueError:
             log.warning("dropping unreadable stored turn %s", key)
             return None
-        _parsed[key] = (turn_id, stored)
+        _parsed[key] = known
         while len(_parsed) > _PARSED_MAX:
             _parsed.popitem(last=False)
+    stored = known.stored
     elapsed = max(0.0, time.time() - stored.stored_at)
     sources = [s.model_copy(update={"age_seconds": round(s.age_seconds + elapsed, 1)})
                for s in stored.final.sources]
+    footer = render_footer(sources)
     final = stored.final.model_copy(update={
-        "answer": stored.body + render_footer(sources), "sources": sources, "cache_hit": True,
+        "answer": stored.body + footer, "sources": sources, "cache_hit": True,
         "usage": Usage(model=stored.final.usage.model), "conversation_id": conversation_id,
         "latency_ms": round((time.perf_counter() - started) * 1000, 1)})
-    return Replay(final)
+    return Replay(known.lead, known.tail + footer, final)
 
 
 def storable(final: FinalEvent, runs: Mapping[str, ToolRun], resolved_by: str) -> bool:
