@@ -4,8 +4,9 @@ An API client sends many requests a second, and each would otherwise read Postgr
 its key into an account. An entry lives `API_KEY_CACHE_S` seconds (settings; 0 turns the
 cache off). Revoking a key, recomputing an account's tier or recording its Stripe customer in
 this process forgets the entries at once; another process (a second replica) sees the change
-within that time. Only live keys are cached, so an unknown or revoked key always reaches
-PostgreSQL.
+within that time. (A request in this process that reads the account while the changing
+transaction is still open may cache the old row; that too is bounded by the same time.) Only
+live keys are cached, so an unknown or revoked key always reaches PostgreSQL.
 """
 
 from __future__ import annotations
