@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str | None = None
     discord_bot_token: SecretStr | None = None
+    # Outgoing send limits shared by every process (chainlens/limiter.py): bucket ->
+    # [limit, window seconds]. Buckets: telegram, telegram_private, telegram_group, discord,
+    # discord_channel, email. Unlisted buckets keep their defaults.
+    send_rates: dict[str, tuple[PositiveInt, float]] = Field(default_factory=dict)
 
     # billing / email
     stripe_secret_key: SecretStr | None = None
