@@ -1,5 +1,11 @@
 """The risk score (1–10) and the stance, decided by fixed rules from the tools' scores.
 
+One verdict per evidence set: the overall stance and risk score exist only when all four tools
+returned a score, and they are a function of those results alone — never of the question's
+wording or of which tools it happened to run. With fewer tools (an aspect question: "ETH
+tokenomics?") or with a tool's data missing, the stance is "NO CALL", the risk score is None,
+and `missing_tools` / `aspect_only` say why; the tools' own findings still stand.
+
 The model may phrase the stance but never choose it: compose passes this verdict to the
 writer and the output guard puts it back if the model's text disagrees.
 """
@@ -31,11 +37,20 @@ NOT_ADVICE = "Not financial advice: this is an automated summary of public data;
 
 
 class Assessment(BaseModel):
-    quality: float | None  # 0..100 weighted mean of the available tool scores
-    risk_score: int | None  # 1 (low) .. 10 (high)
+    quality: float | None  # 0..100 weighted mean of the four tool scores (complete evidence)
+    risk_score: int | None  # 1 (low) .. 10 (high); None without complete evidence
     stance: Stance
     reasons: list[str]
     scores: dict[str, float]  # tool -> its 0..100 score, only those known
+    # Tools the question ran whose data did not come back (a full answer built on partial data).
+    missing_tools: list[str] = []
+    # The question ran fewer than the four tools: findings only, never an investment stance.
+    aspect_only: bool = False
+    critical_flags: list[str] = []
+
+    @property
+    def complete(self) -> bool:
+        return self.risk_score is not None
 
 
 def tool_score(result: ToolResult) -> float | None:
@@ -61,14 +76,24 @@ def _critical_flags(results: Mapping[str, ToolResult]) -> list[str]:
 
 
 def assess(results: Mapping[str, ToolResult]) -> Assessment:
-    """Score what the tools found and pick the stance by rule."""
-    scores = {name: s for name, r in results.items() if (s := tool_score(r)) is not None}
+    """Score what the tools found; a stance and risk score only from complete evidence."""
+    scores = {name: round(s, 1) for name, r in results.items()
+              if (s := tool_score(r)) is not None}
     critical = _critical_flags(results)
-    if not scores and not critical:
-        return Assessment(quality=None, risk_score=None, stance="NO CALL", scores={},
-                          reasons=["not enough data to score this project"])
-    weight = sum(WEIGHTS[n] for n in scores)  # type: ignore[index]
-    quality = sum(WEIGHTS[n] * s for n, s in scores.items()) / weight if weight else 0.0  # type: ignore[index]
+    if set(results) != set(WEIGHTS):
+        ran = ", ".join(sorted(results)) or "no analysis"
+        return Assessment(quality=None, risk_score=None, stance="NO CALL", scores=scores,
+                          aspect_only=True, critical_flags=critical,
+                          reasons=[f"this answer covers {ran} only; an overall call needs "
+                                   "all four analyses"])
+    missing = [name for name in WEIGHTS if name not in scores]
+    if missing:
+        return Assessment(quality=None, risk_score=None, stance="NO CALL", scores=scores,
+                          missing_tools=missing, critical_flags=critical,
+                          reasons=["no overall call: " + ", ".join(missing)
+                                   + " data " + ("is" if len(missing) == 1 else "are")
+                                   + " missing"])
+    quality = sum(WEIGHTS[n] * s for n, s in scores.items())  # type: ignore[index]
     risk = 10 - quality / 100 * 9
     tokenomics = results.get("tokenomics")
     if isinstance(tokenomics, TokenomicsResult) and tokenomics.risk_score is not None:
@@ -85,7 +110,7 @@ def assess(results: Mapping[str, ToolResult]) -> Assessment:
     risk_score = max(1, min(10, round(risk)))
     stance = _stance(quality, risk_score, critical, results, reasons)
     return Assessment(quality=round(quality, 1), risk_score=risk_score, stance=stance,
-                      reasons=reasons, scores={k: round(v, 1) for k, v in scores.items()})
+                      reasons=reasons, scores=scores, critical_flags=critical)
 
 
 def _stance(quality: float, risk: int, critical: list[str], results: Mapping[str, ToolResult],

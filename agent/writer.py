@@ -77,6 +77,8 @@ def _summary(project: Project, results: Mapping[str, ToolResult], verdict: Asses
     if isinstance(sentiment, SentimentResult) and sentiment.trend != "insufficient data":
         parts.append(f"sentiment trend {sentiment.trend}")
     looked = ", ".join(TOOL_TITLES[t].lower() for t in results)
+    if verdict.critical_flags:
+        parts.append("critical contract flags: " + ", ".join(verdict.critical_flags))
     if not parts:
         return f"{project.display}: the {looked} sources returned too little data to score it."
     risk = f"; overall risk {verdict.risk_score}/10" if verdict.risk_score is not None else ""
@@ -88,10 +90,15 @@ def render_header(project: Project) -> str:
 
 
 def render_verdict(verdict: Assessment) -> str:
-    """The two lines the rules own: risk score and stance."""
-    risk = f"**Risk score: {verdict.risk_score}/10**" if verdict.risk_score is not None else \
-        "**Risk score: not enough data**"
-    return f"{risk} · **Stance: {verdict.stance}**\n"
+    """The line the rules own: risk score and stance, or why there is no overall call."""
+    if verdict.complete:
+        return f"**Risk score: {verdict.risk_score}/10** · **Stance: {verdict.stance}**\n"
+    if verdict.aspect_only:
+        return ("**Stance: NO CALL** (findings only: an overall risk score and stance need "
+                "all four analyses — market, sentiment, tokenomics and team)\n")
+    missing = ", ".join(TOOL_TITLES[t].lower() for t in verdict.missing_tools)
+    return (f"**Risk score: not rated** · **Stance: NO CALL** (partial data: {missing} "
+            "could not be scored, so there is no overall call)\n")
 
 
 def render_footer(sources: Sequence[Source]) -> str:
