@@ -22,6 +22,17 @@ TOOL_TITLES = {"onchain": "Market & on-chain", "sentiment": "Sentiment",
                "tokenomics": "Tokenomics", "team": "Team & development"}
 
 
+# When a section's data counts as stale: market data moves by the minute, team data by the week.
+STALE_AFTER_S: dict[str, float] = {"onchain": 15 * 60, "sentiment": 6 * 3600,
+                                   "tokenomics": 86400, "team": 7 * 86400}
+# Sources with their own rhythm: the Fear & Greed index is published once a day.
+SOURCE_STALE_AFTER_S: dict[str, float] = {"alternative.me": 2 * 86400}
+
+
+def is_outdated(tool: str, age_seconds: float) -> bool:
+    return age_seconds > STALE_AFTER_S.get(tool, 86400)
+
+
 class Source(BaseModel):
     source: str
     url: str
@@ -58,14 +69,21 @@ def data_age_seconds(result: ToolResult, now: datetime | None = None) -> float:
 def sources_of(results: Mapping[str, ToolResult], now: datetime | None = None) -> list[Source]:
     """Each distinct source the results cite, with the age of its data."""
     now = now or utcnow()
-    seen: dict[tuple[str, str], Source] = {}
-    for result in results.values():
+    ages: dict[tuple[str, str], float] = {}
+    limits: dict[tuple[str, str], float] = {}
+    from_snapshot: dict[tuple[str, str], bool] = {}
+    for tool, result in results.items():
         for ev in result.evidence:
-            age = max((now - ev.fetched_at).total_seconds(), 0.0)
             key = (ev.source, ev.url)
-            if key not in seen or age < seen[key].age_seconds:
-                seen[key] = Source(source=ev.source, url=ev.url, age_seconds=round(age, 1),
-                                   stale=result.stale)
+            age = max((now - ev.as_of).total_seconds(), 0.0)
+            limit = SOURCE_STALE_AFTER_S.get(ev.source, STALE_AFTER_S.get(tool, 86400))
+            # cited by several tools: the freshest reading, judged by the strictest limit
+            ages[key] = min(age, ages.get(key, age))
+            limits[key] = min(limit, limits.get(key, limit))
+            from_snapshot[key] = from_snapshot.get(key, False) or result.stale
+    seen = {key: Source(source=key[0], url=key[1], age_seconds=round(age, 1),
+                        stale=from_snapshot[key] or age > limits[key])
+            for key, age in ages.items()}
     return list(seen.values())
 
 

@@ -14,8 +14,10 @@ from agent.assess import NOT_ADVICE, Assessment
 from agent.facts import (
     TOOL_TITLES,
     Source,
+    data_age_seconds,
     facts_of,
     human_age,
+    is_outdated,
     known_urls,
     risks_of,
 )
@@ -34,6 +36,8 @@ class Report(BaseModel):
     stance_reason: str
     insights: list[str]
     risks: list[str]
+    # "Market & on-chain: 3 min old" per section, from the sources' own timestamps
+    data_ages: list[str] = []
 
 
 def build_report(project: Project, results: Mapping[str, ToolResult],
@@ -60,10 +64,17 @@ def build_report(project: Project, results: Mapping[str, ToolResult],
             risks.append(f"{TOOL_TITLES[tool]} data is unavailable: {_first(r.missing)}.")
     if not risks:
         risks.append("No specific risk flags in the data; general crypto market risk applies.")
+    ages = []
+    for tool, r in results.items():
+        if not r.evidence:
+            continue
+        age = data_age_seconds(r)
+        label = " (stale)" if r.stale or is_outdated(tool, age) else ""
+        ages.append(f"{TOOL_TITLES[tool]}: {human_age(age)}{label}")
     return Report(summary=_summary(project, results, verdict), risk_score=verdict.risk_score,
                   stance=verdict.stance, stance_reason="; ".join(verdict.reasons),
                   insights=insights or ["The sources returned too little data for insights."],
-                  risks=risks[:5])
+                  risks=risks[:5], data_ages=ages)
 
 
 def _first(missing: Mapping[str, str]) -> str:
@@ -107,7 +118,7 @@ def render_footer(sources: Sequence[Source]) -> str:
     if not sources:
         lines.append("- none: no source returned data")
     for s in sources:
-        stale = ", stale snapshot" if s.stale else ""
+        stale = ", stale" if s.stale else ""
         lines.append(f"- {s.source} — {s.url} (data {human_age(s.age_seconds)}{stale})")
     return "\n".join(lines) + "\n"
 
@@ -117,6 +128,7 @@ def render_body(report: Report, verdict: Assessment) -> str:
     insights = "\n".join(f"{i}. {text}" for i, text in enumerate(report.insights, 1))
     risks = "\n".join(f"- {r}" for r in report.risks)
     reason = f" — {report.stance_reason}" if report.stance_reason else ""
+    ages = f"\n**Data age:** {' · '.join(report.data_ages)}\n" if report.data_ages else ""
     return (
         f"{DETERMINISTIC_LABEL}\n\n"
         f"**Executive summary.** {report.summary}\n\n"
@@ -124,6 +136,7 @@ def render_body(report: Report, verdict: Assessment) -> str:
         f"**Top insights**\n{insights}\n\n"
         f"**Stance: {report.stance}**{reason}.\n\n"
         f"**Key risks**\n{risks}\n"
+        f"{ages}"
     )
 
 

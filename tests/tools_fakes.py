@@ -61,7 +61,8 @@ def coin_body(coin_id: str = "uniswap") -> dict[str, Any]:
             {"market": {"name": "Odd"}, "converted_volume": {"usd": 999_000_000},
              "trust_score": "red", "is_anomaly": True, "is_stale": False},
         ],
-        "last_updated": "2026-09-25T12:00:00.000Z",
+        # a live service's payload is about a minute old
+        "last_updated": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
     }
 
 

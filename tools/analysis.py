@@ -4,6 +4,7 @@ falling back to the newest snapshot marked stale. Nothing here raises to the cal
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,18 @@ def _unavailable(tool: ToolName, project: Project, why: str) -> ToolResult:
 
 async def run_tool(deps: Deps, tool: ToolName, project: Project, *,
                    refresh: bool = False) -> ToolOutcome:
-    """One tool's result for one project, through the cache; never raises."""
+    """One tool's result for one project, through the cache; never raises.
+
+    Whatever layer served it, the result's `age_seconds` is the true age of its data now
+    (from the sources' own timestamps), not the time since it was cached."""
+    outcome = await _run_tool(deps, tool, project, refresh=refresh)
+    result = outcome.result
+    age = round(max(result.age_seconds, cache.age_seconds(result.as_of)), 1)
+    return dataclasses.replace(outcome, result=result.model_copy(update={"age_seconds": age}))
+
+
+async def _run_tool(deps: Deps, tool: ToolName, project: Project, *,
+                    refresh: bool) -> ToolOutcome:
     try:
         if not refresh:
             hot = await cache.read_l1(deps, tool, project.id)

@@ -119,11 +119,15 @@ async def remember_volatility(deps: Deps, project_id: str, volatility: float | N
 
 
 async def save_snapshot(deps: Deps, result: ToolResult) -> None:
-    """Append the result to analysis_snapshots (history, warm cache, stale fallback)."""
+    """Append the result to analysis_snapshots (history, warm cache, stale fallback).
+
+    `fetched_at` is when we fetched it (what cache freshness is measured from); the data's
+    own age travels inside the result (`as_of`)."""
+    fetched_at = max((e.fetched_at for e in result.evidence), default=result.as_of)
     await deps.db.execute(
         "INSERT INTO analysis_snapshots (project_id, module, result, fetched_at) "
         "VALUES ($1, $2, $3::jsonb, $4)",
-        result.project_id, result.tool, result.model_dump(mode="json"), result.as_of)
+        result.project_id, result.tool, result.model_dump(mode="json"), fetched_at)
 
 
 async def latest_snapshot(deps: Deps, tool: ToolName,

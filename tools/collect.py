@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from tools.http import SourceError
 from tools.results import Evidence, ToolResult, utcnow
 
 T = TypeVar("T")
+# Market-wide background (the daily Fear & Greed reading) does not age a project's section;
+# its own age is shown next to it in the sources.
+BACKGROUND = frozenset({"alternative.me"})
 
 
 @dataclass(slots=True)
@@ -22,8 +26,11 @@ class Collector:
     ok: set[str] = field(default_factory=set)
 
     async def fetch(self, source: str, call: Awaitable[T], *, fields: tuple[str, ...],
-                    url: str) -> T | None:
-        """Await one source call; on failure record why each of `fields` is unknown."""
+                    url: str, dated: Callable[[T], datetime | None] | None = None) -> T | None:
+        """Await one source call; on failure record why each of `fields` is unknown.
+
+        `dated` reads the source's own timestamp out of the answer: the evidence's age is
+        that of the data, not of the fetch."""
         if source not in self.called:
             self.called.append(source)
         try:
@@ -33,8 +40,15 @@ class Collector:
                 self.missing.setdefault(name, f"{exc.source} could not be fetched: {exc.reason}")
             return None
         self.ok.add(source)
-        if not any(e.source == source and e.url == url for e in self.evidence):
-            self.evidence.append(Evidence(source=source, url=url, fetched_at=utcnow()))
+        when = dated(value) if dated is not None else None
+        for i, ev in enumerate(self.evidence):
+            if ev.source == source and ev.url == url:
+                if when is not None and (ev.data_as_of is None or when < ev.data_as_of):
+                    self.evidence[i] = ev.model_copy(update={"data_as_of": when})
+                break
+        else:
+            self.evidence.append(Evidence(source=source, url=url, fetched_at=utcnow(),
+                                          data_as_of=when))
         return value
 
     def lack(self, name: str, why: str) -> None:
@@ -50,7 +64,9 @@ class Collector:
         result.evidence = list(self.evidence)
         result.missing = dict(self.missing)
         if self.evidence:
-            result.as_of = max(e.fetched_at for e in self.evidence)
+            result.as_of = min(e.as_of for e in self.evidence if e.source not in BACKGROUND) \
+                if any(e.source not in BACKGROUND for e in self.evidence) \
+                else min(e.as_of for e in self.evidence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,8 @@ async def run_onchain(deps: Deps, project: Project) -> ToolRun:
     c = Collector()
     page = coingecko.page_url(project.id)
     coin_task = asyncio.ensure_future(c.fetch(
-        coingecko.SOURCE, coingecko.fetch_coin(deps, project.id), fields=_CG_FIELDS, url=page))
+        coingecko.SOURCE, coingecko.fetch_coin(deps, project.id), fields=_CG_FIELDS, url=page,
+        dated=coingecko.last_updated))
     chart_call = c.fetch(coingecko.SOURCE, coingecko.fetch_market_chart(deps, project.id),
                          fields=("price_history", "volatility_annual"), url=page)
     chart, tvl, token, coin = await asyncio.gather(

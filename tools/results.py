@@ -67,12 +67,23 @@ class Evidence(BaseModel):
     source: str  # "CoinGecko", "DefiLlama", "GoPlus", "GitHub", "CoinDesk RSS", "alternative.me"
     url: str
     fetched_at: datetime
+    # The source's own timestamp for the data (CoinGecko `last_updated`, Fear & Greed
+    # `timestamp`, a feed's newest item); None when the source gives none (then: fetched_at).
+    data_as_of: datetime | None = None
+
+    @property
+    def as_of(self) -> datetime:
+        if self.data_as_of is None:
+            return self.fetched_at
+        return min(self.data_as_of, self.fetched_at)
 
 
 class ToolResult(BaseModel):
     tool: ToolName
     project_id: str
-    as_of: datetime = Field(default_factory=utcnow)  # when the newest source data was fetched
+    # How old the data is: the oldest of its sources' own timestamps (fetch time for sources
+    # that give none). `age_seconds` is measured from it whenever the result is served.
+    as_of: datetime = Field(default_factory=utcnow)
     stale: bool = False  # served from an older snapshot because live sources failed
     age_seconds: float = 0.0
     evidence: list[Evidence] = Field(default_factory=list)

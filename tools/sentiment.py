@@ -41,7 +41,8 @@ async def project_news(deps: Deps, c: Collector, project: Project,
     """Matched items from every configured feed; None when no feed could be read."""
     feeds = deps.settings.news_feeds
     results = await asyncio.gather(*(
-        c.fetch(news.source_name(url), news.fetch_feed(deps, url), fields=(), url=url)
+        c.fetch(news.source_name(url), news.fetch_feed(deps, url), fields=(), url=url,
+                dated=news.newest_published)
         for url in feeds))
     if feeds and all(r is None for r in results):
         reasons = "; ".join(sorted({news.source_name(u) for u in feeds}))
@@ -64,9 +65,9 @@ async def run_sentiment(deps: Deps, project: Project) -> ToolRun:
     matched, coin, fng = await asyncio.gather(
         project_news(deps, c, project, ("headlines", "score")),
         c.fetch(coingecko.SOURCE, coingecko.fetch_coin(deps, project.id),
-                fields=("votes_up_pct",), url=page),
+                fields=("votes_up_pct",), url=page, dated=coingecko.last_updated),
         c.fetch(feargreed.SOURCE, feargreed.fetch(deps), fields=("fear_greed",),
-                url=feargreed.PAGE_URL),
+                url=feargreed.PAGE_URL, dated=lambda fg: fg.as_of),
     )
     r = SentimentResult(project_id=project.id)
     now = utcnow()

@@ -22,7 +22,8 @@ async def run_tokenomics(deps: Deps, project: Project) -> ToolRun:
     c = Collector()
     page = coingecko.page_url(project.id)
     coin_task = asyncio.ensure_future(c.fetch(
-        coingecko.SOURCE, coingecko.fetch_coin(deps, project.id), fields=_SUPPLY_FIELDS, url=page))
+        coingecko.SOURCE, coingecko.fetch_coin(deps, project.id), fields=_SUPPLY_FIELDS, url=page,
+        dated=coingecko.last_updated))
     chart, token, coin = await asyncio.gather(
         c.fetch(coingecko.SOURCE, coingecko.fetch_market_chart(deps, project.id),
                 fields=("inflation_annual_pct",), url=page),

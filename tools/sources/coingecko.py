@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from datetime import datetime
 from typing import Any
 
 from chainlens.deps import Deps
 from tools.http import BadResponse, NotFound, get_json
-from tools.sources._util import dig, num, usd
+from tools.sources._util import dig, iso, num, usd
 
 SOURCE = "CoinGecko"
 _COIN_PARAMS = {
@@ -66,6 +67,11 @@ async def fetch_trending(deps: Deps) -> list[str]:
 
 
 # --- parsers ----------------------------------------------------------------------------------
+
+def last_updated(coin: dict[str, Any]) -> datetime | None:
+    """When CoinGecko last updated this coin's data (`last_updated`, else market data's)."""
+    return iso(coin.get("last_updated")) or iso(dig(coin, "market_data", "last_updated"))
+
 
 def market_facts(coin: dict[str, Any]) -> dict[str, Any]:
     """Price, size, volume, changes, ATH, FDV and TVL from `market_data` (None when absent)."""

@@ -62,6 +62,12 @@ def parse_feed(body: bytes, feed_url: str) -> list[NewsItem]:
     return items
 
 
+def newest_published(items: list[NewsItem]) -> datetime | None:
+    """The feed's own 'as of': its newest item's publication time."""
+    stamps = [i.published_at for i in items if i.published_at is not None]
+    return max(stamps) if stamps else None
+
+
 async def fetch_feed(deps: Deps, feed_url: str) -> list[NewsItem]:
     body = await get_bytes(deps, feed_url, source=source_name(feed_url), memo_ttl=300)
     return parse_feed(body, feed_url)
