@@ -27,6 +27,7 @@ from agent.writer import (
     render_header,
     render_verdict,
     write_answer,
+    write_no_data_reply,
     write_no_project_reply,
 )
 from chainlens.deps import Deps
@@ -63,6 +64,12 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
         return FinalEvent(answer=reply, project=None, suggestions=resolution.suggestions,
                           plan=info, usage=plan_usage, conversation_id=conversation_id)
     results: dict[str, ToolResult] = {t: runs[t].result for t in plan.tools if t in runs}
+    if plan.tools and not any(runs[t].ok for t in plan.tools if t in runs):
+        reply = write_no_data_reply(project, results)
+        emit(TextEvent(text=reply))
+        return FinalEvent(answer=reply, project=project, suggestions=resolution.suggestions,
+                          plan=info, results=results, usage=plan_usage,
+                          conversation_id=conversation_id, substantive=False)
     verdict = assess(results)
     sources = sources_of(results)
     fallback_answer, report = write_answer(project, results, verdict, sources)

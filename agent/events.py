@@ -59,6 +59,8 @@ class ToolFinishedEvent(BaseModel):
     elapsed_ms: float
     stale: bool = False
     missing: dict[str, str] = Field(default_factory=dict)
+    # Some of its sources did not answer (or it is an old snapshot): show it as partial, not ✓.
+    partial: bool = False
 
 
 class TextEvent(BaseModel):
@@ -87,6 +89,9 @@ class FinalEvent(BaseModel):
     writer: Literal["llm", "deterministic"] = "deterministic"
     conversation_id: str | None = None
     latency_ms: float = 0.0
+    # False when tools were planned and none of them returned any data: the answer only says
+    # so, and the chat service gives the request back.
+    substantive: bool = True
 
 
 AgentEvent = Annotated[

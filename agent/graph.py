@@ -100,7 +100,8 @@ async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, 
         run = _failed_run(task, "the tool failed unexpectedly", started)
     runtime.stream_writer(ToolFinishedEvent(
         tool=tool, ok=run.ok, cache=run.cache, elapsed_ms=run.elapsed_ms,
-        stale=run.result.stale, missing=run.result.missing))
+        stale=run.result.stale, missing=run.result.missing,
+        partial=run.ok and bool(run.result.stale or run.result.sources_failed)))
     return {"runs": {tool: run}}
 
 

@@ -147,6 +147,15 @@ def write_answer(project: Project, results: Mapping[str, ToolResult], verdict: A
     return render_header(project) + render_body(report, verdict) + render_footer(sources), report
 
 
+def write_no_data_reply(project: Project, results: Mapping[str, ToolResult]) -> str:
+    """No planned tool returned any data: say so plainly, why, and when to try again."""
+    reasons = list(dict.fromkeys(why.rstrip(".") for r in results.values()
+                                 for why in r.missing.values()))[:3]
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    return (f"{render_header(project)}I couldn't get any data for {project.display} right "
+            f"now{why}. This question was not charged; please try again in a few minutes.\n")
+
+
 def write_no_project_reply(question: str, suggestions: Sequence[Project]) -> str:
     """The short reply when the message names no project: suggestions, a greeting or help."""
     if suggestions:

@@ -122,8 +122,9 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
             yield event
     finally:
         tools = list(final.plan.tools) if final is not None else []
-        # Nothing answered, or nothing analysed (a greeting, help): the request is given back.
-        if final is None or not tools:
+        # Nothing answered, nothing analysed (a greeting, help), or no planned tool returned
+        # any data (the answer only says so): the request is given back.
+        if final is None or not tools or not final.substantive:
             await asyncio.shield(refund_request(deps, account, decision))
         await asyncio.shield(_record(deps, turn, account, request_id, started, final))
 

@@ -63,6 +63,7 @@ class Collector:
     def finish(self, result: ToolResult) -> None:
         result.evidence = list(self.evidence)
         result.missing = dict(self.missing)
+        result.sources_failed = [s for s in self.called if s not in self.ok]
         if self.evidence:
             result.as_of = min(e.as_of for e in self.evidence if e.source not in BACKGROUND) \
                 if any(e.source not in BACKGROUND for e in self.evidence) \

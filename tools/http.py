@@ -166,7 +166,8 @@ async def _send_once(deps: Deps, source: str, url: str, params: dict[str, Any] |
         async with asyncio.timeout(policy.limiter_wait_cap_s):
             await limiter.acquire()
     except TimeoutError:
-        raise SourceUnavailable(source, url, "local rate budget spent; try again shortly") from None
+        raise SourceUnavailable(source, url, "too busy right now (request limit reached); "
+                                "try again in a minute") from None
     try:
         response = await deps.http.get(url, params=params, headers=headers)
     except httpx.TimeoutException as exc:

@@ -88,6 +88,8 @@ class ToolResult(BaseModel):
     age_seconds: float = 0.0
     evidence: list[Evidence] = Field(default_factory=list)
     missing: dict[str, str] = Field(default_factory=dict)  # field -> why it is unknown
+    # Sources this result needed that did not answer (it is partial when any did not).
+    sources_failed: list[str] = Field(default_factory=list)
 
     def key_facts(self) -> list[str]:
         """Short sentences carrying this result's figures, for writers and reports."""
