@@ -5,11 +5,49 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+
+def period_label(first_ms: int, last_ms: int) -> str:
+    """'24 h', '7 d', '90 d', '1 y' — the span the chart's change is measured over."""
+    days = (last_ms - first_ms) / 86_400_000
+    if days < 1.5:
+        return f"{max(1, round(days * 24))} h"
+    if 350 <= days <= 380:
+        return "1 y"
+    return f"{round(days)} d"
+
+
+def chart_title(title: str, points: Sequence[tuple[int, float]], *,
+                price_usd: float | None = None, change_24h_pct: float | None = None) -> str:
+    """The title's figures: the answer's own price and 24 h change when given (so chart and
+    text agree), then the change over the chart's period, with that period named."""
+    first, last = points[0], points[-1]
+    period_change = (last[1] / first[1] - 1) * 100 if first[1] else 0.0
+    parts = [title, _usd(price_usd if price_usd is not None else last[1])]
+    if change_24h_pct is not None:
+        parts.append(f"{change_24h_pct:+.1f}% 24h")
+    parts.append(f"{period_change:+.1f}% over {period_label(first[0], last[0])}")
+    return "  ·  ".join(parts)
 
 
 def render_price_chart(title: str, points: Sequence[tuple[int, float]], *,
+                       price_usd: float | None = None, change_24h_pct: float | None = None,
                        width_px: int = 640, height_px: int = 320) -> bytes:
-    """A line chart of (epoch ms, USD) points as PNG bytes; raises ValueError with < 2 points."""
+    """A line chart of (epoch ms, USD) points as PNG bytes; raises ValueError with < 2 points.
+
+    The title names the period its change covers; the date axis carries the year."""
+    figure = price_figure(title, points, price_usd=price_usd, change_24h_pct=change_24h_pct,
+                          width_px=width_px, height_px=height_px)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def price_figure(title: str, points: Sequence[tuple[int, float]], *,
+                 price_usd: float | None = None, change_24h_pct: float | None = None,
+                 width_px: int = 640, height_px: int = 320) -> Any:
+    """The chart as a matplotlib Figure (what `render_price_chart` saves)."""
     if len(points) < 2:
         raise ValueError("a chart needs at least two price points")
     # Imported here: matplotlib is slow to import and only chart requests need it.
@@ -28,17 +66,17 @@ def render_price_chart(title: str, points: Sequence[tuple[int, float]], *,
     color = "#2f9e44" if rising else "#e03131"
     axes.plot(times, prices, color=color, linewidth=1.6)
     axes.fill_between(times, prices, min(prices), color=color, alpha=0.08)
-    change = (prices[-1] / prices[0] - 1) * 100 if prices[0] else 0.0
-    axes.set_title(f"{title}  {_usd(prices[-1])}  ({change:+.1f}%)", fontsize=11, loc="left")
+    axes.set_title(chart_title(title, points, price_usd=price_usd,
+                               change_24h_pct=change_24h_pct), fontsize=10, loc="left")
     axes.grid(True, alpha=0.25)
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    span_days = (points[-1][0] - points[0][0]) / 86_400_000
+    axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=6))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y" if span_days > 60 else "%d %b %Y"))
     axes.yaxis.set_major_formatter(lambda value, _: _usd(value))
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def _usd(value: float) -> str:
