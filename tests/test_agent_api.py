@@ -86,5 +86,6 @@ def test_ask_answers_in_the_terminal_with_progress_on_stderr(cli_env: None) -> N
     result = CliRunner().invoke(main, ["ask", "what's SOL trading at?"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("## Solana (SOL)")
-    assert "Stance:" in result.stdout and "Not financial advice" in result.stdout
-    assert "onchain" in result.stderr and "deterministic" in result.stderr
+    # every source is down: it says so plainly instead of an empty analysis
+    assert "couldn't get any data" in result.stdout and "not charged" in result.stdout
+    assert "onchain" in result.stderr

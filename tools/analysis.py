@@ -114,10 +114,17 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
         run = ToolRun(_unavailable(tool, project, f"internal error ({type(exc).__name__})"),
                       ["internal"], set())
 
-    if run.all_failed:
+    lost = _lost_sources(run)
+    if lost:
+        # Every source failed, or one the last complete result had (a spent request budget,
+        # an outage): the newest snapshot, labelled with its age, beats a hole in the answer.
         snapshot = snapshot or await _snapshot(deps, tool, project)
-        if snapshot is None:
-            return ToolOutcome(run.result, "none", run.called)
+        usable = snapshot is not None and (run.all_failed or _covers(snapshot[0], lost))
+        if snapshot is None or not usable:
+            if run.all_failed:
+                return ToolOutcome(run.result, "none", run.called)
+            snapshot = None
+    if snapshot is not None and lost:
         old, age = snapshot
         reasons = "; ".join(sorted(set(run.result.missing.values())))[:500]
         stale = old.model_copy(update={
@@ -137,6 +144,16 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
         await cache.remember_volatility(deps, project.id, getattr(result, "volatility_annual", None))
     written = await cache.write_l1(deps, result, await _ttl(deps, result, project.id, partial))
     return ToolOutcome(result, "live", run.called, written)
+
+
+def _lost_sources(run: ToolRun) -> set[str]:
+    return set(run.called) - run.ok
+
+
+def _covers(snapshot: ToolResult, lost: set[str]) -> bool:
+    """The snapshot has data from every source the live run lost, and lost none itself."""
+    had = {e.source for e in snapshot.evidence}
+    return lost <= had and not snapshot.sources_failed
 
 
 async def analyze(deps: Deps, project: Project, tools: Sequence[ToolName], *,

@@ -8,8 +8,10 @@ Exceptions (all carry `source`, `url` and a plain `reason`):
     └── BadResponse        malformed JSON, an unexpected shape, another 4xx, an error envelope
 
 Only transport errors, 429 and 5xx are retried (jittered exponential backoff, `Retry-After`
-honoured up to a cap). Each host has its own `AsyncLimiter`; keyless CoinGecko is held to
-`settings.coingecko_rate_per_min`. Identical GETs may share one in-flight request and a short
+honoured up to a cap). Each host has one request budget shared by every ChainLens process
+through Redis (`chainlens.limiter`, a sliding window): keyless CoinGecko is held to
+`settings.coingecko_rate_per_min`, keyless GitHub to 60 an hour. When Redis is unreachable a
+per-process `AsyncLimiter` holds the same rate. Identical GETs may share one in-flight request and a short
 memo (`memo_ttl`), so parallel tools needing `/coins/{id}` make one upstream call.
 """
 
@@ -31,7 +33,10 @@ from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from redis.exceptions import RedisError
+
 from chainlens.deps import Deps
+from chainlens.limiter import Rate, SendLimiter, SendQueueTimeout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,6 +54,10 @@ class SourceError(Exception):
 
 class SourceUnavailable(SourceError):
     """Transport failure, timeout, 429/5xx after retries, or the rate budget is spent."""
+
+
+class SourceBusy(SourceUnavailable):
+    """Our shared request budget for this source is spent for now (not the source's fault)."""
 
 
 class NotFound(SourceError):
@@ -87,6 +96,7 @@ class HttpOptions:
 class _ClientState:
     options: HttpOptions
     limiters: dict[str, AsyncLimiter] = field(default_factory=dict)
+    shared: dict[str, SendLimiter] = field(default_factory=dict)
     memo: dict[str, tuple[float, asyncio.Future[Any]]] = field(default_factory=dict)
 
 
@@ -117,20 +127,53 @@ def coingecko_rate(deps: Deps) -> int:
     return max(rate, 30) if deps.settings.coingecko_api_key else rate
 
 
+def source_budget(deps: Deps, host: str) -> Rate:
+    """How many calls the whole service may make to `host`, per window."""
+    settings = deps.settings
+    if host == urlsplit(str(settings.coingecko_base_url)).netloc:
+        return Rate(coingecko_rate(deps), 60.0)
+    if host == urlsplit(str(settings.github_api_url)).netloc:
+        # GitHub: 60 calls/hour keyless, 5000 with a token
+        return Rate(5000 if settings.github_token else 60, 3600.0)
+    return Rate(_DEFAULT_RATE_PER_MIN, 60.0)
+
+
 def _limiter(deps: Deps, host: str) -> AsyncLimiter:
     state = _state(deps)
     limiter = state.limiters.get(host)
     if limiter is None:
-        settings = deps.settings
-        if host == urlsplit(str(settings.coingecko_base_url)).netloc:
-            limiter = AsyncLimiter(coingecko_rate(deps), 60)
-        elif host == urlsplit(str(settings.github_api_url)).netloc:
-            # GitHub: 60 calls/hour keyless, 5000 with a token
-            limiter = AsyncLimiter(5000 if settings.github_token else 60, 3600)
-        else:
-            limiter = AsyncLimiter(_DEFAULT_RATE_PER_MIN, 60)
-        state.limiters[host] = limiter
+        rate = source_budget(deps, host)
+        limiter = state.limiters[host] = AsyncLimiter(rate.limit, rate.window_s)
     return limiter
+
+
+async def _take_budget(deps: Deps, source: str, url: str) -> None:
+    """One call from the host's budget, shared by every process; `SourceBusy` when none
+    frees up within the policy's wait cap."""
+    host = urlsplit(url).netloc
+    state = _state(deps)
+    cap = state.options.retry.limiter_wait_cap_s
+    bucket = f"src:{host}"
+    shared = state.shared.get(host)
+    if shared is None:
+        shared = state.shared[host] = SendLimiter(deps.redis, deps.keys,
+                                                  {bucket: source_budget(deps, host)})
+    try:
+        await shared.acquire(bucket, timeout_s=cap)
+        return
+    except SendQueueTimeout:
+        raise SourceBusy(source, url, _BUSY) from None
+    except (RedisError, OSError) as exc:
+        log.warning("shared request budget unavailable (%s); using this process's",
+                    type(exc).__name__)
+    try:
+        async with asyncio.timeout(cap):
+            await _limiter(deps, host).acquire()
+    except TimeoutError:
+        raise SourceBusy(source, url, _BUSY) from None
+
+
+_BUSY = "too busy right now (request limit reached); try again in a minute"
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -160,14 +203,7 @@ def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
 
 async def _send_once(deps: Deps, source: str, url: str, params: dict[str, Any] | None,
                      headers: dict[str, str] | None) -> httpx.Response:
-    policy = _state(deps).options.retry
-    limiter = _limiter(deps, urlsplit(url).netloc)
-    try:
-        async with asyncio.timeout(policy.limiter_wait_cap_s):
-            await limiter.acquire()
-    except TimeoutError:
-        raise SourceUnavailable(source, url, "too busy right now (request limit reached); "
-                                "try again in a minute") from None
+    await _take_budget(deps, source, url)
     try:
         response = await deps.http.get(url, params=params, headers=headers)
     except httpx.TimeoutException as exc:

@@ -1,0 +1,65 @@
+"""Live within the sources' budgets: one request budget per source shared by every process
+(Redis); a spent budget serves the newest snapshot with its age, in plain words."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tests.tools_fakes import UNISWAP, FakeSources
+
+from agent.writer import write_answer
+from agent.assess import assess
+from agent.facts import sources_of
+from chainlens.deps import Deps
+from tools.analysis import run_tool
+from tools.cache import l1_key
+from tools.http import HttpOptions, RetryPolicy, SourceBusy, configure_http, get_json
+
+
+def _process(deps: Deps, with_http: Any, sources: FakeSources, rate: int) -> Deps:
+    """A Deps with its own HTTP client, as another process would have, sharing Redis."""
+    settings = deps.settings.model_copy(update={"coingecko_rate_per_min": rate})
+    own = with_http(dataclasses.replace(deps, settings=settings), sources.transport())
+    configure_http(own, HttpOptions(retry=RetryPolicy(attempts=1, base_wait_s=0.001,
+                                                      max_wait_s=0.01, limiter_wait_cap_s=0.2),
+                                    github_stats_attempts=1, github_stats_wait_s=0.0))
+    return own  # type: ignore[no-any-return]
+
+
+async def test_two_processes_share_one_budget(deps: Deps, with_http: Any) -> None:
+    sources = FakeSources()
+    a = _process(deps, with_http, sources, rate=4)
+    b = _process(deps, with_http, sources, rate=4)
+    base = str(deps.settings.coingecko_base_url)
+    served, busy = 0, 0
+    for i in range(10):
+        try:
+            await get_json(a if i % 2 else b, f"{base}/coins/uniswap?i={i}", source="CoinGecko")
+            served += 1
+        except SourceBusy as exc:
+            busy += 1
+            assert "limit" in exc.reason and "budget" not in exc.reason
+    assert served == 4 and busy == 6
+    assert sources.calls["coingecko:coin"] == 4
+
+
+async def test_a_spent_budget_serves_the_snapshot_with_its_age(deps: Deps, with_http: Any) -> None:
+    sources = FakeSources()
+    roomy = _process(deps, with_http, sources, rate=1000)
+    first = await run_tool(roomy, "onchain", UNISWAP)
+    assert first.cache == "live" and first.result.price_usd is not None  # type: ignore[attr-defined]
+    await deps.db.execute("UPDATE analysis_snapshots SET fetched_at = now() - interval '30 minutes'")
+    await deps.redis.delete(l1_key(deps, "onchain", UNISWAP.id))
+
+    # another process whose budget is 1 call a minute: the calls above already spent it
+    tight = _process(deps, with_http, sources, rate=1)
+    outcome = await run_tool(tight, "onchain", UNISWAP)
+    result = outcome.result
+    assert outcome.cache == "stale" and result.stale
+    assert result.price_usd == first.result.price_usd  # type: ignore[attr-defined]
+    assert 1700 < result.age_seconds < 2000
+    answer, _ = write_answer(UNISWAP, {"onchain": result}, assess({"onchain": result}),
+                             sources_of({"onchain": result}))
+    assert "budget" not in answer and "local rate" not in answer
+    assert "30 min old" in answer
