@@ -63,3 +63,40 @@ async def test_a_spent_budget_serves_the_snapshot_with_its_age(deps: Deps, with_
                              sources_of({"onchain": result}))
     assert "budget" not in answer and "local rate" not in answer
     assert "30 min old" in answer
+
+
+async def test_one_batched_call_keeps_many_quotes_fresh(deps: Deps, with_http: Any) -> None:
+    from datetime import timedelta
+
+    from tests.tools_fakes import json_response, markets_row
+
+    from tools.quotes import refresh_quotes
+    from tools.results import utcnow
+
+    sources = FakeSources()
+    fast = _process(deps, with_http, sources, rate=1000)
+    first = await run_tool(fast, "onchain", UNISWAP)
+    assert first.cache == "live"
+    # newer quotes (the coin payload was a minute old) arrive in one call for both coins
+    now = utcnow() - timedelta(seconds=1)
+    sources.script("coingecko:markets", json_response(
+        [markets_row("uniswap", price=12.34, last_updated=now),
+         markets_row("bitcoin", price=99_000.0, last_updated=now)]))
+    assert await refresh_quotes(fast, ["uniswap", "bitcoin"] * 3) == 2
+    assert sources.calls["coingecko:markets"] == 1
+
+    served = await run_tool(fast, "onchain", UNISWAP)
+    assert served.cache == "hot" and served.l1_digest is None  # overlaid: not replayable
+    result = served.result
+    assert result.price_usd == 12.34  # type: ignore[attr-defined]
+    assert result.as_of == now
+    assert sources.calls["coingecko:coin"] == 1  # no per-coin refresh was needed
+
+
+async def test_markets_calls_are_chunked_by_250(deps: Deps, with_http: Any) -> None:
+    from tools.sources import coingecko
+
+    sources = FakeSources()
+    fast = _process(deps, with_http, sources, rate=1000)
+    rows = await coingecko.fetch_markets(fast, [f"coin-{i}" for i in range(600)] + ["uniswap"])
+    assert sources.calls["coingecko:markets"] == 3 and [r["id"] for r in rows] == ["uniswap"]

@@ -66,6 +66,25 @@ def coin_body(coin_id: str = "uniswap") -> dict[str, Any]:
     }
 
 
+def markets_row(coin_id: str, price: float | None = None,
+                last_updated: datetime | None = None) -> dict[str, Any]:
+    """One `/coins/markets` row (shape of coingecko/coins_markets_bitcoin_usd_2021-05-15.json)."""
+    coin = coin_body(coin_id)
+    md = coin["market_data"]
+    return {
+        "id": coin_id, "symbol": coin["symbol"], "name": coin["name"],
+        "current_price": price if price is not None else md["current_price"]["usd"],
+        "market_cap": md["market_cap"]["usd"], "market_cap_rank": coin["market_cap_rank"],
+        "fully_diluted_valuation": md["fully_diluted_valuation"]["usd"],
+        "total_volume": md["total_volume"]["usd"],
+        "price_change_percentage_24h": md["price_change_percentage_24h"],
+        "price_change_percentage_24h_in_currency": md["price_change_percentage_24h"],
+        "price_change_percentage_7d_in_currency": md["price_change_percentage_7d"],
+        "ath": md["ath"]["usd"], "ath_change_percentage": md["ath_change_percentage"]["usd"],
+        "last_updated": (last_updated or datetime.now(UTC)).isoformat(),
+    }
+
+
 def chart_body(days: int = 365, supply_growth: float = 0.05) -> dict[str, Any]:
     """Synthetic daily market chart: price wobbles ±3 %, supply grows `supply_growth` a year."""
     now_ms = int(time.time() * 1000) // DAY_MS * DAY_MS
@@ -212,6 +231,8 @@ class FakeSources:
         if "coingecko" in host:
             if path.endswith("/market_chart"):
                 return "coingecko:chart"
+            if path.endswith("/coins/markets"):
+                return "coingecko:markets"
             if path.endswith("/search/trending"):
                 return "coingecko:trending"
             if path.endswith("/search"):
@@ -237,6 +258,9 @@ class FakeSources:
             if coin_id not in ("uniswap", "bitcoin"):
                 return json_response({"error": "coin not found"}, 404)
             return json_response(coin_body(coin_id))
+        if route == "coingecko:markets":
+            ids = [i for i in request.url.params.get("ids", "").split(",") if i]
+            return json_response([markets_row(i) for i in ids if i in ("uniswap", "bitcoin")])
         bodies: dict[str, Callable[[], Any]] = {
             "coingecko:chart": chart_body,
             "coingecko:search": lambda: {"coins": [], "exchanges": [], "nfts": []},

@@ -13,7 +13,7 @@ from typing import Literal
 import asyncpg
 
 from chainlens.deps import Deps
-from tools import cache
+from tools import cache, quotes
 from tools.collect import ToolRun
 from tools.onchain import run_onchain
 from tools.results import RESULT_TYPES, Project, ToolName, ToolResult, utcnow
@@ -55,6 +55,10 @@ async def run_tool(deps: Deps, tool: ToolName, project: Project, *,
     Whatever layer served it, the result's `age_seconds` is the true age of its data now
     (from the sources' own timestamps), not the time since it was cached."""
     outcome = await _run_tool(deps, tool, project, refresh=refresh)
+    fresher = await quotes.with_fresh_quote(deps, outcome.result)
+    if fresher is not None:
+        # newer market figures from the batched quotes; no longer the hot-cache entry itself
+        outcome = dataclasses.replace(outcome, result=fresher, l1_digest=None)
     result = outcome.result
     age = round(max(result.age_seconds, cache.age_seconds(result.as_of)), 1)
     return dataclasses.replace(outcome, result=result.model_copy(update={"age_seconds": age}))

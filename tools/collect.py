@@ -8,12 +8,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from tools.http import SourceError
-from tools.results import Evidence, ToolResult, utcnow
+from tools.results import Evidence, ToolResult, section_as_of, utcnow
 
 T = TypeVar("T")
-# Market-wide background (the daily Fear & Greed reading) does not age a project's section;
-# its own age is shown next to it in the sources.
-BACKGROUND = frozenset({"alternative.me"})
 
 
 @dataclass(slots=True)
@@ -64,10 +61,9 @@ class Collector:
         result.evidence = list(self.evidence)
         result.missing = dict(self.missing)
         result.sources_failed = [s for s in self.called if s not in self.ok]
-        if self.evidence:
-            result.as_of = min(e.as_of for e in self.evidence if e.source not in BACKGROUND) \
-                if any(e.source not in BACKGROUND for e in self.evidence) \
-                else min(e.as_of for e in self.evidence)
+        as_of = section_as_of(self.evidence)
+        if as_of is not None:
+            result.as_of = as_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,23 @@ class Evidence(BaseModel):
         return min(self.data_as_of, self.fetched_at)
 
 
+# Market-wide background (the daily Fear & Greed reading) does not age a project's section;
+# its own age is shown next to it in the sources.
+BACKGROUND_SOURCES = frozenset({"alternative.me"})
+
+
+def section_as_of(evidence: list[Evidence]) -> datetime | None:
+    """How old a section's data is: the oldest of its sources that date their own data
+    (CoinGecko's `last_updated`, a feed's newest item), else the oldest fetch. Undated
+    sources (GoPlus holders, DefiLlama TVL, GitHub) change slowly and are shown with their
+    own fetch age in the sources list."""
+    own = [e for e in evidence if e.source not in BACKGROUND_SOURCES] or evidence
+    dated = [e.as_of for e in own if e.data_as_of is not None]
+    if dated:
+        return min(dated)
+    return min((e.as_of for e in own), default=None)
+
+
 class ToolResult(BaseModel):
     tool: ToolName
     project_id: str

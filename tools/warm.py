@@ -11,6 +11,7 @@ import asyncpg
 from chainlens.deps import Deps
 from tools.analysis import ToolOutcome, analyze
 from tools.http import SourceError, get_json
+from tools.quotes import refresh_quotes
 from tools.results import TOOL_NAMES, Project, ToolName
 from tools.sources import coingecko
 from tools.sources._util import dig
@@ -67,9 +68,29 @@ async def known_projects(deps: Deps, ids: Sequence[str]) -> list[Project]:
     return out
 
 
+HOT_QUOTES = 100  # coins whose market quotes the warming job keeps fresh
+
+
+async def refresh_hot_quotes(deps: Deps, limit: int = HOT_QUOTES) -> int:
+    """One batched quote refresh for the most asked-about and trending coins."""
+    try:
+        ids = await most_queried(deps, limit)
+    except (asyncpg.PostgresError, OSError) as exc:
+        log.warning("usage history unavailable for quotes: %s", exc)
+        ids = []
+    for project in await trending_projects(deps):
+        if len(ids) >= limit:
+            break
+        if project.id not in ids:
+            ids.append(project.id)
+    return await refresh_quotes(deps, ids[:limit])
+
+
 async def warm_cache(deps: Deps, limit: int = 20,
                      tools: Sequence[ToolName] = TOOL_NAMES) -> dict[str, dict[ToolName, str]]:
-    """Fill the cache for the most queried and trending projects; returns layer per tool."""
+    """Fill the cache for the most queried and trending projects; returns layer per tool.
+    The hot set's market quotes are refreshed first, in one batched call."""
+    await refresh_hot_quotes(deps)
     try:
         popular = await known_projects(deps, await most_queried(deps, limit))
     except (asyncpg.PostgresError, OSError) as exc:

@@ -55,6 +55,40 @@ async def fetch_market_chart(deps: Deps, coin_id: str, days: int = 365) -> dict[
     return body
 
 
+MARKETS_IDS_PER_CALL = 250  # /coins/markets serves up to 250 coins a page
+
+
+async def fetch_markets(deps: Deps, coin_ids: list[str]) -> list[dict[str, Any]]:
+    """`/coins/markets` rows for many coins: one call per 250 ids, not one per coin."""
+    rows: list[dict[str, Any]] = []
+    url = f"{_base(deps)}/coins/markets"
+    for start in range(0, len(coin_ids), MARKETS_IDS_PER_CALL):
+        chunk = coin_ids[start:start + MARKETS_IDS_PER_CALL]
+        params = {"vs_currency": "usd", "ids": ",".join(chunk), "per_page": str(len(chunk)),
+                  "page": "1", "price_change_percentage": "24h,7d"}
+        body = await get_json(deps, url, source=SOURCE, params=params, headers=_headers(deps))
+        if not isinstance(body, list):
+            raise BadResponse(SOURCE, url, "markets body is not a list")
+        rows += [row for row in body if isinstance(row, dict) and isinstance(row.get("id"), str)]
+    return rows
+
+
+def market_row_facts(row: dict[str, Any]) -> dict[str, Any]:
+    """The market fields of one `/coins/markets` row, named as in `OnchainResult`."""
+    return {
+        "price_usd": num(row.get("current_price")),
+        "market_cap_usd": num(row.get("market_cap")),
+        "market_cap_rank": int(rank) if (rank := num(row.get("market_cap_rank"))) else None,
+        "volume_24h_usd": num(row.get("total_volume")),
+        "change_24h_pct": num(row.get("price_change_percentage_24h_in_currency",
+                                      row.get("price_change_percentage_24h"))),
+        "change_7d_pct": num(row.get("price_change_percentage_7d_in_currency")),
+        "fdv_usd": num(row.get("fully_diluted_valuation")),
+        "ath_usd": num(row.get("ath")),
+        "ath_change_pct": num(row.get("ath_change_percentage")),
+    }
+
+
 async def fetch_trending(deps: Deps) -> list[str]:
     """CoinGecko ids currently trending in search."""
     url = f"{_base(deps)}/search/trending"
