@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     coingecko_api_key: SecretStr | None = None
     coingecko_base_url: AnyHttpUrl = AnyHttpUrl("https://api.coingecko.com/api/v3")
     coingecko_rate_per_min: PositiveInt = 10
+    # GitHub's REST budget: 60 calls/hour keyless, 5,000 with GITHUB_TOKEN (unset = by token)
+    github_rate_per_hour: PositiveInt | None = None
+    # How long a tool result stays in the hot cache (halved/doubled by volatility)
+    cache_ttl_s: PositiveInt = 300
     defillama_base_url: AnyHttpUrl = AnyHttpUrl("https://api.llama.fi")
     goplus_base_url: AnyHttpUrl = AnyHttpUrl("https://api.gopluslabs.io/api/v1")
     github_api_url: AnyHttpUrl = AnyHttpUrl("https://api.github.com")

@@ -222,6 +222,8 @@ class FakeSources:
     calls: Counter[str] = field(default_factory=Counter)
     queue: dict[str, list[Reply]] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)  # hosts that refuse connections
+    # CoinGecko ids the fake knows besides uniswap and bitcoin (served as copies of uniswap)
+    extra_coins: set[str] = field(default_factory=set)
 
     def script(self, route: str, *replies: Reply) -> None:
         self.queue.setdefault(route, []).extend(replies)
@@ -255,12 +257,16 @@ class FakeSources:
         path = request.url.path
         if route == "coingecko:coin":
             coin_id = path.rsplit("/", 1)[-1]
+            if coin_id in self.extra_coins:
+                return json_response({**coin_body("uniswap"), "id": coin_id, "platforms": {}})
             if coin_id not in ("uniswap", "bitcoin"):
                 return json_response({"error": "coin not found"}, 404)
             return json_response(coin_body(coin_id))
         if route == "coingecko:markets":
             ids = [i for i in request.url.params.get("ids", "").split(",") if i]
-            return json_response([markets_row(i) for i in ids if i in ("uniswap", "bitcoin")])
+            known = {"uniswap", "bitcoin", *self.extra_coins}
+            return json_response([{**markets_row("uniswap"), "id": i} if i in self.extra_coins
+                                  else markets_row(i) for i in ids if i in known])
         bodies: dict[str, Callable[[], Any]] = {
             "coingecko:chart": chart_body,
             "coingecko:search": lambda: {"coins": [], "exchanges": [], "nfts": []},

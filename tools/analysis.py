@@ -57,8 +57,10 @@ async def run_tool(deps: Deps, tool: ToolName, project: Project, *,
     outcome = await _run_tool(deps, tool, project, refresh=refresh)
     fresher = await quotes.with_fresh_quote(deps, outcome.result)
     if fresher is not None:
-        # newer market figures from the batched quotes; no longer the hot-cache entry itself
-        outcome = dataclasses.replace(outcome, result=fresher, l1_digest=None)
+        # newer market figures from the batched quotes; no longer the hot-cache entry itself,
+        # and stored data (not nothing) when live sources gave none
+        layer: CacheLayer = "stale" if outcome.cache == "none" else outcome.cache
+        outcome = dataclasses.replace(outcome, result=fresher, cache=layer, l1_digest=None)
     result = outcome.result
     age = round(max(result.age_seconds, cache.age_seconds(result.as_of)), 1)
     return dataclasses.replace(outcome, result=result.model_copy(update={"age_seconds": age}))
@@ -99,7 +101,7 @@ async def _ttl(deps: Deps, result: ToolResult | None, project_id: str, partial: 
     vol = getattr(result, "volatility_annual", None)
     if vol is None:
         vol = await cache.volatility_hint(deps, project_id)
-    return cache.ttl_for(vol, partial=partial)
+    return cache.ttl_for(vol, partial=partial, base=deps.settings.cache_ttl_s)
 
 
 async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) -> ToolOutcome:

@@ -37,17 +37,18 @@ def l1_key(deps: Deps, tool: ToolName, project_id: str) -> str:
     return deps.keys("analysis", tool, project_id, "v1")
 
 
-def ttl_for(volatility: float | None, *, partial: bool = False) -> int:
-    """300 s, halved for very volatile coins (> 0.8 annualised), doubled for calm ones (< 0.3)."""
+def ttl_for(volatility: float | None, *, partial: bool = False, base: int = BASE_TTL_S) -> int:
+    """`base` (300 s), halved for very volatile coins (> 0.8 annualised), doubled for calm
+    ones (< 0.3); a result missing a source lives a fifth of it (60 s)."""
     if partial:
-        return PARTIAL_TTL_S
+        return max(1, base * PARTIAL_TTL_S // BASE_TTL_S)
     if volatility is None:
-        return BASE_TTL_S
+        return base
     if volatility > 0.8:
-        return BASE_TTL_S // 2
+        return max(1, base // 2)
     if volatility < 0.3:
-        return BASE_TTL_S * 2
-    return BASE_TTL_S
+        return base * 2
+    return base
 
 
 def encode(result: ToolResult) -> bytes:

@@ -90,13 +90,16 @@ class HttpOptions:
     retry: RetryPolicy = RetryPolicy()
     github_stats_attempts: int = 3  # GitHub stats answer 202 while computing
     github_stats_wait_s: float = 2.0
+    # Compresses time: divides every source budget's window and every memo's lifetime (a
+    # simulation runs an hour in a minute with 60). Always 1 outside simulations.
+    time_scale: float = 1.0
 
 
 @dataclass(slots=True)
 class _ClientState:
     options: HttpOptions
     limiters: dict[str, AsyncLimiter] = field(default_factory=dict)
-    shared: dict[str, SendLimiter] = field(default_factory=dict)
+    shared: dict[tuple[str, bool], SendLimiter] = field(default_factory=dict)
     memo: dict[str, tuple[float, asyncio.Future[Any]]] = field(default_factory=dict)
 
 
@@ -134,7 +137,8 @@ def source_budget(deps: Deps, host: str) -> Rate:
         return Rate(coingecko_rate(deps), 60.0)
     if host == urlsplit(str(settings.github_api_url)).netloc:
         # GitHub: 60 calls/hour keyless, 5000 with a token
-        return Rate(5000 if settings.github_token else 60, 3600.0)
+        return Rate(settings.github_rate_per_hour or (5000 if settings.github_token else 60),
+                    3600.0)
     return Rate(_DEFAULT_RATE_PER_MIN, 60.0)
 
 
@@ -147,17 +151,28 @@ def _limiter(deps: Deps, host: str) -> AsyncLimiter:
     return limiter
 
 
-async def _take_budget(deps: Deps, source: str, url: str) -> None:
+def foreground_share(limit: int) -> int:
+    """Questions may use all but a fifth of a budget (at least one call stays reserved for
+    background refreshes when the budget has more than one)."""
+    return limit if limit <= 1 else limit - max(1, limit // 5)
+
+
+async def _take_budget(deps: Deps, source: str, url: str, *, background: bool = False) -> None:
     """One call from the host's budget, shared by every process; `SourceBusy` when none
     frees up within the policy's wait cap."""
     host = urlsplit(url).netloc
     state = _state(deps)
     cap = state.options.retry.limiter_wait_cap_s
     bucket = f"src:{host}"
-    shared = state.shared.get(host)
+    shared = state.shared.get((host, background))
     if shared is None:
-        shared = state.shared[host] = SendLimiter(deps.redis, deps.keys,
-                                                  {bucket: source_budget(deps, host)})
+        # Both priorities count in one window (one Redis key); questions stop short of the
+        # reserve, background calls may take it.
+        rate = source_budget(deps, host)
+        limit = rate.limit if background else foreground_share(rate.limit)
+        rate = Rate(limit, rate.window_s / state.options.time_scale)
+        shared = state.shared[(host, background)] = SendLimiter(deps.redis, deps.keys,
+                                                               {bucket: rate})
     try:
         await shared.acquire(bucket, timeout_s=cap)
         return
@@ -202,8 +217,8 @@ def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
 
 
 async def _send_once(deps: Deps, source: str, url: str, params: dict[str, Any] | None,
-                     headers: dict[str, str] | None) -> httpx.Response:
-    await _take_budget(deps, source, url)
+                     headers: dict[str, str] | None, background: bool) -> httpx.Response:
+    await _take_budget(deps, source, url, background=background)
     try:
         response = await deps.http.get(url, params=params, headers=headers)
     except httpx.TimeoutException as exc:
@@ -221,8 +236,12 @@ async def _send_once(deps: Deps, source: str, url: str, params: dict[str, Any] |
 
 
 async def get(deps: Deps, url: str, *, source: str, params: dict[str, Any] | None = None,
-              headers: dict[str, str] | None = None) -> httpx.Response:
-    """GET with retries on transport errors, 429 and 5xx; any 2xx response is returned."""
+              headers: dict[str, str] | None = None, background: bool = False) -> httpx.Response:
+    """GET with retries on transport errors, 429 and 5xx; any 2xx response is returned.
+
+    `background` calls (the warming job's batched quotes) may use the share of the budget
+    that questions leave free, so a busy minute never starves the refresh that keeps every
+    answer's prices fresh."""
     policy = _state(deps).options.retry
     try:
         async for attempt in AsyncRetrying(
@@ -232,7 +251,7 @@ async def get(deps: Deps, url: str, *, source: str, params: dict[str, Any] | Non
             reraise=True,
         ):
             with attempt:
-                return await _send_once(deps, source, url, params, headers)
+                return await _send_once(deps, source, url, params, headers, background)
     except _Transient as exc:
         log.warning("%s unavailable after %d attempts: %s", source, policy.attempts, exc.reason)
         raise SourceUnavailable(source, url, f"{exc.reason} after {policy.attempts} attempts") \
@@ -252,7 +271,7 @@ async def memoized(deps: Deps, key: str, ttl: float, fetch: Callable[[], Awaitab
             del state.memo[k]
     # Own task + shield: a cancelled caller does not cancel the call others share.
     task: asyncio.Future[Any] = asyncio.ensure_future(fetch())
-    state.memo[key] = (now + ttl, task)
+    state.memo[key] = (now + ttl / state.options.time_scale, task)
 
     def forget_failure(done: asyncio.Future[Any]) -> None:
         failed = done.cancelled() or done.exception() is not None
@@ -268,11 +287,13 @@ def _memo_key(url: str, params: dict[str, Any] | None) -> str:
 
 
 async def get_json(deps: Deps, url: str, *, source: str, params: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None, memo_ttl: float = 0.0) -> Any:
+                   headers: dict[str, str] | None = None, memo_ttl: float = 0.0,
+                   background: bool = False) -> Any:
     """GET and decode JSON; BadResponse when the body is not JSON."""
 
     async def fetch() -> Any:
-        response = await get(deps, url, source=source, params=params, headers=headers)
+        response = await get(deps, url, source=source, params=params, headers=headers,
+                             background=background)
         try:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):

@@ -79,5 +79,6 @@ async def with_fresh_quote(deps: Deps, result: ToolResult) -> ToolResult | None:
     evidence = [e for e in result.evidence if e.source != coingecko.SOURCE]
     evidence.append(Evidence(source=coingecko.SOURCE, url=coingecko.page_url(result.project_id),
                              fetched_at=fetched, data_as_of=when))
-    return result.model_copy(update={**facts, "evidence": evidence,
+    # the figures' age is now the quote's (`age_seconds` is measured again when served)
+    return result.model_copy(update={**facts, "evidence": evidence, "age_seconds": 0.0,
                                      "as_of": section_as_of(evidence) or when})

@@ -66,7 +66,8 @@ async def fetch_markets(deps: Deps, coin_ids: list[str]) -> list[dict[str, Any]]
         chunk = coin_ids[start:start + MARKETS_IDS_PER_CALL]
         params = {"vs_currency": "usd", "ids": ",".join(chunk), "per_page": str(len(chunk)),
                   "page": "1", "price_change_percentage": "24h,7d"}
-        body = await get_json(deps, url, source=SOURCE, params=params, headers=_headers(deps))
+        body = await get_json(deps, url, source=SOURCE, params=params, headers=_headers(deps),
+                              background=True)
         if not isinstance(body, list):
             raise BadResponse(SOURCE, url, "markets body is not a list")
         rows += [row for row in body if isinstance(row, dict) and isinstance(row.get("id"), str)]
