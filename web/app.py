@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 
 from chainlens.deps import Deps, open_deps
@@ -16,7 +17,7 @@ from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import SecurityHeadersMiddleware
 from web.routes import analysis
 from web.routes import billing as billing_routes
-from web.routes import account, chat, comprehensive, health, pages
+from web.routes import account, chat, comprehensive, health, history, pages
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -32,7 +33,9 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
             app.state.deps = opened
             yield
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets come from the fastapi-offline package, not a CDN.
+    app = FastAPIOffline(
+        favicon_url="/favicon.svg", static_url="/static/docs",
         title="ChainLens API",
         version="0.1.0",
         description="Crypto project research: on-chain, sentiment, tokenomics and team analysis.",
@@ -58,6 +61,7 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(chat.router)
     app.include_router(account.router)
+    app.include_router(history.router)
     # Each part registers its router here (one line each).
     # tools: analysis routes; billing: payment/usage/webhook/auth routes; agent: comprehensive.
     app.include_router(analysis.router)

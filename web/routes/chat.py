@@ -26,6 +26,7 @@ from chainlens.chat import ChatTurn, MessageTooLong, admit, answer_admitted, che
 from chainlens.deps import Deps
 from web.auth import Caller, client_ip, current_caller, rate_limit_headers
 from web.errors import ApiError, ErrorResponse
+from web.history import record_turn, scoped_conversation_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["chat"])
@@ -86,8 +87,7 @@ def _deps(request: Request) -> Deps:
 
 def _conversation_id(caller: Caller, body: ChatRequest) -> str:
     # Conversations are scoped to the caller: nobody can continue someone else's chat.
-    suffix = body.conversation_id or "default"
-    return f"{caller.identity}:{suffix}"[:200]
+    return scoped_conversation_id(caller.identity, body.conversation_id)
 
 
 async def _admitted(request: Request, caller: Caller, body: ChatRequest,
@@ -111,8 +111,11 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
     if not decision.allowed:
         raise ApiError(429, "quota_exceeded", decision.refusal_message(), headers=headers,
                        details={"limit": decision.limit, "window": decision.window,
-                                "upgrade_url": decision.upgrade_url,
-                                "reset_at": decision.reset_at.isoformat()})
+                                "tier": decision.tier, "upgrade_url": decision.upgrade_url,
+                                "reset_at": decision.reset_at.isoformat(),
+                                # A per-minute refusal leaves the day's count as it was.
+                                "day_limit": decision.day_limit,
+                                "day_remaining": max(0, decision.day_limit - decision.day_used)})
     return turn, account, decision
 
 
@@ -154,7 +157,10 @@ async def chat_query(body: ChatRequest, request: Request, response: Response,
             final = event
     if final is None:
         raise ApiError(503, "answer_failed", "No answer could be built. Your request was refunded.")
-    return _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
+    payload = _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
+    await record_turn(deps, identity=caller.identity, conversation_id=body.conversation_id,
+                      question=check_message(body.message), final=payload)
+    return payload
 
 
 class DisconnectAwareStreamingResponse(StreamingResponse):
@@ -182,8 +188,8 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-async def _event_stream(deps: Deps, turn: ChatTurn, account: Any,
-                        decision: QuotaDecision) -> AsyncIterator[bytes]:
+async def _event_stream(deps: Deps, turn: ChatTurn, account: Any, decision: QuotaDecision,
+                        conversation: str | None) -> AsyncIterator[bytes]:
     yield _sse("quota", {"tier": decision.tier, "limit": decision.limit,
                          "remaining": decision.remaining,
                          "reset_at": decision.reset_at.isoformat()})
@@ -206,8 +212,12 @@ async def _event_stream(deps: Deps, turn: ChatTurn, account: Any,
             elif event.type == "error":
                 yield _sse("error", {"code": event.code, "message": event.message})
             elif event.type == "final":
-                yield _sse("final", _final_payload(event, decision, turn.conversation_id or "",
-                                                   not event.plan.tools))
+                payload = _final_payload(event, decision, turn.conversation_id or "",
+                                         not event.plan.tools)
+                # Kept before it is sent, so a reload right after the answer still shows it.
+                await record_turn(deps, identity=turn.identity, conversation_id=conversation,
+                                  question=check_message(turn.text), final=payload)
+                yield _sse("final", payload)
     except asyncio.CancelledError:
         log.info("chat stream cancelled: the client left")
         raise
@@ -226,7 +236,8 @@ async def chat_stream(body: ChatRequest, request: Request,
     deps = _deps(request)
     headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     turn, account, decision = await _admitted(request, caller, body, headers)
-    return DisconnectAwareStreamingResponse(_event_stream(deps, turn, account, decision),
+    return DisconnectAwareStreamingResponse(_event_stream(deps, turn, account, decision,
+                                                          body.conversation_id),
                                             media_type="text/event-stream", headers=headers)
 
 
