@@ -83,7 +83,7 @@ async def account_data(request: Request, caller: Caller = Depends(current_caller
     return AccountOut(
         tier=account.tier, anonymous=caller.anonymous,
         identities=await identities_of(deps, account.id),
-        daily_used=status.limit - status.remaining, daily_limit=status.limit,
+        daily_used=status.day_used, daily_limit=status.day_limit,
         monthly_cost=float(await monthly_cost(deps, account.id)),
         subscription=subscription if subscription["status"] != "none" else None,
         can_upgrade=account.tier == "free", can_manage_subscription=bool(stripe_subscription))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,6 +86,14 @@ def _deps(request: Request) -> Deps:
     return deps
 
 
+def day_quota(decision: QuotaDecision) -> tuple[int, int, datetime]:
+    """(remaining, limit, reset) of today's window, whichever window decided: a per-minute
+    refusal says nothing about the day, which is what the widget and account page show."""
+    reset = (datetime.fromtimestamp(decision.plan.day.end_epoch, UTC) if decision.plan is not None
+             else decision.reset_at)
+    return max(0, decision.day_limit - decision.day_used), decision.day_limit, reset
+
+
 def _conversation_id(caller: Caller, body: ChatRequest) -> str:
     # Conversations are scoped to the caller: nobody can continue someone else's chat.
     return scoped_conversation_id(caller.identity, body.conversation_id)
@@ -115,7 +124,7 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
                                 "reset_at": decision.reset_at.isoformat(),
                                 # A per-minute refusal leaves the day's count as it was.
                                 "day_limit": decision.day_limit,
-                                "day_remaining": max(0, decision.day_limit - decision.day_used)})
+                                "day_remaining": day_quota(decision)[0]})
     return turn, account, decision
 
 
@@ -246,8 +255,8 @@ async def chat_quota(request: Request, caller: Caller = Depends(current_caller))
     """Requests left today for the caller (what the widget shows)."""
     status = await quota_status(_deps(request), caller.account,
                                 client_ip=client_ip(request) if caller.anonymous else None)
-    return QuotaOut(tier=status.tier, limit=status.limit, remaining=status.remaining,
-                    reset_at=status.reset_at.isoformat())
+    remaining, limit, reset = day_quota(status)
+    return QuotaOut(tier=status.tier, limit=limit, remaining=remaining, reset_at=reset.isoformat())
 
 
 @router.get("/api/chart/{project_id}.png", responses={
