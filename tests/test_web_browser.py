@@ -283,10 +283,10 @@ async def test_per_minute_refusal_shows_the_days_quota_once(live: LiveServer, br
     await expect(page.locator(".cl-quota")).to_have_text("4 of 5 requests left today")
     assert (await page.locator(".cl-panel").inner_text()).count("Slow down") == 1
     assert await page.locator(".cl-upgrade").is_hidden()
+    await page.screenshot(path=str(ARTIFACTS / "widget-minute-refusal.png"), full_page=True)
     await page.reload()
     await page.wait_for_selector(".cl-panel:not([hidden])")
     await expect(page.locator(".cl-quota")).to_have_text("4 of 5 requests left today")
-    await page.screenshot(path=str(ARTIFACTS / "widget-minute-refusal.png"), full_page=True)
     await context.close()
 
 

@@ -7,17 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import Settings
 from web.errors import COMMON_RESPONSES, install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import SecurityHeadersMiddleware
-from web.routes import analysis
+from web.routes import account, analysis, chat, comprehensive, health, history, pages
 from web.routes import billing as billing_routes
-from web.routes import account, chat, comprehensive, health, history, pages
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:

@@ -97,7 +97,7 @@ async def recent_turns(deps: Deps, *, identity: str, conversation_id: str) -> li
 
 async def current_conversation(deps: Deps, identity: str) -> str:
     """The conversation the identity is in now (the default one until it starts another)."""
-    raw = await deps.redis.get(_current_key(deps, identity))
+    raw: bytes | None = await deps.redis.get(_current_key(deps, identity))
     return raw.decode() if raw else DEFAULT_CONVERSATION
 
 

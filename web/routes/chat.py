@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -23,7 +23,13 @@ from agent import MAX_QUESTION_CHARS
 from agent.events import FinalEvent
 from billing.errors import QuotaUnavailable
 from billing.quota import QuotaDecision, quota_status
-from chainlens.chat import ChatTurn, MessageTooLong, admit, answer_admitted, check_message
+from chainlens.chat import (
+    ChatTurn,
+    MessageTooLong,
+    admit,
+    answer_admitted,
+    check_message,
+)
 from chainlens.deps import Deps
 from web.auth import Caller, client_ip, current_caller, rate_limit_headers
 from web.errors import ApiError, ErrorResponse

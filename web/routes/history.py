@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from redis.exceptions import RedisError
@@ -9,10 +11,15 @@ from redis.exceptions import RedisError
 from chainlens.deps import Deps
 from web.auth import Caller, current_caller
 from web.errors import ApiError, ErrorResponse
-from web.history import StoredTurn, current_conversation, recent_turns, start_conversation
+from web.history import (
+    StoredTurn,
+    current_conversation,
+    recent_turns,
+    start_conversation,
+)
 
 router = APIRouter(tags=["chat"])
-_UNAVAILABLE = {503: {"model": ErrorResponse, "description": "history store unavailable"}}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"model": ErrorResponse, "description": "history store unavailable"}}
 
 
 class HistoryOut(BaseModel):
