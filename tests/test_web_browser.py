@@ -341,3 +341,32 @@ async def test_api_docs_render_without_internet(live: LiveServer, browser: Any) 
     assert icon == live.url + "/favicon.svg" and favicon.headers["content-type"] == "image/svg+xml"
     assert elsewhere == []
     await context.close()
+
+
+async def test_kept_answers_render_as_text_and_only_http_sources_link(
+        live: LiveServer, browser: Any, session_deps: Deps) -> None:
+    from web.history import record_turn
+
+    hostile = ("<img src=x onerror=\"window.__pwned=4\"> [click me](javascript:alert(1)) "
+               "[a site](https://evil.example/x)\n\n**Sources**\n"
+               "- CoinGecko — https://www.coingecko.com/en/coins/uniswap (data 1 min old)\n"
+               "- Script — javascript:window.__pwned=5 (data 1 min old)\n")
+    await record_turn(session_deps, identity="web:xss@example.com", conversation_id=None,
+                      question='<script>window.__pwned=6</script>', final={
+                          "response": hostile, "project": {"display": "<b>X</b>"},
+                          "chart_url": "javascript:alert(1)",
+                          "sources": [
+                              {"source": "CoinGecko", "url": "https://www.coingecko.com/en/coins/uniswap"},
+                              {"source": "Script", "url": "javascript:window.__pwned=5"},
+                              {"source": "Data", "url": "data:text/html,<script>alert(1)</script>"}]})
+    context = await signed_in_context(browser, live, "xss@example.com")
+    page = await opened(context, live)
+    await expect(page.locator(".cl-user")).to_have_count(1)
+    assert await page.locator(".cl-user").inner_text() == "<script>window.__pwned=6</script>"
+    bot = page.locator(".cl-bot").last
+    assert "<img src=x" in await bot.inner_text()
+    hrefs = await bot.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert hrefs == ["https://www.coingecko.com/en/coins/uniswap"]
+    assert await bot.locator("img, script, b").count() == 0
+    assert await page.evaluate("window.__pwned") is None
+    await context.close()

@@ -304,3 +304,13 @@ async def test_history_keeps_the_last_turns_only(deps: Deps) -> None:
     turns = await recent_turns(deps, identity="web-anon:abc", conversation_id="c1")
     assert [t.question for t in turns] == [f"q{i}" for i in range(5, MAX_TURNS + 5)]
     assert 0 < await deps.redis.ttl(deps.keys("web", "turns", "web-anon:abc:c1")) <= HISTORY_TTL_S
+
+
+async def test_api_key_answers_are_not_kept_as_widget_history(paid_client: httpx.AsyncClient,
+                                                              fast_deps: Deps) -> None:
+    answered = await paid_client.post("/api/chat/query", json={"message": "Research Uniswap",
+                                                               "conversation_id": "k1"})
+    assert answered.status_code == 200, answered.text
+    history = (await paid_client.get("/api/chat/history", params={"conversation_id": "k1"})).json()
+    assert history["turns"] == []
+    assert [k async for k in fast_deps.redis.scan_iter(match=fast_deps.keys("web", "turns", "*"))] == []

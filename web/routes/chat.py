@@ -173,8 +173,9 @@ async def chat_query(body: ChatRequest, request: Request, response: Response,
     if final is None:
         raise ApiError(503, "answer_failed", "No answer could be built. Your request was refunded.")
     payload = _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
-    await record_turn(deps, identity=caller.identity, conversation_id=body.conversation_id,
-                      question=check_message(body.message), final=payload)
+    if turn.channel == "web":  # the widget's transcript; API-key callers keep their own
+        await record_turn(deps, identity=caller.identity, conversation_id=body.conversation_id,
+                          question=check_message(body.message), final=payload)
     return payload
 
 
@@ -230,8 +231,9 @@ async def _event_stream(deps: Deps, turn: ChatTurn, account: Any, decision: Quot
                 payload = _final_payload(event, decision, turn.conversation_id or "",
                                          not event.plan.tools)
                 # Kept before it is sent, so a reload right after the answer still shows it.
-                await record_turn(deps, identity=turn.identity, conversation_id=conversation,
-                                  question=check_message(turn.text), final=payload)
+                if turn.channel == "web":
+                    await record_turn(deps, identity=turn.identity, conversation_id=conversation,
+                                      question=check_message(turn.text), final=payload)
                 yield _sse("final", payload)
     except asyncio.CancelledError:
         log.info("chat stream cancelled: the client left")
