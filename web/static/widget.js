@@ -102,7 +102,9 @@
         showGreeting();
         (h.turns || []).forEach(showTurn);
         showAccount(h.signed_in_as);
-        log.scrollTop = log.scrollHeight;
+        // Back where the reader was: the beginning of the last answer.
+        var last = log.querySelector(".cl-bot:last-child");
+        log.scrollTop = last ? Math.max(0, last.offsetTop - log.offsetTop - 8) : 0;
       })
       .catch(function () { showGreeting(); })
       .then(refreshQuota);
