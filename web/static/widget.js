@@ -105,8 +105,8 @@
         // Back where the reader was: the beginning of the last answer.
         var last = log.querySelector(".cl-bot:last-child");
         log.scrollTop = last ? Math.max(0, last.offsetTop - log.offsetTop - 8) : 0;
-      })
-      .catch(function () { showGreeting(); })
+      }, function () { showGreeting(); })
+      .catch(function (e) { if (window.console) console.error("ChainLens: earlier messages", e); })
       .then(refreshQuota);
   }
 
