@@ -8,15 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import Settings
 from web.errors import COMMON_RESPONSES, install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import SecurityHeadersMiddleware
-from web.routes import analysis
+from web.routes import account, analysis, chat, comprehensive, health, history, pages
 from web.routes import billing as billing_routes
-from web.routes import account, chat, comprehensive, health, pages
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -32,7 +32,9 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
             app.state.deps = opened
             yield
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets come from the fastapi-offline package, not a CDN.
+    app = FastAPIOffline(
+        favicon_url="/favicon.svg", static_url="/static/docs",
         title="ChainLens API",
         version="0.1.0",
         description="Crypto project research: on-chain, sentiment, tokenomics and team analysis.",
@@ -58,6 +60,7 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(chat.router)
     app.include_router(account.router)
+    app.include_router(history.router)
     # Each part registers its router here (one line each).
     # tools: analysis routes; billing: payment/usage/webhook/auth routes; agent: comprehensive.
     app.include_router(analysis.router)

@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -17,7 +17,14 @@ from billing.quota import quota_status
 from billing.usage import monthly_cost
 from chainlens.deps import Deps
 from chainlens.mailer import EmailFailed, EmailNotConfigured, send_email
-from web.auth import Caller, client_ip, current_caller, set_session_cookie, sign_in_email
+from web.auth import (
+    SESSION_COOKIE,
+    Caller,
+    client_ip,
+    current_caller,
+    set_session_cookie,
+    sign_in_email,
+)
 from web.errors import ApiError, ErrorResponse
 from web.routes.pages import STATIC_DIR
 
@@ -34,6 +41,10 @@ class AccountOut(BaseModel):
     daily_limit: int
     monthly_cost: float
     subscription: dict[str, Any] | None
+    # What the page offers: an upgrade only below Pro, the Stripe portal only to an account
+    # with a live Stripe subscription.
+    can_upgrade: bool
+    can_manage_subscription: bool
 
 
 class MagicLinkRequest(BaseModel):
@@ -43,6 +54,10 @@ class MagicLinkRequest(BaseModel):
 
 class MagicLinkSent(BaseModel):
     sent: bool
+
+
+class SignedOut(BaseModel):
+    signed_out: bool
 
 
 def _deps(request: Request) -> Deps:
@@ -62,12 +77,16 @@ async def account_data(request: Request, caller: Caller = Depends(current_caller
     status = await quota_status(deps, account,
                                 client_ip=client_ip(request) if caller.anonymous else None)
     subscription = await subscription_summary(deps, account)
+    stripe_subscription = account.stripe_customer_id is not None and await deps.db.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM subscriptions WHERE user_id = $1 AND ended_at IS NULL
+                          AND stripe_subscription_id IS NOT NULL)""", account.id)
     return AccountOut(
         tier=account.tier, anonymous=caller.anonymous,
         identities=await identities_of(deps, account.id),
-        daily_used=status.limit - status.remaining, daily_limit=status.limit,
+        daily_used=status.day_used, daily_limit=status.day_limit,
         monthly_cost=float(await monthly_cost(deps, account.id)),
-        subscription=subscription if subscription["status"] != "none" else None)
+        subscription=subscription if subscription["status"] != "none" else None,
+        can_upgrade=account.tier == "free", can_manage_subscription=bool(stripe_subscription))
 
 
 @router.post("/api/auth/magic-link", response_model=MagicLinkSent, responses={
@@ -119,6 +138,16 @@ async def verify_magic_link(token: str, request: Request) -> RedirectResponse:
     set_session_cookie(response, deps.settings, f"web:{email}")
     del account  # created on first sign-in; the page loads it
     return response
+
+
+@router.post("/api/auth/logout", response_model=SignedOut)
+async def logout(request: Request, response: Response) -> SignedOut:
+    """Sign out of this browser: the session cookie is removed; the next visit is anonymous."""
+    https = str(_deps(request).settings.public_base_url).startswith("https://")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, secure=https,
+                           samesite="none" if https and _deps(request).settings.cors_origins
+                           else "lax")
+    return SignedOut(signed_out=True)
 
 
 def _page(name: str) -> HTMLResponse:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -22,10 +23,17 @@ from agent import MAX_QUESTION_CHARS
 from agent.events import FinalEvent
 from billing.errors import QuotaUnavailable
 from billing.quota import QuotaDecision, quota_status
-from chainlens.chat import ChatTurn, MessageTooLong, admit, answer_admitted, check_message
+from chainlens.chat import (
+    ChatTurn,
+    MessageTooLong,
+    admit,
+    answer_admitted,
+    check_message,
+)
 from chainlens.deps import Deps
 from web.auth import Caller, client_ip, current_caller, rate_limit_headers
 from web.errors import ApiError, ErrorResponse
+from web.history import record_turn, scoped_conversation_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["chat"])
@@ -84,10 +92,17 @@ def _deps(request: Request) -> Deps:
     return deps
 
 
+def day_quota(decision: QuotaDecision) -> tuple[int, int, datetime]:
+    """(remaining, limit, reset) of today's window, whichever window decided: a per-minute
+    refusal says nothing about the day, which is what the widget and account page show."""
+    reset = (datetime.fromtimestamp(decision.plan.day.end_epoch, UTC) if decision.plan is not None
+             else decision.reset_at)
+    return max(0, decision.day_limit - decision.day_used), decision.day_limit, reset
+
+
 def _conversation_id(caller: Caller, body: ChatRequest) -> str:
     # Conversations are scoped to the caller: nobody can continue someone else's chat.
-    suffix = body.conversation_id or "default"
-    return f"{caller.identity}:{suffix}"[:200]
+    return scoped_conversation_id(caller.identity, body.conversation_id)
 
 
 async def _admitted(request: Request, caller: Caller, body: ChatRequest,
@@ -111,8 +126,11 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
     if not decision.allowed:
         raise ApiError(429, "quota_exceeded", decision.refusal_message(), headers=headers,
                        details={"limit": decision.limit, "window": decision.window,
-                                "upgrade_url": decision.upgrade_url,
-                                "reset_at": decision.reset_at.isoformat()})
+                                "tier": decision.tier, "upgrade_url": decision.upgrade_url,
+                                "reset_at": decision.reset_at.isoformat(),
+                                # A per-minute refusal leaves the day's count as it was.
+                                "day_limit": decision.day_limit,
+                                "day_remaining": day_quota(decision)[0]})
     return turn, account, decision
 
 
@@ -154,7 +172,11 @@ async def chat_query(body: ChatRequest, request: Request, response: Response,
             final = event
     if final is None:
         raise ApiError(503, "answer_failed", "No answer could be built. Your request was refunded.")
-    return _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
+    payload = _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
+    if turn.channel == "web":  # the widget's transcript; API-key callers keep their own
+        await record_turn(deps, identity=caller.identity, conversation_id=body.conversation_id,
+                          question=check_message(body.message), final=payload)
+    return payload
 
 
 class DisconnectAwareStreamingResponse(StreamingResponse):
@@ -182,8 +204,8 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-async def _event_stream(deps: Deps, turn: ChatTurn, account: Any,
-                        decision: QuotaDecision) -> AsyncIterator[bytes]:
+async def _event_stream(deps: Deps, turn: ChatTurn, account: Any, decision: QuotaDecision,
+                        conversation: str | None) -> AsyncIterator[bytes]:
     yield _sse("quota", {"tier": decision.tier, "limit": decision.limit,
                          "remaining": decision.remaining,
                          "reset_at": decision.reset_at.isoformat()})
@@ -206,8 +228,13 @@ async def _event_stream(deps: Deps, turn: ChatTurn, account: Any,
             elif event.type == "error":
                 yield _sse("error", {"code": event.code, "message": event.message})
             elif event.type == "final":
-                yield _sse("final", _final_payload(event, decision, turn.conversation_id or "",
-                                                   not event.plan.tools))
+                payload = _final_payload(event, decision, turn.conversation_id or "",
+                                         not event.plan.tools)
+                # Kept before it is sent, so a reload right after the answer still shows it.
+                if turn.channel == "web":
+                    await record_turn(deps, identity=turn.identity, conversation_id=conversation,
+                                      question=check_message(turn.text), final=payload)
+                yield _sse("final", payload)
     except asyncio.CancelledError:
         log.info("chat stream cancelled: the client left")
         raise
@@ -226,7 +253,8 @@ async def chat_stream(body: ChatRequest, request: Request,
     deps = _deps(request)
     headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     turn, account, decision = await _admitted(request, caller, body, headers)
-    return DisconnectAwareStreamingResponse(_event_stream(deps, turn, account, decision),
+    return DisconnectAwareStreamingResponse(_event_stream(deps, turn, account, decision,
+                                                          body.conversation_id),
                                             media_type="text/event-stream", headers=headers)
 
 
@@ -235,8 +263,8 @@ async def chat_quota(request: Request, caller: Caller = Depends(current_caller))
     """Requests left today for the caller (what the widget shows)."""
     status = await quota_status(_deps(request), caller.account,
                                 client_ip=client_ip(request) if caller.anonymous else None)
-    return QuotaOut(tier=status.tier, limit=status.limit, remaining=status.remaining,
-                    reset_at=status.reset_at.isoformat())
+    remaining, limit, reset = day_quota(status)
+    return QuotaOut(tier=status.tier, limit=limit, remaining=remaining, reset_at=reset.isoformat())
 
 
 @router.get("/api/chart/{project_id}.png", responses={

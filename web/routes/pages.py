@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import html
 from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from chainlens.deps import Deps
 from web.errors import ApiError
 
 router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-          ".html": "text/html; charset=utf-8"}
+          ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
+_PUBLIC_ASSETS = ("page.css", "account.js", "pricing.js", "index.js", "favicon.svg")
 
 
 @lru_cache(maxsize=32)
@@ -31,6 +34,15 @@ def _serve(request: Request, name: str, max_age: int) -> Response:
     return Response(body, media_type=_TYPES[Path(name).suffix], headers=headers)
 
 
+def public_base(request: Request) -> str:
+    """Where browsers reach this server: PUBLIC_BASE_URL when it was set, else this request's
+    own scheme, host and port (so the embed snippet is right on any host and port)."""
+    deps: Deps = request.app.state.deps
+    if "public_base_url" in deps.settings.model_fields_set:
+        return str(deps.settings.public_base_url).rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
 @router.get("/widget.js")
 async def widget_js(request: Request) -> Response:
     return _serve(request, "widget.js", 3600)
@@ -41,9 +53,16 @@ async def widget_css(request: Request) -> Response:
     return _serve(request, "widget.css", 3600)
 
 
+@router.get("/favicon.svg")
+@router.get("/favicon.ico")
+async def favicon(request: Request) -> Response:
+    # Browsers ask for /favicon.ico on their own; an SVG served there is shown all the same.
+    return _serve(request, "favicon.svg", 86400)
+
+
 @router.get("/static/{name}")
 async def static_asset(name: str, request: Request) -> Response:
-    if name not in ("page.css", "account.js", "pricing.js"):
+    if name not in _PUBLIC_ASSETS:
         raise ApiError(404, "not_found", "Not Found")
     return _serve(request, name, 3600)
 
@@ -51,6 +70,8 @@ async def static_asset(name: str, request: Request) -> Response:
 @router.get("/", response_class=HTMLResponse)
 async def demo_page(request: Request) -> HTMLResponse:
     body, _ = _asset("index.html")
-    base = str(request.app.state.deps.settings.public_base_url).rstrip("/")
-    return HTMLResponse(body.decode().replace("{base}", base),
-                        headers={"Cache-Control": "no-cache"})
+    deps: Deps = request.app.state.deps
+    free = deps.settings.limits_for("free")
+    page = (body.decode().replace("{base}", html.escape(public_base(request)))
+            .replace("{free_daily}", f"{free.daily:,}"))
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})

@@ -21,7 +21,12 @@
       $("usage").textContent = a.daily_used + " of " + a.daily_limit;
       $("cost").textContent = "$" + Number(a.monthly_cost).toFixed(4);
       $("subscription").textContent = a.subscription ? (a.subscription.status + (a.subscription.expires_at ? " until " + a.subscription.expires_at : "")) : "none";
+      $("upgrade").hidden = !a.can_upgrade;
+      $("portal").hidden = !a.can_manage_subscription;
       $("signin").hidden = !a.anonymous;
+      var email = a.identities.filter(function (i) { return i.indexOf("web:") === 0; })[0];
+      $("signedin").hidden = a.anonymous || !email;
+      $("email-now").textContent = email ? email.slice(4) : "";
       var list = $("identities"); list.textContent = "";
       a.identities.forEach(function (i) { var li = document.createElement("li"); li.textContent = i; list.appendChild(li); });
     }).catch(function (e) { $("billing-msg").textContent = e.message; });
@@ -47,6 +52,10 @@
   $("portal").addEventListener("click", function () {
     api("POST", "/api/payment/portal")
       .then(function (r) { location.href = r.portal_url; })
+      .catch(function (e) { $("billing-msg").textContent = e.message; });
+  });
+  $("signout").addEventListener("click", function () {
+    api("POST", "/api/auth/logout").then(function () { location.href = "/"; })
       .catch(function (e) { $("billing-msg").textContent = e.message; });
   });
   $("make-code").addEventListener("click", function () {

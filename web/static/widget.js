@@ -2,7 +2,9 @@
  * chat bubble to any page. Vanilla JS, no build step. Styles live in a shadow root so the host
  * page and the widget cannot break each other. Answers are rendered from markdown by escaping
  * every character first and only then adding a few safe tags: no HTML from an answer or a
- * headline ever reaches the DOM as markup. */
+ * headline ever reaches the DOM as markup, and only the answer's own sources become links.
+ * The conversation is kept by the server (GET /api/chat/history), so it survives a reload;
+ * "New chat" starts another. The host page can call window.ChainLens.ask(text). */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -11,9 +13,12 @@
   var origin = new URL(script.src, location.href).origin;
   var title = script.getAttribute("data-title") || "ChainLens";
   var greeting = script.getAttribute("data-greeting") ||
-    "Ask me about any crypto project: \u201cResearch Uniswap\u201d, \u201cis the PEPE team legit?\u201d, \u201cETH tokenomics?\u201d";
+    "Ask me about any crypto project, or try one of these:";
+  var examples = (script.getAttribute("data-examples") ||
+    "Research Uniswap|is the PEPE team legit?|ETH tokenomics?").split("|").filter(Boolean);
   var startOpen = script.getAttribute("data-open") === "true";
   var conversationId = null;
+  var tier = null;
   var busy = false;
 
   var host = document.createElement("div");
@@ -21,7 +26,7 @@
   document.body.appendChild(host);
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML =
-    '<link rel="stylesheet" href="' + origin + '/widget.css">' +
+    '<link rel="stylesheet" href="' + escapeHtml(origin) + '/widget.css">' +
     '<button class="cl-bubble" type="button" aria-haspopup="dialog" aria-expanded="false" aria-label="Open ' +
     escapeHtml(title) + ' chat">' +
     '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true" focusable="false">' +
@@ -30,6 +35,7 @@
     '<section class="cl-panel" role="dialog" aria-label="' + escapeHtml(title) + ' chat" hidden>' +
     '  <header class="cl-head"><h2>' + escapeHtml(title) + '</h2>' +
     '    <span class="cl-quota" aria-live="polite"></span>' +
+    '    <button class="cl-new" type="button" title="Start a new conversation">New chat</button>' +
     '    <button class="cl-close" type="button" aria-label="Close chat">\u00D7</button></header>' +
     '  <div class="cl-log" role="log" aria-live="polite" tabindex="0"></div>' +
     '  <div class="cl-upgrade" hidden><p class="cl-upgrade-text"></p>' +
@@ -38,6 +44,8 @@
     '    <input id="cl-input" class="cl-input" name="message" maxlength="2000" autocomplete="off" ' +
     '      placeholder="Research Uniswap\u2026" required>' +
     '    <button class="cl-send" type="submit">Ask</button></form>' +
+    '  <div class="cl-account" hidden><span class="cl-account-text"></span>' +
+    '    <button class="cl-signout" type="button">Sign out</button></div>' +
     '</section>';
 
   var bubble = root.querySelector(".cl-bubble");
@@ -47,6 +55,7 @@
   var input = root.querySelector(".cl-input");
   var quotaEl = root.querySelector(".cl-quota");
   var upgradeBox = root.querySelector(".cl-upgrade");
+  var accountBox = root.querySelector(".cl-account");
 
   function setOpen(open) {
     panel.hidden = !open;
@@ -57,10 +66,18 @@
   root.querySelector(".cl-close").addEventListener("click", function () { setOpen(false); });
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") setOpen(false); });
   root.querySelector(".cl-upgrade-btn").addEventListener("click", upgrade);
+  root.querySelector(".cl-new").addEventListener("click", newChat);
+  root.querySelector(".cl-signout").addEventListener("click", signOut);
 
-  addMessage("bot", escapeHtml(greeting));
+  // The conversation so far comes from the server, so it survives a reload on any page.
+  var ready = loadConversation();
   if (startOpen) setOpen(true);
-  refreshQuota();
+
+  // The host page may ask questions too (the demo page's examples do).
+  window.ChainLens = {
+    open: function () { setOpen(true); },
+    ask: function (text) { setOpen(true); ready.then(function () { if (!busy && text) ask(String(text)); }); }
+  };
 
   form.addEventListener("submit", function (e) {
     e.preventDefault();
@@ -70,22 +87,109 @@
     ask(text);
   });
 
-  function addMessage(who, html) {
+  function api(method, path, body) {
+    return fetch(origin + path, {
+      method: method, credentials: "include",
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); });
+  }
+
+  function loadConversation() {
+    return api("GET", "/api/chat/history")
+      .then(function (h) {
+        conversationId = h.conversation_id;
+        showGreeting();
+        (h.turns || []).forEach(showTurn);
+        showAccount(h.signed_in_as);
+        // Back where the reader was: the beginning of the last answer.
+        var last = log.querySelector(".cl-bot:last-child");
+        log.scrollTop = last ? Math.max(0, last.offsetTop - log.offsetTop - 8) : 0;
+      }, function () { showGreeting(); })
+      .catch(function (e) { if (window.console) console.error("ChainLens: earlier messages", e); })
+      .then(refreshQuota);
+  }
+
+  function resetLog() {
+    log.textContent = "";
+    upgradeBox.hidden = true;
+  }
+
+  function newChat() {
+    if (busy) return;
+    ready = api("POST", "/api/chat/conversations")
+      .then(function (c) { conversationId = c.conversation_id; resetLog(); showGreeting(); input.focus(); })
+      .catch(function () { addMessage("bot").appendChild(errorText("Could not start a new chat. Please try again.")); });
+  }
+
+  function signOut() {
+    if (busy) return;
+    ready = api("POST", "/api/auth/logout")
+      .then(function () {
+        conversationId = null; tier = null; quotaEl.textContent = ""; showAccount(null); resetLog();
+        return loadConversation();
+      })
+      .catch(function () { addMessage("bot").appendChild(errorText("Could not sign out. Please try again.")); });
+  }
+
+  function showAccount(email) {
+    accountBox.hidden = !email;
+    root.querySelector(".cl-account-text").textContent = email ? "Signed in as " + email : "";
+  }
+
+  function showGreeting() {
+    var el = addMessage("bot");
+    var p = document.createElement("p"); p.textContent = greeting; el.appendChild(p);
+    var box = document.createElement("div"); box.className = "cl-examples";
+    examples.forEach(function (text) {
+      var b = document.createElement("button");
+      b.type = "button"; b.className = "cl-example"; b.textContent = text;
+      b.addEventListener("click", function () { if (!busy) ask(text); });
+      box.appendChild(b);
+    });
+    el.appendChild(box);
+  }
+
+  function showTurn(t) {
+    addMessage("user").textContent = t.question;
+    var bot = addMessage("bot");
+    if (t.project && t.project.display) {
+      var tools = document.createElement("div"); tools.className = "cl-tools";
+      tools.appendChild(chip(t.project.display, "cl-project")); bot.appendChild(tools);
+    }
+    var text = document.createElement("div"); text.className = "cl-text"; bot.appendChild(text);
+    renderAnswer(text, t.answer, t.sources);
+    addChart(bot, t.chart_url, t.project);
+  }
+
+  function addMessage(who) {
     var el = document.createElement("div");
     el.className = "cl-msg cl-" + who;
-    el.innerHTML = html;
     log.appendChild(el);
     log.scrollTop = log.scrollHeight;
     return el;
   }
 
+  function errorText(message) {
+    var p = document.createElement("p"); p.className = "cl-error"; p.textContent = message; return p;
+  }
+
+  function addChart(bot, url, project) {
+    if (typeof url !== "string" || !/^\/api\/chart\/[a-z0-9-]+\.png$/.test(url)) return;
+    var img = document.createElement("img");
+    img.className = "cl-chart"; img.alt = "Price chart" + (project && project.display ? " of " + project.display : "");
+    img.src = origin + url; bot.appendChild(img);
+  }
+
   function showQuota(q) {
-    if (!q || q.remaining === undefined || q.remaining === null) return;
+    if (!q) return;
+    if (q.tier) tier = q.tier;
+    if (q.remaining === undefined || q.remaining === null || !q.limit) return;
     quotaEl.textContent = q.remaining + " of " + q.limit + " requests left today";
   }
 
   function refreshQuota() {
-    fetch(origin + "/api/chat/quota", { credentials: "include" })
+    return fetch(origin + "/api/chat/quota", { credentials: "include" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(showQuota)
       .catch(function () {});
@@ -108,13 +212,26 @@
       .catch(function () { showUpgrade("Upgrades are not available right now."); });
   }
 
+  function onRefused(data) {
+    if (data.tier) tier = data.tier;
+    if (data.day_limit) { showQuota({ remaining: data.day_remaining, limit: data.day_limit }); }
+    else if (data.window !== "minute") { showQuota({ remaining: 0, limit: data.limit }); }
+    // Waiting a minute is the answer to a per-minute refusal; more daily requests need Pro.
+    // The refusal itself is already in the chat: the box only offers the upgrade.
+    if (data.window !== "minute" && (tier === null || tier === "free")) {
+      showUpgrade("Pro gives you many more questions every day.");
+    }
+  }
+
   function ask(text) {
     busy = true;
     form.querySelector(".cl-send").disabled = true;
-    addMessage("user", escapeHtml(text));
-    var bot = addMessage("bot", '<div class="cl-tools" aria-live="polite"></div><div class="cl-text"><span class="cl-typing">Thinking\u2026</span></div>');
-    var toolsEl = bot.querySelector(".cl-tools");
-    var textEl = bot.querySelector(".cl-text");
+    addMessage("user").textContent = text;
+    var bot = addMessage("bot");
+    var toolsEl = document.createElement("div"); toolsEl.className = "cl-tools"; toolsEl.setAttribute("aria-live", "polite");
+    var textEl = document.createElement("div"); textEl.className = "cl-text";
+    var typing = document.createElement("span"); typing.className = "cl-typing"; typing.textContent = "Thinking\u2026";
+    textEl.appendChild(typing); bot.appendChild(toolsEl); bot.appendChild(textEl);
     var raw = "";
     var finished = false;
 
@@ -126,7 +243,10 @@
           var c = chip(toolLabel(t) + " \u2026", "cl-running"); c.setAttribute("data-tool", t); toolsEl.appendChild(c);
         });
       } else if (name === "tool") {
-        var c = toolsEl.querySelector('[data-tool="' + data.tool + '"]');
+        var c = null;
+        Array.prototype.forEach.call(toolsEl.querySelectorAll("[data-tool]"), function (el) {
+          if (el.getAttribute("data-tool") === data.tool) c = el;
+        });
         if (!c) { c = chip("", ""); c.setAttribute("data-tool", data.tool); toolsEl.appendChild(c); }
         if (data.status === "started") { c.className = "cl-chip cl-running"; c.textContent = toolLabel(data.tool) + " \u2026"; }
         else { c.className = "cl-chip " + (data.ok ? "cl-done" : "cl-failed"); c.textContent = toolLabel(data.tool) + (data.ok ? " \u2713" : " \u2717"); }
@@ -134,22 +254,18 @@
         raw += data.chunk; textEl.innerHTML = renderMarkdown(raw);
       } else if (name === "final") {
         finished = true;
-        raw = data.response || raw; textEl.innerHTML = renderMarkdown(raw);
+        raw = data.response || raw; renderAnswer(textEl, raw, data.sources);
         conversationId = data.conversation_id || conversationId;
-        if (data.chart_url) {
-          var img = document.createElement("img");
-          img.className = "cl-chart"; img.alt = "Price chart" + (data.project ? " of " + data.project.display : "");
-          img.src = origin + data.chart_url; bot.appendChild(img);
-        }
+        addChart(bot, data.chart_url, data.project);
         if (data.usage) showQuota({ remaining: data.usage.requests_remaining, limit: data.usage.requests_limit });
         // Long answers: show their beginning, not their end.
         log.scrollTop = Math.max(0, bot.offsetTop - log.offsetTop - 8);
         return;
       } else if (name === "error") {
         finished = true;
-        if (data.answer) { raw = data.answer; textEl.innerHTML = renderMarkdown(raw); }
-        else { textEl.innerHTML = '<p class="cl-error">' + escapeHtml(data.message || "Something went wrong.") + "</p>"; }
-        if (data.code === "quota_exceeded") { showUpgrade(data.message); showQuota({ remaining: 0, limit: data.limit }); }
+        if (data.answer) { raw = data.answer; renderAnswer(textEl, raw, []); }
+        else { textEl.textContent = ""; textEl.appendChild(errorText(data.message || "Something went wrong.")); }
+        if (data.code === "quota_exceeded") onRefused(data);
       }
       log.scrollTop = log.scrollHeight;
     }
@@ -162,7 +278,9 @@
       if (!response.ok || !response.body) {
         return response.json().then(function (b) {
           var err = b.error || {};
-          onEvent("error", { code: err.code, message: err.message, limit: err.details && err.details.limit });
+          var d = err.details || {};
+          onEvent("error", { code: err.code, message: err.message, limit: d.limit, window: d.window,
+                             tier: d.tier, day_limit: d.day_limit, day_remaining: d.day_remaining });
         });
       }
       return readSse(response.body.getReader(), onEvent);
@@ -211,7 +329,7 @@
     });
   }
 
-  /* Markdown subset on already-escaped text: headings, bold, italics, code, lists, links. */
+  /* Markdown subset on already-escaped text: headings, bold, italics, code, lists. */
   function renderMarkdown(md) {
     var lines = escapeHtml(md).split("\n");
     var out = [], list = null;
@@ -234,7 +352,73 @@
       .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
       .replace(/(^|[^*])\*([^*]+)\*/g, "$1<em>$2</em>")
       .replace(/(^|\s)_([^_]+)_(?=$|[\s.,;:!?)])/g, "$1<em>$2</em>")
-      .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)"]+)\)/g,
-        '<a href="$2" target="_blank" rel="noopener noreferrer nofollow">$1</a>');
+      // A markdown link shows its address as text; only a source's address becomes a link.
+      .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)"]+)\)/g, "$1 ($2)");
+  }
+
+  /* The answer as HTML built from escaped text, then each address of one of the answer's own
+   * sources (http and https only) turned into a link with DOM calls. Addresses found only in
+   * the text (a headline, a model's words) stay text. */
+  function renderAnswer(el, md, sources) {
+    el.innerHTML = renderMarkdown(md);
+    var urls = [], names = {};
+    (sources || []).forEach(function (s) {
+      if (s && typeof s.url === "string" && safeUrl(s.url) && urls.indexOf(s.url) === -1) {
+        urls.push(s.url); names[s.url] = String(s.source || s.url);
+      }
+    });
+    if (!urls.length) return;
+    var found = {};
+    var walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    var nodes = [];
+    while (walker.nextNode()) nodes.push(walker.currentNode);
+    nodes.forEach(function (node) {
+      var text = node.nodeValue, pos = 0, frag = null;
+      for (;;) {
+        var at = -1, url = null;
+        urls.forEach(function (u) {
+          var i = indexOfWhole(text, u, pos);
+          if (i !== -1 && (at === -1 || i < at || (i === at && u.length > url.length))) { at = i; url = u; }
+        });
+        if (at === -1) break;
+        frag = frag || document.createDocumentFragment();
+        frag.appendChild(document.createTextNode(text.slice(pos, at)));
+        frag.appendChild(sourceLink(url, url));
+        found[url] = true;
+        pos = at + url.length;
+      }
+      if (frag) { frag.appendChild(document.createTextNode(text.slice(pos))); node.parentNode.replaceChild(frag, node); }
+    });
+    var missing = urls.filter(function (u) { return !found[u]; });
+    if (missing.length) {
+      var list = document.createElement("ul"); list.className = "cl-sources";
+      missing.forEach(function (u) {
+        var li = document.createElement("li"); li.appendChild(sourceLink(u, names[u])); list.appendChild(li);
+      });
+      el.appendChild(list);
+    }
+  }
+
+  /* Where `url` stands alone in `text` from `pos` on: not the start of a longer address. */
+  function indexOfWhole(text, url, pos) {
+    for (var i = text.indexOf(url, pos); i !== -1; i = text.indexOf(url, i + 1)) {
+      var after = text.charAt(i + url.length);
+      if (after === "" || /[\s)\],;]/.test(after) || (/[.!?]/.test(after) && /^($|\s)/.test(text.charAt(i + url.length + 1)))) return i;
+    }
+    return -1;
+  }
+
+  function safeUrl(url) {
+    try {
+      var parsed = new URL(url);
+      return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+    } catch (e) { return null; }
+  }
+
+  function sourceLink(url, text) {
+    var a = document.createElement("a");
+    a.href = safeUrl(url); a.textContent = text; a.className = "cl-source";
+    a.target = "_blank"; a.rel = "noopener noreferrer nofollow";
+    return a;
   }
 })();
