@@ -222,7 +222,8 @@ async def _event_stream(deps: Deps, turn: ChatTurn, account: Any, decision: Quot
                 yield _sse("tool", {"tool": event.tool, "status": "started"})
             elif event.type == "tool_finished":
                 yield _sse("tool", {"tool": event.tool, "status": "finished", "ok": event.ok,
-                                    "cache": event.cache, "stale": event.stale})
+                                    "cache": event.cache, "stale": event.stale,
+                                    "partial": event.partial})
             elif event.type == "text":
                 yield _sse("text", {"chunk": event.text})
             elif event.type == "error":

@@ -249,7 +249,12 @@
         });
         if (!c) { c = chip("", ""); c.setAttribute("data-tool", data.tool); toolsEl.appendChild(c); }
         if (data.status === "started") { c.className = "cl-chip cl-running"; c.textContent = toolLabel(data.tool) + " \u2026"; }
-        else { c.className = "cl-chip " + (data.ok ? "cl-done" : "cl-failed"); c.textContent = toolLabel(data.tool) + (data.ok ? " \u2713" : " \u2717"); }
+        else {
+          var state = !data.ok ? "failed" : (data.partial ? "partial" : "done");
+          c.className = "cl-chip cl-" + state;
+          c.textContent = toolLabel(data.tool) + (state === "done" ? " \u2713" : state === "partial" ? " (partial)" : " \u2717");
+          if (state === "partial") c.title = "Some sources did not answer, or this is older stored data";
+        }
       } else if (name === "text") {
         raw += data.chunk; textEl.innerHTML = renderMarkdown(raw);
       } else if (name === "final") {
