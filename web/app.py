@@ -17,7 +17,7 @@ from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware, WidgetCORSMiddleware
 from web.routes import analysis
 from web.routes import billing as billing_routes
-from web.routes import account, chat, comprehensive, health, pages
+from web.routes import account, charts, chat, comprehensive, health, pages
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -59,6 +59,7 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(chat.router)
+    app.include_router(charts.router)
     app.include_router(account.router)
     # Each part registers its router here (one line each).
     # tools: analysis routes; billing: payment/usage/webhook/auth routes; agent: comprehensive.
