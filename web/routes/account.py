@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -141,7 +142,10 @@ async def verify_magic_link_page(request: Request, token: str = "") -> HTMLRespo
         " AND expires_at > now()", _hash(token[:100]))
     if email is None:
         return _signin_page("Sign-in link", _INVALID_LINK, status=400)
-    csrf = secrets.token_urlsafe(24)
+    # One value per browser: two tabs opened from the same email both work.
+    csrf = request.cookies.get(_SIGNIN_COOKIE, "")
+    if not re.fullmatch(r"[\w-]{32}", csrf):
+        csrf = secrets.token_urlsafe(24)
     response = _signin_page("Sign in to ChainLens", (
         f"<p>Sign in as <strong>{html.escape(email)}</strong>?</p>"
         '<form method="post" action="/auth/verify">'
@@ -178,7 +182,6 @@ async def verify_magic_link(request: Request) -> Response:
     response = RedirectResponse("/account", status_code=303)
     set_session_cookie(response, deps.settings, f"web:{email}",
                        await session_version(deps, account.id))
-    response.delete_cookie(_SIGNIN_COOKIE, path="/auth/verify")
     return response
 
 
