@@ -97,6 +97,8 @@
   }
 
   function upgrade() {
+    // Payments answer only their own site: embedded elsewhere, upgrade on our pricing page.
+    if (origin !== location.origin) { window.open(origin + "/pricing", "_blank", "noopener"); return; }
     fetch(origin + "/api/payment/checkout", {
       method: "POST", credentials: "include",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify({ tier: "pro" })
