@@ -10,6 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.errors import error_response, status_code_name
+
 # The widget script runs on other sites; our own pages allow only our own resources.
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -62,7 +64,7 @@ class RequestTimedOut(HTTPException):
 
 
 def _is_webhook(path: str) -> bool:
-    return "/webhook" in path
+    return "webhook" in path.split("/")
 
 
 class RequestLimitsMiddleware:
@@ -137,8 +139,6 @@ class RequestLimitsMiddleware:
 
 
 def _error(exc: HTTPException) -> Response:
-    from web.errors import error_response, status_code_name
-
     return error_response(exc.status_code, status_code_name(exc.status_code), str(exc.detail),
                           headers=exc.headers)
 

@@ -59,8 +59,10 @@ class HeaderDeadlineProtocol(H11Protocol):
 
 def protocol_class(settings: Settings) -> type[HeaderDeadlineProtocol]:
     """The h11 protocol with this deployment's header deadline."""
-    return type("ChainLensH11Protocol", (HeaderDeadlineProtocol,),
-                {"header_timeout_s": settings.header_timeout_s})
+    class ChainLensH11Protocol(HeaderDeadlineProtocol):
+        header_timeout_s = settings.header_timeout_s
+
+    return ChainLensH11Protocol
 
 
 def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
