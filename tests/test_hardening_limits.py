@@ -53,7 +53,7 @@ class Server:
 
     def __enter__(self) -> Server:
         self.thread.start()
-        assert self.ready.wait(30), "server did not start"
+        assert self.ready.wait(60), "server did not start"
         return self
 
     def __exit__(self, *exc: object) -> None:
