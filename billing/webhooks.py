@@ -57,7 +57,8 @@ def verify_event(settings: Settings, payload: bytes, signature: str | None) -> E
     try:
         event = json.loads(payload)
         valid = (isinstance(event, dict) and isinstance(event.get("id"), str)
-                 and isinstance(event.get("type"), str) and isinstance(event.get("created"), int)
+                 and isinstance(event.get("type"), str)
+                 and _ts(event.get("created")) is not None
                  and isinstance(event.get("data", {}).get("object"), dict))
     except (ValueError, AttributeError):
         valid = False
@@ -98,7 +99,13 @@ def _first_item(obj: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _ts(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
+    """A Stripe epoch-seconds field as a time; None when absent or out of any real range."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**37:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _invoice_subscription(inv: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:

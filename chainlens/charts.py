@@ -1,11 +1,98 @@
-"""Price charts as PNG images, for the channels that show images (web widget, Telegram, Discord)."""
+"""Price charts as PNG images, for the channels that show images (web widget, Telegram, Discord).
+
+A render costs about a quarter of a second of CPU, so the web's chart of a project's newest
+snapshot (`snapshot_chart`) is rendered once per snapshot and kept in Redis, and at most
+`CHART_RENDER_CONCURRENCY` renders run at once in a process.
+
+Errors: `NoChart` (no stored price history), `ChartBusy` (no render slot in time).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from redis.exceptions import RedisError
+
+from chainlens.deps import Deps
+
+log = logging.getLogger(__name__)
+_CACHE_TTL_S = 24 * 3600  # a snapshot never changes; the day only bounds Redis memory
+_SLOT_WAIT_S = 10.0
+
+
+class NoChart(Exception):
+    """No stored price history to draw for this project."""
+
+
+class ChartBusy(Exception):
+    """Every render slot stayed taken for the whole wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    png: bytes
+    snapshot_id: int
+
+
+async def snapshot_chart(deps: Deps, project_id: str, slots: asyncio.Semaphore) -> Chart:
+    """The PNG chart of the project's newest on-chain snapshot, rendered once per snapshot."""
+    snapshot_id = await deps.db.fetchval(
+        """SELECT id FROM analysis_snapshots WHERE project_id = $1 AND module = 'onchain'
+           ORDER BY fetched_at DESC LIMIT 1""", project_id)
+    if snapshot_id is None:
+        raise NoChart(project_id)
+    key = deps.keys("chart", project_id, snapshot_id)
+    png = await _cached(deps, key)
+    if png is None:
+        try:
+            async with asyncio.timeout(_SLOT_WAIT_S):
+                await slots.acquire()
+        except TimeoutError:
+            raise ChartBusy(project_id) from None
+        try:
+            png = await _cached(deps, key)  # drawn by another request while this one waited
+            if png is None:
+                png = await _render_snapshot(deps, project_id, int(snapshot_id))
+                try:
+                    await deps.redis.set(key, png, ex=_CACHE_TTL_S)
+                except RedisError as exc:
+                    log.warning("chart cache unavailable: %s", type(exc).__name__)
+        finally:
+            slots.release()
+    return Chart(png, int(snapshot_id))
+
+
+async def _cached(deps: Deps, key: str) -> bytes | None:
+    try:
+        value: Any = await deps.redis.get(key)
+    except RedisError as exc:
+        log.warning("chart cache unavailable: %s", type(exc).__name__)
+        return None
+    return bytes(value) if value else None
+
+
+async def _render_snapshot(deps: Deps, project_id: str, snapshot_id: int) -> bytes:
+    from tools.resolve import get_project
+
+    result = await deps.db.fetchval("SELECT result FROM analysis_snapshots WHERE id = $1",
+                                    snapshot_id)
+    history = (result or {}).get("price_history") if isinstance(result, dict) else None
+    if not history or len(history) < 2:
+        raise NoChart(project_id)
+    project = await get_project(deps, project_id)
+    points = [(int(t), float(p)) for t, p in history]
+    # the answer's own figures from the same snapshot, so chart and text agree
+    price, change = result.get("price_usd"), result.get("change_24h_pct")
+    return await asyncio.to_thread(
+        render_price_chart, project.display if project else project_id, points,
+        price_usd=float(price) if isinstance(price, int | float) else None,
+        change_24h_pct=float(change) if isinstance(change, int | float) else None)
 
 
 def period_label(first_ms: int, last_ms: int) -> str:

@@ -49,13 +49,34 @@ class Deps:
     embedded_postgres: EmbeddedPostgres | None = field(default=None, repr=False)
 
 
+# Headers a request may carry to any host it is redirected to. Every other header (an API
+# key under any name: x-cg-demo-api-key, x-cg-pro-api-key, Authorization ...) stays with the
+# origin the request was first sent to; httpx itself strips only Authorization.
+_PORTABLE_HEADERS = frozenset({"host", "user-agent", "accept", "accept-encoding",
+                               "accept-language", "connection", "content-type",
+                               "content-length", "cookie"})
+_FIRST_ORIGIN = "chainlens.first_origin"
+
+
+async def _keep_credentials_at_their_origin(request: httpx.Request) -> None:
+    # A redirect's request shares the first request's `extensions` dict (httpx passes it on).
+    origin = (request.url.scheme, request.url.host, request.url.port)
+    if request.extensions.setdefault(_FIRST_ORIGIN, origin) != origin:
+        for name in [n for n in request.headers if n.lower() not in _PORTABLE_HEADERS]:
+            del request.headers[name]
+
+
 def make_http_client(settings: Settings, **kwargs: Any) -> httpx.AsyncClient:
-    """The one outbound HTTP client: explicit timeouts, pooled connections, a User-Agent."""
+    """The one outbound HTTP client: explicit timeouts, pooled connections, a User-Agent,
+    and credentials that never follow a redirect to another origin."""
+    hooks = dict(kwargs.pop("event_hooks", None) or {})
+    hooks["request"] = [_keep_credentials_at_their_origin, *hooks.get("request", [])]
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout_s, connect=5.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=True,
+        event_hooks=hooks,
         **kwargs,
     )
 

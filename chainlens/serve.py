@@ -59,13 +59,13 @@ def channel_plan(settings: Settings) -> list[str]:
 
 async def serve_forever(settings: Settings) -> None:
     from web.app import create_app
+    from web.server import server_config
 
     async with open_deps(settings) as deps:
         app = create_app(settings, deps=deps)
         for line in channel_plan(settings):
             log.info("channel %s", line)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port,
-                                log_config=None, proxy_headers=True)
+        config = server_config(app, settings, log_config=None, proxy_headers=True)
         server = uvicorn.Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))

@@ -6,8 +6,11 @@ line per bad variable (never echoing its value, which may be a secret).
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -30,6 +33,7 @@ DEFAULT_NEWS_FEEDS = (
     "https://decrypt.co/feed",
 )
 _PLACEHOLDER_SECRET = "dev-insecure-change-me"
+SECRET_KEY_FILE = "secret_key"
 
 
 class TierLimits(BaseModel):
@@ -75,12 +79,25 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8000")
-    secret_key: SecretStr = SecretStr(_PLACEHOLDER_SECRET)
+    # Unset: generated once and kept in CHAINLENS_DATA_DIR/secret_key (mode 0600).
+    secret_key: SecretStr = SecretStr("")
     admin_api_key: SecretStr | None = None
     # How long a process may keep an authenticated API key (billing/key_cache.py); a revoke or
     # tier change in the same process applies at once, in another process within this time.
     api_key_cache_s: float = Field(default=2.0, ge=0, le=60)
     cors_origins: CsvList = Field(default_factory=list)
+    # Sign-in sessions: a cookie unused for this long expires (each use renews it).
+    session_max_age_days: PositiveInt = 30
+    # Request bodies (web/middleware.py): refused with 413 beyond these sizes, 408 when the
+    # body is not complete within the time; headers must arrive within their own time.
+    max_body_bytes: PositiveInt = 64 * 1024
+    max_webhook_body_bytes: PositiveInt = 1024 * 1024
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    # Price charts: PNG renders running at once per process, and chart requests per client IP
+    # per minute.
+    chart_render_concurrency: PositiveInt = 2
+    chart_requests_per_min: PositiveInt = 30
 
     # LLM (LiteLLM Router). Empty model list = deterministic writer only.
     llm_models: CsvList = Field(default_factory=list)
@@ -158,13 +175,43 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an http(s) URL: {url[:80]}")
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        # The widget's chat endpoints answer these origins with credentials: a wildcard or
+        # "null" (sandboxed frames, file://) would let any page use a visitor's session.
+        for origin in value:
+            if origin in ("*", "null"):
+                raise ValueError(f"{origin!r} is not allowed; list each site's exact origin "
+                                 "(https://blog.example)")
+            parts = urlsplit(origin)
+            if (parts.scheme not in ("http", "https") or not parts.hostname or "*" in origin
+                    or parts.path not in ("", "/") or parts.query or parts.fragment):
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin[:80]}")
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("secret_key")
+    @classmethod
+    def _no_placeholder_secret(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            return SecretStr("")  # filled in below from CHAINLENS_DATA_DIR
+        if value.get_secret_value() == _PLACEHOLDER_SECRET:
+            raise ValueError("SECRET_KEY must be set to a real secret, not the public "
+                             "placeholder; or leave it unset to have one generated")
+        return value
+
     @model_validator(mode="after")
-    def _no_placeholder_secret_in_production(self) -> Settings:
-        if (
-            self.environment == "production"
-            and self.secret_key.get_secret_value() == _PLACEHOLDER_SECRET
-        ):
-            raise ValueError("SECRET_KEY must be set to a real secret in production")
+    def _generated_secret_key(self) -> Settings:
+        if not self.secret_key.get_secret_value():
+            try:
+                key = load_or_create_secret(self.chainlens_data_dir / SECRET_KEY_FILE)
+            except OSError as exc:
+                raise ValueError(
+                    "SECRET_KEY is not set and no key could be kept under CHAINLENS_DATA_DIR "
+                    f"({exc.strerror or exc}); set SECRET_KEY or a writable "
+                    "CHAINLENS_DATA_DIR") from None
+            # Frozen model: the one place a value is filled in after validation.
+            object.__setattr__(self, "secret_key", SecretStr(key))
         return self
 
     @property
@@ -177,6 +224,31 @@ class Settings(BaseSettings):
 
     def limits_for(self, tier: TierName) -> TierLimits:
         return self.tier_limits.get(tier, DEFAULT_TIER_LIMITS[tier])
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The random key kept in `path` (mode 0600), created on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole to a private temporary file, then linked into place: processes
+        # starting together all end up with the first complete key, never a partial one.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise OSError(f"{path.name} holds a key shorter than 32 characters")
+    return key
 
 
 class SettingsError(SystemExit):

@@ -23,10 +23,12 @@ async def client(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def test_track_and_project_usage(client: httpx.AsyncClient) -> None:
+async def test_track_and_project_usage(deps: Deps, client: httpx.AsyncClient) -> None:
     for _ in range(3):
         reply = await client.post("/api/usage/track", json={"projectId": "uniswap", "action": "view"})
         assert reply.json() == {"tracked": True}
+    assert (await client.get("/api/usage/project/uniswap")).status_code == 401  # no caller
+    client.cookies.set(SESSION_COOKIE, session_cookie_value(deps.settings, "web:ivy@example.com"))
     usage = (await client.get("/api/usage/project/uniswap")).json()
     assert usage == {"projectId": "uniswap", "requests_today": 3, "requests_7d": 3, "requests_30d": 3}
     assert (await client.post("/api/usage/track", json={"projectId": "../etc"})).status_code == 422

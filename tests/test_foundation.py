@@ -24,6 +24,9 @@ SEED_TABLES = {
 }
 
 
+ADMIN = {"X-Admin-Key": "test-admin-key-0123456789"}  # reasons and metrics need the admin key
+
+
 def client_for(deps: Deps) -> httpx.AsyncClient:
     app = create_app(deps.settings, deps=deps)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
@@ -66,7 +69,7 @@ def test_migration_files_are_numbered() -> None:
 
 async def test_health_reports_postgres_and_redis_up(deps: Deps) -> None:
     async with client_for(deps) as client:
-        response = await client.get("/api/v1/health")
+        response = await client.get("/api/v1/health", headers=ADMIN)
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "healthy"
@@ -97,7 +100,7 @@ async def test_redis_down_gives_503_with_reason(deps: Deps) -> None:
 
         broken = dataclasses.replace(deps, redis=dead)
         async with client_for(broken) as client:
-            health = await client.get("/api/v1/health")
+            health = await client.get("/api/v1/health", headers=ADMIN)
             ready = await client.get("/ready")
     finally:
         await dead.aclose()
@@ -126,7 +129,7 @@ async def test_embedded_postgres_killed_then_back(tmp_path: Path, redis_url: str
                 if not embedded.is_running():
                     break
                 await asyncio.sleep(0.1)
-            down = await client.get("/api/v1/health")
+            down = await client.get("/api/v1/health", headers=ADMIN)
             assert down.status_code == 503
             assert down.json()["services"]["postgres"] == "down"
             assert down.json()["details"]["postgres"]

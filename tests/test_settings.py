@@ -42,6 +42,7 @@ def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_production_refuses_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "dev-insecure-change-me")
     with pytest.raises(SettingsError, match="SECRET_KEY must be set"):
         load_settings(_env_file=None)
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import Settings
 from web.errors import COMMON_RESPONSES, install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
-from web.middleware import SecurityHeadersMiddleware
-from web.routes import account, analysis, chat, comprehensive, health, history, pages
+from web.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware, WidgetCORSMiddleware
+from web.routes import account, analysis, charts, chat, comprehensive, health, history, pages
 from web.routes import billing as billing_routes
 
 
@@ -46,19 +46,21 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     if deps is not None:
         app.state.deps = deps
     install_error_handlers(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
-            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Content-Type", "Authorization"],
-            expose_headers=["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
-                            "Retry-After"],
-        )
+    # Innermost first: bodies are bounded before any route reads them; CORS headers then
+    # reach the widget's 413s too.
+    app.add_middleware(RequestLimitsMiddleware, max_body=settings.max_body_bytes,
+                       max_webhook_body=settings.max_webhook_body_bytes,
+                       body_timeout_s=settings.body_timeout_s)
+    public = urlsplit(str(settings.public_base_url))
+    app.add_middleware(WidgetCORSMiddleware, origins=settings.cors_origins,
+                       public_origin=f"{public.scheme}://{public.netloc}")
     app.add_middleware(SecurityHeadersMiddleware,
                        hsts=str(settings.public_base_url).startswith("https://"))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(chat.router)
+    app.include_router(charts.router)
     app.include_router(account.router)
     app.include_router(history.router)
     # Each part registers its router here (one line each).

@@ -3,7 +3,9 @@
 Resolution order for `current_caller` (and `current_account` / `current_identity`):
 1. `Authorization: Bearer <api key>` — a wrong or revoked key is a 401, never a fallback;
 2. the `cl_session` cookie, signed with SECRET_KEY (itsdangerous), naming `web:<email>` or
-   `web-anon:<id>`;
+   `web-anon:<id>`. It expires after SESSION_MAX_AGE_DAYS without use (each use renews it),
+   and a signed-in cookie carries its account's session version: signing out bumps the
+   version, which revokes every cookie issued before;
 3. otherwise a fresh `web-anon:<random id>` identity, set in the cookie on this response.
 Anonymous callers also consume from a free-tier bucket for their client IP
 (`consume_web_request`). The tier always comes from the account, never from a header.
@@ -12,6 +14,7 @@ Anonymous callers also consume from a free-tier bucket for their client IP
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,8 +31,8 @@ from chainlens.settings import Settings
 from web.errors import ApiError
 
 SESSION_COOKIE = "cl_session"
-SESSION_MAX_AGE_S = 365 * 24 * 3600
 _SALT = "chainlens.session"
+_RENEW_AFTER_S = 24 * 3600  # a cookie older than this is re-issued on use (sliding expiry)
 _PENDING_COOKIE = "chainlens.set_cookie"   # scope key the middleware reads
 
 CallerVia = Literal["api_key", "session", "anonymous"]
@@ -46,42 +49,95 @@ class Caller:
         return self.via == "anonymous"
 
 
+@dataclass(frozen=True, slots=True)
+class Session:
+    identity: str
+    version: int
+    issued_at: float
+
+
+def session_max_age_s(settings: Settings) -> int:
+    return settings.session_max_age_days * 24 * 3600
+
+
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=_SALT)
 
 
-def session_cookie_value(settings: Settings, identity: str) -> str:
-    """The signed cookie value naming `identity`."""
-    return _serializer(settings).dumps({"i": normalize_identity(identity)})
+def session_cookie_value(settings: Settings, identity: str, version: int = 0) -> str:
+    """The signed cookie value naming `identity` at the account's session `version`."""
+    return _serializer(settings).dumps({"i": normalize_identity(identity), "v": version})
 
 
-def read_session(settings: Settings, value: str | None) -> str | None:
-    """The identity in a session cookie, or None when absent, tampered with or too old."""
-    if not value:
+def read_session(settings: Settings, value: str | None) -> Session | None:
+    """The session in a cookie, or None when absent, tampered with or expired."""
+    if not value or len(value) > 1024:
         return None
     try:
-        data = _serializer(settings).loads(value, max_age=SESSION_MAX_AGE_S)
+        data, issued = _serializer(settings).loads(
+            value, max_age=session_max_age_s(settings), return_timestamp=True)
         identity = normalize_identity(str(data["i"]))
-    except (BadSignature, InvalidIdentity, KeyError, TypeError):
+        version = int(data.get("v", 0))
+    except (BadSignature, InvalidIdentity, KeyError, TypeError, ValueError, AttributeError):
         return None
-    return identity if identity_kind(identity) in ("web", "web-anon") else None
+    if identity_kind(identity) not in ("web", "web-anon"):
+        return None
+    return Session(identity, version, issued.timestamp())
 
 
-def _cookie_header(settings: Settings, identity: str) -> str:
+def _cookie_header(settings: Settings, identity: str, version: int) -> str:
     response = Response()
-    set_session_cookie(response, settings, identity)
+    set_session_cookie(response, settings, identity, version)
     return response.headers["set-cookie"]
 
 
-def set_session_cookie(response: Response, settings: Settings, identity: str) -> None:
-    """Sign `identity` into the session cookie on `response` (e.g. after a magic-link sign-in)."""
+def _cookie_flags(settings: Settings) -> tuple[bool, Literal["lax", "none"]]:
     https = str(settings.public_base_url).startswith("https://")
     # A widget embedded on an allowed other site needs the cookie on cross-site requests,
     # which browsers only send for SameSite=None (and only over HTTPS).
-    samesite: Literal["lax", "none"] = "none" if https and settings.cors_origins else "lax"
+    return https, "none" if https and settings.cors_origins else "lax"
+
+
+def set_session_cookie(response: Response, settings: Settings, identity: str,
+                       version: int = 0) -> None:
+    """Sign `identity` into the session cookie on `response` (e.g. after a magic-link sign-in)."""
+    https, samesite = _cookie_flags(settings)
     response.set_cookie(
-        SESSION_COOKIE, session_cookie_value(settings, identity), max_age=SESSION_MAX_AGE_S,
-        path="/", httponly=True, samesite=samesite, secure=https)
+        SESSION_COOKIE, session_cookie_value(settings, identity, version),
+        max_age=session_max_age_s(settings), path="/", httponly=True, samesite=samesite,
+        secure=https)
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    """Remove the session cookie from the browser."""
+    https, samesite = _cookie_flags(settings)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite=samesite,
+                           secure=https)
+
+
+async def session_version(deps: Deps, account_id: int) -> int:
+    """The account's current session version (bumped by each sign-out)."""
+    version = await deps.db.fetchval("SELECT session_version FROM users WHERE id = $1",
+                                     account_id)
+    return int(version or 0)
+
+
+def request_session(request: Request) -> Session | None:
+    """The request's session cookie if validly signed and not expired (revocation is
+    checked by `current_caller`)."""
+    return read_session(_deps(request).settings, request.cookies.get(SESSION_COOKIE))
+
+
+async def revoke_sessions(deps: Deps, session: Session) -> None:
+    """Sign a signed-in session's account out everywhere: every session cookie issued so
+    far stops working. A cookie revoked already changes nothing; anonymous sessions only
+    lose their cookie."""
+    if identity_kind(session.identity) != "web":
+        return
+    await deps.db.execute(
+        "UPDATE users SET session_version = session_version + 1, updated_at = now()"
+        " WHERE id = (SELECT user_id FROM identities WHERE identity = $1)"
+        " AND session_version = $2", session.identity, session.version)
 
 
 async def sign_in_email(deps: Deps, email: str) -> Account:
@@ -94,13 +150,30 @@ def _deps(request: Request) -> Deps:
     return deps
 
 
-def _queue_cookie(request: Request, response: Response, identity: str) -> None:
+def _queue_cookie(request: Request, response: Response, identity: str, version: int = 0) -> None:
     settings = _deps(request).settings
     pending = request.scope.get(_PENDING_COOKIE)
     if isinstance(pending, list):
-        pending.append(_cookie_header(settings, identity))  # also reaches streamed responses
+        # also reaches streamed responses
+        pending.append(_cookie_header(settings, identity, version))
     else:
-        set_session_cookie(response, settings, identity)
+        set_session_cookie(response, settings, identity, version)
+
+
+async def _session_identity(request: Request, response: Response, deps: Deps) -> str | None:
+    """The identity of a valid session cookie (renewed when due), or None."""
+    session = read_session(deps.settings, request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return None
+    if identity_kind(session.identity) == "web":
+        version = await deps.db.fetchval(
+            "SELECT u.session_version FROM identities i JOIN users u ON u.id = i.user_id"
+            " WHERE i.identity = $1", session.identity)
+        if (version or 0) != session.version:
+            return None  # signed out since this cookie was issued
+    if time.time() - session.issued_at > _RENEW_AFTER_S:
+        _queue_cookie(request, response, session.identity, session.version)
+    return session.identity
 
 
 async def current_caller(request: Request, response: Response) -> Caller:
@@ -118,7 +191,7 @@ async def current_caller(request: Request, response: Response) -> Caller:
         key_id, account = found
         caller = Caller(f"api-key:{key_id}", account, "api_key")
     else:
-        identity = read_session(deps.settings, request.cookies.get(SESSION_COOKIE))
+        identity = await _session_identity(request, response, deps)
         if identity is None:
             identity = f"web-anon:{secrets.token_urlsafe(18)}"
             _queue_cookie(request, response, identity)

@@ -51,14 +51,21 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
         (400, "malformed request"), (401, "authentication required or invalid"),
-        (403, "not allowed"), (404, "not found"), (409, "conflicts with the current state"),
+        (403, "not allowed"), (404, "not found"), (408, "the request body arrived too slowly"),
+        (409, "conflicts with the current state"), (413, "the request body is too large"),
         (429, "quota spent; see Retry-After"),
         (503, "a dependency or feature is unavailable"))
 }
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-                 422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
+                 405: "method_not_allowed", 408: "request_timeout", 409: "conflict",
+                 413: "payload_too_large", 422: "invalid_request", 429: "rate_limited",
+                 503: "unavailable"}
+
+
+def status_code_name(status: int) -> str:
+    """The error `code` used for a bare HTTP status."""
+    return _STATUS_CODES.get(status, "error")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -78,7 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "error")
+        code = status_code_name(exc.status_code)
         return error_response(exc.status_code, code, str(exc.detail),
                               headers=getattr(exc, "headers", None))
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import html
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from billing.accounts import identities_of
@@ -18,10 +22,13 @@ from billing.usage import monthly_cost
 from chainlens.deps import Deps
 from chainlens.mailer import EmailFailed, EmailNotConfigured, send_email
 from web.auth import (
-    SESSION_COOKIE,
     Caller,
+    clear_session_cookie,
     client_ip,
     current_caller,
+    revoke_sessions,
+    request_session,
+    session_version,
     set_session_cookie,
     sign_in_email,
 )
@@ -31,6 +38,7 @@ from web.routes.pages import STATIC_DIR
 router = APIRouter(tags=["account"])
 MAGIC_LINK_TTL = timedelta(minutes=15)
 _LINKS_PER_HOUR = 5
+_SIGNIN_COOKIE = "cl_signin"  # binds the sign-in form to the browser that opened the link
 
 
 class AccountOut(BaseModel):
@@ -54,10 +62,6 @@ class MagicLinkRequest(BaseModel):
 
 class MagicLinkSent(BaseModel):
     sent: bool
-
-
-class SignedOut(BaseModel):
-    signed_out: bool
 
 
 def _deps(request: Request) -> Deps:
@@ -122,32 +126,83 @@ async def request_magic_link(body: MagicLinkRequest, request: Request) -> MagicL
     return MagicLinkSent(sent=True)
 
 
+def _signin_page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    page = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{html.escape(title)}</title><link rel="stylesheet" href="/static/page.css">'
+            f'</head><body><main><p><a href="/">← ChainLens</a></p><h1>{html.escape(title)}</h1>'
+            f"{body}</main></body></html>")
+    return HTMLResponse(page, status_code=status,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+_INVALID_LINK = ("<p>This sign-in link is invalid, used or expired. "
+                 '<a href="/account">Ask for a new one on the account page.</a></p>')
+
+
 @router.get("/auth/verify", include_in_schema=False)
-async def verify_magic_link(token: str, request: Request) -> RedirectResponse:
-    """Use a sign-in link once: set the session cookie and go to the account page."""
+async def verify_magic_link_page(request: Request, token: str = "") -> HTMLResponse:
+    """The page an emailed link opens: it signs in only when its button is pressed (a POST),
+    so neither a link scanner nor another site's GET can sign anyone in."""
     deps = _deps(request)
     email = await deps.db.fetchval(
-        """UPDATE magic_links SET used_at = now()
-           WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
-           RETURNING email""", _hash(token[:100]))
+        "SELECT email FROM magic_links WHERE token_hash = $1 AND used_at IS NULL"
+        " AND expires_at > now()", _hash(token[:100]))
     if email is None:
-        raise ApiError(400, "invalid_link", "This sign-in link is invalid, used or expired. "
-                       "Ask for a new one on the account page.")
-    account = await sign_in_email(deps, email)
-    response = RedirectResponse("/account", status_code=303)
-    set_session_cookie(response, deps.settings, f"web:{email}")
-    del account  # created on first sign-in; the page loads it
+        return _signin_page("Sign-in link", _INVALID_LINK, status=400)
+    # One value per browser: two tabs opened from the same email both work.
+    csrf = request.cookies.get(_SIGNIN_COOKIE, "")
+    if not re.fullmatch(r"[\w-]{32}", csrf):
+        csrf = secrets.token_urlsafe(24)
+    response = _signin_page("Sign in to ChainLens", (
+        f"<p>Sign in as <strong>{html.escape(email)}</strong>?</p>"
+        '<form method="post" action="/auth/verify">'
+        f'<input type="hidden" name="token" value="{html.escape(token[:100])}">'
+        f'<input type="hidden" name="csrf" value="{csrf}">'
+        '<button type="submit">Sign in</button></form>'
+        '<p class="small">If you did not ask for this link, close this page.</p>'))
+    https = str(deps.settings.public_base_url).startswith("https://")
+    response.set_cookie(_SIGNIN_COOKIE, csrf, max_age=int(MAGIC_LINK_TTL.total_seconds()),
+                        path="/auth/verify", httponly=True, samesite="strict", secure=https)
     return response
 
 
-@router.post("/api/auth/logout", response_model=SignedOut)
-async def logout(request: Request, response: Response) -> SignedOut:
-    """Sign out of this browser: the session cookie is removed; the next visit is anonymous."""
-    https = str(_deps(request).settings.public_base_url).startswith("https://")
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, secure=https,
-                           samesite="none" if https and _deps(request).settings.cors_origins
-                           else "lax")
-    return SignedOut(signed_out=True)
+@router.post("/auth/verify", include_in_schema=False)
+async def verify_magic_link(request: Request) -> Response:
+    """Use a sign-in link once, from its own page: set the session cookie, go to the account."""
+    deps = _deps(request)
+    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+    token = (form.get("token") or [""])[0][:100]
+    supplied = (form.get("csrf") or [""])[0]
+    expected = request.cookies.get(_SIGNIN_COOKIE, "")
+    # The strict cookie only comes back from a form on our own page: another site cannot
+    # post a link of its own choosing into a visitor's browser (login CSRF).
+    if not expected or not hmac.compare_digest(supplied.encode(), expected.encode()):
+        return _signin_page("Sign-in link", "<p>Please open the sign-in link from your email "
+                            "again and press the button on that page.</p>", status=403)
+    email = await deps.db.fetchval(
+        """UPDATE magic_links SET used_at = now()
+           WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+           RETURNING email""", _hash(token))
+    if email is None:
+        return _signin_page("Sign-in link", _INVALID_LINK, status=400)
+    account = await sign_in_email(deps, email)
+    response = RedirectResponse("/account", status_code=303)
+    set_session_cookie(response, deps.settings, f"web:{email}",
+                       await session_version(deps, account.id))
+    return response
+
+
+@router.post("/api/auth/logout", status_code=204, responses={204: {"description": "signed out"}})
+async def logout(request: Request) -> Response:
+    """Sign out: every session of this account stops working, on every device."""
+    deps = _deps(request)
+    session = request_session(request)
+    if session is not None:
+        await revoke_sessions(deps, session)
+    response = Response(status_code=204)
+    clear_session_cookie(response, deps.settings)
+    return response
 
 
 def _page(name: str) -> HTMLResponse:

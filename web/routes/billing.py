@@ -26,6 +26,7 @@ from web.auth import (
     current_account,
     current_caller,
     rate_limit_headers,
+    request_session,
 )
 from web.errors import ApiError
 
@@ -162,7 +163,20 @@ async def track(body: TrackRequest, request: Request) -> dict[str, bool]:
     return {"tracked": True}
 
 
-@router.get("/api/usage/project/{project_id}", response_model=ProjectUsage)
+async def identified_caller(request: Request, response: Response) -> Caller:
+    """FastAPI dependency: an API key or a signed-in session; 401 for anyone else."""
+    if not request.headers.get("authorization") and request_session(request) is None:
+        raise ApiError(401, "unauthorized", "Sign in or send an API key.",
+                       headers={"WWW-Authenticate": "Bearer"})
+    caller = await current_caller(request, response)
+    if caller.anonymous:
+        raise ApiError(401, "unauthorized", "Sign in or send an API key.",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return caller
+
+
+@router.get("/api/usage/project/{project_id}", response_model=ProjectUsage,
+            dependencies=[Depends(identified_caller)])
 async def project_usage(request: Request,
                         project_id: Annotated[str, Path(pattern=_PROJECT_ID)]) -> ProjectUsage:
     """Requests about one project: today, 7 and 30 days."""
@@ -214,7 +228,8 @@ async def list_keys(request: Request, caller: CurrentCaller) -> dict[str, list[K
 
 
 @router.delete("/api/keys/{key_id}", status_code=204)
-async def revoke_key(key_id: int, request: Request, caller: CurrentCaller) -> Response:
+async def revoke_key(key_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request,
+                     caller: CurrentCaller) -> Response:
     """Revoke a key at once."""
     if not await api_keys.revoke_api_key(_deps(request), _signed_in(caller), key_id):
         raise ApiError(404, "not_found", "No such active API key.")

@@ -266,28 +266,3 @@ async def chat_quota(request: Request, caller: Caller = Depends(current_caller))
                                 client_ip=client_ip(request) if caller.anonymous else None)
     remaining, limit, reset = day_quota(status)
     return QuotaOut(tier=status.tier, limit=limit, remaining=remaining, reset_at=reset.isoformat())
-
-
-@router.get("/api/chart/{project_id}.png", responses={
-    200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse}})
-async def price_chart(project_id: str, request: Request) -> Response:
-    """The price chart of a project from its newest on-chain snapshot."""
-    import re
-
-    if not re.fullmatch(r"[a-z0-9-]{1,100}", project_id):
-        raise ApiError(422, "invalid_request", "project id must be a-z, 0-9 and '-'.")
-    deps = _deps(request)
-    row = await deps.db.fetchrow(
-        """SELECT result FROM analysis_snapshots WHERE project_id = $1 AND module = 'onchain'
-           ORDER BY fetched_at DESC LIMIT 1""", project_id)
-    history = (row["result"] or {}).get("price_history") if row else None
-    if not history or len(history) < 2:
-        raise ApiError(404, "no_chart", f"No price history stored for '{project_id}' yet.")
-    from chainlens.charts import render_price_chart
-    from tools.resolve import get_project
-
-    project = await get_project(deps, project_id)
-    name = project.display if project else project_id
-    points = [(int(t), float(p)) for t, p in history]
-    png = await asyncio.to_thread(render_price_chart, name, points)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=300"})

@@ -1,4 +1,8 @@
-"""Health, readiness and Prometheus metrics."""
+"""Health, readiness and Prometheus metrics.
+
+The public sees up/down only; the reasons (driver errors, socket paths) and pool figures
+are for callers with the admin key.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from chainlens.deps import Deps
+from web.security import is_admin
 
 router = APIRouter(tags=["health"])
 _CHECK_TIMEOUT_S = 2.0
@@ -20,8 +25,8 @@ _CHECK_TIMEOUT_S = 2.0
 class HealthResponse(BaseModel):
     status: Literal["healthy", "unhealthy"]
     services: dict[str, str]
-    details: dict[str, str]
-    metrics: dict[str, Any]
+    details: dict[str, str] = {}
+    metrics: dict[str, Any] = {}
 
 
 async def check_postgres(deps: Deps) -> str | None:
@@ -59,7 +64,8 @@ def _deps(request: Request) -> Deps:
     responses={503: {"model": HealthResponse, "description": "a dependency is down"}},
 )
 async def health(request: Request) -> JSONResponse:
-    """Report PostgreSQL and Redis status; 503 when either is down."""
+    """Report PostgreSQL and Redis status; 503 when either is down (reasons and metrics
+    with the admin key)."""
     deps = _deps(request)
     pg_error, redis_error = await asyncio.gather(check_postgres(deps), check_redis(deps))
     settings = deps.settings
@@ -74,18 +80,17 @@ async def health(request: Request) -> JSONResponse:
     }
     details = {k: v for k, v in (("postgres", pg_error), ("redis", redis_error)) if v}
     healthy = not details
-    body = HealthResponse(
-        status="healthy" if healthy else "unhealthy",
-        services=services,
-        details=details,
-        metrics={
+    body = HealthResponse(status="healthy" if healthy else "unhealthy", services=services)
+    if is_admin(request):
+        body.details = details
+        body.metrics = {
             "uptime_s": round(time.monotonic() - request.app.state.started_at, 1),
             "requests_total": request.app.state.metrics.total_requests(),
             "db_pool_size": deps.db.get_size(),
             "db_pool_idle": deps.db.get_idle_size(),
-        },
-    )
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+        }
+    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503,
+                        headers={"Cache-Control": "no-store"})
 
 
 @router.get("/ready", response_class=PlainTextResponse, responses={
@@ -93,9 +98,14 @@ async def health(request: Request) -> JSONResponse:
 async def ready(request: Request) -> Response:
     """Readiness for orchestrators: 200 only when PostgreSQL and Redis both answer."""
     deps = _deps(request)
-    errors = [e for e in await asyncio.gather(check_postgres(deps), check_redis(deps)) if e]
-    if errors:
-        return PlainTextResponse("not ready: " + "; ".join(errors), status_code=503)
+    pg_error, redis_error = await asyncio.gather(check_postgres(deps), check_redis(deps))
+    if pg_error or redis_error:
+        down = [name for name, error in (("postgres", pg_error), ("redis", redis_error)) if error]
+        if is_admin(request):
+            reasons = [f"{name}: {error}" for name, error in
+                       (("postgres", pg_error), ("redis", redis_error)) if error]
+            return PlainTextResponse("not ready: " + "; ".join(reasons), status_code=503)
+        return PlainTextResponse("not ready: " + ", ".join(down) + " down", status_code=503)
     return PlainTextResponse("ready")
 
 

@@ -92,7 +92,10 @@
       method: method, credentials: "include",
       headers: body ? { "Content-Type": "application/json" } : {},
       body: body ? JSON.stringify(body) : undefined
-    }).then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); });
+    }).then(function (r) {
+      if (!r.ok) return Promise.reject(r.status);
+      return r.status === 204 ? null : r.json();
+    });
   }
 
   function loadConversation() {
@@ -201,6 +204,8 @@
   }
 
   function upgrade() {
+    // Payments answer only their own site: embedded elsewhere, upgrade on our pricing page.
+    if (origin !== location.origin) { window.open(origin + "/pricing", "_blank", "noopener"); return; }
     fetch(origin + "/api/payment/checkout", {
       method: "POST", credentials: "include",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify({ tier: "pro" })
