@@ -293,13 +293,14 @@ async def test_error_gets_an_apology_with_the_reference_id_in_the_log(
 
 async def test_long_answer_continues_in_follow_ups_within_limits_through_a_429(
         fast_deps: Deps, llm_server: Any) -> None:
+    from tests.test_agent_llm import PLAN_ALL
     from tests.test_agent_support import Reply, with_llm
 
     paragraphs = [f"Paragraph {chr(65 + i % 26)}: " + " ".join(["liquidity depth matters"] * 40)
                   for i in range(14)]
     long_text = "\n\n".join(paragraphs)
     assert len(long_text) > 12_000
-    llm_server.script("writer", Reply(text=long_text, chunk_chars=2000))
+    llm_server.script("writer", PLAN_ALL, Reply(text=long_text, chunk_chars=2000))
     deps = with_llm(fast_deps, llm_server, "writer")
     async for bot in start_bot(deps):
         bot.fake.rate_limit_next("followup", retry_after=0.4)
