@@ -89,6 +89,16 @@ class InteractionState:
 
 
 @dataclass
+class _Refusal:
+    kind: str
+    status: int
+    code: int
+    message: str
+    times: int
+    when: Callable[[dict[str, Any]], bool] | None
+
+
+@dataclass
 class _RateLimit:
     kind: str
     retry_after: float
@@ -218,6 +228,7 @@ class FakeDiscord:
         # to look at the database at that moment).
         self.on_callback: Callable[[Call], Awaitable[None]] | None = None
         self._rate_limits: list[_RateLimit] = []
+        self._refusals: list[_Refusal] = []
         self._blocked_until: dict[str, float] = {}
         self._ids = itertools.count(1)
 
@@ -227,6 +238,21 @@ class FakeDiscord:
                         global_: bool = False) -> None:
         """Answer the next request of `kind` with a 429."""
         self._rate_limits.append(_RateLimit(kind, retry_after, global_))
+
+    def refuse_next(self, kind: str, *, status: int = 403, code: int = 50001,
+                    message: str = "Missing Access", times: int = 1,
+                    when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Refuse the next `times` requests of `kind` (whose payload satisfies `when`) the
+        way Discord refuses a bot that lost access to a channel, or a body it rejects."""
+        self._refusals.append(_Refusal(kind, status, code, message, times, when))
+
+    def _scripted_refusal(self, call: Call) -> Response | None:
+        for refusal in self._refusals:
+            if refusal.kind == call.kind and refusal.times > 0 and (
+                    refusal.when is None or refusal.when(call.payload)):
+                refusal.times -= 1
+                return self._refuse(refusal.status, refusal.code, refusal.message)
+        return None
 
     def delivered(self, kind: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.status < 300 and (kind is None or c.kind == kind)]
@@ -380,6 +406,10 @@ class FakeDiscord:
         if limited is not None:
             call.status = 429
             return limited
+        refused = self._scripted_refusal(call)
+        if refused is not None:
+            call.status = refused.status_code
+            return refused
         try:
             response = await self._handle(call, request)
         except InvalidBody as exc:

@@ -370,3 +370,52 @@ async def test_alpha_in_a_server_without_the_bot_is_refused(bot: Bot) -> None:
     assert "Add me to this server" in message["content"]
     assert await get_subscription(bot.deps, channel="discord",
                                   destination=str(payload["channel_id"])) is None
+
+
+async def test_refused_embeds_fall_back_to_plain_text_and_are_charged_once(bot: Bot) -> None:
+    bot.fake.refuse_next("edit_original", status=400, code=50035, message="Invalid Form Body",
+                         when=lambda payload: bool(payload.get("embeds")))
+    payload = bot.fake.slash("research", [{"name": "project", "type": 3, "value": "uniswap"}])
+    await bot.dispatch(payload)
+    messages = bot.fake.messages_of(payload)
+    assert messages and all(not m["embeds"] and m["content"] for m in messages)
+    assert all(len(m["content"]) <= 2000 for m in messages)
+    text = "\n".join(m["content"] for m in messages)
+    assert "Uniswap (UNI)" in text and "not financial advice" in text.lower()
+    account = await account_for_identity(bot.deps, IDENTITY)
+    status = await quota_status(bot.deps, account)
+    assert status.remaining == status.limit - 1
+
+
+async def test_an_answer_nobody_could_see_is_not_charged(bot: Bot) -> None:
+    for kind in ("edit_original", "followup"):
+        bot.fake.refuse_next(kind, times=100)  # the bot lost access to the channel
+    payload = bot.fake.slash("research", [{"name": "project", "type": 3, "value": "uniswap"}])
+    await bot.dispatch(payload)
+    assert bot.fake.delivered("edit_original") == [] and bot.fake.delivered("followup") == []
+    account = await account_for_identity(bot.deps, IDENTITY)
+    status = await quota_status(bot.deps, account)
+    assert status.remaining == status.limit
+
+
+async def test_progress_shows_while_the_answer_is_written(bot: Bot) -> None:
+    payload = bot.fake.slash("research", [{"name": "project", "type": 3, "value": "uniswap"}])
+    await bot.dispatch(payload)
+    edits = [c.payload for c in bot.fake.delivered("edit_original")]
+    assert len(edits) >= 2
+    first = edits[0]
+    assert not first.get("embeds") and first["content"].startswith("🎯 Uniswap (UNI)")
+    assert "⏳" in first["content"] or "✅" in first["content"]
+    assert edits[-1]["embeds"] and edits[-1]["content"] is None
+
+
+async def test_did_you_mean_buttons_when_the_project_is_unknown(bot: Bot) -> None:
+    payload = bot.fake.slash("research", [{"name": "project", "type": 3, "value": "wrapped"}])
+    await bot.dispatch(payload)
+    [message] = bot.fake.messages_of(payload)
+    buttons = {b["custom_id"]: b["label"] for b in buttons_of(message)}
+    assert buttons["cl:research:wrapped-bitcoin"] == "Wrapped Bitcoin (WBTC)"
+    assert all(custom_id.startswith("cl:research:") for custom_id in buttons)
+    account = await account_for_identity(bot.deps, IDENTITY)
+    status = await quota_status(bot.deps, account)
+    assert status.remaining == status.limit  # no project, no analysis: not charged

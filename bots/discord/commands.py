@@ -20,9 +20,11 @@ from discord import app_commands
 from billing.accounts import account_for_identity, create_link_code, redeem_link_code
 from billing.checkout_link import make_checkout_link
 from billing.errors import InvalidIdentity, LinkCodeInvalid
+from agent import MAX_QUESTION_CHARS
 from billing.quota import quota_status
 from bots.discord.answer import answer_question, identity_of
 from bots.discord.projects import project_choices, project_question
+from bots.discord.send import InteractionReply, destination_of
 from bots.discord.views import Aspect, upgrade_view
 from bots.render import HELP_TEXT
 from reports.subscriptions import get_subscription, subscribe, unsubscribe
@@ -45,6 +47,15 @@ ASPECT_QUESTIONS: dict[str, str] = {
 
 def _client(interaction: discord.Interaction[Any]) -> ChainLensDiscord:
     return interaction.client  # type: ignore[return-value]
+
+
+async def reply_privately(interaction: discord.Interaction[Any], content: str, *,
+                          view: discord.ui.View | None = None) -> None:
+    """An ephemeral follow-up to a deferred interaction, through the send limiter."""
+    kwargs: dict[str, Any] = {"content": content, "ephemeral": True}
+    if view is not None:
+        kwargs["view"] = view
+    await InteractionReply(interaction, _client(interaction).limiter).followup(**kwargs)
 
 
 async def ask(interaction: discord.Interaction[Any], question: str) -> None:
@@ -83,6 +94,7 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
                "Please try again in a minute.")
     try:
         if interaction.response.is_done():
+            await _apology_slot(interaction)
             # Replaces the "thinking…"/progress message, so nothing is left stuck.
             await interaction.edit_original_response(content=apology, embeds=[],
                                                      attachments=[], view=None)
@@ -90,6 +102,16 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
             await interaction.response.send_message(apology, ephemeral=True)
     except discord.HTTPException:
         log.exception("could not send the apology for [ref %s]", reference)
+
+
+async def _apology_slot(interaction: discord.Interaction[Any]) -> None:
+    """The apology passes the limiter too, unless the limiter (Redis) is what failed: then
+    the apology goes anyway, it is one message."""
+    try:
+        await _client(interaction).limiter.acquire(
+            "discord", chat=destination_of(interaction), timeout_s=5.0)
+    except Exception:
+        log.warning("send limiter unavailable for an apology; sending it anyway")
 
 
 async def _autocomplete_project(interaction: discord.Interaction[Any],
@@ -100,7 +122,8 @@ async def _autocomplete_project(interaction: discord.Interaction[Any],
 def _project_command(name: str, description: str) -> app_commands.Command[Any, Any, None]:
     @app_commands.describe(project="Name, ticker or contract address, e.g. Uniswap, $PEPE")
     @app_commands.autocomplete(project=_autocomplete_project)
-    async def callback(interaction: discord.Interaction[Any], project: str) -> None:
+    async def callback(interaction: discord.Interaction[Any],
+                       project: app_commands.Range[str, 1, 100]) -> None:
         await interaction.response.defer(thinking=True)
         await ask_aspect_deferred(interaction, name, project)
 
@@ -129,17 +152,17 @@ class AlphaCommands(app_commands.Group):
     async def subscribe_(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True)
         if not self._reachable(interaction):
-            await interaction.followup.send(
-                "I can only post the daily report in servers that added ChainLens, or in our "
-                "DM. Add me to this server first.", ephemeral=True)
+            await reply_privately(
+                interaction, "I can only post the daily report in servers that added "
+                "ChainLens, or in our DM. Add me to this server first.")
             return
         deps = _client(interaction).deps
         account = await account_for_identity(deps, identity_of(interaction.user))
         _, changed = await subscribe(deps, account_id=account.id, channel="discord",
                                      destination=str(interaction.channel_id))
-        await interaction.followup.send(
-            "Subscribed: the daily alpha report will be posted here." if changed
-            else "This channel already receives the daily alpha report.", ephemeral=True)
+        await reply_privately(
+            interaction, "Subscribed: the daily alpha report will be posted here." if changed
+            else "This channel already receives the daily alpha report.")
 
     @app_commands.command(name="unsubscribe", description="Stop the daily alpha report here")
     async def unsubscribe_(self, interaction: discord.Interaction[Any]) -> None:
@@ -153,7 +176,7 @@ class AlphaCommands(app_commands.Group):
             text = "This channel was already unsubscribed."
         else:
             text = "This channel is not subscribed. Use /alpha subscribe to start."
-        await interaction.followup.send(text, ephemeral=True)
+        await reply_privately(interaction, text)
 
 
 def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
@@ -166,7 +189,8 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
 
     @tree.command(name="ask", description="Ask anything about a crypto project")
     @app_commands.describe(question="e.g. Research Uniswap, is the PEPE team legit?")
-    async def ask_command(interaction: discord.Interaction[Any], question: str) -> None:
+    async def ask_command(interaction: discord.Interaction[Any],
+                          question: app_commands.Range[str, 1, MAX_QUESTION_CHARS]) -> None:
         await ask(interaction, question)
 
     for name, description in (
@@ -192,9 +216,9 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
                 f"today (resets 00:00 UTC).")
         if account.tier == "free":
             view = upgrade_view(make_checkout_link(deps.settings, account.id))
-            await interaction.followup.send(text, view=view, ephemeral=True)
+            await reply_privately(interaction, text, view=view)
         else:
-            await interaction.followup.send(text, ephemeral=True)
+            await reply_privately(interaction, text)
 
     @tree.command(name="upgrade", description="More requests with ChainLens Pro")
     async def upgrade_command(interaction: discord.Interaction[Any]) -> None:
@@ -202,18 +226,19 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
         deps = _client(interaction).deps
         account = await account_for_identity(deps, identity_of(interaction.user))
         if account.tier != "free":
-            await interaction.followup.send(
-                f"You are on the **{account.tier}** plan already. Thank you!", ephemeral=True)
+            await reply_privately(
+                interaction, f"You are on the **{account.tier}** plan already. Thank you!")
             return
         pro = deps.settings.limits_for("pro")
-        await interaction.followup.send(
-            f"Pro: {pro.daily} requests a day, {pro.minute} a minute. The button opens a "
-            "checkout for this Discord account (the link is valid for 30 minutes).",
-            view=upgrade_view(make_checkout_link(deps.settings, account.id)), ephemeral=True)
+        await reply_privately(
+            interaction, f"Pro: {pro.daily} requests a day, {pro.minute} a minute. The button "
+            "opens a checkout for this Discord account (the link is valid for 30 minutes).",
+            view=upgrade_view(make_checkout_link(deps.settings, account.id)))
 
     @tree.command(name="link", description="Share one account across Telegram, Discord and the web")
     @app_commands.describe(code="A code from /link elsewhere (leave empty to get a code)")
-    async def link_command(interaction: discord.Interaction[Any], code: str | None = None) -> None:
+    async def link_command(interaction: discord.Interaction[Any],
+                           code: app_commands.Range[str, 1, 40] | None = None) -> None:
         await interaction.response.defer(ephemeral=True)
         deps = _client(interaction).deps
         identity = identity_of(interaction.user)
@@ -221,18 +246,17 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
             try:
                 account = await redeem_link_code(deps, identity, code)
             except (LinkCodeInvalid, InvalidIdentity) as exc:
-                await interaction.followup.send(
-                    f"That did not work: {exc}. Get a new code with /link.", ephemeral=True)
+                await reply_privately(
+                    interaction, f"That did not work: {exc}. Get a new code with /link.")
                 return
-            await interaction.followup.send(
-                f"Linked. You now share the {account.tier} account and its quota.",
-                ephemeral=True)
+            await reply_privately(
+                interaction, f"Linked. You now share the {account.tier} account and its quota.")
             return
         account = await account_for_identity(deps, identity)
         new_code = await create_link_code(deps, account)
-        await interaction.followup.send(
-            f"Your link code: `{new_code}` — send `/link {new_code}` to the Telegram bot or "
-            "enter it on the web account page within 10 minutes.", ephemeral=True)
+        await reply_privately(
+            interaction, f"Your link code: `{new_code}` — send `/link {new_code}` to the "
+            "Telegram bot or enter it on the web account page within 10 minutes.")
 
     tree.add_command(AlphaCommands())
 
