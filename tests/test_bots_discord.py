@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from billing.accounts import account_for_identity
 from billing.checkout_link import read_checkout_token
 from billing.quota import consume_request, quota_status
-from bots.discord import ChainLensDiscord
+from bots.discord import ChainLensDiscord, send_to_channel
 from bots.discord.layout import STANCE_COLOURS
 from chainlens.deps import Deps
 from chainlens.settings import TierLimits
@@ -419,3 +419,43 @@ async def test_did_you_mean_buttons_when_the_project_is_unknown(bot: Bot) -> Non
     account = await account_for_identity(bot.deps, IDENTITY)
     status = await quota_status(bot.deps, account)
     assert status.remaining == status.limit  # no project, no analysis: not charged
+
+
+# --- the channel sender (reports, alerts) and shared 429 holds ----------------------------
+
+async def test_send_to_channel_passes_the_limiter_and_shares_a_global_429(bot: Bot) -> None:
+    bot.fake.rate_limit_next("channel_message", retry_after=0.6, global_=True)
+    embed = discord.Embed(title="Daily alpha", description="x" * 4000)
+    sending = asyncio.create_task(send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID,
+                                                  embeds=[embed]))
+    while not [c for c in bot.fake.calls if c.status == 429]:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    # Every process now waits: the whole platform is on hold, whatever the channel.
+    assert await bot.client.limiter.try_acquire("discord", chat="123") > 0
+    message = await sending
+    [delivered] = bot.fake.channel_messages
+    assert int(delivered["id"]) == message.id and delivered["embeds"][0]["title"] == "Daily alpha"
+    assert bot.fake.early_retries == 0
+    assert [c.status for c in bot.fake.calls if c.kind == "channel_message"] == [429, 200]
+
+
+async def test_a_channel_429_holds_that_channel_only(bot: Bot) -> None:
+    bot.fake.rate_limit_next("channel_message", retry_after=0.6)
+    sending = asyncio.create_task(send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID,
+                                                  content="hello"))
+    while not [c for c in bot.fake.calls if c.status == 429]:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert await bot.client.limiter.try_acquire("discord", chat=str(CHANNEL_ID)) > 0
+    assert await bot.client.limiter.try_acquire("discord", chat="123") == 0
+    await sending
+    assert len(bot.fake.channel_messages) == 1
+
+
+async def test_an_oversized_channel_message_is_refused_like_discord_does(bot: Bot) -> None:
+    embeds = [discord.Embed(description="y" * 4000) for _ in range(2)]
+    with pytest.raises(discord.HTTPException) as refused:
+        await send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID, embeds=embeds)
+    assert refused.value.status == 400 and refused.value.code == 50035
+    assert "6000" in refused.value.text

@@ -7,6 +7,7 @@ from typing import Any
 import discord
 
 from bots.discord.commands import build_tree, run_follow_up
+from bots.discord.ratelimits import rate_limit_trace
 from bots.discord.views import Aspect, FollowUpButton
 from chainlens.deps import Deps
 from chainlens.limiter import SendLimiter
@@ -19,9 +20,11 @@ class ChainLensDiscord(discord.AutoShardedClient):
         if deps.settings.discord_api_base:
             # discord.py builds every REST and interaction URL from this one class attribute.
             discord.http.Route.BASE = deps.settings.discord_api_base.rstrip("/")
-        super().__init__(intents=discord.Intents.default(), **options)
+        limiter = SendLimiter.from_deps(deps)
+        super().__init__(intents=discord.Intents.default(),
+                         http_trace=rate_limit_trace(limiter), **options)
         self.deps = deps
-        self.limiter = SendLimiter.from_deps(deps)
+        self.limiter = limiter
         self.tree = build_tree(self)
 
     async def run_follow_up(self, interaction: discord.Interaction[Any], aspect: Aspect,

@@ -137,26 +137,38 @@ def answer_messages(text: str, *, title: str | None, colour: discord.Colour,
             messages.append(current)
         current.embeds.append(embed)
 
-    tail = discord.Embed(colour=colour)
+    target = messages[-1].embeds[-1]
+    # Fields, then the footer, join the last embed while the message stays under 6,000
+    # characters and 25 fields; past that they open a new embed, or a new message.
     for name, value in fields[:FIELDS_LIMIT]:
-        tail.add_field(name=clip(name, FIELD_NAME_LIMIT) or "\u200b",
-                       value=clip(value, FIELD_VALUE_LIMIT) or "\u200b", inline=False)
+        name = clip(name, FIELD_NAME_LIMIT) or "\u200b"
+        value = clip(value, FIELD_VALUE_LIMIT) or "\u200b"
+        target = _room_for(messages, target, len(name) + len(value), colour,
+                           fields_full=len(target.fields) >= FIELDS_LIMIT)
+        target.add_field(name=name, value=value, inline=False)
     if footer:
-        tail.set_footer(text=clip(footer, FOOTER_LIMIT))
-    last_message = messages[-1]
-    if last_message.total() + len(tail) <= EMBED_TOTAL_LIMIT:
-        target = last_message.embeds[-1]
-        for f in tail.fields:
-            target.add_field(name=f.name or "", value=f.value or "", inline=False)
-        if footer:
-            target.set_footer(text=tail.footer.text)
-    else:
-        target = tail
-        messages.append(OutgoingMessage(embeds=[tail]))
+        footer = clip(footer, FOOTER_LIMIT)
+        target = _room_for(messages, target, len(footer), colour, fields_full=False)
+        target.set_footer(text=footer)
     if chart:
         target.set_image(url=f"attachment://{CHART_FILENAME}")
         messages[-1].chart = True
     return messages
+
+
+def _room_for(messages: list[OutgoingMessage], target: discord.Embed, size: int,
+              colour: discord.Colour, *, fields_full: bool) -> discord.Embed:
+    """`target` if `size` more characters fit its message, else a fresh embed placed in the
+    last message or, when that is full, in a new one."""
+    current = messages[-1]
+    if not fields_full and current.total() + size <= EMBED_TOTAL_LIMIT:
+        return target
+    embed = discord.Embed(colour=colour)
+    if current.total() + size > EMBED_TOTAL_LIMIT or len(current.embeds) >= EMBEDS_LIMIT:
+        current = OutgoingMessage()
+        messages.append(current)
+    current.embeds.append(embed)
+    return embed
 
 
 def plain_text_parts(text: str) -> list[str]:
