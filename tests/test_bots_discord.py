@@ -459,3 +459,15 @@ async def test_an_oversized_channel_message_is_refused_like_discord_does(bot: Bo
         await send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID, embeds=embeds)
     assert refused.value.status == 400 and refused.value.code == 50035
     assert "6000" in refused.value.text
+
+
+async def test_alpha_in_the_bots_dm_subscribes_that_dm(bot: Bot) -> None:
+    payload = bot.fake.slash("alpha", [{"name": "subscribe", "type": 1, "options": []}], dm=True)
+    await bot.dispatch(payload)
+    [message] = bot.fake.messages_of(payload)
+    assert message["content"].startswith("Subscribed")
+    subscription = await get_subscription(bot.deps, channel="discord",
+                                          destination=str(DM_CHANNEL_ID))
+    assert subscription is not None and subscription.receiving
+    account = await account_for_identity(bot.deps, IDENTITY)
+    assert subscription.account_id == account.id

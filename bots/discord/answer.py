@@ -94,13 +94,16 @@ async def send_refusal(reply: InteractionReply, deps: Deps, refused: QuotaRefuse
     view = None
     if refused.decision.tier != "enterprise":
         view = upgrade_view(make_checkout_link(deps.settings, refused.account.id))
-    # The deferred "thinking" response is public; the refusal is not: remove the former and
-    # say it in an ephemeral follow-up.
-    await reply.delete_original()
+    # The deferred "thinking" response is public and the refusal must not be. A follow-up
+    # straight after a deferral would only replace that response, keeping it public
+    # (Discord ignores its ephemeral flag then); so end the loading state first, send the
+    # refusal as a new ephemeral message, and remove the public one.
+    await reply.edit(content="…")
     kwargs: dict[str, Any] = {"content": refused.message, "ephemeral": True}
     if view is not None:
         kwargs["view"] = view
     await reply.followup(**kwargs)
+    await reply.delete_original()
 
 
 def _upgrade_url(deps: Deps, granted: QuotaGranted | None) -> str | None:

@@ -145,7 +145,7 @@ class AlphaCommands(app_commands.Group):
     def _reachable(interaction: discord.Interaction[Any]) -> bool:
         # The bot can post daily in a server that installed it, or in its own DM with the user.
         if interaction.guild_id is None:
-            return isinstance(interaction.channel, discord.DMChannel)
+            return interaction.context.dm_channel
         return interaction.is_guild_integration()
 
     @app_commands.command(name="subscribe", description="Post the daily alpha report here")
