@@ -232,6 +232,7 @@ async def test_quota_refusal_is_ephemeral_with_upgrade_and_costs_nothing(bot: Bo
     [refusal] = bot.fake.messages_of(payload)
     assert refusal["flags"] & EPHEMERAL
     assert "used all 5 requests" in refusal["content"]
+    assert "/pricing" not in refusal["content"] and "button below" in refusal["content"]
     [button] = buttons_of(refusal)
     assert button["style"] == 5 and read_checkout_token(
         bot.deps.settings, button["url"].rsplit("/", 1)[1]) == account.id

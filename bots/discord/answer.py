@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import time
@@ -81,12 +82,15 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
     except MessageTooLong as exc:
         await reply.edit(content=str(exc))
         return
-    delivered = await deliver_answer(reply, deps, progress, granted)
     final = progress.final
     charged = getattr(final, "type", None) == "final" and bool(final.plan.tools)
-    if not delivered and charged and granted is not None:
-        # The chat service charged a finished answer; the user never saw it.
-        await refund_request(deps, granted.account, granted.decision)
+    delivered = False
+    try:
+        delivered = await deliver_answer(reply, deps, progress, granted)
+    finally:
+        if not delivered and charged and granted is not None:
+            # The chat service charged a finished answer; the user never saw it.
+            await asyncio.shield(refund_request(deps, granted.account, granted.decision))
 
 
 async def send_refusal(reply: InteractionReply, deps: Deps, refused: QuotaRefused) -> None:
@@ -99,7 +103,12 @@ async def send_refusal(reply: InteractionReply, deps: Deps, refused: QuotaRefuse
     # (Discord ignores its ephemeral flag then); so end the loading state first, send the
     # refusal as a new ephemeral message, and remove the public one.
     await reply.edit(content="…")
-    kwargs: dict[str, Any] = {"content": refused.message, "ephemeral": True}
+    # The decision's own upgrade link is the web's /pricing page (a browser account); the
+    # button links Checkout for this Discord account instead.
+    text = dataclasses.replace(refused.decision, upgrade_url="").refusal_message()
+    if view is not None:
+        text += " Upgrade for more with the button below."
+    kwargs: dict[str, Any] = {"content": text, "ephemeral": True}
     if view is not None:
         kwargs["view"] = view
     await reply.followup(**kwargs)
@@ -122,7 +131,11 @@ async def _chart(final: Any) -> bytes | None:
         return None
     from chainlens.charts import render_price_chart
 
-    return await asyncio.to_thread(render_price_chart, project.display, history)
+    try:
+        return await asyncio.to_thread(render_price_chart, project.display, history)
+    except Exception:  # an answer without its chart beats no answer
+        log.exception("price chart for %s failed; answering without it", project.id)
+        return None
 
 
 async def deliver_answer(reply: InteractionReply, deps: Deps, progress: Progress,
