@@ -36,7 +36,8 @@ def read_checkout_token(settings: Settings, token: str, *,
     try:
         data = _serializer(settings).loads(token, max_age=max_age_s)
     except SignatureExpired as exc:
-        raise CheckoutLinkInvalid("this upgrade link has expired; ask the bot for a new one") from exc
+        raise CheckoutLinkInvalid(
+            "this upgrade link has expired; ask the bot for a new one") from exc
     except BadSignature as exc:
         raise CheckoutLinkInvalid("this upgrade link is not valid") from exc
     account_id = data.get("account_id") if isinstance(data, dict) else None

@@ -28,7 +28,7 @@ import itertools
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.parser import BytesParser
@@ -66,7 +66,7 @@ class Call:
     method: str
     path: str
     kind: str  # "callback", "edit_original", "delete_original", "followup", "channel_message", ...
-    payload: dict[str, Any]
+    payload: Any  # a JSON object, or a list for the bulk command upsert
     files: list[tuple[str, int]]  # (filename, size)
     status: int
     at: float
@@ -121,7 +121,7 @@ def _max_len(errors: dict[str, Any], key: str, value: Any, limit: int) -> None:
         errors[key] = _error("BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
 
 
-def embed_size(embed: dict[str, Any]) -> int:
+def embed_size(embed: Mapping[str, Any]) -> int:
     """The characters Discord counts towards the 6,000 limit of one embed."""
     size = len(embed.get("title") or "") + len(embed.get("description") or "")
     size += sum(len(f.get("name") or "") + len(f.get("value") or "")
@@ -340,7 +340,7 @@ class FakeDiscord:
                 "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
                 "pinned": False, "webhook_id": str(APP_ID), "application_id": str(APP_ID)}
 
-    async def _parse(self, request: Request) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    async def _parse(self, request: Request) -> tuple[Any, list[tuple[str, int]]]:
         body = await request.body()
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
@@ -350,7 +350,8 @@ class FakeDiscord:
             files: list[tuple[str, int]] = []
             for part in parsed.iter_parts():
                 name = part.get_param("name", header="content-disposition")
-                data = part.get_payload(decode=True) or b""
+                decoded = part.get_payload(decode=True)
+                data = decoded if isinstance(decoded, bytes) else b""
                 if name == "payload_json":
                     payload = json.loads(data)
                 elif part.get_filename():
@@ -444,7 +445,7 @@ class FakeDiscord:
                 "owner": user(1, "owner"), "flags": 0, "summary": "", "team": None})
         if call.kind == f"PUT /applications/{APP_ID}/commands":
             self.commands = [dict(c, id=str(self.snowflake()), application_id=str(APP_ID),
-                                  version="1") for c in call.payload]  # type: ignore[arg-type]
+                                  version="1") for c in call.payload]
             return JSONResponse(self.commands)
         if call.kind == "channel_message":
             validate_message(call.payload, bool(call.files))
@@ -510,7 +511,8 @@ class FakeDiscord:
             for n, choice in enumerate(choices):
                 ce: dict[str, Any] = {}
                 if not 1 <= len(choice.get("name") or "") <= 100:
-                    ce["name"] = _error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+                    ce["name"] = _error("BASE_TYPE_BAD_LENGTH",
+                                        "Must be between 1 and 100 in length.")
                 _max_len(ce, "value", choice.get("value"), 100)
                 if ce:
                     errors.setdefault("choices", {})[str(n)] = ce

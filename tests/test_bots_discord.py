@@ -39,7 +39,8 @@ from tests.test_agent_support import llm_server, llm_server_session  # noqa: F40
 
 IDENTITY = f"discord:{USER_ID}"
 # Five a day as usual, but no per-minute limit in the way of several questions in one test.
-ROOMY_FREE_TIER = {"free": TierLimits(daily=5, minute=100), "pro": TierLimits(daily=1000, minute=100),
+ROOMY_FREE_TIER = {"free": TierLimits(daily=5, minute=100),
+                   "pro": TierLimits(daily=1000, minute=100),
                    "enterprise": TierLimits(daily=100000, minute=100)}
 
 
@@ -116,9 +117,9 @@ async def test_command_tree_as_synced_to_discord(bot: Bot) -> None:
         assert command["integration_types"] == [0, 1], name
         assert command["contexts"] == ([0, 1] if name == "alpha" else [0, 1, 2]), name
     alpha = synced["alpha"]
-    assert alpha["default_member_permissions"] == str(discord.Permissions(manage_channels=True).value) \
-        or alpha["default_member_permissions"] == discord.Permissions(manage_channels=True).value
-    assert [(o["name"], o["type"]) for o in alpha["options"]] == [("subscribe", 1), ("unsubscribe", 1)]
+    assert alpha["default_member_permissions"] == discord.Permissions(manage_channels=True).value
+    assert [(o["name"], o["type"]) for o in alpha["options"]] == [("subscribe", 1),
+                                                                   ("unsubscribe", 1)]
     assert all(synced[n]["default_member_permissions"] is None for n in synced if n != "alpha")
 
 
@@ -148,7 +149,8 @@ async def test_research_defers_before_any_work_then_answers_with_embeds(bot: Bot
     field_names = [f["name"] for f in embed["fields"]]
     assert field_names and set(field_names) <= {"Market & on-chain", "Sentiment", "Tokenomics",
                                                 "Team"}
-    assert embed["footer"]["text"].startswith("Sources: ") and "CoinGecko" in embed["footer"]["text"]
+    footer = embed["footer"]["text"]
+    assert footer.startswith("Sources: ") and "CoinGecko" in footer
     assert embed["color"] in {c.value for c in STANCE_COLOURS.values()}
     assert embed["image"]["url"] == "attachment://chart.png"
     assert [a["filename"] for a in message["attachments"]] == ["chart.png"]
@@ -293,16 +295,18 @@ async def test_error_gets_an_apology_with_the_reference_id_in_the_log(
 
 
 async def test_long_answer_continues_in_follow_ups_within_limits_through_a_429(
-        fast_deps: Deps, llm_server: Any) -> None:
+        fast_deps: Deps, request: pytest.FixtureRequest) -> None:
     from tests.test_agent_llm import PLAN_ALL
     from tests.test_agent_support import Reply, with_llm
+
+    llm = request.getfixturevalue("llm_server")
 
     paragraphs = [f"Paragraph {chr(65 + i % 26)}: " + " ".join(["liquidity depth matters"] * 40)
                   for i in range(14)]
     long_text = "\n\n".join(paragraphs)
     assert len(long_text) > 12_000
-    llm_server.script("writer", PLAN_ALL, Reply(text=long_text, chunk_chars=2000))
-    deps = with_llm(fast_deps, llm_server, "writer")
+    llm.script("writer", PLAN_ALL, Reply(text=long_text, chunk_chars=2000))
+    deps = with_llm(fast_deps, llm, "writer")
     async for bot in start_bot(deps):
         bot.fake.rate_limit_next("followup", retry_after=0.4)
         payload = bot.fake.slash("ask", [{"name": "question", "type": 3,

@@ -47,7 +47,8 @@ def test_a_short_answer_is_one_message_with_fields_and_footer() -> None:
                                 fields=[("Sentiment", "• calm")], footer="Sources: CoinGecko")
     [embed] = message.embeds
     assert embed.description == "**Summary**\nAll good."
-    assert [f.name for f in embed.fields] == ["Sentiment"] and embed.footer.text == "Sources: CoinGecko"
+    assert [f.name for f in embed.fields] == ["Sentiment"]
+    assert embed.footer.text == "Sources: CoinGecko"
     assert embed_size(embed.to_dict()) == len(embed)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import make_test_settings
 from itsdangerous import URLSafeTimedSerializer
 
 from billing.accounts import account_for_identity, set_base_tier
@@ -19,7 +20,6 @@ from billing.checkout_link import (
     read_checkout_token,
 )
 from chainlens.deps import Deps
-from conftest import make_test_settings
 from tests.fake_http import running_http_server
 from tests.fake_stripe import FakeStripe
 from web.app import create_app

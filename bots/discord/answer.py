@@ -15,7 +15,8 @@ import dataclasses
 import io
 import logging
 import time
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import discord
 
@@ -34,7 +35,14 @@ from bots.discord.layout import (
 from bots.discord.send import InteractionReply
 from bots.discord.views import answer_view, upgrade_view
 from bots.render import Progress
-from chainlens.chat import ChatTurn, MessageTooLong, QuotaGranted, QuotaRefused, chat
+from chainlens.chat import (
+    ChatEvent,
+    ChatTurn,
+    MessageTooLong,
+    QuotaGranted,
+    QuotaRefused,
+    chat,
+)
 from chainlens.deps import Deps
 from chainlens.limiter import SendLimiter
 
@@ -65,7 +73,8 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
     try:
         # aclosing: if anything below fails, the chat service's own clean-up (refunding an
         # unanswered request) runs now, before the error handler speaks to the user.
-        async with contextlib.aclosing(chat(deps, turn)) as events:
+        events_of_turn = cast(AsyncGenerator[ChatEvent, None], chat(deps, turn))
+        async with contextlib.aclosing(events_of_turn) as events:
             async for event in events:
                 if isinstance(event, QuotaRefused):
                     await send_refusal(reply, deps, event)
@@ -75,10 +84,10 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
                     continue
                 plan_arrived = progress.apply(event)
                 now = time.monotonic()
-                if progress.final is None and (plan_arrived
-                                               or now - last_edit >= PROGRESS_INTERVAL_S):
-                    if await reply.try_edit(content=progress_content(progress)):
-                        last_edit = now
+                due = plan_arrived or now - last_edit >= PROGRESS_INTERVAL_S
+                if (progress.final is None and due
+                        and await reply.try_edit(content=progress_content(progress))):
+                    last_edit = now
     except MessageTooLong as exc:
         await reply.edit(content=str(exc))
         return

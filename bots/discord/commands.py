@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
 
+from agent import MAX_QUESTION_CHARS
 from billing.accounts import account_for_identity, create_link_code, redeem_link_code
 from billing.checkout_link import make_checkout_link
 from billing.errors import InvalidIdentity, LinkCodeInvalid
-from agent import MAX_QUESTION_CHARS
 from billing.quota import quota_status
 from bots.discord.answer import answer_question, identity_of
 from bots.discord.projects import project_choices, project_question
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_EVERYWHERE = dict(guilds=True, dms=True, private_channels=True)
 ASPECT_QUESTIONS: dict[str, str] = {
     "research": "Research {project}",
     "price": "{project} price",
@@ -46,7 +45,7 @@ ASPECT_QUESTIONS: dict[str, str] = {
 
 
 def _client(interaction: discord.Interaction[Any]) -> ChainLensDiscord:
-    return interaction.client  # type: ignore[return-value]
+    return cast("ChainLensDiscord", interaction.client)
 
 
 async def reply_privately(interaction: discord.Interaction[Any], content: str, *,
@@ -71,7 +70,7 @@ async def run_follow_up(interaction: discord.Interaction[Any], aspect: Aspect,
     try:
         await interaction.response.defer(thinking=True)
         await ask_aspect_deferred(interaction, aspect, project_id)
-    except Exception as exc:  # buttons bypass the tree: route them to the same handler
+    except Exception as exc:  # noqa: BLE001 - buttons bypass the tree: same handler as it
         await report_error(interaction, exc)
 
 
@@ -111,7 +110,7 @@ async def _apology_slot(interaction: discord.Interaction[Any]) -> None:
         await _client(interaction).limiter.acquire(
             "discord", chat=destination_of(interaction), timeout_s=5.0)
     except Exception:
-        log.warning("send limiter unavailable for an apology; sending it anyway")
+        log.warning("send limiter unavailable for an apology; sending it anyway", exc_info=True)
 
 
 async def _autocomplete_project(interaction: discord.Interaction[Any],

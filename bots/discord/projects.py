@@ -9,7 +9,14 @@ from __future__ import annotations
 from discord import app_commands
 
 from chainlens.deps import Deps
-from tools.index import CoinIndex, IndexEntry, compact, load_index, normalize, rank_order
+from tools.index import (
+    CoinIndex,
+    IndexEntry,
+    compact,
+    load_index,
+    normalize,
+    rank_order,
+)
 
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 _CHOICE_NAME_LIMIT = 100

@@ -36,11 +36,12 @@ def rate_limit_trace(limiter: SendLimiter) -> aiohttp.TraceConfig:
         if response.status != 429:
             return
         is_global = response.headers.get("X-RateLimit-Global", "").lower() == "true"
-        channel = _CHANNEL.search(params.url.path)
+        found = _CHANNEL.search(params.url.path)
+        channel = found.group(1) if found else None
         if not is_global and channel is None:
             return  # a per-interaction webhook bucket: nobody else sends there
         try:
-            await limiter.hold("discord", chat=None if is_global else channel.group(1),
+            await limiter.hold("discord", chat=None if is_global else channel,
                                seconds=retry_after_of(response.headers))
         except Exception:  # the limiter must never break discord.py's own handling
             log.warning("could not record a Discord 429 in the send limiter", exc_info=True)

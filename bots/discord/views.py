@@ -21,7 +21,8 @@ FOLLOW_UPS: tuple[tuple[Aspect, str, str], ...] = (
     ("team", "Team", "👥"),
     ("chart", "Chart", "📈"),
 )
-_CUSTOM_ID = r"cl:(?P<aspect>research|sentiment|tokenomics|team|chart):(?P<project>[a-z0-9][a-z0-9._-]{0,80})"
+_CUSTOM_ID = (r"cl:(?P<aspect>research|sentiment|tokenomics|team|chart)"
+              r":(?P<project>[a-z0-9][a-z0-9._-]{0,80})")
 
 # Set by the client at start-up: what a pressed follow-up button runs (a new charged question).
 FollowUpRunner = Callable[[discord.Interaction[Any], Aspect, str], Awaitable[None]]
@@ -47,7 +48,7 @@ class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_C
         return cls(aspect, match["project"], label)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        runner: FollowUpRunner = interaction.client.run_follow_up  # type: ignore[attr-defined]
+        runner: FollowUpRunner = interaction.client.run_follow_up
         await runner(interaction, self.aspect, self.project_id)
 
 
