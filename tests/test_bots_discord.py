@@ -17,7 +17,7 @@ import discord
 import pytest
 from pydantic import SecretStr
 
-from billing.accounts import account_for_identity
+from billing.accounts import account_for_identity, create_link_code
 from billing.checkout_link import read_checkout_token
 from billing.quota import consume_request, quota_status
 from bots.discord import ChainLensDiscord, send_to_channel
@@ -476,3 +476,77 @@ async def test_alpha_in_the_bots_dm_subscribes_that_dm(bot: Bot) -> None:
     assert subscription is not None and subscription.receiving
     account = await account_for_identity(bot.deps, IDENTITY)
     assert subscription.account_id == account.id
+
+
+async def test_link_with_a_code_joins_the_telegram_account(bot: Bot) -> None:
+    telegram = await account_for_identity(bot.deps, "telegram:555")
+    code = await create_link_code(bot.deps, telegram)
+    payload = bot.fake.slash("link", [{"name": "code", "type": 3, "value": code}])
+    await bot.dispatch(payload)
+    [message] = bot.fake.messages_of(payload)
+    assert message["flags"] & EPHEMERAL and message["content"].startswith("Linked.")
+    discord_account = await account_for_identity(bot.deps, IDENTITY)
+    assert discord_account.id == telegram.id  # one account, one quota
+    again = bot.fake.slash("link", [{"name": "code", "type": 3, "value": code}])
+    await bot.dispatch(again)
+    assert "did not work" in bot.fake.messages_of(again)[0]["content"]
+
+
+async def test_chart_button_answers_with_the_price_chart(bot: Bot) -> None:
+    research = bot.fake.slash("price", [{"name": "project", "type": 3, "value": "uniswap"}])
+    await bot.dispatch(research)
+    [answer] = bot.fake.messages_of(research)
+    press = bot.fake.press("cl:chart:uniswap", answer)
+    await bot.dispatch(press)
+    [chart] = bot.fake.messages_of(press)
+    assert [a["filename"] for a in chart["attachments"]] == ["chart.png"]
+    assert chart["embeds"][-1]["image"]["url"] == "attachment://chart.png"
+    [upload] = [c for c in bot.fake.delivered() if c.token == press["token"] and c.files]
+    assert upload.files[0][0] == "chart.png" and upload.files[0][1] > 1000  # a real PNG
+
+
+# --- the fake refuses what Discord refuses --------------------------------------------------
+
+async def test_the_fake_discord_is_strict() -> None:
+    import aiohttp
+
+    async with running_fake_discord() as (fake, base), aiohttp.ClientSession() as http:
+        payload = fake.slash("ask", [{"name": "question", "type": 3, "value": "hi"}])
+        token, iid = payload["token"], payload["id"]
+        webhook = f"{base}/webhooks/{payload['application_id']}/{token}"
+
+        async def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+            async with http.request(method, url, json=body) as response:
+                return response.status, await response.json(content_type=None)
+
+        assert await call("POST", webhook, {"content": "early"}) == (
+            404, {"code": 10015, "message": "Unknown Webhook"})
+        assert (await call("PATCH", f"{webhook}/messages/@original", {"content": "x"}))[1][
+            "code"] == 10008
+        status, _ = await call("POST", f"{base}/interactions/{iid}/{token}/callback",
+                               {"type": 5})
+        assert status == 200
+        status, body = await call("POST", f"{base}/interactions/{iid}/{token}/callback",
+                                  {"type": 5})
+        assert (status, body["code"]) == (400, 40060)
+        fields = [{"name": "n", "value": "v"}] * 26
+        status, body = await call("PATCH", f"{webhook}/messages/@original",
+                                  {"embeds": [{"fields": fields}]})
+        assert (status, body["code"], body["message"]) == (400, 50035, "Invalid Form Body")
+        assert "fields" in body["errors"]["embeds"]["0"]
+        status, body = await call("POST", webhook, {"content": "x" * 2001})
+        assert status == 400 and "content" in body["errors"]
+        status, body = await call("POST", webhook, {"content": ""})
+        assert (status, body["code"]) == (400, 50006)
+        late = fake.slash("ask", [{"name": "question", "type": 3, "value": "hi"}])
+        fake.state(late).created_at -= 3.5
+        status, body = await call(
+            "POST", f"{base}/interactions/{late['id']}/{late['token']}/callback", {"type": 5})
+        assert (status, body["code"]) == (404, 10062)
+        fake.rate_limit_next("followup", retry_after=1.0)
+        async with http.post(webhook, json={"content": "a"}) as limited:
+            assert limited.status == 429 and limited.headers["Via"]
+            assert (await limited.json())["retry_after"] == 1.0
+        async with http.post(webhook, json={"content": "a"}) as early:
+            assert early.status == 429  # retried before retry_after passed
+        assert fake.early_retries == 1
