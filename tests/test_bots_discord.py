@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from billing.accounts import account_for_identity, create_link_code
 from billing.checkout_link import read_checkout_token
 from billing.quota import consume_request, quota_status
-from bots.discord import ChainLensDiscord, send_to_channel
+from bots.discord import ChainLensDiscord, open_channel_sender, send_to_channel
 from bots.discord.layout import STANCE_COLOURS
 from chainlens.deps import Deps
 from chainlens.settings import TierLimits
@@ -550,3 +550,19 @@ async def test_the_fake_discord_is_strict() -> None:
         async with http.post(webhook, json={"content": "a"}) as early:
             assert early.status == 429  # retried before retry_after passed
         assert fake.early_retries == 1
+
+
+async def test_a_worker_sends_to_a_channel_without_a_gateway(fast_deps: Deps) -> None:
+    original_base = discord.http.Route.BASE
+    async with running_fake_discord() as (fake, base):
+        settings = fast_deps.settings.model_copy(update={
+            "discord_bot_token": SecretStr("test-token"), "discord_api_base": base})
+        try:
+            async with open_channel_sender(dataclasses.replace(fast_deps, settings=settings)
+                                           ) as send:
+                message = await send(CHANNEL_ID, content="Daily alpha is out")
+        finally:
+            discord.http.Route.BASE = original_base
+    [delivered] = fake.channel_messages
+    assert delivered["content"] == "Daily alpha is out" and int(delivered["id"]) == message.id
+    assert [c.kind for c in fake.calls][-1] == "channel_message"

@@ -12,14 +12,25 @@ network work, and it is not a channel message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
 from chainlens.limiter import SendLimiter
 
+if TYPE_CHECKING:
+    from chainlens.deps import Deps
+
 log = logging.getLogger(__name__)
+
+
+class ChannelSender(Protocol):
+    def __call__(self, channel_id: int, *, content: str | None = None,
+                 embeds: list[discord.Embed] | None = None,
+                 view: discord.ui.View | None = None) -> Awaitable[discord.Message]: ...
 
 
 def destination_of(interaction: discord.Interaction[Any]) -> str:
@@ -63,6 +74,32 @@ class InteractionReply:
     async def delete_original(self) -> None:
         await self._slot()
         await self.interaction.delete_original_response()
+
+
+@contextlib.asynccontextmanager
+async def open_channel_sender(deps: Deps) -> AsyncIterator[ChannelSender]:
+    """For processes without a gateway connection (report and alert workers): a REST-only
+    Discord client, logged in and closed here, and a send function bound to it."""
+    from bots.discord.ratelimits import rate_limit_trace
+
+    token = deps.settings.discord_bot_token
+    if token is None:
+        raise RuntimeError("DISCORD_BOT_TOKEN is not set")
+    if deps.settings.discord_api_base:
+        discord.http.Route.BASE = deps.settings.discord_api_base.rstrip("/")
+    limiter = SendLimiter.from_deps(deps)
+    client = discord.Client(intents=discord.Intents.none(), http_trace=rate_limit_trace(limiter))
+    await client.login(token.get_secret_value())
+    try:
+        async def send(channel_id: int, *, content: str | None = None,
+                       embeds: list[discord.Embed] | None = None,
+                       view: discord.ui.View | None = None) -> discord.Message:
+            return await send_to_channel(client, limiter, channel_id, content=content,
+                                         embeds=embeds, view=view)
+
+        yield send
+    finally:
+        await client.close()
 
 
 async def send_to_channel(client: discord.Client, limiter: SendLimiter, channel_id: int, *,
