@@ -1,46 +1,48 @@
-"""Signed, short-lived Upgrade links for a chat platform account (Telegram, Discord).
+"""Signed, short-lived checkout links for chat accounts (Telegram, Discord).
 
-A chat user has no browser session, so the bot hands out a link that names its account:
-`GET /api/payment/checkout-link/{token}` (web/routes/checkout_link.py) checks the signature
-and age and creates the Stripe Checkout session for *that* account, never for whatever web
-account the browser happens to carry.
+A bot cannot hand a browser its account; it hands a link that names the account, signed with
+SECRET_KEY and valid for 15 minutes. Opening it creates the Stripe Checkout session for that
+account (web route `GET /api/payment/checkout-link/{token}`), never for the browser's cookie.
+
+Errors: `CheckoutLinkInvalid` (bad signature, expired, malformed).
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from chainlens.settings import Settings
+from chainlens.settings import Settings, TierName
 
-CHECKOUT_LINK_SALT = "checkout-link"
-CHECKOUT_LINK_MAX_AGE_S = 30 * 60
+CHECKOUT_LINK_MAX_AGE_S = 15 * 60
+_SALT = "chainlens-checkout-link"
 
 
 class CheckoutLinkInvalid(ValueError):
-    """The token is forged, malformed or older than `CHECKOUT_LINK_MAX_AGE_S`."""
+    """The link was tampered with, is malformed, or has expired."""
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=CHECKOUT_LINK_SALT)
+    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=_SALT)
 
 
-def make_checkout_link(settings: Settings, account_id: int) -> str:
-    """The absolute URL that starts Checkout for `account_id` (valid 30 minutes)."""
-    token = _serializer(settings).dumps({"account_id": account_id})
-    return str(settings.public_base_url).rstrip("/") + f"/api/payment/checkout-link/{token}"
+def checkout_link(settings: Settings, account_id: int, tier: TierName = "pro") -> str:
+    """A link that starts Checkout for `account_id` (valid 15 minutes)."""
+    token = _serializer(settings).dumps({"a": account_id, "t": tier})
+    return f"{str(settings.public_base_url).rstrip('/')}/api/payment/checkout-link/{token}"
 
 
-def read_checkout_token(settings: Settings, token: str, *,
-                        max_age_s: int = CHECKOUT_LINK_MAX_AGE_S) -> int:
-    """The account id a token names; `CheckoutLinkInvalid` when forged or expired."""
+def read_checkout_token(settings: Settings, token: str) -> tuple[int, TierName]:
+    """The (account id, tier) a checkout link was made for."""
     try:
-        data = _serializer(settings).loads(token, max_age=max_age_s)
+        data = _serializer(settings).loads(token, max_age=CHECKOUT_LINK_MAX_AGE_S)
     except SignatureExpired as exc:
-        raise CheckoutLinkInvalid(
-            "this upgrade link has expired; ask the bot for a new one") from exc
+        raise CheckoutLinkInvalid("this upgrade link has expired; ask the bot for a new one "
+                                  "(/upgrade)") from exc
     except BadSignature as exc:
         raise CheckoutLinkInvalid("this upgrade link is not valid") from exc
-    account_id = data.get("account_id") if isinstance(data, dict) else None
-    if not isinstance(account_id, int):
+    if not (isinstance(data, dict) and isinstance(data.get("a"), int)
+            and data.get("t") in ("pro", "enterprise")):
         raise CheckoutLinkInvalid("this upgrade link is not valid")
-    return account_id
+    return int(data["a"]), cast(TierName, data["t"])

@@ -156,7 +156,7 @@ async def test_research_defers_before_any_work_then_answers_with_embeds(bot: Bot
     assert [a["filename"] for a in message["attachments"]] == ["chart.png"]
     labels = [b.get("label") for b in buttons_of(message)]
     assert labels[:4] == ["Sentiment", "Tokenomics", "Team", "Chart"]
-    assert buttons_of(message)[0]["custom_id"] == "cl:sentiment:uniswap"
+    assert buttons_of(message)[0]["custom_id"] == "ask:sentiment:uniswap"
     account = await account_for_identity(bot.deps, IDENTITY)
     status = await quota_status(bot.deps, account)
     assert status.remaining == status.limit - 1  # charged once
@@ -220,7 +220,7 @@ async def test_upgrade_button_links_checkout_for_this_discord_account(bot: Bot) 
     assert "/api/payment/checkout-link/" in button["url"]
     token = button["url"].rsplit("/", 1)[1]
     account = await account_for_identity(bot.deps, IDENTITY)
-    assert read_checkout_token(bot.deps.settings, token) == account.id
+    assert read_checkout_token(bot.deps.settings, token) == (account.id, "pro")
 
 
 async def test_quota_refusal_is_ephemeral_with_upgrade_and_costs_nothing(bot: Bot) -> None:
@@ -237,7 +237,7 @@ async def test_quota_refusal_is_ephemeral_with_upgrade_and_costs_nothing(bot: Bo
     assert "/pricing" not in refusal["content"] and "button below" in refusal["content"]
     [button] = buttons_of(refusal)
     assert button["style"] == 5 and read_checkout_token(
-        bot.deps.settings, button["url"].rsplit("/", 1)[1]) == account.id
+        bot.deps.settings, button["url"].rsplit("/", 1)[1]) == (account.id, "pro")
     status = await quota_status(bot.deps, account)
     assert status.remaining == 0 and status.day_used == 5
 
@@ -260,7 +260,7 @@ async def test_follow_up_button_asks_a_new_charged_question(bot: Bot) -> None:
     research = bot.fake.slash("research", [{"name": "project", "type": 3, "value": "uniswap"}])
     await bot.dispatch(research)
     [answer] = bot.fake.messages_of(research)
-    press = bot.fake.press("cl:tokenomics:uniswap", answer)
+    press = bot.fake.press("ask:tokenomics:uniswap", answer)
     await bot.dispatch(press)
     state = bot.fake.state(press)
     assert state.response_type == 5  # a new "thinking" message, not an edit of the answer
@@ -419,8 +419,8 @@ async def test_did_you_mean_buttons_when_the_project_is_unknown(bot: Bot) -> Non
     await bot.dispatch(payload)
     [message] = bot.fake.messages_of(payload)
     buttons = {b["custom_id"]: b["label"] for b in buttons_of(message)}
-    assert buttons["cl:research:wrapped-bitcoin"] == "Wrapped Bitcoin (WBTC)"
-    assert all(custom_id.startswith("cl:research:") for custom_id in buttons)
+    assert buttons["research:wrapped-bitcoin"] == "Wrapped Bitcoin (WBTC)"
+    assert all(custom_id.startswith("research:") for custom_id in buttons)
     account = await account_for_identity(bot.deps, IDENTITY)
     status = await quota_status(bot.deps, account)
     assert status.remaining == status.limit  # no project, no analysis: not charged
@@ -496,7 +496,7 @@ async def test_chart_button_answers_with_the_price_chart(bot: Bot) -> None:
     research = bot.fake.slash("price", [{"name": "project", "type": 3, "value": "uniswap"}])
     await bot.dispatch(research)
     [answer] = bot.fake.messages_of(research)
-    press = bot.fake.press("cl:chart:uniswap", answer)
+    press = bot.fake.press("ask:chart:uniswap", answer)
     await bot.dispatch(press)
     [chart] = bot.fake.messages_of(press)
     assert [a["filename"] for a in chart["attachments"]] == ["chart.png"]

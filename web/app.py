@@ -14,9 +14,10 @@ from chainlens.settings import Settings
 from web.errors import COMMON_RESPONSES, install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import SecurityHeadersMiddleware
-from web.routes import analysis, checkout_link
+from web.routes import analysis
 from web.routes import billing as billing_routes
 from web.routes import account, chat, comprehensive, health, pages
+from web.routes import checkout_link
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -63,5 +64,5 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(analysis.router)
     app.include_router(comprehensive.router)
     billing_routes.install(app)
-    app.include_router(checkout_link.router)  # bots' signed Upgrade links
+    app.include_router(checkout_link.router)
     return app

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import discord
 
-from billing.checkout_link import make_checkout_link
+from billing.checkout_link import checkout_link
 from billing.quota import refund_request
 from bots.discord.layout import (
     CHART_FILENAME,
@@ -106,7 +106,7 @@ async def send_refusal(reply: InteractionReply, deps: Deps, refused: QuotaRefuse
     """The quota refusal, visible only to the asker, with an Upgrade button."""
     view = None
     if refused.decision.tier != "enterprise":
-        view = upgrade_view(make_checkout_link(deps.settings, refused.account.id))
+        view = upgrade_view(checkout_link(deps.settings, refused.account.id))
     # The deferred "thinking" response is public and the refusal must not be. A follow-up
     # straight after a deferral would only replace that response, keeping it public
     # (Discord ignores its ephemeral flag then); so end the loading state first, send the
@@ -130,7 +130,7 @@ def _upgrade_url(deps: Deps, granted: QuotaGranted | None) -> str | None:
     left_today = granted.decision.day_limit - granted.decision.day_used
     if left_today > UPGRADE_HINT_REMAINING:
         return None
-    return make_checkout_link(deps.settings, granted.account.id)
+    return checkout_link(deps.settings, granted.account.id)
 
 
 async def _chart(final: Any) -> bytes | None:

@@ -19,7 +19,7 @@ from discord import app_commands
 
 from agent import MAX_QUESTION_CHARS
 from billing.accounts import account_for_identity, create_link_code, redeem_link_code
-from billing.checkout_link import make_checkout_link
+from billing.checkout_link import checkout_link
 from billing.errors import InvalidIdentity, LinkCodeInvalid
 from billing.quota import quota_status
 from bots.discord.answer import answer_question, identity_of
@@ -34,12 +34,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The planner's words that pick exactly that tool (the same as the Telegram bot's).
 ASPECT_QUESTIONS: dict[str, str] = {
     "research": "Research {project}",
-    "price": "{project} price",
+    "price": "{project} price and market data",
     "sentiment": "{project} sentiment",
     "tokenomics": "{project} tokenomics",
-    "team": "is the {project} team legit?",
+    "team": "{project} team and developers",
     "chart": "{project} price chart",
 }
 
@@ -214,7 +215,7 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
         text = (f"Plan: **{account.tier}**. {status.remaining} of {status.limit} requests left "
                 f"today (resets 00:00 UTC).")
         if account.tier == "free":
-            view = upgrade_view(make_checkout_link(deps.settings, account.id))
+            view = upgrade_view(checkout_link(deps.settings, account.id))
             await reply_privately(interaction, text, view=view)
         else:
             await reply_privately(interaction, text)
@@ -231,8 +232,8 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
         pro = deps.settings.limits_for("pro")
         await reply_privately(
             interaction, f"Pro: {pro.daily} requests a day, {pro.minute} a minute. The button "
-            "opens a checkout for this Discord account (the link is valid for 30 minutes).",
-            view=upgrade_view(make_checkout_link(deps.settings, account.id)))
+            "opens a checkout for this Discord account (the link is valid for 15 minutes).",
+            view=upgrade_view(checkout_link(deps.settings, account.id)))
 
     @tree.command(name="link", description="Share one account across Telegram, Discord and the web")
     @app_commands.describe(code="A code from /link elsewhere (leave empty to get a code)")

@@ -2,7 +2,7 @@
 suggestions, and Upgrade (a link button to the account's signed Checkout link).
 
 Follow-up buttons are `DynamicItem`s: the question lives in the custom id
-(`cl:<aspect>:<coingecko id>`), so a button keeps working after a restart and nothing has to
+(`ask:<aspect>:<coingecko id>`, or `research:<id>` for a suggestion), so a button keeps working after a restart and nothing has to
 remember which view belongs to which message.
 """
 
@@ -21,7 +21,8 @@ FOLLOW_UPS: tuple[tuple[Aspect, str, str], ...] = (
     ("team", "Team", "👥"),
     ("chart", "Chart", "📈"),
 )
-_CUSTOM_ID = (r"cl:(?P<aspect>research|sentiment|tokenomics|team|chart)"
+# The same data as the Telegram bot's callback buttons: "ask:<aspect>:<id>", "research:<id>".
+_CUSTOM_ID = (r"(?:ask:(?P<aspect>sentiment|tokenomics|team|chart)|research)"
               r":(?P<project>[a-z0-9][a-z0-9._-]{0,80})")
 
 # Set by the client at start-up: what a pressed follow-up button runs (a new charged question).
@@ -35,7 +36,8 @@ class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_C
                  emoji: str | None = None) -> None:
         super().__init__(discord.ui.Button(
             label=label[:80], emoji=emoji, style=discord.ButtonStyle.secondary,
-            custom_id=f"cl:{aspect}:{project_id}"))
+            custom_id=(f"research:{project_id}" if aspect == "research"
+                       else f"ask:{aspect}:{project_id}")))
         self.aspect: Aspect = aspect
         self.project_id = project_id
 
@@ -43,7 +45,7 @@ class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_C
     async def from_custom_id(cls, interaction: discord.Interaction[Any],
                              item: discord.ui.Item[Any], match: re.Match[str], /
                              ) -> FollowUpButton:
-        aspect: Aspect = match["aspect"]  # type: ignore[assignment]
+        aspect: Aspect = match["aspect"] or "research"  # type: ignore[assignment]
         label = getattr(item, "label", None) or aspect.title()
         return cls(aspect, match["project"], label)
 
