@@ -2,8 +2,8 @@
 suggestions, and Upgrade (a link button to the account's signed Checkout link).
 
 Follow-up buttons are `DynamicItem`s: the question lives in the custom id
-(`ask:<aspect>:<coingecko id>`, or `research:<id>` for a suggestion), so a button keeps working after a restart and nothing has to
-remember which view belongs to which message.
+(`ask:<aspect>:<coingecko id>`, or `research:<id>` for a suggestion), so a button keeps
+working after a restart and nothing has to remember which view belongs to which message.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ FOLLOW_UPS: tuple[tuple[Aspect, str, str], ...] = (
 _CUSTOM_ID = (r"(?:ask:(?P<aspect>sentiment|tokenomics|team|chart)|research)"
               r":(?P<project>[a-z0-9][a-z0-9._-]{0,80})")
 
-# Set by the client at start-up: what a pressed follow-up button runs (a new charged question).
+# What a pressed button runs (a new charged question): `ChainLensDiscord.run_follow_up`.
 FollowUpRunner = Callable[[discord.Interaction[Any], Aspect, str], Awaitable[None]]
 
 
