@@ -260,8 +260,16 @@ async def test_follow_up_button_asks_a_new_charged_question(bot: Bot) -> None:
     research = bot.fake.slash("research", [{"name": "project", "type": 3, "value": "uniswap"}])
     await bot.dispatch(research)
     [answer] = bot.fake.messages_of(research)
+    answers_at_defer: list[int] = []
+
+    async def count_answers(call: Call) -> None:
+        answers_at_defer.append(await bot.deps.db.fetchval("SELECT count(*) FROM usage_logs"))
+
+    bot.fake.on_callback = count_answers
     press = bot.fake.press("ask:tokenomics:uniswap", answer)
     await bot.dispatch(press)
+    assert answers_at_defer == [1]  # acknowledged before the new question was worked on
+    assert await bot.deps.db.fetchval("SELECT count(*) FROM usage_logs") == 2
     state = bot.fake.state(press)
     assert state.response_type == 5  # a new "thinking" message, not an edit of the answer
     [follow_up] = bot.fake.messages_of(press)
@@ -428,16 +436,23 @@ async def test_did_you_mean_buttons_when_the_project_is_unknown(bot: Bot) -> Non
 
 # --- the channel sender (reports, alerts) and shared 429 holds ----------------------------
 
+async def held(bot: Bot, *, chat: str, sending: asyncio.Task[Any]) -> bool:
+    """Whether the shared limiter holds sends to `chat` while discord.py waits out a 429."""
+    while not sending.done():
+        if [c for c in bot.fake.calls if c.status == 429] and \
+                await bot.client.limiter.try_acquire("discord", chat=chat) > 0:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
 async def test_send_to_channel_passes_the_limiter_and_shares_a_global_429(bot: Bot) -> None:
     bot.fake.rate_limit_next("channel_message", retry_after=0.6, global_=True)
     embed = discord.Embed(title="Daily alpha", description="x" * 4000)
     sending = asyncio.create_task(send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID,
                                                   embeds=[embed]))
-    while not [c for c in bot.fake.calls if c.status == 429]:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
     # Every process now waits: the whole platform is on hold, whatever the channel.
-    assert await bot.client.limiter.try_acquire("discord", chat="123") > 0
+    assert await held(bot, chat="123", sending=sending)
     message = await sending
     [delivered] = bot.fake.channel_messages
     assert int(delivered["id"]) == message.id and delivered["embeds"][0]["title"] == "Daily alpha"
@@ -449,10 +464,7 @@ async def test_a_channel_429_holds_that_channel_only(bot: Bot) -> None:
     bot.fake.rate_limit_next("channel_message", retry_after=0.6)
     sending = asyncio.create_task(send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID,
                                                   content="hello"))
-    while not [c for c in bot.fake.calls if c.status == 429]:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
-    assert await bot.client.limiter.try_acquire("discord", chat=str(CHANNEL_ID)) > 0
+    assert await held(bot, chat=str(CHANNEL_ID), sending=sending)
     assert await bot.client.limiter.try_acquire("discord", chat="123") == 0
     await sending
     assert len(bot.fake.channel_messages) == 1
