@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str | None = None
     discord_bot_token: SecretStr | None = None
+    # Discord REST API base (default https://discord.com/api/v10): a proxy, or a local fake.
+    discord_api_base: str | None = None
     # Outgoing send limits shared by every process (chainlens/limiter.py): bucket ->
     # [limit, window seconds]. Buckets: telegram, telegram_private, telegram_group, discord,
     # discord_channel, email. Unlisted buckets keep their defaults.

@@ -17,6 +17,7 @@ from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware, WidgetCORSMiddleware
 from web.routes import account, analysis, charts, chat, comprehensive, health, history, pages
 from web.routes import billing as billing_routes
+from web.routes import checkout_link
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -68,4 +69,5 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(analysis.router)
     app.include_router(comprehensive.router)
     billing_routes.install(app)
+    app.include_router(checkout_link.router)
     return app
