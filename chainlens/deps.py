@@ -155,8 +155,10 @@ async def open_deps(
         finally:
             # Quota counts this process still holds in memory go to PostgreSQL before closing.
             from billing.quota import flush_pending
+            from billing.usage import flush_usage
 
             await flush_pending(deps)
+            await flush_usage(deps)  # usage records kept through a PostgreSQL outage
 
 
 def _build_llm_router(settings: Settings) -> Router | None:
