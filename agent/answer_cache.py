@@ -24,6 +24,7 @@ ANSWER_TTL_S = 300
 class CachedAnswer(BaseModel):
     body: str  # header + model text, checked; the footer is rendered fresh (ages change)
     model: str
+    cited: list[tuple[str, str]] = []  # (article url, publisher) listed in the footer
 
 
 def answer_key(deps: Deps, *, plan: Plan, project_id: str, results: Mapping[str, ToolResult],
