@@ -54,6 +54,7 @@ _HEADING = re.compile(r"^\s*(?:#+\s|\*\*[^*]+\*\*\s*$)")
 
 # --- what injected text tends to make a model write ---------------------------------------------
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 _LEAD = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+)?(?:\*\*[^*]+\*\*\s*)?")  # bullet, heading
 _PROMISE = re.compile(
     r"\bguarantee(?:d|s)?\b|\brisk[\s-]?free\b|\b(?:can(?:no|')t|cannot|won't)\s+lose\b"
@@ -200,6 +201,7 @@ class AnswerGuard:
         """The line without its injected sentences; None when nothing of substance is left."""
         parts = _SENTENCE.split(line)
         kept: list[str] = []
+        dropped = 0
         for i, part in enumerate(parts):
             lead = _LEAD.match(part)
             prefix = lead.group(0) if lead else ""
@@ -208,12 +210,13 @@ class AnswerGuard:
                 kept.append(part)
                 continue
             self.dropped_sentences.append((reason, part))
+            dropped += 1
             if i == 0 and prefix.strip():
                 kept.append(prefix.rstrip())  # keep the bullet or the section heading
-        text = " ".join(kept)
-        if len(kept) == len(parts):
+        if not dropped:
             return line
-        return text if _LEAD.sub("", text).strip() else None
+        text = " ".join(kept)
+        return text if _BULLET.sub("", text).strip() else None
 
     def _injected(self, sentence: str, whole: str) -> str | None:
         """Why this sentence must go (None: it may stay)."""
