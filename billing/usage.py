@@ -83,6 +83,7 @@ class _GroupWriter:
     task: asyncio.Task[None] | None = None
     deferred: list[UsageRecord] = field(default_factory=list)  # waiting for PostgreSQL
     retry_task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # try now (shutdown)
 
     async def write(self, record: UsageRecord) -> None:
         if self.deferred:  # an outage is on: join the records waiting for PostgreSQL
@@ -135,7 +136,10 @@ class _GroupWriter:
     async def _write_deferred(self) -> None:
         wait, written = DEFERRED_RETRY_S[0], 0
         while self.deferred:
-            await asyncio.sleep(wait)
+            try:
+                await asyncio.wait_for(self.wake.wait(), wait)
+            except TimeoutError:
+                pass
             batch = self.deferred[:MAX_BATCH]
             try:
                 await _write_batch(self.pool, batch)
@@ -154,6 +158,7 @@ class _GroupWriter:
     async def flush_deferred(self, timeout_s: float) -> int:
         task = self.retry_task
         if task is not None and not task.done():
+            self.wake.set()  # no more backing off: keep trying until the time is up
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout_s)
             except TimeoutError:
