@@ -5,8 +5,9 @@ memory, single-flight locks). When it cannot be reached, a read through `attempt
 and a write is skipped; the answer goes on from PostgreSQL snapshots and the live sources.
 
 One WARNING per outage, not one per call, and one INFO when Redis answers again. After a
-failure, calls are skipped for `BREAKER_S` so a dead or hung Redis does not cost every
-request a connection attempt (or a timeout). Quotas do not use this: they fall back to
+failure every call is skipped until a background PING (one at a time, at most every
+`BREAKER_S`) gets an answer, so a dead or hung Redis costs only the request that found it
+gone a connection attempt (or a timeout). Quotas do not use this: they fall back to
 PostgreSQL exactly (`billing.quota`).
 """
 
@@ -34,8 +35,9 @@ BREAKER_S = 2.0
 @dataclass
 class _Health:
     down_since: float | None = None  # monotonic time of the first failure of this outage
-    skip_until: float = 0.0
+    skip_until: float = 0.0  # no probe before this
     skipped: int = 0  # calls not made during this outage
+    probe: asyncio.Task[None] | None = None
 
 
 _health: weakref.WeakKeyDictionary[Redis, _Health] = weakref.WeakKeyDictionary()
@@ -49,9 +51,22 @@ def _of(redis: Redis) -> _Health:
 
 
 def usable(redis: Redis) -> bool:
-    """False while the breaker is open after a recent failure."""
+    """False during an outage (and starts the background probe that will end it)."""
     health = _health.get(redis)
-    return health is None or time.monotonic() >= health.skip_until
+    if health is None or health.down_since is None:
+        return True
+    if time.monotonic() >= health.skip_until and (health.probe is None or health.probe.done()):
+        health.probe = asyncio.get_running_loop().create_task(_probe(redis, health))
+    return False
+
+
+async def _probe(redis: Redis, health: _Health) -> None:
+    try:
+        await redis.ping()  # type: ignore[misc]
+    except REDIS_ERRORS:
+        health.skip_until = time.monotonic() + BREAKER_S
+        return
+    mark_ok(redis)
 
 
 def mark_failed(redis: Redis, what: str, exc: BaseException) -> None:

@@ -120,3 +120,32 @@ async def test_postgres_down_is_503_with_retry_after_and_charges_only_answers(
     assert pro_status.limit - pro_status.remaining == 2  # charged = answered
     other_status = await quota_status(deps, await account_for_identity(deps, "web:q@example.com"))
     assert other_status.remaining == other_status.limit  # refused with 503: not charged
+
+
+async def test_quota_counts_in_redis_when_postgres_dies_right_after_a_redis_outage(
+        own_pg: KillablePostgres, tmp_path: Path) -> None:
+    """The quota's Redis breaker is still open when PostgreSQL dies: the request is counted
+    in Redis (back already), not admitted uncounted."""
+    from billing.quota import consume_request
+    from tests.killable import KillableRedis, redis_server_binary
+
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed")
+    redis = KillableRedis(tmp_path / "redis")
+    redis.start()
+    settings = make_test_settings(own_pg.url, redis.url, tmp_path / "data")
+    try:
+        async with open_deps(settings) as deps:
+            account = await set_base_tier(
+                deps, (await account_for_identity(deps, "web:r@example.com")).id, "pro")
+            assert (await consume_request(deps, account)).backend == "redis"
+            redis.kill()
+            own_pg.kill()
+            # both down: a paid request is admitted uncounted (by design); the breaker opens
+            assert (await consume_request(deps, account)).backend == "none"
+            redis.start()  # back within the breaker's 2 s
+            decision = await consume_request(deps, account)
+            assert decision.allowed and decision.backend == "redis"
+            await asyncio.to_thread(own_pg.restart)
+    finally:
+        redis.close()

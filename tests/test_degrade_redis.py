@@ -149,3 +149,31 @@ async def test_best_effort_skips_calls_while_the_breaker_is_open(
         assert await remembered_project(redis_deps, "c") is None
     assert len([r for r in caplog.records if r.name == "chainlens.best_effort"]) == 1
     assert not best_effort.usable(redis) and best_effort.in_outage(redis)
+
+
+async def test_a_hung_redis_costs_a_request_seconds_not_minutes(
+        client: httpx.AsyncClient, own_redis: KillableRedis) -> None:
+    """SIGSTOP: connections hang instead of failing. Short Redis timeouts and the breakers
+    bound what the first request pays; the ones right after skip Redis."""
+    import os
+    import signal
+    import time
+
+    assert (await client.post("/api/chat/query", json={"message": "Research Uniswap"})).status_code == 200
+    os.kill(own_redis.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        first = await client.post("/api/chat/query", json={"message": "Research Uniswap"})
+        first_s = time.monotonic() - started
+        started = time.monotonic()
+        second = await client.post("/api/chat/query", json={"message": "Uniswap team"})
+        second_s = time.monotonic() - started
+    finally:
+        os.kill(own_redis.pid, signal.SIGCONT)
+    assert first.status_code == second.status_code == 200
+    assert_real_answer(first.json()["response"], "Uniswap (UNI)")
+    # old timeouts (5 s per Redis call, several calls per answer) took 15 s and more; the
+    # first request pays the quota's and the caches' timeout once each, the next only the
+    # quota's re-probe (the caches wait for a background PING)
+    assert first_s < 10, first_s
+    assert second_s < first_s, (first_s, second_s)
