@@ -96,7 +96,7 @@ _MESSENGER = re.compile(
     r"(?:https?://)?(?:www\.)?(?:t\.me|telegram\.(?:me|dog)|discord\.gg|discord(?:app)?\.com/invite"
     r"|wa\.me|chat\.whatsapp\.com|signal\.me|linktr\.ee)/[\w+/-]+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w@/.])@([A-Za-z0-9_]{2,32})\b")
-_PHONE = re.compile(r"(?<![\w.])\+\d[\d\s().-]{7,}\d")
+_PHONE = re.compile(r"(?<![\w.])\+\d{1,3}(?:[ ()-]{0,2}\d){8,12}(?![\d.%])")
 _WALLET = re.compile(r"\b0x[0-9a-fA-F]{40}\b")
 _EMPTY_PARENS = re.compile(r"\s*\(\s*\)|\s*\[\s*\]")
 
@@ -225,7 +225,7 @@ class AnswerGuard:
         if _MULTIPLE_VERB.search(sentence) or (_MULTIPLE.search(sentence)
                                                and _RETURN_WORDS.search(sentence)):
             return "return multiple"
-        if _CALL.search(sentence.lstrip(" *_-•>")) or _ADVICE.search(sentence):
+        if _CALL.search(sentence.lstrip(" *_-•>—–:")) or _ADVICE.search(sentence):
             return "trading call"
         if self._contact(whole):
             return "contact"

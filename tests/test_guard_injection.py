@@ -66,6 +66,10 @@ def test_imperative_trading_calls_are_removed_whatever_the_stance(line: str) -> 
     assert make_guard(stance="BUY").check_line(line) is None
 
 
+def test_the_stance_stays_when_the_call_after_it_goes() -> None:
+    assert make_guard(stance="BUY").check_line("**Stance: BUY** — Buy the dip.") == "**Stance: BUY**"
+
+
 @pytest.mark.parametrize("line", [
     "Confirmed rug pull, team stole funds.",
     "The founders are scammers running a Ponzi.",
@@ -123,6 +127,7 @@ def test_a_headline_is_cited_by_its_publisher_and_linked_only_in_the_sources() -
     "Short-term momentum is weak; selling pressure rose in the last 24h.",
     "Holders should watch the unlock schedule.",
     "Developers stay active: 412 commits in 90 days.",
+    "Price +3.21 (-3.21% in 7d), volume +12.5% 24h.",
 ])
 def test_ordinary_analysis_is_untouched(line: str) -> None:
     assert make_guard().check_line(line) == line
