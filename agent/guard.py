@@ -68,7 +68,8 @@ _RETURN_WORDS = re.compile(
     r"\b(?:upside|gains?|returns?|profits?|potential|pump\w*|rall\w+|from\s+here|targets?)\b",
     re.IGNORECASE)
 _MULTIPLE_VERB = re.compile(  # "could 10x", "set to 100x"
-    r"\b(?:could|will|can|might|may|to|gonna)\s+(?:easily\s+)?\d+(?:\.\d+)?\s?x\b", re.IGNORECASE)
+    r"\b(?:could|will|can|might|may|gonna|(?:set|poised|going|ready|about)\s+to)\s+(?:easily\s+)?"
+    r"\d+(?:\.\d+)?\s?x\b", re.IGNORECASE)
 _CALL = re.compile(
     r"^(?:(?:you|everyone|investors|holders|traders)\s+)?(?:should\s+|must\s+|need\s+to\s+|"
     r"have\s+to\s+|better\s+)?(?:buy|sell|short|ape|load\s+up|accumulate|dump|go\s+all[\s-]in"
@@ -205,7 +206,7 @@ class AnswerGuard:
         for i, part in enumerate(parts):
             lead = _LEAD.match(part)
             prefix = lead.group(0) if lead else ""
-            reason = self._injected(part[len(prefix):], part)
+            reason = self._injected(part[len(prefix):], with_lead=part)
             if reason is None:
                 kept.append(part)
                 continue
@@ -218,7 +219,7 @@ class AnswerGuard:
         text = " ".join(kept)
         return text if _BULLET.sub("", text).strip() else None
 
-    def _injected(self, sentence: str, whole: str) -> str | None:
+    def _injected(self, sentence: str, *, with_lead: str) -> str | None:
         """Why this sentence must go (None: it may stay)."""
         if _PROMISE.search(sentence):
             return "promise"
@@ -227,7 +228,7 @@ class AnswerGuard:
             return "return multiple"
         if _CALL.search(sentence.lstrip(" *_-•>—–:")) or _ADVICE.search(sentence):
             return "trading call"
-        if self._contact(whole):
+        if self._contact(with_lead):
             return "contact"
         for key, pattern in _ACCUSATIONS.items():
             if pattern.search(sentence) and not self._supported(pattern):

@@ -42,6 +42,7 @@ def make_guard(*, stance: str = "BUY", findings: tuple[str, ...] = ()) -> Answer
 @pytest.mark.parametrize("line", [
     "1000x upside guaranteed.",
     "UNI could easily 10x from here.",
+    "UNI is set to 50x.",
     "A 100-bagger in the making.",
     "Returns are risk-free this cycle.",
     "You can't lose with UNI.",
@@ -128,6 +129,7 @@ def test_a_headline_is_cited_by_its_publisher_and_linked_only_in_the_sources() -
     "Holders should watch the unlock schedule.",
     "Developers stay active: 412 commits in 90 days.",
     "Price +3.21 (-3.21% in 7d), volume +12.5% 24h.",
+    "Daily volume grew to 2x its 30-day average.",
 ])
 def test_ordinary_analysis_is_untouched(line: str) -> None:
     assert make_guard().check_line(line) == line
