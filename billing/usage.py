@@ -163,6 +163,7 @@ class _GroupWriter:
                 await asyncio.wait_for(asyncio.shield(task), timeout_s)
             except TimeoutError:
                 pass
+            self.wake.clear()  # still down: back to backing off
         if self.deferred:
             log.error("usage: %d records still waiting for PostgreSQL: %s", len(self.deferred),
                       ", ".join(str(r.request_id) for r in self.deferred[:20]))
