@@ -10,6 +10,7 @@ gone where it is not optional) is a 503 with `Retry-After` and the dependency na
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from typing import Any
 
@@ -90,6 +91,23 @@ def unavailable_dependency(exc: BaseException) -> str | None:
     return None
 
 
+_LOG_EVERY_S = 10.0
+_unavailable_log: dict[str, tuple[float, int]] = {}  # dependency -> (last logged, 503s since)
+
+
+def _log_unavailable(dependency: str, request: Request, exc: BaseException) -> None:
+    """One warning per dependency every few seconds during an outage, not one per request."""
+    now = time.monotonic()
+    last, since = _unavailable_log.get(dependency, (float("-inf"), 0))
+    if now - last < _LOG_EVERY_S:
+        _unavailable_log[dependency] = (last, since + 1)
+        return
+    _unavailable_log[dependency] = (now, 0)
+    log.warning("%s unavailable (%s on %s %s); answering 503%s", dependency,
+                type(exc).__name__, request.method, request.url.path,
+                f" ({since} more since the last warning)" if since else "")
+
+
 def unavailable_response(dependency: str) -> JSONResponse:
     """503 in the common shape: which dependency, and when to try again."""
     return error_response(
@@ -135,8 +153,7 @@ def install_error_handlers(app: FastAPI) -> None:
         dependency = unavailable_dependency(exc)
         if dependency is None:
             return _internal(request, exc)
-        log.warning("%s unavailable on %s %s: %s", dependency, request.method, request.url.path,
-                    type(exc).__name__)
+        _log_unavailable(dependency, request, exc)
         return unavailable_response(dependency)
 
     # Registered by class so they answer inside the app (a bare `Exception` handler runs in
