@@ -1,7 +1,7 @@
 """What an unreachable PostgreSQL looks like to asyncpg, in one place.
 
-Used by the web edge (a 503 with Retry-After instead of a 500) and by the usage writer
-(keep the record and write it when the server is back).
+Used by the web edge (a 503 with Retry-After instead of a 500), the usage writer (keep the
+record and write it when the server is back) and the analysis cache (answer without history).
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ POSTGRES_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError, asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError, asyncpg.exceptions.InternalClientError)
+
+
+# Anything a statement can fail with, the server's refusals included: for work that is optional
+# (a snapshot read or write) and must not cost the answer.
+POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+    OSError, TimeoutError)
 
 
 def postgres_down(exc: BaseException) -> bool:

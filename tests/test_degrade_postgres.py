@@ -105,6 +105,9 @@ async def test_postgres_down_is_503_with_retry_after_and_charges_only_answers(
         answered = await api.post("/api/chat/query", json={"message": "Research Bitcoin"})
         assert answered.status_code == 200, answered.text
         assert "## Bitcoin (BTC)" in answered.json()["response"]
+        # from the live sources: no snapshot history to read or write, nothing lost for it
+        assert {"CoinGecko", "GitHub"} <= {s["source"] for s in answered.json()["sources"]}
+        assert "unavailable" not in answered.json()["response"]
 
         await asyncio.to_thread(own_pg.restart)
         assert await flush_usage(deps, timeout_s=30) == 0

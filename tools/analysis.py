@@ -9,9 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import asyncpg
-
 from chainlens.deps import Deps
+from chainlens.outages import POSTGRES_ERRORS
 from tools import cache
 from tools.collect import ToolRun
 from tools.onchain import run_onchain
@@ -73,7 +72,7 @@ async def _snapshot(deps: Deps, tool: ToolName,
                     project: Project) -> tuple[ToolResult, float] | None:
     try:
         found = await cache.latest_snapshot(deps, tool, project.id)
-    except (asyncpg.PostgresError, OSError) as exc:
+    except POSTGRES_ERRORS as exc:
         log.warning("snapshot history unavailable: %s", exc)
         return None
     return None if found is None else (found[0], cache.age_seconds(found[1]))
@@ -119,7 +118,7 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
     partial = set(run.called) - run.ok != set()
     try:
         await cache.save_snapshot(deps, result)
-    except (asyncpg.PostgresError, OSError) as exc:
+    except POSTGRES_ERRORS as exc:
         log.warning("could not save snapshot %s/%s: %s", tool, project.id, exc)
     if tool == "onchain":
         await cache.remember_volatility(deps, project.id, getattr(result, "volatility_annual", None))
