@@ -152,3 +152,19 @@ async def test_quota_counts_in_redis_when_postgres_dies_right_after_a_redis_outa
             await asyncio.to_thread(own_pg.restart)
     finally:
         redis.close()
+
+
+async def test_only_unreachable_dependencies_become_503(deps: Deps) -> None:
+    """A statement timeout is the database being unavailable; a bad argument is our bug."""
+    import asyncpg
+
+    from web.errors import unavailable_dependency
+
+    with pytest.raises(TimeoutError) as timeout:
+        await deps.db.fetchval("SELECT pg_sleep(2)", timeout=0.05)
+    assert unavailable_dependency(timeout.value) == "database"
+    with pytest.raises(asyncpg.DataError) as bad_argument:
+        await deps.db.fetchval("SELECT $1::int", "not a number")
+    assert unavailable_dependency(bad_argument.value) is None
+    assert unavailable_dependency(FileNotFoundError("static/x")) is None
+    assert unavailable_dependency(ConnectionRefusedError(111, "refused")) is None  # not ours to say
