@@ -228,7 +228,8 @@ async def _decide_request(deps: Deps, account: Account, client_ip: str | None,
                           mode: str) -> QuotaDecision:
     now = time.time()
     plan = store.Plan.at(_buckets(deps, account, client_ip), now)
-    if store.redis_usable(deps.redis):
+    tried_redis = store.redis_usable(deps.redis)
+    if tried_redis:
         try:
             return await _via_redis(deps, account, plan, now, mode)
         except store.REDIS_DOWN_ERRORS as exc:
@@ -238,6 +239,13 @@ async def _decide_request(deps: Deps, account: Account, client_ip: str | None,
     try:
         return await _via_postgres(deps, account, plan, now, mode)
     except _PG_DOWN_ERRORS as exc:
+        if not tried_redis:
+            # The breaker skipped Redis, but PostgreSQL is down too: Redis may be back by now,
+            # and a request it can count must not go uncounted.
+            try:
+                return await _via_redis(deps, account, plan, now, mode)
+            except store.REDIS_DOWN_ERRORS:
+                store.mark_redis_down(deps.redis)
         if account.tier == "free":
             raise QuotaUnavailable("quota store unavailable") from exc
         log.error("quota: Redis and PostgreSQL unavailable; admitting %s request", account.tier)

@@ -225,7 +225,8 @@ class Mirror:
             refunds, self.refunds = self.refunds, []
             try:
                 await self._write(highs, refunds)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError,
+                    asyncpg.exceptions.InternalClientError) as exc:  # the last: server died mid-call
                 # Redis still holds these counts; only a simultaneous Redis loss would miss them.
                 log.warning("quota mirror write failed (%s rows): %s", len(highs), type(exc).__name__)
 
