@@ -195,17 +195,7 @@ async def _via_postgres(deps: Deps, account: Account, plan: store.Plan, now: flo
     refused_at: tuple[str, str] | None = None
     async with deps.db.acquire() as conn:
         if mode == "consume":
-            tx = conn.transaction()
-            await tx.start()
-            try:
-                refused_at = await store.ledger_consume(conn, plan)
-            except BaseException:
-                await tx.rollback()
-                raise
-            if refused_at is None:
-                await tx.commit()
-            else:
-                await tx.rollback()
+            refused_at = await store.ledger_consume_committed(conn, plan)
         raw = await store.ledger_counts(conn, plan.ledger_rows())
     if mode == "consume":
         store.dirty_buckets(deps).update(b.name for b in plan.buckets)
