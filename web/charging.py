@@ -10,6 +10,7 @@ from fastapi import Request, Response
 
 from billing.quota import QuotaDecision, refund_request
 from chainlens.deps import Deps
+from chainlens.shield import finish_shielded
 from web.auth import Caller, consume_web_request, rate_limit_headers
 from web.errors import ApiError
 
@@ -33,5 +34,6 @@ async def charged(request: Request, response: Response,
     try:
         yield decision
     except BaseException:
-        await refund_request(deps, caller.account, decision)
+        # Also when the client left: the refund must outlive the cancellation.
+        await finish_shielded(refund_request(deps, caller.account, decision))
         raise

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -188,33 +189,38 @@ async def _event_stream(deps: Deps, turn: ChatTurn, account: Any,
                          "remaining": decision.remaining,
                          "reset_at": decision.reset_at.isoformat()})
     try:
-        async for event in answer_admitted(deps, turn, account, decision):
-            if event.type == "plan":
-                project = event.project
-                yield _sse("plan", {
-                    "project": ({"id": project.id, "symbol": project.symbol, "name": project.name,
-                                 "display": project.display} if project else None),
-                    "suggestions": [{"id": p.id, "display": p.display} for p in event.suggestions],
-                    "tools": list(event.plan.tools), "router": event.plan.router})
-            elif event.type == "tool_started":
-                yield _sse("tool", {"tool": event.tool, "status": "started"})
-            elif event.type == "tool_finished":
-                yield _sse("tool", {"tool": event.tool, "status": "finished", "ok": event.ok,
-                                    "cache": event.cache, "stale": event.stale})
-            elif event.type == "text":
-                yield _sse("text", {"chunk": event.text})
-            elif event.type == "error":
-                yield _sse("error", {"code": event.code, "message": event.message})
-            elif event.type == "final":
-                yield _sse("final", _final_payload(event, decision, turn.conversation_id or "",
-                                                   not event.plan.tools))
+        async with aclosing(answer_admitted(deps, turn, account, decision)) as events:
+            async for event in events:
+                yield _sse_event(event, decision, turn)
     except asyncio.CancelledError:
         log.info("chat stream cancelled: the client left")
         raise
     except Exception:
         log.exception("chat stream failed")
         yield _sse("error", {"code": "internal_error",
-                             "message": "Something went wrong on our side; your request was refunded."})
+                             "message": "Something went wrong on our side. A request that "
+                                        "delivered no answer is not charged."})
+
+
+def _sse_event(event: Any, decision: QuotaDecision, turn: ChatTurn) -> bytes:
+    if event.type == "plan":
+        project = event.project
+        return _sse("plan", {
+            "project": ({"id": project.id, "symbol": project.symbol, "name": project.name,
+                         "display": project.display} if project else None),
+            "suggestions": [{"id": p.id, "display": p.display} for p in event.suggestions],
+            "tools": list(event.plan.tools), "router": event.plan.router})
+    if event.type == "tool_started":
+        return _sse("tool", {"tool": event.tool, "status": "started"})
+    if event.type == "tool_finished":
+        return _sse("tool", {"tool": event.tool, "status": "finished", "ok": event.ok,
+                             "cache": event.cache, "stale": event.stale})
+    if event.type == "text":
+        return _sse("text", {"chunk": event.text})
+    if event.type == "error":
+        return _sse("error", {"code": event.code, "message": event.message})
+    return _sse("final", _final_payload(event, decision, turn.conversation_id or "",
+                                        not event.plan.tools))
 
 
 @router.post("/api/chat/stream", responses={
