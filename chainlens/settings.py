@@ -6,6 +6,7 @@ line per bad variable (never echoing its value, which may be a secret).
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -81,6 +82,8 @@ class Settings(BaseSettings):
     # tier change in the same process applies at once, in another process within this time.
     api_key_cache_s: float = Field(default=2.0, ge=0, le=60)
     cors_origins: CsvList = Field(default_factory=list)
+    # Proxies whose X-Forwarded-For names the client (IPs or CIDRs); nobody else's is read.
+    forwarded_allow_ips: CsvList = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     # LLM (LiteLLM Router). Empty model list = deterministic writer only.
     llm_models: CsvList = Field(default_factory=list)
@@ -114,6 +117,16 @@ class Settings(BaseSettings):
     tier_limits: dict[TierName, TierLimits] = Field(
         default_factory=lambda: dict(DEFAULT_TIER_LIMITS)
     )
+    # Free requests per client network (an IPv4 address or an IPv6 /64) shared by every free
+    # web/API caller there: larger than one visitor's allowance, so offices and mobile
+    # carriers are not locked out, small enough that new cookies or aliases gain little.
+    free_ip_daily: PositiveInt = 30
+    free_ip_minute: PositiveInt = 10
+    # New anonymous accounts one client network may create per UTC day.
+    anon_accounts_per_ip_daily: PositiveInt = 30
+    # Sign-in e-mails per client network and for the whole service, per UTC day.
+    magic_links_per_ip_daily: PositiveInt = 10
+    magic_links_daily: PositiveInt = 1000
 
     # data sources (every base URL replaceable: Pro endpoint, proxy or local recording)
     coingecko_api_key: SecretStr | None = None
@@ -127,7 +140,8 @@ class Settings(BaseSettings):
     news_feeds: CsvList = Field(default_factory=lambda: list(DEFAULT_NEWS_FEEDS))
     http_timeout_s: float = 10.0
 
-    @field_validator("llm_models", "cors_origins", "news_feeds", mode="before")
+    @field_validator("llm_models", "cors_origins", "news_feeds", "forwarded_allow_ips",
+                     mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -145,6 +159,16 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value or None
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR: {item[:80]}") from None
+        return value
 
     @field_validator("news_feeds")
     @classmethod

@@ -13,17 +13,29 @@ from pydantic import BaseModel, Field
 
 from billing.accounts import identities_of
 from billing.payments import subscription_summary
-from billing.quota import quota_status
+from billing.errors import QuotaUnavailable
+from billing.quota import QuotaDecision, consume_limits, quota_status
+from billing.quota_store import Bucket
 from billing.usage import monthly_cost
 from chainlens.deps import Deps
 from chainlens.mailer import EmailFailed, EmailNotConfigured, send_email
-from web.auth import Caller, client_ip, current_caller, set_session_cookie, sign_in_email
+from web.auth import (
+    Caller,
+    client_ip,
+    current_caller,
+    quota_ip,
+    rate_limit_headers,
+    set_session_cookie,
+    sign_in_email,
+)
 from web.errors import ApiError, ErrorResponse
 from web.routes.pages import STATIC_DIR
 
 router = APIRouter(tags=["account"])
 MAGIC_LINK_TTL = timedelta(minutes=15)
-_LINKS_PER_HOUR = 5
+_LINKS_PER_HOUR = 5          # per address
+_LINKS_PER_IP_MINUTE = 3     # bursts; the daily allowances are settings
+_LINKS_PER_MINUTE = 100
 
 
 class AccountOut(BaseModel):
@@ -59,8 +71,7 @@ async def account_data(request: Request, caller: Caller = Depends(current_caller
     """Tier, today's usage, linked channels and subscription of the caller's account."""
     deps = _deps(request)
     account = caller.account
-    status = await quota_status(deps, account,
-                                client_ip=client_ip(request) if caller.anonymous else None)
+    status = await quota_status(deps, account, client_ip=quota_ip(request, caller))
     subscription = await subscription_summary(deps, account)
     return AccountOut(
         tier=account.tier, anonymous=caller.anonymous,
@@ -84,6 +95,7 @@ async def request_magic_link(body: MagicLinkRequest, request: Request) -> MagicL
     if recent >= _LINKS_PER_HOUR:
         raise ApiError(429, "too_many_links", "Too many sign-in links for this address; "
                        "please use the newest one or try again in an hour.")
+    await _consume_link_allowance(request)
     token = secrets.token_urlsafe(32)
     await deps.db.execute(
         "INSERT INTO magic_links (token_hash, email, expires_at) VALUES ($1, $2, now() + $3)",
@@ -101,6 +113,26 @@ async def request_magic_link(body: MagicLinkRequest, request: Request) -> MagicL
     except EmailFailed:
         raise ApiError(503, "email_failed", "We could not send the email; please try again.") from None
     return MagicLinkSent(sent=True)
+
+
+async def _consume_link_allowance(request: Request) -> QuotaDecision:
+    """One sign-in e-mail from this client network and from the service's daily total."""
+    deps = _deps(request)
+    settings = deps.settings
+    per_ip, total = settings.magic_links_per_ip_daily, settings.magic_links_daily
+    try:
+        decision = await consume_limits(
+            deps,
+            Bucket(f"magic-ip:{client_ip(request)}", min(per_ip, _LINKS_PER_IP_MINUTE), per_ip),
+            Bucket("magic-all", min(total, _LINKS_PER_MINUTE), total))
+    except QuotaUnavailable:
+        raise ApiError(503, "email_unavailable",
+                       "Sign-in e-mails are paused for a moment; please try again.") from None
+    if not decision.allowed:
+        raise ApiError(429, "too_many_links",
+                       "Too many sign-in links were requested from here; please try again "
+                       "later.", headers=rate_limit_headers(decision))
+    return decision
 
 
 @router.get("/auth/verify", include_in_schema=False)

@@ -21,11 +21,10 @@ from pydantic import BaseModel, Field
 
 from agent import MAX_QUESTION_CHARS
 from agent.events import FinalEvent
-from billing.errors import QuotaUnavailable
 from billing.quota import QuotaDecision, quota_status
-from chainlens.chat import ChatTurn, MessageTooLong, admit, answer_admitted, check_message
+from chainlens.chat import ChatTurn, MessageTooLong, answer_admitted, check_message
 from chainlens.deps import Deps
-from web.auth import Caller, client_ip, current_caller, rate_limit_headers
+from web.auth import Caller, admit_web_request, current_caller, quota_ip, rate_limit_headers
 from web.errors import ApiError, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -99,22 +98,12 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
     except MessageTooLong as exc:
         raise ApiError(413, "message_too_long", str(exc),
                        details={"limit": MAX_QUESTION_CHARS, "length": exc.length}) from None
+    caller, decision = await admit_web_request(request, caller)
+    response_headers.update(rate_limit_headers(decision))
     turn = ChatTurn(identity=caller.identity, channel="api" if caller.via == "api_key" else "web",
                     text=body.message, conversation_id=_conversation_id(caller, body),
-                    client_ip=client_ip(request) if caller.anonymous else None)
-    try:
-        account, decision = await admit(_deps(request), turn, account=caller.account)
-    except QuotaUnavailable:
-        raise ApiError(503, "quota_unavailable",
-                       "We cannot check your quota right now. Please try again shortly.") from None
-    headers = rate_limit_headers(decision)
-    response_headers.update(headers)
-    if not decision.allowed:
-        raise ApiError(429, "quota_exceeded", decision.refusal_message(), headers=headers,
-                       details={"limit": decision.limit, "window": decision.window,
-                                "upgrade_url": decision.upgrade_url,
-                                "reset_at": decision.reset_at.isoformat()})
-    return turn, account, decision
+                    client_ip=quota_ip(request, caller))
+    return turn, caller.account, decision
 
 
 def _chart_url(final: FinalEvent) -> str | None:
@@ -150,9 +139,10 @@ async def chat_query(body: ChatRequest, request: Request, response: Response,
     turn, account, decision = await _admitted(request, caller, body, headers)
     response.headers.update(headers)
     final: FinalEvent | None = None
-    async for event in answer_admitted(deps, turn, account, decision):
-        if event.type == "final":
-            final = event
+    async with aclosing(answer_admitted(deps, turn, account, decision)) as events:
+        async for event in events:
+            if event.type == "final":
+                final = event
     if final is None:
         raise ApiError(503, "answer_failed", "No answer could be built. Your request was refunded.")
     return _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
@@ -240,7 +230,7 @@ async def chat_stream(body: ChatRequest, request: Request,
 async def chat_quota(request: Request, caller: Caller = Depends(current_caller)) -> QuotaOut:
     """Requests left today for the caller (what the widget shows)."""
     status = await quota_status(_deps(request), caller.account,
-                                client_ip=client_ip(request) if caller.anonymous else None)
+                                client_ip=quota_ip(request, caller))
     return QuotaOut(tier=status.tier, limit=status.limit, remaining=status.remaining,
                     reset_at=status.reset_at.isoformat())
 
