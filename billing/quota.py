@@ -135,8 +135,7 @@ def _decide(deps: Deps, tier: TierName, plan: store.Plan, now: float, *, allowed
     """Build the decision from (minute, day) counts per bucket."""
     url = upgrade_url(deps)
     tightest = min(plan.buckets, key=lambda b: b.day_limit - counts[b.name][1])
-    day = {"day_used": min(counts[tightest.name][1], tightest.day_limit),
-           "day_limit": tightest.day_limit}
+    day_used, day_limit = min(counts[tightest.name][1], tightest.day_limit), tightest.day_limit
     if refused is not None:
         index, window = refused
         bucket = plan.buckets[index]
@@ -146,13 +145,15 @@ def _decide(deps: Deps, tier: TierName, plan: store.Plan, now: float, *, allowed
             allowed=False, limit=limit, remaining=0, reset_at=datetime.fromtimestamp(end, UTC),
             retry_after_s=max(1, math.ceil(end - now)), window=window, tier=tier,
             upgrade_url=url, plan=plan, backend=backend,
-            scope="network" if bucket.name.startswith(IP_BUCKET) else "account", **day)
+            scope="network" if bucket.name.startswith(IP_BUCKET) else "account",
+            day_used=day_used, day_limit=day_limit)
     # Allowed (or a peek): report the day window of the tightest bucket.
     return QuotaDecision(
         allowed=allowed, limit=tightest.day_limit,
         remaining=max(0, tightest.day_limit - counts[tightest.name][1]),
         reset_at=datetime.fromtimestamp(plan.day.end_epoch, UTC), retry_after_s=None,
-        window=None, tier=tier, upgrade_url=url, plan=plan, backend=backend, **day)
+        window=None, tier=tier, upgrade_url=url, plan=plan, backend=backend,
+        day_used=day_used, day_limit=day_limit)
 
 
 def _script_args(plan: store.Plan, mode: str,

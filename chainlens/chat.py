@@ -21,10 +21,10 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from agent import MAX_QUESTION_CHARS, AgentEvent, answer_stream
 from billing.accounts import Account, account_for_identity
@@ -59,8 +59,8 @@ class ChatTurn:
     channel: Channel
     text: str
     conversation_id: str | None = None
-    # Anonymous web visitors are also limited per client IP, so clearing cookies does not
-    # reset the quota.
+    # The client network a free web caller also counts against (informational here: the web
+    # admits its requests itself, see web.auth.admit_web_request).
     client_ip: str | None = None
 
 
@@ -103,7 +103,7 @@ def check_message(text: str) -> str:
     return text
 
 
-async def chat(deps: Deps, turn: ChatTurn) -> AsyncIterator[ChatEvent]:
+async def chat(deps: Deps, turn: ChatTurn) -> AsyncGenerator[ChatEvent, None]:
     """Answer one chat turn: quota first, then the agent's events, then durable usage."""
     check_message(turn.text)
     account, decision = await admit(deps, turn)
@@ -137,14 +137,15 @@ class _Turn:
 
 
 async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
-                          decision: QuotaDecision) -> AsyncIterator[AgentEvent]:
+                          decision: QuotaDecision) -> AsyncGenerator[AgentEvent, None]:
     """Stream the agent's answer for a turn whose request was already consumed."""
     text = check_message(turn.text)
     turn = dataclasses.replace(turn, text=text)
     progress = _Turn()
     try:
-        async with aclosing(answer_stream(deps, text,
-                                          conversation_id=turn.conversation_id)) as events:
+        stream = cast(AsyncGenerator[AgentEvent, None],
+                      answer_stream(deps, text, conversation_id=turn.conversation_id))
+        async with aclosing(stream) as events:
             async for event in events:
                 if event.type == "plan":
                     progress.plan = event

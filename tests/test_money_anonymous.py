@@ -25,7 +25,8 @@ AppFactory = Callable[..., httpx.AsyncClient]
 
 @pytest.fixture
 def base_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
-    return fast_http(with_http(deps, sources.transport()))
+    built: Deps = fast_http(with_http(deps, sources.transport()))
+    return built
 
 
 @pytest.fixture
@@ -54,7 +55,8 @@ async def _rows(deps: Deps) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def live(settings: Settings) -> Any:
     def configure(deps: Deps) -> Deps:
-        return fast_http(deps)
+        built: Deps = fast_http(deps)
+        return built
 
     server = LiveServer(settings, transport=FakeSources().transport(), configure=configure).start()
     yield server

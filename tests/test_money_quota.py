@@ -24,7 +24,8 @@ AppFactory = Callable[..., httpx.AsyncClient]
 
 @pytest.fixture
 def base_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
-    return fast_http(with_http(deps, sources.transport()))
+    built: Deps = fast_http(with_http(deps, sources.transport()))
+    return built
 
 
 @pytest.fixture

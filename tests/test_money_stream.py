@@ -53,7 +53,7 @@ async def _stream_then_reset(live: LiveServer, message: str, *, until: bytes,
     """POST to /api/chat/stream over a raw socket, read until `until`, then send a TCP RST."""
     reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
     body = json.dumps({"message": message}).encode()
-    head = [f"POST /api/chat/stream HTTP/1.1", f"Host: 127.0.0.1:{live.port}",
+    head = ["POST /api/chat/stream HTTP/1.1", f"Host: 127.0.0.1:{live.port}",
             "Content-Type: application/json", f"Content-Length: {len(body)}",
             *(f"{k}: {v}" for k, v in headers.items())]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
@@ -70,12 +70,14 @@ async def _stream_then_reset(live: LiveServer, message: str, *, until: bytes,
 
 
 async def _usage_rows(deps: Deps, expected: int) -> list[Any]:
+    """The usage rows, once `expected` of them are written (the settle step runs after)."""
+    rows: list[Any] = []
     for _ in range(200):
-        rows = await deps.db.fetch("SELECT * FROM usage_logs ORDER BY id")
+        rows = list(await deps.db.fetch("SELECT * FROM usage_logs ORDER BY id"))
         if len(rows) >= expected:
-            return rows
+            break
         await asyncio.sleep(0.05)
-    return list(await deps.db.fetch("SELECT * FROM usage_logs ORDER BY id"))
+    return rows
 
 
 async def _anonymous_cookie(live: LiveServer) -> str:

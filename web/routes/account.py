@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from billing.accounts import identities_of
-from billing.payments import subscription_summary
 from billing.errors import QuotaUnavailable
+from billing.payments import subscription_summary
 from billing.quota import QuotaDecision, consume_limits, quota_status
 from billing.quota_store import Bucket
 from billing.usage import monthly_cost
