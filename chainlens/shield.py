@@ -36,8 +36,3 @@ async def finish_shielded(work: Coroutine[Any, Any, None]) -> None:
         # A plain asyncio cancel (not anyio's) can still end this wait; the task runs on.
         await asyncio.shield(task)
 
-
-async def drain_shielded() -> None:
-    """Wait for bookkeeping still running (call before closing the pools it uses)."""
-    while _running:
-        await asyncio.gather(*list(_running), return_exceptions=True)
