@@ -27,6 +27,7 @@ async def dead_redis(deps: Deps, database_url: str, redis_url: str,
                      tmp_path: Path) -> AsyncIterator[Deps]:
     """Deps whose Redis is at a port nobody listens on, so the ledger decides everything."""
     settings = make_test_settings(database_url, redis_url, tmp_path, tier_limits=LIMITS,
+                                  free_ip_daily=100_000, free_ip_minute=100_000,
                                   redis_prefix=deps.keys.prefix)
     client = make_redis("redis://127.0.0.1:1/0", settings)
     yield dataclasses.replace(deps, settings=settings, redis=client)

@@ -158,8 +158,11 @@ async def current_identity(caller: Caller = Depends(current_caller)) -> str:
     return caller.identity
 
 
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @functools.lru_cache(maxsize=8)
-def _trusted_networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _trusted_networks(entries: tuple[str, ...]) -> tuple[_Network, ...]:
     return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
 
 
