@@ -74,6 +74,10 @@ async def test_cookieless_requests_over_http_write_no_rows(deps: Deps, live: Liv
             statuses.append(reply.status_code)
     assert set(statuses) == {200}
     assert await _rows(deps) == (0, 0)
+    async with httpx.AsyncClient(base_url=live.url) as reader:
+        account = (await reader.get("/api/account")).json()
+    assert account["anonymous"] and account["identities"][0].startswith("web-anon:")
+    assert account["daily_used"] == 0 and account["tier"] == "free"
     # The first charged request saves the account (one user, one identity) and no more.
     async with httpx.AsyncClient(base_url=live.url) as visitor:
         answered = await visitor.post("/api/chat/query", json={"message": "UNI price?"})

@@ -75,7 +75,8 @@ async def account_data(request: Request, caller: Caller = Depends(current_caller
     subscription = await subscription_summary(deps, account)
     return AccountOut(
         tier=account.tier, anonymous=caller.anonymous,
-        identities=await identities_of(deps, account.id),
+        # An anonymous visitor not charged yet has no rows, only the identity in its cookie.
+        identities=(await identities_of(deps, account.id)) if account.id > 0 else [caller.identity],
         daily_used=status.limit - status.remaining, daily_limit=status.limit,
         monthly_cost=float(await monthly_cost(deps, account.id)),
         subscription=subscription if subscription["status"] != "none" else None)
