@@ -159,6 +159,13 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
         await finish_shielded(_settle(deps, turn, account, decision, progress))
 
 
+async def give_back_unanswered(deps: Deps, turn: ChatTurn, account: Account,
+                               decision: QuotaDecision) -> None:
+    """Refund (and record) an admitted turn whose answer never started: the adapter lost its
+    caller before it began `answer_admitted`, which otherwise settles the turn itself."""
+    await finish_shielded(_settle(deps, turn, account, decision, _Turn()))
+
+
 async def _settle(deps: Deps, turn: ChatTurn, account: Account, decision: QuotaDecision,
                   progress: _Turn) -> None:
     """Refund a turn that delivered nothing (or analysed nothing); record usage either way."""

@@ -4,10 +4,11 @@ a turn that delivered nothing is refunded. Driven over real sockets against uvic
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from conftest import paid_api_key
 from tests.live_server import LiveServer
 from tests.test_agent_support import FakeLLM, Reply, with_llm
 from tests.tools_fakes import FakeSources, fast_http
+from web.auth import session_cookie_value
 
 SLOW_ANSWER = "## Uniswap (UNI)\n" + "Uniswap is a decentralised exchange. " * 40
 LIMITS = {"free": TierLimits(daily=5, minute=100), "pro": TierLimits(daily=1000, minute=100),
@@ -48,9 +50,10 @@ def live(settings: Settings, model: FakeLLM) -> Iterator[LiveServer]:
     server.stop()
 
 
-async def _stream_then_reset(live: LiveServer, message: str, *, until: bytes,
+async def _stream_then_reset(live: LiveServer, message: str, *, until: bytes | None,
                              headers: dict[str, str]) -> bytes:
-    """POST to /api/chat/stream over a raw socket, read until `until`, then send a TCP RST."""
+    """POST to /api/chat/stream over a raw socket, read until `until` (None: nothing), then
+    send a TCP RST."""
     reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
     body = json.dumps({"message": message}).encode()
     head = ["POST /api/chat/stream HTTP/1.1", f"Host: 127.0.0.1:{live.port}",
@@ -59,7 +62,7 @@ async def _stream_then_reset(live: LiveServer, message: str, *, until: bytes,
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
     await writer.drain()
     seen = b""
-    while until not in seen:
+    while until is not None and until not in seen:
         chunk = await asyncio.wait_for(reader.read(65536), 20)
         assert chunk, f"the server closed the stream first: {seen[-400:]!r}"
         seen += chunk
@@ -121,6 +124,19 @@ async def test_stream_dropped_before_any_text_is_refunded(
     assert await _remaining(live, cookie) == 5
 
 
+async def test_stream_dropped_before_its_first_byte_is_refunded(
+        deps: Deps, live: LiveServer, model: FakeLLM) -> None:
+    model.reset()
+    model.script("slow", Reply(tool_calls=["onchain"]),
+                 Reply(text=SLOW_ANSWER, first_token_delay_s=5.0))
+    cookie = {"Cookie": await _anonymous_cookie(live)}
+    for question in ("Research Uniswap", "Uniswap price?", "UNI market data"):
+        await _stream_then_reset(live, question, until=None, headers=cookie)
+    rows = await _usage_rows(deps, 3)
+    assert [r["status"] for r in rows] == ["failed"] * 3
+    assert await _remaining(live, cookie) == 5
+
+
 async def test_pro_answers_through_dropped_streams_are_all_charged(
         deps: Deps, live: LiveServer, model: FakeLLM) -> None:
     model.reset()
@@ -172,3 +188,38 @@ async def test_bot_turn_cancelled_after_text_is_charged_before_text_refunded(
     rows = await _usage_rows(bot_deps, 2)
     assert [r["status"] for r in rows] == ["failed", "partial"]
     assert (await quota_status(bot_deps, account)).remaining == 4
+
+
+async def test_client_gone_before_the_stream_body_starts_is_refunded(fast_deps: Deps) -> None:
+    """Uvicorn's receive() answers `http.disconnect` at once for a client already gone, so
+    the response can be cancelled before its body ever runs: the turn is still settled."""
+    from web.app import create_app
+
+    deps = dataclasses.replace(fast_deps, settings=fast_deps.settings.model_copy(
+        update={"tier_limits": LIMITS}))
+    app = create_app(deps.settings, deps=deps)
+    body = json.dumps({"message": "Research Uniswap"}).encode()
+    cookie = f"cl_session={session_cookie_value(deps.settings, 'web:gone@example.com')}"
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+             "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/chat/stream", "raw_path": b"/api/chat/stream", "query_string": b"",
+             "root_path": "", "server": ("testserver", 80), "client": ("203.0.113.9", 5000),
+             "headers": [(b"content-type", b"application/json"), (b"cookie", cookie.encode()),
+                         (b"content-length", str(len(body)).encode())]}
+    await app(scope, receive, send)
+    out = b"".join(m.get("body", b"") for m in sent)
+    assert b"event: text" not in out, out[:300]  # nothing of the answer went out
+    account = await account_for_identity(deps, "web:gone@example.com")
+    assert (await quota_status(deps, account)).remaining == 5
+    [row] = await _usage_rows(deps, 1)
+    assert row["status"] == "failed"

@@ -12,17 +12,25 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from agent import MAX_QUESTION_CHARS
 from agent.events import FinalEvent
 from billing.quota import QuotaDecision, quota_status
-from chainlens.chat import ChatTurn, MessageTooLong, answer_admitted, check_message
+from chainlens.chat import (
+    ChatTurn,
+    MessageTooLong,
+    answer_admitted,
+    check_message,
+    give_back_unanswered,
+)
 from chainlens.deps import Deps
 from web.auth import Caller, admit_web_request, current_caller, quota_ip, rate_limit_headers
 from web.errors import ApiError, ErrorResponse
@@ -173,13 +181,21 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-async def _event_stream(deps: Deps, turn: ChatTurn, account: Any,
-                        decision: QuotaDecision) -> AsyncIterator[bytes]:
+@dataclass(slots=True)
+class _Answering:
+    """Whether the chat service took the turn over (from then on it settles the charge)."""
+
+    started: bool = False
+
+
+async def _event_stream(deps: Deps, turn: ChatTurn, account: Any, decision: QuotaDecision,
+                        answering: _Answering) -> AsyncIterator[bytes]:
     yield _sse("quota", {"tier": decision.tier, "limit": decision.limit,
                          "remaining": decision.remaining,
                          "reset_at": decision.reset_at.isoformat()})
     try:
         async with aclosing(answer_admitted(deps, turn, account, decision)) as events:
+            answering.started = True  # the first step below enters its try/finally
             async for event in events:
                 yield _sse_event(event, decision, turn)
     except asyncio.CancelledError:
@@ -222,8 +238,16 @@ async def chat_stream(body: ChatRequest, request: Request,
     deps = _deps(request)
     headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     turn, account, decision = await _admitted(request, caller, body, headers)
-    return DisconnectAwareStreamingResponse(_event_stream(deps, turn, account, decision),
-                                            media_type="text/event-stream", headers=headers)
+    answering = _Answering()
+
+    async def settle_if_never_answered() -> None:
+        # A client gone before the body started: the stream never ran, so nothing settled.
+        if not answering.started:
+            await give_back_unanswered(deps, turn, account, decision)
+
+    return DisconnectAwareStreamingResponse(
+        _event_stream(deps, turn, account, decision, answering), media_type="text/event-stream",
+        headers=headers, background=BackgroundTask(settle_if_never_answered))
 
 
 @router.get("/api/chat/quota", response_model=QuotaOut)
