@@ -65,7 +65,8 @@ async def serve_forever(settings: Settings) -> None:
         app = create_app(settings, deps=deps)
         for line in channel_plan(settings):
             log.info("channel %s", line)
-        config = server_config(app, settings, log_config=None, proxy_headers=True)
+        # X-Forwarded-For is read by web.auth.client_ip from FORWARDED_ALLOW_IPS proxies only.
+        config = server_config(app, settings, log_config=None, proxy_headers=False)
         server = uvicorn.Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
