@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     # channels
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str | None = None
+    # Webhook mode (several replicas): Telegram posts updates to this public HTTPS URL, which
+    # must route to POST /api/telegram/webhook. Unset = long polling.
+    telegram_webhook_url: AnyHttpUrl | None = None
+    # The webhook's secret token; unset = derived from SECRET_KEY.
+    telegram_webhook_secret: SecretStr | None = None
+    # Pro as a 30-day Telegram Stars subscription, price in Stars; unset = no Stars offer.
+    telegram_stars_pro_price: PositiveInt | None = Field(default=None, le=10000)
     discord_bot_token: SecretStr | None = None
     # Outgoing send limits shared by every process (chainlens/limiter.py): bucket ->
     # [limit, window seconds]. Buckets: telegram, telegram_private, telegram_group, discord,
