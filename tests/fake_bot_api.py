@@ -209,6 +209,7 @@ class FakeBotApi:
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
     _next_message_id: int = 1000
     _invoices: int = 0
+    _arrived: float = 0.0
 
     # --- test controls ---
 
@@ -338,13 +339,13 @@ class FakeBotApi:
     def _count(self, method: str, chat_id: int) -> None:
         if self.group_limit and chat_id < 0:
             limit, window = self.group_limit
-            now = time.monotonic()
+            now = self._arrived
             recent = [t for t in self.sent_at[chat_id] if now - t < window]
             if len(recent) >= limit:
                 retry = max(1, int(window - (now - recent[0])) + 1)
                 raise ApiError(429, f"Too Many Requests: retry after {retry}",
                                {"retry_after": retry})
-        self.sent_at[chat_id].append(time.monotonic())
+        self.sent_at[chat_id].append(self._arrived)
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:  # noqa: C901
         for cue in self._cues:
@@ -505,6 +506,7 @@ class FakeBotApi:
                                        max(0.01, deadline - time.monotonic()))
 
     async def endpoint(self, request: Request) -> JSONResponse:
+        self._arrived = time.monotonic()  # rate counters stamp arrival, not parse time
         method = request.path_params["method"]
         params = await _read_params(request)
         self.calls.append((method, params))
@@ -560,8 +562,10 @@ async def running_fake_bot_api(**options: Any) -> AsyncIterator[tuple[FakeBotApi
     fake = FakeBotApi(**options)
     app = Starlette(routes=[Route("/bot{token}/{method}", fake.endpoint, methods=["POST", "GET"])])
     port = _free_port()
+    # A long keep-alive: python-telegram-bot reuses pooled connections, and a server closing
+    # an idle one under load would show up as a spurious ReadError.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+                                           lifespan="off", timeout_keep_alive=120))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

@@ -20,7 +20,7 @@ from billing.errors import AccountNotFound, BillingNotConfigured, PaymentProvide
 from chainlens.deps import Deps
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["billing"])
+router = APIRouter(tags=["billing"], include_in_schema=False)
 
 
 def _page(status: int, message: str) -> HTMLResponse:
