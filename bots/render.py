@@ -360,22 +360,31 @@ def _split_oversized(block: str, limit: int) -> list[str]:
 
 def split_markdown(markdown: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     """Split markdown at paragraph (block) boundaries so each part renders under `limit`."""
-    parts: list[str] = []
-    current = ""
+    packed: list[str] = []
+    current: list[str] = []
+    size = 0
+    # Blocks render independently and are joined by a blank line, so a part's visible length
+    # is the sum of its blocks' plus two per join: each block is parsed once, not per try.
     for block in markdown_blocks(markdown):
-        candidate = f"{current}\n\n{block}" if current else block
-        if _fits(candidate, limit):
-            current = candidate
+        length = utf16_len(markdown_to_plain(block))
+        if length > limit:
+            if current:
+                packed.append("\n\n".join(current))
+                current, size = [], 0
+            packed.extend(_split_oversized(block, limit))
             continue
-        if current:
-            parts.append(current)
-            current = ""
-        if _fits(block, limit):
-            current = block
+        extra = length + (2 if current else 0)
+        if current and size + extra > limit:
+            packed.append("\n\n".join(current))
+            current, size = [block], length
         else:
-            parts.extend(_split_oversized(block, limit))
+            current.append(block)
+            size += extra
     if current:
-        parts.append(current)
+        packed.append("\n\n".join(current))
+    parts: list[str] = []
+    for part in packed:  # the sum is exact for our renderer; check anyway, it is cheap
+        parts.extend([part] if _fits(part, limit) else _split_oversized(part, limit))
     return parts or [""]
 
 

@@ -194,6 +194,7 @@ class StoredMessage:
 @dataclass
 class FakeBotApi:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    call_times: list[float] = field(default_factory=list)  # time.monotonic() of each arrival
     # chat ids that are channels (others: negative = supergroup, positive = private)
     channels: set[int] = field(default_factory=set)
     # (chat id, user id) -> "creator" | "administrator" | "member" | "left"
@@ -510,6 +511,7 @@ class FakeBotApi:
         method = request.path_params["method"]
         params = await _read_params(request)
         self.calls.append((method, params))
+        self.call_times.append(self._arrived)
         try:
             result = await self._call(method, params)
         except ApiError as exc:
