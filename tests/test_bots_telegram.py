@@ -216,6 +216,13 @@ async def test_group_mention_is_answered_with_the_mention_stripped(tg: Harness) 
     assert await tg.remaining(801) == 4
 
 
+async def test_group_commands_addressed_to_us_only(tg: Harness) -> None:
+    await tg.send(tu.message("/research@other_bot uniswap", chat_id=GROUP, user_id=801))
+    assert tg.fake.calls == []
+    await tg.send(tu.message("/research@chainlens_bot uniswap", chat_id=GROUP, user_id=801))
+    assert any(t.startswith("Uniswap (UNI)") for t in tg.replies(GROUP))
+
+
 async def test_group_reply_to_the_bot_is_answered(tg: Harness) -> None:
     await tg.send(tu.message("and its tokenomics? uniswap", chat_id=GROUP, user_id=802,
                              reply_to=tu.bot_message(GROUP)))
