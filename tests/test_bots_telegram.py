@@ -230,6 +230,22 @@ async def test_group_reply_to_the_bot_is_answered(tg: Harness) -> None:
     assert await tg.remaining(802) == 4
 
 
+async def test_anonymous_admin_question_is_answered_as_the_group(tg: Harness) -> None:
+    await tg.send(tu.message("@chainlens_bot uniswap team", chat_id=GROUP, user_id=1087968824,
+                             sender_chat=tu.chat(GROUP)))
+    assert any(t.startswith("Uniswap (UNI)") for t in tg.replies(GROUP))
+    assert await tg.remaining(GROUP) == 4  # the group's own account was charged
+
+
+async def test_limiter_bound_bot_for_reports_delivers(tg: Harness) -> None:
+    from bots.telegram import telegram_bot
+
+    async with telegram_bot(tg.deps) as bot:
+        await send_markdown(bot, PRIVATE, "**Daily alpha**: ETH <up> & BTC flat")
+    [sent] = tg.fake.sent("sendMessage")
+    assert parse_telegram_html(sent["text"])[0] == "Daily alpha: ETH <up> & BTC flat"
+
+
 async def test_group_members_have_their_own_conversations(tg: Harness) -> None:
     await tg.send(tu.message("@chainlens_bot research uniswap", chat_id=GROUP, user_id=801))
     await tg.send(tu.message("@chainlens_bot its team?", chat_id=GROUP, user_id=802))

@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from telegram import Bot, Message
+from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
@@ -111,6 +111,8 @@ class _Stream:
                 await self.show(progress, force=True)
             else:
                 log.info("telegram progress update skipped: %s", exc)
+        except TelegramError as exc:  # progress is cosmetic: a timeout must not cost the answer
+            log.info("telegram progress update failed: %s", exc)
 
     async def finish(self, parts: list[RenderedPart], buttons: list[list[Button]],
                      urls: dict[str, str] | None = None) -> None:
@@ -130,9 +132,7 @@ class _Stream:
                          reply_to=self.asker.reply_to, thread_id=self.asker.thread_id)
 
 
-def _reply(asker: Asker) -> object:
-    from telegram import ReplyParameters
-
+def _reply(asker: Asker) -> ReplyParameters | None:
     if asker.reply_to is None or asker.private:
         return None
     return ReplyParameters(message_id=asker.reply_to, allow_sending_without_reply=True)

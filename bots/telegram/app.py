@@ -8,6 +8,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -17,6 +19,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     PreCheckoutQueryHandler,
     filters,
@@ -105,6 +108,19 @@ def build_application(deps: Deps) -> TelegramApplication:
                                            commands.question))
     application.add_error_handler(on_error)
     return application
+
+
+@asynccontextmanager
+async def telegram_bot(deps: Deps) -> AsyncIterator[ExtBot[None]]:
+    """A Bot API client for senders outside the application (reports, alerts): the same
+    shared limiter, so `send_markdown(bot, chat_id, text)` obeys every limit."""
+    token = deps.settings.telegram_bot_token
+    assert token is not None, "TELEGRAM_BOT_TOKEN is not set"
+    bot: ExtBot[None] = ExtBot(token.get_secret_value(),
+                               base_url=deps.settings.telegram_api_base or "https://api.telegram.org/bot",
+                               rate_limiter=SharedRateLimiter(SendLimiter.from_deps(deps)))
+    async with bot:
+        yield bot
 
 
 async def register_commands(application: TelegramApplication) -> None:
