@@ -161,6 +161,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an http(s) URL: {url[:80]}")
         return value
 
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if value is not None and value.scheme != "https":
+            raise ValueError("Telegram delivers webhooks to https:// URLs only")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}",
+                                                  value.get_secret_value()):
+            raise ValueError("use 1-256 characters from A-Z, a-z, 0-9, _ and -")
+        return value
+
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:
         if (

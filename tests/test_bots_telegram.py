@@ -403,3 +403,36 @@ def test_rendered_parts_always_parse_as_telegram_html() -> None:
         for part in render_telegram(sample):
             text, _ = parse_telegram_html(part.html)
             assert text == part.plain
+
+
+# --- the fake refuses what Telegram refuses (so the tests above prove something) -------------
+
+async def test_the_fake_bot_api_is_strict(tg: Harness) -> None:
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+    from telegram.error import BadRequest
+
+    bot = tg.application.bot
+    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+        await bot.send_message(PRIVATE, "<b>crossed <i>tags</b></i>", parse_mode="HTML")
+    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+        await bot.send_message(PRIVATE, "1 < 2 & <h1>x</h1>", parse_mode="HTML")
+    with pytest.raises(BadRequest, match="(?i)message is too long"):
+        await bot.send_message(PRIVATE, "x" * 4097)
+    message = await bot.send_message(PRIVATE, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
+    with pytest.raises(BadRequest, match="(?i)message is not modified"):
+        await bot.edit_message_text("<b>" + "x" * 4096 + "</b>", chat_id=PRIVATE,
+                                    message_id=message.message_id, parse_mode="HTML")
+    local = InlineKeyboardMarkup([[InlineKeyboardButton("Pay", url="http://localhost:8000/x")]])
+    with pytest.raises(BadRequest, match="(?i)wrong http url"):
+        await bot.send_message(PRIVATE, "pay", reply_markup=local)
+    with pytest.raises(BadRequest, match="(?i)textdraft_peer_invalid"):
+        await bot.send_message_draft(GROUP, 1, "drafts are for private chats")
+
+
+def test_webhook_settings_are_validated(settings: Any) -> None:
+    from chainlens.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_URL"):
+        load_settings(_env_file=None, telegram_webhook_url="http://example.com/hook")
+    with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_SECRET"):
+        load_settings(_env_file=None, telegram_webhook_secret="has spaces!")
