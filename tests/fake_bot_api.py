@@ -205,6 +205,8 @@ class FakeBotApi:
     sent_at: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     served_429: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
+    # Methods this server does not have (an older Bot API): answered 404 like Telegram does.
+    missing_methods: set[str] = field(default_factory=set)
     _cues: list[Cue] = field(default_factory=list)
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
@@ -354,6 +356,8 @@ class FakeBotApi:
                     cue.chat_id is None or cue.chat_id == str(params.get("chat_id"))):
                 cue.remaining -= 1
                 raise ApiError(cue.status, cue.description, cue.parameters)
+        if method in self.missing_methods:
+            raise ApiError(404, "Not Found")
         if method == "getMe":
             return BOT_USER
         if method in ("deleteWebhook", "close", "logOut"):

@@ -144,6 +144,18 @@ async def test_project_commands_answer_and_charge_one_request(
     assert await tg.remaining() == before - 1
 
 
+async def test_without_drafts_progress_is_an_edited_message(tg: Harness) -> None:
+    tg.fake.missing_methods.add("sendMessageDraft")  # an older Bot API server
+    await tg.send(tu.message("uniswap sentiment"))
+    [draft] = tg.fake.sent("sendMessageDraft")  # tried once, then never again
+    progress = tg.fake.sent("sendMessage", PRIVATE)[0]
+    assert "parse_mode" not in progress and "Working on it" in progress["text"]
+    [message] = [m for m in tg.fake.messages.values() if m.chat_id == PRIVATE]
+    assert message.text.startswith("Uniswap (UNI)")  # the progress message became the answer
+    await tg.send(tu.message("uniswap team", user_id=USER + 5))
+    assert len(tg.fake.sent("sendMessageDraft")) == 1
+
+
 async def test_usage_link_and_unconfigured_upgrade(tg: Harness) -> None:
     await tg.send(tu.message("/usage"))
     assert tg.replies()[-1].startswith("Plan: free. 5 of 5 requests left today")

@@ -60,13 +60,21 @@ class AnswerFailed(Exception):
         self.status_message_id = status_message_id
 
 
+@dataclass(slots=True)
+class DraftSupport:
+    """Whether this Bot API server has `sendMessageDraft` (learnt once, kept per application)."""
+
+    available: bool = True
+
+
 class _Stream:
     """The visible progress of one answer: a draft (private chats) or an edited message."""
 
-    def __init__(self, bot: Bot, asker: Asker, use_drafts: bool) -> None:
+    def __init__(self, bot: Bot, asker: Asker, drafts: DraftSupport) -> None:
         self.bot = bot
         self.asker = asker
-        self.use_drafts = use_drafts and asker.private
+        self.drafts = drafts
+        self.use_drafts = drafts.available and asker.private
         self.draft_id = secrets.randbelow(2**31 - 1) + 1
         self.status: Message | None = None
         self.last_shown = 0.0
@@ -104,15 +112,14 @@ class _Stream:
                                 RenderedPart(text, text), best_effort=True, html=False)
         except (SendSkipped, RetryAfter):
             return  # no free slot now: the next update (or the answer) shows it
-        except BadRequest as exc:
-            if self.use_drafts:
-                log.info("telegram drafts unavailable (%s); editing a message instead", exc)
-                self.use_drafts = False
-                await self.show(progress, force=True)
-            else:
-                log.info("telegram progress update skipped: %s", exc)
-        except TelegramError as exc:  # progress is cosmetic: a timeout must not cost the answer
-            log.info("telegram progress update failed: %s", exc)
+        except TelegramError as exc:
+            if not self.use_drafts:  # progress is cosmetic: a timeout must not cost the answer
+                log.info("telegram progress update failed: %s", exc)
+                return
+            # An older Bot API server (404) or one refusing drafts: edit a message instead.
+            log.info("telegram drafts unavailable (%s); editing a message instead", exc)
+            self.use_drafts = self.drafts.available = False
+            await self.show(progress, force=True)
 
     async def finish(self, parts: list[RenderedPart], buttons: list[list[Button]],
                      urls: dict[str, str] | None = None) -> None:
@@ -139,9 +146,9 @@ def _reply(asker: Asker) -> ReplyParameters | None:
 
 
 async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
-                          use_drafts: bool = True) -> None:
+                          drafts: DraftSupport | None = None) -> None:
     """Answer `text` for `asker`, streaming progress, then one formatted answer with buttons."""
-    stream = _Stream(bot, asker, use_drafts)
+    stream = _Stream(bot, asker, drafts or DraftSupport())
     try:
         await stream.start()
         turn = ChatTurn(identity=asker.identity, channel="telegram", text=text,

@@ -28,7 +28,7 @@ from telegram.ext import (
 from billing.telegram_stars import expire_stars_subscriptions
 from bots.render import PROJECT_COMMANDS, RenderedPart, command_menu
 from bots.telegram import commands, stars
-from bots.telegram.answer import AnswerFailed
+from bots.telegram.answer import AnswerFailed, DraftSupport
 from bots.telegram.delivery import edit_part, send_part
 from bots.telegram.limits import SharedRateLimiter
 from chainlens.deps import Deps
@@ -88,7 +88,7 @@ def build_application(deps: Deps) -> TelegramApplication:
         builder = builder.updater(None)  # updates arrive through the web app's route
     application = builder.build()
     application.bot_data["deps"] = deps
-    application.bot_data["drafts"] = True
+    application.bot_data["drafts"] = DraftSupport()
     # Only new messages: an edited message is not answered (or charged) again.
     new = filters.UpdateType.MESSAGE
     anywhere = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST

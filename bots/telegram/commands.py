@@ -57,7 +57,7 @@ async def project_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     await answer_question(context.bot, deps_of(context), asker_of(update),
                           spec.question_for(project),
-                          use_drafts=context.application.bot_data.get("drafts", True))
+                          drafts=context.application.bot_data["drafts"])
 
 
 async def question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -72,7 +72,7 @@ async def question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _say(update, context, "Ask me about a project, for example: Research Uniswap")
         return
     await answer_question(context.bot, deps_of(context), asker_of(update), text,
-                          use_drafts=context.application.bot_data.get("drafts", True))
+                          drafts=context.application.bot_data["drafts"])
 
 
 async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -192,4 +192,4 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     await answer_question(context.bot, deps_of(context), asker_of(update),
                           button_question(button),
-                          use_drafts=context.application.bot_data.get("drafts", True))
+                          drafts=context.application.bot_data["drafts"])
