@@ -174,7 +174,8 @@ class _Out:
         self.html.append(value)
 
     def result(self) -> RenderedPart:
-        return RenderedPart(html="".join(self.html).strip("\n"), plain="".join(self.plain).strip("\n"))
+        return RenderedPart(html="".join(self.html).strip("\n"),
+                            plain="".join(self.plain).strip("\n"))
 
 
 def _inline(children: Sequence[Token], out: _Out, *, outer: int) -> None:

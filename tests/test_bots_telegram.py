@@ -22,7 +22,6 @@ from telegram import Update
 
 from billing.accounts import account_for_identity, redeem_link_code
 from billing.quota import consume_request, quota_status
-from billing.telegram_stars import expire_stars_subscriptions, invoice_payload
 from bots.render import render_telegram
 from bots.telegram import build_application, send_markdown, start_bot, stop_bot
 from chainlens.deps import Deps

@@ -116,8 +116,8 @@ async def telegram_bot(deps: Deps) -> AsyncIterator[ExtBot[None]]:
     shared limiter, so `send_markdown(bot, chat_id, text)` obeys every limit."""
     token = deps.settings.telegram_bot_token
     assert token is not None, "TELEGRAM_BOT_TOKEN is not set"
-    bot: ExtBot[None] = ExtBot(token.get_secret_value(),
-                               base_url=deps.settings.telegram_api_base or "https://api.telegram.org/bot",
+    base_url = deps.settings.telegram_api_base or "https://api.telegram.org/bot"
+    bot: ExtBot[None] = ExtBot(token.get_secret_value(), base_url=base_url,
                                rate_limiter=SharedRateLimiter(SendLimiter.from_deps(deps)))
     async with bot:
         yield bot

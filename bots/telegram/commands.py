@@ -10,7 +10,12 @@ from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from billing.accounts import LinkCodeInvalid, account_for_identity, create_link_code, redeem_link_code
+from billing.accounts import (
+    LinkCodeInvalid,
+    account_for_identity,
+    create_link_code,
+    redeem_link_code,
+)
 from billing.checkout_link import checkout_link
 from billing.quota import quota_status
 from bots.render import HELP_TEXT, PROJECT_COMMANDS, Button, button_question, parse_button

@@ -58,7 +58,8 @@ async def pre_checkout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     except (InvalidStarsPayload, AccountNotFound):
         problem = "This invoice is not valid any more. Send /upgrade for a new one."
     else:
-        if query.currency != STARS_CURRENCY or query.total_amount != settings.telegram_stars_pro_price:
+        price = settings.telegram_stars_pro_price
+        if query.currency != STARS_CURRENCY or query.total_amount != price:
             problem = "The price has changed. Send /upgrade for a new invoice."
     if problem:
         log.warning("telegram stars pre-checkout refused: %s", problem)
