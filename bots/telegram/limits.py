@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
 
@@ -36,6 +37,7 @@ CHAT_MESSAGE_METHODS = frozenset({
     "sendMediaGroup",
 })
 _MAX_RETRIES = 8
+_REDIS_ATTEMPTS = 15  # about a minute of back-off
 
 
 class SendSkipped(TelegramError):
@@ -60,6 +62,19 @@ class SharedRateLimiter(BaseRateLimiter[dict[str, Any]]):
     async def shutdown(self) -> None:
         return None
 
+    async def _acquire(self, chat: str | None, chat_class: str | None) -> None:
+        """Wait for a slot; a busy or briefly unreachable Redis is waited out too (an answer
+        that is ready must not be lost to a full connection pool), up to a minute."""
+        for attempt in range(_REDIS_ATTEMPTS):
+            try:
+                await self.limiter.acquire("telegram", chat=chat, chat_class=chat_class)
+                return
+            except (RedisError, OSError) as exc:
+                if attempt == _REDIS_ATTEMPTS - 1:
+                    raise
+                log.warning("send limiter unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(min(5.0, 0.2 * 2 ** attempt))
+
     async def process_request(
         self,
         callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
@@ -77,10 +92,15 @@ class SharedRateLimiter(BaseRateLimiter[dict[str, Any]]):
         best_effort = bool((rate_limit_args or {}).get("best_effort"))
         for attempt in range(_MAX_RETRIES + 1):
             if best_effort:
-                if await self.limiter.try_acquire("telegram", chat=chat, chat_class=chat_class):
+                try:
+                    wait = await self.limiter.try_acquire("telegram", chat=chat,
+                                                          chat_class=chat_class)
+                except (RedisError, OSError) as exc:
+                    raise SendSkipped(f"{endpoint}: limiter unavailable") from exc
+                if wait:
                     raise SendSkipped(f"{endpoint}: no free slot for chat {chat}")
             else:
-                await self.limiter.acquire("telegram", chat=chat, chat_class=chat_class)
+                await self._acquire(chat, chat_class)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:

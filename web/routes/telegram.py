@@ -3,7 +3,8 @@
 The secret token Telegram echoes in `X-Telegram-Bot-Api-Secret-Token` is checked first (wrong
 or missing → 403, nothing read further). Each `update_id` is claimed once across replicas in
 Redis (SET NX, 24 h), and the update is queued to the bot's application, which answers in the
-background: the route returns at once, so Telegram never times out and redelivers.
+background: the route returns at once, so Telegram never times out and redelivers. When Redis
+cannot say whether an update is new, the route answers 503 and Telegram redelivers it later.
 """
 
 from __future__ import annotations
@@ -26,14 +27,9 @@ DEDUPE_TTL_S = 24 * 3600
 
 
 async def claim_update(deps: Deps, update_id: int) -> bool:
-    """True for the first replica to see `update_id` (within 24 h)."""
-    try:
-        return bool(await deps.redis.set(deps.keys("tg-update", update_id), 1, nx=True,
-                                         ex=DEDUPE_TTL_S))
-    except (RedisError, OSError):
-        # Answering twice beats never answering; the log says why it may happen.
-        log.warning("telegram update dedupe unavailable (Redis); processing %s", update_id)
-        return True
+    """True for the first replica to see `update_id` (within 24 h); RedisError if unknown."""
+    return bool(await deps.redis.set(deps.keys("tg-update", update_id), 1, nx=True,
+                                     ex=DEDUPE_TTL_S))
 
 
 @router.post("/api/telegram/webhook")
@@ -53,7 +49,16 @@ async def telegram_webhook(request: Request) -> JSONResponse:
         update_id = int(data["update_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ApiError(400, "bad_request", "Not a Telegram update.") from exc
-    if not await claim_update(deps, update_id):
+    try:
+        fresh = await claim_update(deps, update_id)
+    except (RedisError, OSError) as exc:
+        # Without the claim we cannot promise "once": refuse, and Telegram delivers it again
+        # later (it retries any non-2xx answer), so nothing is lost and nothing doubled.
+        log.warning("telegram update %s refused for now: dedupe unavailable (%s)", update_id,
+                    type(exc).__name__)
+        raise ApiError(503, "unavailable", "Try again shortly.",
+                       headers={"Retry-After": "1"}) from exc
+    if not fresh:
         return JSONResponse({"ok": True, "duplicate": True})
     await application.update_queue.put(Update.de_json(data, application.bot))
     return JSONResponse({"ok": True})
