@@ -10,7 +10,7 @@ with the same part as plain text, which is what gets sent if a platform refuses 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -331,48 +331,75 @@ def markdown_blocks(markdown: str) -> list[str]:
     return blocks or ([markdown] if markdown.strip() else [])
 
 
-def _fits(markdown: str, limit: int) -> bool:
-    return utf16_len(markdown_to_plain(markdown)) <= limit
+def telegram_length(markdown: str) -> int:
+    """What Telegram counts against its limit: the rendered text's UTF-16 length."""
+    return utf16_len(markdown_to_plain(markdown))
 
 
-def _split_oversized(block: str, limit: int) -> list[str]:
+Measure = Callable[[str], int]
+
+
+def _fits(markdown: str, limit: int, measure: Measure = telegram_length) -> bool:
+    return measure(markdown) <= limit
+
+
+def _split_oversized(block: str, limit: int, measure: Measure = telegram_length) -> list[str]:
     """A block too long for one message: by lines, then a hard cut of a single long line."""
     pieces: list[str] = []
     current = ""
     for line in block.split("\n"):
         candidate = f"{current}\n{line}" if current else line
-        if _fits(candidate, limit):
+        if _fits(candidate, limit, measure):
             current = candidate
             continue
         if current:
             pieces.append(current)
         current = ""
-        if _fits(line, limit):
+        if _fits(line, limit, measure):
             current = line
             continue
-        # One line longer than a whole message: cut it; its parts are sent as literal text.
-        step = max(1, limit // 2)
-        pieces.extend("\\" + line[i:i + step] if line[i:i + step][:1] in "#>-*+`|" else
-                      line[i:i + step] for i in range(0, len(line), step))
+        pieces.extend(_cut_line(line, limit, measure))
     if current:
         pieces.append(current)
     return pieces
 
 
-def split_markdown(markdown: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Split markdown at paragraph (block) boundaries so each part renders under `limit`."""
+def _cut_line(line: str, limit: int, measure: Measure) -> list[str]:
+    """One line longer than a whole message, cut into pieces that each fit (a piece that
+    would start a heading, list or quote is escaped so it stays literal text)."""
+    pieces = []
+    rest = line
+    while rest:
+        size = min(len(rest), max(1, limit - 1))
+        while True:
+            piece = rest[:size]
+            if piece[:1] in "#>-*+`|=_~":
+                piece = "\\" + piece
+            if size == 1 or _fits(piece, limit, measure):
+                break
+            size = max(1, size * 3 // 4)  # wide characters count double in UTF-16
+        pieces.append(piece)
+        rest = rest[size:]
+    return pieces
+
+
+def split_markdown(markdown: str, limit: int = TELEGRAM_LIMIT,
+                   measure: Measure = telegram_length) -> list[str]:
+    """Split markdown at paragraph (block) boundaries so each part is under `limit` as
+    `measure` counts it: Telegram's rendered length by default; `len` of the markdown itself
+    for platforms that render markdown (Discord)."""
     packed: list[str] = []
     current: list[str] = []
     size = 0
     # Blocks render independently and are joined by a blank line, so a part's visible length
     # is the sum of its blocks' plus two per join: each block is parsed once, not per try.
     for block in markdown_blocks(markdown):
-        length = utf16_len(markdown_to_plain(block))
+        length = measure(block)
         if length > limit:
             if current:
                 packed.append("\n\n".join(current))
                 current, size = [], 0
-            packed.extend(_split_oversized(block, limit))
+            packed.extend(_split_oversized(block, limit, measure))
             continue
         extra = length + (2 if current else 0)
         if current and size + extra > limit:
@@ -385,7 +412,8 @@ def split_markdown(markdown: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
         packed.append("\n\n".join(current))
     parts: list[str] = []
     for part in packed:  # the sum is exact for our renderer; check anyway, it is cheap
-        parts.extend([part] if _fits(part, limit) else _split_oversized(part, limit))
+        parts.extend([part] if _fits(part, limit, measure)
+                     else _split_oversized(part, limit, measure))
     return parts or [""]
 
 

@@ -79,7 +79,8 @@ async def serve_forever(settings: Settings) -> None:
 
             # The webhook route (POST /api/telegram/webhook) feeds this application's queue.
             telegram = build_application(deps)
-            app.state.telegram = telegram
+            if settings.telegram_webhook_url:
+                app.state.telegram = telegram
             background.add(asyncio.create_task(run_telegram_bot(deps, telegram),
                                                name="run_telegram_bot"))
         for starter in _bot_starters(settings):
