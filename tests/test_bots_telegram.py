@@ -141,6 +141,12 @@ async def test_project_commands_answer_and_charge_one_request(
     assert drafts, "progress was not streamed as a draft"
     assert any(all(label in d.get("text", "") for label in expected) for d in drafts)
     assert await tg.remaining() == before - 1
+    photos = tg.fake.sent("sendPhoto", PRIVATE)
+    if "Market & on-chain" in expected:  # the price chart follows as an image
+        [photo] = photos
+        assert photo["_photo_png"] and photo["caption"] == "Uniswap (UNI) price"
+    else:
+        assert photos == []
 
 
 async def test_without_drafts_progress_is_an_edited_message(tg: Harness) -> None:
@@ -153,6 +159,12 @@ async def test_without_drafts_progress_is_an_edited_message(tg: Harness) -> None
     assert message.text.startswith("Uniswap (UNI)")  # the progress message became the answer
     await tg.send(tu.message("uniswap team", user_id=USER + 5))
     assert len(tg.fake.sent("sendMessageDraft")) == 1
+
+
+async def test_greeting_gets_a_reply_and_costs_nothing(tg: Harness) -> None:
+    await tg.send(tu.message("good morning"))
+    assert "Research Uniswap" in tg.replies()[-1]
+    assert await tg.remaining() == 5
 
 
 async def test_usage_link_and_unconfigured_upgrade(tg: Harness) -> None:
