@@ -411,6 +411,21 @@ async def test_internal_error_gives_a_reference_id_that_is_in_the_log(
     assert record.exc_info is not None  # the traceback is in the same log line
 
 
+async def test_a_failed_answer_ends_in_an_apology_not_a_stuck_progress_message(
+        tg: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    # Telegram fails (500) on every edit of the group's progress message: progress edits are
+    # cosmetic and skipped; the final edit fails; the error handler says so with a reference.
+    tg.fake.cue("editMessageText", status=500, description="Internal Server Error",
+                chat_id=GROUP, times=100)
+    with caplog.at_level(logging.ERROR, logger="bots.telegram"):
+        await tg.send(tu.message("@chainlens_bot uniswap sentiment", chat_id=GROUP,
+                                 user_id=801))
+    delivered = [m.text for (chat, _), m in tg.fake.messages.items() if chat == GROUP]
+    apology = delivered[-1]  # sent afresh, since the progress message cannot be edited
+    ref = re.search(r"\(ref ([0-9a-f]{8})\)", apology)
+    assert ref is not None and any(ref.group(1) in r.getMessage() for r in caplog.records)
+
+
 async def test_oversized_message_gets_the_limit_and_costs_nothing(tg: Harness) -> None:
     await tg.send(tu.message("x" * 5000))
     assert "the limit is" in tg.replies()[-1]

@@ -64,11 +64,14 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = (f"Sorry, something went wrong on our side and I could not answer. Please try again "
             f"in a minute. (ref {reference})")
     part = RenderedPart(text, text)
-    try:
-        if status_message is not None:
+    if status_message is not None:  # the progress message must not stay "working on it"
+        try:
             await edit_part(context.bot, chat_id, status_message, part, html=False)
-        else:
-            await send_part(context.bot, chat_id, part)
+            return
+        except TelegramError:
+            log.info("could not edit the progress message for ref %s; sending", reference)
+    try:
+        await send_part(context.bot, chat_id, part)
     except TelegramError:
         log.warning("could not tell chat %s about error ref %s", chat_id, reference)
 
