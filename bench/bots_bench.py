@@ -28,8 +28,8 @@ import contextlib
 import json
 import sys
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,20 +38,20 @@ import uvicorn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _scratch import REDIS_URL, scratch_space  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-from pydantic import AnyHttpUrl, SecretStr  # noqa: E402
-from telegram import Update  # noqa: E402
+from _scratch import REDIS_URL, scratch_space
+from fastapi import FastAPI
+from pydantic import AnyHttpUrl, SecretStr
+from telegram import Update
 
-from billing.accounts import account_for_identity, set_base_tier  # noqa: E402
-from billing.api_keys import create_api_key  # noqa: E402
-from bots.telegram import build_application, webhook_secret  # noqa: E402
-from chainlens.deps import Deps, open_deps  # noqa: E402
-from chainlens.settings import Settings  # noqa: E402
-from tests import telegram_updates as tu  # noqa: E402
-from tests.fake_bot_api import FakeBotApi, _free_port, running_fake_bot_api  # noqa: E402
-from tests.tools_fakes import FakeSources, fast_http  # noqa: E402
-from web.app import create_app  # noqa: E402
+from billing.accounts import account_for_identity, set_base_tier
+from billing.api_keys import create_api_key
+from bots.telegram import build_application, webhook_secret
+from chainlens.deps import Deps, open_deps
+from chainlens.settings import Settings
+from tests import telegram_updates as tu
+from tests.fake_bot_api import FakeBotApi, _free_port, running_fake_bot_api
+from tests.tools_fakes import FakeSources, fast_http
+from web.app import create_app
 
 QUESTION = "uniswap sentiment and tokenomics"
 

@@ -25,7 +25,7 @@ from bots.render import (
     markdown_to_plain,
     render_telegram,
 )
-from bots.telegram.delivery import edit_part, keyboard, send_part, send_parts
+from bots.telegram.delivery import edit_part, keyboard, send_parts
 from bots.telegram.limits import SendSkipped
 from chainlens.chat import ChatTurn, MessageTooLong, chat
 from chainlens.deps import Deps

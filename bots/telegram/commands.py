@@ -18,7 +18,13 @@ from billing.accounts import (
 )
 from billing.checkout_link import checkout_link
 from billing.quota import quota_status
-from bots.render import HELP_TEXT, PROJECT_COMMANDS, Button, button_question, parse_button
+from bots.render import (
+    HELP_TEXT,
+    PROJECT_COMMANDS,
+    Button,
+    button_question,
+    parse_button,
+)
 from bots.telegram.answer import answer_question
 from bots.telegram.chats import addressed_text, asker_of, identity_of, is_chat_admin
 from bots.telegram.delivery import send_markdown
