@@ -14,12 +14,7 @@ import time
 import discord
 from discord import app_commands
 
-from billing.accounts import (
-    LinkCodeInvalid,
-    account_for_identity,
-    create_link_code,
-    redeem_link_code,
-)
+from billing.accounts import LinkCodeInvalid, account_for_identity, create_link_code, redeem_link_code
 from billing.quota import quota_status
 from bots.render import HELP_TEXT, Progress, split_message
 from chainlens.chat import ChatTurn, MessageTooLong, chat
