@@ -19,6 +19,13 @@ from typing import Any
 import pytest
 from pydantic import AnyHttpUrl, SecretStr
 from telegram import Update
+from test_agent_support import (  # noqa: F401  (fixtures)
+    FakeLLM,
+    Reply,
+    llm_server,
+    llm_server_session,
+    with_llm,
+)
 
 from billing.accounts import account_for_identity, redeem_link_code
 from billing.quota import consume_request, quota_status
@@ -479,3 +486,53 @@ def test_webhook_settings_are_validated(settings: Any) -> None:
         load_settings(_env_file=None, telegram_webhook_url="http://example.com/hook")
     with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_SECRET"):
         load_settings(_env_file=None, telegram_webhook_secret="has spaces!")
+
+
+# --- model-written answers (a local OpenAI-compatible server that LiteLLM really calls) -----
+
+CROSSED = ("**Executive summary.** Uniswap `v3** trades at <1.2x> & looks *deep `code** here`\n\n"
+           "**Key risks**\n- Volatility_remains **high\n- Fees [docs](https://docs.uniswap.org\n")
+PLAN_ALL = Reply(tool_calls=["onchain", "sentiment", "tokenomics", "team"], tokens_in=40,
+                 tokens_out=6)
+
+
+@pytest.fixture
+async def tg_llm(fast_deps: Deps,
+                 llm_server: FakeLLM) -> AsyncIterator[tuple[Harness, FakeLLM]]:  # noqa: F811
+    async with running_fake_bot_api() as (fake, base_url):
+        bot_deps = bot_settings(with_llm(fast_deps, llm_server, "c"), base_url)
+        application = build_application(bot_deps)
+        async with application:
+            fake.calls.clear()
+            yield Harness(fake, application, bot_deps), llm_server
+
+
+async def test_a_model_answer_with_crossed_markup_is_delivered_formatted(
+        tg_llm: tuple[Harness, FakeLLM]) -> None:
+    tg, llm = tg_llm
+    llm.script("c", PLAN_ALL, Reply(text=CROSSED, tokens_in=900, tokens_out=120))
+    await tg.send(tu.message("Research Uniswap"))
+    answers = [p for p in tg.fake.sent("sendMessage", PRIVATE) if "Executive" in p["text"]]
+    assert len(answers) == 1 and answers[0]["parse_mode"] == "HTML"  # accepted the first time
+    text, entities = parse_telegram_html(answers[0]["text"])
+    # The crossed ** and ` became literal characters or a code span; <, > and & stay text.
+    assert "Uniswap v3** trades at <" in text and "x> & looks *deep code** here`" in text
+    assert any(kind == "b" for kind, *_ in entities)
+    assert await tg.remaining() == 4
+
+
+async def test_a_7000_character_model_answer_arrives_in_two_messages(
+        tg_llm: tuple[Harness, FakeLLM]) -> None:
+    tg, llm = tg_llm
+    paragraphs = [f"**Point {i}.** " + "Uniswap liquidity stays deep across pools. " * 8
+                  for i in range(20)]
+    llm.script("c", PLAN_ALL, Reply(text="\n\n".join(paragraphs), tokens_in=900,
+                                    tokens_out=1100))
+    await tg.send(tu.message("Research Uniswap"))
+    parts = [p for p in tg.fake.sent("sendMessage", PRIVATE) if p.get("parse_mode") == "HTML"]
+    texts = [parse_telegram_html(p["text"])[0] for p in parts]
+    assert sum(len(t) for t in texts) > 7000 and len(parts) >= 2
+    assert all(utf16_len(t) <= 4096 for t in texts)
+    assert all(not t.startswith("Uniswap liquidity") for t in texts[1:])  # cut between paragraphs
+    assert "inline_keyboard" in parts[-1]["reply_markup"]  # the buttons sit under the last part
+    assert await tg.remaining() == 4
