@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     # channels
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str | None = None
+    # Webhook mode (several replicas): Telegram posts updates to this public HTTPS URL, which
+    # must route to POST /api/telegram/webhook. Unset = long polling.
+    telegram_webhook_url: AnyHttpUrl | None = None
+    # The webhook's secret token; unset = derived from SECRET_KEY.
+    telegram_webhook_secret: SecretStr | None = None
+    # Pro as a 30-day Telegram Stars subscription, price in Stars; unset = no Stars offer.
+    telegram_stars_pro_price: PositiveInt | None = Field(default=None, le=10000)
     discord_bot_token: SecretStr | None = None
     # Discord REST API base (default https://discord.com/api/v10): a proxy, or a local fake.
     discord_api_base: str | None = None
@@ -224,6 +231,23 @@ class Settings(BaseSettings):
         if value.get_secret_value() == _PLACEHOLDER_SECRET:
             raise ValueError("SECRET_KEY must be set to a real secret, not the public "
                              "placeholder; or leave it unset to have one generated")
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if value is not None and value.scheme != "https":
+            raise ValueError("Telegram delivers webhooks to https:// URLs only")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}",
+                                                  value.get_secret_value()):
+            raise ValueError("use 1-256 characters from A-Z, a-z, 0-9, _ and -")
         return value
 
     @model_validator(mode="after")
