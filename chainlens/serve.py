@@ -9,26 +9,37 @@ import logging
 import uvicorn
 
 from chainlens.deps import Deps, open_deps
+from chainlens.embedded import EmbeddedPostgres, EmbeddedRedis
 from chainlens.settings import Settings
 
 log = logging.getLogger("chainlens.serve")
 _WATCHDOG_INTERVAL_S = 5.0
 
 
-async def watch_embedded_postgres(deps: Deps) -> None:
-    """Restart the embedded PostgreSQL if it dies; the pool reconnects on its own."""
-    embedded = deps.embedded_postgres
+async def watch_embedded(name: str, embedded: EmbeddedPostgres | EmbeddedRedis | None) -> None:
+    """Restart an embedded server if it dies (under the data directory's lock, so several
+    watching processes restart it once); clients reconnect to the same socket on their own."""
     if embedded is None:
         return
     while True:
         await asyncio.sleep(_WATCHDOG_INTERVAL_S)
         if not embedded.is_running():
-            log.warning("embedded PostgreSQL is not running; restarting it")
+            log.warning("embedded %s is not running; restarting it", name)
             try:
                 await asyncio.to_thread(embedded.restart)
-                log.info("embedded PostgreSQL is back")
+                log.info("embedded %s is back", name)
             except Exception:
-                log.exception("embedded PostgreSQL failed to restart; will retry")
+                log.exception("embedded %s failed to restart; will retry", name)
+
+
+async def watch_embedded_postgres(deps: Deps) -> None:
+    """Restart the embedded PostgreSQL if it dies; the pool reconnects on its own."""
+    await watch_embedded("PostgreSQL", deps.embedded_postgres)
+
+
+async def watch_embedded_redis(deps: Deps) -> None:
+    """Restart the embedded Redis if it dies; the client reconnects on its own."""
+    await watch_embedded("Redis", deps.embedded_redis)
 
 
 _INDEX_REFRESH_S = 24 * 3600
@@ -69,6 +80,7 @@ async def serve_forever(settings: Settings) -> None:
         server = uvicorn.Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
+        background.add(asyncio.create_task(watch_embedded_redis(deps), name="redis-watchdog"))
         background.add(asyncio.create_task(refresh_coin_index(deps), name="coin-index"))
         for starter in _bot_starters(settings):
             background.add(asyncio.create_task(starter(deps), name=starter.__name__))
