@@ -51,11 +51,14 @@ _local_lock = threading.Lock()
 # --- the owner file ----------------------------------------------------------------------------
 
 def _start_time(pid: int) -> float | None:
-    """The process's start time (distinguishes a live owner from a reused pid), None if gone."""
+    """The process's start time (tells a live owner from a reused pid); None once it exited."""
     import psutil
 
     try:
-        return float(psutil.Process(pid).create_time())
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # exited, waiting to be reaped
+            return None
+        return float(process.create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
 
@@ -280,6 +283,16 @@ def _socket_path(data_dir: Path) -> Path:
     return short / "redis.sock"
 
 
+def _direct_client(socket_file: Path, timeout_s: float) -> Any:
+    """A one-connection client without redis-py's retries (a SHUTDOWN must not reconnect)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(unix_socket_path=str(socket_file), socket_timeout=timeout_s,
+                       retry=Retry(NoBackoff(), 0))
+
+
 @dataclass(eq=False)
 class EmbeddedRedis(_Server):
     data_dir: Path
@@ -336,7 +349,7 @@ class EmbeddedRedis(_Server):
 
         if not self.socket_file.exists() or self.pid() is None:
             return False
-        client = redis.Redis(unix_socket_path=str(self.socket_file), socket_timeout=2)
+        client = _direct_client(self.socket_file, timeout_s=2)
         try:
             return bool(client.ping())
         except redis.RedisError:
@@ -348,7 +361,7 @@ class EmbeddedRedis(_Server):
         import redis
 
         pid = self.pid()
-        client = redis.Redis(unix_socket_path=str(self.socket_file), socket_timeout=10)
+        client = _direct_client(self.socket_file, timeout_s=_STOP_TIMEOUT_S)
         try:
             client.shutdown(save=True)  # Redis 6.2: no NOW/FORCE flags
         except redis.ConnectionError:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -14,6 +18,9 @@ from chainlens.settings import Settings
 
 log = logging.getLogger("chainlens.serve")
 _WATCHDOG_INTERVAL_S = 5.0
+_INT_GRACE_S = 0.5    # Ctrl-C: answers in progress get this long to finish
+_TERM_GRACE_S = 5.0   # SIGTERM: half of docker's 10 s before it kills
+_TASK_STOP_S = 0.5    # bots and background loops, after the web server stopped
 
 
 async def watch_embedded(name: str, embedded: EmbeddedPostgres | EmbeddedRedis | None) -> None:
@@ -76,8 +83,9 @@ async def serve_forever(settings: Settings) -> None:
         for line in channel_plan(settings):
             log.info("channel %s", line)
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
-                                log_config=None, proxy_headers=True)
-        server = uvicorn.Server(config)
+                                log_config=None, proxy_headers=True,
+                                timeout_graceful_shutdown=_TERM_GRACE_S)
+        server = _Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
         background.add(asyncio.create_task(watch_embedded_redis(deps), name="redis-watchdog"))
@@ -89,11 +97,48 @@ async def serve_forever(settings: Settings) -> None:
         try:
             await server.serve()
         finally:
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(background, _TASK_STOP_S)
+
+
+async def stop_tasks(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+    """Cancel `tasks` and wait for them at most `timeout_s` (a bot closing its connection
+    must not hold the process up); the ones still running are named in a warning."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    if pending:
+        log.warning("did not stop within %.1fs: %s", timeout_s,
+                    ", ".join(sorted(t.get_name() for t in pending)))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping quickly on Ctrl-C.
+
+    SIGTERM (docker stop, systemd) lets answers in progress finish for `_TERM_GRACE_S`;
+    SIGINT (Ctrl-C at a terminal) gives them `_INT_GRACE_S`, a second Ctrl-C none. Unlike
+    uvicorn's own, the signals are not re-raised after the server stops: `serve_forever`
+    then closes every resource and the command exits normally.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGINT:
+            self.config.timeout_graceful_shutdown = _INT_GRACE_S
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def _bot_starters(settings: Settings) -> list:  # type: ignore[type-arg]
