@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -96,3 +97,112 @@ def test_readme_lists_every_setting() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     missing = [name.upper() for name in Settings.model_fields if name.upper() not in readme]
     assert missing == []
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's database and Redis; every data source on a closed local port."""
+    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
+    monkeypatch.setenv("LLM_MODELS", "")
+    for var in ("COINGECKO_BASE_URL", "DEFILLAMA_BASE_URL", "GOPLUS_BASE_URL",
+                "GITHUB_API_URL", "FEAR_GREED_URL", "TELEGRAM_API_BASE"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9/x")
+    monkeypatch.setenv("NEWS_FEEDS", "http://127.0.0.1:9/feed.xml")
+    monkeypatch.setenv("HTTP_TIMEOUT_S", "0.5")
+
+
+def test_account_show_of_a_malformed_identity_is_one_line(cli_env: None) -> None:
+    result = CliRunner().invoke(main, ["account", "show", "nobody"])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "'nobody'" in lines[0]
+    for form in ("telegram:<id>", "discord:<id>", "web:<email>"):
+        assert form in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_doctor_with_postgres_down_prints_the_table_and_exits_1(
+        cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:9/postgres")
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
+    assert re.search(r"PostgreSQL\s+yes\s+NO\s+\S", lines["PostgreSQL"])
+    assert re.search(r"Redis\s+yes\s+yes", lines["Redis"])
+    assert "required dependency" in result.stderr
+
+
+def test_doctor_with_redis_down_exits_1(cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 1, result.output
+    lines = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
+    assert re.search(r"PostgreSQL\s+yes\s+yes", lines["PostgreSQL"])
+    assert re.search(r"Redis\s+yes\s+NO", lines["Redis"])
+
+
+def test_info_logs_only_with_verbose(cli_env: None, monkeypatch: pytest.MonkeyPatch,
+                                     tmp_path: Path) -> None:
+    # An embedded Redis (quick to start) logs one INFO line when it starts.
+    monkeypatch.delenv("REDIS_URL")
+    monkeypatch.setenv("CHAINLENS_DATA_DIR", str(tmp_path))
+    quiet = CliRunner().invoke(main, ["ask", "hi"])
+    assert quiet.exit_code == 0, quiet.output
+    assert " INFO " not in quiet.stderr and "embedded Redis running" not in quiet.stderr
+    assert quiet.stdout.strip()
+    for argv in (["-v", "ask", "hi"], ["ask", "hi", "--verbose"]):
+        loud = CliRunner().invoke(main, argv)
+        assert loud.exit_code == 0, loud.output
+        assert "INFO chainlens.embedded: embedded Redis running" in loud.stderr
+
+
+def test_help_is_quick_because_it_imports_nothing_heavy() -> None:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "chainlens.cli", "--help"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    heavy = {"pydantic", "pydantic_settings", "asyncpg", "redis", "httpx", "fastapi",
+             "langgraph", "litellm", "rich", "billing", "agent.stream", "chainlens.settings"}
+    assert imported & heavy == set()
+    # ... and still lists every command with its help, including the other packages' ones.
+    commands = dict(re.findall(r"^  (\w[\w-]*)\s{2,}(\S.*)$", proc.stdout, flags=re.M))
+    assert {"serve", "migrate", "doctor", "ask", "plan", "analyze", "cache", "account"} \
+        <= set(commands)
+    assert commands["account"] == "Inspect and change accounts (admin)."
+
+
+def test_ask_in_a_terminal_renders_markdown(cli_env: None) -> None:
+    """In a terminal (a pty here) `ask` prints rendered text, not markdown syntax."""
+    import os
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "chainlens.cli", "ask", "what's SOL trading at?"],
+                          stdout=follower, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          cwd=REPO_ROOT, env={**os.environ, "COLUMNS": "100"}) as proc:
+        os.close(follower)
+        screen = b""
+        while select.select([leader], [], [], 60)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+        os.close(leader)
+        assert proc.stderr is not None
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 0, stderr
+    text = screen.decode()
+    assert "Solana (SOL)" in text and "Stance: NO CALL" in text
+    assert "## " not in text and "**" not in text  # markdown syntax is rendered away
+    assert "\x1b[1m" in text  # bold, as terminal escapes
+    assert "· onchain" in stderr and "deterministic" in stderr
