@@ -220,15 +220,36 @@ class EmbeddedPostgres(_Server):
     def _start(self) -> None:
         import pgserver
 
-        stale = self.pgdata / "postmaster.pid"
-        if stale.exists() and not self.is_running():
-            stale.unlink()
+        self._remove_stale_lock_files()
         if self.server is None:
             # cleanup_mode=None: pgserver never stops it; `release` does, for the last user.
             self.server = pgserver.get_server(self.pgdata, cleanup_mode=None)
         # get_server hands back a cached handle in this process, possibly of a stopped server.
         self.server.ensure_postgres_running()
         log.info("embedded PostgreSQL running in %s", self.pgdata)
+
+    def _remove_stale_lock_files(self) -> None:
+        """After a crash, PostgreSQL refuses to start while its lock files name a pid that
+        still exists, and a killed postmaster lingers as a zombie until it is reaped (forever
+        where nothing reaps): remove the data directory's and the socket's lock files when
+        their process has exited."""
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+        except OSError:
+            return
+        if self.is_running():
+            return
+        locks = [pid_file]
+        if len(lines) >= 5 and lines[3].strip() and lines[4].strip():
+            locks.append(Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock")
+        for lock in locks:
+            try:
+                pid = int(lock.read_text().splitlines()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if _start_time(pid) is None:
+                lock.unlink(missing_ok=True)
 
     def _stop(self) -> None:
         from pgserver._commands import pg_ctl

