@@ -28,7 +28,7 @@ from billing.accounts import LINK_ATTEMPTS_PER_WINDOW, redeem_link_code
 from billing.errors import LinkCodeInvalid
 from chainlens.deps import open_deps
 from chainlens.embedded import owners_of
-from tests.conftest import REPO_ROOT, make_test_settings
+from tests.conftest import REPO_ROOT, _with_database, make_test_settings
 
 _CLOSED = "http://127.0.0.1:9/x"  # every data source on a closed local port: no internet
 
@@ -223,3 +223,65 @@ def test_two_test_runs_at_once_pass_and_leave_no_server_behind(home: Path) -> No
         assert proc.returncode == 0, output[-3000:]
         assert " passed" in output
     assert processes_using(tmpdir) == []
+
+
+@pytest.mark.slow
+async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url: str,
+                                             tmp_path: Path) -> None:
+    """`pip install .` (not editable) gives a chainlens that starts: every subpackage, the
+    static files and the migrations are in the wheel. Built from a copy of the source, the
+    wheel is installed without dependencies into its own directory, which is the only
+    ChainLens on the path of a `serve` run from outside the checkout, against a new database
+    that it must migrate from the migrations the wheel carries."""
+    import asyncpg
+
+    source = tmp_path / "src"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "__pycache__", "build", "*.egg-info", "test-artifacts", ".pytest_cache"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
+                    str(source)], check=True, capture_output=True, timeout=120)
+    wheel = next((tmp_path / "dist").glob("chainlens-*.whl"))
+    target = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=120)
+    assert not (target / "tests").exists() and not (target / "bench").exists()
+    assert (target / "bin" / "chainlens").exists()
+
+    name = f"chainlens_wheel_{os.getpid()}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = embedded_env(outside, pythonpath=str(target))
+    env.update(DATABASE_URL=_with_database(postgres_admin_url, name), REDIS_URL=redis_url,
+               REDIS_PREFIX=f"wheel{os.getpid()}:")
+    found = subprocess.run([sys.executable, "-c", "import chainlens, web.routes; "
+                            "print(chainlens.__file__)"], env=env, cwd=outside,
+                           capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith(str(target)), found.stdout  # not the checkout's
+    port = free_port()
+    serve = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "--port", str(port)],
+                             env=env, cwd=outside, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", serve, timeout_s=60)
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        widget = httpx.get(f"http://127.0.0.1:{port}/widget.js", timeout=10)
+        assert widget.status_code == 200
+    finally:
+        serve.send_signal(signal.SIGINT)
+        _, err = serve.communicate(timeout=30)
+        admin = await asyncpg.connect(postgres_admin_url)
+        try:
+            db = await asyncpg.connect(env["DATABASE_URL"])
+            applied = {r["name"] for r in await db.fetch("SELECT name FROM schema_migrations")}
+            await db.close()
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+    assert serve.returncode == 0, err.decode(errors="replace")[-3000:]
+    assert applied == {p.stem for p in (REPO_ROOT / "migrations").glob("*.sql")}
