@@ -206,3 +206,60 @@ def test_ask_in_a_terminal_renders_markdown(cli_env: None) -> None:
     assert "## " not in text and "**" not in text  # markdown syntax is rendered away
     assert "\x1b[1m" in text  # bold, as terminal escapes
     assert "· onchain" in stderr and "deterministic" in stderr
+
+
+def _docker_ignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last matching pattern wins, `!` re-includes, and a pattern that
+    matches a directory excludes everything in it."""
+    def regex(pattern: str) -> str:
+        out, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out, i = out + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                out, i = out + ".*", i + 2
+            elif pattern[i] == "*":
+                out, i = out + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                out, i = out + "[^/]", i + 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                out, i = out + pattern[i:end + 1], end + 1
+            else:
+                out, i = out + re.escape(pattern[i]), i + 1
+        return out
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        compiled = re.compile(regex(pattern.lstrip("!").strip("/")))
+        if any(compiled.fullmatch(prefix) for prefix in prefixes):
+            ignored = not negate
+    return ignored
+
+
+def test_dockerignore_keeps_secrets_venv_and_git_out_of_the_image() -> None:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for path in (".venv/lib/python3.11/site-packages/x.py", ".env", ".env.production",
+                 ".git/HEAD", "test-artifacts/widget.png", ".chainlens/postgres/PG_VERSION",
+                 "chainlens/__pycache__/cli.cpython-311.pyc", ".pytest_cache/v/x",
+                 "chainlens.egg-info/PKG-INFO", "build/lib/chainlens/cli.py"):
+        assert _docker_ignored(path, patterns), path
+    # ... while the Dockerfile's `pip install -e .` has everything it reads.
+    for path in ("pyproject.toml", "setup.py", "README.md", "requirements.lock",
+                 "chainlens/cli.py", "web/static/widget.js", "web/routes/chat.py",
+                 "migrations/0001_seed_schema.sql", "tools/coin_index.json"):
+        assert not _docker_ignored(path, patterns), path
+        assert (REPO_ROOT / path).exists(), path
+
+
+def test_ci_runs_the_redis_tests_again_on_the_embedded_redis() -> None:
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert "CHAINLENS_TEST_EMBEDDED_REDIS=1" in ci
+    listed = re.search(r"redis_tests=\((.*?)\)", ci, flags=re.S)
+    assert listed is not None
+    files = listed.group(1).split()
+    assert files and all((REPO_ROOT / f).exists() for f in files)
