@@ -11,7 +11,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 
-class BuildPyWithMigrations(build_py):
+class BuildPyWithMigrations(build_py):  # type: ignore[misc]
     def run(self) -> None:
         super().run()
         source = Path(__file__).resolve().parent / "migrations"

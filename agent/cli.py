@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("question")
 @click.option("--conversation", default=None, help="Conversation id, for follow-up questions.")
-@click.option("--json", "as_json", is_flag=True, help="Print the final event as JSON instead of text.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the final event as JSON instead of text.")
 @click.option("--raw", is_flag=True,
               help="Print the answer's markdown as is (the default when stdout is not a terminal).")
 def ask(question: str, conversation: str | None, as_json: bool, raw: bool) -> None:

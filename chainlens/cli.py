@@ -21,7 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -164,8 +164,9 @@ class ChainLensGroup(click.Group):
                     continue
                 rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
             else:
-                limit = formatter.width - 6 - len(name)
-                rows.append((name, click.utils.make_default_short_help(lazy[name][1], limit)))
+                # Shortened exactly as click shortens a loaded command's help.
+                stand_in = click.Command(name, help=lazy[name][1])
+                rows.append((name, stand_in.get_short_help_str(formatter.width - 6 - len(name))))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -200,10 +201,12 @@ def _one_line_error(exc: BaseException) -> str | None:
             return f"{exc}; identities look like {IDENTITY_FORMAT}"
         if isinstance(exc, BillingError):
             return str(exc)
-    if isinstance(exc, OSError) or module.startswith(("asyncpg", "redis")):
-        if isinstance(exc, OSError | ConnectionError) or "Connection" in type(exc).__name__:
-            return (f"cannot reach a service: {type(exc).__name__}: {exc}"[:300]
-                    + " (`chainlens doctor` checks every dependency)")
+    import socket
+
+    driver_connect = module.startswith(("asyncpg", "redis")) and "Connect" in type(exc).__name__
+    if driver_connect or isinstance(exc, ConnectionError | socket.gaierror | TimeoutError):
+        return (f"cannot reach a service: {type(exc).__name__}: {exc}"[:300]
+                + " (`chainlens doctor` checks every dependency)")
     return None
 
 
@@ -274,7 +277,7 @@ def _register_optional_commands() -> None:
     """Import every module of OPTIONAL_COMMAND_MODULES and add its commands to `main.commands`
     (the CLI loads them on demand; code that walks `main.commands` calls this first)."""
     for module_name in OPTIONAL_COMMAND_MODULES:
-        cast(ChainLensGroup, main)._load(module_name)
+        main._load(module_name)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -223,7 +223,8 @@ class EmbeddedPostgres(_Server):
         self._remove_stale_lock_files()
         if self.server is None:
             # cleanup_mode=None: pgserver never stops it; `release` does, for the last user.
-            self.server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+            self.server = pgserver.get_server(  # type: ignore[attr-defined]
+                self.pgdata, cleanup_mode=None)
         # get_server hands back a cached handle in this process, possibly of a stopped server.
         self.server.ensure_postgres_running()
         log.info("embedded PostgreSQL running in %s", self.pgdata)
@@ -252,7 +253,7 @@ class EmbeddedPostgres(_Server):
                 lock.unlink(missing_ok=True)
 
     def _stop(self) -> None:
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         pid = self._pid()
         try:
@@ -274,7 +275,8 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     if embedded.server is None:  # joined a server another process runs
         import pgserver
 
-        embedded.server = pgserver.get_server(embedded.pgdata, cleanup_mode=None)
+        embedded.server = pgserver.get_server(  # type: ignore[attr-defined]
+            embedded.pgdata, cleanup_mode=None)
     return embedded
 
 

@@ -84,7 +84,8 @@ async def serve_forever(settings: Settings) -> None:
             log.info("channel %s", line)
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
                                 log_config=None, proxy_headers=True,
-                                timeout_graceful_shutdown=_TERM_GRACE_S)
+                                # uvicorn annotates int; it passes the value to wait_for
+                                timeout_graceful_shutdown=_TERM_GRACE_S)  # type: ignore[arg-type]
         server = _Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
@@ -124,7 +125,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGINT:
-            self.config.timeout_graceful_shutdown = _INT_GRACE_S
+            self.config.timeout_graceful_shutdown = _INT_GRACE_S  # type: ignore[assignment]
         super().handle_exit(sig, frame)
 
     @contextlib.contextmanager

@@ -215,7 +215,7 @@ def test_two_test_runs_at_once_pass_and_leave_no_server_behind(home: Path) -> No
     env["TMPDIR"] = str(tmpdir)
     base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             "tests/test_foundation.py::test_seed_tables_exist"]
-    runs = [base + ["tests/test_foundation.py::test_embedded_postgres_killed_then_back"], base]
+    runs = [[*base, "tests/test_foundation.py::test_embedded_postgres_killed_then_back"], base]
     procs = [subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT) for argv in runs]
     outputs = [p.communicate(timeout=110)[0].decode(errors="replace") for p in procs]
@@ -239,8 +239,9 @@ async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url:
     shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
         ".git", ".venv", "__pycache__", "build", "*.egg-info", "test-artifacts", ".pytest_cache"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
-                    str(source)], check=True, capture_output=True, timeout=120)
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "dist"), str(source)],
+                   check=True, capture_output=True, timeout=120)
     wheel = next((tmp_path / "dist").glob("chainlens-*.whl"))
     target = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
