@@ -231,6 +231,18 @@ def test_two_test_runs_at_once_pass_and_leave_no_server_behind(home: Path) -> No
     assert processes_using(tmpdir) == []
 
 
+# The shared development venv has the checkout installed in editable mode, whose import hook
+# would quietly supply any module the wheel lacks; a fresh machine has no such hook.
+_WITHOUT_EDITABLE = (
+    "import sys\n"
+    "sys.meta_path[:] = [f for f in sys.meta_path\n"
+    "                    if not getattr(f, '__module__', '').startswith('__editable__')]\n"
+    "sys.path_hooks[:] = [h for h in sys.path_hooks\n"
+    "                     if not getattr(h, '__module__', '').startswith('__editable__')]\n"
+    "sys.path_importer_cache.clear()\n"
+)
+
+
 @pytest.mark.slow
 async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url: str,
                                              tmp_path: Path) -> None:
@@ -264,13 +276,20 @@ async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url:
     env = embedded_env(outside, pythonpath=str(target))
     env.update(DATABASE_URL=_with_database(postgres_admin_url, name), REDIS_URL=redis_url,
                REDIS_PREFIX=f"wheel{os.getpid()}:")
-    found = subprocess.run([sys.executable, "-c", "import chainlens, web.routes; "
-                            "print(chainlens.__file__)"], env=env, cwd=outside,
+    check = _WITHOUT_EDITABLE + (
+        "import importlib\n"
+        "for name in ('chainlens.cli', 'chainlens.serve', 'web.app', 'web.routes.chat',"
+        " 'agent.stream', 'tools.sources', 'billing.webhooks', 'reports', 'bots'):\n"
+        "    print(importlib.import_module(name).__file__)\n")
+    found = subprocess.run([sys.executable, "-c", check], env=env, cwd=outside,
                            capture_output=True, text=True, timeout=60)
-    assert found.returncode == 0, found.stderr
-    assert found.stdout.startswith(str(target)), found.stdout  # not the checkout's
+    assert found.returncode == 0, found.stderr[-3000:]
+    files = found.stdout.split()
+    assert len(files) == 9 and all(f.startswith(str(target)) for f in files), files
     port = free_port()
-    serve = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "--port", str(port)],
+    launch = _WITHOUT_EDITABLE + (
+        "import runpy\nrunpy.run_module('chainlens.cli', run_name='__main__')\n")
+    serve = subprocess.Popen([sys.executable, "-c", launch, "serve", "--port", str(port)],
                              env=env, cwd=outside, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
     try:
