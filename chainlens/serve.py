@@ -20,7 +20,7 @@ log = logging.getLogger("chainlens.serve")
 _WATCHDOG_INTERVAL_S = 5.0
 _INT_GRACE_S = 0.5    # Ctrl-C: answers in progress get this long to finish
 _TERM_GRACE_S = 5.0   # SIGTERM: half of docker's 10 s before it kills
-_TASK_STOP_S = 0.5    # bots and background loops, after the web server stopped
+_TASK_STOP_S = 0.8    # bots and background loops, after the web server stopped
 
 
 async def watch_embedded(name: str, embedded: EmbeddedPostgres | EmbeddedRedis | None) -> None:
