@@ -89,27 +89,39 @@ def _listed_commands(module_name: str) -> dict[str, str] | None:
     for node in tree.body:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "COMMANDS"
-                and isinstance(node.value, ast.List | ast.Tuple)):
+                and isinstance(node.value, ast.List | ast.Tuple)
+                and all(isinstance(e, ast.Name) for e in node.value.elts)):
             exported = [e.id for e in node.value.elts if isinstance(e, ast.Name)]
     if exported is None:
-        return {}
+        return None  # COMMANDS written some other way: import the module to find out
     listed: dict[str, str] = {}
     for name in exported:
         function = functions.get(name)
         if function is None:
             return None
         command_name = None
+        help_text = ast.get_docstring(function) or ""
         for decorator in function.decorator_list:
             call = decorator if isinstance(decorator, ast.Call) else None
             target = call.func if call else decorator
             if isinstance(target, ast.Attribute) and target.attr in ("command", "group"):
+                # click's default: dashes for underscores, a _command/_cmd/_group/_grp
+                # suffix dropped
                 command_name = function.name.lower().replace("_", "-")
+                left, dash, suffix = command_name.rpartition("-")
+                if dash and suffix in {"command", "cmd", "group", "grp"}:
+                    command_name = left
                 if call and call.args and isinstance(call.args[0], ast.Constant):
                     command_name = str(call.args[0].value)
+                for keyword in call.keywords if call else ():
+                    if isinstance(keyword.value, ast.Constant) and keyword.arg == "name":
+                        command_name = str(keyword.value.value)
+                    if isinstance(keyword.value, ast.Constant) and keyword.arg in (
+                            "help", "short_help"):
+                        help_text = str(keyword.value.value)
         if command_name is None:
             return None
-        doc = ast.get_docstring(function) or ""
-        listed[command_name] = doc.split("\n\n")[0].replace("\n", " ").strip()
+        listed[command_name] = help_text.split("\n\n")[0].replace("\n", " ").strip()
     return listed
 
 

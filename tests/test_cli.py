@@ -263,3 +263,29 @@ def test_ci_runs_the_redis_tests_again_on_the_embedded_redis() -> None:
     assert listed is not None
     files = listed.group(1).split()
     assert files and all((REPO_ROOT / f).exists() for f in files)
+
+
+def test_commands_listed_from_source_are_the_ones_the_modules_define() -> None:
+    """`chainlens --help` lists other packages' commands from their source without importing
+    them; the names and help it shows are those of the imported commands."""
+    import importlib
+
+    from chainlens.cli import OPTIONAL_COMMAND_MODULES, _listed_commands
+
+    for module_name in OPTIONAL_COMMAND_MODULES:
+        listed = _listed_commands(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            assert listed == {}
+            continue
+        if listed is None:  # not in the conventional form: the CLI imports it instead
+            continue
+        actual = {c.name: c.get_short_help_str(1000) for c in getattr(module, "COMMANDS", ())}
+        assert {name: _short_help(h) for name, h in listed.items()} == actual, module_name
+
+
+def _short_help(text: str) -> str:
+    import click
+
+    return click.Command("x", help=text).get_short_help_str(1000)
