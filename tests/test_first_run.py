@@ -131,8 +131,8 @@ def chainlens(*argv: str, env: dict[str, str], cwd: Path,
 @pytest.mark.slow
 def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
         home: Path) -> None:
-    """`serve`, then `doctor`, `account show` and `ask` as separate processes: health stays
-    200 throughout. A killed embedded Redis is restarted by the watchdog. Ctrl-C stops
+    """`serve`, then `doctor`, `account show`, `ask` and a second `serve` as separate
+    processes: health stays 200 throughout. A killed embedded Redis is restarted by the watchdog. Ctrl-C stops
     `serve` in under 2 s, and with it the embedded servers (it is their last user)."""
     env = embedded_env(home)
     data_dir = home / "data"
@@ -149,6 +149,11 @@ def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
                 assert result.returncode == 0, (argv, result.stdout, result.stderr)
                 assert httpx.get(health, timeout=5).status_code == 200, argv
             assert "Traceback" not in result.stderr
+            # An accidental second `serve` on the same port fails to bind and exits...
+            second = chainlens("serve", "--port", str(port), env=env, cwd=home)
+            assert second.returncode != 0
+            assert "address already in use" in second.stderr
+            assert httpx.get(health, timeout=5).status_code == 200  # ... leaving ours alone
         assert watch.polls > 3 and watch.failures == []
         # Only serve is still using the servers; the commands left the owner file.
         assert owners_of(data_dir, "redis") == [serve.pid]
