@@ -132,8 +132,9 @@ def chainlens(*argv: str, env: dict[str, str], cwd: Path,
 def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
         home: Path) -> None:
     """`serve`, then `doctor`, `account show`, `ask` and a second `serve` as separate
-    processes: health stays 200 throughout. A killed embedded Redis is restarted by the watchdog. Ctrl-C stops
-    `serve` in under 2 s, and with it the embedded servers (it is their last user)."""
+    processes: health stays 200 throughout. A killed embedded Redis is restarted by the
+    watchdog. Ctrl-C stops `serve` in under 2 s, and with it the embedded servers (it is
+    their last user)."""
     env = embedded_env(home)
     data_dir = home / "data"
     port = free_port()
@@ -316,3 +317,53 @@ async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url:
             await admin.close()
     assert serve.returncode == 0, err.decode(errors="replace")[-3000:]
     assert applied == {p.stem for p in (REPO_ROOT / "migrations").glob("*.sql")}
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_serve_quickly_with_an_answer_in_progress(
+        database_url: str, redis_url: str, home: Path) -> None:
+    """uvicorn waits for open requests forever by default: a question stuck on a data source
+    that never answers must not hold Ctrl-C up (the stream is cut after a short grace)."""
+    with socket.socket() as black_hole:  # accepts connections, never answers
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(100)
+        silent = f"http://127.0.0.1:{black_hole.getsockname()[1]}/x"
+        env = embedded_env(home)
+        env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, HTTP_TIMEOUT_S="30",
+                   REDIS_PREFIX=f"inflight{os.getpid()}:", NEWS_FEEDS=silent,
+                   **{var: silent for var in ("COINGECKO_BASE_URL", "DEFILLAMA_BASE_URL",
+                                              "GOPLUS_BASE_URL", "GITHUB_API_URL",
+                                              "FEAR_GREED_URL")})
+        port = free_port()
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "chainlens.cli", "serve", "--port", str(port)],
+            env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        events: list[str] = []
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", serve, timeout_s=60)
+
+            def ask() -> None:
+                with contextlib.suppress(httpx.HTTPError), httpx.stream(
+                        "POST", f"http://127.0.0.1:{port}/api/chat/stream",
+                        json={"message": "research uniswap"}, timeout=60) as response:
+                    events.extend(line for line in response.iter_lines()
+                                  if line.startswith("event:"))
+
+            asker = threading.Thread(target=ask, daemon=True)
+            asker.start()
+            deadline = time.monotonic() + 20
+            while "event: tool" not in events:  # the tools are now waiting on the black hole
+                assert time.monotonic() < deadline, events
+                time.sleep(0.05)
+            started = time.monotonic()
+            serve.send_signal(signal.SIGINT)
+            _, err = serve.communicate(timeout=30)
+            stop_s = time.monotonic() - started
+            asker.join(10)
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+                serve.communicate()
+    assert serve.returncode == 0, err.decode(errors="replace")[-3000:]
+    assert stop_s < 2.0, f"Ctrl-C took {stop_s:.2f}s"
+    assert "event: final" not in events  # the answer was indeed still in progress
