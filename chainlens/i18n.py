@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import io
+import unicodedata
 from datetime import date, datetime
 from importlib import resources
 from typing import Literal, get_args
@@ -32,6 +33,12 @@ Language = Literal["en", "vi"]
 LANGUAGES: tuple[Language, ...] = get_args(Language)
 DEFAULT_LANGUAGE: Language = "en"
 DOMAIN = "chainlens"
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics: 'Tokenomics của PEPE thế nào?' -> 'tokenomics cua pepe the nao?'."""
+    decomposed = unicodedata.normalize("NFD", text.lower().replace("đ", "d"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def N_(message: str) -> str:
