@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel
 
-from agent.assess import NOT_ADVICE, Assessment
+from agent.assess import Assessment
 from agent.facts import (
     Source,
     data_age_seconds,
@@ -25,6 +25,9 @@ from agent.guard import AnswerGuard
 from chainlens.i18n import ENGLISH, N_, Localizer
 from tools.results import Project, SentimentResult, ToolResult
 
+# agent/assess.py's NOT_ADVICE, marked for the catalogue (a test keeps the two equal).
+NOT_ADVICE_MESSAGE = N_("Not financial advice: this is an automated summary of public data; "
+                        "do your own research.")
 DETERMINISTIC_LABEL = N_("_Written by ChainLens's rule-based writer (no language model was used)._")
 # How each stance is named; Vietnamese keeps the rules' code beside its own word ("GIỮ (HOLD)").
 STANCE_NAMES = {"BUY": N_("BUY"), "HOLD": N_("HOLD"), "SELL": N_("SELL"), "AVOID": N_("AVOID"),
@@ -221,7 +224,7 @@ def render_verdict(verdict: Assessment, loc: Localizer = ENGLISH) -> str:
 def render_footer(sources: Sequence[Source], loc: Localizer = ENGLISH) -> str:
     """The not-advice line and the sources with the age of their data."""
     _ = loc._
-    lines = ["", f"_{_(NOT_ADVICE)}_", "", _("**Sources**")]
+    lines = ["", f"_{_(NOT_ADVICE_MESSAGE)}_", "", _("**Sources**")]
     if not sources:
         lines.append(_("- none: no source returned data"))
     for s in sources:
@@ -239,14 +242,17 @@ def render_body(report: Report, verdict: Assessment, loc: Localizer = ENGLISH) -
     reason = f" — {report.stance_reason}" if report.stance_reason else ""
     ages = (_("**Data age:** {ages}").format(ages=" · ".join(report.data_ages)) + "\n"
             if report.data_ages else "")
+    summary_heading = _("**Executive summary.**")
+    insights_heading = _("**Top insights**")
+    risks_heading = _("**Key risks**")
     return (
         f"{_(DETERMINISTIC_LABEL)}\n\n"
-        f"{_('**Executive summary.**')} {report.summary}\n\n"
+        f"{summary_heading} {report.summary}\n\n"
         f"{render_verdict(verdict, loc)}\n"
-        f"{_('**Top insights**')}\n{insights}\n\n"
+        f"{insights_heading}\n{insights}\n\n"
         f"**{stance_marker(report.stance, loc)}**{reason}.\n\n"
-        f"{_('**Key risks**')}\n{risks}\n"
-        f"{chr(10) + ages if ages else ''}"
+        f"{risks_heading}\n{risks}\n"
+        + ("\n" + ages if ages else "")
     )
 
 
