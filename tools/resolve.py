@@ -158,9 +158,9 @@ _SMALL_TALK = frozenset("""
 good morning afternoon evening night day hello hi hey hiya yo gm gn thanks thank thx ty
 please help ok okay yes yeah no nope bye goodbye cheers sir mate friend bot chainlens welcome
 """.split())
-# Vietnamese cues, folded: the word before a coin ("phân tích X", "giá X", "mua X") and the last
+# Vietnamese cues, folded: the word before a coin ("phân tích X", "giá X", "token X") and the last
 # syllable of an aspect noun followed by "của"/"về" ("thanh khoản của X", "đội ngũ của X").
-VI_VERB_CUES = frozenset("tich gia hieu cuu mua ban giu gom".split())
+VI_VERB_CUES = frozenset("tich gia hieu cuu mua ban giu gom token coin".split())
 VI_NOUN_CUES = frozenset("""
 gia hoa luong dich khoan giu cung hanh phat khoa bo phoi dong ngu lap vien tac toan tuc ly an
 trien truong tri token coin tien sach trinh
