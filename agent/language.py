@@ -16,7 +16,7 @@ from chainlens.i18n import DEFAULT_LANGUAGE, Language, as_language, fold
 # Letters only Vietnamese uses among the languages our users write in (Latin-1 accents such
 # as é or à are shared with French and Spanish and count only together with these).
 _VI_LETTERS = frozenset("ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹĩũ")
-_WORD = re.compile(r"[^\W\d_]+")
+_WORD = re.compile(r"[^\W_]+")
 
 # Unaccented Vietnamese, folded (no diacritics, đ -> d). Two-syllable words are strong evidence;
 # single syllables only count when they are not also English words ("the", "do", "to").
@@ -45,7 +45,8 @@ good bad legit scam safe much many any some more most than then so if just pleas
 
 def message_language(text: str) -> Language | None:
     """The language the message itself is written in, or None when it gives no evidence."""
-    raw_words = _WORD.findall(text.lower())
+    # words of letters only: an address, "coin98" or "24h" says nothing about the language
+    raw_words = [w for w in _WORD.findall(text.lower()) if w.isalpha()]
     if not raw_words:
         return None
     vi = 0
