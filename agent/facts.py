@@ -9,7 +9,6 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from chainlens.i18n import ENGLISH, N_, Localizer
-
 from tools.results import (
     OnchainResult,
     SentimentResult,

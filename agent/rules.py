@@ -102,7 +102,7 @@ VI_FULL_RESEARCH = _words(
 )
 VI_RESEARCH = _words(
     rf"phan{_S}tich", rf"danh{_S}gia", rf"nghien{_S}cuu", rf"tim{_S}hieu", rf"tong{_S}quan",
-    rf"review", rf"nhan{_S}dinh", rf"nhan{_S}xet", rf"gioi{_S}thieu", rf"ke{_S}ve",
+    r"review", rf"nhan{_S}dinh", rf"nhan{_S}xet", rf"gioi{_S}thieu", rf"ke{_S}ve",
     rf"noi{_S}ve", rf"la{_S}gi", rf"la{_S}du{_S}an{_S}gi",
     rf"bao{_S}cao{_S}ve", rf"xem{_S}xet", rf"co{_S}tot{_S}khong", rf"co{_S}tiem{_S}nang",
 )
@@ -111,35 +111,35 @@ VI_ASPECTS: dict[ToolName, re.Pattern[str]] = {
         r"(?<!danh\s)(?<!tham\s)gia",  # giá (price), not đánh giá (evaluate) or tham gia (join)
         rf"von{_S}hoa", rf"khoi{_S}luong(?:{_S}giao{_S}dich)?", rf"thanh{_S}khoan",
         rf"nguoi{_S}nam{_S}giu", rf"nam{_S}giu", rf"so{_S}(?:nguoi|vi){_S}(?:nam|giu)",
-        rf"holders?", rf"bieu{_S}do", rf"tang{_S}(?:gia|manh|bao{_S}nhieu)",
+        r"holders?", rf"bieu{_S}do", rf"tang{_S}(?:gia|manh|bao{_S}nhieu)",
         rf"giam{_S}(?:gia|manh|bao{_S}nhieu)", rf"dinh{_S}(?:gia|cu|lich{_S}su)",
-        rf"bao{_S}nhieu{_S}tien", rf"ca{_S}voi", rf"xep{_S}hang", rf"tvl",
-        rf"tong{_S}gia{_S}tri{_S}khoa", rf"du{_S}lieu{_S}thi{_S}truong", rf"on[\s-]?chain",
+        rf"bao{_S}nhieu{_S}tien", rf"ca{_S}voi", rf"xep{_S}hang", r"tvl",
+        rf"tong{_S}gia{_S}tri{_S}khoa", rf"du{_S}lieu{_S}thi{_S}truong", r"on[\s-]?chain",
     ),
     "sentiment": _words(
-        rf"cong{_S}dong", rf"tin{_S}tuc", rf"tam{_S}ly", rf"fud", rf"hype", rf"tam{_S}ly{_S}thi{_S}truong",
+        rf"cong{_S}dong", rf"tin{_S}tuc", rf"tam{_S}ly", r"fud", r"hype", rf"tam{_S}ly{_S}thi{_S}truong",
         rf"moi{_S}nguoi{_S}(?:noi|nghi|dang{_S}noi|danh{_S}gia)", rf"du{_S}luan", rf"xu{_S}huong",
-        rf"so{_S}hai{_S}(?:va|&){_S}tham{_S}lam", rf"fear\s*(?:and|&)\s*greed", rf"mang{_S}xa{_S}hoi",
-        rf"twitter", rf"reddit", rf"tieu{_S}de{_S}bao", rf"bao{_S}chi", rf"tin{_S}don",
-        rf"lac{_S}quan", rf"bi{_S}quan", rf"sentiment", rf"trend",
+        rf"so{_S}hai{_S}(?:va|&){_S}tham{_S}lam", r"fear\s*(?:and|&)\s*greed", rf"mang{_S}xa{_S}hoi",
+        r"twitter", r"reddit", rf"tieu{_S}de{_S}bao", rf"bao{_S}chi", rf"tin{_S}don",
+        rf"lac{_S}quan", rf"bi{_S}quan", r"sentiment", r"trend",
     ),
     "tokenomics": _words(
-        rf"nguon{_S}cung", rf"luu{_S}hanh", rf"lam{_S}phat", rf"mo{_S}khoa", rf"unlocks?",
+        rf"nguon{_S}cung", rf"luu{_S}hanh", rf"lam{_S}phat", rf"mo{_S}khoa", r"unlocks?",
         rf"phan{_S}bo", rf"phan{_S}phoi", rf"hop{_S}dong", rf"rui{_S}ro{_S}hop{_S}dong",
-        rf"tong{_S}cung", rf"cung{_S}toi{_S}da", rf"vesting", rf"tra{_S}dan", rf"dot{_S}(?:token|coin)",
-        rf"pha{_S}loang", rf"phat{_S}hanh{_S}(?:them|token)", rf"tokenomics?", rf"fdv",
-        rf"tap{_S}trung", rf"honeypot", rf"mint", rf"supply",
+        rf"tong{_S}cung", rf"cung{_S}toi{_S}da", r"vesting", rf"tra{_S}dan", rf"dot{_S}(?:token|coin)",
+        rf"pha{_S}loang", rf"phat{_S}hanh{_S}(?:them|token)", r"tokenomics?", r"fdv",
+        rf"tap{_S}trung", r"honeypot", r"mint", r"supply",
     ),
     "team": _words(
-        rf"doi{_S}ngu", rf"nha{_S}sang{_S}lap", rf"sang{_S}lap", rf"founders?",
-        rf"lap{_S}trinh{_S}vien", rf"nha{_S}phat{_S}trien", rf"devs?", rf"github",
-        rf"doi{_S}tac", rf"hop{_S}tac", rf"kiem{_S}toan", rf"audits?", rf"nha{_S}dau{_S}tu{_S}(?:hau{_S}thuan|rot{_S}von)",
+        rf"doi{_S}ngu", rf"nha{_S}sang{_S}lap", rf"sang{_S}lap", r"founders?",
+        rf"lap{_S}trinh{_S}vien", rf"nha{_S}phat{_S}trien", r"devs?", r"github",
+        rf"doi{_S}tac", rf"hop{_S}tac", rf"kiem{_S}toan", r"audits?", rf"nha{_S}dau{_S}tu{_S}(?:hau{_S}thuan|rot{_S}von)",
         rf"quy{_S}dau{_S}tu", rf"hau{_S}thuan", rf"rot{_S}von", rf"uy{_S}tin", rf"dang{_S}tin",
         rf"minh{_S}bach", rf"an{_S}danh", rf"ai{_S}(?:dung{_S}sau|lam|phat{_S}trien)",
-        rf"lo{_S}trinh", rf"roadmap", rf"phat{_S}trien", rf"team", rf"tin{_S}cay",
+        rf"lo{_S}trinh", r"roadmap", rf"phat{_S}trien", r"team", rf"tin{_S}cay",
     ),
 }
-VI_SCAM = _words(rf"lua{_S}dao", rf"scam", rf"rug(?:{_S}pull)?", rf"rut{_S}tham", rf"ponzi",
+VI_SCAM = _words(rf"lua{_S}dao", r"scam", rf"rug(?:{_S}pull)?", rf"rut{_S}tham", r"ponzi",
                  rf"da{_S}cap", rf"xa{_S}tien")
 VI_STATE = _words(rf"hom{_S}nay", rf"bay{_S}gio", rf"hien{_S}tai", rf"hien{_S}gio", rf"luc{_S}nay")
 

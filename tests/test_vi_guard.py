@@ -15,13 +15,13 @@ from test_agent_support import (  # noqa: F401  (fixtures)
     llm_server_session,
     with_llm,
 )
-from tests.tools_fakes import FakeSources, fast_http
 
 from agent import answer
 from agent.guard import WITHHELD, AnswerGuard, allowed_values, vi_readings
 from agent.prompts import writer_system
 from chainlens.deps import Deps
 from chainlens.i18n import localizer
+from tests.tools_fakes import FakeSources, fast_http
 from tools.results import OnchainResult
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from tests.tools_fakes import FakeSources, fast_http
 
 from agent import answer
 from agent.language import detect_language
 from agent.rules import plan_by_rules, refers_back
 from chainlens.deps import Deps
+from tests.tools_fakes import FakeSources, fast_http
 from tools.index import bundled_index
 from tools.resolve import resolve_offline, search_query
 

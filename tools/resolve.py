@@ -27,13 +27,14 @@ from tools.index import (
     CoinIndex,
     IndexEntry,
     address_key,
-    compact,
     coingecko_headers,
     coingecko_url,
+    compact,
     load_index,
     normalize,
 )
 from tools.results import Project, Resolution
+
 log = logging.getLogger(__name__)
 
 # The CoinGecko platforms a pasted 0x address is tried on, most used first.
