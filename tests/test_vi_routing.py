@@ -63,6 +63,8 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("Có bao nhiêu người nắm giữ Shiba Inu?", ("onchain",), "shiba-inu"),
     ("so nguoi nam giu shiba inu", ("onchain",), "shiba-inu"),
     ("Số holder của PEPE", ("onchain",), "pepe"),
+    ("xem giá BTC", ("onchain",), "bitcoin"),  # "xem" (see) is also a ticker, XEM
+    ("cho tôi xem đội ngũ của Aave", ("team",), "aave"),
     # community / news / sentiment / FUD / hype -> sentiment
     ("Cộng đồng Solana nói gì về SOL?", ("sentiment",), "solana"),
     ("cong dong solana noi gi", ("sentiment",), "solana"),

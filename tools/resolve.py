@@ -119,7 +119,9 @@ onchain offchain score rating risk audit audits audited partnership partnerships
 
 # Vietnamese, folded (no diacritics): function words and the syllables of research and aspect
 # words. They are never a coin by themselves ("có", "giá", "nào"); like English stop words they
-# count as one only as $TICKER or with a plain cue ("research co", "co token").
+# count as one only as $TICKER or with a plain cue ("research co", "co token"). "xem" (see) is
+# also NEM's ticker: it stays a weak word, a coin in upper case ("XEM") or as $XEM.
+_VI_WEAK = frozenset({"xem"})
 _VI_COMMON = frozenset("""
 cua co khong ko k the nao la gi nao cho toi tui minh ban ve voi va hay hoac thi ma nhung cac
 mot nhieu it bao sao duoc dang da se roi chua nua vay nhe nha a oi ah u uh vang da neu khi
@@ -178,7 +180,7 @@ def everyday_level(key: str) -> Literal["stop", "weak"] | None:
     """How much a word reads as English rather than as a coin: 'stop', 'weak' or not at all."""
     if key in _STOP:
         return "stop"
-    if key in _WEAK:
+    if key in _WEAK or key in _VI_WEAK:
         return "weak"
     if key in _COMMON or key in _CRYPTO or key in _VI_COMMON:
         return "stop"
