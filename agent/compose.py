@@ -116,8 +116,8 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
         log.warning("model failed mid-answer (%s); ending with the deterministic answer",
                     type(exc).__name__)
         emit(ErrorEvent(code="llm_failed",
-                        message="The language model stopped mid-answer; here is the answer "
-                                "written from the data by rules instead."))
+                        message=loc._("The language model stopped mid-answer; here is the "
+                                      "answer written from the data by rules instead.")))
         return FinalEvent(answer=fallback_answer, usage=usage, **base)
 
     footer = render_footer(sources, loc)

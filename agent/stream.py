@@ -104,8 +104,9 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
         log.exception("answer failed for %r", question[:80])
         final = rescue_answer(question, conversation_id, seen, language)
         if text_started:
-            yield ErrorEvent(code="internal", message=f"The answer was interrupted ({type(exc).__name__}); "
-                                                      "here is the answer written from the data by rules.")
+            yield ErrorEvent(code="internal", message=localizer(language)._(
+                "The answer was interrupted ({error}); here is the answer written from the "
+                "data by rules.").format(error=type(exc).__name__))
         else:
             yield TextEvent(text=final.answer)
         completed = True
