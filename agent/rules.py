@@ -121,7 +121,7 @@ VI_ASPECTS: dict[ToolName, re.Pattern[str]] = {
         rf"moi{_S}nguoi{_S}(?:noi|nghi|dang{_S}noi|danh{_S}gia)", rf"du{_S}luan", rf"xu{_S}huong",
         rf"so{_S}hai{_S}(?:va|&){_S}tham{_S}lam", r"fear\s*(?:and|&)\s*greed", rf"mang{_S}xa{_S}hoi",
         r"twitter", r"reddit", rf"tieu{_S}de{_S}bao", rf"bao{_S}chi", rf"tin{_S}don",
-        rf"lac{_S}quan", rf"bi{_S}quan", r"sentiment", r"trend",
+        rf"lac{_S}quan", rf"bi{_S}quan", r"sentiment",
     ),
     "tokenomics": _words(
         rf"nguon{_S}cung", rf"luu{_S}hanh", rf"lam{_S}phat", rf"mo{_S}khoa", r"unlocks?",

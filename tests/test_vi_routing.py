@@ -176,3 +176,16 @@ async def test_language_hint_and_saved_choice_reach_the_answer(agent_deps: Deps)
     assert own.language == "en"
     forced = await answer(agent_deps, "research uniswap", language="vi")
     assert forced.language == "vi" and "**Điểm nổi bật**" in forced.answer
+
+
+def test_cached_answers_are_kept_per_language(deps: Deps) -> None:
+    from agent.answer_cache import answer_key
+    from agent.rules import Plan
+    from agent.turn_cache import turn_key
+
+    assert turn_key(deps, "$UNI?", None, "vi") != turn_key(deps, "$UNI?", None, "en")
+    assert turn_key(deps, "$UNI?", None) == turn_key(deps, "$UNI?", None, "en")
+    plan = Plan.of(["onchain"], intent="aspects")
+    keys = {answer_key(deps, plan=plan, project_id="uniswap", results={}, models=["m"],
+                       language=lang) for lang in ("en", "vi")}
+    assert len(keys) == 2
