@@ -189,3 +189,17 @@ def test_cached_answers_are_kept_per_language(deps: Deps) -> None:
     keys = {answer_key(deps, plan=plan, project_id="uniswap", results={}, models=["m"],
                        language=lang) for lang in ("en", "vi")}
     assert len(keys) == 2
+
+
+def test_llm_planner_prompt_has_the_vietnamese_vocabulary() -> None:
+    from agent.prompts import PLANNER_RULES
+
+    for word in ("phân tích", "đánh giá", "có nên mua", "vốn hóa", "thanh khoản", "cộng đồng",
+                 "tâm lý", "nguồn cung", "mở khóa", "đội ngũ", "kiểm toán", "thế nào"):
+        assert word in PLANNER_RULES, word
+
+
+async def test_vietnamese_greeting_gets_vietnamese_help(agent_deps: Deps) -> None:
+    final = await answer(agent_deps, "xin chào, bạn giúp được gì?")
+    assert final.project is None and final.plan.tools == [] and final.language == "vi"
+    assert final.answer.startswith("Xin chào!") and "Phân tích Uniswap" in final.answer
