@@ -54,6 +54,7 @@ _VI_TIME_WORDS = re.compile(r"^\s*(?:giờ|ngày|tuần|tháng|năm|phút)\b", r
 _STANCE_WORD_VI = re.compile(r"(?<!\w)(MUA|GIỮ|BÁN|TRÁNH)(?!\w)")
 _STANCE_OF_VI = {"MUA": "BUY", "GIỮ": "HOLD", "BÁN": "SELL", "TRÁNH": "AVOID"}
 _ADVICE_VI = re.compile(r"(?<!không\s)(?<!chưa\s)\bnên\s+(mua|gom|bán|xả|tránh)\b", re.IGNORECASE)
+_RISK_SCORE_VI = re.compile(r"(điểm\s+rủi\s+ro[^0-9\n]{0,20})(\d{1,2})(\s*/\s*10)", re.IGNORECASE)
 _ADVICE_VERB_VI = {"mua": "BUY", "gom": "BUY", "bán": "SELL", "xả": "SELL", "tránh": "AVOID"}
 
 
@@ -151,6 +152,8 @@ class AnswerGuard:
         line = _MD_LINK.sub(self._link, line)
         line = _URL.sub(self._bare_url, line)
         line = _RISK_SCORE.sub(self._risk, line)
+        if self.language == "vi":
+            line = _RISK_SCORE_VI.sub(self._risk, line)
         return self._figures(line) if self.allowed is not None else line
 
     def _conflicting_stance(self, line: str) -> bool:

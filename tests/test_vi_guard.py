@@ -65,6 +65,12 @@ def test_vietnamese_stance_words_cannot_change_the_stance() -> None:
     assert avoid.check_line("Nên gom thêm.") is None
 
 
+def test_a_different_vietnamese_risk_score_is_corrected() -> None:
+    guard = vi_guard()
+    assert guard.check_line("**Điểm rủi ro: 2/10** · **Quan điểm: GIỮ (HOLD)**") == \
+        "**Điểm rủi ro: 6/10** · **Quan điểm: GIỮ (HOLD)**"
+
+
 def test_readings_of_ambiguous_digits() -> None:
     assert vi_readings("1,52", "tỷ") == [(1.52e9, 5e6, True)]
     assert {v for v, _, _ in vi_readings("1.234", "")} == {1234.0, 1.234}
