@@ -54,6 +54,11 @@ class ChatTurn:
     # Anonymous web visitors are also limited per client IP, so clearing cookies does not
     # reset the quota.
     client_ip: str | None = None
+    # What the channel knows about the user's language (agent/language.py decides the turn's):
+    # their saved choice, and the platform's hint (Telegram language_code, Discord locale,
+    # the browser's Accept-Language).
+    saved_language: str | None = None
+    language_hint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,9 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
     started = time.perf_counter()
     final: Any = None
     try:
-        async for event in answer_stream(deps, text, conversation_id=turn.conversation_id):
+        async for event in answer_stream(deps, text, conversation_id=turn.conversation_id,
+                                         saved_language=turn.saved_language,
+                                         language_hint=turn.language_hint):
             if event.type == "final":
                 final = event
             yield event

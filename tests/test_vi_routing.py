@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from agent import answer
+from agent.events import FinalEvent
 from agent.language import detect_language
 from agent.rules import plan_by_rules, refers_back
 from chainlens.deps import Deps
@@ -203,3 +204,14 @@ async def test_vietnamese_greeting_gets_vietnamese_help(agent_deps: Deps) -> Non
     final = await answer(agent_deps, "xin chào, bạn giúp được gì?")
     assert final.project is None and final.plan.tools == [] and final.language == "vi"
     assert final.answer.startswith("Xin chào!") and "Phân tích Uniswap" in final.answer
+
+
+async def test_chat_turn_passes_the_channels_language_hints(agent_deps: Deps) -> None:
+    from chainlens.chat import ChatTurn, chat
+
+    turn = ChatTurn(identity="telegram:991", channel="telegram", text="$UNI?",
+                    language_hint="vi")  # Telegram's language_code
+    events = [event async for event in chat(agent_deps, turn)]
+    final = events[-1]
+    assert isinstance(final, FinalEvent) and final.language == "vi"
+    assert "**Tóm tắt.**" in final.answer
