@@ -14,7 +14,7 @@ import re
 from chainlens.i18n import DEFAULT_LANGUAGE, Language, as_language, fold
 
 # Letters only Vietnamese uses among the languages our users write in (Latin-1 accents such
-# as é or à are shared with French and Spanish and count only together with these).
+# as é or à are shared with French and Spanish and do not count).
 _VI_LETTERS = frozenset("ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹĩũ")
 _WORD = re.compile(r"[^\W_]+")
 
