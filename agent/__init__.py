@@ -1,7 +1,7 @@
 """The research agent: resolve the project, plan tools, run them in parallel, compose.
 
 Import from here: `answer_stream` (typed events for every channel), `answer` (final only),
-the event types, `Plan`, and `MAX_QUESTION_CHARS`.
+the event types, `Plan`, `MAX_QUESTION_CHARS` and `detect_language` (the turn's language).
 """
 
 from agent.events import (
@@ -14,10 +14,12 @@ from agent.events import (
     ToolStartedEvent,
     Usage,
 )
+from agent.language import detect_language
 from agent.rules import Plan
 from agent.stream import MAX_QUESTION_CHARS, answer, answer_stream
 
 __all__ = [
     "AgentEvent", "ErrorEvent", "FinalEvent", "PlanEvent", "TextEvent", "ToolFinishedEvent",
     "ToolStartedEvent", "Usage", "Plan", "MAX_QUESTION_CHARS", "answer", "answer_stream",
+    "detect_language",
 ]

@@ -28,9 +28,12 @@ class CachedAnswer(BaseModel):
 
 
 def answer_key(deps: Deps, *, plan: Plan, project_id: str, results: Mapping[str, ToolResult],
-               models: Sequence[str]) -> str:
+               models: Sequence[str], language: str = "en") -> str:
     versions = sorted((tool, r.as_of.isoformat(), r.stale) for tool, r in results.items())
-    material = json.dumps([plan.intent, project_id, list(plan.tools), versions, list(models)])
+    parts: list[object] = [plan.intent, project_id, list(plan.tools), versions, list(models)]
+    if language != "en":
+        parts.append(language)  # an answer in another language is another answer
+    material = json.dumps(parts)
     return deps.keys("agent", "answer", hashlib.sha256(material.encode()).hexdigest()[:32])
 
 

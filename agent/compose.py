@@ -26,11 +26,13 @@ from agent.writer import (
     render_footer,
     render_header,
     render_verdict,
+    stance_marker,
     write_answer,
     write_no_data_reply,
     write_no_project_reply,
 )
 from chainlens.deps import Deps
+from chainlens.i18n import Language, Localizer, localizer
 from tools.results import Project, Resolution, ToolResult
 
 log = logging.getLogger(__name__)
@@ -55,28 +57,32 @@ class _Written:
 
 async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, plan: Plan,
                          runs: Mapping[str, ToolRun], plan_usage: Usage, emit: Emit,
-                         conversation_id: str | None = None) -> FinalEvent:
-    """Write the answer, emitting text chunks, and return the final event."""
+                         conversation_id: str | None = None,
+                         language: Language = "en") -> FinalEvent:
+    """Write the answer in `language`, emitting text chunks, and return the final event."""
+    loc = localizer(language)
     info = PlanInfo(tools=list(plan.tools), router=plan.router, intent=plan.intent)
     project = resolution.project
     if project is None:
-        reply = write_no_project_reply(question, resolution.suggestions)
+        reply = write_no_project_reply(question, resolution.suggestions, loc)
         emit(TextEvent(text=reply))
         return FinalEvent(answer=reply, project=None, suggestions=resolution.suggestions,
-                          plan=info, usage=plan_usage, conversation_id=conversation_id)
+                          plan=info, usage=plan_usage, conversation_id=conversation_id,
+                          language=language)
     results: dict[str, ToolResult] = {t: runs[t].result for t in plan.tools if t in runs}
     if plan.tools and not any(runs[t].ok for t in plan.tools if t in runs):
-        reply = write_no_data_reply(project, results)
+        reply = write_no_data_reply(project, results, loc)
         emit(TextEvent(text=reply))
         return FinalEvent(answer=reply, project=project, suggestions=resolution.suggestions,
                           plan=info, results=results, usage=plan_usage,
-                          conversation_id=conversation_id, substantive=False)
+                          conversation_id=conversation_id, substantive=False,
+                          language=language)
     verdict = assess(results)
     sources = sources_of(results)
-    fallback_answer, report = write_answer(project, results, verdict, sources)
+    fallback_answer, report = write_answer(project, results, verdict, sources, loc)
     base = dict(project=project, suggestions=resolution.suggestions, plan=info,
                 results=results, sources=sources, price_history=price_history_of(results),
-                report=report, conversation_id=conversation_id)
+                report=report, conversation_id=conversation_id, language=language)
     data_cached = bool(runs) and all(r.cache in ("hot", "warm") for r in runs.values())
 
     if deps.llm is None:
@@ -84,11 +90,11 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
         return FinalEvent(answer=fallback_answer, usage=plan_usage, cache_hit=data_cached, **base)
 
     key = answer_key(deps, plan=plan, project_id=project.id, results=results,
-                     models=[d["model_name"] for d in deps.llm.model_list])
+                     models=[d["model_name"] for d in deps.llm.model_list], language=language)
     cached = await get_answer(deps, key)
     if cached is not None:
         base["sources"] = cited_sources = [*sources, *_cited(dict(cached.cited), sources)]
-        footer = render_footer(cited_sources)
+        footer = render_footer(cited_sources, loc)
         emit(TextEvent(text=cached.body))
         emit(TextEvent(text=footer))
         usage = plan_usage.plus(Usage(model=cached.model))
@@ -100,7 +106,7 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
         await _write_with_model(deps, written, question=question, project=project,
                                 results=results, verdict=verdict,
                                 budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
-                                emit=emit)
+                                emit=emit, loc=loc)
     except Exception as exc:  # every provider/stream error: the writer takes over
         usage = plan_usage.plus(written.usage)
         usage = usage.model_copy(update={"model": "deterministic"})
@@ -112,13 +118,13 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
         log.warning("model failed mid-answer (%s); ending with the deterministic answer",
                     type(exc).__name__)
         emit(ErrorEvent(code="llm_failed",
-                        message="The language model stopped mid-answer; here is the answer "
-                                "written from the data by rules instead."))
+                        message=loc._("The language model stopped mid-answer; here is the "
+                                      "answer written from the data by rules instead.")))
         return FinalEvent(answer=fallback_answer, usage=usage, **base)
 
     # An article the answer cites is linked here, by its publisher, not in the text.
     base["sources"] = cited_sources = [*sources, *_cited(written.cited, sources)]
-    footer = render_footer(cited_sources)
+    footer = render_footer(cited_sources, loc)
     emit(TextEvent(text=footer))
     await put_answer(deps, key, CachedAnswer(body=written.body, model=written.usage.model,
                                              cited=list(written.cited.items())))
@@ -149,16 +155,18 @@ def _emit_deterministic(emit: Emit, answer: str) -> None:
 
 async def _write_with_model(deps: Deps, written: _Written, *, question: str, project: Project,
                             results: Mapping[str, ToolResult], verdict: Assessment,
-                            budget_usd: float, emit: Emit) -> None:
+                            budget_usd: float, emit: Emit, loc: Localizer) -> None:
     assert deps.llm is not None
     router = deps.llm
-    verdict_line = render_verdict(verdict)
-    messages = writer_messages(question, data_block(project, results, verdict, verdict_line))
+    verdict_line = render_verdict(verdict, loc)
+    messages = writer_messages(question, data_block(project, results, verdict, verdict_line, loc),
+                               loc.language)
     max_tokens = _affordable_tokens(deps, messages, budget_usd)
     sources: list[Source] = sources_of(results)
     guard = guard_for(results, verdict, allowed=allowed_values(
         numeric_fields(results) + _verdict_numbers(verdict),
-        [messages[1]["content"], *data_texts(sources)]))
+        [messages[1]["content"], *data_texts(sources, loc)], language=loc.language),
+        language=loc.language)
     written.cited = guard.cited  # filled as the guard meets third-party links
     header = render_header(project)
     models = len(router.model_list)
@@ -186,7 +194,7 @@ async def _write_with_model(deps: Deps, written: _Written, *, question: str, pro
         written.usage = written.usage.model_copy(update={"model": str(model)})
     if not written.emitted or len(written.body) < len(header) + 40:
         raise ModelUnavailable("the model returned no usable text")
-    if f"Stance: {verdict.stance}" not in written.body:
+    if stance_marker(verdict.stance, loc) not in written.body:
         # The model left out the rules' verdict: it is part of every answer, so add it.
         extra = "\n" + verdict_line
         written.body += extra

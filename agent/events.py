@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from agent.facts import Source
 from agent.rules import Intent, PlanRouter
 from agent.writer import Report
+from chainlens.i18n import Language
 from tools.results import AnyToolResult, Project, ToolName
 
 CacheState = Literal["hot", "warm", "live", "stale", "none"]
@@ -44,6 +45,7 @@ class PlanEvent(BaseModel):
     project: Project | None
     suggestions: list[Project] = Field(default_factory=list)
     plan: PlanInfo
+    language: Language = "en"  # the turn's language (agent/language.py): the answer's
 
 
 class ToolStartedEvent(BaseModel):
@@ -92,6 +94,7 @@ class FinalEvent(BaseModel):
     # False when tools were planned and none of them returned any data: the answer only says
     # so, and the chat service gives the request back.
     substantive: bool = True
+    language: Language = "en"  # the language the answer is written in
 
 
 AgentEvent = Annotated[

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from chainlens.i18n import ENGLISH, N_, Localizer
 from tools.results import (
     OnchainResult,
     SentimentResult,
@@ -18,8 +19,13 @@ from tools.results import (
 
 log = logging.getLogger(__name__)
 
-TOOL_TITLES = {"onchain": "Market & on-chain", "sentiment": "Sentiment",
-               "tokenomics": "Tokenomics", "team": "Team & development"}
+TOOL_TITLES = {"onchain": N_("Market & on-chain"), "sentiment": N_("Sentiment"),
+               "tokenomics": N_("Tokenomics"), "team": N_("Team & development")}
+
+
+def tool_title(tool: str, loc: Localizer = ENGLISH) -> str:
+    """The section title of a tool in the localizer's language."""
+    return loc._(TOOL_TITLES[tool])
 
 
 # When a section's data counts as stale: market data moves by the minute, team data by the week.
@@ -40,10 +46,10 @@ class Source(BaseModel):
     stale: bool = False
 
 
-def facts_of(result: ToolResult) -> list[str]:
+def facts_of(result: ToolResult, loc: Localizer = ENGLISH) -> list[str]:
     """The tool's own fact sentences; a plain field listing if it has none."""
     try:
-        return [f for f in result.key_facts() if f]
+        return [f for f in result.key_facts(loc) if f]
     except NotImplementedError:
         log.debug("%s result has no key_facts(); listing its fields", result.tool)
     skip = {"tool", "project_id", "as_of", "stale", "age_seconds", "evidence", "missing",
@@ -56,8 +62,8 @@ def facts_of(result: ToolResult) -> list[str]:
     return facts
 
 
-def risks_of(result: ToolResult) -> list[str]:
-    return [r for r in result.risks() if r]
+def risks_of(result: ToolResult, loc: Localizer = ENGLISH) -> list[str]:
+    return [r for r in result.risks(loc) if r]
 
 
 def data_age_seconds(result: ToolResult, now: datetime | None = None) -> float:
@@ -126,15 +132,9 @@ def price_history_of(results: Mapping[str, ToolResult]) -> list[tuple[int, float
     return list(onchain.price_history) if isinstance(onchain, OnchainResult) else []
 
 
-def human_age(seconds: float) -> str:
-    """'just now', '4 min', '3 h', '2 days'."""
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min old"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)} h old"
-    return f"{int(seconds // 86400)} days old"
+def human_age(seconds: float, loc: Localizer = ENGLISH) -> str:
+    """'just now', '4 min old', '3 h old', '2 days old' (vi: 'vừa xong', '4 phút trước'…)."""
+    return loc.age(seconds)
 
 
 def headlines_of(results: Mapping[str, ToolResult]) -> Iterable[tuple[str, str, str]]:

@@ -58,7 +58,8 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, o
         chosen, usage = await plan_tools(runtime.context.deps, state["question"], resolution.project)
     runtime.stream_writer(PlanEvent(
         project=resolution.project, suggestions=resolution.suggestions,
-        plan=PlanInfo(tools=list(chosen.tools), router=chosen.router, intent=chosen.intent)))
+        plan=PlanInfo(tools=list(chosen.tools), router=chosen.router, intent=chosen.intent),
+        language=state.get("language", "en")))
     return {"plan": chosen, "plan_usage": usage}
 
 
@@ -121,7 +122,7 @@ async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
         runtime.context.deps, question=state["question"], resolution=state["resolution"],
         plan=state["plan"], runs=state.get("runs", {}),
         plan_usage=state.get("plan_usage", Usage()), emit=runtime.stream_writer,
-        conversation_id=state.get("conversation_id"))
+        conversation_id=state.get("conversation_id"), language=state.get("language", "en"))
     return {"final": final}
 
 

@@ -49,6 +49,49 @@ _ADVICE = re.compile(
 _RISK_SCORE = re.compile(r"(risk\s+score[^0-9\n]{0,20})(\d{1,2})(\s*/\s*10)", re.IGNORECASE)
 _STANCE_OF_VERB = {"buy": "BUY", "accumulate": "BUY", "ape": "BUY", "sell": "SELL", "short": "SELL",
                    "dump": "SELL", "avoid": "AVOID"}
+# --- Vietnamese answers ---------------------------------------------------------------------
+# Figures written the Vietnamese way ("1.234,5", "1,52 tỷ USD") or, in a slip, the English way:
+# a figure passes when either reading of its digits is in the data.
+_VI_NUMBER = re.compile(
+    r"(?<![\w.,])(?P<cur>[$€£]\s?)?(?P<num>\d+(?:[.,]\d+)*)"
+    r"(?P<unit>\s?(?:%|nghìn\s+tỷ|nghìn\s+tỉ|tỷ|tỉ|triệu|nghìn|ngàn|[kKmMbBtT](?![^\W\d_])))?"
+    r"(?P<after>[^\W\d_]*)"
+)
+_VI_SCALE = {"nghìn tỷ": 1e12, "nghìn tỉ": 1e12, "tỷ": 1e9, "tỉ": 1e9, "triệu": 1e6,
+             "nghìn": 1e3, "ngàn": 1e3}
+_VI_GROUPED = re.compile(r"^\d{1,3}(?:\.\d{3})+(?:,\d+)?$|^\d+(?:,\d+)?$")
+_EN_GROUPED = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^\d+(?:\.\d+)?$")
+_VI_TIME_WORDS = re.compile(r"^\s*(?:giờ|ngày|tuần|tháng|năm|phút)\b", re.IGNORECASE)
+_STANCE_WORD_VI = re.compile(r"(?<!\w)(MUA|GIỮ|BÁN|TRÁNH)(?!\w)")
+_STANCE_OF_VI = {"MUA": "BUY", "GIỮ": "HOLD", "BÁN": "SELL", "TRÁNH": "AVOID"}
+_ADVICE_VI = re.compile(r"(?<!không\s)(?<!chưa\s)\bnên\s+(mua|gom|bán|xả|tránh)\b", re.IGNORECASE)
+_RISK_SCORE_VI = re.compile(r"(điểm\s+rủi\s+ro[^0-9\n]{0,20})(\d{1,2})(\s*/\s*10)", re.IGNORECASE)
+_ADVICE_VERB_VI = {"mua": "BUY", "gom": "BUY", "bán": "SELL", "xả": "SELL", "tránh": "AVOID"}
+
+
+def vi_readings(num: str, unit: str) -> list[tuple[float, float, bool]]:
+    """(value, rounding slack, has decimals) for each way the digits can be read: Vietnamese
+    (1.234,5) and English (1,234.5). '1,52 tỷ' -> [(1.52e9, 5e6, True)]."""
+    unit = " ".join(unit.split())
+    scale = _VI_SCALE.get(unit, _SCALE.get(unit.lower(), 1.0))
+    out = []
+    for grouped, thousands, decimal in ((_VI_GROUPED, ".", ","), (_EN_GROUPED, ",", ".")):
+        if not grouped.match(num):
+            continue
+        digits, _, frac = num.replace(thousands, "").partition(decimal)
+        value = float(f"{digits}.{frac}" if frac else digits) * scale
+        step = 10.0 ** -len(frac) if frac else 1.0
+        out.append((value, step * scale / 2, bool(frac)))
+    return out
+
+
+def _vi_numbers_in(text: str) -> set[float]:
+    found: set[float] = set()
+    for match in _VI_NUMBER.finditer(_URL.sub(" ", text)):
+        found |= {value for value, _, _ in vi_readings(match["num"], match["unit"] or "")}
+    return found
+
+
 _SOURCES_HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?\s*sources?\b", re.IGNORECASE)
 _HEADING = re.compile(r"^\s*(?:#+\s|\*\*[^*]+\*\*\s*$)")
 
@@ -122,7 +165,8 @@ def _value(match: re.Match[str]) -> tuple[float, float]:
     return value, step * scale / 2
 
 
-def allowed_values(values: Iterable[float | int | None], texts: Iterable[str] = ()) -> list[float]:
+def allowed_values(values: Iterable[float | int | None], texts: Iterable[str] = (),
+                   language: str = "en") -> list[float]:
     """The figures the answer may contain: data values (and 0..1 shares as percentages)."""
     out: set[float] = set()
     for v in values:
@@ -133,6 +177,8 @@ def allowed_values(values: Iterable[float | int | None], texts: Iterable[str] = 
             out.add(abs(float(v)) * 100)  # a share 0.42 may be written 42%
     for text in texts:
         out |= numbers_in(text)
+        if language == "vi":
+            out |= _vi_numbers_in(text)
     return sorted(out)
 
 
@@ -141,13 +187,13 @@ def _bare(url: str) -> str:
 
 
 def guard_for(results: Mapping[str, ToolResult], verdict: Assessment, *,
-              allowed: Iterable[float] | None) -> AnswerGuard:
+              allowed: Iterable[float] | None, language: str = "en") -> AnswerGuard:
     """The guard of an answer about `results`: their links, the tools' findings (not the
     headlines' claims) and the headlines the data quotes."""
     findings = [risk for tool, r in results.items() if tool != "sentiment" for risk in risks_of(r)]
     return AnswerGuard(allowed=allowed, urls=known_urls(results), stance=verdict.stance,
                        risk_score=verdict.risk_score, findings=[*findings, *verdict.reasons],
-                       headlines=list(headlines_of(results)))
+                       headlines=list(headlines_of(results)), language=language)
 
 
 class AnswerGuard:
@@ -155,9 +201,10 @@ class AnswerGuard:
 
     def __init__(self, *, allowed: Iterable[float] | None, urls: Iterable[str], stance: Stance,
                  risk_score: int | None, findings: Iterable[str] = (),
-                 headlines: Iterable[tuple[str, str, str]] = ()) -> None:
+                 headlines: Iterable[tuple[str, str, str]] = (), language: str = "en") -> None:
         """`findings`: the tools' own conclusions (risk flags, verdict reasons), which may
-        carry an accusation; `headlines`: third-party (title, publisher, url) the data quotes."""
+        carry an accusation; `headlines`: third-party (title, publisher, url) the data quotes;
+        `language`: "vi" also reads Vietnamese figures and stance words."""
         # None: the text is written from the data itself, only stance and links need checking.
         self.allowed = sorted(set(allowed)) if allowed is not None else None
         self.urls = {u.rstrip("/") for u in urls}
@@ -174,6 +221,7 @@ class AnswerGuard:
         self.dropped_sentences: list[tuple[str, str]] = []  # (reason, sentence), for logs and tests
         self.cited: dict[str, str] = {}  # third-party article url -> its publisher
         self._line = ""
+        self.language = language  # "vi": Vietnamese figures and stance words are read too
 
     def check_line(self, line: str) -> str | None:
         """The line as it may be shown, or None to drop it."""
@@ -196,6 +244,8 @@ class AnswerGuard:
         line = _URL.sub(self._bare_url, line)
         line = _EMPTY_PARENS.sub("", line)
         line = _RISK_SCORE.sub(self._risk, line)
+        if self.language == "vi":
+            line = _RISK_SCORE_VI.sub(self._risk, line)
         return self._figures(line) if self.allowed is not None else line
 
     def _sentences(self, line: str) -> str | None:
@@ -268,6 +318,13 @@ class AnswerGuard:
             verb = (match.group(1) or match.group(2) or "").lower()
             if _STANCE_OF_VERB.get(verb, self.stance) != self.stance:
                 return True
+        if self.language == "vi":
+            for word in _STANCE_WORD_VI.findall(line):
+                if _STANCE_OF_VI[word] != self.stance:
+                    return True
+            for verb in _ADVICE_VI.findall(line):
+                if _ADVICE_VERB_VI[verb.lower()] != self.stance:
+                    return True
         return False
 
     def _known_url(self, url: str) -> bool:
@@ -304,8 +361,10 @@ class AnswerGuard:
         protected = [(m.start(), m.end()) for m in _URL.finditer(line)]
         pieces: list[str] = []
         last = 0
-        for match in _NUMBER.finditer(line):
-            if any(a <= match.start() < b for a, b in protected) or self._figure_ok(match, line):
+        vi = self.language == "vi"
+        for match in (_VI_NUMBER if vi else _NUMBER).finditer(line):
+            ok = self._vi_figure_ok(match, line) if vi else self._figure_ok(match, line)
+            if any(a <= match.start() < b for a, b in protected) or ok:
                 continue
             pieces.append(line[last:match.start()])
             pieces.append(WITHHELD + match["after"])
@@ -328,3 +387,23 @@ class AnswerGuard:
         allowed = self.allowed or []
         i = bisect.bisect_left(allowed, value - tolerance)
         return i < len(allowed) and allowed[i] <= value + tolerance
+
+    def _vi_figure_ok(self, match: re.Match[str], line: str) -> bool:
+        """`_figure_ok` for a Vietnamese answer: any reading of the digits may match the data."""
+        unit = (match["unit"] or "").strip()
+        after = match["after"]
+        for value, slack, has_frac in vi_readings(match["num"], unit):
+            if not match["cur"] and not unit and not has_frac:
+                if value <= 10 or value == 100:
+                    return True
+                if _TIME_SUFFIX.match(after) or _VI_TIME_WORDS.match(line[match.end():]) \
+                        or _TIME_WORDS.match(line[match.end():]):
+                    return True
+            if after and not _TIME_SUFFIX.match(after):
+                return True
+            tolerance = slack + 1e-9 * max(value, 1.0)
+            allowed = self.allowed or []
+            i = bisect.bisect_left(allowed, value - tolerance)
+            if i < len(allowed) and allowed[i] <= value + tolerance:
+                return True
+        return False

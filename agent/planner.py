@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.events import Usage
 from agent.prompts import planner_messages, planner_tools
-from agent.rules import FULL_RESEARCH, Plan, aspects_in, plan_by_rules
+from agent.rules import Plan, asks_full_research, aspects_in, plan_by_rules
 from chainlens.deps import Deps
 from tools.results import TOOL_NAMES, Project, ToolName
 
@@ -46,7 +46,7 @@ async def plan_tools(deps: Deps, question: str, project: Project | None) -> tupl
         log.info("LLM planner chose no tools for a named project; using rules")
         return rules, usage
     intent = "research" if set(chosen) == set(TOOL_NAMES) and (
-        FULL_RESEARCH.search(question) or not aspects_in(question)) else "aspects"
+        asks_full_research(question) or not aspects_in(question)) else "aspects"
     return Plan.of(chosen, intent=intent, router="llm"), usage
 
 

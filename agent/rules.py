@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from chainlens.i18n import fold
 from tools.results import TOOL_NAMES, ToolName
 
 Intent = Literal["research", "aspects", "bare", "none"]
@@ -88,25 +89,91 @@ ASPECTS: dict[ToolName, re.Pattern[str]] = {
 # "Is it a scam / rug?" is a legitimacy question about both the people and the contract.
 SCAM = _words(r"scam\w*", r"rug(?:s|ged|ging)?", r"rug\s*pull\w*", r"ponzi")
 
+# --- Vietnamese -------------------------------------------------------------------------------
+# Matched against the folded text (lower case, no diacritics: `agent.language.fold`), so
+# "Phân tích", "phan tich" and "PHÂN TÍCH" are the same words. Syllables are separate words.
+_S = r"\s+"
+VI_FULL_RESEARCH = _words(
+    rf"(?:co{_S})?nen{_S}(?:mua|dau{_S}tu|xuong{_S}tien|vao|ban|giu|om|gom)",  # có nên mua…
+    rf"dang{_S}(?:mua|dau{_S}tu)", rf"dau{_S}tu{_S}(?:vao|duoc)",
+    rf"mua{_S}(?:duoc|hay{_S}ban)", rf"co{_S}dang{_S}(?:mua|dau{_S}tu)",
+    rf"phan{_S}tich{_S}(?:toan{_S}dien|day{_S}du|chuyen{_S}sau|chi{_S}tiet)",
+    rf"bao{_S}cao{_S}(?:day{_S}du|toan{_S}dien|chi{_S}tiet)",
+)
+VI_RESEARCH = _words(
+    rf"phan{_S}tich", rf"danh{_S}gia", rf"nghien{_S}cuu", rf"tim{_S}hieu", rf"tong{_S}quan",
+    r"review", rf"nhan{_S}dinh", rf"nhan{_S}xet", rf"gioi{_S}thieu", rf"ke{_S}ve",
+    rf"noi{_S}ve", rf"la{_S}gi", rf"la{_S}du{_S}an{_S}gi",
+    rf"bao{_S}cao{_S}ve", rf"xem{_S}xet", rf"co{_S}tot{_S}khong", rf"co{_S}tiem{_S}nang",
+)
+VI_ASPECTS: dict[ToolName, re.Pattern[str]] = {
+    "onchain": _words(
+        r"(?<!danh\s)(?<!tham\s)gia",  # giá (price), not đánh giá (evaluate) or tham gia (join)
+        rf"von{_S}hoa", rf"khoi{_S}luong(?:{_S}giao{_S}dich)?", rf"thanh{_S}khoan",
+        rf"nguoi{_S}nam{_S}giu", rf"nam{_S}giu", rf"so{_S}(?:nguoi|vi){_S}(?:nam|giu)",
+        r"holders?", rf"bieu{_S}do", rf"tang{_S}(?:gia|manh|bao{_S}nhieu)",
+        rf"giam{_S}(?:gia|manh|bao{_S}nhieu)", rf"dinh{_S}(?:gia|cu|lich{_S}su)",
+        rf"bao{_S}nhieu{_S}tien", rf"ca{_S}voi", rf"xep{_S}hang", r"tvl",
+        rf"tong{_S}gia{_S}tri{_S}khoa", rf"du{_S}lieu{_S}thi{_S}truong", r"on[\s-]?chain",
+    ),
+    "sentiment": _words(
+        rf"cong{_S}dong", rf"tin{_S}tuc", rf"tam{_S}ly", r"fud", r"hype", rf"tam{_S}ly{_S}thi{_S}truong",
+        rf"moi{_S}nguoi{_S}(?:noi|nghi|dang{_S}noi|danh{_S}gia)", rf"du{_S}luan", rf"xu{_S}huong",
+        rf"so{_S}hai{_S}(?:va|&){_S}tham{_S}lam", r"fear\s*(?:and|&)\s*greed", rf"mang{_S}xa{_S}hoi",
+        r"twitter", r"reddit", rf"tieu{_S}de{_S}bao", rf"bao{_S}chi", rf"tin{_S}don",
+        rf"lac{_S}quan", rf"bi{_S}quan", r"sentiment",
+    ),
+    "tokenomics": _words(
+        rf"nguon{_S}cung", rf"luu{_S}hanh", rf"lam{_S}phat", rf"mo{_S}khoa", r"unlocks?",
+        rf"phan{_S}bo", rf"phan{_S}phoi", rf"hop{_S}dong", rf"rui{_S}ro{_S}hop{_S}dong",
+        rf"tong{_S}cung", rf"cung{_S}toi{_S}da", r"vesting", rf"tra{_S}dan", rf"dot{_S}(?:token|coin)",
+        rf"pha{_S}loang", rf"phat{_S}hanh{_S}(?:them|token)", r"tokenomics?", r"fdv",
+        rf"tap{_S}trung", r"honeypot", r"mint", r"supply",
+    ),
+    "team": _words(
+        rf"doi{_S}ngu", rf"nha{_S}sang{_S}lap", rf"sang{_S}lap", r"founders?",
+        rf"lap{_S}trinh{_S}vien", rf"nha{_S}phat{_S}trien", r"devs?", r"github",
+        rf"doi{_S}tac", rf"hop{_S}tac", rf"kiem{_S}toan", r"audits?", rf"nha{_S}dau{_S}tu{_S}(?:hau{_S}thuan|rot{_S}von)",
+        rf"quy{_S}dau{_S}tu", rf"hau{_S}thuan", rf"rot{_S}von", rf"uy{_S}tin", rf"dang{_S}tin",
+        rf"minh{_S}bach", rf"an{_S}danh", rf"ai{_S}(?:dung{_S}sau|lam|phat{_S}trien)",
+        rf"lo{_S}trinh", r"roadmap", rf"phat{_S}trien", r"team", rf"tin{_S}cay",
+    ),
+}
+VI_SCAM = _words(rf"lua{_S}dao", r"scam", rf"rug(?:{_S}pull)?", rf"rut{_S}tham", r"ponzi",
+                 rf"da{_S}cap", rf"xa{_S}tien")
+VI_STATE = _words(rf"hom{_S}nay", rf"bay{_S}gio", rf"hien{_S}tai", rf"hien{_S}gio", rf"luc{_S}nay")
+
 
 def aspects_in(text: str) -> set[ToolName]:
-    """The tools whose aspect words appear in `text`."""
+    """The tools whose aspect words appear in `text` (English or Vietnamese)."""
     found: set[ToolName] = {tool for tool, pattern in ASPECTS.items() if pattern.search(text)}
-    if SCAM.search(text):
+    folded = fold(text)
+    found |= {tool for tool, pattern in VI_ASPECTS.items() if pattern.search(folded)}
+    if SCAM.search(text) or VI_SCAM.search(folded):
         found |= {"team", "tokenomics"}
     return found
+
+
+def asks_full_research(text: str) -> bool:
+    """A decision-style request ("should I buy", "có nên mua", "full report")."""
+    return bool(FULL_RESEARCH.search(text) or VI_FULL_RESEARCH.search(fold(text)))
+
+
+def asks_research(text: str) -> bool:
+    """A generic research word ("research", "phân tích", "đánh giá", "tìm hiểu")."""
+    return bool(RESEARCH.search(text) or VI_RESEARCH.search(fold(text)))
 
 
 def plan_by_rules(text: str, *, has_project: bool) -> Plan:
     """The rule-based plan for `text`; no project means no tools (a short helpful reply)."""
     if not has_project:
         return Plan(intent="none")
-    if FULL_RESEARCH.search(text):
+    if asks_full_research(text):
         return Plan.of(list(TOOL_NAMES), intent="research")
     aspects = aspects_in(text)
     if aspects:
         return Plan.of(aspects, intent="aspects")
-    if RESEARCH.search(text) and not _is_question_about_state(text):
+    if asks_research(text) and not _is_question_about_state(text):
         return Plan.of(list(TOOL_NAMES), intent="research")
     return Plan.of(["onchain", "sentiment"], intent="bare")
 
@@ -116,7 +183,7 @@ _STATE = _words(r"doing", r"going", r"looking", r"at\s*\??$", r"today", r"now", 
 
 
 def _is_question_about_state(text: str) -> bool:
-    return bool(_STATE.search(text.strip()))
+    return bool(_STATE.search(text.strip()) or VI_STATE.search(fold(text)))
 
 
 REFERS_BACK = _words(
@@ -124,8 +191,14 @@ REFERS_BACK = _words(
     r"that\s+(?:one|project|token|coin)", r"the\s+(?:project|token|coin|protocol)", r"same",
     r"what\s+about", r"how\s+about", r"and\s+(?:the|its)",
 )
+# "còn đội ngũ thì sao?", "dự án này", "đồng này": Vietnamese ways of pointing back.
+VI_REFERS_BACK = _words(
+    rf"(?:du{_S}an|dong|token|coin|con{_S}nay){_S}(?:nay|do|kia)", rf"con{_S}(?:ve|cac)",
+    rf"the{_S}con", rf"con{_S}.{{0,40}}?thi{_S}sao", rf"cua{_S}no", rf"no{_S}(?:co|the|dang|thi)",
+)
 
 
 def refers_back(text: str) -> bool:
     """Whether a question without a project name is about the conversation's project."""
-    return bool(REFERS_BACK.search(text) or aspects_in(text) or FULL_RESEARCH.search(text))
+    return bool(REFERS_BACK.search(text) or VI_REFERS_BACK.search(fold(text))
+                or aspects_in(text) or asks_full_research(text))

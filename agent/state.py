@@ -7,6 +7,7 @@ from typing import Annotated, TypedDict
 
 from agent.events import CacheState, FinalEvent, Usage
 from agent.rules import Plan
+from chainlens.i18n import Language
 from tools.results import Project, Resolution, ToolName, ToolResult
 
 
@@ -35,6 +36,7 @@ class AgentState(TypedDict, total=False):
     question: str
     conversation_id: str | None
     forced_tools: list[ToolName] | None  # REST callers that name their modules skip planning
+    language: Language  # the turn's language: the answer is written in it
     resolution: Resolution
     plan: Plan
     plan_usage: Usage

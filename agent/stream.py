@@ -21,17 +21,19 @@ from agent.context import DEFAULT_TOOL_TIMEOUT_S, AgentContext
 from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
 from agent.facts import price_history_of, sources_of
 from agent.graph import build_graph
+from agent.language import detect_language
 from agent.rules import Plan
 from agent.state import AgentState, ToolRun
 from agent.writer import write_answer, write_no_project_reply
 from chainlens.deps import Deps
+from chainlens.i18n import N_, Language, localizer
 from tools.results import Resolution, ToolName, ToolResult
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-UNAVAILABLE = ("Sorry, I couldn't look that up right now. Please try again in a minute.\n")
+UNAVAILABLE = N_("Sorry, I couldn't look that up right now. Please try again in a minute.") + "\n"
 
 
 @functools.cache
@@ -47,11 +49,18 @@ def clean_question(text: str) -> str:
 
 async def answer_stream(deps: Deps, question: str, *, conversation_id: str | None = None,
                         tools: Sequence[ToolName] | None = None, refresh: bool = False,
-                        tool_timeout_s: float | None = None) -> AsyncIterator[AgentEvent]:
-    """Answer `question`, yielding plan, tool progress, text chunks and the final event."""
+                        tool_timeout_s: float | None = None, language: Language | None = None,
+                        saved_language: str | None = None,
+                        language_hint: str | None = None) -> AsyncIterator[AgentEvent]:
+    """Answer `question`, yielding plan, tool progress, text chunks and the final event.
+
+    The answer's language is `language` when given; otherwise the question's own language,
+    else `saved_language` (the user's choice), else `language_hint` (Telegram language_code,
+    Discord locale, Accept-Language), else English (`agent.language.detect_language`)."""
     started = time.perf_counter()
     question = clean_question(question)
-    turn_key = None if refresh else turn_cache.turn_key(deps, question, tools)
+    language = language or detect_language(question, saved=saved_language, hint=language_hint)
+    turn_key = None if refresh else turn_cache.turn_key(deps, question, tools, language)
     if turn_key is not None:
         replayed = await turn_cache.replay(deps, turn_key, conversation_id=conversation_id,
                                            started=started)
@@ -64,7 +73,7 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
         timeouts = {tool: tool_timeout_s for tool in timeouts}
     context = AgentContext(deps=deps, tool_timeout_s=timeouts, refresh=refresh)
     state: AgentState = {"question": question, "conversation_id": conversation_id,
-                         "forced_tools": list(tools) if tools else None}
+                         "forced_tools": list(tools) if tools else None, "language": language}
     seen: dict[str, Any] = {"runs": {}}
     text_started = False
     final: FinalEvent | None = None
@@ -93,10 +102,11 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
             await turn_cache.store(deps, turn_key, final, seen["runs"])
     except Exception as exc:  # any fault: answer from what we have, and say so if text started
         log.exception("answer failed for %r", question[:80])
-        final = rescue_answer(question, conversation_id, seen)
+        final = rescue_answer(question, conversation_id, seen, language)
         if text_started:
-            yield ErrorEvent(code="internal", message=f"The answer was interrupted ({type(exc).__name__}); "
-                                                      "here is the answer written from the data by rules.")
+            yield ErrorEvent(code="internal", message=localizer(language)._(
+                "The answer was interrupted ({error}); here is the answer written from the "
+                "data by rules.").format(error=type(exc).__name__))
         else:
             yield TextEvent(text=final.answer)
         completed = True
@@ -108,36 +118,43 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
     yield final.model_copy(update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
-def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, Any]) -> FinalEvent:
+def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, Any],
+                  language: Language = "en") -> FinalEvent:
     """The deterministic answer from whatever the graph had produced before it failed."""
+    loc = localizer(language)
     resolution: Resolution | None = seen.get("resolution")
     plan: Plan = seen.get("plan") or Plan()
     runs: dict[str, ToolRun] = seen.get("runs", {})
     info = PlanInfo(tools=list(plan.tools), router=plan.router, intent=plan.intent)
     usage: Usage = seen.get("plan_usage") or Usage()
     if resolution is None:
-        return FinalEvent(answer=UNAVAILABLE, project=None, plan=info, usage=usage,
-                          conversation_id=conversation_id)
+        return FinalEvent(answer=loc._(UNAVAILABLE.rstrip("\n")) + "\n", project=None,
+                          plan=info, usage=usage, conversation_id=conversation_id,
+                          language=language)
     if resolution.project is None:
-        return FinalEvent(answer=write_no_project_reply(question, resolution.suggestions),
+        return FinalEvent(answer=write_no_project_reply(question, resolution.suggestions, loc),
                           project=None, suggestions=resolution.suggestions, plan=info,
-                          usage=usage, conversation_id=conversation_id)
+                          usage=usage, conversation_id=conversation_id, language=language)
     results: dict[str, ToolResult] = {tool: run.result for tool, run in runs.items()}
     sources = sources_of(results)
     verdict = assess(results)
-    text, report = write_answer(resolution.project, results, verdict, sources)
+    text, report = write_answer(resolution.project, results, verdict, sources, loc)
     return FinalEvent(answer=text, project=resolution.project, suggestions=resolution.suggestions,
                       plan=info, results=results, sources=sources, usage=usage,
                       price_history=price_history_of(results), report=report,
-                      conversation_id=conversation_id)
+                      conversation_id=conversation_id, language=language)
 
 
 async def answer(deps: Deps, question: str, *, conversation_id: str | None = None,
-                 tools: Sequence[ToolName] | None = None, refresh: bool = False) -> FinalEvent:
-    """Answer `question` without streaming: the final event."""
+                 tools: Sequence[ToolName] | None = None, refresh: bool = False,
+                 language: Language | None = None, saved_language: str | None = None,
+                 language_hint: str | None = None) -> FinalEvent:
+    """Answer `question` without streaming: the final event (language as in answer_stream)."""
     final: FinalEvent | None = None
     async for event in answer_stream(deps, question, conversation_id=conversation_id,
-                                     tools=tools, refresh=refresh):
+                                     tools=tools, refresh=refresh, language=language,
+                                     saved_language=saved_language,
+                                     language_hint=language_hint):
         if isinstance(event, FinalEvent):
             final = event
     assert final is not None  # answer_stream always ends with a final event

@@ -46,6 +46,7 @@ from agent.state import ToolRun
 from agent.writer import render_footer
 from chainlens import best_effort
 from chainlens.deps import Deps
+from chainlens.i18n import localizer
 from tools import cache
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ class _Parsed:
     def of(cls, turn_id: str, stored: StoredTurn) -> _Parsed:
         final = stored.final
         lead: list[AgentEvent] = [
-            PlanEvent(project=final.project, suggestions=final.suggestions, plan=final.plan)]
+            PlanEvent(project=final.project, suggestions=final.suggestions, plan=final.plan,
+                      language=final.language)]
         for tool in final.plan.tools:
             result = final.results.get(tool)
             lead.append(ToolStartedEvent(tool=tool))
@@ -128,11 +130,16 @@ class Replay:
         yield self.final
 
 
-def turn_key(deps: Deps, question: str, tools: Sequence[str] | None) -> str:
-    """The key of a question: its words (case and spacing ignored), forced tools, models."""
+def turn_key(deps: Deps, question: str, tools: Sequence[str] | None,
+             language: str = "en") -> str:
+    """The key of a question: its words (case and spacing ignored), forced tools, models and
+    the language it is answered in."""
     models = [str(d["model_name"]) for d in deps.llm.model_list] if deps.llm is not None else []
     words = _SPACE.sub(" ", question).strip().lower()
-    material = json.dumps([words, sorted(tools) if tools else None, models])
+    parts: list[object] = [words, sorted(tools) if tools else None, models]
+    if language != "en":
+        parts.append(language)  # English keys stay as they were
+    material = json.dumps(parts)
     return deps.keys("agent", "turn", hashlib.sha256(material.encode()).hexdigest()[:32])
 
 
@@ -168,7 +175,7 @@ async def replay(deps: Deps, key: str, *, conversation_id: str | None,
     elapsed = max(0.0, time.time() - stored.stored_at)
     sources = [s.model_copy(update={"age_seconds": round(s.age_seconds + elapsed, 1)})
                for s in stored.final.sources]
-    footer = render_footer(sources)
+    footer = render_footer(sources, localizer(stored.final.language))
     final = stored.final.model_copy(update={
         "answer": stored.body + footer, "sources": sources, "cache_hit": True,
         "usage": Usage(model=stored.final.usage.model), "conversation_id": conversation_id,
@@ -182,13 +189,13 @@ def storable(final: FinalEvent, runs: Mapping[str, ToolRun], resolved_by: str) -
     return (final.project is not None and bool(tools) and resolved_by != "context"
             and all(tool in runs and runs[tool].l1_digest and not runs[tool].result.stale
                     for tool in tools)
-            and final.answer.endswith(render_footer(final.sources)))
+            and final.answer.endswith(render_footer(final.sources, localizer(final.language))))
 
 
 async def store(deps: Deps, key: str, final: FinalEvent, runs: Mapping[str, ToolRun]) -> None:
     """Keep `final` for replay, bound to the digests of the hot-cache entries it used."""
     assert final.project is not None
-    footer = render_footer(final.sources)
+    footer = render_footer(final.sources, localizer(final.language))
     turn = StoredTurn(final=final.model_copy(update={"conversation_id": None, "latency_ms": 0.0}),
                       body=final.answer[: len(final.answer) - len(footer)], stored_at=time.time())
     inputs = "".join(f"{cache.l1_key(deps, tool, final.project.id)}\n{runs[tool].l1_digest}\n"

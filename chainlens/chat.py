@@ -62,6 +62,11 @@ class ChatTurn:
     # The client network a free web caller also counts against (informational here: the web
     # admits its requests itself, see web.auth.admit_web_request).
     client_ip: str | None = None
+    # What the channel knows about the user's language (agent/language.py decides the turn's):
+    # their saved choice, and the platform's hint (Telegram language_code, Discord locale,
+    # the browser's Accept-Language).
+    saved_language: str | None = None
+    language_hint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +154,9 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
     progress = _Turn()
     try:
         stream = cast(AsyncGenerator[AgentEvent, None],
-                      answer_stream(deps, text, conversation_id=turn.conversation_id))
+                      answer_stream(deps, text, conversation_id=turn.conversation_id,
+                                    saved_language=turn.saved_language,
+                                    language_hint=turn.language_hint))
         async with aclosing(stream) as events:
             async for event in events:
                 if event.type == "plan":

@@ -22,17 +22,19 @@ import httpx
 
 from chainlens import best_effort
 from chainlens.deps import Deps
+from chainlens.i18n import fold
 from tools.index import (
     CoinIndex,
     IndexEntry,
     address_key,
-    compact,
     coingecko_headers,
     coingecko_url,
+    compact,
     load_index,
     normalize,
 )
 from tools.results import Project, Resolution
+
 log = logging.getLogger(__name__)
 
 # The CoinGecko platforms a pasted 0x address is tried on, most used first.
@@ -46,7 +48,8 @@ SEARCH_TTL_S = 3600
 
 _EVM_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{40}\b")
 _BASE58_ADDRESS = re.compile(r"\b[1-9A-HJ-NP-Za-km-z]{32,44}\b")
-_WORD = re.compile(r"\$?[A-Za-z0-9]+(?:[.\-'’][A-Za-z0-9]+)*")
+# Letters of any script, so a Vietnamese word ("của", "không") is one word, never fragments.
+_WORD = re.compile(r"\$?[^\W_]+(?:[.\-'’][^\W_]+)*")
 _CONTRACTION = re.compile(r"['’](s|re|ll|ve|d|m|t)$", re.IGNORECASE)
 
 # --- when a word is a coin --------------------------------------------------------------------
@@ -114,6 +117,29 @@ hodling accumulate accumulating bought sold selling buying holding longing short
 onchain offchain score rating risk audit audits audited partnership partnerships backers vc
 """.split())
 
+# Vietnamese, folded (no diacritics): function words and the syllables of research and aspect
+# words. They are never a coin by themselves ("có", "giá", "nào"); like English stop words they
+# count as one only as $TICKER or with a plain cue ("research co", "co token"). "xem" (see) is
+# also NEM's ticker: it stays a weak word, a coin in upper case ("XEM") or as $XEM.
+_VI_WEAK = frozenset({"xem"})
+_VI_COMMON = frozenset("""
+cua co khong ko k the nao la gi nao cho toi tui minh ban ve voi va hay hoac thi ma nhung cac
+mot nhieu it bao sao duoc dang da se roi chua nua vay nhe nha a oi ah u uh vang da neu khi
+nay do kia day dau ai gio luc hom qua mai tuan thang nam ngay nay truoc sau moi cu nhat hon
+phan tich danh gia nghien cuu tim hieu tong quan nhan dinh xet gioi thieu ke noi biet giup xem
+hoi muon can nen mua ban giu dau tu xuong tien von hoa khoi luong giao dich thanh khoan nguoi
+nam so vi bieu tang giam dinh lich su ca voi xep hang tri thi truong du lieu cong dong tin tuc
+tam ly hai lam luan xu huong mang xa tieu bao chi don lac quan bi nguon cung luu hanh phat mo
+khoa phan bo phoi hop dong rui ro toi tra dan dot loang them tap trung doi ngu nha sang lap
+trinh vien tac kiem toan hau thuan rot quy uy tin dang minh bach an danh sau lo co phai tot
+xau manh yeu lon nho cao thap re dat tiem nang an toan lua dao rut tham ponzi du dong token
+coin chuyen sau chi tiet day toan dien cap nhat moi hien bay tai vi sao ra the nhu tuong lai
+gia tri thuc loi nhuan lo lai dau co ti ty trieu nghin ngan dola usd
+trien xin chao cam on hoi thu nghe thay nghi dung sai vui long giai thich tinh hinh trung binh
+chung rieng lam sao bat ky tat ca moi nguoi chung ta cac ban em anh chi oi ca nhan tot nhat
+nhanh cham luon ngay lien het con cung nhu vay nen can phai biet them lan bang tien te ky so
+""".split())
+
 ANY_VERB_CUES = frozenset("""
 research analyze analyse analysis about buy buying bought sell selling sold hold holding hodl
 hodling long longing short shorting stake staking accumulate accumulating
@@ -135,9 +161,18 @@ _SMALL_TALK = frozenset("""
 good morning afternoon evening night day hello hi hey hiya yo gm gn thanks thank thx ty
 please help ok okay yes yeah no nope bye goodbye cheers sir mate friend bot chainlens welcome
 """.split())
-_VOCABULARY = _STOP | _WEAK | _COMMON | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | _SMALL_TALK
+# Vietnamese cues, folded: the word before a coin ("phân tích X", "giá X", "token X") and the last
+# syllable of an aspect noun followed by "của"/"về" ("thanh khoản của X", "đội ngũ của X").
+VI_VERB_CUES = frozenset("tich gia hieu cuu mua ban giu gom token coin".split())
+VI_NOUN_CUES = frozenset("""
+gia hoa luong dich khoan giu cung hanh phat khoa bo phoi dong ngu lap vien tac toan tuc ly an
+trien truong tri token coin tien sach trinh
+""".split())
+VI_OF = frozenset({"cua", "ve"})
+_VOCABULARY = _STOP | _WEAK | _COMMON | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | _SMALL_TALK \
+    | _VI_COMMON
 # Words after a name that cannot extend it into a longer coin name ("Solana Team").
-_NOT_NAME_PARTS = _STOP | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | frozenset(
+_NOT_NAME_PARTS = _STOP | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | _VI_COMMON | frozenset(
     "the a an and or but vs versus is are was were to in on for of with from by at".split())
 
 
@@ -145,9 +180,9 @@ def everyday_level(key: str) -> Literal["stop", "weak"] | None:
     """How much a word reads as English rather than as a coin: 'stop', 'weak' or not at all."""
     if key in _STOP:
         return "stop"
-    if key in _WEAK:
+    if key in _WEAK or key in _VI_WEAK:
         return "weak"
-    if key in _COMMON or key in _CRYPTO:
+    if key in _COMMON or key in _CRYPTO or key in _VI_COMMON:
         return "stop"
     return None
 
@@ -163,10 +198,12 @@ Method = Literal["index", "alias", "symbol", "fuzzy", "search"]
 @dataclass(frozen=True, slots=True)
 class Word:
     raw: str  # as typed, without "$" and a trailing "'s"
-    key: str  # compact lower case
+    key: str  # compact lower case, diacritics removed ("của" -> "cua")
     start: int
     end: int
     dollar: bool
+    # typed with letters outside ASCII ("của", "Đội"): a word of a language, not a coin name
+    accented: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +226,10 @@ def tokenize(text: str) -> list[Word]:
         raw = m.group()
         dollar = raw.startswith("$")
         raw = _CONTRACTION.sub("", raw.lstrip("$"))
-        key = compact(raw)
+        key = compact(fold(raw))
         if key:
-            words.append(Word(raw, key, m.start(), m.start() + len(m.group()), dollar))
+            words.append(Word(raw, key, m.start(), m.start() + len(m.group()), dollar,
+                              accented=not raw.isascii()))
     return words
 
 
@@ -213,6 +251,10 @@ def _has_cue(words: Sequence[Word], i: int, j: int, *, strict: bool) -> bool:
     two_before = words[i - 2].key if i > 1 else None
     if not strict and before in {"of", "on", "for"} and two_before in ANY_NOUN_CUES:
         return True
+    # Vietnamese puts the noun first: "phân tích link", "giá link", "thanh khoản của link"
+    if not strict and (before in VI_VERB_CUES
+                       or (before in VI_OF and two_before in VI_NOUN_CUES | ANY_NOUN_CUES)):
+        return True
     # a message that is only the word ("link?") asks about the coin
     return not strict and len(words) == j - i
 
@@ -225,6 +267,8 @@ def _pick(entries: Sequence[tuple[IndexEntry, Method]]) -> tuple[IndexEntry, Met
 
 def _match_phrase(words: Sequence[Word], i: int, n: int, index: CoinIndex) -> Mention | None:
     span = words[i:i + n]
+    if any(w.accented for w in span):
+        return None  # "Đội ngũ", "thế nào": Vietnamese words, never part of a coin's name
     spaced = " ".join(normalize(w.raw) for w in span)
     hits: list[tuple[IndexEntry, Method]] = [
         hit for key in {spaced, spaced.replace(" ", "")} for hit in index.by_name(key)]
@@ -243,7 +287,7 @@ def _match_phrase(words: Sequence[Word], i: int, n: int, index: CoinIndex) -> Me
 
 def _match_word(words: Sequence[Word], i: int, index: CoinIndex, caps: bool) -> Mention | None:
     w = words[i]
-    if w.key.isdigit():
+    if w.key.isdigit() or (w.accented and not w.dollar):
         return None
     names: list[tuple[IndexEntry, Method]] = list(index.by_name(w.key))
     symbols: list[tuple[IndexEntry, Method]] = [(e, "symbol") for e in index.by_symbol(w.key)]
@@ -316,7 +360,8 @@ class FuzzyHit:
 def fuzzy_hits(text: str, index: CoinIndex, *, cutoff: float = FUZZY_SUGGEST) -> list[FuzzyHit]:
     """Coins whose name/alias is close to a word (or two joined words) of the text, best first."""
     all_words = tokenize(text)
-    keep = [not is_vocabulary(w.key) and not w.key.isdigit() for w in all_words]
+    keep = [not is_vocabulary(w.key) and not w.key.isdigit() and not w.accented
+            for w in all_words]
     probes = [(w.key, w.raw) for w, k in zip(all_words, keep, strict=True) if k and len(w.key) >= 4]
     probes += [(a.key + b.key, f"{a.raw} {b.raw}")
                for (a, ka), (b, kb) in zip(zip(all_words, keep, strict=True),
@@ -350,7 +395,8 @@ def unique_typo(hits: Sequence[FuzzyHit]) -> FuzzyHit | None:
 def search_query(text: str) -> str | None:
     """The words left when everyday and crypto vocabulary is removed: what to ask /search."""
     words = [w.raw for w in tokenize(text)
-             if not is_vocabulary(w.key) and not w.key.isdigit() and len(w.key) >= 2]
+             if not is_vocabulary(w.key) and not w.key.isdigit() and len(w.key) >= 2
+             and not w.accented]
     return " ".join(words[:3]) or None
 
 

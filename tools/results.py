@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chainlens.i18n import ENGLISH, N_, Localizer
+
 ToolName = Literal["onchain", "sentiment", "tokenomics", "team"]
 TOOL_NAMES: tuple[ToolName, ...] = ("onchain", "sentiment", "tokenomics", "team")
 
@@ -19,18 +21,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _usd(x: float) -> str:
-    """$1.23B / $4.5M / $12,345 / $0.000123 — compact money for sentences."""
-    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
-        if abs(x) >= size:
-            return f"${x / size:.2f}{suffix}"
-    if abs(x) >= 1:
-        return f"${x:,.2f}"
-    return f"${x:.6g}"
+# Words inside fact sentences that come from fixed vocabularies (translated when shown).
+VOCABULARY = (
+    N_("bullish"), N_("bearish"), N_("neutral"), N_("insufficient data"),
+    N_("Extreme Fear"), N_("Fear"), N_("Neutral"), N_("Greed"), N_("Extreme Greed"),
+    N_("healthy"), N_("moderate"), N_("concentrated"),
+    N_("high"), N_("medium"), N_("low"), N_("none"),
+    N_("audited"), N_("partly audited"), N_("audited fork"), N_("no audits"),
+    # contract risk flags (tools/flags.py) and their fixed details
+    N_("honeypot (cannot sell)"), N_("source code not verified"), N_("mintable"),
+    N_("owner can change balances"), N_("hidden owner"), N_("can reclaim ownership"),
+    N_("transfers pausable"), N_("self-destruct"), N_("upgradeable proxy"),
+    N_("blacklist function"), N_("tax can be changed"), N_("buy tax"), N_("sell tax"),
+    N_("team wallet share"), N_("single whale"), N_("top-10 concentration"), N_("few holders"),
+    N_("ownership renounced"), N_("halved: on GoPlus trust list or listed on a major exchange"),
+    N_("native coin: no token contract"),
+)
 
 
-def _pct(x: float, signed: bool = True) -> str:
-    return f"{x:+.1f}%" if signed else f"{x:.1f}%"
+def _usd(x: float, loc: Localizer = ENGLISH) -> str:
+    """$1.23B / $4.5M / $12,345 / $0.000123 — compact money for sentences (1,23 tỷ USD in vi)."""
+    return loc.usd(x)
+
+
+def _pct(x: float, signed: bool = True, loc: Localizer = ENGLISH) -> str:
+    return loc.pct(x, signed)
 
 
 class Project(BaseModel):
@@ -108,11 +123,12 @@ class ToolResult(BaseModel):
     # Sources this result needed that did not answer (it is partial when any did not).
     sources_failed: list[str] = Field(default_factory=list)
 
-    def key_facts(self) -> list[str]:
-        """Short sentences carrying this result's figures, for writers and reports."""
+    def key_facts(self, loc: Localizer = ENGLISH) -> list[str]:
+        """Short sentences carrying this result's figures, for writers and reports, in the
+        localizer's language (English by default)."""
         raise NotImplementedError
 
-    def risks(self) -> list[str]:
+    def risks(self, loc: Localizer = ENGLISH) -> list[str]:
         """Plain-language risks found by this tool (may be empty)."""
         return []
 
@@ -137,45 +153,55 @@ class OnchainResult(ToolResult):
     price_history: list[tuple[int, float]] = Field(default_factory=list)  # (ms, usd), for charts
     market_score: float | None = None  # 0..100
 
-    def key_facts(self) -> list[str]:
+    def key_facts(self, loc: Localizer = ENGLISH) -> list[str]:
+        _ = loc._
         facts: list[str] = []
         if self.price_usd is not None:
-            moves = [f"{_pct(v)} {label}" for v, label in
-                     ((self.change_24h_pct, "24h"), (self.change_7d_pct, "7d")) if v is not None]
-            facts.append(f"Price {_usd(self.price_usd)}" + (f" ({', '.join(moves)})" if moves else ""))
+            moves = [f"{loc.pct(v)} {label}" for v, label in
+                     ((self.change_24h_pct, _("24h")), (self.change_7d_pct, _("7d")))
+                     if v is not None]
+            facts.append(_("Price {price}").format(price=loc.usd(self.price_usd))
+                         + (f" ({', '.join(moves)})" if moves else ""))
         if self.market_cap_usd is not None:
-            rank = f", rank #{self.market_cap_rank}" if self.market_cap_rank else ""
-            facts.append(f"Market cap {_usd(self.market_cap_usd)}{rank}")
+            rank = _(", rank #{rank}").format(rank=self.market_cap_rank) \
+                if self.market_cap_rank else ""
+            facts.append(_("Market cap {value}").format(value=loc.usd(self.market_cap_usd)) + rank)
         if self.volume_24h_usd is not None:
-            facts.append(f"24h volume {_usd(self.volume_24h_usd)}")
+            facts.append(_("24h volume {value}").format(value=loc.usd(self.volume_24h_usd)))
         if self.fdv_usd is not None:
-            facts.append(f"Fully diluted valuation {_usd(self.fdv_usd)}")
+            facts.append(_("Fully diluted valuation {value}").format(value=loc.usd(self.fdv_usd)))
         if self.ath_change_pct is not None and self.ath_usd is not None:
-            facts.append(f"{_pct(self.ath_change_pct)} from its all-time high of {_usd(self.ath_usd)}")
+            facts.append(_("{change} from its all-time high of {ath}").format(
+                change=loc.pct(self.ath_change_pct), ath=loc.usd(self.ath_usd)))
         if self.tvl_usd is not None:
-            facts.append(f"TVL {_usd(self.tvl_usd)}")
+            facts.append(_("TVL {value}").format(value=loc.usd(self.tvl_usd)))
         if self.holder_count is not None:
-            facts.append(f"{self.holder_count:,} holders")
+            facts.append(_("{count} holders").format(count=loc.number(self.holder_count)))
         if self.top10_share is not None:
-            facts.append(f"Top 10 wallets hold {self.top10_share:.1%} (excluding burn, locked, LP "
-                         "and exchange wallets)")
+            facts.append(_("Top 10 wallets hold {share} (excluding burn, locked, LP and exchange "
+                           "wallets)").format(share=loc.share(self.top10_share, 1)))
         if self.volatility_annual is not None:
-            facts.append(f"Annualised volatility {self.volatility_annual:.0%}")
+            facts.append(_("Annualised volatility {share}").format(
+                share=loc.share(self.volatility_annual)))
         if self.market_score is not None:
-            facts.append(f"Market score {self.market_score:.0f}/100")
+            facts.append(_("Market score {score}/100").format(score=f"{self.market_score:.0f}"))
         return facts
 
-    def risks(self) -> list[str]:
+    def risks(self, loc: Localizer = ENGLISH) -> list[str]:
+        _ = loc._
         out: list[str] = []
         if self.top10_share is not None and self.top10_share > 0.5:
-            out.append(f"Top 10 wallets control {self.top10_share:.0%} of supply")
+            out.append(_("Top 10 wallets control {share} of supply").format(
+                share=loc.share(self.top10_share)))
         if self.volatility_annual is not None and self.volatility_annual > 1.0:
-            out.append(f"Very volatile: {self.volatility_annual:.0%} annualised")
+            out.append(_("Very volatile: {share} annualised").format(
+                share=loc.share(self.volatility_annual)))
         if self.market_cap_usd and self.volume_24h_usd is not None \
                 and self.volume_24h_usd / self.market_cap_usd < 0.002:
-            out.append("Thin trading: 24h volume under 0.2% of market cap")
+            out.append(_("Thin trading: 24h volume under {share} of market cap").format(
+                share=loc.share(0.002, 1)))
         if self.green_volume_share is not None and self.green_volume_share < 0.3:
-            out.append("Most volume trades on venues CoinGecko does not rate as trusted")
+            out.append(_("Most volume trades on venues CoinGecko does not rate as trusted"))
         return out
 
 
@@ -199,24 +225,30 @@ class SentimentResult(ToolResult):
     fear_greed: int | None = None  # market-wide background, 0..100
     fear_greed_label: str | None = None
 
-    def key_facts(self) -> list[str]:
+    def key_facts(self, loc: Localizer = ENGLISH) -> list[str]:
+        _ = loc._
         facts: list[str] = []
         if self.score is not None:
-            facts.append(f"Sentiment {self.score:.0f}/100 ({self.label}), trend {self.trend}")
+            facts.append(_("Sentiment {score}/100 ({label}), trend {trend}").format(
+                score=f"{self.score:.0f}", label=_(self.label or "unknown"), trend=_(self.trend)))
         else:
-            facts.append("Sentiment: insufficient data (fewer than 3 recent news items)")
-        facts.append(f"{self.volume_24h} news items in 24h, {self.volume_7d} in 7 days")
+            facts.append(_("Sentiment: insufficient data (fewer than 3 recent news items)"))
+        facts.append(_("{day} news items in 24h, {week} in 7 days").format(
+            day=self.volume_24h, week=self.volume_7d))
         if self.votes_up_pct is not None:
-            facts.append(f"{self.votes_up_pct:.0f}% of CoinGecko voters are positive")
+            facts.append(_("{share}% of CoinGecko voters are positive").format(
+                share=loc.number(self.votes_up_pct)))
         if self.fear_greed is not None:
-            facts.append(f"Market-wide Fear & Greed {self.fear_greed} ({self.fear_greed_label})")
+            facts.append(_("Market-wide Fear & Greed {value} ({label})").format(
+                value=self.fear_greed, label=_(self.fear_greed_label or "unknown")))
         return facts
 
-    def risks(self) -> list[str]:
-        out = [f"Negative headline: {h.title}" for h in self.headlines
+    def risks(self, loc: Localizer = ENGLISH) -> list[str]:
+        _ = loc._
+        out = [_("Negative headline: {title}").format(title=h.title) for h in self.headlines
                if h.compound is not None and h.compound <= -0.5][:2]
         if self.trend == "bearish":
-            out.insert(0, "News sentiment is turning bearish")
+            out.insert(0, _("News sentiment is turning bearish"))
         return out
 
 
@@ -243,36 +275,43 @@ class TokenomicsResult(ToolResult):
     risk_score: int | None = None  # 1 (low risk) .. 10 (high risk), seed scale
     tokenomics_score: float | None = None  # 0..100
 
-    def key_facts(self) -> list[str]:
+    def key_facts(self, loc: Localizer = ENGLISH) -> list[str]:
+        _ = loc._
         facts: list[str] = []
         if self.circulating_supply is not None:
             cap = self.max_supply or self.total_supply
-            ratio = f" ({self.circulating_ratio:.0%} of {cap:,.0f})" \
+            ratio = _(" ({share} of {cap})").format(share=loc.share(self.circulating_ratio),
+                                                     cap=loc.number(cap)) \
                 if cap and self.circulating_ratio is not None else ""
-            facts.append(f"Circulating supply {self.circulating_supply:,.0f}{ratio}")
+            facts.append(_("Circulating supply {supply}").format(
+                supply=loc.number(self.circulating_supply)) + ratio)
         if self.fdv_to_mcap is not None:
-            facts.append(f"FDV / market cap {self.fdv_to_mcap:.2f}x")
+            facts.append(_("FDV / market cap {ratio}x").format(ratio=loc.number(self.fdv_to_mcap, 2)))
         if self.inflation_annual_pct is not None:
-            facts.append(f"Implied supply inflation {self.inflation_annual_pct:.1f}%/yr")
+            facts.append(_("Implied supply inflation {pct}/yr").format(
+                pct=loc.pct(self.inflation_annual_pct, signed=False)))
         if not self.contract_applicable:
-            facts.append("Native coin: contract risk checks are not applicable")
+            facts.append(_("Native coin: contract risk checks are not applicable"))
         if self.risk_score is not None:
-            facts.append(f"Risk score {self.risk_score}/10")
+            facts.append(_("Risk score {score}/10").format(score=self.risk_score))
         if self.distribution_health != "unknown":
-            facts.append(f"Holder distribution {self.distribution_health}")
+            facts.append(_("Holder distribution {health}").format(health=_(self.distribution_health)))
         if self.lock_ends:
-            facts.append(f"Next token lock ends {self.lock_ends[0]:%Y-%m-%d}")
+            facts.append(_("Next token lock ends {date}").format(date=loc.date(self.lock_ends[0])))
         return facts
 
-    def risks(self) -> list[str]:
-        out = [f"{f.name}" + (f" ({f.detail})" if f.detail else "")
+    def risks(self, loc: Localizer = ENGLISH) -> list[str]:
+        _ = loc._
+        out = [_(f.name) + (f" ({_(f.detail)})" if f.detail else "")
                for f in sorted(self.flags, key=lambda f: -f.points) if f.status == "yes" and f.points]
         if self.fdv_to_mcap is not None and self.fdv_to_mcap >= 3:
-            out.append(f"Large dilution overhang: FDV is {self.fdv_to_mcap:.1f}x market cap")
+            out.append(_("Large dilution overhang: FDV is {ratio}x market cap").format(
+                ratio=loc.number(self.fdv_to_mcap, 1)))
         if self.inflation_annual_pct is not None and self.inflation_annual_pct >= 20:
-            out.append(f"High supply inflation: {self.inflation_annual_pct:.0f}%/yr")
+            out.append(_("High supply inflation: {pct}/yr").format(
+                pct=loc.pct(self.inflation_annual_pct, signed=False, digits=0)))
         if self.distribution_health == "concentrated":
-            out.append("Holdings are concentrated in a few wallets")
+            out.append(_("Holdings are concentrated in a few wallets"))
         return out
 
 
@@ -304,37 +343,44 @@ class TeamResult(ToolResult):
     credibility_score: float | None = None  # 0..10, seed scale
     team_score: float | None = None  # 0..100
 
-    def key_facts(self) -> list[str]:
+    def key_facts(self, loc: Localizer = ENGLISH) -> list[str]:
+        _ = loc._
         facts: list[str] = []
         if self.repos:
-            facts.append(f"GitHub activity {self.github_activity}: {self.commits_90d} commits by "
-                         f"{self.active_contributors_90d} contributors in 90 days "
-                         f"({', '.join(r.full_name for r in self.repos)})")
+            facts.append(_("GitHub activity {level}: {commits} commits by {contributors} "
+                           "contributors in 90 days ({repos})").format(
+                level=_(self.github_activity), commits=self.commits_90d,
+                contributors=self.active_contributors_90d,
+                repos=", ".join(r.full_name for r in self.repos)))
         elif self.github_activity == "none":
-            facts.append("No public code repository linked")
+            facts.append(_("No public code repository linked"))
         if self.stars is not None:
-            facts.append(f"{self.stars:,} GitHub stars, {self.forks or 0:,} forks")
+            facts.append(_("{stars} GitHub stars, {forks} forks").format(
+                stars=loc.number(self.stars), forks=loc.number(self.forks or 0)))
         if self.last_push is not None:
-            facts.append(f"Last code push {self.last_push:%Y-%m-%d}")
+            facts.append(_("Last code push {date}").format(date=loc.date(self.last_push)))
         if self.audits_status != "unknown":
-            facts.append(f"Audits: {self.audits_status}" +
-                         (f" ({len(self.audit_links)} reports)" if self.audit_links else ""))
+            reports = _(" ({n} reports)").format(n=len(self.audit_links)) if self.audit_links else ""
+            facts.append(_("Audits: {status}").format(status=_(self.audits_status)) + reports)
         if self.backers:
-            facts.append("Backers: " + ", ".join(self.backers[:5]))
+            facts.append(_("Backers: {names}").format(names=", ".join(self.backers[:5])))
         if self.partnerships:
-            facts.append(f"{len(self.partnerships)} recent partnership/integration headlines")
+            facts.append(_("{n} recent partnership/integration headlines").format(
+                n=len(self.partnerships)))
         if self.credibility_score is not None:
-            facts.append(f"Credibility {self.credibility_score:.1f}/10")
+            facts.append(_("Credibility {score}/10").format(
+                score=loc.number(self.credibility_score, 1)))
         return facts
 
-    def risks(self) -> list[str]:
+    def risks(self, loc: Localizer = ENGLISH) -> list[str]:
+        _ = loc._
         out: list[str] = []
         if self.audits_status == "no audits":
-            out.append("No audits listed on DefiLlama")
+            out.append(_("No audits listed on DefiLlama"))
         if self.github_activity in ("low", "none"):
-            out.append("Little or no public development activity in 90 days")
+            out.append(_("Little or no public development activity in 90 days"))
         if self.repos and all(r.archived for r in self.repos):
-            out.append("Code repositories are archived")
+            out.append(_("Code repositories are archived"))
         return out
 
 
