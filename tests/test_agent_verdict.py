@@ -31,6 +31,10 @@ PHRASINGS = [
     "Uniswap sentiment", "what's the news on UNI", "is there FUD about uniswap",
     "Uniswap price and tokenomics", "uniswap team and sentiment", "evaluate uniswap",
     "give me a report on Uniswap", "UNI risk", "tell me about uniswap",
+    # Vietnamese, accented and not: the same data, the same verdict or none
+    "Phân tích Uniswap", "phan tich uniswap", "Có nên mua UNI không?", "co nen mua uniswap",
+    "Giá Uniswap hôm nay", "Tokenomics của Uniswap thế nào?", "Đội ngũ Uniswap có uy tín không?",
+    "Tâm lý thị trường về UNI", "Đánh giá Uniswap", "nguon cung luu hanh cua uniswap",
 ]
 
 
