@@ -17,13 +17,13 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import dockerfile
 import jsonschema
 import kubernetes_validate
 import pytest
@@ -527,61 +527,53 @@ def test_blank_token_turns_a_bot_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- Dockerfile ----------------------------------------------------------------------------
 
-def _dockerfile_stages() -> list[list[tuple[str, str]]]:
-    """The Dockerfile's instructions as (INSTRUCTION, arguments), one list per stage."""
-    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    logical: list[str] = []
-    buffer = ""
-    for line in text.splitlines():
-        if not buffer and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            buffer += line.rstrip()[:-1] + " "
-            continue
-        logical.append(buffer + line)
-        buffer = ""
-    stages: list[list[tuple[str, str]]] = []
-    for line in logical:
-        instruction, _, args = line.strip().partition(" ")
-        if instruction.upper() == "FROM":
+def _dockerfile_stages() -> list[list[dockerfile.Command]]:
+    """The Dockerfile's instructions, parsed by BuildKit's own parser, one list per stage."""
+    stages: list[list[dockerfile.Command]] = []
+    for command in dockerfile.parse_file(str(ROOT / "Dockerfile")):
+        if command.cmd == "FROM":
             stages.append([])
-        stages[-1].append((instruction.upper(), args.strip()))
+        stages[-1].append(command)
     return stages
 
 
+def _args(stage: list[dockerfile.Command], instruction: str) -> list[str]:
+    return [" ".join(c.flags + c.value) for c in stage if c.cmd == instruction]
+
+
 def _dockerfile_user() -> int:
-    users = [args for instruction, args in _dockerfile_stages()[-1] if instruction == "USER"]
-    return int(users[-1].split(":")[0])
+    return int(_args(_dockerfile_stages()[-1], "USER")[-1].split(":")[0])
 
 
 def _healthcheck_code() -> str:
-    [check] = [args for instruction, args in _dockerfile_stages()[-1]
-               if instruction == "HEALTHCHECK"]
-    argv = json.loads(check[check.index("CMD") + 3:].strip())
-    assert argv[:2] == ["python", "-c"]
-    code: str = argv[2]
-    return code
+    [check] = [c for c in _dockerfile_stages()[-1] if c.cmd == "HEALTHCHECK"]
+    assert check.json and check.value[:3] == ("CMD", "python", "-c")
+    return check.value[3]
 
 
 def test_dockerfile_installs_the_wheel_as_a_non_root_production_image() -> None:
     stages = _dockerfile_stages()
     assert len(stages) >= 2, "a build stage and a run stage"
-    everything = " ".join(args for stage in stages for _, args in stage)
-    assert not re.search(r"pip install[^&]*(\s-e\s|--editable)", everything)
-    build = stages[0]
-    assert any(i == "RUN" and "pip wheel" in a for i, a in build)
-    run = stages[-1]
-    assert any(i == "COPY" and a.startswith("--from=build") for i, a in run)
-    [install] = [a for i, a in run if i == "RUN" and "pip install" in a]
+    for stage in stages:
+        for run in _args(stage, "RUN"):
+            assert not re.search(r"pip install[^&]*(\s-e\s|--editable)", run), run
+    build, run_stage = stages[0], stages[-1]
+    assert any("pip wheel" in a for a in _args(build, "RUN"))
+    assert any(a.startswith("--from=build") for a in _args(run_stage, "COPY"))
+    [install] = [a for a in _args(run_stage, "RUN") if "pip install" in a]
     assert ".whl" in install and "-c /tmp/requirements.lock" in install
-    assert not any(i == "COPY" and shlex.split(a)[0] == "." for i, a in run), \
+    assert not any(a.split()[0] == "." for a in _args(run_stage, "COPY")), \
         "the source tree stays out of the run stage"
-    env = " ".join(a for i, a in run if i == "ENV")
-    assert "ENVIRONMENT=production" in env
+    env = [c.value for c in run_stage if c.cmd == "ENV"]
+    assert any(pair == ("ENVIRONMENT", "production")
+               for value in env for pair in zip(value[::2], value[1::2], strict=True))
     assert _dockerfile_user() != 0
-    assert [i for i, _ in run].index("USER") > max(
-        n for n, (i, _) in enumerate(run) if i == "RUN"), "USER after the last RUN"
+    order = [c.cmd for c in run_stage]
+    assert order.index("USER") > len(order) - 1 - order[::-1].index("RUN"), \
+        "USER after the last RUN"
     assert "/api/v1/health" in _healthcheck_code()
+    [cmd] = [c for c in run_stage if c.cmd == "CMD"]
+    assert cmd.json and cmd.value[:2] == ("chainlens", "serve")
 
 
 def test_dockerignore_keeps_local_state_out_and_the_build_inputs_in() -> None:
