@@ -296,8 +296,8 @@ def test_each_process_gets_the_tokens_it_uses_and_no_other() -> None:
                                                      "chainlens-discord"}
     assert _env_sources("chainlens-worker") == {"chainlens-config", "chainlens-secrets",
                                                 "chainlens-telegram", "chainlens-discord"}
-    assert _env_sources("chainlens-migrate", "Job") == {"chainlens-config",
-                                                        "chainlens-secrets"}
+    # the Job runs before the application's first apply: it needs the Secret alone
+    assert _env_sources("chainlens-migrate", "Job") == {"chainlens-secrets"}
     secrets = {doc["metadata"]["name"]: set(doc["stringData"])
                for doc in load_docs(SECRETS_TEMPLATE)}
     assert "DISCORD_BOT_TOKEN" in secrets["chainlens-discord"]
@@ -327,6 +327,9 @@ def test_worker_discord_bot_and_migration_job() -> None:
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["command"] == ["chainlens", "migrate"]
     assert pod["restartPolicy"] == "Never"
+    env = {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
+    assert env["ENVIRONMENT"] == "production"
+    assert float(env["DB_COMMAND_TIMEOUT_S"]) >= 300, "migrations outlast a request's timeout"
     assert job["spec"]["backoffLimit"] >= 1
     # The Job is not part of the main overlay: a Job's template is immutable, so it is
     # replaced and waited for before each rollout (README, Deploy).
@@ -438,6 +441,15 @@ def test_filled_in_templates_load_as_production(monkeypatch: pytest.MonkeyPatch)
     assert str(settings.chainlens_data_dir) == "/var/lib/chainlens"
     assert settings.secret_key.get_secret_value() == FILLED_SECRETS["SECRET_KEY"]
     assert settings.cors_origins == ["https://chainlens.example.com"]
+
+
+def test_migration_job_loads_from_the_secret_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    [container] = _find("Job", "chainlens-migrate")["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    secret_active, _ = _template_keys(SECRETS_TEMPLATE, "Secret")
+    settings = _load_with_env(monkeypatch, {**secret_active, **FILLED_SECRETS, **env})
+    assert settings.environment == "production"
+    assert settings.db_command_timeout_s == 600
 
 
 def test_every_commented_value_loads_and_shows_the_real_default(
