@@ -50,14 +50,23 @@ K8S_VERSIONS = ("1.29.0", latest_version())
 # templates already carry them. Until they exist in Settings they are exempt from "every
 # template key is a setting"; once they exist, every other check applies to them as well.
 PENDING_SETTINGS = {
-    "FORWARDED_ALLOW_IPS": "config", "FREE_IP_DAILY": "config", "FREE_IP_MINUTE": "config",
-    "ANON_ACCOUNTS_PER_IP_DAILY": "config", "MAGIC_LINKS_PER_IP_DAILY": "config",
+    "FORWARDED_ALLOW_IPS": "config",
+    "FREE_IP_DAILY": "config",
+    "FREE_IP_MINUTE": "config",
+    "ANON_ACCOUNTS_PER_IP_DAILY": "config",
+    "MAGIC_LINKS_PER_IP_DAILY": "config",
     "MAGIC_LINKS_DAILY": "config",
-    "REPORT_CRON": "config", "REPORT_TOP_N": "config", "CACHE_WARM_CRON": "config",
-    "CACHE_WARM_LIMIT": "config", "SERVE_WORKER": "config", "WORKER_CONCURRENCY": "config",
-    "WORKER_HEARTBEAT_S": "config", "SEND_TIMEOUT_S": "config",
+    "REPORT_CRON": "config",
+    "REPORT_TOP_N": "config",
+    "CACHE_WARM_CRON": "config",
+    "CACHE_WARM_LIMIT": "config",
+    "SERVE_WORKER": "config",
+    "WORKER_CONCURRENCY": "config",
+    "WORKER_HEARTBEAT_S": "config",
+    "SEND_TIMEOUT_S": "config",
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "secret",
-    "TELEGRAM_WEBHOOK_URL": "config", "TELEGRAM_WEBHOOK_SECRET": "secret",
+    "TELEGRAM_WEBHOOK_URL": "config",
+    "TELEGRAM_WEBHOOK_SECRET": "secret",
     "TELEGRAM_STARS_PRO_PRICE": "config",
 }
 # `chainlens worker` is added by the reports branch in the same round.
@@ -74,9 +83,16 @@ FILLED_SECRETS = {
 
 # --- a small kustomize -------------------------------------------------------------------
 
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
-                  "StorageClass", "PersistentVolume", "IngressClass",
-                  "CustomResourceDefinition"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PriorityClass",
+    "StorageClass",
+    "PersistentVolume",
+    "IngressClass",
+    "CustomResourceDefinition",
+}
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
 
 
@@ -103,8 +119,12 @@ def strategic_merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
         current = target.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
             strategic_merge(current, value)
-        elif (isinstance(value, list) and isinstance(current, list) and value
-              and all(isinstance(item, dict) and "name" in item for item in value + current)):
+        elif (
+            isinstance(value, list)
+            and isinstance(current, list)
+            and value
+            and all(isinstance(item, dict) and "name" in item for item in value + current)
+        ):
             by_name = {item["name"]: item for item in current}
             for item in value:
                 if item["name"] in by_name:
@@ -118,8 +138,15 @@ def strategic_merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
 def render(directory: Path) -> list[dict[str, Any]]:
     """What `kustomize build directory` gives, for the features deploy/k8s uses."""
     spec = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
-    unsupported = set(spec) - {"apiVersion", "kind", "namespace", "resources", "patches",
-                               "labels", "images"}
+    unsupported = set(spec) - {
+        "apiVersion",
+        "kind",
+        "namespace",
+        "resources",
+        "patches",
+        "labels",
+        "images",
+    }
     if unsupported:
         raise NotImplementedError(f"kustomization fields {sorted(unsupported)}")
     docs: list[dict[str, Any]] = []
@@ -130,8 +157,12 @@ def render(directory: Path) -> list[dict[str, Any]]:
         if set(patch_entry) != {"path"}:
             raise NotImplementedError(f"patch form {sorted(patch_entry)}")
         for patch in load_docs(directory / patch_entry["path"]):
-            targets = [doc for doc in docs if doc["kind"] == patch["kind"]
-                       and doc["metadata"]["name"] == patch["metadata"]["name"]]
+            targets = [
+                doc
+                for doc in docs
+                if doc["kind"] == patch["kind"]
+                and doc["metadata"]["name"] == patch["metadata"]["name"]
+            ]
             assert len(targets) == 1, f"patch {patch_entry['path']} matches {len(targets)}"
             strategic_merge(targets[0], patch)
     for doc in docs:
@@ -165,8 +196,10 @@ def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _by_key(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    keyed = {(doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"]["name"]): doc
-             for doc in docs}
+    keyed = {
+        (doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"]["name"]): doc
+        for doc in docs
+    }
     assert len(keyed) == len(docs), "two resources with one kind, namespace and name"
     return keyed
 
@@ -195,27 +228,47 @@ def _find(kind: str, name: str) -> dict[str, Any]:
 
 # --- Kubernetes ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("directory", [K8S / "base", K8S / "migrate", PRODUCTION,
-                                       PRODUCTION / "migrate"],
-                         ids=lambda p: str(p.relative_to(K8S)))
+
+@pytest.mark.parametrize(
+    "directory",
+    [K8S / "base", K8S / "migrate", PRODUCTION, PRODUCTION / "migrate"],
+    ids=lambda p: str(p.relative_to(K8S)),
+)
 def test_kustomize_build_equals_the_rendering_checked_here(directory: Path) -> None:
     command = _kustomize_command()
     if command is None:
-        pytest.skip("neither kustomize nor kubectl is installed (optional; the schema tests "
-                    "below use this module's rendering)")
-    built = subprocess.run([*command, str(directory)], capture_output=True, text=True,
-                           timeout=60, check=False)
+        pytest.skip(
+            "neither kustomize nor kubectl is installed (optional; the schema tests "
+            "below use this module's rendering)"
+        )
+    built = subprocess.run(
+        [*command, str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert built.returncode == 0, built.stderr
     from_kustomize = _by_key([doc for doc in yaml.safe_load_all(built.stdout) if doc])
     assert from_kustomize == _by_key(render(directory))
 
 
 def test_every_manifest_passes_the_kubernetes_schemas() -> None:
-    docs = [*render(PRODUCTION), *render(PRODUCTION / "migrate"), *render(K8S / "base"),
-            *render(K8S / "migrate"), *load_docs(SECRETS_TEMPLATE)]
+    docs = [
+        *render(PRODUCTION),
+        *render(PRODUCTION / "migrate"),
+        *render(K8S / "base"),
+        *render(K8S / "migrate"),
+        *load_docs(SECRETS_TEMPLATE),
+    ]
     kinds = {doc["kind"] for doc in docs}
-    assert kinds >= {"Namespace", "ConfigMap", "Secret", "Service", "Deployment", "Job",
-                     "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"}
+    assert kinds >= {
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "Deployment",
+        "Job",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Ingress",
+    }
     for version in K8S_VERSIONS:
         for doc in docs:
             # strict: a field the API does not know (a typo) fails too
@@ -269,8 +322,11 @@ def test_web_probes_service_autoscaling_and_disruption_budget() -> None:
     assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
 
     hpa = _find("HorizontalPodAutoscaler", "chainlens-web")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": "chainlens-web"}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "chainlens-web",
+    }
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
     assert hpa["spec"]["minReplicas"] >= 2
 
@@ -290,16 +346,27 @@ def _env_sources(name: str, kind: str = "Deployment") -> set[str]:
 def test_each_process_gets_the_tokens_it_uses_and_no_other() -> None:
     # Only the discord-bot pod has the Discord token, so only it opens the gateway; the web
     # replicas answer Telegram through the webhook; the worker sends through both REST APIs.
-    assert _env_sources("chainlens-web") == {"chainlens-config", "chainlens-secrets",
-                                             "chainlens-telegram"}
-    assert _env_sources("chainlens-discord-bot") == {"chainlens-config", "chainlens-secrets",
-                                                     "chainlens-discord"}
-    assert _env_sources("chainlens-worker") == {"chainlens-config", "chainlens-secrets",
-                                                "chainlens-telegram", "chainlens-discord"}
+    assert _env_sources("chainlens-web") == {
+        "chainlens-config",
+        "chainlens-secrets",
+        "chainlens-telegram",
+    }
+    assert _env_sources("chainlens-discord-bot") == {
+        "chainlens-config",
+        "chainlens-secrets",
+        "chainlens-discord",
+    }
+    assert _env_sources("chainlens-worker") == {
+        "chainlens-config",
+        "chainlens-secrets",
+        "chainlens-telegram",
+        "chainlens-discord",
+    }
     # the Job runs before the application's first apply: it needs the Secret alone
     assert _env_sources("chainlens-migrate", "Job") == {"chainlens-secrets"}
-    secrets = {doc["metadata"]["name"]: set(doc["stringData"])
-               for doc in load_docs(SECRETS_TEMPLATE)}
+    secrets = {
+        doc["metadata"]["name"]: set(doc["stringData"]) for doc in load_docs(SECRETS_TEMPLATE)
+    }
     assert "DISCORD_BOT_TOKEN" in secrets["chainlens-discord"]
     assert "TELEGRAM_BOT_TOKEN" in secrets["chainlens-telegram"]
     assert not {"DISCORD_BOT_TOKEN", "TELEGRAM_BOT_TOKEN"} & secrets["chainlens-secrets"]
@@ -311,16 +378,20 @@ def test_each_process_gets_the_tokens_it_uses_and_no_other() -> None:
 
 def test_worker_discord_bot_and_migration_job() -> None:
     worker = _find("Deployment", "chainlens-worker")
-    assert worker["spec"]["template"]["spec"]["containers"][0]["command"] == [
-        "chainlens", "worker"]
-    assert _find("HorizontalPodAutoscaler", "chainlens-worker")["spec"]["scaleTargetRef"][
-        "name"] == "chainlens-worker"
+    assert worker["spec"]["template"]["spec"]["containers"][0]["command"] == ["chainlens", "worker"]
+    assert (
+        _find("HorizontalPodAutoscaler", "chainlens-worker")["spec"]["scaleTargetRef"]["name"]
+        == "chainlens-worker"
+    )
 
     bot = _find("Deployment", "chainlens-discord-bot")
     assert bot["spec"]["replicas"] == 1
     assert bot["spec"]["strategy"] == {"type": "Recreate"}
-    targets = {doc["spec"]["scaleTargetRef"]["name"] for (kind, _, _), doc
-               in _production().items() if kind == "HorizontalPodAutoscaler"}
+    targets = {
+        doc["spec"]["scaleTargetRef"]["name"]
+        for (kind, _, _), doc in _production().items()
+        if kind == "HorizontalPodAutoscaler"
+    }
     assert "chainlens-discord-bot" not in targets, "one gateway connection per token"
 
     job = _find("Job", "chainlens-migrate")
@@ -401,8 +472,10 @@ def test_templates_name_every_setting_in_the_right_place() -> None:
     assert not missing, f"settings missing from the ConfigMap/Secret templates: {missing}"
     unknown = (in_config | in_secret) - set(fields) - set(PENDING_SETTINGS)
     assert not unknown, f"not settings: {sorted(unknown)}"
-    expected = {**{k: "secret" if v else "config" for k, v in fields.items()},
-                **{k: v for k, v in PENDING_SETTINGS.items() if k not in fields}}
+    expected = {
+        **{k: "secret" if v else "config" for k, v in fields.items()},
+        **{k: v for k, v in PENDING_SETTINGS.items() if k not in fields},
+    }
     for key in in_config:
         assert expected[key] == "config", f"{key} is a secret: it belongs in the Secret"
     for key in in_secret:
@@ -453,10 +526,13 @@ def test_migration_job_loads_from_the_secret_alone(monkeypatch: pytest.MonkeyPat
 
 
 def test_every_commented_value_loads_and_shows_the_real_default(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     base = {**_template_keys(CONFIGMAP_TEMPLATE, "ConfigMap")[0], **FILLED_SECRETS}
-    commented = {**_template_keys(CONFIGMAP_TEMPLATE, "ConfigMap")[1],
-                 **_template_keys(SECRETS_TEMPLATE, "Secret")[1]}
+    commented = {
+        **_template_keys(CONFIGMAP_TEMPLATE, "ConfigMap")[1],
+        **_template_keys(SECRETS_TEMPLATE, "Secret")[1],
+    }
     fields = Settings.model_fields
     checked = 0
     for key, value in commented.items():
@@ -475,6 +551,7 @@ def test_every_commented_value_loads_and_shows_the_real_default(
 
 # --- docker compose ------------------------------------------------------------------------
 
+
 def _compose() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     return data
@@ -489,14 +566,12 @@ def test_vendored_compose_schema_is_the_recorded_upstream_file() -> None:
     provenance = (COMPOSE_SCHEMA.parent / "README.md").read_text(encoding="utf-8")
     digest = hashlib.sha256(COMPOSE_SCHEMA.read_bytes()).hexdigest()
     assert f"`{digest}`" in provenance
-    assert (COMPOSE_SCHEMA.parent / "LICENSE").read_text().lstrip().startswith(
-        "Apache License")
+    assert (COMPOSE_SCHEMA.parent / "LICENSE").read_text().lstrip().startswith("Apache License")
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
     validator = _compose_validator()
-    errors = [f"{list(e.absolute_path)}: {e.message}"
-              for e in validator.iter_errors(_compose())]
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(_compose())]
     assert not errors
     broken = _compose()
     broken["services"]["worker"]["comand"] = ["chainlens", "worker"]
@@ -513,8 +588,9 @@ def test_compose_services_and_their_channels() -> None:
     assert services["worker"]["command"] == ["chainlens", "worker"]
     assert services["discord-bot"]["command"][:2] == ["chainlens", "serve"]
     for name in ("web", "worker", "discord-bot"):
-        assert services[name]["depends_on"]["migrate"]["condition"] == \
-            "service_completed_successfully"
+        assert (
+            services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        )
         assert services[name]["environment"]["SERVE_WORKER"] == "false"
     # one Discord gateway: web's token is blanked, the bot's Telegram token too
     assert services["web"]["environment"]["DISCORD_BOT_TOKEN"] == ""
@@ -530,14 +606,16 @@ def test_blank_token_turns_a_bot_off(monkeypatch: pytest.MonkeyPatch) -> None:
     # what compose relies on to keep the gateway out of `web`
     from chainlens.serve import channel_plan
 
-    settings = _load_with_env(monkeypatch, {**FILLED_SECRETS, "DISCORD_BOT_TOKEN": "",
-                                            "TELEGRAM_BOT_TOKEN": ""})
+    settings = _load_with_env(
+        monkeypatch, {**FILLED_SECRETS, "DISCORD_BOT_TOKEN": "", "TELEGRAM_BOT_TOKEN": ""}
+    )
     plan = channel_plan(settings)
     assert any(line.startswith("discord: off") for line in plan)
     assert any(line.startswith("telegram: off") for line in plan)
 
 
 # --- Dockerfile ----------------------------------------------------------------------------
+
 
 def _dockerfile_stages() -> list[list[dockerfile.Command]]:
     """The Dockerfile's instructions, parsed by BuildKit's own parser, one list per stage."""
@@ -560,7 +638,7 @@ def _dockerfile_user() -> int:
 def _healthcheck_code() -> str:
     [check] = [c for c in _dockerfile_stages()[-1] if c.cmd == "HEALTHCHECK"]
     assert check.json and check.value[:3] == ("CMD", "python", "-c")
-    return check.value[3]
+    return str(check.value[3])
 
 
 def test_dockerfile_installs_the_wheel_as_a_non_root_production_image() -> None:
@@ -574,44 +652,66 @@ def test_dockerfile_installs_the_wheel_as_a_non_root_production_image() -> None:
     assert any(a.startswith("--from=build") for a in _args(run_stage, "COPY"))
     [install] = [a for a in _args(run_stage, "RUN") if "pip install" in a]
     assert ".whl" in install and "-c /tmp/requirements.lock" in install
-    assert not any(a.split()[0] == "." for a in _args(run_stage, "COPY")), \
+    assert not any(a.split()[0] == "." for a in _args(run_stage, "COPY")), (
         "the source tree stays out of the run stage"
+    )
     env = [c.value for c in run_stage if c.cmd == "ENV"]
-    assert any(pair == ("ENVIRONMENT", "production")
-               for value in env for pair in zip(value[::2], value[1::2], strict=True))
+    assert any(
+        pair == ("ENVIRONMENT", "production")
+        for value in env
+        for pair in zip(value[::2], value[1::2], strict=True)
+    )
     assert _dockerfile_user() != 0
     order = [c.cmd for c in run_stage]
-    assert order.index("USER") > len(order) - 1 - order[::-1].index("RUN"), \
+    assert order.index("USER") > len(order) - 1 - order[::-1].index("RUN"), (
         "USER after the last RUN"
+    )
     assert "/api/v1/health" in _healthcheck_code()
     [cmd] = [c for c in run_stage if c.cmd == "CMD"]
     assert cmd.json and cmd.value[:2] == ("chainlens", "serve")
 
 
 def test_dockerignore_keeps_local_state_out_and_the_build_inputs_in() -> None:
-    entries = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
-    assert {".venv", ".env", ".git", "test-artifacts", ".pytest_cache", ".mypy_cache",
-            ".ruff_cache"} <= entries
+    entries = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {
+        ".venv",
+        ".env",
+        ".git",
+        "test-artifacts",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+    } <= entries
     assert {"**/__pycache__", "**/*.py[cod]"} <= entries  # __pycache__ and *.pyc anywhere
-    for needed in ("pyproject.toml", "README.md", "requirements.lock", "migrations",
-                   "chainlens", "web"):
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "requirements.lock",
+        "migrations",
+        "chainlens",
+        "web",
+    ):
         assert needed not in entries
 
 
 @pytest.mark.slow
-def test_healthcheck_command_passes_on_a_healthy_app_and_fails_on_none(
-        settings: Settings) -> None:
+def test_healthcheck_command_passes_on_a_healthy_app_and_fails_on_none(settings: Settings) -> None:
     code = _healthcheck_code()
     live = LiveServer(settings).start()
     try:
         env = {**os.environ, "PORT": str(live.port)}
-        ok = subprocess.run([sys.executable, "-c", code], env=env, timeout=30, check=False,
-                            capture_output=True)
+        ok = subprocess.run(
+            [sys.executable, "-c", code], env=env, timeout=30, check=False, capture_output=True
+        )
         assert ok.returncode == 0, ok.stderr
     finally:
         live.stop()
     env["PORT"] = str(live.port)  # nothing listens there any more
-    down = subprocess.run([sys.executable, "-c", code], env=env, timeout=30, check=False,
-                          capture_output=True)
+    down = subprocess.run(
+        [sys.executable, "-c", code], env=env, timeout=30, check=False, capture_output=True
+    )
     assert down.returncode != 0
