@@ -311,6 +311,9 @@ def test_web_probes_service_autoscaling_and_disruption_budget() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/metrics"
     assert "replicas" not in web["spec"], "the HPA owns the replica count"
     assert web["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    grace = pod["spec"]["terminationGracePeriodSeconds"]
+    assert int(container["lifecycle"]["preStop"]["exec"]["command"][1]) < grace
     assert container["resources"]["requests"]["cpu"], "the HPA's CPU target needs a request"
 
     service = _find("Service", "chainlens-web")
