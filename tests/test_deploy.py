@@ -580,28 +580,30 @@ def test_compose_file_follows_the_compose_specification() -> None:
     broken["services"]["worker"]["comand"] = ["chainlens", "worker"]
     assert not validator.is_valid(broken), "the schema must refuse an unknown service key"
     broken = _compose()
-    broken["services"]["web"]["depends_on"]["migrate"]["condition"] = "service_done"
+    broken["services"]["worker"]["depends_on"]["web"]["condition"] = "service_done"
     assert not validator.is_valid(broken)
 
 
 def test_compose_services_and_their_channels() -> None:
     services = _compose()["services"]
-    assert {"postgres", "redis", "migrate", "web", "worker", "discord-bot"} <= set(services)
-    assert services["migrate"]["command"] == ["chainlens", "migrate"]
+    assert {"postgres", "redis", "web", "worker", "discord-bot"} <= set(services)
+    assert services["web"]["command"][:2] == ["chainlens", "serve"]
     assert services["worker"]["command"] == ["chainlens", "worker"]
     assert services["discord-bot"]["command"][:2] == ["chainlens", "serve"]
+    # web applies the migrations (advisory-locked) before it is healthy; the others wait
+    assert set(services["web"]["depends_on"]) == {"postgres", "redis"}
+    for name in ("worker", "discord-bot"):
+        assert services[name]["depends_on"] == {"web": {"condition": "service_healthy"}}
     for name in ("web", "worker", "discord-bot"):
-        assert (
-            services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-        )
         assert services[name]["environment"]["SERVE_WORKER"] == "false"
+        assert services[name]["environment"]["ENVIRONMENT"] == "production"
     # one Discord gateway: web's token is blanked, the bot's Telegram token too
     assert services["web"]["environment"]["DISCORD_BOT_TOKEN"] == ""
     assert services["discord-bot"]["environment"]["TELEGRAM_BOT_TOKEN"] == ""
     assert "DISCORD_BOT_TOKEN" not in services["worker"]["environment"]
     assert "deploy" not in services["discord-bot"] and "scale" not in services["discord-bot"]
     fields = {name.upper() for name in Settings.model_fields} | set(PENDING_SETTINGS)
-    for name in ("migrate", "web", "worker", "discord-bot"):
+    for name in ("web", "worker", "discord-bot"):
         assert set(services[name]["environment"]) <= fields, name
 
 
