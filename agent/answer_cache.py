@@ -2,6 +2,7 @@
 
 Keyed by (question intent, project, tools, data versions, models): the same question shape
 over the same data gets the same answer without paying for it again; new data is a new key.
+Best-effort: without Redis every answer is a miss and nothing is stored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel
 
 from agent.rules import Plan
+from chainlens import best_effort
 from chainlens.deps import Deps
 from tools.results import ToolResult
 
@@ -22,6 +24,7 @@ ANSWER_TTL_S = 300
 class CachedAnswer(BaseModel):
     body: str  # header + model text, checked; the footer is rendered fresh (ages change)
     model: str
+    cited: list[tuple[str, str]] = []  # (article url, publisher) listed in the footer
 
 
 def answer_key(deps: Deps, *, plan: Plan, project_id: str, results: Mapping[str, ToolResult],
@@ -32,9 +35,17 @@ def answer_key(deps: Deps, *, plan: Plan, project_id: str, results: Mapping[str,
 
 
 async def get_answer(deps: Deps, key: str) -> CachedAnswer | None:
-    raw = await deps.redis.get(key)
-    return CachedAnswer.model_validate_json(raw) if raw is not None else None
+    raw = await best_effort.attempt(deps.redis, "answer cache read",
+                                    lambda: deps.redis.get(key), None)
+    if raw is None:
+        return None
+    try:
+        return CachedAnswer.model_validate_json(raw)
+    except ValueError:  # an entry from an older version is a miss, not an error
+        return None
 
 
 async def put_answer(deps: Deps, key: str, answer: CachedAnswer) -> None:
-    await deps.redis.set(key, answer.model_dump_json(), ex=ANSWER_TTL_S)
+    raw = answer.model_dump_json()
+    await best_effort.attempt(deps.redis, "answer cache write",
+                              lambda: deps.redis.set(key, raw, ex=ANSWER_TTL_S), None)

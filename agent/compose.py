@@ -17,8 +17,8 @@ from typing import Any
 from agent.answer_cache import CachedAnswer, answer_key, get_answer, put_answer
 from agent.assess import Assessment, assess
 from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
-from agent.facts import Source, known_urls, numeric_fields, price_history_of, sources_of
-from agent.guard import AnswerGuard, allowed_values
+from agent.facts import Source, numeric_fields, price_history_of, sources_of
+from agent.guard import AnswerGuard, allowed_values, guard_for
 from agent.prompts import data_block, data_texts, writer_messages
 from agent.rules import Plan
 from agent.state import ToolRun
@@ -50,6 +50,7 @@ class _Written:
     usage: Usage
     emitted: bool = False  # some of the model's text has reached the stream
     lines: list[str] = field(default_factory=list)
+    cited: dict[str, str] = field(default_factory=dict)  # third-party article -> publisher
 
 
 async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, plan: Plan,
@@ -86,11 +87,13 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
                      models=[d["model_name"] for d in deps.llm.model_list])
     cached = await get_answer(deps, key)
     if cached is not None:
-        answer = cached.body + render_footer(sources)
+        base["sources"] = cited_sources = [*sources, *_cited(dict(cached.cited), sources)]
+        footer = render_footer(cited_sources)
         emit(TextEvent(text=cached.body))
-        emit(TextEvent(text=render_footer(sources)))
+        emit(TextEvent(text=footer))
         usage = plan_usage.plus(Usage(model=cached.model))
-        return FinalEvent(answer=answer, usage=usage, cache_hit=True, writer="llm", **base)
+        return FinalEvent(answer=cached.body + footer, usage=usage, cache_hit=True, writer="llm",
+                          **base)
 
     written = _Written(body="", usage=Usage())
     try:
@@ -113,11 +116,28 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
                                 "written from the data by rules instead."))
         return FinalEvent(answer=fallback_answer, usage=usage, **base)
 
-    footer = render_footer(sources)
+    # An article the answer cites is linked here, by its publisher, not in the text.
+    base["sources"] = cited_sources = [*sources, *_cited(written.cited, sources)]
+    footer = render_footer(cited_sources)
     emit(TextEvent(text=footer))
-    await put_answer(deps, key, CachedAnswer(body=written.body, model=written.usage.model))
+    await put_answer(deps, key, CachedAnswer(body=written.body, model=written.usage.model,
+                                             cited=list(written.cited.items())))
     return FinalEvent(answer=written.body + footer, usage=plan_usage.plus(written.usage),
                       writer="llm", **base)
+
+
+def _cited(cited: Mapping[str, str], sources: list[Source]) -> list[Source]:
+    """Sources-list entries for the third-party articles an answer cites (as old as their feed)."""
+    listed = {s.url for s in sources}
+    out: list[Source] = []
+    for url, publisher in cited.items():
+        if url in listed:
+            continue
+        feeds = [s for s in sources if s.source == publisher]
+        out.append(Source(source=publisher, url=url,
+                          age_seconds=min((s.age_seconds for s in feeds), default=0.0),
+                          stale=any(s.stale for s in feeds)))
+    return out
 
 
 def _emit_deterministic(emit: Emit, answer: str) -> None:
@@ -136,10 +156,10 @@ async def _write_with_model(deps: Deps, written: _Written, *, question: str, pro
     messages = writer_messages(question, data_block(project, results, verdict, verdict_line))
     max_tokens = _affordable_tokens(deps, messages, budget_usd)
     sources: list[Source] = sources_of(results)
-    guard = AnswerGuard(
-        allowed=allowed_values(numeric_fields(results) + _verdict_numbers(verdict),
-                               [messages[1]["content"], *data_texts(sources)]),
-        urls=known_urls(results), stance=verdict.stance, risk_score=verdict.risk_score)
+    guard = guard_for(results, verdict, allowed=allowed_values(
+        numeric_fields(results) + _verdict_numbers(verdict),
+        [messages[1]["content"], *data_texts(sources)]))
+    written.cited = guard.cited  # filled as the guard meets third-party links
     header = render_header(project)
     models = len(router.model_list)
     # The Router's own timeouts bound each attempt; this bounds all of them together.
@@ -171,9 +191,10 @@ async def _write_with_model(deps: Deps, written: _Written, *, question: str, pro
         extra = "\n" + verdict_line
         written.body += extra
         emit(TextEvent(text=extra))
-    if guard.withheld or guard.dropped_lines:
-        log.info("guard withheld %d figures and dropped %d lines", guard.withheld,
-                 guard.dropped_lines)
+    if guard.withheld or guard.dropped_lines or guard.dropped_sentences:
+        log.info("guard withheld %d figures, dropped %d lines and %d sentences (%s)",
+                 guard.withheld, guard.dropped_lines, len(guard.dropped_sentences),
+                 ", ".join(sorted({reason for reason, _ in guard.dropped_sentences})))
 
 
 def _emit_line(written: _Written, guard: AnswerGuard, line: str, header: str, emit: Emit) -> None:

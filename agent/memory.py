@@ -1,10 +1,15 @@
-"""Per-conversation context in Redis: the project the conversation is about, for follow-ups."""
+"""Per-conversation context in Redis: the project the conversation is about, for follow-ups.
+
+Best-effort: without Redis a conversation simply has no memory ("what about its team?" asks
+which project is meant), and every answer still goes out.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 
+from chainlens import best_effort
 from chainlens.deps import Deps
 from tools.results import Project
 
@@ -26,7 +31,9 @@ async def remembered_project(deps: Deps, conversation_id: str | None) -> Project
     """The project this conversation was last about, if it is still remembered."""
     if not conversation_id:
         return None
-    raw = await deps.redis.get(memory_key(deps, conversation_id))
+    key = memory_key(deps, conversation_id)
+    raw = await best_effort.attempt(deps.redis, "conversation read",
+                                    lambda: deps.redis.get(key), None)
     if raw is None:
         return None
     try:
@@ -40,5 +47,6 @@ async def remember_project(deps: Deps, conversation_id: str | None, project: Pro
     """Make `project` what "it" means in this conversation for the next hour."""
     if not conversation_id:
         return
-    await deps.redis.set(memory_key(deps, conversation_id), memory_value(project),
-                         ex=CONVERSATION_TTL_S)
+    key, value = memory_key(deps, conversation_id), memory_value(project)
+    await best_effort.attempt(deps.redis, "conversation write",
+                              lambda: deps.redis.set(key, value, ex=CONVERSATION_TTL_S), None)

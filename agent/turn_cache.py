@@ -13,6 +13,7 @@ answers with no tools (greetings, suggestions), answers using stale or failed re
 Limits: a resolution change from a coin-index refresh reaches an already-stored question
 within `TURN_TTL_S`. The script reads the hot-cache keys named in the stored turn, which
 standalone Redis allows (a Redis Cluster would need them passed as KEYS).
+Without Redis every question is a miss and nothing is stored (`chainlens.best_effort`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from agent.events import (
     AgentEvent,
@@ -42,6 +44,7 @@ from agent.events import (
 from agent.memory import CONVERSATION_TTL_S, memory_key, memory_value
 from agent.state import ToolRun
 from agent.writer import render_footer
+from chainlens import best_effort
 from chainlens.deps import Deps
 from tools import cache
 
@@ -141,14 +144,14 @@ async def replay(deps: Deps, key: str, *, conversation_id: str | None,
     memory = memory_key(deps, conversation_id) if conversation_id else ""
     known = _parsed.get(key)
     args = (memory, CONVERSATION_TTL_S, known.turn_id if known else "")
-    try:
+
+    async def run() -> Any:
         try:
-            found = await deps.redis.evalsha(_REPLAY_SHA, 1, key, *args)  # type: ignore[misc]
+            return await deps.redis.evalsha(_REPLAY_SHA, 1, key, *args)  # type: ignore[misc]
         except NoScriptError:
-            found = await deps.redis.eval(_REPLAY, 1, key, *args)  # type: ignore[misc]
-    except RedisError as exc:
-        log.warning("turn cache unavailable: %s", exc)
-        return None
+            return await deps.redis.eval(_REPLAY, 1, key, *args)  # type: ignore[misc]
+
+    found = await best_effort.attempt(deps.redis, "turn cache replay", run, None)
     if not found or found[0] is None:  # a miss (or an entry without an id: treat as a miss)
         return None
     turn_id = found[0].decode()
@@ -190,13 +193,14 @@ async def store(deps: Deps, key: str, final: FinalEvent, runs: Mapping[str, Tool
                       body=final.answer[: len(final.answer) - len(footer)], stored_at=time.time())
     inputs = "".join(f"{cache.l1_key(deps, tool, final.project.id)}\n{runs[tool].l1_digest}\n"
                      for tool in final.plan.tools)
-    try:
+    mapping = {"id": uuid.uuid4().hex, "inputs": inputs, "turn": turn.model_dump_json(),
+               "memory": memory_value(final.project)}
+
+    async def run() -> None:
         async with deps.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"id": uuid.uuid4().hex, "inputs": inputs,
-                                    "turn": turn.model_dump_json(),
-                                    "memory": memory_value(final.project)})
+            pipe.hset(key, mapping=mapping)
             pipe.expire(key, TURN_TTL_S)
             await pipe.execute()
-    except RedisError as exc:
-        log.warning("could not store turn: %s", exc)
+
+    await best_effort.attempt(deps.redis, "turn cache store", run, None)
 

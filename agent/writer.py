@@ -18,10 +18,9 @@ from agent.facts import (
     facts_of,
     human_age,
     is_outdated,
-    known_urls,
     risks_of,
 )
-from agent.guard import AnswerGuard
+from agent.guard import guard_for
 from tools.results import Project, SentimentResult, ToolResult
 
 DETERMINISTIC_LABEL = "_Written by ChainLens's rule-based writer (no language model was used)._"
@@ -46,8 +45,7 @@ def build_report(project: Project, results: Mapping[str, ToolResult],
     raw_facts = {tool: facts_of(r) for tool, r in results.items()}
     raw_risks = [risk for r in results.values() for risk in risks_of(r)]
     # Facts and risks can quote third-party text (headlines): the same guard as model output.
-    guard = AnswerGuard(allowed=None, urls=known_urls(results), stance=verdict.stance,
-                        risk_score=verdict.risk_score)
+    guard = guard_for(results, verdict, allowed=None)
     facts = {tool: [line for f in fs if (line := guard.check_line(f))]
              for tool, fs in raw_facts.items()}
     risks = [line for r in raw_risks if (line := guard.check_line(r))]

@@ -12,6 +12,7 @@ from billing.accounts import (
     identities_of,
     redeem_link_code,
 )
+from billing.anonymous import purge_anonymous_accounts
 from billing.errors import (
     AccountNotFound,
     BillingError,
@@ -29,6 +30,6 @@ __all__ = [
     "Account", "AccountNotFound", "BillingError", "BillingNotConfigured", "InvalidIdentity",
     "LinkCodeInvalid", "PaymentProviderError", "QuotaDecision", "QuotaUnavailable",
     "UsageRecord", "WebhookRejected", "account_for_identity", "consume_request",
-    "create_link_code", "get_account", "identities_of", "quota_status", "record_usage",
-    "redeem_link_code", "refund_request",
+    "create_link_code", "get_account", "identities_of", "purge_anonymous_accounts",
+    "quota_status", "record_usage", "redeem_link_code", "refund_request",
 ]

@@ -5,6 +5,7 @@
     ├── AccountNotFound        no account with that id
     ├── LinkCodeInvalid        unknown, expired, already used, or too many attempts
     ├── QuotaUnavailable       neither Redis nor PostgreSQL could decide a free-tier request
+    ├── TooManyNewAccounts     a client network created its day's allowance of anonymous accounts
     ├── BillingNotConfigured   Stripe keys or the tier's price id are not set
     ├── PaymentProviderError   Stripe refused or could not be reached
     └── WebhookRejected        bad signature, stale/future timestamp, or malformed payload
@@ -31,6 +32,14 @@ class LinkCodeInvalid(BillingError):
 
 class QuotaUnavailable(BillingError):
     pass
+
+
+class TooManyNewAccounts(BillingError):
+    """`decision` is the refused per-network decision (for Retry-After and the message)."""
+
+    def __init__(self, decision: object) -> None:
+        super().__init__("too many new anonymous sessions from this network today")
+        self.decision = decision
 
 
 class BillingNotConfigured(BillingError):

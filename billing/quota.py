@@ -1,9 +1,16 @@
 """Per-account quotas: a minute and a UTC-day window, checked and consumed atomically.
 
 `consume_request` runs one Redis Lua script (see `billing.quota_store` for the script, the
-PostgreSQL fallback and how the two are reconciled). Anonymous web visitors also pass their
-client IP, which adds a free-tier `web-ip:<ip>` bucket to the same atomic step, so clearing
-cookies does not reset the quota.
+PostgreSQL fallback and how the two are reconciled). Every bucket a request counts against is
+decided in the same atomic step:
+- `acct:<id>` — the account, with its tier's (or its own) limits;
+- `email:<name@domain>` — free accounts with an e-mail address, with sub-address tags folded
+  (`name+1@domain` counts as `name@domain`), so aliases do not multiply the free tier;
+- `web-ip:<network>` — free web and API callers pass their client network (an IPv4 address
+  or an IPv6 /64): a shared, larger allowance (`FREE_IP_DAILY`), so clearing cookies gains
+  little and a new visitor behind a busy office address is still served.
+`consume_limits` decides plain named buckets the same way (sign-in e-mails, new anonymous
+accounts per network).
 
 When neither Redis nor PostgreSQL can decide, paid tiers are admitted (no paid request is
 refused for infrastructure reasons) and free requests raise `QuotaUnavailable`.
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 
 WindowName = Literal["minute", "day"]
 Backend = Literal["redis", "postgres", "none"]
+Scope = Literal["account", "network"]
+IP_BUCKET = "web-ip:"
 _PG_DOWN_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
@@ -49,13 +58,21 @@ class QuotaDecision:
     # What the decision consumed, so a refund gives back exactly that.
     plan: store.Plan | None = field(default=None, repr=False, compare=False)
     backend: Backend = "redis"
+    scope: Scope = "account"   # whose allowance refused: the account or the client network
 
     def refusal_message(self) -> str:
         """The refusal in words, for bots and the web widget."""
         if self.allowed:
             return ""
         wait = _human_duration(self.retry_after_s or 0)
-        if self.window == "minute":
+        if self.scope == "network":
+            if self.window == "minute":
+                text = (f"Too many free requests from your network right now: {self.limit} per "
+                        f"minute are allowed from one address. Try again in {wait}.")
+            else:
+                text = (f"Your network has used all {self.limit} free requests shared by its "
+                        f"visitors today. They reset at 00:00 UTC (in {wait}).")
+        elif self.window == "minute":
             text = (f"Slow down a little: the {self.tier} plan allows {self.limit} "
                     f"request{'s' if self.limit != 1 else ''} per minute. Try again in {wait}.")
         else:
@@ -78,24 +95,47 @@ def upgrade_url(deps: Deps) -> str:
     return str(deps.settings.public_base_url).rstrip("/") + "/pricing"
 
 
+def quota_email(email: str) -> str:
+    """The address quotas count against: lower-cased, sub-address tag (`+tag`) removed."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
 def _buckets(deps: Deps, account: Account, client_ip: str | None) -> list[store.Bucket]:
+    if account.id <= 0:
+        raise ValueError("a provisional account is saved before it is charged")
     default = deps.settings.limits_for(account.tier)
-    buckets = [store.Bucket(f"acct:{account.id}", account.minute_limit or default.minute,
-                            account.daily_limit or default.daily)]
-    if client_ip:
-        free = deps.settings.limits_for("free")
-        buckets.append(store.Bucket(f"web-ip:{client_ip}", free.minute, free.daily))
+    minute, daily = account.minute_limit or default.minute, account.daily_limit or default.daily
+    buckets = [store.Bucket(f"acct:{account.id}", minute, daily)]
+    if account.tier == "free" and account.email:
+        buckets.append(store.Bucket(f"email:{quota_email(account.email)}", minute, daily))
+    if client_ip and account.tier == "free":
+        settings = deps.settings
+        buckets.append(store.Bucket(f"{IP_BUCKET}{client_ip}", settings.free_ip_minute,
+                                    settings.free_ip_daily))
     return buckets
 
 
-def _decide(deps: Deps, account: Account, plan: store.Plan, now: float, *, allowed: bool,
+def _peek_buckets(deps: Deps, account: Account, client_ip: str | None) -> list[store.Bucket]:
+    """The buckets a peek reads; a provisional (unsaved) account has used nothing yet."""
+    if account.id > 0:
+        return _buckets(deps, account, client_ip)
+    limits = deps.settings.limits_for(account.tier)
+    buckets = [store.Bucket("acct:new", limits.minute, limits.daily)]
+    if client_ip:
+        settings = deps.settings
+        buckets.append(store.Bucket(f"{IP_BUCKET}{client_ip}", settings.free_ip_minute,
+                                    settings.free_ip_daily))
+    return buckets
+
+
+def _decide(deps: Deps, tier: TierName, plan: store.Plan, now: float, *, allowed: bool,
             refused: tuple[int, WindowName] | None, counts: dict[str, tuple[int, int]],
             backend: Backend) -> QuotaDecision:
     """Build the decision from (minute, day) counts per bucket."""
     url = upgrade_url(deps)
     tightest = min(plan.buckets, key=lambda b: b.day_limit - counts[b.name][1])
-    day = {"day_used": min(counts[tightest.name][1], tightest.day_limit),
-           "day_limit": tightest.day_limit}
+    day_used, day_limit = min(counts[tightest.name][1], tightest.day_limit), tightest.day_limit
     if refused is not None:
         index, window = refused
         bucket = plan.buckets[index]
@@ -103,14 +143,17 @@ def _decide(deps: Deps, account: Account, plan: store.Plan, now: float, *, allow
         limit = bucket.minute_limit if window == "minute" else bucket.day_limit
         return QuotaDecision(
             allowed=False, limit=limit, remaining=0, reset_at=datetime.fromtimestamp(end, UTC),
-            retry_after_s=max(1, math.ceil(end - now)), window=window, tier=account.tier,
-            upgrade_url=url, plan=plan, backend=backend, **day)
+            retry_after_s=max(1, math.ceil(end - now)), window=window, tier=tier,
+            upgrade_url=url, plan=plan, backend=backend,
+            scope="network" if bucket.name.startswith(IP_BUCKET) else "account",
+            day_used=day_used, day_limit=day_limit)
     # Allowed (or a peek): report the day window of the tightest bucket.
     return QuotaDecision(
         allowed=allowed, limit=tightest.day_limit,
         remaining=max(0, tightest.day_limit - counts[tightest.name][1]),
         reset_at=datetime.fromtimestamp(plan.day.end_epoch, UTC), retry_after_s=None,
-        window=None, tier=account.tier, upgrade_url=url, plan=plan, backend=backend, **day)
+        window=None, tier=tier, upgrade_url=url, plan=plan, backend=backend,
+        day_used=day_used, day_limit=day_limit)
 
 
 def _script_args(plan: store.Plan, mode: str,
@@ -165,7 +208,7 @@ async def _seeds_for(deps: Deps, plan: store.Plan) -> dict[tuple[str, str], int]
     return seeds
 
 
-async def _via_redis(deps: Deps, account: Account, plan: store.Plan, now: float,
+async def _via_redis(deps: Deps, tier: TierName, plan: store.Plan, now: float,
                      mode: str) -> QuotaDecision:
     try:
         await _reseed_dirty(deps, now)
@@ -185,27 +228,17 @@ async def _via_redis(deps: Deps, account: Account, plan: store.Plan, now: float,
                 for kind, w in (("minute", plan.minute), ("day", plan.day))]
         store.mirror_for(deps).record(rows, [c for b in plan.buckets for c in counts[b.name]])
     refused = None if allowed else (index - 1, "minute" if window_code == 1 else "day")
-    return _decide(deps, account, plan, now, allowed=allowed, refused=refused,  # type: ignore[arg-type]
+    return _decide(deps, tier, plan, now, allowed=allowed, refused=refused,  # type: ignore[arg-type]
                    counts=counts, backend="redis")
 
 
-async def _via_postgres(deps: Deps, account: Account, plan: store.Plan, now: float,
+async def _via_postgres(deps: Deps, tier: TierName, plan: store.Plan, now: float,
                         mode: str) -> QuotaDecision:
     await store.mirror_for(deps).flush()
     refused_at: tuple[str, str] | None = None
     async with deps.db.acquire() as conn:
         if mode == "consume":
-            tx = conn.transaction()
-            await tx.start()
-            try:
-                refused_at = await store.ledger_consume(conn, plan)
-            except BaseException:
-                await tx.rollback()
-                raise
-            if refused_at is None:
-                await tx.commit()
-            else:
-                await tx.rollback()
+            refused_at = await store.ledger_consume_committed(conn, plan)
         raw = await store.ledger_counts(conn, plan.ledger_rows())
     if mode == "consume":
         store.dirty_buckets(deps).update(b.name for b in plan.buckets)
@@ -220,46 +253,67 @@ async def _via_postgres(deps: Deps, account: Account, plan: store.Plan, now: flo
             if d >= b.day_limit or m >= b.minute_limit:
                 refused = (i, "day" if d >= b.day_limit else "minute")
                 break
-    return _decide(deps, account, plan, now, allowed=refused is None, refused=refused,
+    return _decide(deps, tier, plan, now, allowed=refused is None, refused=refused,
                    counts=counts, backend="postgres")
 
 
-async def _decide_request(deps: Deps, account: Account, client_ip: str | None,
+async def _decide_buckets(deps: Deps, tier: TierName, buckets: list[store.Bucket],
                           mode: str) -> QuotaDecision:
     now = time.time()
-    plan = store.Plan.at(_buckets(deps, account, client_ip), now)
-    if store.redis_usable(deps.redis):
+    plan = store.Plan.at(buckets, now)
+    tried_redis = store.redis_usable(deps.redis)
+    if tried_redis:
         try:
-            return await _via_redis(deps, account, plan, now, mode)
+            return await _via_redis(deps, tier, plan, now, mode)
         except store.REDIS_DOWN_ERRORS as exc:
             store.mark_redis_down(deps.redis)
             log.warning("quota: Redis unavailable (%s); deciding from PostgreSQL",
                         type(exc).__name__)
     try:
-        return await _via_postgres(deps, account, plan, now, mode)
+        return await _via_postgres(deps, tier, plan, now, mode)
     except _PG_DOWN_ERRORS as exc:
-        if account.tier == "free":
+        if not tried_redis:
+            # The breaker skipped Redis, but PostgreSQL is down too: Redis may be back by now,
+            # and a request it can count must not go uncounted.
+            try:
+                return await _via_redis(deps, tier, plan, now, mode)
+            except store.REDIS_DOWN_ERRORS:
+                store.mark_redis_down(deps.redis)
+        if tier == "free":
             raise QuotaUnavailable("quota store unavailable") from exc
-        log.error("quota: Redis and PostgreSQL unavailable; admitting %s request", account.tier)
+        log.error("quota: Redis and PostgreSQL unavailable; admitting %s request", tier)
         counts = {b.name: (0, 0) for b in plan.buckets}
-        return _decide(deps, account, plan, now, allowed=True, refused=None, counts=counts,
+        return _decide(deps, tier, plan, now, allowed=True, refused=None, counts=counts,
                        backend="none")
 
 
 async def consume_request(deps: Deps, account: Account, *,
                           client_ip: str | None = None) -> QuotaDecision:
-    """Consume one request from the account (and, for anonymous web, the client IP) or refuse."""
-    return await _decide_request(deps, account, client_ip, "consume")
+    """Consume one request from the account (and, for free web callers, their network) or
+    refuse."""
+    return await _decide_buckets(deps, account.tier, _buckets(deps, account, client_ip),
+                                 "consume")
 
 
 async def quota_status(deps: Deps, account: Account, *,
                        client_ip: str | None = None) -> QuotaDecision:
     """Where the account stands now, without consuming anything."""
-    return await _decide_request(deps, account, client_ip, "peek")
+    return await _decide_buckets(deps, account.tier, _peek_buckets(deps, account, client_ip),
+                                 "peek")
+
+
+async def consume_limits(deps: Deps, *buckets: store.Bucket) -> QuotaDecision:
+    """Consume one from each named bucket or refuse (free-tier rules when stores are down)."""
+    return await _decide_buckets(deps, "free", list(buckets), "consume")
 
 
 async def refund_request(deps: Deps, account: Account, decision: QuotaDecision) -> None:
     """Give back a request whose answer failed completely. Call once per decision."""
+    await refund_decision(deps, decision)
+
+
+async def refund_decision(deps: Deps, decision: QuotaDecision) -> None:
+    """Give back what an allowed decision consumed. Call once per decision."""
     plan = decision.plan
     if not decision.allowed or plan is None or decision.backend == "none":
         return

@@ -9,7 +9,10 @@ Redis through a write-behind mirror: each admitted request records the window co
 script returned, and a per-process task upserts them with GREATEST in batches, off the answer's
 path. Before the fallback decides anything it drains this process's pending mirror writes, then
 consumes with `INSERT … ON CONFLICT DO UPDATE … WHERE count < limit RETURNING` inside one
-transaction (rows locked in a fixed order), which is exact under concurrency.
+transaction, which is exact under concurrency. Every writer (consume, refund, mirror) locks
+its rows in one order — (bucket, window, start) — so they do not deadlock one another; a
+deadlock that can still happen (a row one transaction is inserting while another holds a
+later one) is retried.
 
 When Redis answers again, the buckets this process decided from PostgreSQL are re-seeded into
 Redis with GREATEST(redis, postgres) before the next consume; a Redis that lost its data (a
@@ -37,6 +40,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from chainlens.deps import Deps
 
@@ -100,6 +104,13 @@ for _, k in ipairs(KEYS) do
 end
 return {1}
 """
+
+# Lock conflicts PostgreSQL resolves by aborting one transaction: safe to run again.
+LOCK_CONFLICTS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+retry_lock_conflicts = retry(retry=retry_if_exception_type(LOCK_CONFLICTS),
+                             stop=stop_after_attempt(5), wait=wait_random(0.005, 0.05),
+                             reraise=True)
 
 _SHA = {src: hashlib.sha1(src.encode()).hexdigest() for src in (CONSUME_LUA, REFUND_LUA)}
 
@@ -225,34 +236,47 @@ class Mirror:
             refunds, self.refunds = self.refunds, []
             try:
                 await self._write(highs, refunds)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError,
+                    asyncpg.exceptions.InternalClientError) as exc:  # the last: server died mid-call
                 # Redis still holds these counts; only a simultaneous Redis loss would miss them.
                 log.warning("quota mirror write failed (%s rows): %s", len(highs), type(exc).__name__)
 
-    async def _write(self, highs: dict[tuple[str, str, datetime], int],
-                     refunds: list[tuple[str, str, datetime]]) -> None:
+    @staticmethod
+    @retry_lock_conflicts
+    async def _write_rows(pool: asyncpg.Pool, highs: dict[tuple[str, str, datetime], int],
+                          refunds: list[tuple[str, str, datetime]]) -> None:
         items = sorted(highs.items())
-        async with self.pool.acquire() as conn, conn.transaction():
+        given_back: dict[tuple[str, str, datetime], int] = {}
+        for row in refunds:
+            given_back[row] = given_back.get(row, 0) + 1
+        back = sorted(given_back.items())
+        async with pool.acquire() as conn, conn.transaction():
+            if items and back:
+                # Both statements touch rows: take every existing one first, in the one order.
+                rows = sorted(set(highs) | set(given_back))
+                await _lock_rows(conn, rows)
             if items:
                 await conn.execute(
                     """
                     INSERT INTO quota_counters (bucket, window_kind, window_start, count)
                     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[])
-                    ORDER BY 1, 2, 3
+                        AS r(bucket, kind, start, count)
+                    ORDER BY bucket COLLATE "C", kind COLLATE "C", start
                     ON CONFLICT (bucket, window_kind, window_start)
                     DO UPDATE SET count = GREATEST(quota_counters.count, EXCLUDED.count)
                     """,
                     [k[0] for k, _ in items], [k[1] for k, _ in items],
                     [k[2] for k, _ in items], [v for _, v in items])
-            for bucket, kind, start in sorted(refunds):
-                await conn.execute(
-                    "UPDATE quota_counters SET count = count - 1 WHERE bucket = $1"
-                    " AND window_kind = $2 AND window_start = $3 AND count > 0",
-                    bucket, kind, start)
-            if time.monotonic() - self.last_prune > _PRUNE_EVERY_S:
-                self.last_prune = time.monotonic()
-                await conn.execute(
-                    "DELETE FROM quota_counters WHERE window_start < now() - interval '2 days'")
+            if back:
+                await _subtract(conn, [k for k, _ in back], [n for _, n in back])
+
+    async def _write(self, highs: dict[tuple[str, str, datetime], int],
+                     refunds: list[tuple[str, str, datetime]]) -> None:
+        await self._write_rows(self.pool, highs, refunds)
+        if time.monotonic() - self.last_prune > _PRUNE_EVERY_S:
+            self.last_prune = time.monotonic()
+            await self.pool.execute(
+                "DELETE FROM quota_counters WHERE window_start < now() - interval '2 days'")
 
 
 _mirrors: dict[int, Mirror] = {}
@@ -303,13 +327,54 @@ async def ledger_consume(conn: asyncpg.Connection, plan: Plan) -> tuple[str, str
     return None
 
 
-async def ledger_refund(db: asyncpg.Pool, plan: Plan) -> None:
-    rows = plan.ledger_rows()
-    await db.execute(
+async def _lock_rows(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, datetime]]) -> None:
+    """Lock the existing rows among `rows` in the one order every writer uses."""
+    await conn.execute(
         """
-        UPDATE quota_counters q SET count = q.count - 1
-        FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(bucket, kind, start)
+        SELECT 1 FROM quota_counters q
+        JOIN unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(bucket, kind, start)
+          ON q.bucket = r.bucket AND q.window_kind = r.kind AND q.window_start = r.start
+        ORDER BY q.bucket COLLATE "C", q.window_kind COLLATE "C", q.window_start
+        FOR UPDATE OF q
+        """,
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+async def _subtract(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, datetime]],
+                    amounts: Sequence[int]) -> None:
+    """Take `amounts` off the rows (never below zero); the caller holds their locks in order."""
+    await _lock_rows(conn, rows)
+    await conn.execute(
+        """
+        UPDATE quota_counters q SET count = GREATEST(q.count - r.amount, 0)
+        FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[])
+             AS r(bucket, kind, start, amount)
         WHERE q.bucket = r.bucket AND q.window_kind = r.kind AND q.window_start = r.start
           AND q.count > 0
         """,
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(amounts))
+
+
+@retry_lock_conflicts
+async def ledger_consume_committed(conn: asyncpg.Connection, plan: Plan) -> tuple[str, str] | None:
+    """`ledger_consume` in its own transaction: committed when admitted, else rolled back."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        refused_at = await ledger_consume(conn, plan)
+    except BaseException:
+        await tx.rollback()
+        raise
+    if refused_at is None:
+        await tx.commit()
+    else:
+        await tx.rollback()
+    return refused_at
+
+
+@retry_lock_conflicts
+async def ledger_refund(db: asyncpg.Pool, plan: Plan) -> None:
+    """Give back one request in every window of the plan (never below zero)."""
+    rows = plan.ledger_rows()
+    async with db.acquire() as conn, conn.transaction():
+        await _subtract(conn, rows, [1] * len(rows))

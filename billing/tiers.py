@@ -31,7 +31,10 @@ async def recompute_tier(conn: asyncpg.Connection, user_id: int) -> TierName:
                 COALESCE((SELECT max(array_position(ARRAY['free', 'pro', 'enterprise'], s.tier) - 1)
                           FROM subscriptions s
                           WHERE s.user_id = u2.id AND s.ended_at IS NULL
-                            AND s.status = ANY($2::text[])), 0))] AS tier
+                            AND s.status = ANY($2::text[])
+                            -- a Telegram Stars period ends unless a renewal extended it
+                            AND (s.source <> 'telegram_stars'
+                                 OR s.current_period_end > now())), 0))] AS tier
             FROM users u2 WHERE u2.id = $1
         ) t
         WHERE u.id = $1

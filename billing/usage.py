@@ -7,6 +7,11 @@ nothing. Records are group-committed: while one transaction is in flight the nex
 queue, and the queue goes out as a single transaction of a few set-based statements. Under
 load a record costs a share of one commit instead of six round trips of its own; alone it
 is written at once.
+
+While PostgreSQL is unreachable, records are not lost: they wait in this process and a
+retry task writes them when it answers again (idempotent by request id), so every answered
+request still ends with exactly one usage row. `flush_usage` waits for them on shutdown; a
+process that crashes during the outage loses the records it was holding.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ import asyncpg
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from chainlens.deps import Deps
+from chainlens.outages import postgres_down
 
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError,
               asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)
 MAX_BATCH = 500
+MAX_DEFERRED = 100_000
+DEFERRED_RETRY_S = (0.5, 10.0)  # first and longest wait between attempts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,8 +61,17 @@ class UsageRecord:
 
 async def record_usage(deps: Deps, record: UsageRecord) -> None:
     """Write the request's usage, project count and query log once, durably; returns after
-    the commit (raises if it finally failed)."""
+    the commit, or once queued while PostgreSQL is unreachable (raises if it finally failed)."""
     await _writer_for(deps).write(record)
+
+
+async def flush_usage(deps: Deps, *, timeout_s: float = 5.0) -> int:
+    """Wait (up to `timeout_s`) for records queued during an outage; how many are left."""
+    return await _writer_for(deps).flush_deferred(timeout_s)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return postgres_down(exc) or isinstance(exc, OSError | TimeoutError)
 
 
 @dataclass(eq=False)
@@ -64,8 +81,14 @@ class _GroupWriter:
     pool: asyncpg.Pool
     queue: list[tuple[UsageRecord, asyncio.Future[None]]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    deferred: list[UsageRecord] = field(default_factory=list)  # waiting for PostgreSQL
+    retry_task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # try now (shutdown)
 
     async def write(self, record: UsageRecord) -> None:
+        if self.deferred:  # an outage is on: join the records waiting for PostgreSQL
+            self._defer([record])
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.queue.append((record, done))
         if self.task is None or self.task.done():
@@ -79,6 +102,10 @@ class _GroupWriter:
             try:
                 await _write_batch(self.pool, [record for record, _ in batch])
             except Exception as exc:
+                if _unreachable(exc):
+                    self._defer([record for record, _ in batch])
+                    _settle(batch, None)
+                    continue
                 if len(batch) == 1 or isinstance(exc, _TRANSIENT):
                     _settle(batch, exc)
                     continue
@@ -92,6 +119,55 @@ class _GroupWriter:
                         _settle([one], None)
             else:
                 _settle(batch, None)
+
+    def _defer(self, records: list[UsageRecord]) -> None:
+        if not self.deferred:
+            log.warning("usage: PostgreSQL unreachable; keeping usage records in memory and "
+                        "writing them when it is back")
+        self.deferred.extend(records)
+        if len(self.deferred) > MAX_DEFERRED:
+            lost = self.deferred[:len(self.deferred) - MAX_DEFERRED]
+            del self.deferred[:len(lost)]
+            log.error("usage: %d records dropped (more than %d waiting for PostgreSQL): %s",
+                      len(lost), MAX_DEFERRED, ", ".join(str(r.request_id) for r in lost[:20]))
+        if self.retry_task is None or self.retry_task.done():
+            self.retry_task = asyncio.get_running_loop().create_task(self._write_deferred())
+
+    async def _write_deferred(self) -> None:
+        wait, written = DEFERRED_RETRY_S[0], 0
+        while self.deferred:
+            try:
+                await asyncio.wait_for(self.wake.wait(), wait)
+            except TimeoutError:
+                pass
+            batch = self.deferred[:MAX_BATCH]
+            try:
+                await _write_batch(self.pool, batch)
+            except Exception as exc:
+                if _unreachable(exc):
+                    wait = min(wait * 2, DEFERRED_RETRY_S[1])
+                    continue
+                log.exception("usage: %d deferred records could not be written; dropped: %s",
+                              len(batch), ", ".join(str(r.request_id) for r in batch[:20]))
+            else:
+                written += len(batch)
+                wait = 0.0  # PostgreSQL is back: write the rest at once
+            del self.deferred[:len(batch)]
+        log.info("usage: PostgreSQL is back; %d deferred usage records written", written)
+
+    async def flush_deferred(self, timeout_s: float) -> int:
+        task = self.retry_task
+        if task is not None and not task.done():
+            self.wake.set()  # no more backing off: keep trying until the time is up
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout_s)
+            except TimeoutError:
+                pass
+            self.wake.clear()  # still down: back to backing off
+        if self.deferred:
+            log.error("usage: %d records still waiting for PostgreSQL: %s", len(self.deferred),
+                      ", ".join(str(r.request_id) for r in self.deferred[:20]))
+        return len(self.deferred)
 
 
 def _settle(batch: list[tuple[UsageRecord, asyncio.Future[None]]], exc: Exception | None) -> None:

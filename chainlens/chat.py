@@ -3,27 +3,35 @@
 Adapters (web, Telegram, Discord, CLI) turn a platform event into a `ChatTurn` and render
 the events of `chat()`; they never touch billing tables or the agent directly.
 
+Charging rule, the same for every channel: a turn that delivered answer text is charged and
+its usage recorded; a turn that delivered nothing (the client left first, or no answer could
+be built) gives its request back. "Delivered" means the adapter took a `text` (or `final`)
+event and asked for the next one — a web stream has written it to the socket, a bot has shown
+it. Greetings and help (a plan without tools) are never charged. The refund and the usage
+record run together as one task that finishes even when the request is cancelled.
+
 Errors: `MessageTooLong` (before any quota is spent). A spent quota is not an exception: the
 stream yields `QuotaRefused` and ends, so every channel can say it in its own words.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 from agent import MAX_QUESTION_CHARS, AgentEvent, answer_stream
 from billing.accounts import Account, account_for_identity
 from billing.quota import QuotaDecision, consume_request, refund_request
 from billing.usage import UsageRecord, record_usage
 from chainlens.deps import Deps
+from chainlens.shield import finish_shielded
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +59,8 @@ class ChatTurn:
     channel: Channel
     text: str
     conversation_id: str | None = None
-    # Anonymous web visitors are also limited per client IP, so clearing cookies does not
-    # reset the quota.
+    # The client network a free web caller also counts against (informational here: the web
+    # admits its requests itself, see web.auth.admit_web_request).
     client_ip: str | None = None
 
 
@@ -95,7 +103,7 @@ def check_message(text: str) -> str:
     return text
 
 
-async def chat(deps: Deps, turn: ChatTurn) -> AsyncIterator[ChatEvent]:
+async def chat(deps: Deps, turn: ChatTurn) -> AsyncGenerator[ChatEvent, None]:
     """Answer one chat turn: quota first, then the agent's events, then durable usage."""
     check_message(turn.text)
     account, decision = await admit(deps, turn)
@@ -103,56 +111,107 @@ async def chat(deps: Deps, turn: ChatTurn) -> AsyncIterator[ChatEvent]:
         yield QuotaRefused(type="refused", account=account, decision=decision)
         return
     yield QuotaGranted(type="quota", account=account, decision=decision)
-    async for event in answer_admitted(deps, turn, account, decision):
-        yield event
+    async with aclosing(answer_admitted(deps, turn, account, decision)) as events:
+        async for event in events:
+            yield event
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What a turn produced so far, for the charge and the usage record."""
+
+    request_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    started: float = field(default_factory=time.perf_counter)
+    plan: Any = None
+    final: Any = None
+    delivered: bool = False    # the adapter took answer text and asked for more
+    any_data: bool = False     # some planned tool returned data
+
+    @property
+    def tools(self) -> list[str]:
+        source = self.final or self.plan
+        return list(source.plan.tools) if source is not None else []
+
+    @property
+    def charged(self) -> bool:
+        # Charged: answer text reached the caller, tools ran, and the answer has substance
+        # (not only "no planned tool returned any data", which says it was not charged).
+        substantive = getattr(self.final, "substantive", True) if self.final is not None \
+            else self.any_data
+        return self.delivered and bool(self.tools) and substantive
 
 
 async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
-                          decision: QuotaDecision) -> AsyncIterator[AgentEvent]:
+                          decision: QuotaDecision) -> AsyncGenerator[AgentEvent, None]:
     """Stream the agent's answer for a turn whose request was already consumed."""
     text = check_message(turn.text)
     turn = dataclasses.replace(turn, text=text)
-    request_id = uuid.uuid4()
-    started = time.perf_counter()
-    final: Any = None
+    progress = _Turn()
     try:
-        async for event in answer_stream(deps, text, conversation_id=turn.conversation_id):
-            if event.type == "final":
-                final = event
-            yield event
+        stream = cast(AsyncGenerator[AgentEvent, None],
+                      answer_stream(deps, text, conversation_id=turn.conversation_id))
+        async with aclosing(stream) as events:
+            async for event in events:
+                if event.type == "plan":
+                    progress.plan = event
+                elif event.type == "final":
+                    progress.final = event
+                elif event.type == "tool_finished" and event.ok:
+                    progress.any_data = True
+                yield event
+                # Resumed: the adapter has taken this event and wants the next one.
+                if event.type in ("text", "final"):
+                    progress.delivered = True
     finally:
-        tools = list(final.plan.tools) if final is not None else []
-        # Nothing answered, nothing analysed (a greeting, help), or no planned tool returned
-        # any data (the answer only says so): the request is given back.
-        if final is None or not tools or not final.substantive:
-            await asyncio.shield(refund_request(deps, account, decision))
-        await asyncio.shield(_record(deps, turn, account, request_id, started, final))
+        await finish_shielded(_settle(deps, turn, account, decision, progress))
 
 
-async def _record(deps: Deps, turn: ChatTurn, account: Account, request_id: uuid.UUID,
-                  started: float, final: Any) -> None:
-    project = getattr(final, "project", None) if final is not None else None
+async def give_back_unanswered(deps: Deps, turn: ChatTurn, account: Account,
+                               decision: QuotaDecision) -> None:
+    """Refund (and record) an admitted turn whose answer never started: the adapter lost its
+    caller before it began `answer_admitted`, which otherwise settles the turn itself."""
+    await finish_shielded(_settle(deps, turn, account, decision, _Turn()))
+
+
+async def _settle(deps: Deps, turn: ChatTurn, account: Account, decision: QuotaDecision,
+                  progress: _Turn) -> None:
+    """Refund a turn that delivered nothing (or analysed nothing); record usage either way."""
+    if not progress.charged:
+        try:
+            await refund_request(deps, account, decision)
+        except Exception:
+            log.exception("could not refund request %s", progress.request_id)
+    await _record(deps, turn, account, progress)
+
+
+async def _record(deps: Deps, turn: ChatTurn, account: Account, progress: _Turn) -> None:
+    final, source = progress.final, progress.final or progress.plan
+    project = getattr(source, "project", None)
     usage = getattr(final, "usage", None)
+    if final is not None:
+        status = "ok"
+    else:
+        status = "partial" if progress.delivered else "failed"
     record = UsageRecord(
-        request_id=request_id,
+        request_id=progress.request_id,
         account_id=account.id,
         identity=turn.identity,
         channel=turn.channel,
         project_id=project.id if project else None,
         project_symbol=project.symbol if project else None,
         project_name=project.name if project else None,
-        tools=list(final.plan.tools) if final is not None else [],
+        tools=progress.tools,
         tokens_used=int((usage.tokens_in + usage.tokens_out) if usage else 0),
         cost_usd=float(usage.cost_usd if usage else 0.0),
         cache_hit=bool(getattr(final, "cache_hit", False)),
-        latency_ms=int((time.perf_counter() - started) * 1000),
-        status="ok" if final is not None else "failed",
+        latency_ms=int((time.perf_counter() - progress.started) * 1000),
+        status=status,
         question=turn.text[:MAX_QUESTION_CHARS],
         conversation_id=turn.conversation_id,
-        router=final.plan.router if final is not None else None,
+        router=source.plan.router if source is not None else None,
     )
     try:
         await record_usage(deps, record)
     except Exception:
         # Usage must never turn a delivered answer into an error; the log keeps the trace.
-        log.exception("could not record usage for request %s", request_id)
+        log.exception("could not record usage for request %s", progress.request_id)

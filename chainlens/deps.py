@@ -81,12 +81,19 @@ def make_http_client(settings: Settings, **kwargs: Any) -> httpx.AsyncClient:
     )
 
 
+# Redis answers in milliseconds; a dead or hung one must not hold a request for long: every
+# Redis use either falls back (quota -> PostgreSQL) or is best-effort (caches, memory).
+REDIS_CONNECT_TIMEOUT_S = 1.0
+REDIS_COMMAND_TIMEOUT_S = 2.0
+
+
 def make_redis(url: str, settings: Settings) -> Redis:
     # BlockingConnectionPool waits for a free connection instead of raising
     # "Too many connections" under bursts.
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=settings.redis_pool_max, timeout=5, socket_timeout=5,
-        socket_connect_timeout=5, health_check_interval=30,
+        url, max_connections=settings.redis_pool_max, timeout=5,
+        socket_timeout=REDIS_COMMAND_TIMEOUT_S, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        health_check_interval=30,
     )
     return Redis.from_pool(pool)  # the client owns the pool and closes it
 
@@ -169,8 +176,10 @@ async def open_deps(
         finally:
             # Quota counts this process still holds in memory go to PostgreSQL before closing.
             from billing.quota import flush_pending
+            from billing.usage import flush_usage
 
             await flush_pending(deps)
+            await flush_usage(deps)  # usage records kept through a PostgreSQL outage
 
 
 def _build_llm_router(settings: Settings) -> Router | None:

@@ -50,8 +50,12 @@ async def refresh_coin_index(deps: Deps) -> None:
 def channel_plan(settings: Settings) -> list[str]:
     """One line per channel saying whether it is on and why."""
     lines = [f"web: on at http://{settings.host}:{settings.port}"]
-    lines.append("telegram: on" if settings.telegram_bot_token
-                 else "telegram: off (TELEGRAM_BOT_TOKEN not set)")
+    if not settings.telegram_bot_token:
+        lines.append("telegram: off (TELEGRAM_BOT_TOKEN not set)")
+    elif settings.telegram_webhook_url:
+        lines.append(f"telegram: on (webhook {settings.telegram_webhook_url})")
+    else:
+        lines.append("telegram: on (long polling)")
     lines.append("discord: on" if settings.discord_bot_token
                  else "discord: off (DISCORD_BOT_TOKEN not set)")
     return lines
@@ -65,11 +69,21 @@ async def serve_forever(settings: Settings) -> None:
         app = create_app(settings, deps=deps)
         for line in channel_plan(settings):
             log.info("channel %s", line)
-        config = server_config(app, settings, log_config=None, proxy_headers=True)
+        # X-Forwarded-For is read by web.auth.client_ip from FORWARDED_ALLOW_IPS proxies only.
+        config = server_config(app, settings, log_config=None, proxy_headers=False)
         server = uvicorn.Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
         background.add(asyncio.create_task(refresh_coin_index(deps), name="coin-index"))
+        if settings.telegram_bot_token:
+            from bots.telegram import build_application, run_telegram_bot
+
+            # The webhook route (POST /api/telegram/webhook) feeds this application's queue.
+            telegram = build_application(deps)
+            if settings.telegram_webhook_url:
+                app.state.telegram = telegram
+            background.add(asyncio.create_task(run_telegram_bot(deps, telegram),
+                                               name="run_telegram_bot"))
         for starter in _bot_starters(settings):
             background.add(asyncio.create_task(starter(deps), name=starter.__name__))
         for task in background:
@@ -86,10 +100,6 @@ async def serve_forever(settings: Settings) -> None:
 
 def _bot_starters(settings: Settings) -> list:  # type: ignore[type-arg]
     starters = []
-    if settings.telegram_bot_token:
-        from bots.telegram import run_telegram_bot
-
-        starters.append(run_telegram_bot)
     if settings.discord_bot_token:
         from bots.discord import run_discord_bot
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -98,6 +99,8 @@ class Settings(BaseSettings):
     # per minute.
     chart_render_concurrency: PositiveInt = 2
     chart_requests_per_min: PositiveInt = 30
+    # Proxies whose X-Forwarded-For names the client (IPs or CIDRs); nobody else's is read.
+    forwarded_allow_ips: CsvList = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     # LLM (LiteLLM Router). Empty model list = deterministic writer only.
     llm_models: CsvList = Field(default_factory=list)
@@ -113,6 +116,13 @@ class Settings(BaseSettings):
     # channels
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str | None = None
+    # Webhook mode (several replicas): Telegram posts updates to this public HTTPS URL, which
+    # must route to POST /api/telegram/webhook. Unset = long polling.
+    telegram_webhook_url: AnyHttpUrl | None = None
+    # The webhook's secret token; unset = derived from SECRET_KEY.
+    telegram_webhook_secret: SecretStr | None = None
+    # Pro as a 30-day Telegram Stars subscription, price in Stars; unset = no Stars offer.
+    telegram_stars_pro_price: PositiveInt | None = Field(default=None, le=10000)
     discord_bot_token: SecretStr | None = None
     # Discord REST API base (default https://discord.com/api/v10): a proxy, or a local fake.
     discord_api_base: str | None = None
@@ -133,6 +143,16 @@ class Settings(BaseSettings):
     tier_limits: dict[TierName, TierLimits] = Field(
         default_factory=lambda: dict(DEFAULT_TIER_LIMITS)
     )
+    # Free requests per client network (an IPv4 address or an IPv6 /64) shared by every free
+    # web/API caller there: larger than one visitor's allowance, so offices and mobile
+    # carriers are not locked out, small enough that new cookies or aliases gain little.
+    free_ip_daily: PositiveInt = 30
+    free_ip_minute: PositiveInt = 10
+    # New anonymous accounts one client network may create per UTC day.
+    anon_accounts_per_ip_daily: PositiveInt = 30
+    # Sign-in e-mails per client network and for the whole service, per UTC day.
+    magic_links_per_ip_daily: PositiveInt = 10
+    magic_links_daily: PositiveInt = 1000
 
     # data sources (every base URL replaceable: Pro endpoint, proxy or local recording)
     coingecko_api_key: SecretStr | None = None
@@ -150,7 +170,8 @@ class Settings(BaseSettings):
     news_feeds: CsvList = Field(default_factory=lambda: list(DEFAULT_NEWS_FEEDS))
     http_timeout_s: float = 10.0
 
-    @field_validator("llm_models", "cors_origins", "news_feeds", mode="before")
+    @field_validator("llm_models", "cors_origins", "news_feeds", "forwarded_allow_ips",
+                     mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -168,6 +189,16 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value or None
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR: {item[:80]}") from None
+        return value
 
     @field_validator("news_feeds")
     @classmethod
@@ -200,6 +231,23 @@ class Settings(BaseSettings):
         if value.get_secret_value() == _PLACEHOLDER_SECRET:
             raise ValueError("SECRET_KEY must be set to a real secret, not the public "
                              "placeholder; or leave it unset to have one generated")
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if value is not None and value.scheme != "https":
+            raise ValueError("Telegram delivers webhooks to https:// URLs only")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}",
+                                                  value.get_secret_value()):
+            raise ValueError("use 1-256 characters from A-Z, a-z, 0-9, _ and -")
         return value
 
     @model_validator(mode="after")

@@ -95,11 +95,14 @@ async def test_concurrent_requests_in_one_process_admit_exactly_five(qdeps: Deps
 
 
 async def test_anonymous_ip_bucket_survives_new_cookies(qdeps: Deps) -> None:
-    admitted = 0
+    qdeps = dataclasses.replace(qdeps, settings=qdeps.settings.model_copy(
+        update={"free_ip_daily": 6}))
+    decisions = []
     for n in range(8):  # a fresh anonymous identity each time, same address
         visitor = await account_for_identity(qdeps, f"web-anon:visitor-{n:02d}-abcdefghijkl")
-        admitted += (await consume_request(qdeps, visitor, client_ip="203.0.113.7")).allowed
-    assert admitted == 5
+        decisions.append(await consume_request(qdeps, visitor, client_ip="203.0.113.7"))
+    assert [d.allowed for d in decisions] == [True] * 6 + [False] * 2
+    assert decisions[-1].scope == "network" and "Your network" in decisions[-1].refusal_message()
 
 
 async def test_redis_killed_mid_sequence_then_back(qdeps: Deps, dead_redis: Deps) -> None:

@@ -110,12 +110,21 @@ async def test_free_visitor_hits_the_daily_quota_with_upgrade_link(
     assert refused.headers["x-ratelimit-remaining"] == "0"
 
 
-async def test_clearing_cookies_does_not_reset_the_quota(client: httpx.AsyncClient) -> None:
-    for _ in range(5):
-        assert (await client.post("/api/chat/query", json={"message": "UNI price?"})).status_code == 200
-    client.cookies.clear()
-    again = await client.post("/api/chat/query", json={"message": "UNI price?"})
+async def test_clearing_cookies_does_not_reset_the_networks_quota(chat_deps: Deps) -> None:
+    settings = chat_deps.settings.model_copy(update={"free_ip_daily": 7})
+    app = create_app(settings, deps=dataclasses.replace(chat_deps, settings=settings))
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for _ in range(5):
+            assert (await client.post("/api/chat/query", json={"message": "UNI price?"})).status_code == 200
+        client.cookies.clear()
+        # A new visitor behind the same address is served: its network has 2 requests left.
+        for _ in range(2):
+            assert (await client.post("/api/chat/query", json={"message": "UNI price?"})).status_code == 200
+        client.cookies.clear()
+        again = await client.post("/api/chat/query", json={"message": "UNI price?"})
     assert again.status_code == 429
+    assert "Your network has used all 7 free requests" in again.json()["error"]["message"]
 
 
 async def test_greeting_is_answered_without_spending_quota(client: httpx.AsyncClient) -> None:

@@ -10,9 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import asyncpg
-
 from chainlens.deps import Deps
+from chainlens.outages import POSTGRES_ERRORS
 from tools import cache, quotes
 from tools.collect import ToolRun
 from tools.onchain import run_onchain
@@ -91,7 +90,7 @@ async def _snapshot(deps: Deps, tool: ToolName,
                     project: Project) -> tuple[ToolResult, float] | None:
     try:
         found = await cache.latest_snapshot(deps, tool, project.id)
-    except (asyncpg.PostgresError, OSError) as exc:
+    except POSTGRES_ERRORS as exc:
         log.warning("snapshot history unavailable: %s", exc)
         return None
     return None if found is None else (found[0], cache.age_seconds(found[1]))
@@ -144,7 +143,7 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
     partial = set(run.called) - run.ok != set()
     try:
         await cache.save_snapshot(deps, result)
-    except (asyncpg.PostgresError, OSError) as exc:
+    except POSTGRES_ERRORS as exc:
         log.warning("could not save snapshot %s/%s: %s", tool, project.id, exc)
     if tool == "onchain":
         await cache.remember_volatility(deps, project.id, getattr(result, "volatility_annual", None))

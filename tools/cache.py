@@ -1,5 +1,9 @@
 """The layered analysis cache: Redis (hot, zlib JSON, TTL by volatility), PostgreSQL history
-(warm and stale fallback), and single-flight so concurrent asks make one upstream fetch."""
+(warm and stale fallback), and single-flight so concurrent asks make one upstream fetch.
+
+Redis is best-effort here (`chainlens.best_effort`): while it is unreachable a hot read is a
+miss, writes are skipped and single-flight is per process only; results come from the
+snapshots and the live sources."""
 
 from __future__ import annotations
 
@@ -15,8 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from redis.exceptions import RedisError
-
+from chainlens import best_effort
 from chainlens.deps import Deps
 from tools.results import RESULT_TYPES, ToolName, ToolResult, utcnow
 
@@ -72,11 +75,8 @@ class HotEntry:
 
 
 async def read_l1(deps: Deps, tool: ToolName, project_id: str) -> HotEntry | None:
-    try:
-        raw = await deps.redis.get(l1_key(deps, tool, project_id))
-    except RedisError as exc:
-        log.warning("hot cache unavailable: %s", exc)
-        return None
+    key = l1_key(deps, tool, project_id)
+    raw = await best_effort.attempt(deps.redis, "hot cache read", lambda: deps.redis.get(key), None)
     if raw is None:
         return None
     try:
@@ -88,21 +88,16 @@ async def read_l1(deps: Deps, tool: ToolName, project_id: str) -> HotEntry | Non
 
 async def write_l1(deps: Deps, result: ToolResult, ttl_s: int) -> str | None:
     """Store `result` in the hot cache; the entry's digest, or None when Redis is down."""
-    raw = encode(result)
-    try:
-        await deps.redis.set(l1_key(deps, result.tool, result.project_id), raw, ex=max(1, ttl_s))
-    except RedisError as exc:
-        log.warning("could not write hot cache: %s", exc)
-        return None
-    return digest(raw)
+    raw, key = encode(result), l1_key(deps, result.tool, result.project_id)
+    written = await best_effort.attempt(
+        deps.redis, "hot cache write", lambda: deps.redis.set(key, raw, ex=max(1, ttl_s)), None)
+    return digest(raw) if written else None
 
 
 async def volatility_hint(deps: Deps, project_id: str) -> float | None:
     """The project's last known annualised volatility (set by the onchain tool)."""
-    try:
-        raw = await deps.redis.get(deps.keys("volatility", project_id))
-    except RedisError:
-        return None
+    key = deps.keys("volatility", project_id)
+    raw = await best_effort.attempt(deps.redis, "volatility read", lambda: deps.redis.get(key), None)
     try:
         return float(raw) if raw is not None else None
     except ValueError:
@@ -112,11 +107,10 @@ async def volatility_hint(deps: Deps, project_id: str) -> float | None:
 async def remember_volatility(deps: Deps, project_id: str, volatility: float | None) -> None:
     if volatility is None or not math.isfinite(volatility):
         return
-    try:
-        await deps.redis.set(deps.keys("volatility", project_id), f"{volatility:.4f}",
-                             ex=VOLATILITY_HINT_TTL_S)
-    except RedisError as exc:
-        log.warning("could not store volatility hint: %s", exc)
+    key = deps.keys("volatility", project_id)
+    await best_effort.attempt(
+        deps.redis, "volatility write",
+        lambda: deps.redis.set(key, f"{volatility:.4f}", ex=VOLATILITY_HINT_TTL_S), None)
 
 
 async def save_snapshot(deps: Deps, result: ToolResult) -> None:
@@ -148,6 +142,7 @@ def age_seconds(fetched_at: datetime) -> float:
 # --- single-flight ------------------------------------------------------------------------------
 
 _INFLIGHT: dict[str, asyncio.Future[object]] = {}
+_UNREACHABLE = object()
 
 
 async def single_flight(deps: Deps, key: str, produce: Callable[[], Awaitable[T]],
@@ -177,30 +172,30 @@ async def _across_processes(deps: Deps, key: str, produce: Callable[[], Awaitabl
                             poll: Callable[[], Awaitable[T | None]], wait_s: float) -> T:
     lock_key, token = key + ":lock", uuid.uuid4().hex
     deadline = asyncio.get_running_loop().time() + wait_s
+    redis = deps.redis
     while True:
-        try:
-            acquired = await deps.redis.set(lock_key, token, nx=True, px=LOCK_MS)
-        except RedisError as exc:
-            log.warning("single-flight lock unavailable, fetching anyway: %s", exc)
+        acquired = await best_effort.attempt(
+            redis, "single-flight lock", lambda: redis.set(lock_key, token, nx=True, px=LOCK_MS),
+            _UNREACHABLE)
+        if acquired is _UNREACHABLE:  # no Redis: the in-process single-flight still holds
             return await produce()
         if acquired:
             try:
                 return await produce()
             finally:
-                try:
-                    await deps.redis.eval(_RELEASE, 1, lock_key, token)  # type: ignore[misc]
-                except RedisError as exc:
-                    log.warning("could not release lock %s (expires by itself): %s", lock_key, exc)
+                # a lock we cannot release expires by itself after LOCK_MS
+                await best_effort.attempt(
+                    redis, "single-flight unlock",
+                    lambda: redis.eval(_RELEASE, 1, lock_key, token), None)  # type: ignore[misc]
         # another process is fetching: wait for its result in the hot cache
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(WAIT_POLL_S)
             found = await poll()
             if found is not None:
                 return found
-            try:
-                if not await deps.redis.exists(lock_key):
-                    break  # the owner finished without caching (sources down): try ourselves
-            except RedisError:
+            # the owner finished without caching (sources down), or Redis went: try ourselves
+            if not await best_effort.attempt(redis, "single-flight wait",
+                                             lambda: redis.exists(lock_key), 0):
                 break
         else:
             log.warning("gave up waiting for %s after %.0fs; fetching ourselves", key, wait_s)

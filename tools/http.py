@@ -35,6 +35,7 @@ from tenacity.wait import wait_random_exponential
 
 from redis.exceptions import RedisError
 
+from chainlens import best_effort
 from chainlens.deps import Deps
 from chainlens.limiter import Rate, SendLimiter, SendQueueTimeout
 
@@ -173,14 +174,16 @@ async def _take_budget(deps: Deps, source: str, url: str, *, background: bool = 
         rate = Rate(limit, rate.window_s / state.options.time_scale)
         shared = state.shared[(host, background)] = SendLimiter(deps.redis, deps.keys,
                                                                {bucket: rate})
-    try:
-        await shared.acquire(bucket, timeout_s=cap)
-        return
-    except SendQueueTimeout:
-        raise SourceBusy(source, url, _BUSY) from None
-    except (RedisError, OSError) as exc:
-        log.warning("shared request budget unavailable (%s); using this process's",
-                    type(exc).__name__)
+    if best_effort.usable(deps.redis):
+        try:
+            await shared.acquire(bucket, timeout_s=cap)
+            best_effort.mark_ok(deps.redis)
+            return
+        except SendQueueTimeout:
+            raise SourceBusy(source, url, _BUSY) from None
+        except (RedisError, OSError) as exc:
+            # logged once per outage; this process's own limiter holds the same rate meanwhile
+            best_effort.mark_failed(deps.redis, "shared request budget", exc)
     try:
         async with asyncio.timeout(cap):
             await _limiter(deps, host).acquire()

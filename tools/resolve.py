@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-from redis.exceptions import RedisError
 
+from chainlens import best_effort
 from chainlens.deps import Deps
 from tools.index import (
     CoinIndex,
@@ -440,20 +440,18 @@ async def _cached_get(deps: Deps, cache_key: str, path: str,
                       params: dict[str, str] | None = None) -> tuple[int, Any]:
     """GET a CoinGecko path, reusing a 200 answer from Redis for an hour."""
     key = deps.keys("resolve", cache_key)
-    try:
-        if (hit := await deps.redis.get(key)) is not None:
-            return 200, json.loads(hit)
-    except RedisError as exc:
-        log.warning("resolve: redis unavailable, calling CoinGecko directly: %s", exc)
+    redis = deps.redis
+    if (hit := await best_effort.attempt(redis, "resolve cache read",
+                                         lambda: redis.get(key), None)) is not None:
+        return 200, json.loads(hit)
     response = await deps.http.get(coingecko_url(deps.settings, path), params=params,
                                    headers=coingecko_headers(deps.settings))
     if response.status_code != 200:
         return response.status_code, None
     body = response.json()
-    try:
-        await deps.redis.set(key, json.dumps(body), ex=SEARCH_TTL_S)
-    except RedisError as exc:
-        log.warning("resolve: could not cache %s: %s", path, exc)
+    raw = json.dumps(body)
+    await best_effort.attempt(redis, "resolve cache write",
+                              lambda: redis.set(key, raw, ex=SEARCH_TTL_S), None)
     return 200, body
 
 

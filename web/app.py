@@ -17,7 +17,7 @@ from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware, WidgetCORSMiddleware
 from web.routes import account, analysis, charts, chat, comprehensive, health, history, pages
 from web.routes import billing as billing_routes
-from web.routes import checkout_link
+from web.routes import checkout_link, telegram
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -70,4 +70,5 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(comprehensive.router)
     billing_routes.install(app)
     app.include_router(checkout_link.router)
+    app.include_router(telegram.router)
     return app

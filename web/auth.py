@@ -7,25 +7,37 @@ Resolution order for `current_caller` (and `current_account` / `current_identity
    and a signed-in cookie carries its account's session version: signing out bumps the
    version, which revokes every cookie issued before;
 3. otherwise a fresh `web-anon:<random id>` identity, set in the cookie on this response.
-Anonymous callers also consume from a free-tier bucket for their client IP
-(`consume_web_request`). The tier always comes from the account, never from a header.
+An anonymous identity has no rows until its first charged request (`admit_web_request` saves
+it, capped per client network); before that the caller holds a provisional account.
+Free callers also consume from their client network's bucket; the client network is the
+socket peer, or — only when the peer is a proxy listed in `FORWARDED_ALLOW_IPS` — the
+nearest untrusted address in `X-Forwarded-For`; IPv6 clients count per /64.
+The tier always comes from the account, never from a header.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from billing.accounts import Account, account_for_identity, identity_kind, normalize_identity
+from billing.anonymous import (
+    find_account,
+    is_provisional,
+    provisional_account,
+    save_anonymous_account,
+)
 from billing.api_keys import account_for_api_key
-from billing.errors import AccountNotFound, InvalidIdentity, QuotaUnavailable
-from billing.quota import QuotaDecision, consume_request
+from billing.errors import AccountNotFound, InvalidIdentity, QuotaUnavailable, TooManyNewAccounts
+from billing.quota import QuotaDecision, consume_request, quota_status
 from chainlens.deps import Deps
 from chainlens.settings import Settings
 from web.errors import ApiError
@@ -195,11 +207,15 @@ async def current_caller(request: Request, response: Response) -> Caller:
         if identity is None:
             identity = f"web-anon:{secrets.token_urlsafe(18)}"
             _queue_cookie(request, response, identity)
+        via: CallerVia = "anonymous" if identity_kind(identity) == "web-anon" else "session"
         try:
-            account = await account_for_identity(deps, identity)
+            if via == "anonymous":
+                # Saved on the first charged request only: reads and refusals write nothing.
+                account = await find_account(deps, identity) or provisional_account()
+            else:
+                account = await account_for_identity(deps, identity)
         except AccountNotFound as exc:
             raise ApiError(401, "unauthorized", "Your session is no longer valid.") from exc
-        via: CallerVia = "anonymous" if identity_kind(identity) == "web-anon" else "session"
         caller = Caller(identity, account, via)
     request.scope["chainlens.caller"] = caller
     return caller
@@ -215,10 +231,69 @@ async def current_identity(caller: Caller = Depends(current_caller)) -> str:
     return caller.identity
 
 
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted_networks(entries: tuple[str, ...]) -> tuple[_Network, ...]:
+    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:          # [2001:db8::1]:443
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:                        # 203.0.113.7:5000
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _network_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    # One IPv6 subscriber usually holds a whole /64: count it as one client.
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def resolve_client_ip(peer: str | None, forwarded_for: Sequence[str],
+                      trusted: Sequence[str]) -> str:
+    """The client network for quotas: the peer, or behind trusted proxies the nearest
+    untrusted hop of X-Forwarded-For (read right to left, so a client cannot prepend one)."""
+    networks = _trusted_networks(tuple(trusted))
+    current = _address(peer) if peer else None
+    if current is None:
+        return peer or "unknown"
+    hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    while hops and any(current in net for net in networks if net.version == current.version):
+        hop = _address(hops.pop())
+        if hop is None:
+            break  # a malformed hop: stop at the last address we could trust
+        current = hop
+    return _network_of(current)
+
+
 def client_ip(request: Request) -> str:
-    # The socket peer; behind a proxy, uvicorn's --proxy-headers/--forwarded-allow-ips sets it,
-    # so a client cannot pick its own bucket with a forged X-Forwarded-For.
-    return request.client.host if request.client else "unknown"
+    """The caller's client network (see `resolve_client_ip`), cached on the request."""
+    cached = request.scope.get("chainlens.client_ip")
+    if isinstance(cached, str):
+        return cached
+    settings = _deps(request).settings
+    found = resolve_client_ip(request.client.host if request.client else None,
+                              request.headers.getlist("x-forwarded-for"),
+                              settings.forwarded_allow_ips)
+    request.scope["chainlens.client_ip"] = found
+    return found
+
+
+def quota_ip(request: Request, caller: Caller) -> str | None:
+    """The client network a caller's requests also count against: free callers only."""
+    return client_ip(request) if caller.account.tier == "free" else None
 
 
 def rate_limit_headers(decision: QuotaDecision) -> dict[str, str]:
@@ -236,21 +311,61 @@ def quota_refused(decision: QuotaDecision) -> ApiError:
     return ApiError(429, "quota_exceeded", decision.refusal_message(),
                     details={"window": decision.window, "limit": decision.limit,
                              "tier": decision.tier, "reset_at": decision.reset_at.isoformat(),
-                             "upgrade_url": decision.upgrade_url},
+                             "upgrade_url": decision.upgrade_url,
+                             # A per-minute refusal leaves the day's count as it was.
+                             "day_limit": decision.day_limit,
+                             "day_remaining": max(0, decision.day_limit - decision.day_used)},
                     headers=rate_limit_headers(decision))
 
 
-async def consume_web_request(request: Request, caller: Caller) -> QuotaDecision:
-    """Consume one request for a web caller (anonymous ones also per IP); 429 when refused."""
-    ip = client_ip(request) if caller.anonymous else None
+def _quota_unavailable() -> ApiError:
+    return ApiError(503, "quota_unavailable",
+                    "We cannot check your quota right now; please try again shortly.")
+
+
+async def saved_caller(request: Request, caller: Caller) -> Caller:
+    """The caller with a saved account: an anonymous visitor's is created here (capped per
+    client network; 429 past the cap)."""
+    if not is_provisional(caller.account):
+        return caller
     try:
-        decision = await consume_request(_deps(request), caller.account, client_ip=ip)
-    except QuotaUnavailable as exc:
-        raise ApiError(503, "quota_unavailable",
-                       "We cannot check your quota right now; please try again shortly.") from exc
+        account = await save_anonymous_account(_deps(request), caller.identity,
+                                               client_ip=client_ip(request))
+    except TooManyNewAccounts as exc:
+        decision: QuotaDecision = exc.decision  # type: ignore[assignment]
+        raise ApiError(429, "too_many_new_sessions",
+                       "Too many new visitors from your network today. Please sign in to "
+                       "continue.", headers=rate_limit_headers(decision),
+                       details={"reset_at": decision.reset_at.isoformat()}) from None
+    except QuotaUnavailable:
+        raise _quota_unavailable() from None
+    saved = replace(caller, account=account)
+    request.scope["chainlens.caller"] = saved
+    return saved
+
+
+async def admit_web_request(request: Request, caller: Caller) -> tuple[Caller, QuotaDecision]:
+    """Consume one request for a web caller (free ones also per client network); 429 when
+    refused. A provisional anonymous account is saved only when the request is admitted."""
+    deps = _deps(request)
+    ip = quota_ip(request, caller)
+    try:
+        if is_provisional(caller.account):
+            peek = await quota_status(deps, caller.account, client_ip=ip)
+            if not peek.allowed:
+                raise quota_refused(peek)
+            caller = await saved_caller(request, caller)
+        decision = await consume_request(deps, caller.account, client_ip=ip)
+    except QuotaUnavailable:
+        raise _quota_unavailable() from None
     if not decision.allowed:
         raise quota_refused(decision)
-    return decision
+    return caller, decision
+
+
+async def consume_web_request(request: Request, caller: Caller) -> QuotaDecision:
+    """Consume one request for a web caller; 429 when refused (see `admit_web_request`)."""
+    return (await admit_web_request(request, caller))[1]
 
 
 Scope = MutableMapping[str, Any]

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import Request, Response
 
-from billing.quota import QuotaDecision, refund_request
+from billing.quota import QuotaDecision, refund_decision
 from chainlens.deps import Deps
-from web.auth import Caller, consume_web_request, rate_limit_headers
+from chainlens.shield import finish_shielded
+from web.auth import Caller, admit_web_request, rate_limit_headers
 from web.errors import ApiError
 
 PAID_TIERS = ("pro", "enterprise")
@@ -28,10 +29,11 @@ async def charged(request: Request, response: Response,
                   caller: Caller) -> AsyncIterator[QuotaDecision]:
     """Consume one request (429 when spent); give it back if the body raises."""
     deps: Deps = request.app.state.deps
-    decision = await consume_web_request(request, caller)
+    caller, decision = await admit_web_request(request, caller)
     response.headers.update(rate_limit_headers(decision))
     try:
         yield decision
     except BaseException:
-        await refund_request(deps, caller.account, decision)
+        # Also when the client left: the refund must outlive the cancellation.
+        await finish_shielded(refund_decision(deps, decision))
         raise

@@ -1,12 +1,17 @@
 """One JSON error shape for every failure: {"error": {"code", "message", "details"}}.
 
 Routes raise `ApiError` (or let FastAPI raise validation errors); nothing else turns into a
-response, and no stack trace ever reaches a client.
+response, and no stack trace ever reaches a client. A dependency that cannot be reached
+(PostgreSQL down or restarting, a pool that cannot hand out a connection in time, Redis
+gone where it is not optional) is a 503 with `Retry-After` and the dependency named, not a
+500: the request did nothing, so retrying it later is safe.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import traceback
 from typing import Any
 
 import asyncpg
@@ -14,9 +19,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chainlens.outages import POSTGRES_DOWN, postgres_down
+
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5
+_REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
+_DEPENDENCY_NAMES = {"database": "Our database", "redis": "Our cache"}
 
 
 class ErrorBody(BaseModel):
@@ -68,6 +81,50 @@ def status_code_name(status: int) -> str:
     return _STATUS_CODES.get(status, "error")
 
 
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """'database' or 'redis' when `exc` means that dependency cannot be reached now."""
+    if postgres_down(exc):
+        return "database"
+    if isinstance(exc, _REDIS_DOWN):
+        return "redis"
+    if isinstance(exc, OSError | TimeoutError):
+        # A refused or reset connection, or a pool/connect/command timeout: whose was it?
+        for frame, _ in traceback.walk_tb(exc.__traceback__):
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith("asyncpg"):
+                return "database"
+            if module.startswith("redis"):
+                return "redis"
+    return None
+
+
+_LOG_EVERY_S = 10.0
+_unavailable_log: dict[str, tuple[float, int]] = {}  # dependency -> (last logged, 503s since)
+
+
+def _log_unavailable(dependency: str, request: Request, exc: BaseException) -> None:
+    """One warning per dependency every few seconds during an outage, not one per request."""
+    now = time.monotonic()
+    last, since = _unavailable_log.get(dependency, (float("-inf"), 0))
+    if now - last < _LOG_EVERY_S:
+        _unavailable_log[dependency] = (last, since + 1)
+        return
+    _unavailable_log[dependency] = (now, 0)
+    log.warning("%s unavailable (%s on %s %s); answering 503%s", dependency,
+                type(exc).__name__, request.method, request.url.path,
+                f" ({since} more since the last warning)" if since else "")
+
+
+def unavailable_response(dependency: str) -> JSONResponse:
+    """503 in the common shape: which dependency, and when to try again."""
+    return error_response(
+        503, f"{dependency}_unavailable",
+        f"{_DEPENDENCY_NAMES.get(dependency, 'A service we depend on')} is unreachable right "
+        f"now, so this request was not carried out. Please try again in a few seconds.",
+        details={"dependency": dependency, "retry_after_s": RETRY_AFTER_S},
+        headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -95,7 +152,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, "bad_request", "The request contains characters we cannot "
                               "store (such as NUL).")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "Something went wrong on our side.")
+
+    async def _maybe_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        dependency = unavailable_dependency(exc)
+        if dependency is None:
+            return _internal(request, exc)
+        _log_unavailable(dependency, request, exc)
+        return unavailable_response(dependency)
+
+    # Registered by class so they answer inside the app (a bare `Exception` handler runs in
+    # ServerErrorMiddleware, which re-raises after answering).
+    for exc_class in (*POSTGRES_DOWN, asyncpg.InterfaceError, *_REDIS_DOWN, OSError, TimeoutError):
+        app.add_exception_handler(exc_class, _maybe_unavailable)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _internal(request, exc)

@@ -7,7 +7,7 @@ conversation it is in now (what a reloaded widget continues; "new chat" starts a
 Both expire after `HISTORY_TTL_S` without a new turn. Like all Redis state this is a
 convenience: losing it loses no request, quota or payment.
 
-Errors: reads and writes raise redis' `RedisError`; `record_turn` logs and swallows it, so a
+Errors: reads raise redis' `RedisError`; `record_turn` is best effort (one warning per outage), so a
 delivered answer never turns into an error because its transcript could not be saved.
 """
 
@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import RedisError
 
+from chainlens import best_effort
 from chainlens.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ async def record_turn(deps: Deps, *, identity: str, conversation_id: str | None,
         sources=[TurnSource(source=s["source"], url=s["url"]) for s in final.get("sources", [])],
         project=final.get("project"), chart_url=final.get("chart_url"), at=datetime.now(UTC))
     key = _turns_key(deps, scoped_conversation_id(identity, conversation_id))
-    try:
+
+    async def write() -> None:
         async with deps.redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, turn.model_dump_json())
             pipe.ltrim(key, -MAX_TURNS, -1)
@@ -78,8 +79,9 @@ async def record_turn(deps: Deps, *, identity: str, conversation_id: str | None,
             pipe.set(_current_key(deps, identity), conversation_id or DEFAULT_CONVERSATION,
                      ex=HISTORY_TTL_S)
             await pipe.execute()
-    except RedisError:
-        log.warning("could not keep the web turn of %s in its history", identity, exc_info=True)
+
+    # Best effort: an outage is logged once (chainlens.best_effort), not per turn.
+    await best_effort.attempt(deps.redis, "web history write", write, None)
 
 
 async def recent_turns(deps: Deps, *, identity: str, conversation_id: str) -> list[StoredTurn]:

@@ -16,8 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from billing.accounts import identities_of
+from billing.errors import QuotaUnavailable
 from billing.payments import subscription_summary
-from billing.quota import quota_status
+from billing.quota import QuotaDecision, consume_limits, quota_status
+from billing.quota_store import Bucket
 from billing.usage import monthly_cost
 from chainlens.deps import Deps
 from chainlens.mailer import EmailFailed, EmailNotConfigured, send_email
@@ -26,8 +28,10 @@ from web.auth import (
     clear_session_cookie,
     client_ip,
     current_caller,
-    revoke_sessions,
+    quota_ip,
+    rate_limit_headers,
     request_session,
+    revoke_sessions,
     session_version,
     set_session_cookie,
     sign_in_email,
@@ -37,7 +41,9 @@ from web.routes.pages import STATIC_DIR
 
 router = APIRouter(tags=["account"])
 MAGIC_LINK_TTL = timedelta(minutes=15)
-_LINKS_PER_HOUR = 5
+_LINKS_PER_HOUR = 5          # per address
+_LINKS_PER_IP_MINUTE = 3     # bursts; the daily allowances are settings
+_LINKS_PER_MINUTE = 100
 _SIGNIN_COOKIE = "cl_signin"  # binds the sign-in form to the browser that opened the link
 
 
@@ -78,15 +84,15 @@ async def account_data(request: Request, caller: Caller = Depends(current_caller
     """Tier, today's usage, linked channels and subscription of the caller's account."""
     deps = _deps(request)
     account = caller.account
-    status = await quota_status(deps, account,
-                                client_ip=client_ip(request) if caller.anonymous else None)
+    status = await quota_status(deps, account, client_ip=quota_ip(request, caller))
     subscription = await subscription_summary(deps, account)
     stripe_subscription = account.stripe_customer_id is not None and await deps.db.fetchval(
         """SELECT EXISTS (SELECT 1 FROM subscriptions WHERE user_id = $1 AND ended_at IS NULL
                           AND stripe_subscription_id IS NOT NULL)""", account.id)
     return AccountOut(
         tier=account.tier, anonymous=caller.anonymous,
-        identities=await identities_of(deps, account.id),
+        # An anonymous visitor not charged yet has no rows, only the identity in its cookie.
+        identities=(await identities_of(deps, account.id)) if account.id > 0 else [caller.identity],
         daily_used=status.day_used, daily_limit=status.day_limit,
         monthly_cost=float(await monthly_cost(deps, account.id)),
         subscription=subscription if subscription["status"] != "none" else None,
@@ -107,6 +113,7 @@ async def request_magic_link(body: MagicLinkRequest, request: Request) -> MagicL
     if recent >= _LINKS_PER_HOUR:
         raise ApiError(429, "too_many_links", "Too many sign-in links for this address; "
                        "please use the newest one or try again in an hour.")
+    await _consume_link_allowance(request)
     token = secrets.token_urlsafe(32)
     await deps.db.execute(
         "INSERT INTO magic_links (token_hash, email, expires_at) VALUES ($1, $2, now() + $3)",
@@ -138,6 +145,26 @@ def _signin_page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 _INVALID_LINK = ("<p>This sign-in link is invalid, used or expired. "
                  '<a href="/account">Ask for a new one on the account page.</a></p>')
+
+
+async def _consume_link_allowance(request: Request) -> QuotaDecision:
+    """One sign-in e-mail from this client network and from the service's daily total."""
+    deps = _deps(request)
+    settings = deps.settings
+    per_ip, total = settings.magic_links_per_ip_daily, settings.magic_links_daily
+    try:
+        decision = await consume_limits(
+            deps,
+            Bucket(f"magic-ip:{client_ip(request)}", min(per_ip, _LINKS_PER_IP_MINUTE), per_ip),
+            Bucket("magic-all", min(total, _LINKS_PER_MINUTE), total))
+    except QuotaUnavailable:
+        raise ApiError(503, "email_unavailable",
+                       "Sign-in e-mails are paused for a moment; please try again.") from None
+    if not decision.allowed:
+        raise ApiError(429, "too_many_links",
+                       "Too many sign-in links were requested from here; please try again "
+                       "later.", headers=rate_limit_headers(decision))
+    return decision
 
 
 @router.get("/auth/verify", include_in_schema=False)

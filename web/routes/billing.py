@@ -27,6 +27,7 @@ from web.auth import (
     current_caller,
     rate_limit_headers,
     request_session,
+    saved_caller,
 )
 from web.errors import ApiError
 
@@ -77,8 +78,9 @@ class SubscriptionResponse(BaseModel):
 
 
 @router.post("/api/payment/checkout", response_model=CheckoutResponse)
-async def checkout(body: CheckoutRequest, request: Request, account: CurrentAccount) -> CheckoutResponse:
+async def checkout(body: CheckoutRequest, request: Request, caller: CurrentCaller) -> CheckoutResponse:
     """Start a Stripe Checkout subscription for the calling account."""
+    account = (await saved_caller(request, caller)).account
     try:
         url = await payments.create_checkout(_deps(request), account, body.tier)
     except BillingNotConfigured as exc:
@@ -253,8 +255,9 @@ class LinkedAccount(BaseModel):
 
 
 @router.post("/api/link/code", response_model=LinkCode)
-async def link_code(request: Request, account: CurrentAccount) -> LinkCode:
+async def link_code(request: Request, caller: CurrentCaller) -> LinkCode:
     """A one-time code to enter in Telegram or Discord (`/link CODE`)."""
+    account = (await saved_caller(request, caller)).account
     code = await create_link_code(_deps(request), account)
     return LinkCode(code=code, expires_in_s=int(LINK_CODE_TTL.total_seconds()))
 

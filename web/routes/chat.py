@@ -11,6 +11,8 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,20 +20,20 @@ import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from agent import MAX_QUESTION_CHARS
 from agent.events import FinalEvent
-from billing.errors import QuotaUnavailable
 from billing.quota import QuotaDecision, quota_status
 from chainlens.chat import (
     ChatTurn,
     MessageTooLong,
-    admit,
     answer_admitted,
     check_message,
+    give_back_unanswered,
 )
 from chainlens.deps import Deps
-from web.auth import Caller, client_ip, current_caller, rate_limit_headers
+from web.auth import Caller, admit_web_request, current_caller, quota_ip, rate_limit_headers
 from web.errors import ApiError, ErrorResponse
 from web.history import record_turn, scoped_conversation_id
 
@@ -113,25 +115,12 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
     except MessageTooLong as exc:
         raise ApiError(413, "message_too_long", str(exc),
                        details={"limit": MAX_QUESTION_CHARS, "length": exc.length}) from None
+    caller, decision = await admit_web_request(request, caller)
+    response_headers.update(rate_limit_headers(decision))
     turn = ChatTurn(identity=caller.identity, channel="api" if caller.via == "api_key" else "web",
                     text=body.message, conversation_id=_conversation_id(caller, body),
-                    client_ip=client_ip(request) if caller.anonymous else None)
-    try:
-        account, decision = await admit(_deps(request), turn, account=caller.account)
-    except QuotaUnavailable:
-        raise ApiError(503, "quota_unavailable",
-                       "We cannot check your quota right now. Please try again shortly.") from None
-    headers = rate_limit_headers(decision)
-    response_headers.update(headers)
-    if not decision.allowed:
-        raise ApiError(429, "quota_exceeded", decision.refusal_message(), headers=headers,
-                       details={"limit": decision.limit, "window": decision.window,
-                                "tier": decision.tier, "upgrade_url": decision.upgrade_url,
-                                "reset_at": decision.reset_at.isoformat(),
-                                # A per-minute refusal leaves the day's count as it was.
-                                "day_limit": decision.day_limit,
-                                "day_remaining": day_quota(decision)[0]})
-    return turn, account, decision
+                    client_ip=quota_ip(request, caller))
+    return turn, caller.account, decision
 
 
 def _chart_url(final: FinalEvent) -> str | None:
@@ -167,9 +156,10 @@ async def chat_query(body: ChatRequest, request: Request, response: Response,
     turn, account, decision = await _admitted(request, caller, body, headers)
     response.headers.update(headers)
     final: FinalEvent | None = None
-    async for event in answer_admitted(deps, turn, account, decision):
-        if event.type == "final":
-            final = event
+    async with aclosing(answer_admitted(deps, turn, account, decision)) as events:
+        async for event in events:
+            if event.type == "final":
+                final = event
     if final is None:
         raise ApiError(503, "answer_failed", "No answer could be built. Your request was refunded.")
     payload = _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
@@ -204,45 +194,61 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
+@dataclass(slots=True)
+class _Answering:
+    """Whether the chat service took the turn over (from then on it settles the charge)."""
+
+    started: bool = False
+
+
 async def _event_stream(deps: Deps, turn: ChatTurn, account: Any, decision: QuotaDecision,
-                        conversation: str | None) -> AsyncIterator[bytes]:
+                        answering: _Answering, conversation: str | None) -> AsyncIterator[bytes]:
     yield _sse("quota", {"tier": decision.tier, "limit": decision.limit,
                          "remaining": decision.remaining,
                          "reset_at": decision.reset_at.isoformat()})
     try:
-        async for event in answer_admitted(deps, turn, account, decision):
-            if event.type == "plan":
-                project = event.project
-                yield _sse("plan", {
-                    "project": ({"id": project.id, "symbol": project.symbol, "name": project.name,
-                                 "display": project.display} if project else None),
-                    "suggestions": [{"id": p.id, "display": p.display} for p in event.suggestions],
-                    "tools": list(event.plan.tools), "router": event.plan.router})
-            elif event.type == "tool_started":
-                yield _sse("tool", {"tool": event.tool, "status": "started"})
-            elif event.type == "tool_finished":
-                yield _sse("tool", {"tool": event.tool, "status": "finished", "ok": event.ok,
-                                    "cache": event.cache, "stale": event.stale,
-                                    "partial": event.partial})
-            elif event.type == "text":
-                yield _sse("text", {"chunk": event.text})
-            elif event.type == "error":
-                yield _sse("error", {"code": event.code, "message": event.message})
-            elif event.type == "final":
-                payload = _final_payload(event, decision, turn.conversation_id or "",
-                                         not event.plan.tools)
-                # Kept before it is sent, so a reload right after the answer still shows it.
-                if turn.channel == "web":
+        async with aclosing(answer_admitted(deps, turn, account, decision)) as events:
+            answering.started = True  # the first step below enters its try/finally
+            async for event in events:
+                if event.type == "final" and turn.channel == "web":
+                    # Kept before it is sent, so a reload right after the answer still shows it.
+                    payload = _final_payload(event, decision, turn.conversation_id or "",
+                                             not event.plan.tools)
                     await record_turn(deps, identity=turn.identity, conversation_id=conversation,
                                       question=check_message(turn.text), final=payload)
-                yield _sse("final", payload)
+                    yield _sse("final", payload)
+                else:
+                    yield _sse_event(event, decision, turn)
     except asyncio.CancelledError:
         log.info("chat stream cancelled: the client left")
         raise
     except Exception:
         log.exception("chat stream failed")
         yield _sse("error", {"code": "internal_error",
-                             "message": "Something went wrong on our side; your request was refunded."})
+                             "message": "Something went wrong on our side. A request that "
+                                        "delivered no answer is not charged."})
+
+
+def _sse_event(event: Any, decision: QuotaDecision, turn: ChatTurn) -> bytes:
+    if event.type == "plan":
+        project = event.project
+        return _sse("plan", {
+            "project": ({"id": project.id, "symbol": project.symbol, "name": project.name,
+                         "display": project.display} if project else None),
+            "suggestions": [{"id": p.id, "display": p.display} for p in event.suggestions],
+            "tools": list(event.plan.tools), "router": event.plan.router})
+    if event.type == "tool_started":
+        return _sse("tool", {"tool": event.tool, "status": "started"})
+    if event.type == "tool_finished":
+        return _sse("tool", {"tool": event.tool, "status": "finished", "ok": event.ok,
+                             "cache": event.cache, "stale": event.stale,
+                             "partial": event.partial})
+    if event.type == "text":
+        return _sse("text", {"chunk": event.text})
+    if event.type == "error":
+        return _sse("error", {"code": event.code, "message": event.message})
+    return _sse("final", _final_payload(event, decision, turn.conversation_id or "",
+                                        not event.plan.tools))
 
 
 @router.post("/api/chat/stream", responses={
@@ -254,15 +260,23 @@ async def chat_stream(body: ChatRequest, request: Request,
     deps = _deps(request)
     headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     turn, account, decision = await _admitted(request, caller, body, headers)
-    return DisconnectAwareStreamingResponse(_event_stream(deps, turn, account, decision,
-                                                          body.conversation_id),
-                                            media_type="text/event-stream", headers=headers)
+    answering = _Answering()
+
+    async def settle_if_never_answered() -> None:
+        # A client gone before the body started: the stream never ran, so nothing settled.
+        if not answering.started:
+            await give_back_unanswered(deps, turn, account, decision)
+
+    return DisconnectAwareStreamingResponse(
+        _event_stream(deps, turn, account, decision, answering, body.conversation_id),
+        media_type="text/event-stream",
+        headers=headers, background=BackgroundTask(settle_if_never_answered))
 
 
 @router.get("/api/chat/quota", response_model=QuotaOut)
 async def chat_quota(request: Request, caller: Caller = Depends(current_caller)) -> QuotaOut:
     """Requests left today for the caller (what the widget shows)."""
     status = await quota_status(_deps(request), caller.account,
-                                client_ip=client_ip(request) if caller.anonymous else None)
+                                client_ip=quota_ip(request, caller))
     remaining, limit, reset = day_quota(status)
     return QuotaOut(tier=status.tier, limit=limit, remaining=remaining, reset_at=reset.isoformat())

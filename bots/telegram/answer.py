@@ -1,0 +1,191 @@
+"""One question answered in a Telegram chat: progress at once, streamed, one final message.
+
+Private chats stream with `sendMessageDraft` (Bot API 9.5+) and finish with `sendMessage`;
+where drafts are unavailable, and in groups, one progress message is edited (throttled, best
+effort) and becomes the answer. The first reaction (typing) goes out before any database work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from telegram import Bot, Message, ReplyParameters
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from bots.render import (
+    Button,
+    Progress,
+    RenderedPart,
+    answer_buttons,
+    markdown_to_plain,
+    render_telegram,
+)
+from bots.telegram.delivery import edit_part, keyboard, send_parts
+from bots.telegram.limits import SendSkipped
+from chainlens.chat import ChatTurn, MessageTooLong, chat
+from chainlens.deps import Deps
+
+log = logging.getLogger(__name__)
+_PROGRESS_INTERVAL_S = 1.0
+_PROGRESS_CHARS = 3500
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who asked, where, and where the answer goes."""
+
+    chat_id: int
+    chat_type: str  # private | group | supergroup | channel
+    identity: str  # telegram:<user id> (or the sender chat's id for anonymous admins)
+    conversation_id: str
+    reply_to: int | None = None
+    thread_id: int | None = None
+
+    @property
+    def private(self) -> bool:
+        return self.chat_type == "private"
+
+
+class AnswerFailed(Exception):
+    """An answer broke part-way; carries where to apologise (the progress message, if any)."""
+
+    def __init__(self, asker: Asker, status_message_id: int | None) -> None:
+        super().__init__(f"answer failed in chat {asker.chat_id}")
+        self.asker = asker
+        self.status_message_id = status_message_id
+
+
+@dataclass(slots=True)
+class DraftSupport:
+    """Whether this Bot API server has `sendMessageDraft` (learnt once, kept per application)."""
+
+    available: bool = True
+
+
+class _Stream:
+    """The visible progress of one answer: a draft (private chats) or an edited message."""
+
+    def __init__(self, bot: Bot, asker: Asker, drafts: DraftSupport) -> None:
+        self.bot = bot
+        self.asker = asker
+        self.drafts = drafts
+        self.use_drafts = drafts.available and asker.private
+        self.draft_id = secrets.randbelow(2**31 - 1) + 1
+        self.status: Message | None = None
+        self.last_shown = 0.0
+
+    async def start(self) -> None:
+        """The first visible reaction: typing, then a draft placeholder or a progress message."""
+        try:
+            await self.bot.send_chat_action(self.asker.chat_id, ChatAction.TYPING,
+                                            message_thread_id=self.asker.thread_id)
+        except TelegramError as exc:  # a reaction is cosmetic; the answer still comes
+            log.info("telegram chat action failed: %s", exc)
+        await self.show(Progress(), force=True)
+
+    async def show(self, progress: Progress, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_shown < _PROGRESS_INTERVAL_S:
+            return
+        self.last_shown = now
+        text = progress.status_line()
+        if progress.text:
+            text += "\n\n" + markdown_to_plain(progress.text)[-_PROGRESS_CHARS:]
+        try:
+            if self.use_drafts:
+                await self.bot.send_message_draft(
+                    self.asker.chat_id, self.draft_id, text,
+                    message_thread_id=self.asker.thread_id,
+                    rate_limit_args={"best_effort": True})  # type: ignore[call-arg]
+            elif self.status is None:
+                self.status = await self.bot.send_message(
+                    self.asker.chat_id, text, message_thread_id=self.asker.thread_id,
+                    reply_parameters=_reply(self.asker),
+                    rate_limit_args={"best_effort": True})  # type: ignore[call-arg]
+            else:
+                await edit_part(self.bot, self.asker.chat_id, self.status.message_id,
+                                RenderedPart(text, text), best_effort=True, html=False)
+        except (SendSkipped, RetryAfter):
+            return  # no free slot now: the next update (or the answer) shows it
+        except TelegramError as exc:
+            if not self.use_drafts:  # progress is cosmetic: a timeout must not cost the answer
+                log.info("telegram progress update failed: %s", exc)
+                return
+            # An older Bot API server (404) or one refusing drafts: edit a message instead.
+            log.info("telegram drafts unavailable (%s); editing a message instead", exc)
+            self.use_drafts = self.drafts.available = False
+            await self.show(progress, force=True)
+
+    async def finish(self, parts: list[RenderedPart], buttons: list[list[Button]],
+                     urls: dict[str, str] | None = None) -> None:
+        """Deliver the final answer: the progress message becomes its first part."""
+        markup = keyboard(buttons, urls)
+        if self.status is not None:
+            try:
+                await edit_part(self.bot, self.asker.chat_id, self.status.message_id, parts[0],
+                                markup=markup if len(parts) == 1 else None)
+            except BadRequest as exc:  # deleted meanwhile, or too old to edit: send afresh
+                log.info("telegram final edit failed (%s); sending a new message", exc)
+            else:
+                await send_parts(self.bot, self.asker.chat_id, parts[1:], markup=markup,
+                                 thread_id=self.asker.thread_id)
+                return
+        await send_parts(self.bot, self.asker.chat_id, parts, markup=markup,
+                         reply_to=self.asker.reply_to, thread_id=self.asker.thread_id)
+
+
+def _reply(asker: Asker) -> ReplyParameters | None:
+    if asker.reply_to is None or asker.private:
+        return None
+    return ReplyParameters(message_id=asker.reply_to, allow_sending_without_reply=True)
+
+
+async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
+                          drafts: DraftSupport | None = None) -> None:
+    """Answer `text` for `asker`, streaming progress, then one formatted answer with buttons."""
+    stream = _Stream(bot, asker, drafts or DraftSupport())
+    try:
+        await stream.start()
+        turn = ChatTurn(identity=asker.identity, channel="telegram", text=text,
+                        conversation_id=asker.conversation_id)
+        progress = Progress()
+        free_account = True
+        try:
+            async for event in chat(deps, turn):
+                if event.type == "refused":
+                    await stream.finish(render_telegram(event.message),
+                                        [[Button("⭐ Upgrade", "upgrade")]])
+                    return
+                if event.type == "quota":
+                    free_account = event.account.tier == "free"
+                    continue
+                plan_arrived = progress.apply(event)
+                if progress.final is None:
+                    await stream.show(progress, force=plan_arrived)
+        except MessageTooLong as exc:
+            await stream.finish(render_telegram(str(exc)), [])
+            return
+        final = progress.final
+        await stream.finish(render_telegram(progress.answer),
+                            answer_buttons(final, upgrade=free_account))
+        await _send_chart(bot, asker, final)
+    except Exception as exc:
+        status = stream.status.message_id if stream.status is not None else None
+        raise AnswerFailed(asker, status) from exc
+
+
+async def _send_chart(bot: Bot, asker: Asker, final: object) -> None:
+    history = getattr(final, "price_history", None)
+    project = getattr(final, "project", None)
+    if not history or project is None or len(history) < 2:
+        return
+    from chainlens.charts import render_price_chart
+
+    png = await asyncio.to_thread(render_price_chart, project.display, history)
+    await bot.send_photo(asker.chat_id, png, caption=f"{project.display} price",
+                         message_thread_id=asker.thread_id)
