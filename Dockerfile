@@ -21,10 +21,9 @@ RUN pip install --no-cache-dir -c /tmp/requirements.lock /tmp/dist/chainlens-*.w
 # Production refuses placeholder secrets. Without SECRET_KEY, the key generated on first start
 # lives in CHAINLENS_DATA_DIR: a volume, so sessions survive a rebuilt container (several
 # replicas must share one SECRET_KEY instead).
-ENV ENVIRONMENT=production \
-    CHAINLENS_DATA_DIR=/var/lib/chainlens \
-    PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+ENV ENVIRONMENT=production
+ENV CHAINLENS_DATA_DIR=/var/lib/chainlens
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 VOLUME /var/lib/chainlens
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
