@@ -46,16 +46,10 @@ IMAGE = "registry.example.com/chainlens/chainlens:0.1.0"
 # The oldest Kubernetes these manifests are written for, and the newest schema bundled.
 K8S_VERSIONS = ("1.29.0", latest_version())
 
-# Settings that branches merged in the same round add (money, reports, telegram): the
-# templates already carry them. Until they exist in Settings they are exempt from "every
-# template key is a setting"; once they exist, every other check applies to them as well.
+# Settings the reports branch adds in the same round: the templates already carry them.
+# Until they exist in Settings they are exempt from "every template key is a setting"; once
+# they exist, every other check applies to them as well (then this list can go).
 PENDING_SETTINGS = {
-    "FORWARDED_ALLOW_IPS": "config",
-    "FREE_IP_DAILY": "config",
-    "FREE_IP_MINUTE": "config",
-    "ANON_ACCOUNTS_PER_IP_DAILY": "config",
-    "MAGIC_LINKS_PER_IP_DAILY": "config",
-    "MAGIC_LINKS_DAILY": "config",
     "REPORT_CRON": "config",
     "REPORT_TOP_N": "config",
     "CACHE_WARM_CRON": "config",
@@ -65,9 +59,6 @@ PENDING_SETTINGS = {
     "WORKER_HEARTBEAT_S": "config",
     "SEND_TIMEOUT_S": "config",
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "secret",
-    "TELEGRAM_WEBHOOK_URL": "config",
-    "TELEGRAM_WEBHOOK_SECRET": "secret",
-    "TELEGRAM_STARS_PRO_PRICE": "config",
 }
 # `chainlens worker` is added by the reports branch in the same round.
 PENDING_COMMANDS = {"worker"}
