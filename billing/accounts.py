@@ -210,10 +210,12 @@ async def create_link_code(deps: Deps, account: Account) -> str:
 async def _count_attempt(deps: Deps, identity: str) -> None:
     key = deps.keys("link-attempts", identity)
     try:
+        # SET NX EX starts the window with its expiry, INCR keeps it (Redis 6.2 has no
+        # EXPIRE NX); MULTI makes the pair atomic.
         pipe = deps.redis.pipeline(transaction=True)
+        pipe.set(key, 0, ex=_LINK_ATTEMPT_WINDOW_S, nx=True)
         pipe.incr(key)
-        pipe.expire(key, _LINK_ATTEMPT_WINDOW_S, nx=True)
-        attempts, _ = await pipe.execute()
+        _, attempts = await pipe.execute()
     except (RedisError, OSError):
         # The code space (31^8) and 10-minute expiry still bound guessing without Redis.
         log.warning("link attempt counter unavailable (Redis)")

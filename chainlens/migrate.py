@@ -15,7 +15,15 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+def _migrations_dir() -> Path:
+    """The copy an installed wheel carries (`chainlens/migrations`, see setup.py), else the
+    checkout's top-level `migrations/` (source tree, editable install)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "migrations"
+    return packaged if packaged.is_dir() else here.parent / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 _LOCK_KEY = 0x6368_6C6E  # "chln": one lock for every ChainLens process on this database
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 

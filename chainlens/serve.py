@@ -5,30 +5,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
 from chainlens.deps import Deps, open_deps
+from chainlens.embedded import EmbeddedPostgres, EmbeddedRedis
 from chainlens.settings import Settings
 
 log = logging.getLogger("chainlens.serve")
 _WATCHDOG_INTERVAL_S = 5.0
+_INT_GRACE_S = 0.5    # Ctrl-C: answers in progress get this long to finish
+_TERM_GRACE_S = 5.0   # SIGTERM: half of docker's 10 s before it kills
+_TASK_STOP_S = 0.8    # bots and background loops, after the web server stopped
 
 
-async def watch_embedded_postgres(deps: Deps) -> None:
-    """Restart the embedded PostgreSQL if it dies; the pool reconnects on its own."""
-    embedded = deps.embedded_postgres
+async def watch_embedded(name: str, embedded: EmbeddedPostgres | EmbeddedRedis | None) -> None:
+    """Restart an embedded server if it dies (under the data directory's lock, so several
+    watching processes restart it once); clients reconnect to the same socket on their own."""
     if embedded is None:
         return
     while True:
         await asyncio.sleep(_WATCHDOG_INTERVAL_S)
         if not embedded.is_running():
-            log.warning("embedded PostgreSQL is not running; restarting it")
+            log.warning("embedded %s is not running; restarting it", name)
             try:
                 await asyncio.to_thread(embedded.restart)
-                log.info("embedded PostgreSQL is back")
+                log.info("embedded %s is back", name)
             except Exception:
-                log.exception("embedded PostgreSQL failed to restart; will retry")
+                log.exception("embedded %s failed to restart; will retry", name)
+
+
+async def watch_embedded_postgres(deps: Deps) -> None:
+    """Restart the embedded PostgreSQL if it dies; the pool reconnects on its own."""
+    await watch_embedded("PostgreSQL", deps.embedded_postgres)
+
+
+async def watch_embedded_redis(deps: Deps) -> None:
+    """Restart the embedded Redis if it dies; the client reconnects on its own."""
+    await watch_embedded("Redis", deps.embedded_redis)
 
 
 _INDEX_REFRESH_S = 24 * 3600
@@ -70,10 +88,13 @@ async def serve_forever(settings: Settings) -> None:
         for line in channel_plan(settings):
             log.info("channel %s", line)
         # X-Forwarded-For is read by web.auth.client_ip from FORWARDED_ALLOW_IPS proxies only.
-        config = server_config(app, settings, log_config=None, proxy_headers=False)
-        server = uvicorn.Server(config)
+        config = server_config(app, settings, log_config=None, proxy_headers=False,
+                               # uvicorn annotates int; it passes the value to wait_for
+                               timeout_graceful_shutdown=_TERM_GRACE_S)  # type: ignore[arg-type]
+        server = _Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
+        background.add(asyncio.create_task(watch_embedded_redis(deps), name="redis-watchdog"))
         background.add(asyncio.create_task(refresh_coin_index(deps), name="coin-index"))
         if settings.telegram_bot_token:
             from bots.telegram import build_application, run_telegram_bot
@@ -91,11 +112,48 @@ async def serve_forever(settings: Settings) -> None:
         try:
             await server.serve()
         finally:
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(background, _TASK_STOP_S)
+
+
+async def stop_tasks(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+    """Cancel `tasks` and wait for them at most `timeout_s` (a bot closing its connection
+    must not hold the process up); the ones still running are named in a warning."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    if pending:
+        log.warning("did not stop within %.1fs: %s", timeout_s,
+                    ", ".join(sorted(t.get_name() for t in pending)))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping quickly on Ctrl-C.
+
+    SIGTERM (docker stop, systemd) lets answers in progress finish for `_TERM_GRACE_S`;
+    SIGINT (Ctrl-C at a terminal) gives them `_INT_GRACE_S`, a second Ctrl-C none. Unlike
+    uvicorn's own, the signals are not re-raised after the server stops: `serve_forever`
+    then closes every resource and the command exits normally.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGINT:
+            self.config.timeout_graceful_shutdown = _INT_GRACE_S  # type: ignore[assignment]
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def _bot_starters(settings: Settings) -> list:  # type: ignore[type-arg]

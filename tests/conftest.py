@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -81,6 +83,29 @@ SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 _RUN_ID = uuid.uuid4().hex[:10]
 
 
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this run its own base temporary directory when running as root.
+
+    As root, pgserver runs PostgreSQL as the user `pgserver`, which must be able to traverse
+    every parent of its data directory (pgserver opens them up when it starts). pytest resets
+    /tmp/pytest-of-root to 0700 whenever another session starts, cutting a running embedded
+    PostgreSQL in a `tmp_path` of this run off its own files. A run-private base directory
+    (outside it, removed at the end) makes concurrent runs independent."""
+    if config.option.basetemp is None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-chainlens-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _restore_environment() -> Iterator[None]:
     saved = dict(os.environ)
@@ -95,17 +120,29 @@ def tmp_session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_session_dir: Path) -> Iterator[str]:
-    """A server we may create databases on: DATABASE_URL's, or an embedded one."""
+def servers_dir() -> Iterator[Path]:
+    """This run's own directory for embedded servers (outside pytest's shared, rotated base
+    directory), removed at the end once the servers in it are stopped."""
+    path = Path(tempfile.mkdtemp(prefix="chainlens-test-servers-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(servers_dir: Path) -> Iterator[str]:
+    """A server we may create databases on: DATABASE_URL's, or an embedded one this run
+    starts and stops."""
     url = os.environ.get("DATABASE_URL")
     if url:
         yield url
         return
-    import pgserver
+    from chainlens.embedded import start_postgres
 
-    server = pgserver.get_server(tmp_session_dir / "pg", cleanup_mode="stop")
-    yield str(server.get_uri())
-    server.cleanup()
+    embedded = start_postgres(servers_dir / "pg")
+    try:
+        yield embedded.url
+    finally:
+        embedded.release()
 
 
 @pytest.fixture(scope="session")
@@ -132,17 +169,26 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def use_embedded_redis() -> bool:
+    """`CHAINLENS_TEST_EMBEDDED_REDIS=1` runs against the embedded Redis (6.2) even when
+    REDIS_URL is set (.ci/run's second pass)."""
+    return os.environ.get("CHAINLENS_TEST_EMBEDDED_REDIS", "") not in ("", "0")
+
+
 @pytest.fixture(scope="session")
-def redis_url(tmp_session_dir: Path) -> Iterator[str]:
+def redis_url(servers_dir: Path) -> Iterator[str]:
+    """REDIS_URL, or an embedded Redis this run starts and stops."""
     url = os.environ.get("REDIS_URL")
-    if url:
+    if url and not use_embedded_redis():
         yield url
         return
     from chainlens.embedded import start_redis
 
-    embedded = start_redis(tmp_session_dir / "redis")
-    yield embedded.url
-    embedded.close()
+    embedded = start_redis(servers_dir / "redis")
+    try:
+        yield embedded.url
+    finally:
+        embedded.release()
 
 
 def make_test_settings(database_url: str, redis_url: str, data_dir: Path,
