@@ -54,6 +54,8 @@ def channel_plan(settings: Settings) -> list[str]:
                  else "telegram: off (TELEGRAM_BOT_TOKEN not set)")
     lines.append("discord: on" if settings.discord_bot_token
                  else "discord: off (DISCORD_BOT_TOKEN not set)")
+    lines.append("job worker: on (in-process)" if settings.serve_worker
+                 else "job worker: off (SERVE_WORKER=false; run `chainlens worker`)")
     return lines
 
 
@@ -72,6 +74,8 @@ async def serve_forever(settings: Settings) -> None:
         background.add(asyncio.create_task(refresh_coin_index(deps), name="coin-index"))
         for starter in _bot_starters(settings):
             background.add(asyncio.create_task(starter(deps), name=starter.__name__))
+        if settings.serve_worker:
+            background.add(asyncio.create_task(run_job_worker(deps), name="job-worker"))
         for task in background:
             task.add_done_callback(_log_task_failure)
         try:
@@ -82,6 +86,14 @@ async def serve_forever(settings: Settings) -> None:
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+async def run_job_worker(deps: Deps) -> None:
+    """The job worker in-process (SERVE_WORKER=false for split deployments)."""
+    from reports.queue import open_queue, run_worker
+
+    async with open_queue(deps, max_size=deps.settings.worker_concurrency + 2):
+        await run_worker(deps, install_signal_handlers=False, name="serve")
 
 
 def _bot_starters(settings: Settings) -> list:  # type: ignore[type-arg]

@@ -1,0 +1,245 @@
+"""Broadcast: fan the report out into ledger rows and send jobs, and send one batch of rows.
+
+`broadcast_report` (the job the schedule and `chainlens report send` run) adds a pending row
+for every receiving subscriber and defers send jobs for every pending row, in batches on the
+platform's queue. Running it twice is harmless: rows are unique, and a row is claimed by
+exactly one job right before its request leaves.
+
+`send_batch` sends what a job was given: Telegram and Discord one destination at a time
+(several in flight, all paced by the shared limiter), e-mail as one SendGrid request per batch.
+A 429 is waited out and retried inside the job a few times; what is still not sent when the
+job ends stays pending and the job fails, so procrastinate retries it with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from bots.outbound import (
+    DiscordMessage,
+    EmailMessage,
+    EmailRecipient,
+    SendOutcome,
+    TelegramPart,
+    send_discord,
+    send_email_batch,
+    send_telegram,
+)
+from chainlens.deps import Deps
+from chainlens.limiter import SendLimiter
+from reports import ledger, render
+from reports.ledger import Delivery
+from reports.links import unsubscribe_url
+from reports.store import get_report, mark_delivery_started
+from reports.subscriptions import unsubscribe
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = {"telegram": 100, "discord": 100, "email": 1000}
+IN_FLIGHT_PER_JOB = 10
+RETRIES_IN_JOB = 5
+MAX_WAIT_IN_JOB_S = 60.0
+
+
+class ReportMissing(LookupError):
+    """There is no built report for that date."""
+
+
+class DeliveriesPending(RuntimeError):
+    """Some rows of the batch could not be sent yet; the job is retried with backoff."""
+
+
+@dataclass
+class Rendered:
+    """One message in every channel and edition, rendered once per job."""
+
+    telegram: dict[str, list[TelegramPart]] = field(default_factory=dict)
+    discord: dict[str, DiscordMessage] = field(default_factory=dict)
+    email: dict[str, EmailMessage] = field(default_factory=dict)
+    image_png: bytes | None = None
+
+
+async def render_report(deps: Deps, ref: str) -> Rendered:
+    stored = await get_report(deps, date.fromisoformat(ref))
+    if stored is None:
+        raise ReportMissing(f"no report built for {ref}")
+    content = stored.content
+    base = str(deps.settings.public_base_url).rstrip("/")
+    full_url = render.report_url(base, content)
+    chart_url = f"{base}/reports/{ref}/chart.png" if stored.chart_png else None
+    out = Rendered(image_png=stored.chart_png)
+    for edition in ("headline", "full"):
+        out.telegram[edition] = render.telegram_parts(content, edition, full_url=full_url)
+        out.discord[edition] = render.discord_message(content, edition, full_url=full_url)
+        out.email[edition] = render.email_message(content, edition, full_url=full_url,
+                                                  chart_url=chart_url)
+    return out
+
+
+# Alerts register their own renderer here (kind -> ref -> Rendered).
+RENDERERS: dict[str, Callable[[Deps, str], Awaitable[Rendered]]] = {"report": render_report}
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastSummary:
+    added: int
+    jobs: int
+    pending: int
+
+
+async def broadcast_report(deps: Deps, report_date: date) -> BroadcastSummary:
+    """Fan out the report of `report_date` and defer its send jobs (idempotent)."""
+    async with deps.db.acquire() as conn, conn.transaction():
+        if not await mark_delivery_started(conn, report_date):
+            raise ReportMissing(f"no report built for {report_date.isoformat()}")
+        added = await ledger.fan_out_report(conn, report_date)
+    jobs = await defer_open_rows(deps, "report", report_date.isoformat())
+    pending = len(await ledger.open_rows(deps, "report", report_date.isoformat()))
+    log.info("report %s: %d new deliveries, %d pending in %d send jobs", report_date, added,
+             pending, jobs)
+    return BroadcastSummary(added=added, jobs=jobs, pending=pending)
+
+
+async def defer_open_rows(deps: Deps, kind: str, ref: str) -> int:
+    """Defer send jobs for every pending row: batches per channel (and edition for e-mail)."""
+    from reports.jobs import send_deliveries
+
+    groups: dict[tuple[str, str], list[int]] = {}
+    for delivery_id, channel, edition in await ledger.open_rows(deps, kind, ref):
+        groups.setdefault((channel, edition if channel == "email" else ""), []).append(delivery_id)
+    jobs = 0
+    for (channel, _), ids in groups.items():
+        size = BATCH_SIZE[channel]
+        for start in range(0, len(ids), size):
+            await send_deliveries.configure(queue=channel).defer_async(
+                delivery_ids=ids[start:start + size])
+            jobs += 1
+    return jobs
+
+
+async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[str, int]:
+    """Send the given rows once each; returns outcome counts. Raises DeliveriesPending when
+    some rows must wait (the job is retried later)."""
+    unknown = await ledger.settle_orphans(deps, delivery_ids, job_id)
+    rows = [d for d in await ledger.load(deps, delivery_ids) if d.state == "pending"]
+    counts = {"sent": 0, "failed": 0, "unknown": unknown, "retry": 0, "skipped": 0}
+    if not rows:
+        return counts
+    rendered: dict[str, Rendered] = {}
+    for kind, ref in {(d.kind, d.ref) for d in rows}:
+        rendered[f"{kind}:{ref}"] = await RENDERERS[kind](deps, ref)
+    limiter = SendLimiter.from_deps(deps)
+    email_rows = [d for d in rows if d.channel == "email"]
+    chat_rows = [d for d in rows if d.channel != "email"]
+    gate = asyncio.Semaphore(IN_FLIGHT_PER_JOB)
+
+    async def one(delivery: Delivery) -> str:
+        async with gate:
+            return await _send_chat(deps, limiter, delivery, rendered[f"{delivery.kind}:"
+                                                                      f"{delivery.ref}"], job_id)
+
+    results = list(await asyncio.gather(*(one(d) for d in chat_rows)))
+    for (kind, ref, edition), group in _email_groups(email_rows).items():
+        results += await _send_emails(deps, limiter, group, rendered[f"{kind}:{ref}"].email[edition],
+                                      job_id)
+    for status in results:
+        counts[status] += 1
+    if counts["retry"]:
+        raise DeliveriesPending(f"{counts['retry']} deliveries will be retried")
+    return counts
+
+
+def _email_groups(rows: list[Delivery]) -> dict[tuple[str, str, str], list[Delivery]]:
+    groups: dict[tuple[str, str, str], list[Delivery]] = {}
+    for d in rows:
+        groups.setdefault((d.kind, d.ref, d.edition), []).append(d)
+    return groups
+
+
+async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) -> str:
+    ids = [d.id for d in deliveries]
+    if outcome.status == "sent":
+        await ledger.mark_sent(deps, ids)
+    elif outcome.status == "retry":
+        await ledger.release(deps, ids, reason=outcome.reason, after_s=outcome.retry_after_s)
+    elif outcome.status == "unknown":
+        await ledger.mark_final(deps, ids, "unknown", outcome.reason)
+    elif outcome.status == "permanent":
+        await ledger.mark_final(deps, ids, "failed", outcome.reason)
+        if outcome.deactivate:
+            for d in deliveries:
+                await unsubscribe(deps, channel=d.channel,  # type: ignore[arg-type]
+                                  destination=d.destination, reason=outcome.reason[:200])
+                log.info("%s destination deactivated: %s", d.channel, outcome.reason)
+    return "failed" if outcome.status == "permanent" else outcome.status
+
+
+async def _send_chat(deps: Deps, limiter: SendLimiter, delivery: Delivery, rendered: Rendered,
+                     job_id: int) -> str:
+    parts: list[TelegramPart] | None = None
+    if delivery.channel == "telegram":
+        parts = rendered.telegram[delivery.edition]
+    done = delivery.parts_done
+    claimed = False
+    for attempt in range(RETRIES_IN_JOB):
+
+        async def on_slot() -> bool:
+            nonlocal claimed
+            if claimed:
+                return True
+            claimed = bool(await ledger.claim(deps, [delivery.id], job_id))
+            return claimed
+
+        if parts is not None:
+            outcome = await send_telegram(deps, delivery.destination, parts[done],
+                                          photo_png=rendered.image_png, limiter=limiter,
+                                          on_slot=on_slot)
+        else:
+            outcome = await send_discord(deps, delivery.destination,
+                                         rendered.discord[delivery.edition],
+                                         chart_png=rendered.image_png, limiter=limiter,
+                                         on_slot=on_slot)
+        if outcome.status == "skipped":
+            return "skipped"
+        if outcome.status == "sent" and parts is not None and done + 1 < len(parts):
+            done += 1
+            await ledger.part_done(deps, delivery.id, done)
+            continue
+        if outcome.status == "retry" and attempt + 1 < RETRIES_IN_JOB \
+                and outcome.retry_after_s <= MAX_WAIT_IN_JOB_S:
+            # Nothing arrived: give the row back, wait for the hold (inside acquire), resend.
+            await ledger.release(deps, [delivery.id], reason=outcome.reason, after_s=0)
+            claimed = False
+            continue
+        return await _finish(deps, [delivery], outcome)
+    return "retry"
+
+
+async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],
+                       message: EmailMessage, job_id: int) -> list[str]:
+    settings = deps.settings
+    by_address = {d.destination: d for d in group}
+    claimed: list[Delivery] = []
+    recipients: list[EmailRecipient] = []
+    for d in group:
+        url = unsubscribe_url(settings, d.destination)
+        recipients.append(EmailRecipient(
+            address=d.destination, substitutions={"%unsubscribe_url%": url},
+            headers={"List-Unsubscribe": f"<{url}>",
+                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}))
+
+    async def on_slot() -> bool:
+        ids = set(await ledger.claim(deps, [d.id for d in group], job_id))
+        claimed.extend(d for d in group if d.id in ids)
+        recipients[:] = [r for r in recipients if by_address[r.address].id in ids]
+        return bool(ids)
+
+    outcome = await send_email_batch(deps, message, recipients, limiter=limiter, on_slot=on_slot)
+    if outcome.status == "skipped":
+        return ["skipped"] * len(group)
+    status = await _finish(deps, claimed, outcome)
+    return [status] * len(claimed) + ["skipped"] * (len(group) - len(claimed))

@@ -1,0 +1,75 @@
+"""The queue's tasks: build the daily report, broadcast it, send one batch, warm the cache.
+
+Periodic ones (`build_daily_report`, `warm_cache`) get their cron lines from settings when a
+worker starts (`reports.queue.register_periodic`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+
+from procrastinate import RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.job_context import JobContext
+
+from reports.queue import app, job_deps
+
+log = logging.getLogger(__name__)
+
+# Backoff for a batch with rows a platform refused for now (429 beyond the in-job waits,
+# connection refused, 5xx): 2, 4, 8, … seconds, ten attempts.
+SEND_RETRY = RetryStrategy(max_attempts=10, exponential_wait=2)
+
+
+@app.task(name="reports.build_daily_report", queue="reports", pass_context=True)
+async def build_daily_report(context: JobContext, timestamp: int) -> None:
+    """Build today's report (the schedule's date), store it and defer its broadcast."""
+    from reports.build import build_report
+    from reports.store import save_report
+
+    deps = job_deps(context)
+    report_date = datetime.fromtimestamp(timestamp, UTC).date()
+    content, chart = await build_report(deps, report_date)
+    stored = await save_report(deps, content, chart)
+    log.info("daily report %s built (%d projects, build #%d)", report_date,
+             len(content.projects), stored.builds)
+    await defer_broadcast(report_date)
+
+
+async def defer_broadcast(report_date: date) -> bool:
+    """Queue the broadcast of a built report; False when one is already queued."""
+    try:
+        await broadcast.configure(queueing_lock=f"broadcast:{report_date.isoformat()}").defer_async(
+            report_date=report_date.isoformat())
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+@app.task(name="reports.broadcast", queue="reports", pass_context=True,
+          retry=RetryStrategy(max_attempts=5, exponential_wait=3))
+async def broadcast(context: JobContext, report_date: str) -> None:
+    from reports.deliver import broadcast_report
+
+    await broadcast_report(job_deps(context), date.fromisoformat(report_date))
+
+
+@app.task(name="deliveries.send", queue="default", pass_context=True, retry=SEND_RETRY)
+async def send_deliveries(context: JobContext, delivery_ids: list[int]) -> None:
+    """Send one batch of ledger rows (the queue is the platform's: telegram, discord, email)."""
+    from reports.deliver import send_batch
+
+    assert context.job.id is not None
+    counts = await send_batch(job_deps(context), delivery_ids, context.job.id)
+    log.info("send batch of %d: %s", len(delivery_ids), counts)
+
+
+@app.task(name="tools.warm_cache", queue="default", pass_context=True)
+async def warm_cache(context: JobContext, timestamp: int) -> None:
+    """Keep the most asked-about and trending projects hot (was `chainlens cache warm`)."""
+    from tools.warm import warm_cache as warm
+
+    deps = job_deps(context)
+    warmed = await warm(deps, limit=deps.settings.cache_warm_limit)
+    log.info("cache warmed for %d project(s)", len(warmed))
