@@ -278,9 +278,9 @@ def _plain(content: ReportContent, edition: Edition) -> str:
 
 
 def web_page(content: ReportContent, *, chart_src: str | None, subscribe_form: str,
-             archive: Sequence[str] = ()) -> str:
-    """The archive page of one report (full edition)."""
-    body = markdown_to_html(report_markdown(content, "full"))
+             edition: Edition = "full", archive: Sequence[str] = ()) -> str:
+    """The archive page of one report."""
+    body = markdown_to_html(report_markdown(content, edition))
     chart = (f'<p><img src="{html.escape(chart_src)}" alt="24 h change of the projects" '
              f'width="640"></p>' if chart_src else "")
     nav = "".join(archive)

@@ -17,6 +17,7 @@ from web.middleware import SecurityHeadersMiddleware
 from web.routes import analysis
 from web.routes import billing as billing_routes
 from web.routes import account, chat, comprehensive, health, pages
+from web.routes import reports as report_routes
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -63,4 +64,5 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(analysis.router)
     app.include_router(comprehensive.router)
     billing_routes.install(app)
+    app.include_router(report_routes.router)
     return app
