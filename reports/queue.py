@@ -25,7 +25,6 @@ from typing import Any
 
 import asyncpg
 import procrastinate
-import psycopg_pool
 from procrastinate.job_context import JobContext
 
 from chainlens.deps import Deps
@@ -61,16 +60,12 @@ async def apply_queue_schema(conn: asyncpg.Connection) -> bool:
 
 @contextlib.asynccontextmanager
 async def open_queue(deps: Deps, *, max_size: int = 4) -> AsyncIterator[procrastinate.App]:
-    """Open the queue app on its own small psycopg pool; close it afterwards."""
-    pool = psycopg_pool.AsyncConnectionPool(
-        conninfo=database_url(deps), min_size=1, max_size=max_size, open=False,
-        check=psycopg_pool.AsyncConnectionPool.check_connection, timeout=10)
-    await pool.open(wait=True, timeout=30)
-    try:
-        async with app.open_async(pool):
+    """Open the queue app on a psycopg pool of its own; close it afterwards."""
+    connector = procrastinate.PsycopgConnector(
+        conninfo=database_url(deps), min_size=1, max_size=max_size, timeout=10)
+    with app.replace_connector(connector):
+        async with app.open_async():
             yield app
-    finally:
-        await pool.close()
 
 
 def job_deps(context: JobContext) -> Deps:

@@ -111,14 +111,16 @@ class FakeDiscord:
             return self._refuse(channel, 401, {"message": "401: Unauthorized", "code": 0})
         files = 0
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form()
-            payload = json.loads(str(form.get("payload_json") or "{}"))
-            for key, value in form.multi_items():
-                if key.startswith("files[") and hasattr(value, "read"):
-                    data = await value.read()  # type: ignore[union-attr]
-                    if not data.startswith(b"\x89PNG"):
-                        return self._refuse(channel, 400, {"message": "Invalid file", "code": 50035})
-                    files += 1
+            bad_file = False
+            async with request.form() as form:
+                payload = json.loads(str(form.get("payload_json") or "{}"))
+                for key, value in form.multi_items():
+                    if key.startswith("files[") and hasattr(value, "read"):
+                        data = await value.read()  # type: ignore[union-attr]
+                        bad_file = bad_file or not data.startswith(b"\x89PNG")
+                        files += 1
+            if bad_file:
+                return self._refuse(channel, 400, {"message": "Invalid file", "code": 50035})
         else:
             payload = json.loads(await request.body() or b"{}")
         problems = embed_problems(payload)

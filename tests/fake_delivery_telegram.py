@@ -205,14 +205,14 @@ class FakeTelegramDelivery:
 async def _params(request: Request) -> tuple[dict[str, Any], bytes | None]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form()
         params: dict[str, Any] = {}
         photo = None
-        for key, value in form.multi_items():
-            if hasattr(value, "read"):
-                photo = await value.read()  # type: ignore[union-attr]
-            else:
-                params[key] = value
+        async with request.form() as form:
+            for key, value in form.multi_items():
+                if hasattr(value, "read"):
+                    photo = await value.read()  # type: ignore[union-attr]
+                else:
+                    params[key] = value
         return params, photo
     body = await request.body()
     if content_type.startswith("application/json"):

@@ -1,0 +1,194 @@
+"""Delivering the report: every subscriber once, through real procrastinate workers, the
+shared limiter and the strict fakes of Telegram, Discord and SendGrid."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from chainlens.deps import Deps
+from reports.build import build_report
+from reports.jobs import defer_broadcast
+from reports.ledger import state_counts
+from reports.store import save_report
+from reports.subscriptions import get_subscription
+from tests.fake_delivery_env import Fakes, add_subscriber, delivery_deps, drain, running_fakes
+from tests.fake_delivery_sources import ReportSources
+
+DAY = date(2026, 12, 1)
+REF = DAY.isoformat()
+
+
+@pytest.fixture
+def fakes() -> Iterator[Fakes]:
+    with running_fakes() as running:
+        yield running
+
+
+@pytest.fixture
+async def ddeps(deps: Deps, fakes: Fakes) -> AsyncIterator[Deps]:
+    async with delivery_deps(deps, fakes, ReportSources()) as opened:
+        yield opened
+
+
+async def built(deps: Deps, day: date = DAY) -> None:
+    await deps.db.execute("INSERT INTO projects (id, symbol, name) VALUES ('uniswap', 'uni', "
+                          "'Uniswap') ON CONFLICT DO NOTHING")
+    await deps.db.execute("INSERT INTO project_usage VALUES ('uniswap', $1, 4) "
+                          "ON CONFLICT DO NOTHING", day)
+    content, chart = await build_report(deps, day)
+    await save_report(deps, content, chart)
+
+
+async def test_everyone_once_with_429s_and_within_the_limits(ddeps: Deps, fakes: Fakes) -> None:
+    await built(ddeps)
+    private = [str(1000 + i) for i in range(24)]
+    groups = [str(-100200 - i) for i in range(8)]
+    channels = [str(900000 + i) for i in range(6)]
+    emails = [f"reader{i}@example.com" for i in range(5)]
+    for i, chat in enumerate(private + groups):
+        await add_subscriber(ddeps, "telegram", chat, tier="pro" if i % 3 == 0 else "free")
+    for channel in channels:
+        await add_subscriber(ddeps, "discord", channel, tier="pro")
+    for email in emails:
+        await add_subscriber(ddeps, "email", email)
+    await add_subscriber(ddeps, "email", "unconfirmed@example.com", confirmed=False)
+    fakes.telegram.cue(private[1], "429")
+    fakes.telegram.cue(groups[0], "429")
+    fakes.telegram.cue(private[2], "error500")
+    fakes.discord.cue(channels[0], "429")
+    fakes.sendgrid.cue = "429"
+
+    assert await defer_broadcast(DAY)
+    assert not await defer_broadcast(DAY)  # already queued: one broadcast
+    await drain(ddeps, REF)
+
+    for chat in private + groups:
+        kinds = [a.method for a in fakes.telegram.to(chat)]
+        assert kinds == ["sendPhoto", "sendMessage"], (chat, kinds)
+    for channel in channels:
+        posted = fakes.discord.to(channel)
+        assert len(posted) == 1 and posted[0].files == 1
+    for email in emails:
+        mails = fakes.sendgrid.to(email)
+        assert len(mails) == 1
+        assert mails[0].headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert mails[0].headers["List-Unsubscribe"].startswith("<http")
+        assert "/reports/unsubscribe?token=" in mails[0].html  # substituted per recipient
+    assert fakes.sendgrid.to("unconfirmed@example.com") == []
+    assert fakes.sendgrid.requests == 1  # one batch for the five (after the 429)
+    # the strict fake never had to refuse for rate: only the cued answers were refusals
+    assert sorted(code for _, code, _ in fakes.telegram.refused) == [429, 429, 500]
+    assert fakes.telegram.max_in_window(1.0) <= 30
+    assert all(fakes.telegram.max_in_window(60.0, g) <= 20 for g in groups)
+    assert [code for _, code, _ in fakes.discord.refused] == [429]
+    # editions follow the subscribing account's tier
+    full_text = fakes.telegram.to(private[0])[1].text
+    headline_text = fakes.telegram.to(private[1])[1].text
+    assert "Risk flags" in full_text and "comes with Pro" not in full_text
+    assert "comes with Pro" in headline_text and "Risk flags" not in headline_text
+    counts = await state_counts(ddeps, "report", REF)
+    assert counts == {"telegram": {"sent": 32}, "discord": {"sent": 6}, "email": {"sent": 5}}
+
+
+async def test_blocked_bot_and_deleted_channel_deactivate_without_retrying(
+        ddeps: Deps, fakes: Fakes) -> None:
+    await built(ddeps)
+    await add_subscriber(ddeps, "telegram", "2001")
+    await add_subscriber(ddeps, "telegram", "2002")
+    await add_subscriber(ddeps, "discord", "3001")
+    fakes.telegram.cue("2001", "blocked")
+    fakes.discord.cue("3001", "unknown_channel")
+    await defer_broadcast(DAY)
+    await drain(ddeps, REF)
+
+    blocked = await get_subscription(ddeps, channel="telegram", destination="2001")
+    assert blocked is not None and not blocked.active
+    assert blocked.deactivated_reason == "Forbidden: bot was blocked by the user"
+    gone = await get_subscription(ddeps, channel="discord", destination="3001")
+    assert gone is not None and not gone.active and gone.deactivated_reason == "Unknown Channel"
+    assert len(fakes.telegram.to("2002")) == 2
+    # `report send` again: nobody is repeated and the blocked chat is not tried again
+    from reports.deliver import broadcast_report
+
+    await broadcast_report(ddeps, DAY)
+    await drain(ddeps, REF)
+    assert [c for c, _, _ in fakes.telegram.refused] == ["2001"]
+    assert len(fakes.telegram.to("2002")) == 2 and fakes.discord.posted == []
+    counts = await state_counts(ddeps, "report", REF)
+    assert counts == {"telegram": {"failed": 1, "sent": 1}, "discord": {"failed": 1}}
+
+
+async def test_a_send_that_timed_out_after_arriving_is_not_repeated(ddeps: Deps,
+                                                                    fakes: Fakes) -> None:
+    fakes.telegram.hang_s = 3.0  # longer than SEND_TIMEOUT_S (1 s)
+    await built(ddeps)
+    await add_subscriber(ddeps, "telegram", "4001")
+    await add_subscriber(ddeps, "telegram", "4002")
+    fakes.telegram.cue("4001", "timeout")
+    await defer_broadcast(DAY)
+    await drain(ddeps, REF)
+    from reports.deliver import broadcast_report
+
+    await broadcast_report(ddeps, DAY)  # a second `report send`
+    await drain(ddeps, REF)
+    assert [a.method for a in fakes.telegram.to("4001")] == ["sendPhoto"]  # arrived once, then
+    assert len(fakes.telegram.to("4002")) == 2                            # never resent
+    row = await ddeps.db.fetchrow("SELECT state, error FROM deliveries WHERE destination = '4001'")
+    assert row["state"] == "unknown" and "ReadTimeout" in row["error"]
+    sub = await get_subscription(ddeps, channel="telegram", destination="4001")
+    assert sub is not None and sub.active  # unknown is not a reason to unsubscribe
+
+
+async def test_rebuild_after_delivery_started_sends_nobody_again(ddeps: Deps,
+                                                                 fakes: Fakes) -> None:
+    await built(ddeps)
+    await add_subscriber(ddeps, "telegram", "5001")
+    await defer_broadcast(DAY)
+    await drain(ddeps, REF)
+    await built(ddeps)  # rebuilt the same day
+    await defer_broadcast(DAY)
+    await drain(ddeps, REF)
+    assert len(fakes.telegram.to("5001")) == 2
+    assert await ddeps.db.fetchval("SELECT builds FROM daily_reports") == 2
+
+
+async def test_two_workers_at_the_same_minute_build_once_and_send_once(
+        deps: Deps, fakes: Fakes) -> None:
+    from reports.queue import run_worker
+
+    at = datetime.now(UTC) + timedelta(seconds=3)
+    cron = f"{at.minute} {at.hour} * * * {at.second}"  # croniter: seconds come last
+    today = at.date()
+    async with delivery_deps(deps, fakes, ReportSources(), report_cron=cron) as ddeps:
+        await ddeps.db.execute("INSERT INTO projects (id, symbol, name) VALUES ('uniswap', 'uni', "
+                               "'Uniswap')")
+        await ddeps.db.execute("INSERT INTO project_usage VALUES ('uniswap', $1, 4)", today)
+        for chat in ("6001", "6002", "-6003"):
+            await add_subscriber(ddeps, "telegram", chat)
+        workers = [asyncio.create_task(run_worker(ddeps, install_signal_handlers=False,
+                                                  name=f"w{i}", concurrency=4))
+                   for i in range(2)]
+        try:
+            async with asyncio.timeout(40):
+                while len(fakes.telegram.arrived) < 6 or await ddeps.db.fetchval(
+                        "SELECT count(*) FROM deliveries WHERE state <> 'sent'"):
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(1.5)  # room for a duplicate to show up, if there were one
+        finally:
+            for task in workers:
+                task.cancel()
+            for task in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        assert await ddeps.db.fetchval("SELECT builds FROM daily_reports "
+                                       "WHERE report_date = $1", today) == 1
+        assert await ddeps.db.fetchval(
+            "SELECT count(*) FROM procrastinate_periodic_defers "
+            "WHERE task_name = 'reports.build_daily_report'") == 1
+        for chat in ("6001", "6002", "-6003"):
+            assert len(fakes.telegram.to(chat)) == 2
