@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from bots.outbound import (
     DiscordMessage,
@@ -50,7 +50,12 @@ class ReportMissing(LookupError):
 
 
 class DeliveriesPending(RuntimeError):
-    """Some rows of the batch could not be sent yet; the job is retried with backoff."""
+    """Some rows of the batch could not be sent yet; the job is retried with backoff, not
+    before `due_in_s` (the earliest time a platform allowed)."""
+
+    def __init__(self, message: str, due_in_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.due_in_s = due_in_s
 
 
 @dataclass
@@ -125,10 +130,11 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
     """Send the given rows once each; returns outcome counts. Raises DeliveriesPending when
     some rows must wait (the job is retried later)."""
     unknown = await ledger.settle_orphans(deps, delivery_ids, job_id)
-    rows = [d for d in await ledger.load(deps, delivery_ids) if d.state == "pending"]
-    counts = {"sent": 0, "failed": 0, "unknown": unknown, "retry": 0, "skipped": 0}
-    if not rows:
-        return counts
+    pending = [d for d in await ledger.load(deps, delivery_ids) if d.state == "pending"]
+    now = datetime.now(UTC)
+    rows = [d for d in pending if d.not_before is None or d.not_before <= now]
+    later = [d.not_before for d in pending if d.not_before is not None and d.not_before > now]
+    counts = {"sent": 0, "failed": 0, "unknown": unknown, "retry": len(later), "skipped": 0}
     rendered: dict[str, Rendered] = {}
     for kind, ref in {(d.kind, d.ref) for d in rows}:
         rendered[f"{kind}:{ref}"] = await RENDERERS[kind](deps, ref)
@@ -149,7 +155,12 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
     for status in results:
         counts[status] += 1
     if counts["retry"]:
-        raise DeliveriesPending(f"{counts['retry']} deliveries will be retried")
+        # Rows released with a platform's wait: retry the job no sooner than that.
+        due = await deps.db.fetchval(
+            "SELECT min(not_before) FROM deliveries WHERE id = ANY($1::bigint[]) "
+            "AND state = 'pending'", delivery_ids)
+        due_in = max(0.0, (due - datetime.now(UTC)).total_seconds()) if due else 0.0
+        raise DeliveriesPending(f"{counts['retry']} deliveries will be retried", due_in)
     return counts
 
 
@@ -184,16 +195,18 @@ async def _send_chat(deps: Deps, limiter: SendLimiter, delivery: Delivery, rende
     if delivery.channel == "telegram":
         parts = rendered.telegram[delivery.edition]
     done = delivery.parts_done
-    claimed = False
-    for attempt in range(RETRIES_IN_JOB):
+    retries = 0
 
-        async def on_slot() -> bool:
-            nonlocal claimed
-            if claimed:
-                return True
-            claimed = bool(await ledger.claim(deps, [delivery.id], job_id))
-            return claimed
+    async def on_slot() -> bool:
+        # Claim (pending -> sending) only now, with the slot granted and the request about
+        # to leave; between two parts the row is pending again with its progress recorded.
+        nonlocal done
+        next_part = await ledger.claim_one(deps, delivery.id, job_id)
+        if next_part is not None:
+            done = next_part
+        return next_part is not None
 
+    while True:
         if parts is not None:
             outcome = await send_telegram(deps, delivery.destination, parts[done],
                                           photo_png=rendered.image_png, limiter=limiter,
@@ -209,14 +222,13 @@ async def _send_chat(deps: Deps, limiter: SendLimiter, delivery: Delivery, rende
             done += 1
             await ledger.part_done(deps, delivery.id, done)
             continue
-        if outcome.status == "retry" and attempt + 1 < RETRIES_IN_JOB \
+        retries += outcome.status == "retry"
+        if outcome.status == "retry" and retries < RETRIES_IN_JOB \
                 and outcome.retry_after_s <= MAX_WAIT_IN_JOB_S:
             # Nothing arrived: give the row back, wait for the hold (inside acquire), resend.
             await ledger.release(deps, [delivery.id], reason=outcome.reason, after_s=0)
-            claimed = False
             continue
         return await _finish(deps, [delivery], outcome)
-    return "retry"
 
 
 async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],

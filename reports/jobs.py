@@ -10,6 +10,8 @@ import logging
 from datetime import UTC, date, datetime
 
 from procrastinate import RetryStrategy
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.job_context import JobContext
 
@@ -17,9 +19,25 @@ from reports.queue import app, job_deps
 
 log = logging.getLogger(__name__)
 
-# Backoff for a batch with rows a platform refused for now (429 beyond the in-job waits,
-# connection refused, 5xx): 2, 4, 8, … seconds, ten attempts.
-SEND_RETRY = RetryStrategy(max_attempts=10, exponential_wait=2)
+class SendRetry(BaseRetryStrategy):
+    """A batch with rows a platform refused for now (a 429 beyond the in-job waits, a refused
+    connection, a 5xx) runs again after 2, 4, 8 … s (at most 5 min), and never before the
+    wait the platform asked for; ten attempts."""
+
+    max_attempts = 10
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        from reports.deliver import DeliveriesPending
+
+        if job.attempts >= self.max_attempts:
+            return None
+        wait = min(300.0, 2.0 ** (job.attempts + 1))
+        if isinstance(exception, DeliveriesPending):
+            wait = max(wait, exception.due_in_s + 0.1)
+        return RetryDecision(retry_in={"seconds": wait})
+
+
+SEND_RETRY = SendRetry()
 
 
 @app.task(name="reports.build_daily_report", queue="reports", pass_context=True)

@@ -14,7 +14,7 @@ this table, the senders and the send job unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import asyncpg
 
@@ -35,13 +35,15 @@ class Delivery:
     state: str
     parts_done: int
     attempts: int
+    not_before: datetime | None = None
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
     return Delivery(id=row["id"], kind=row["kind"], ref=row["ref"],
                     subscriber_id=row["subscriber_id"], channel=row["channel"],
                     destination=row["destination"], edition=row["edition"], state=row["state"],
-                    parts_done=row["parts_done"], attempts=row["attempts"])
+                    parts_done=row["parts_done"], attempts=row["attempts"],
+                    not_before=row["not_before"])
 
 
 async def fan_out_report(conn: asyncpg.Connection, report_date: date) -> int:
@@ -92,6 +94,16 @@ async def load(deps: Deps, ids: list[int]) -> list[Delivery]:
 async def claim(deps: Deps, ids: list[int], job_id: int) -> list[int]:
     """pending -> sending for those of `ids` still pending and due; returns the claimed ids.
     A row whose subscription was deactivated since the fan-out is failed instead."""
+    return [delivery_id for delivery_id, _ in await _claim(deps, ids, job_id)]
+
+
+async def claim_one(deps: Deps, delivery_id: int, job_id: int) -> int | None:
+    """Claim one row; its `parts_done` (the next part to send), or None when not claimed."""
+    claimed = await _claim(deps, [delivery_id], job_id)
+    return claimed[0][1] if claimed else None
+
+
+async def _claim(deps: Deps, ids: list[int], job_id: int) -> list[tuple[int, int]]:
     async with deps.db.acquire() as conn, conn.transaction():
         await conn.execute(
             """
@@ -107,14 +119,17 @@ async def claim(deps: Deps, ids: list[int], job_id: int) -> list[int]:
                    attempts = attempts + 1, updated_at = now()
              WHERE id = ANY($1::bigint[]) AND state = 'pending'
                AND (not_before IS NULL OR not_before <= now())
-            RETURNING id
+            RETURNING id, parts_done
             """, ids, job_id)
-    return [r["id"] for r in rows]
+    return [(r["id"], r["parts_done"]) for r in rows]
 
 
 async def part_done(deps: Deps, delivery_id: int, parts_done: int) -> None:
-    await deps.db.execute("UPDATE deliveries SET parts_done = $2, updated_at = now() "
-                          "WHERE id = $1 AND state = 'sending'", delivery_id, parts_done)
+    """A part arrived and more remain: back to pending with the progress recorded, so whoever
+    claims it next (this job, after its next slot) sends only the remaining parts."""
+    await deps.db.execute(
+        "UPDATE deliveries SET parts_done = $2, state = 'pending', not_before = NULL, "
+        "updated_at = now() WHERE id = $1 AND state = 'sending'", delivery_id, parts_done)
 
 
 async def mark_sent(deps: Deps, ids: list[int]) -> None:

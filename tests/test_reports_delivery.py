@@ -192,3 +192,94 @@ async def test_two_workers_at_the_same_minute_build_once_and_send_once(
             "WHERE task_name = 'reports.build_daily_report'") == 1
         for chat in ("6001", "6002", "-6003"):
             assert len(fakes.telegram.to(chat)) == 2
+
+
+def worker_env(deps: Deps, fakes: Fakes, **extra: str) -> dict[str, str]:
+    import json
+    import os
+
+    from tests.conftest import REPO_ROOT
+
+    closed = "http://127.0.0.1:9"  # nothing listens: a worker here never reaches a data API
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DISCORD_"))}
+    env.update(fakes.env())
+    env.update({
+        "PYTHONPATH": str(REPO_ROOT), "ENVIRONMENT": "test", "LOG_LEVEL": "INFO",
+        "DATABASE_URL": str(deps.settings.database_url), "REDIS_URL": str(deps.settings.redis_url),
+        "REDIS_PREFIX": deps.settings.redis_prefix, "SEND_TIMEOUT_S": "1",
+        "WORKER_HEARTBEAT_S": "0.5", "WORKER_CONCURRENCY": "2",
+        "SEND_RATES": json.dumps(json.loads(extra.pop("SEND_RATES", "{}"))),
+        "COINGECKO_BASE_URL": closed, "DEFILLAMA_BASE_URL": closed, "GOPLUS_BASE_URL": closed,
+        "GITHUB_API_URL": closed, "FEAR_GREED_URL": closed, "NEWS_FEEDS": closed + "/rss",
+        "LLM_MODELS": "",
+    })
+    env.update(extra)
+    return env
+
+
+async def start_worker(env: dict[str, str], cwd: str, *args: str) -> asyncio.subprocess.Process:
+    import sys
+
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chainlens.cli", "worker", "--queues", "telegram,reports", *args,
+        env=env, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+
+@pytest.mark.slow
+async def test_worker_killed_mid_broadcast_restarts_and_repeats_nobody(
+        deps: Deps, tmp_path: object) -> None:
+    import signal
+
+    from reports.deliver import broadcast_report
+
+    telegram_fake = __import__("tests.fake_delivery_telegram", fromlist=["x"]).FakeTelegramDelivery(
+        answer_delay_s=0.05, hang_s=4.0)
+    with running_fakes(telegram=telegram_fake) as fakes:
+        async with delivery_deps(deps, fakes, ReportSources()) as ddeps:
+            await built(ddeps)
+            chats = [str(7000 + i) for i in range(40)]
+            for chat in chats:
+                await add_subscriber(ddeps, "telegram", chat)
+            fakes.telegram.cue(chats[5], "timeout")  # arrives, but the answer never comes
+            await broadcast_report(ddeps, DAY)
+            env = worker_env(ddeps, fakes, SEND_RATES='{"telegram": [10, 1]}')
+
+            first = await start_worker(env, str(tmp_path))
+            async with asyncio.timeout(60):
+                while len(fakes.telegram.arrived) < 30:
+                    assert first.returncode is None, "worker exited early"
+                    await asyncio.sleep(0.05)
+            first.send_signal(signal.SIGKILL)  # mid-broadcast, no chance to clean up
+            await first.wait()
+            arrived_at_kill = len(fakes.telegram.arrived)
+            assert arrived_at_kill < 80  # really mid-way
+            await asyncio.sleep(2.0)  # the dead worker's heartbeat goes stale (3 x 0.5 s)
+
+            second = await start_worker(env, str(tmp_path), "--until-idle")
+            try:
+                async with asyncio.timeout(90):
+                    while await ddeps.db.fetchval(
+                            "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"):
+                        await asyncio.sleep(0.2)
+                    await second.wait()
+            finally:
+                if second.returncode is None:
+                    second.kill()
+                    await second.wait()
+
+            states = {r["destination"]: r["state"] for r in await ddeps.db.fetch(
+                "SELECT destination, state FROM deliveries")}
+            for chat in chats:
+                methods = [a.method for a in fakes.telegram.to(chat)]
+                assert len(methods) == len(set(methods)), (chat, methods)  # nothing twice
+                if states[chat] == "sent":
+                    assert methods == ["sendPhoto", "sendMessage"], (chat, methods)
+                else:
+                    assert states[chat] == "unknown", (chat, states[chat])
+            assert states[chats[5]] == "unknown"
+            assert [a.method for a in fakes.telegram.to(chats[5])] == ["sendPhoto"]
+            unknown = sum(1 for s in states.values() if s == "unknown")
+            # only what was in flight when the worker died (plus the cued timeout) is unknown
+            assert unknown <= 1 + 2 * 10, states
+            assert sum(1 for s in states.values() if s == "sent") >= len(chats) - unknown
+            assert len(fakes.telegram.arrived) > arrived_at_kill  # the restart sent the rest
