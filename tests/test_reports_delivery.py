@@ -283,3 +283,37 @@ async def test_worker_killed_mid_broadcast_restarts_and_repeats_nobody(
             assert unknown <= 1 + 2 * 10, states
             assert sum(1 for s in states.values() if s == "sent") >= len(chats) - unknown
             assert len(fakes.telegram.arrived) > arrived_at_kill  # the restart sent the rest
+
+
+async def test_status_command_and_metrics_show_the_ledger(ddeps: Deps, fakes: Fakes) -> None:
+    import httpx
+    from click.testing import CliRunner
+
+    from web.app import create_app
+
+    await built(ddeps)
+    await add_subscriber(ddeps, "telegram", "8001")
+    await add_subscriber(ddeps, "telegram", "8002")
+    fakes.telegram.cue("8002", "blocked")
+    await defer_broadcast(DAY)
+    await drain(ddeps, REF)
+    app = create_app(ddeps.settings, deps=ddeps)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as web:
+        text = (await web.get("/metrics")).text
+    assert ('chainlens_report_deliveries{channel="telegram",report_date="2026-12-01",'
+            'state="sent"} 1.0') in text
+    assert ('chainlens_report_deliveries{channel="telegram",report_date="2026-12-01",'
+            'state="failed"} 1.0') in text
+    assert 'chainlens_send_rate_per_second{channel="telegram"} 0.0166' in text
+
+    from chainlens.cli import main
+
+    env = {"DATABASE_URL": str(ddeps.settings.database_url),
+           "REDIS_URL": str(ddeps.settings.redis_url), "REDIS_PREFIX": ddeps.settings.redis_prefix}
+    result = await asyncio.to_thread(CliRunner().invoke, main, ["report", "status", "--date",
+                                                                "2026-12-01"], env=env)
+    assert result.exit_code == 0, result.output
+    telegram_line = next(line for line in result.output.splitlines()
+                         if line.startswith("telegram"))
+    assert telegram_line.split() == ["telegram", "0", "0", "1", "1", "0"]
