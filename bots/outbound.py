@@ -48,6 +48,9 @@ class SendOutcome:
     retry_after_s: float = 0.0
     deactivate: bool = False
     message_id: str | None = None
+    # What the platform now hosts for us (a Telegram photo file_id, a Discord attachment URL):
+    # later sends of the same image pass this instead of uploading it again.
+    media_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +101,12 @@ def _telegram_base(deps: Deps) -> str:
 
 
 async def send_telegram(deps: Deps, chat_id: str | int, part: TelegramPart, *,
-                        photo_png: bytes | None = None, limiter: SendLimiter | None = None,
+                        photo: bytes | str | None = None, limiter: SendLimiter | None = None,
                         on_slot: OnSlot | None = None) -> SendOutcome:
-    """Send one part to a Telegram chat through the limiter; never raises for platform errors."""
+    """Send one part to a Telegram chat through the limiter; never raises for platform errors.
+
+    `photo` is the PNG to upload or the `file_id` of one already uploaded (`media_ref` of an
+    earlier outcome)."""
     token = deps.settings.telegram_bot_token
     if token is None:
         return SendOutcome("permanent", "telegram is not configured (TELEGRAM_BOT_TOKEN)")
@@ -113,12 +119,18 @@ async def send_telegram(deps: Deps, chat_id: str | int, part: TelegramPart, *,
     timeout = deps.settings.send_timeout_s
     try:
         if part.kind == "photo":
-            if photo_png is None:
+            if photo is None:
                 return SendOutcome("permanent", "photo part without an image")
-            response = await deps.http.post(
-                url + "sendPhoto", timeout=timeout,
-                data={"chat_id": chat, "caption": part.html, "parse_mode": "HTML"},
-                files={"photo": ("chart.png", photo_png, "image/png")})
+            if isinstance(photo, str):
+                response = await deps.http.post(
+                    url + "sendPhoto", timeout=timeout,
+                    json={"chat_id": chat, "photo": photo, "caption": part.html,
+                          "parse_mode": "HTML"})
+            else:
+                response = await deps.http.post(
+                    url + "sendPhoto", timeout=timeout,
+                    data={"chat_id": chat, "caption": part.html, "parse_mode": "HTML"},
+                    files={"photo": ("chart.png", photo, "image/png")})
         else:
             response = await deps.http.post(
                 url + "sendMessage", timeout=timeout,
@@ -137,7 +149,10 @@ async def _telegram_outcome(limiter: SendLimiter, chat: str,
         body = {}
     description = str(body.get("description") or f"HTTP {response.status_code}")
     if response.status_code == 200 and body.get("ok"):
-        return SendOutcome("sent", message_id=str((body.get("result") or {}).get("message_id")))
+        result = body.get("result") or {}
+        sizes = result.get("photo") or []
+        file_id = sizes[-1].get("file_id") if sizes and isinstance(sizes[-1], dict) else None
+        return SendOutcome("sent", message_id=str(result.get("message_id")), media_ref=file_id)
     if response.status_code == 429:
         retry_after = float((body.get("parameters") or {}).get("retry_after") or 1)
         await limiter.hold("telegram", chat=chat, seconds=retry_after)
@@ -159,9 +174,11 @@ _DISCORD_GONE_CODES = {10003, 50001, 50013, 10004, 50007}
 
 
 async def send_discord(deps: Deps, channel_id: str | int, message: DiscordMessage, *,
-                       chart_png: bytes | None = None, limiter: SendLimiter | None = None,
+                       chart: bytes | str | None = None, limiter: SendLimiter | None = None,
                        on_slot: OnSlot | None = None) -> SendOutcome:
-    """Post a message to a Discord channel through the limiter and Discord's own headers."""
+    """Post a message to a Discord channel through the limiter and Discord's own headers.
+
+    `chart` is the PNG to attach or the URL of one attached before (`media_ref`)."""
     token = deps.settings.discord_bot_token
     if token is None:
         return SendOutcome("permanent", "discord is not configured (DISCORD_BOT_TOKEN)")
@@ -176,15 +193,18 @@ async def send_discord(deps: Deps, channel_id: str | int, message: DiscordMessag
                                "allowed_mentions": {"parse": []}}
     headers = {"Authorization": f"Bot {token.get_secret_value()}"}
     try:
-        if message.with_chart and chart_png is not None:
+        if message.with_chart and isinstance(chart, bytes):
             payload["attachments"] = [{"id": 0, "filename": "chart.png"}]
             response = await deps.http.post(
                 url, headers=headers, timeout=deps.settings.send_timeout_s,
                 data={"payload_json": json.dumps(payload)},
-                files={"files[0]": ("chart.png", chart_png, "image/png")})
+                files={"files[0]": ("chart.png", chart, "image/png")})
         else:
             for embed in payload["embeds"]:
-                embed.pop("image", None)
+                if message.with_chart and isinstance(chart, str):
+                    embed["image"] = {"url": chart}
+                else:
+                    embed.pop("image", None)
             response = await deps.http.post(url, headers=headers, json=payload,
                                             timeout=deps.settings.send_timeout_s)
     except httpx.HTTPError as exc:
@@ -205,7 +225,10 @@ async def _discord_outcome(limiter: SendLimiter, channel: str,
         reset_after = float(response.headers.get("x-ratelimit-reset-after") or 1)
         await limiter.hold("discord", chat=channel, seconds=reset_after)
     if response.status_code in (200, 201):
-        return SendOutcome("sent", message_id=str(body.get("id")))
+        attachments = body.get("attachments") or []
+        media = attachments[0].get("url") if attachments and isinstance(attachments[0], dict) \
+            else None
+        return SendOutcome("sent", message_id=str(body.get("id")), media_ref=media)
     reason = str(body.get("message") or f"HTTP {response.status_code}")
     if response.status_code == 429:
         retry_after = float(body.get("retry_after") or response.headers.get("retry-after") or 1)

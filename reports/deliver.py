@@ -14,7 +14,9 @@ job ends stays pending and the job fails, so procrastinate retries it with backo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -40,7 +42,6 @@ from reports.subscriptions import unsubscribe
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = {"telegram": 100, "discord": 100, "email": 1000}
-IN_FLIGHT_PER_JOB = 10
 RETRIES_IN_JOB = 5
 MAX_WAIT_IN_JOB_S = 60.0
 
@@ -66,6 +67,11 @@ class Rendered:
     discord: dict[str, DiscordMessage] = field(default_factory=dict)
     email: dict[str, EmailMessage] = field(default_factory=dict)
     image_png: bytes | None = None
+    media: dict[str, str] = field(default_factory=dict)  # platform -> hosted copy of the image
+
+    @property
+    def image_key(self) -> str:
+        return hashlib.sha1(self.image_png or b"", usedforsecurity=False).hexdigest()[:20]
 
 
 async def render_report(deps: Deps, ref: str) -> Rendered:
@@ -140,15 +146,17 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
         rendered[f"{kind}:{ref}"] = await RENDERERS[kind](deps, ref)
     limiter = SendLimiter.from_deps(deps)
     email_rows = [d for d in rows if d.channel == "email"]
-    chat_rows = [d for d in rows if d.channel != "email"]
-    gate = asyncio.Semaphore(IN_FLIGHT_PER_JOB)
-
-    async def one(delivery: Delivery) -> str:
-        async with gate:
-            return await _send_chat(deps, limiter, delivery, rendered[f"{delivery.kind}:"
-                                                                      f"{delivery.ref}"], job_id)
-
-    results = list(await asyncio.gather(*(one(d) for d in chat_rows)))
+    results: list[str] = []
+    # Chats in rounds: every destination's first part, then every second part, … so the wait a
+    # chat's own window imposes between its parts overlaps with sends to the others.
+    remaining = [(d, d.parts_done) for d in rows if d.channel != "email"]
+    while remaining:
+        outcomes = await asyncio.gather(*(
+            _send_next_part(deps, limiter, d, part, rendered[f"{d.kind}:{d.ref}"], job_id)
+            for d, part in remaining))
+        results += [o for o in outcomes if isinstance(o, str)]
+        remaining = [(d, o) for (d, _), o in zip(remaining, outcomes, strict=True)
+                     if isinstance(o, int)]
     for (kind, ref, edition), group in _email_groups(email_rows).items():
         results += await _send_emails(deps, limiter, group, rendered[f"{kind}:{ref}"].email[edition],
                                       job_id)
@@ -189,46 +197,79 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
     return "failed" if outcome.status == "permanent" else outcome.status
 
 
-async def _send_chat(deps: Deps, limiter: SendLimiter, delivery: Delivery, rendered: Rendered,
-                     job_id: int) -> str:
-    parts: list[TelegramPart] | None = None
-    if delivery.channel == "telegram":
-        parts = rendered.telegram[delivery.edition]
-    done = delivery.parts_done
+# Sends in flight per platform in one process. Bounded so that waiters for the shared
+# limiter stay few (each polls Redis when a slot frees); the limiter, not this, sets the rate.
+IN_FLIGHT_PER_PLATFORM = 16
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _gate(platform: str) -> asyncio.Semaphore:
+    per_loop = _gates.setdefault(asyncio.get_running_loop(), {})
+    return per_loop.setdefault(platform, asyncio.Semaphore(IN_FLIGHT_PER_PLATFORM))
+
+
+async def _media(deps: Deps, rendered: Rendered, platform: str) -> bytes | str | None:
+    """The chart to send: a reference the platform already hosts, else the PNG itself."""
+    if rendered.image_png is None:
+        return None
+    if platform not in rendered.media:
+        cached = await deps.redis.get(deps.keys("media", platform, rendered.image_key))
+        if cached:
+            rendered.media[platform] = cached.decode()
+    return rendered.media.get(platform) or rendered.image_png
+
+
+async def _remember_media(deps: Deps, rendered: Rendered, platform: str,
+                          outcome: SendOutcome) -> None:
+    if outcome.media_ref and platform not in rendered.media and rendered.image_png is not None:
+        rendered.media[platform] = outcome.media_ref
+        await deps.redis.set(deps.keys("media", platform, rendered.image_key), outcome.media_ref,
+                             ex=3 * 86400)
+
+
+async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, part: int,
+                          rendered: Rendered, job_id: int) -> str | int:
+    """Send the next part of a Telegram/Discord delivery: the index of the part after it when
+    more remain (the row is pending again), else the row's final status."""
+    parts = rendered.telegram[delivery.edition] if delivery.channel == "telegram" else None
     retries = 0
 
     async def on_slot() -> bool:
         # Claim (pending -> sending) only now, with the slot granted and the request about
         # to leave; between two parts the row is pending again with its progress recorded.
-        nonlocal done
+        nonlocal part
         next_part = await ledger.claim_one(deps, delivery.id, job_id)
         if next_part is not None:
-            done = next_part
+            part = next_part
         return next_part is not None
 
-    while True:
-        if parts is not None:
-            outcome = await send_telegram(deps, delivery.destination, parts[done],
-                                          photo_png=rendered.image_png, limiter=limiter,
-                                          on_slot=on_slot)
-        else:
-            outcome = await send_discord(deps, delivery.destination,
-                                         rendered.discord[delivery.edition],
-                                         chart_png=rendered.image_png, limiter=limiter,
-                                         on_slot=on_slot)
-        if outcome.status == "skipped":
-            return "skipped"
-        if outcome.status == "sent" and parts is not None and done + 1 < len(parts):
-            done += 1
-            await ledger.part_done(deps, delivery.id, done)
-            continue
-        retries += outcome.status == "retry"
-        if outcome.status == "retry" and retries < RETRIES_IN_JOB \
-                and outcome.retry_after_s <= MAX_WAIT_IN_JOB_S:
-            # Nothing arrived: give the row back, wait for the hold (inside acquire), resend.
-            await ledger.release(deps, [delivery.id], reason=outcome.reason, after_s=0)
-            continue
-        return await _finish(deps, [delivery], outcome)
+    async with _gate(delivery.channel):
+        while True:
+            if parts is not None:
+                photo = await _media(deps, rendered, "telegram") \
+                    if parts[part].kind == "photo" else None
+                outcome = await send_telegram(deps, delivery.destination, parts[part],
+                                              photo=photo, limiter=limiter, on_slot=on_slot)
+            else:
+                outcome = await send_discord(deps, delivery.destination,
+                                             rendered.discord[delivery.edition],
+                                             chart=await _media(deps, rendered, "discord"),
+                                             limiter=limiter, on_slot=on_slot)
+            if outcome.status == "skipped":
+                return "skipped"
+            if outcome.status == "sent":
+                await _remember_media(deps, rendered, delivery.channel, outcome)
+                if parts is not None and part + 1 < len(parts):
+                    await ledger.part_done(deps, delivery.id, part + 1)
+                    return part + 1
+            retries += outcome.status == "retry"
+            if outcome.status == "retry" and retries < RETRIES_IN_JOB \
+                    and outcome.retry_after_s <= MAX_WAIT_IN_JOB_S:
+                # Nothing arrived: give the row back, wait for the hold (inside acquire), resend.
+                await ledger.release(deps, [delivery.id], reason=outcome.reason, after_s=0)
+                continue
+            return await _finish(deps, [delivery], outcome)
 
 
 async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],

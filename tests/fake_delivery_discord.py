@@ -129,9 +129,11 @@ class FakeDiscord:
                                                "errors": problems})
         for e in payload.get("embeds") or []:
             url = (e.get("image") or {}).get("url", "")
-            if url.startswith("attachment://") and files == 0:
+            if (url.startswith("attachment://") and files == 0) or (
+                    url and not url.startswith(("attachment://", "https://"))):
                 return self._refuse(channel, 400, {"message": "Invalid Form Body", "code": 50035,
-                                                   "errors": ["attachment not uploaded"]})
+                                                   "errors": ["embeds.image.url: Not a well "
+                                                              "formed URL."]})
         cue = self.cues.get(channel)
         if cue == "missing_access":
             return self._refuse(channel, 403, {"message": "Missing Access", "code": 50001})
@@ -166,9 +168,12 @@ class FakeDiscord:
         if cue == "timeout":
             del self.cues[channel]
             await asyncio.sleep(self.hang_s)
+        attachments = [{"id": f"{message_id}0", "filename": "chart.png",
+                        "url": f"https://cdn.discordapp.com/attachments/{channel}/{message_id}0/"
+                               "chart.png"}] if files else []
         return JSONResponse({"id": message_id, "channel_id": channel, "content":
-                             payload.get("content") or "", "embeds": payload.get("embeds") or []},
-                            headers=headers)
+                             payload.get("content") or "", "embeds": payload.get("embeds") or [],
+                             "attachments": attachments}, headers=headers)
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/api/v10/channels/{channel_id}/messages", self.endpoint,

@@ -99,6 +99,8 @@ class FakeTelegramDelivery:
     _recent: deque[float] = field(default_factory=deque)
     _group_recent: dict[str, deque[float]] = field(default_factory=dict)
     next_id: int = 1
+    uploads: int = 0
+    file_ids: set[str] = field(default_factory=set)
 
     def cue(self, chat_id: str | int, what: str) -> None:
         self.cues[str(chat_id)] = what
@@ -149,8 +151,13 @@ class FakeTelegramDelivery:
         text = str(params.get("text" if method == "sendMessage" else "caption") or "")
         if method == "sendMessage" and not text:
             return self._refuse(chat, 400, "Bad Request: message text is empty")
-        if method == "sendPhoto" and not (photo and photo[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0")):
-            return self._refuse(chat, 400, "Bad Request: wrong type of the web page content")
+        if method == "sendPhoto":
+            reused = params.get("photo")
+            if photo is None and not (isinstance(reused, str) and reused in self.file_ids):
+                return self._refuse(chat, 400, "Bad Request: wrong file identifier/HTTP URL "
+                                    "specified")
+            if photo is not None and photo[:4] not in (b"\x89PNG", b"\xff\xd8\xff\xe0"):
+                return self._refuse(chat, 400, "Bad Request: IMAGE_PROCESS_FAILED")
         if params.get("parse_mode") == "HTML":
             try:
                 visible = parse_html(text)
@@ -188,15 +195,26 @@ class FakeTelegramDelivery:
             self.arrived.append(Arrival(chat, method, text, now))
             self.next_id += 1
             message_id = self.next_id
+            file_id = str(params.get("photo")) if method == "sendPhoto" and photo is None else None
+            if method == "sendPhoto" and photo is not None:
+                self.uploads += 1
+                file_id = f"AgACAgIAAxkBAAI{message_id:08d}"
+                self.file_ids.add(file_id)
         if cue == "timeout":
             del self.cues[chat]
             await asyncio.sleep(self.hang_s)
         if self.answer_delay_s:
             await asyncio.sleep(self.answer_delay_s)
-        return JSONResponse({"ok": True, "result": {
+        result: dict[str, Any] = {
             "message_id": message_id, "date": int(time.time()),
-            "chat": {"id": int(chat), "type": "group" if int(chat) < 0 else "private"},
-            "text": visible}})
+            "chat": {"id": int(chat), "type": "group" if int(chat) < 0 else "private"}}
+        if method == "sendPhoto":
+            result["caption"] = visible
+            result["photo"] = [{"file_id": file_id, "file_unique_id": f"u{file_id}",
+                                "width": 640, "height": 360, "file_size": 20000}]
+        else:
+            result["text"] = visible
+        return JSONResponse({"ok": True, "result": result})
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/bot{token}/{method}", self.endpoint, methods=["POST"])])
