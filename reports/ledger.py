@@ -104,23 +104,24 @@ async def claim_one(deps: Deps, delivery_id: int, job_id: int) -> int | None:
 
 
 async def _claim(deps: Deps, ids: list[int], job_id: int) -> list[tuple[int, int]]:
-    async with deps.db.acquire() as conn, conn.transaction():
-        await conn.execute(
-            """
+    # One statement (one round trip): rows whose subscription was deactivated since the
+    # fan-out are failed, the others still pending and due become `sending`.
+    rows = await deps.db.fetch(
+        """
+        WITH gone AS (
             UPDATE deliveries d SET state = 'failed', error = 'unsubscribed before delivery',
                    updated_at = now()
               FROM report_subscribers s
              WHERE d.id = ANY($1::bigint[]) AND d.state = 'pending' AND d.kind = 'report'
                AND s.id = d.subscriber_id AND NOT s.active
-            """, ids)
-        rows = await conn.fetch(
-            """
-            UPDATE deliveries SET state = 'sending', claimed_by_job = $2,
-                   attempts = attempts + 1, updated_at = now()
-             WHERE id = ANY($1::bigint[]) AND state = 'pending'
-               AND (not_before IS NULL OR not_before <= now())
-            RETURNING id, parts_done
-            """, ids, job_id)
+            RETURNING d.id)
+        UPDATE deliveries SET state = 'sending', claimed_by_job = $2,
+               attempts = attempts + 1, updated_at = now()
+         WHERE id = ANY($1::bigint[]) AND state = 'pending'
+           AND (not_before IS NULL OR not_before <= now())
+           AND id NOT IN (SELECT id FROM gone)
+        RETURNING id, parts_done
+        """, ids, job_id)
     return [(r["id"], r["parts_done"]) for r in rows]
 
 
