@@ -47,6 +47,7 @@ class SendOutcome:
     reason: str = ""
     retry_after_s: float = 0.0
     deactivate: bool = False
+    rate_limited: bool = False  # a 429: the platform said when; waiting it out is free
     message_id: str | None = None
     # What the platform now hosts for us (a Telegram photo file_id, a Discord attachment URL):
     # later sends of the same image pass this instead of uploading it again.
@@ -156,7 +157,7 @@ async def _telegram_outcome(limiter: SendLimiter, chat: str,
     if response.status_code == 429:
         retry_after = float((body.get("parameters") or {}).get("retry_after") or 1)
         await limiter.hold("telegram", chat=chat, seconds=retry_after)
-        return SendOutcome("retry", description, retry_after_s=retry_after)
+        return SendOutcome("retry", description, retry_after_s=retry_after, rate_limited=True)
     if response.status_code >= 500:
         return SendOutcome("retry", description, retry_after_s=5.0)
     gone = response.status_code == 403 or any(s in description.lower() for s in _TELEGRAM_GONE)
@@ -234,7 +235,7 @@ async def _discord_outcome(limiter: SendLimiter, channel: str,
         retry_after = float(body.get("retry_after") or response.headers.get("retry-after") or 1)
         is_global = bool(body.get("global")) or response.headers.get("x-ratelimit-global") == "true"
         await limiter.hold("discord", chat=None if is_global else channel, seconds=retry_after)
-        return SendOutcome("retry", reason, retry_after_s=retry_after)
+        return SendOutcome("retry", reason, retry_after_s=retry_after, rate_limited=True)
     if response.status_code >= 500:
         return SendOutcome("retry", reason, retry_after_s=5.0)
     gone = response.status_code in (403, 404) or body.get("code") in _DISCORD_GONE_CODES

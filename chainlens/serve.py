@@ -31,20 +31,15 @@ async def watch_embedded_postgres(deps: Deps) -> None:
                 log.exception("embedded PostgreSQL failed to restart; will retry")
 
 
-_INDEX_REFRESH_S = 24 * 3600
-
-
 async def refresh_coin_index(deps: Deps) -> None:
-    """Refresh the coin index from CoinGecko at start and then daily (keeps the bundle honest)."""
+    """Refresh the coin index from CoinGecko once at start (the daily refresh is a job)."""
     from tools.index import refresh_index
 
-    while True:
-        written = await refresh_index(deps)
-        if written:
-            log.info("coin index refreshed from CoinGecko: %d projects", written)
-        else:
-            log.info("coin index not refreshed (CoinGecko unreachable); using the bundled index")
-        await asyncio.sleep(_INDEX_REFRESH_S)
+    written = await refresh_index(deps)
+    if written:
+        log.info("coin index refreshed from CoinGecko: %d projects", written)
+    else:
+        log.info("coin index not refreshed (CoinGecko unreachable); using the bundled index")
 
 
 def channel_plan(settings: Settings) -> list[str]:

@@ -42,7 +42,8 @@ from reports.subscriptions import unsubscribe
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = {"telegram": 100, "discord": 100, "email": 1000}
-RETRIES_IN_JOB = 5
+RETRIES_IN_JOB = 3  # refused connections and 5xx answers, before the job backs off
+RATE_LIMIT_BUDGET_S = 120.0  # 429s are waited out in the job up to this much in total
 MAX_WAIT_IN_JOB_S = 60.0
 
 
@@ -199,7 +200,7 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
 
 # Sends in flight per platform in one process. Bounded so that waiters for the shared
 # limiter stay few (each polls Redis when a slot frees); the limiter, not this, sets the rate.
-IN_FLIGHT_PER_PLATFORM = 16
+IN_FLIGHT_PER_PLATFORM = 8
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = \
     weakref.WeakKeyDictionary()
 
@@ -234,6 +235,7 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
     more remain (the row is pending again), else the row's final status."""
     parts = rendered.telegram[delivery.edition] if delivery.channel == "telegram" else None
     retries = 0
+    waited_s = 0.0
 
     async def on_slot() -> bool:
         # Claim (pending -> sending) only now, with the slot granted and the request about
@@ -263,8 +265,13 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
                 if parts is not None and part + 1 < len(parts):
                     await ledger.part_done(deps, delivery.id, part + 1)
                     return part + 1
-            retries += outcome.status == "retry"
-            if outcome.status == "retry" and retries < RETRIES_IN_JOB \
+            if outcome.status == "retry" and outcome.rate_limited:
+                waited_s += outcome.retry_after_s
+                keep_trying = waited_s <= RATE_LIMIT_BUDGET_S
+            else:
+                retries += outcome.status == "retry"
+                keep_trying = retries < RETRIES_IN_JOB
+            if outcome.status == "retry" and keep_trying \
                     and outcome.retry_after_s <= MAX_WAIT_IN_JOB_S:
                 # Nothing arrived: give the row back, wait for the hold (inside acquire), resend.
                 await ledger.release(deps, [delivery.id], reason=outcome.reason, after_s=0)

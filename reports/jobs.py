@@ -20,9 +20,9 @@ from reports.queue import app, job_deps
 log = logging.getLogger(__name__)
 
 class SendRetry(BaseRetryStrategy):
-    """A batch with rows a platform refused for now (a 429 beyond the in-job waits, a refused
-    connection, a 5xx) runs again after 2, 4, 8 … s (at most 5 min), and never before the
-    wait the platform asked for; ten attempts."""
+    """A batch with rows a platform refused for now runs again: when the platform said (a
+    429's retry_after beyond the in-job budget), else after 2, 4, 8 … s (at most 5 min) for
+    refused connections and 5xx answers; ten attempts."""
 
     max_attempts = 10
 
@@ -31,10 +31,10 @@ class SendRetry(BaseRetryStrategy):
 
         if job.attempts >= self.max_attempts:
             return None
-        wait = min(300.0, 2.0 ** (job.attempts + 1))
-        if isinstance(exception, DeliveriesPending):
-            wait = max(wait, exception.due_in_s + 0.1)
-        return RetryDecision(retry_in={"seconds": wait})
+        if isinstance(exception, DeliveriesPending) and exception.due_in_s > 0:
+            # the platform said when (a 429's retry_after): that, not a growing backoff
+            return RetryDecision(retry_in={"seconds": exception.due_in_s + 0.1})
+        return RetryDecision(retry_in={"seconds": min(300.0, 2.0 ** (job.attempts + 1))})
 
 
 SEND_RETRY = SendRetry()
@@ -91,3 +91,12 @@ async def warm_cache(context: JobContext, timestamp: int) -> None:
     deps = job_deps(context)
     warmed = await warm(deps, limit=deps.settings.cache_warm_limit)
     log.info("cache warmed for %d project(s)", len(warmed))
+
+
+@app.task(name="tools.refresh_coin_index", queue="default", pass_context=True)
+async def refresh_coin_index(context: JobContext, timestamp: int) -> None:
+    """Daily: the coin index from CoinGecko (project resolution), kept honest."""
+    from tools.index import refresh_index
+
+    written = await refresh_index(job_deps(context))
+    log.info("coin index refresh: %s", f"{written} projects" if written else "CoinGecko unreachable")

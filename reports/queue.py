@@ -32,6 +32,7 @@ from chainlens.deps import Deps
 log = logging.getLogger(__name__)
 
 QUEUES: tuple[str, ...] = ("reports", "telegram", "discord", "email", "default")
+COIN_INDEX_CRON = "17 3 * * *"  # daily, off the hour
 TASK_MODULES = ["reports.jobs"]
 
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
@@ -80,7 +81,8 @@ def register_periodic(deps: Deps) -> None:
     settings = deps.settings
     registry = app.periodic_registry
     for task, cron, periodic_id in ((jobs.build_daily_report, settings.report_cron, "daily"),
-                                    (jobs.warm_cache, settings.cache_warm_cron, "warm")):
+                                    (jobs.warm_cache, settings.cache_warm_cron, "warm"),
+                                    (jobs.refresh_coin_index, COIN_INDEX_CRON, "index")):
         registry.periodic_tasks.pop((task.name, periodic_id), None)
         registry.register_task(task=task, cron=cron, periodic_id=periodic_id,
                                configure_kwargs={})

@@ -9,6 +9,14 @@ from datetime import date
 
 import httpx
 import pytest
+from test_agent_support import (  # noqa: F401  (fixtures)
+    Fail,
+    FakeLLM,
+    Reply,
+    llm_server,
+    llm_server_session,
+    with_llm,
+)
 
 from chainlens.deps import Deps
 from reports import render
@@ -157,3 +165,18 @@ async def test_web_archive_and_api(rdeps: Deps) -> None:
                                           "sentimentScore": content.projects[0].sentiment_score}
     stored = await get_report(rdeps, DAY)
     assert stored is not None and stored.builds == 2
+
+
+async def test_intro_by_the_model_only_with_figures_from_the_data(
+        rdeps: Deps, llm_server: FakeLLM) -> None:
+    await ask_about(rdeps, "uniswap", "uni", "Uniswap", 4)
+    llm = with_llm(rdeps, llm_server, "writer")
+    grounded = "Markets are calm: Bitcoin is +2.5% and Uniswap drew 4 questions."
+    invented = "Bitcoin will reach 250000 this year while Uniswap drew 4 questions."
+    llm_server.script("writer", Reply(text=grounded), Reply(text=invented), Fail(500))
+    content, _ = await build_report(llm, DAY)
+    assert content.intro == grounded and "writer" in content.intro_by
+    content, _ = await build_report(llm, DAY)  # a figure the data does not have: refused
+    assert content.intro_by == "deterministic" and "250000" not in content.intro
+    content, _ = await build_report(llm, DAY)  # the model is down: the writer's intro
+    assert content.intro_by == "deterministic" and content.intro.startswith("Bitcoin is")

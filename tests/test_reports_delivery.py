@@ -322,3 +322,18 @@ async def test_status_command_and_metrics_show_the_ledger(ddeps: Deps, fakes: Fa
     telegram_line = next(line for line in result.output.splitlines()
                          if line.startswith("telegram"))
     assert telegram_line.split() == ["telegram", "0", "0", "1", "1", "0"]
+
+
+async def test_unsubscribed_after_the_fan_out_receives_nothing(ddeps: Deps, fakes: Fakes) -> None:
+    from reports.deliver import broadcast_report
+    from reports.subscriptions import unsubscribe
+
+    await built(ddeps)
+    await add_subscriber(ddeps, "telegram", "9001")
+    await add_subscriber(ddeps, "telegram", "9002")
+    await broadcast_report(ddeps, DAY)  # rows and jobs exist; nothing sent yet
+    assert await unsubscribe(ddeps, channel="telegram", destination="9001")
+    await drain(ddeps, REF)
+    assert fakes.telegram.to("9001") == [] and len(fakes.telegram.to("9002")) == 2
+    row = await ddeps.db.fetchrow("SELECT state, error FROM deliveries WHERE destination = '9001'")
+    assert (row["state"], row["error"]) == ("failed", "unsubscribed before delivery")
