@@ -186,16 +186,14 @@ async def main(n: int, scale: float, workers: int, concurrency: int) -> None:
                 summary = await broadcast_report(deps, DAY)
                 fanned = time.perf_counter() - started
                 procs = [await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "chainlens.cli", "worker", "--until-idle",
+                    sys.executable, "-m", "chainlens.cli", "worker",
                     "--queues", "telegram,discord,email", env=env, cwd="/tmp")
                     for _ in range(workers)]
                 while await deps.db.fetchval(
                         "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"):
-                    if all(p.returncode is not None for p in procs):
-                        procs = [await asyncio.create_subprocess_exec(
-                            sys.executable, "-m", "chainlens.cli", "worker", "--until-idle",
-                            "--queues", "telegram,discord,email", env=env, cwd="/tmp")]
                     await asyncio.sleep(0.5)
+                for proc in procs:
+                    proc.terminate()  # graceful stop: nothing is left to do
                 for proc in procs:
                     await proc.wait()
                 total = time.perf_counter() - started

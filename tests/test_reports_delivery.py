@@ -337,3 +337,23 @@ async def test_unsubscribed_after_the_fan_out_receives_nothing(ddeps: Deps, fake
     assert fakes.telegram.to("9001") == [] and len(fakes.telegram.to("9002")) == 2
     row = await ddeps.db.fetchrow("SELECT state, error FROM deliveries WHERE destination = '9001'")
     assert (row["state"], row["error"]) == ("failed", "unsubscribed before delivery")
+
+
+async def test_serve_runs_a_worker_in_process_unless_turned_off(ddeps: Deps, fakes: Fakes) -> None:
+    from chainlens.serve import channel_plan, run_job_worker
+
+    assert "job worker: on (in-process)" in channel_plan(ddeps.settings)
+    off = ddeps.settings.model_copy(update={"serve_worker": False})
+    assert any("SERVE_WORKER=false" in line for line in channel_plan(off))
+    await built(ddeps)
+    await add_subscriber(ddeps, "telegram", "9101")
+    worker = asyncio.create_task(run_job_worker(ddeps))  # what `serve` starts
+    try:
+        await defer_broadcast(DAY)
+        async with asyncio.timeout(30):
+            while len(fakes.telegram.to("9101")) < 2:
+                await asyncio.sleep(0.1)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
