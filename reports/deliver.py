@@ -225,8 +225,9 @@ async def _remember_media(deps: Deps, rendered: Rendered, platform: str,
                           outcome: SendOutcome) -> None:
     if outcome.media_ref and platform not in rendered.media and rendered.image_png is not None:
         rendered.media[platform] = outcome.media_ref
+        # Telegram file_ids do not expire; Discord's CDN links are signed for about a day.
         await deps.redis.set(deps.keys("media", platform, rendered.image_key), outcome.media_ref,
-                             ex=3 * 86400)
+                             ex=3 * 86400 if platform == "telegram" else 6 * 3600)
 
 
 async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, part: int,

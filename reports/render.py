@@ -19,7 +19,6 @@ from markdown_it import MarkdownIt
 
 from bots.outbound import DiscordMessage, EmailMessage, TelegramPart
 from reports.content import MarketOverview, ProjectLine, ReportContent
-from tools.results import utcnow
 
 Edition = Literal["headline", "full"]
 HEADLINE_PROJECTS = 3
@@ -293,6 +292,3 @@ def web_page(content: ReportContent, *, chart_src: str | None, subscribe_form: s
             f" · <a href=\"/api/reports/{content.report_date.isoformat()}\">JSON</a>"
             f"</small></p></main></body></html>")
 
-
-def now() -> datetime:
-    return utcnow()

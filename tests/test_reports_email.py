@@ -166,3 +166,26 @@ async def test_account_lists_and_stops_its_subscriptions(edeps: Deps,
     assert stopped.json() == {"unsubscribed": True}
     listed = (await web.get("/api/reports/subscriptions", headers=headers)).json()
     assert listed[0]["active"] is False
+
+
+async def test_a_signed_in_pro_subscribes_for_their_own_account(edeps: Deps,
+                                                                web: httpx.AsyncClient) -> None:
+    from billing.accounts import account_for_identity
+    from tests.conftest import paid_api_key
+
+    key = await paid_api_key(edeps, "pro")
+    pro = await account_for_identity(edeps, "web:pro-user@example.com")
+    sent = await web.post("/reports/subscribe", data={"email": "work@example.com"},
+                          headers={"Authorization": f"Bearer {key}"})
+    assert sent.status_code == 200
+    owner = await edeps.db.fetchval(
+        "SELECT user_id FROM report_subscribers WHERE destination = 'work@example.com'")
+    assert owner == pro.id  # the report this address gets is the Pro (full) edition
+
+
+async def test_account_page_carries_the_report_section(web: httpx.AsyncClient) -> None:
+    page = await web.get("/account")
+    assert 'id="report-sub-form"' in page.text and "/static/account_reports.js" in page.text
+    script = await web.get("/static/account_reports.js")
+    assert script.status_code == 200 and "/api/reports/subscriptions" in script.text
+    assert "innerHTML" not in script.text  # values are written as text, never as markup

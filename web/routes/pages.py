@@ -43,7 +43,7 @@ async def widget_css(request: Request) -> Response:
 
 @router.get("/static/{name}")
 async def static_asset(name: str, request: Request) -> Response:
-    if name not in ("page.css", "account.js", "pricing.js"):
+    if name not in ("page.css", "account.js", "pricing.js", "account_reports.js"):
         raise ApiError(404, "not_found", "Not Found")
     return _serve(request, name, 3600)
 

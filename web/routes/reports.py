@@ -123,8 +123,11 @@ async def _form_value(request: Request, name: str) -> str:
 
 
 @router.post("/reports/subscribe", include_in_schema=False)
-async def subscribe_email(request: Request) -> HTMLResponse:
-    """Subscribe an address (unconfirmed) and mail it a signed confirmation link."""
+async def subscribe_email(request: Request,
+                          caller: Caller = Depends(current_caller)) -> HTMLResponse:
+    """Subscribe an address (unconfirmed) and mail it a signed confirmation link. A signed-in
+    caller subscribes for their own account (its tier picks the edition); otherwise the
+    address's own web account does."""
     from billing.accounts import account_for_identity
     from chainlens.mailer import EmailFailed, EmailNotConfigured, send_email
 
@@ -136,7 +139,8 @@ async def subscribe_email(request: Request) -> HTMLResponse:
     if deps.settings.sendgrid_api_key is None:
         return _page("E-mail is off", "<p>E-mail reports are not configured on this server "
                      "(SENDGRID_API_KEY). Use <code>/alpha</code> in Telegram or Discord.</p>", 503)
-    account = await account_for_identity(deps, f"web:{email}")
+    account = caller.account if not caller.anonymous else \
+        await account_for_identity(deps, f"web:{email}")
     subscription, _ = await subscribe(deps, account_id=account.id, channel="email",
                                       destination=email, confirmed=False)
     if subscription.receiving:
