@@ -67,11 +67,10 @@ async def apply_migrations(pool: asyncpg.Pool, directory: Path = MIGRATIONS_DIR)
                     )
                 log.info("applied migration %s", migration.name)
                 applied_now.append(migration.name)
-            # The job queue's own schema (procrastinate), once, under the same lock.
+            # The job queue's own schema (procrastinate), once, under the same lock (logged).
             from reports.queue import apply_queue_schema
 
-            if await apply_queue_schema(conn):
-                applied_now.append("procrastinate")
+            await apply_queue_schema(conn)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
