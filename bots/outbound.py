@@ -49,6 +49,7 @@ class SendOutcome:
     deactivate: bool = False
     rate_limited: bool = False  # a 429: the platform said when; waiting it out is free
     message_id: str | None = None
+    moved_to: str | None = None  # Telegram: the group became a supergroup with this chat id
     # What the platform now hosts for us (a Telegram photo file_id, a Discord attachment URL):
     # later sends of the same image pass this instead of uploading it again.
     media_ref: str | None = None
@@ -160,6 +161,10 @@ async def _telegram_outcome(limiter: SendLimiter, chat: str,
         return SendOutcome("retry", description, retry_after_s=retry_after, rate_limited=True)
     if response.status_code >= 500:
         return SendOutcome("retry", description, retry_after_s=5.0)
+    moved = (body.get("parameters") or {}).get("migrate_to_chat_id")
+    if moved:
+        return SendOutcome("permanent", f"group upgraded to a supergroup ({moved})",
+                           deactivate=True, moved_to=str(moved))
     gone = response.status_code == 403 or any(s in description.lower() for s in _TELEGRAM_GONE)
     return SendOutcome("permanent", description[:300], deactivate=gone)
 

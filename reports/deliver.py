@@ -37,7 +37,7 @@ from reports import ledger, render
 from reports.ledger import Delivery
 from reports.links import unsubscribe_url
 from reports.store import get_report, mark_delivery_started
-from reports.subscriptions import unsubscribe
+from reports.subscriptions import subscribe, unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,19 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
                 await unsubscribe(deps, channel=d.channel,  # type: ignore[arg-type]
                                   destination=d.destination, reason=outcome.reason[:200])
                 log.info("%s destination deactivated: %s", d.channel, outcome.reason)
+                if outcome.moved_to:
+                    await _follow_move(deps, d, outcome.moved_to)
     return "failed" if outcome.status == "permanent" else outcome.status
+
+
+async def _follow_move(deps: Deps, delivery: Delivery, new_destination: str) -> None:
+    """A Telegram group that became a supergroup keeps its subscription under the new id; the
+    next broadcast (or `report send` again) reaches it there."""
+    owner = await deps.db.fetchval("SELECT user_id FROM report_subscribers WHERE id = $1",
+                                   delivery.subscriber_id)
+    if owner is not None:
+        await subscribe(deps, account_id=owner, channel="telegram", destination=new_destination)
+        log.info("telegram subscription moved to supergroup %s", new_destination)
 
 
 # Sends in flight per platform in one process. Bounded so that waiters for the shared

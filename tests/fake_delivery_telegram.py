@@ -6,7 +6,7 @@ attributes (400 "can't parse entities"); text over 4,096 or a caption over 1,024
 after entity parsing (400); a photo that is not a PNG/JPEG upload (400); more than 30
 messages in any second overall, or more than 20 in any minute to one group/channel (429 with
 `retry_after`). On cue per chat: `blocked` (403 "bot was blocked by the user"),
-`not_found` (400 "chat not found"), `429` (once, with retry_after), `timeout` (the message is
+`not_found` (400 "chat not found"), `migrated:<new id>` (400 with `migrate_to_chat_id`), `429` (once, with retry_after), `timeout` (the message is
 recorded as delivered, then the answer never comes in time), `error500` (once, not recorded).
 """
 
@@ -175,6 +175,10 @@ class FakeTelegramDelivery:
             return self._refuse(chat, 403, "Forbidden: bot was blocked by the user")
         if cue == "not_found":
             return self._refuse(chat, 400, "Bad Request: chat not found")
+        if cue and cue.startswith("migrated:"):
+            return self._refuse(chat, 400, "Bad Request: group chat was upgraded to a "
+                                "supergroup chat", parameters={"migrate_to_chat_id":
+                                                               int(cue.split(":", 1)[1])})
         if cue == "429":
             del self.cues[chat]
             return self._refuse(chat, 429, "Too Many Requests: retry after 1",

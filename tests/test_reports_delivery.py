@@ -128,6 +128,24 @@ async def test_blocked_bot_and_deleted_channel_deactivate_without_retrying(
     assert counts == {"telegram": {"failed": 1, "sent": 1}, "discord": {"failed": 1}}
 
 
+async def test_a_group_upgraded_to_a_supergroup_is_followed(ddeps: Deps, fakes: Fakes) -> None:
+    from reports.deliver import broadcast_report
+
+    await built(ddeps)
+    await add_subscriber(ddeps, "telegram", "-4242", tier="pro")
+    fakes.telegram.cue("-4242", "migrated:-1004242")
+    await defer_broadcast(DAY)
+    await drain(ddeps, REF)
+    old = await get_subscription(ddeps, channel="telegram", destination="-4242")
+    new = await get_subscription(ddeps, channel="telegram", destination="-1004242")
+    assert old is not None and not old.active and "supergroup" in str(old.deactivated_reason)
+    assert new is not None and new.receiving and new.account_id == old.account_id
+    await broadcast_report(ddeps, DAY)  # `report send` again reaches the new id, once
+    await drain(ddeps, REF)
+    assert [a.method for a in fakes.telegram.to("-1004242")] == ["sendPhoto", "sendMessage"]
+    assert "Risk flags" in fakes.telegram.to("-1004242")[1].text  # still the Pro edition
+
+
 async def test_a_send_that_timed_out_after_arriving_is_not_repeated(ddeps: Deps,
                                                                     fakes: Fakes) -> None:
     fakes.telegram.hang_s = 3.0  # longer than SEND_TIMEOUT_S (1 s)

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from chainlens.deps import Deps
+from chainlens.limiter import SendLimiter
 from reports import render
 from reports.content import ReportContent
 from reports.links import (
@@ -157,6 +158,8 @@ async def subscribe_email(request: Request,
                 f"<p><a href=\"{html.escape(link)}\">Confirm my subscription</a></p>"
                 "<p>If you did not ask for it, ignore this mail: nothing will be sent.</p>")
         try:
+            # every outgoing message passes the shared limiter, confirmations included
+            await SendLimiter.from_deps(deps).acquire("email", timeout_s=10)
             await send_email(deps.settings, to=email, subject="Confirm your ChainLens daily report",
                              text=text, html=body)
         except (EmailFailed, EmailNotConfigured, TimeoutError) as exc:
