@@ -172,3 +172,36 @@ def _usd(value: float) -> str:
     if value >= 1:
         return f"${value:,.2f}"
     return f"${value:.6g}"
+
+
+def render_change_bars(title: str, bars: Sequence[tuple[str, float]], *,
+                       width_px: int = 640, height_px: int = 360) -> bytes:
+    """A horizontal bar chart of (label, % change) as PNG bytes (the daily report's movers)."""
+    if not bars:
+        raise ValueError("a chart needs at least one bar")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    labels = [label for label, _ in bars][::-1]
+    values = [value for _, value in bars][::-1]
+    dpi = 100
+    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    axes = figure.add_subplot()
+    colors = ["#2f9e44" if v >= 0 else "#e03131" for v in values]
+    axes.barh(labels, values, color=colors)
+    axes.axvline(0, color="#868e96", linewidth=0.8)
+    for y, value in enumerate(values):
+        axes.annotate(f"{value:+.1f}%", (value, y), xytext=(3 if value >= 0 else -3, 0),
+                      textcoords="offset points", va="center", fontsize=8,
+                      ha="left" if value >= 0 else "right")
+    axes.set_title(title, fontsize=11, loc="left")
+    axes.grid(True, axis="x", alpha=0.25)
+    axes.xaxis.set_major_formatter(lambda value, _: f"{value:+.0f}%")
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

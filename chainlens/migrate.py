@@ -75,6 +75,10 @@ async def apply_migrations(pool: asyncpg.Pool, directory: Path = MIGRATIONS_DIR)
                     )
                 log.info("applied migration %s", migration.name)
                 applied_now.append(migration.name)
+            # The job queue's own schema (procrastinate), once, under the same lock (logged).
+            from reports.queue import apply_queue_schema
+
+            await apply_queue_schema(conn)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now

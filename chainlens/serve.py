@@ -49,20 +49,15 @@ async def watch_embedded_redis(deps: Deps) -> None:
     await watch_embedded("Redis", deps.embedded_redis)
 
 
-_INDEX_REFRESH_S = 24 * 3600
-
-
 async def refresh_coin_index(deps: Deps) -> None:
-    """Refresh the coin index from CoinGecko at start and then daily (keeps the bundle honest)."""
+    """Refresh the coin index from CoinGecko once at start (the daily refresh is a job)."""
     from tools.index import refresh_index
 
-    while True:
-        written = await refresh_index(deps)
-        if written:
-            log.info("coin index refreshed from CoinGecko: %d projects", written)
-        else:
-            log.info("coin index not refreshed (CoinGecko unreachable); using the bundled index")
-        await asyncio.sleep(_INDEX_REFRESH_S)
+    written = await refresh_index(deps)
+    if written:
+        log.info("coin index refreshed from CoinGecko: %d projects", written)
+    else:
+        log.info("coin index not refreshed (CoinGecko unreachable); using the bundled index")
 
 
 def channel_plan(settings: Settings) -> list[str]:
@@ -76,6 +71,8 @@ def channel_plan(settings: Settings) -> list[str]:
         lines.append("telegram: on (long polling)")
     lines.append("discord: on" if settings.discord_bot_token
                  else "discord: off (DISCORD_BOT_TOKEN not set)")
+    lines.append("job worker: on (in-process)" if settings.serve_worker
+                 else "job worker: off (SERVE_WORKER=false; run `chainlens worker`)")
     return lines
 
 
@@ -107,6 +104,8 @@ async def serve_forever(settings: Settings) -> None:
                                                name="run_telegram_bot"))
         for starter in _bot_starters(settings):
             background.add(asyncio.create_task(starter(deps), name=starter.__name__))
+        if settings.serve_worker:
+            background.add(asyncio.create_task(run_job_worker(deps), name="job-worker"))
         for task in background:
             task.add_done_callback(_log_task_failure)
         try:
@@ -154,6 +153,14 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in original.items():
                 signal.signal(sig, handler)
+
+
+async def run_job_worker(deps: Deps) -> None:
+    """The job worker in-process (SERVE_WORKER=false for split deployments)."""
+    from reports.queue import open_queue, run_worker
+
+    async with open_queue(deps, max_size=deps.settings.worker_concurrency + 2):
+        await run_worker(deps, install_signal_handlers=False, name="serve")
 
 
 def _bot_starters(settings: Settings) -> list:  # type: ignore[type-arg]

@@ -170,11 +170,32 @@ class Settings(BaseSettings):
     news_feeds: CsvList = Field(default_factory=lambda: list(DEFAULT_NEWS_FEEDS))
     http_timeout_s: float = 10.0
 
+    # daily report and job queue (reports/): cron lines are UTC, 5 fields or 6 with seconds
+    report_cron: str = "0 8 * * *"
+    report_top_n: int = Field(default=10, ge=1, le=25)
+    cache_warm_cron: str = "*/30 * * * *"
+    cache_warm_limit: PositiveInt = 20
+    serve_worker: bool = True  # `serve` runs a job worker in-process; off for split deployments
+    worker_concurrency: PositiveInt = 20
+    worker_heartbeat_s: float = Field(default=10.0, gt=0)
+    send_timeout_s: float = Field(default=15.0, gt=0)
+    # SendGrid "Signed Event Webhook" verification key (base64 ECDSA public key)
+    sendgrid_webhook_public_key: SecretStr | None = None
+
     @field_validator("llm_models", "cors_origins", "news_feeds", "forwarded_allow_ips",
                      mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("report_cron", "cache_warm_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError("not a valid cron line (5 fields, or 6 with seconds)")
+        return value
 
     @field_validator("database_url")
     @classmethod

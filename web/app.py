@@ -18,6 +18,7 @@ from web.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware, W
 from web.routes import account, analysis, charts, chat, comprehensive, health, history, pages
 from web.routes import billing as billing_routes
 from web.routes import checkout_link, telegram
+from web.routes import reports as report_routes
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -71,4 +72,5 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     billing_routes.install(app)
     app.include_router(checkout_link.router)
     app.include_router(telegram.router)
+    app.include_router(report_routes.router)
     return app

@@ -25,7 +25,6 @@ from telegram.ext import (
     filters,
 )
 
-from billing.telegram_stars import expire_stars_subscriptions
 from bots.render import PROJECT_COMMANDS, RenderedPart, command_menu
 from bots.telegram import commands, stars
 from bots.telegram.answer import AnswerFailed, DraftSupport
@@ -36,7 +35,6 @@ from chainlens.limiter import SendLimiter
 from chainlens.settings import Settings
 
 log = logging.getLogger("bots.telegram")
-_STARS_SWEEP_S = 300.0
 TelegramApplication = Application  # type: ignore[type-arg]
 
 
@@ -159,15 +157,11 @@ async def stop_bot(application: TelegramApplication) -> None:
 
 
 async def run_telegram_bot(deps: Deps, application: TelegramApplication | None = None) -> None:
-    """Run the bot until cancelled; also ends Stars subscriptions whose period ran out."""
+    """Run the bot until cancelled. (Stars subscriptions whose period ran out are ended by the
+    job queue's `billing.expire_stars` periodic job.)"""
     application = application or build_application(deps)
     await start_bot(application)
     try:
-        while True:
-            try:
-                await expire_stars_subscriptions(deps)
-            except Exception:  # the sweep retries next round; the bot keeps answering
-                log.exception("telegram stars expiry sweep failed")
-            await asyncio.sleep(_STARS_SWEEP_S)
+        await asyncio.Event().wait()
     finally:
         await stop_bot(application)

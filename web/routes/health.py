@@ -112,5 +112,11 @@ async def ready(request: Request) -> Response:
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
+    from reports.metrics import refresh_delivery_metrics
+
+    holder = getattr(request.app.state, "delivery_metrics", None)
+    if holder is None:
+        holder = request.app.state.delivery_metrics = {}
+    await refresh_delivery_metrics(_deps(request), request.app.state.metrics.registry, holder)
     return Response(generate_latest(request.app.state.metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)

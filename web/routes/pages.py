@@ -17,7 +17,8 @@ router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
-_PUBLIC_ASSETS = ("page.css", "account.js", "pricing.js", "index.js", "favicon.svg")
+_PUBLIC_ASSETS = ("page.css", "account.js", "pricing.js", "index.js", "favicon.svg",
+                  "account_reports.js")
 
 
 @lru_cache(maxsize=32)

@@ -1,0 +1,238 @@
+"""Build the daily report from the analysis cache and snapshots, fetching only what is missing.
+
+Every figure comes from a tool result (or a market-wide source) with its time; nothing is
+invented. The intro is written by the LLM when one is configured, checked so it carries no
+figure the data does not, and by the deterministic writer otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from chainlens.deps import Deps
+from reports.content import MarketOverview, ProjectLine, Quote, ReportContent
+from tools.analysis import ToolOutcome, analyze, run_tool
+from tools.http import SourceError, get_json
+from tools.results import OnchainResult, Project, SentimentResult, TokenomicsResult, utcnow
+from tools.sources import coingecko, feargreed
+from tools.warm import known_projects, trending_projects
+
+log = logging.getLogger(__name__)
+
+REPORT_TOOLS = ("onchain", "sentiment", "tokenomics")
+BUILD_CONCURRENCY = 4
+MOVERS = 3
+BTC = Project(id="bitcoin", symbol="BTC", name="Bitcoin")
+ETH = Project(id="ethereum", symbol="ETH", name="Ethereum")
+
+
+async def top_projects(deps: Deps, report_date: date, limit: int) -> list[tuple[Project, int]]:
+    """The most asked-about projects over the report's 24 h (the day before and the day
+    itself, `project_usage` being daily), topped up with trending coins when few were asked."""
+    rows = await deps.db.fetch(
+        """
+        SELECT project_id, sum(requests)::int AS n FROM project_usage
+         WHERE day BETWEEN $1::date - 1 AND $1::date
+         GROUP BY project_id ORDER BY n DESC, project_id LIMIT $2
+        """, report_date, limit)
+    counts = {r["project_id"]: r["n"] for r in rows}
+    chosen = [(p, counts[p.id]) for p in await known_projects(deps, list(counts))]
+    if len(chosen) < limit:
+        have = {p.id for p, _ in chosen}
+        for project in await trending_projects(deps):
+            if len(chosen) >= limit:
+                break
+            if project.id not in have:
+                chosen.append((project, 0))
+                have.add(project.id)
+    return chosen[:limit]
+
+
+def _quote(project: Project, outcome: ToolOutcome) -> Quote:
+    result = outcome.result
+    assert isinstance(result, OnchainResult)
+    return Quote(id=project.id, symbol=project.symbol, price_usd=result.price_usd,
+                 change_24h_pct=result.change_24h_pct,
+                 as_of=result.as_of if result.price_usd is not None else None,
+                 stale=result.stale)
+
+
+async def market_overview(deps: Deps) -> MarketOverview:
+    btc, eth = await asyncio.gather(run_tool(deps, "onchain", BTC), run_tool(deps, "onchain", ETH))
+    overview = MarketOverview(btc=_quote(BTC, btc), eth=_quote(ETH, eth))
+    url = f"{str(deps.settings.coingecko_base_url).rstrip('/')}/global"
+    try:
+        body = await get_json(deps, url, source=coingecko.SOURCE, memo_ttl=300)
+        data = body.get("data") if isinstance(body, dict) else None
+        total = (data or {}).get("total_market_cap", {}).get("usd")
+        if not isinstance(total, int | float):
+            raise SourceError(coingecko.SOURCE, url, "no data.total_market_cap.usd")
+        overview.total_market_cap_usd = float(total)
+        change = data.get("market_cap_change_percentage_24h_usd")  # type: ignore[union-attr]
+        overview.total_market_cap_change_24h_pct = (float(change) if isinstance(change, int | float)
+                                                    else None)
+        updated = data.get("updated_at")  # type: ignore[union-attr]
+        overview.total_as_of = (datetime.fromtimestamp(updated, UTC)
+                                if isinstance(updated, int | float) else utcnow())
+    except SourceError as exc:
+        overview.missing["total_market_cap"] = exc.reason
+    try:
+        index = await feargreed.fetch(deps)
+        overview.fear_greed, overview.fear_greed_label = index.value, index.label
+        overview.fear_greed_as_of = index.as_of or utcnow()
+    except SourceError as exc:
+        overview.missing["fear_greed"] = exc.reason
+    return overview
+
+
+def _insight(onchain: OnchainResult, sentiment: SentimentResult,
+             tokenomics: TokenomicsResult) -> str:
+    """The one thing worth knowing about this project today, from its tools' own sentences."""
+    for risks in (tokenomics.risks(), onchain.risks(), sentiment.risks()):
+        if risks:
+            return risks[0]
+    if sentiment.score is not None and sentiment.trend in ("bullish", "bearish"):
+        return (f"News sentiment is {sentiment.trend}: {sentiment.volume_24h} items in 24 h, "
+                f"score {sentiment.score:.0f}/100")
+    facts = onchain.key_facts() or sentiment.key_facts()
+    return facts[0] if facts else "No fresh data today"
+
+
+async def project_line(deps: Deps, project: Project, query_count: int) -> ProjectLine:
+    outcomes = await analyze(deps, project, REPORT_TOOLS)
+    onchain, sentiment, tokenomics = (outcomes[t].result for t in REPORT_TOOLS)
+    assert isinstance(onchain, OnchainResult) and isinstance(sentiment, SentimentResult)
+    assert isinstance(tokenomics, TokenomicsResult)
+    results = (onchain, sentiment, tokenomics)
+    newest = max(r.as_of for r in results)
+    flags = [f.name + (f" ({f.detail})" if f.detail else "") for f in tokenomics.flags
+             if f.status == "yes" and f.points]
+    return ProjectLine(
+        id=project.id, name=project.name, symbol=project.symbol.upper(), query_count=query_count,
+        price_usd=onchain.price_usd, change_24h_pct=onchain.change_24h_pct,
+        sentiment_score=sentiment.score, sentiment_label=sentiment.label,
+        insight=_insight(onchain, sentiment, tokenomics), risk_flags=flags,
+        as_of=newest, age_seconds=round(max(0.0, (utcnow() - newest).total_seconds()), 1),
+        stale=any(r.stale for r in results), url=coingecko.page_url(project.id))
+
+
+def biggest_movers(lines: Sequence[ProjectLine], n: int = MOVERS) -> list[str]:
+    moved = [p for p in lines if p.change_24h_pct is not None]
+    moved.sort(key=lambda p: (-abs(p.change_24h_pct or 0.0), p.id))
+    return [p.id for p in moved[:n]]
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1f}%"
+
+
+def deterministic_intro(market: MarketOverview, lines: Sequence[ProjectLine],
+                        movers: Sequence[str]) -> str:
+    parts = []
+    if market.btc.price_usd is not None:
+        parts.append(f"Bitcoin is {_pct(market.btc.change_24h_pct)} and Ether "
+                     f"{_pct(market.eth.change_24h_pct)} over 24 hours")
+    if market.fear_greed is not None:
+        parts.append(f"the Fear & Greed index reads {market.fear_greed} ({market.fear_greed_label})")
+    text = ("; ".join(parts) + ".") if parts else "Market data is unavailable this morning."
+    text = text[0].upper() + text[1:]
+    if lines:
+        asked = [p for p in lines if p.query_count > 0]
+        if asked:
+            text += f" You asked most about {asked[0].display}"
+            text += f" ({asked[0].query_count} questions)." if asked[0].query_count > 1 else "."
+        if movers:
+            mover = next(p for p in lines if p.id == movers[0])
+            text += f" The biggest mover among today's projects is {mover.display}, " \
+                    f"{_pct(mover.change_24h_pct)}."
+    return text
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+async def llm_intro(deps: Deps, fallback: str, facts: str) -> tuple[str, str]:
+    """Two or three sentences by the model, or the deterministic text when it is absent,
+    fails, or uses a figure the facts do not contain."""
+    if deps.llm is None:
+        return fallback, "deterministic"
+    router = deps.llm
+    messages = [
+        {"role": "system", "content": (
+            "You write the opening of a daily crypto market note. Two or three sentences, "
+            "plain words, no advice, no markdown. Use only figures that appear in the facts, "
+            "written exactly as given.")},
+        {"role": "user", "content": f"Facts:\n{facts}\n\nWrite the opening."},
+    ]
+    try:
+        async with asyncio.timeout(deps.settings.llm_timeout_s + 5):
+            response = await router.acompletion(
+                model=str(router.model_list[0]["model_name"]), messages=messages,
+                max_tokens=200, temperature=0.3)
+        text = str(response.choices[0].message.content or "").strip()
+    except Exception as exc:  # any model failure falls back to the deterministic writer
+        log.warning("report intro: model unavailable (%s); deterministic intro used",
+                    type(exc).__name__)
+        return fallback, "deterministic"
+    allowed = set(_NUMBER.findall(facts))
+    if len(text) < 20 or any(n not in allowed for n in _NUMBER.findall(text)):
+        log.info("report intro: model text rejected (figures not in the data)")
+        return fallback, "deterministic"
+    model = str(getattr(response, "model", None) or router.model_list[0]["model_name"])
+    return text[:800], model
+
+
+def _facts(market: MarketOverview, lines: Sequence[ProjectLine]) -> str:
+    out = [f"BTC 24h change {_pct(market.btc.change_24h_pct)}",
+           f"ETH 24h change {_pct(market.eth.change_24h_pct)}"]
+    if market.fear_greed is not None:
+        out.append(f"Fear & Greed {market.fear_greed} ({market.fear_greed_label})")
+    out += [f"{p.display}: {p.query_count} questions, 24h {_pct(p.change_24h_pct)}; {p.insight}"
+            for p in lines]
+    return "\n".join(out)
+
+
+def change_chart(lines: Sequence[ProjectLine], report_date: date) -> bytes | None:
+    from chainlens.charts import render_change_bars
+
+    bars = [(p.symbol, p.change_24h_pct) for p in lines if p.change_24h_pct is not None]
+    if not bars:
+        return None
+    return render_change_bars(f"24 h change, {report_date:%d %b %Y}", bars)
+
+
+async def build_report(deps: Deps, report_date: date | None = None) -> tuple[ReportContent,
+                                                                               bytes | None]:
+    """The report's content and chart (PNG) for a date (default: today, UTC)."""
+    report_date = report_date or datetime.now(UTC).date()
+    chosen = await top_projects(deps, report_date, deps.settings.report_top_n)
+    gate = asyncio.Semaphore(BUILD_CONCURRENCY)
+
+    async def one(project: Project, count: int) -> ProjectLine:
+        async with gate:
+            return await project_line(deps, project, count)
+
+    market, lines = await asyncio.gather(
+        market_overview(deps), asyncio.gather(*(one(p, n) for p, n in chosen)))
+    movers = biggest_movers(lines)
+    fallback = deterministic_intro(market, lines, movers)
+    intro, intro_by = await llm_intro(deps, fallback, _facts(market, lines))
+    chart = await asyncio.to_thread(change_chart, lines, report_date)
+    content = ReportContent(report_date=report_date, generated_at=utcnow(), market=market,
+                            projects=list(lines), movers=movers, intro=intro, intro_by=intro_by,
+                            has_chart=chart is not None)
+    return content, chart
+
+
+def report_day(value: str | None) -> date:
+    """A report date from `YYYY-MM-DD`, `today` or `yesterday` (UTC)."""
+    today = datetime.now(UTC).date()
+    if value in (None, "", "today"):
+        return today
+    if value == "yesterday":
+        return today - timedelta(days=1)
+    return date.fromisoformat(str(value))

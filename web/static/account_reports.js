@@ -1,0 +1,41 @@
+/* Account page: daily report subscriptions (every value written with textContent). */
+(function () {
+  "use strict";
+  function $(id) { return document.getElementById(id); }
+  function load() {
+    fetch("/api/reports/subscriptions", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (subs) {
+        var body = $("report-subs"); body.textContent = "";
+        subs.forEach(function (s) {
+          var tr = document.createElement("tr");
+          var state = s.active ? (s.confirmed ? "receiving" : "waiting for confirmation")
+                               : "stopped" + (s.deactivated_reason ? " (" + s.deactivated_reason + ")" : "");
+          [s.channel, s.destination, state].forEach(function (v) {
+            var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+          });
+          var td = document.createElement("td");
+          if (s.active) {
+            var b = document.createElement("button"); b.type = "button"; b.textContent = "Stop";
+            b.addEventListener("click", function () {
+              fetch("/api/reports/subscriptions/" + s.id, { method: "DELETE", credentials: "same-origin" }).then(load);
+            });
+            td.appendChild(b);
+          }
+          tr.appendChild(td); body.appendChild(tr);
+        });
+      }).catch(function () {});
+  }
+  $("report-sub-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    fetch("/reports/subscribe", {
+      method: "POST", credentials: "same-origin",
+      body: new URLSearchParams({ email: $("report-email").value })
+    }).then(function (r) {
+      $("report-sub-msg").textContent = r.ok ? "Check your inbox for the confirmation link."
+                                             : "That did not work (HTTP " + r.status + ").";
+      load();
+    });
+  });
+  load();
+})();
