@@ -102,15 +102,20 @@ def ask(question: str, conversation: str | None, as_json: bool, raw: bool) -> No
 
 async def plan_one(deps: Deps, question: str) -> dict[str, object]:
     """The plan for one question as the JSON object `chainlens plan` prints."""
+    from agent.graph import resolve_question
     from agent.planner import plan_tools
     from agent.stream import clean_question
-    from tools.resolve import resolve_project
 
     text = clean_question(question)
-    resolution = await resolve_project(deps, text)
+    resolution = await resolve_question(deps, text)
     plan, _ = await plan_tools(deps, text, resolution.project)
-    return {"project_id": resolution.project.id if resolution.project else None,
-            "tools": sorted(plan.tools), "router": plan.router}
+    out: dict[str, object] = {"project_id": resolution.project.id if resolution.project else None,
+                              "tools": sorted(plan.tools), "router": plan.router}
+    if plan.intent == "market":
+        out["market"] = plan.market
+        if plan.market == "movers":
+            out["window"] = plan.window
+    return out
 
 
 @click.command()

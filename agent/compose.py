@@ -19,6 +19,7 @@ from agent.assess import Assessment, assess
 from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
 from agent.facts import Source, numeric_fields, price_history_of, sources_of
 from agent.guard import AnswerGuard, allowed_values, guard_for
+from agent.market_writer import market_sources, write_market_answer
 from agent.prompts import data_block, data_texts, writer_messages
 from agent.rules import Plan
 from agent.state import ToolRun
@@ -33,6 +34,7 @@ from agent.writer import (
 )
 from chainlens.deps import Deps
 from chainlens.i18n import Language, Localizer, localizer
+from tools.market import MarketData
 from tools.results import Project, Resolution, ToolResult
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,20 @@ class _Written:
 async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, plan: Plan,
                          runs: Mapping[str, ToolRun], plan_usage: Usage, emit: Emit,
                          conversation_id: str | None = None,
-                         language: Language = "en") -> FinalEvent:
+                         language: Language = "en", market: MarketData | None = None
+                         ) -> FinalEvent:
     """Write the answer in `language`, emitting text chunks, and return the final event."""
     loc = localizer(language)
-    info = PlanInfo(tools=list(plan.tools), router=plan.router, intent=plan.intent)
+    info = PlanInfo.of(plan)
     project = resolution.project
+    if project is None and plan.intent == "market" and market is not None:
+        # The whole market: written from the figures by rules (every figure is the data's).
+        reply = write_market_answer(market, plan.window, loc)
+        _emit_deterministic(emit, reply)
+        return FinalEvent(answer=reply, project=None, plan=info, usage=plan_usage,
+                          sources=market_sources(market), conversation_id=conversation_id,
+                          substantive=market.has_data, cache_hit=market.cache == "hot",
+                          language=language, market=market)
     if project is None:
         reply = write_no_project_reply(question, resolution.suggestions, loc)
         emit(TextEvent(text=reply))

@@ -12,9 +12,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from agent.facts import Source
-from agent.rules import Intent, PlanRouter
+from agent.rules import Intent, MarketKind, Plan, PlanRouter, Window
 from agent.writer import Report
 from chainlens.i18n import Language
+from tools.market import MarketData
 from tools.results import AnyToolResult, Project, ToolName
 
 CacheState = Literal["hot", "warm", "live", "stale", "none"]
@@ -38,6 +39,13 @@ class PlanInfo(BaseModel):
     tools: list[ToolName]
     router: PlanRouter
     intent: Intent
+    market: MarketKind | None = None  # intent "market": overview, trending or movers
+    window: Window | None = None  # movers: "24h" or "7d"
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanInfo:
+        return cls(tools=list(plan.tools), router=plan.router, intent=plan.intent,
+                   market=plan.market, window=plan.window if plan.market == "movers" else None)
 
 
 class PlanEvent(BaseModel):
@@ -95,6 +103,7 @@ class FinalEvent(BaseModel):
     # so, and the chat service gives the request back.
     substantive: bool = True
     language: Language = "en"  # the language the answer is written in
+    market: MarketData | None = None  # intent "market": the figures the answer was written from
 
 
 AgentEvent = Annotated[

@@ -21,26 +21,42 @@ from agent.context import AgentContext, cancellable
 from agent.events import PlanEvent, PlanInfo, ToolFinishedEvent, ToolStartedEvent, Usage
 from agent.memory import remember_project, remembered_project
 from agent.planner import plan_tools
-from agent.rules import Plan, refers_back
+from agent.rules import Plan, market_intent, points_back, refers_back
 from agent.state import AgentState, ToolRun, ToolTask
+from chainlens.deps import Deps
 from tools.analysis import run_tool as run_analysis
-from tools.resolve import resolve_project
-from tools.results import RESULT_TYPES, TOOL_NAMES, Resolution
+from tools.index import load_index
+from tools.market import MarketData, market_data
+from tools.resolve import resolve_offline, resolve_project
+from tools.results import RESULT_TYPES, TOOL_NAMES, Resolution, utcnow
 
 log = logging.getLogger(__name__)
+
+
+async def resolve_question(deps: Deps, question: str,
+                           conversation_id: str | None = None) -> Resolution:
+    """The project a question is about: named in it, or the conversation's for a follow-up
+    ("what about its team?"). A question about the whole market ("how is the market today?",
+    "what's trending?") that names no project resolves to none, whatever the conversation was
+    about, unless it points back with a pronoun ("is it trending?")."""
+    if market_intent(question) is not None:
+        offline = resolve_offline(question, await load_index(deps))
+        if offline.project is None and not points_back(question):
+            return Resolution(query=question)  # no CoinGecko search for market words ("hot")
+    resolution = await resolve_project(deps, question)
+    if resolution.project is None and refers_back(question):
+        earlier = await remembered_project(deps, conversation_id)
+        if earlier is not None:
+            resolution = Resolution(query=question, project=earlier, method="context")
+    return resolution
 
 
 @cancellable
 async def resolve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
     """Find the project in the question, or in the conversation for "what about its team?"."""
     deps = runtime.context.deps
-    question = state["question"]
     conversation_id = state.get("conversation_id")
-    resolution = await resolve_project(deps, question)
-    if resolution.project is None and refers_back(question):
-        earlier = await remembered_project(deps, conversation_id)
-        if earlier is not None:
-            resolution = Resolution(query=question, project=earlier, method="context")
+    resolution = await resolve_question(deps, state["question"], conversation_id)
     if resolution.project is not None:
         await remember_project(deps, conversation_id, resolution.project)
     return {"resolution": resolution}
@@ -58,15 +74,17 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, o
         chosen, usage = await plan_tools(runtime.context.deps, state["question"], resolution.project)
     runtime.stream_writer(PlanEvent(
         project=resolution.project, suggestions=resolution.suggestions,
-        plan=PlanInfo(tools=list(chosen.tools), router=chosen.router, intent=chosen.intent),
+        plan=PlanInfo.of(chosen),
         language=state.get("language", "en")))
     return {"plan": chosen, "plan_usage": usage}
 
 
-def fan_out(state: AgentState) -> list[Send] | Literal["compose"]:
+def fan_out(state: AgentState) -> list[Send] | Literal["compose", "market"]:
     """One `run_tool` task per planned tool, all in the same step; none -> straight to compose."""
     project = state["resolution"].project
     tools = state["plan"].tools
+    if project is None and state["plan"].intent == "market":
+        return "market"
     if project is None or not tools:
         return "compose"
     return [Send("run_tool", ToolTask(tool=tool, project=project)) for tool in tools]
@@ -106,6 +124,24 @@ async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, 
     return {"runs": {tool: run}}
 
 
+MARKET_TIMEOUT_S = 25.0
+
+
+@cancellable
+async def market(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
+    """The whole market's figures (overview, trending or movers), cached like the tools."""
+    ctx = runtime.context
+    kind = state["plan"].market or "overview"
+    try:
+        async with asyncio.timeout(MARKET_TIMEOUT_S):
+            data = await market_data(ctx.deps, kind, refresh=ctx.refresh)
+    except TimeoutError:
+        log.warning("market %s timed out after %.0fs", kind, MARKET_TIMEOUT_S)
+        data = MarketData(kind=kind, fetched_at=utcnow(), cache="none",
+                          missing={kind: f"timed out after {MARKET_TIMEOUT_S:g}s"})
+    return {"market": data}
+
+
 def _failed_run(task: ToolTask, why: str, started: float) -> ToolRun:
     result = RESULT_TYPES[task["tool"]](project_id=task["project"].id, missing={"all": why})
     return ToolRun(tool=task["tool"], result=result, cache="none", elapsed_ms=_ms(started))
@@ -122,6 +158,7 @@ async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
         runtime.context.deps, question=state["question"], resolution=state["resolution"],
         plan=state["plan"], runs=state.get("runs", {}),
         plan_usage=state.get("plan_usage", Usage()), emit=runtime.stream_writer,
+        market=state.get("market"),
         conversation_id=state.get("conversation_id"), language=state.get("language", "en"))
     return {"final": final}
 
@@ -132,11 +169,13 @@ def build_graph() -> CompiledStateGraph[AgentState, AgentContext, AgentState, Ag
     graph.add_node("resolve", resolve)
     graph.add_node("plan", plan)
     graph.add_node("run_tool", run_tool)
+    graph.add_node("market", market)
     graph.add_node("compose", compose)
     graph.add_edge(START, "resolve")
     graph.add_edge("resolve", "plan")
-    graph.add_conditional_edges("plan", fan_out, ["run_tool", "compose"])
+    graph.add_conditional_edges("plan", fan_out, ["run_tool", "market", "compose"])
     graph.add_edge("run_tool", "compose")
+    graph.add_edge("market", "compose")
     graph.add_edge("compose", END)
     return graph.compile()
 

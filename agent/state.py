@@ -8,6 +8,7 @@ from typing import Annotated, TypedDict
 from agent.events import CacheState, FinalEvent, Usage
 from agent.rules import Plan
 from chainlens.i18n import Language
+from tools.market import MarketData
 from tools.results import Project, Resolution, ToolName, ToolResult
 
 
@@ -41,6 +42,7 @@ class AgentState(TypedDict, total=False):
     plan: Plan
     plan_usage: Usage
     runs: Annotated[dict[str, ToolRun], merge_runs]
+    market: MarketData  # intent "market": the whole market's figures
     final: FinalEvent
 
 

@@ -125,7 +125,7 @@ def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, An
     resolution: Resolution | None = seen.get("resolution")
     plan: Plan = seen.get("plan") or Plan()
     runs: dict[str, ToolRun] = seen.get("runs", {})
-    info = PlanInfo(tools=list(plan.tools), router=plan.router, intent=plan.intent)
+    info = PlanInfo.of(plan)
     usage: Usage = seen.get("plan_usage") or Usage()
     if resolution is None:
         return FinalEvent(answer=loc._(UNAVAILABLE.rstrip("\n")) + "\n", project=None,
