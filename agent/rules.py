@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from chainlens.i18n import fold
 from tools.results import TOOL_NAMES, ToolName
 
-Intent = Literal["research", "aspects", "bare", "none", "market"]
+Intent = Literal["research", "aspects", "bare", "none", "market", "compare"]
 MarketKind = Literal["overview", "trending", "movers"]
 Window = Literal["24h", "7d"]
 PlanRouter = Literal["rules", "llm"]
@@ -30,6 +30,7 @@ class Plan(BaseModel):
     router: PlanRouter = "rules"
     market: MarketKind | None = None  # intent "market": which view of the whole market
     window: Window = "24h"  # movers: over 24 hours or 7 days
+    project_ids: tuple[str, ...] = ()  # intent "compare": the projects compared, in order
 
     @classmethod
     def of(cls, tools: set[ToolName] | list[ToolName], *, intent: Intent,
