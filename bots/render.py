@@ -269,6 +269,28 @@ def aligned_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
+def tables_as_code_blocks(markdown: str) -> str:
+    """Each markdown table replaced by a fenced block of aligned monospace text (for platforms
+    without tables, e.g. Discord), the rest unchanged."""
+    lines = markdown.split("\n")
+    replacements: list[tuple[int, int, list[str]]] = []
+    rows: list[list[str]] = []
+    span: tuple[int, int] | None = None
+    for tok in _md.parse(markdown):
+        if tok.type == "table_open" and tok.map is not None:
+            rows, span = [], (tok.map[0], tok.map[1])
+        elif span is not None and tok.type == "tr_open":
+            rows.append([])
+        elif span is not None and tok.type == "inline" and rows:
+            rows[-1].append(_plain_inline(tok.children or []))
+        elif span is not None and tok.type == "table_close":
+            replacements.append((span[0], span[1], ["```", *aligned_table(rows).split("\n"), "```"]))
+            span = None
+    for start, end, block in reversed(replacements):
+        lines[start:end] = block
+    return "\n".join(lines)
+
+
 def _render_tokens(tokens: Sequence[Token], out: _Out) -> None:
     lists: list[list[int]] = []  # one counter per open list (0 = bullets)
     quote_depth = 0

@@ -154,3 +154,13 @@ def test_overlay_normalises_prices_to_a_common_start() -> None:
     assert png.startswith(b"\x89PNG")
     with pytest.raises(ValueError):
         render_price_overlay("one", {"SOL": series["SOL"]})
+
+
+async def test_the_table_is_a_code_block_in_discord(cdeps: Deps) -> None:
+    from bots.discord.layout import to_discord_markdown
+
+    final = await answer(cdeps, "uni vs aave: whose team is stronger?")
+    text = to_discord_markdown(final.answer)
+    block = text.split("```")[1]
+    assert block.strip().splitlines()[0].startswith("Metric") and "| Metric |" not in text
+    assert "**Uniswap (UNI) vs Aave (AAVE)**" in text
