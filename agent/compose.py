@@ -16,9 +16,9 @@ from typing import Any
 
 from agent.answer_cache import CachedAnswer, answer_key, get_answer, put_answer
 from agent.assess import Assessment, assess
+from agent.compare_writer import write_comparison, write_comparison_problem
 from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
 from agent.facts import Source, numeric_fields, price_history_of, sources_of
-from agent.compare_writer import write_comparison, write_comparison_problem
 from agent.guard import AnswerGuard, allowed_values, guard_for
 from agent.market_writer import market_sources, write_market_answer
 from agent.prompts import data_block, data_texts, writer_messages
@@ -164,23 +164,23 @@ def _compose_comparison(comparison: Comparison, plan: Plan, info: PlanInfo,
                for p in projects}
     ok = {p.id: {t: runs[f"{p.id}:{t}"].ok for t in plan.tools if f"{p.id}:{t}" in runs}
           for p in projects}
-    base = dict(project=projects[0], projects=list(projects), plan=info, usage=plan_usage,
-                conversation_id=conversation_id, language=language,
-                compared=results, results=dict(results[projects[0].id]),
-                price_history=price_history_of(results[projects[0].id]),
-                price_histories={p.id: price_history_of(results[p.id]) for p in projects})
+    base: dict[str, Any] = {
+        "project": projects[0], "projects": list(projects), "plan": info, "usage": plan_usage,
+        "conversation_id": conversation_id, "language": language, "compared": results,
+        "results": dict(results[projects[0].id]),
+        "price_history": price_history_of(results[projects[0].id]),
+        "price_histories": {p.id: price_history_of(results[p.id]) for p in projects}}
     if not any(any(v.values()) for v in ok.values()):
         names = ", ".join(p.display for p in projects)
         reply = loc._("I couldn't get any data for {project} right now{why}. This question was "
                       "not charged; please try again in a few minutes.").format(
                           project=names, why="") + "\n"
         emit(TextEvent(text=reply))
-        return FinalEvent(answer=reply, substantive=False, **base)  # type: ignore[arg-type]
+        return FinalEvent(answer=reply, substantive=False, **base)
     answer, sources = write_comparison(projects, plan.tools, results, ok, loc)
     _emit_deterministic(emit, answer)
     cached = bool(runs) and all(r.cache in ("hot", "warm") for r in runs.values())
-    return FinalEvent(answer=answer, sources=sources, cache_hit=cached,  # type: ignore[arg-type]
-                      **base)
+    return FinalEvent(answer=answer, sources=sources, cache_hit=cached, **base)
 
 
 def _cited(cited: Mapping[str, str], sources: list[Source]) -> list[Source]:

@@ -27,7 +27,12 @@ from chainlens.deps import Deps
 from tools.analysis import run_tool as run_analysis
 from tools.index import load_index
 from tools.market import MarketData, market_data
-from tools.resolve import Comparison, resolve_comparison, resolve_offline, resolve_project
+from tools.resolve import (
+    Comparison,
+    resolve_comparison,
+    resolve_offline,
+    resolve_project,
+)
 from tools.results import RESULT_TYPES, TOOL_NAMES, Resolution, utcnow
 
 log = logging.getLogger(__name__)

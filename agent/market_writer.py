@@ -10,7 +10,7 @@ from agent.facts import Source
 from agent.rules import Window
 from agent.writer import render_footer
 from chainlens.i18n import ENGLISH, N_, Localizer
-from tools.market import CoinLine, MarketData, TRENDING_SHOWN
+from tools.market import TRENDING_SHOWN, CoinLine, MarketData
 from tools.results import utcnow
 
 # alternative.me's classifications, translated for the answer

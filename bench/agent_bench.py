@@ -8,6 +8,7 @@ Prints figures only; nothing here asserts on time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import statistics
@@ -128,7 +129,7 @@ async def run(database_url: str | None, data_dir: Path) -> None:
             # from the hot tools cache (the turn cache, which a comparison never uses, cleared)
             warm = await answer(deps, COMPARISON)
             assert len(warm.projects) == 3 and warm.plan.intent == "compare"
-            forget = lambda: clear_turn_cache(deps)  # noqa: E731
+            forget = functools.partial(clear_turn_cache, deps)
             single = await timed(lambda: answer(deps, QUESTION), ROUNDS, before=forget)
             compared = await timed(lambda: answer(deps, COMPARISON), ROUNDS, before=forget)
             llm_deps = with_llm(deps, server, "bench")

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from tests.tools_fakes import FakeSources, fast_http
 
 from agent import answer, answer_stream
 from agent.cli import plan_one
@@ -17,6 +16,7 @@ from agent.events import FinalEvent, PlanEvent, ToolFinishedEvent, ToolStartedEv
 from bots.render import markdown_to_telegram
 from chainlens.charts import normalised_series, render_price_overlay
 from chainlens.deps import Deps
+from tests.tools_fakes import FakeSources, fast_http
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 KNOWN = {"solana", "ethereum", "arbitrum", "optimism", "aave", "avalanche-2", "chainlink"}

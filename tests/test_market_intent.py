@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from tests.tools_fakes import FNG_BODY, GLOBAL_BODY, FakeSources, fast_http
 
 from agent import answer
 from agent.cli import plan_one
 from agent.rules import market_intent, movers_window, plan_by_rules
 from chainlens.deps import Deps
+from tests.tools_fakes import FNG_BODY, GLOBAL_BODY, FakeSources, fast_http
 from tools.market import market_data
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
