@@ -102,15 +102,24 @@ def ask(question: str, conversation: str | None, as_json: bool, raw: bool) -> No
 
 async def plan_one(deps: Deps, question: str) -> dict[str, object]:
     """The plan for one question as the JSON object `chainlens plan` prints."""
-    from agent.planner import plan_tools
+    from agent.graph import plan_question, resolve_question
     from agent.stream import clean_question
-    from tools.resolve import resolve_project
 
     text = clean_question(question)
-    resolution = await resolve_project(deps, text)
-    plan, _ = await plan_tools(deps, text, resolution.project)
-    return {"project_id": resolution.project.id if resolution.project else None,
-            "tools": sorted(plan.tools), "router": plan.router}
+    resolution, comparison = await resolve_question(deps, text)
+    plan, _ = await plan_question(deps, text, resolution, comparison)
+    out: dict[str, object] = {"project_id": resolution.project.id if resolution.project else None,
+                              "tools": sorted(plan.tools), "router": plan.router}
+    if comparison is not None:
+        out["project_ids"] = [p.id for p in comparison.projects]
+        if not comparison.ok:
+            out["unresolved"] = [u.query for u in comparison.unresolved]
+            out["too_many"] = comparison.too_many
+    if plan.intent == "market":
+        out["market"] = plan.market
+        if plan.market == "movers":
+            out["window"] = plan.window
+    return out
 
 
 @click.command()

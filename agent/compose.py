@@ -16,9 +16,11 @@ from typing import Any
 
 from agent.answer_cache import CachedAnswer, answer_key, get_answer, put_answer
 from agent.assess import Assessment, assess
+from agent.compare_writer import write_comparison, write_comparison_problem
 from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
 from agent.facts import Source, numeric_fields, price_history_of, sources_of
 from agent.guard import AnswerGuard, allowed_values, guard_for
+from agent.market_writer import market_sources, write_market_answer
 from agent.prompts import data_block, data_texts, writer_messages
 from agent.rules import Plan
 from agent.state import ToolRun
@@ -33,6 +35,8 @@ from agent.writer import (
 )
 from chainlens.deps import Deps
 from chainlens.i18n import Language, Localizer, localizer
+from tools.market import MarketData
+from tools.resolve import Comparison
 from tools.results import Project, Resolution, ToolResult
 
 log = logging.getLogger(__name__)
@@ -58,11 +62,23 @@ class _Written:
 async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, plan: Plan,
                          runs: Mapping[str, ToolRun], plan_usage: Usage, emit: Emit,
                          conversation_id: str | None = None,
-                         language: Language = "en") -> FinalEvent:
+                         language: Language = "en", market: MarketData | None = None,
+                         comparison: Comparison | None = None) -> FinalEvent:
     """Write the answer in `language`, emitting text chunks, and return the final event."""
     loc = localizer(language)
-    info = PlanInfo(tools=list(plan.tools), router=plan.router, intent=plan.intent)
+    info = PlanInfo.of(plan)
     project = resolution.project
+    if project is None and plan.intent == "market" and market is not None:
+        # The whole market: written from the figures by rules (every figure is the data's).
+        reply = write_market_answer(market, plan.window, loc)
+        _emit_deterministic(emit, reply)
+        return FinalEvent(answer=reply, project=None, plan=info, usage=plan_usage,
+                          sources=market_sources(market), conversation_id=conversation_id,
+                          substantive=market.has_data, cache_hit=market.cache == "hot",
+                          language=language, market=market)
+    if comparison is not None:
+        return _compose_comparison(comparison, plan, info, runs, plan_usage, emit,
+                                   conversation_id, language)
     if project is None:
         reply = write_no_project_reply(question, resolution.suggestions, loc)
         emit(TextEvent(text=reply))
@@ -130,6 +146,41 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
                                              cited=list(written.cited.items())))
     return FinalEvent(answer=written.body + footer, usage=plan_usage.plus(written.usage),
                       writer="llm", **base)
+
+
+def _compose_comparison(comparison: Comparison, plan: Plan, info: PlanInfo,
+                        runs: Mapping[str, ToolRun], plan_usage: Usage, emit: Emit,
+                        conversation_id: str | None, language: Language) -> FinalEvent:
+    """A comparison is written from the data by rules (the table's figures are the tools')."""
+    loc = localizer(language)
+    if not comparison.ok:
+        reply = write_comparison_problem(comparison, loc)
+        emit(TextEvent(text=reply))
+        return FinalEvent(answer=reply, project=None, plan=info, usage=plan_usage,
+                          suggestions=[p for u in comparison.unresolved for p in u.suggestions],
+                          conversation_id=conversation_id, substantive=False, language=language)
+    projects = comparison.projects
+    results = {p.id: {t: runs[f"{p.id}:{t}"].result for t in plan.tools if f"{p.id}:{t}" in runs}
+               for p in projects}
+    ok = {p.id: {t: runs[f"{p.id}:{t}"].ok for t in plan.tools if f"{p.id}:{t}" in runs}
+          for p in projects}
+    base: dict[str, Any] = {
+        "project": projects[0], "projects": list(projects), "plan": info, "usage": plan_usage,
+        "conversation_id": conversation_id, "language": language, "compared": results,
+        "results": dict(results[projects[0].id]),
+        "price_history": price_history_of(results[projects[0].id]),
+        "price_histories": {p.id: price_history_of(results[p.id]) for p in projects}}
+    if not any(any(v.values()) for v in ok.values()):
+        names = ", ".join(p.display for p in projects)
+        reply = loc._("I couldn't get any data for {project} right now{why}. This question was "
+                      "not charged; please try again in a few minutes.").format(
+                          project=names, why="") + "\n"
+        emit(TextEvent(text=reply))
+        return FinalEvent(answer=reply, substantive=False, **base)
+    answer, sources = write_comparison(projects, plan.tools, results, ok, loc)
+    _emit_deterministic(emit, answer)
+    cached = bool(runs) and all(r.cache in ("hot", "warm") for r in runs.values())
+    return FinalEvent(answer=answer, sources=sources, cache_hit=cached, **base)
 
 
 def _cited(cited: Mapping[str, str], sources: list[Source]) -> list[Source]:

@@ -12,9 +12,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from agent.facts import Source
-from agent.rules import Intent, PlanRouter
+from agent.rules import Intent, MarketKind, Plan, PlanRouter, Window
 from agent.writer import Report
 from chainlens.i18n import Language
+from tools.market import MarketData
 from tools.results import AnyToolResult, Project, ToolName
 
 CacheState = Literal["hot", "warm", "live", "stale", "none"]
@@ -38,6 +39,15 @@ class PlanInfo(BaseModel):
     tools: list[ToolName]
     router: PlanRouter
     intent: Intent
+    market: MarketKind | None = None  # intent "market": overview, trending or movers
+    window: Window | None = None  # movers: "24h" or "7d"
+    project_ids: list[str] = Field(default_factory=list)  # intent "compare": 2-3 projects
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanInfo:
+        return cls(tools=list(plan.tools), router=plan.router, intent=plan.intent,
+                   market=plan.market, window=plan.window if plan.market == "movers" else None,
+                   project_ids=list(plan.project_ids))
 
 
 class PlanEvent(BaseModel):
@@ -46,16 +56,19 @@ class PlanEvent(BaseModel):
     suggestions: list[Project] = Field(default_factory=list)
     plan: PlanInfo
     language: Language = "en"  # the turn's language (agent/language.py): the answer's
+    projects: list[Project] = Field(default_factory=list)  # a comparison's projects, in order
 
 
 class ToolStartedEvent(BaseModel):
     type: Literal["tool_started"] = "tool_started"
     tool: ToolName
+    project_id: str | None = None  # set in comparisons (one run per project and tool)
 
 
 class ToolFinishedEvent(BaseModel):
     type: Literal["tool_finished"] = "tool_finished"
     tool: ToolName
+    project_id: str | None = None  # set in comparisons (one run per project and tool)
     ok: bool  # False when the tool returned nothing usable (timeout, every source down)
     cache: CacheState
     elapsed_ms: float
@@ -95,6 +108,11 @@ class FinalEvent(BaseModel):
     # so, and the chat service gives the request back.
     substantive: bool = True
     language: Language = "en"  # the language the answer is written in
+    market: MarketData | None = None  # intent "market": the figures the answer was written from
+    # intent "compare": the projects (the first is `project`), each one's results and prices
+    projects: list[Project] = Field(default_factory=list)
+    compared: dict[str, dict[str, AnyToolResult]] = Field(default_factory=dict)
+    price_histories: dict[str, list[tuple[int, float]]] = Field(default_factory=dict)
 
 
 AgentEvent = Annotated[

@@ -26,7 +26,8 @@ nguon_cung luu_hanh von_hoa khoi_luong giao_dich thanh_khoan cong_dong tin_tuc t
 lam_phat mo_khoa phan_bo hop_dong rui_ro sang_lap lap_trinh trinh_vien doi_tac kiem_toan
 bao_nhieu hom_nay hien_tai uy_tin lua_dao nguoi_nam nam_giu tiem_nang du_an dong_tien
 cho_toi gia_tri thi_truong tang_truong giam_gia tang_gia xu_huong loi_nhuan nha_dau
-phat_trien nhu_nao ra_sao tai_sao vi_sao co_phai phai_khong
+phat_trien nhu_nao ra_sao tai_sao vi_sao co_phai phai_khong so_sanh doi_chieu tot_hon
+manh_hon
 """.split())
 VI_WORDS = frozenset("""
 cua khong gi nao toi minh nhieu sao duoc voi nhe oi ah vay thi nhung cac nhung hay la

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from chainlens.i18n import fold
 from tools.results import TOOL_NAMES, ToolName
 
-Intent = Literal["research", "aspects", "bare", "none"]
+Intent = Literal["research", "aspects", "bare", "none", "market", "compare"]
+MarketKind = Literal["overview", "trending", "movers"]
+Window = Literal["24h", "7d"]
 PlanRouter = Literal["rules", "llm"]
 
 
@@ -26,6 +28,9 @@ class Plan(BaseModel):
     tools: tuple[ToolName, ...] = ()
     intent: Intent = "none"
     router: PlanRouter = "rules"
+    market: MarketKind | None = None  # intent "market": which view of the whole market
+    window: Window = "24h"  # movers: over 24 hours or 7 days
+    project_ids: tuple[str, ...] = ()  # intent "compare": the projects compared, in order
 
     @classmethod
     def of(cls, tools: set[ToolName] | list[ToolName], *, intent: Intent,
@@ -165,8 +170,12 @@ def asks_research(text: str) -> bool:
 
 
 def plan_by_rules(text: str, *, has_project: bool) -> Plan:
-    """The rule-based plan for `text`; no project means no tools (a short helpful reply)."""
+    """The rule-based plan for `text`; no project means the market (when asked about) or no
+    tools (a short helpful reply)."""
     if not has_project:
+        kind = market_intent(text)
+        if kind is not None:
+            return Plan(intent="market", market=kind, window=movers_window(text))
         return Plan(intent="none")
     if asks_full_research(text):
         return Plan.of(list(TOOL_NAMES), intent="research")
@@ -202,3 +211,66 @@ def refers_back(text: str) -> bool:
     """Whether a question without a project name is about the conversation's project."""
     return bool(REFERS_BACK.search(text) or VI_REFERS_BACK.search(fold(text))
                 or aspects_in(text) or asks_full_research(text))
+
+
+# --- the market as a whole (no project named) ------------------------------------------------
+_NOT_CAP = r"(?!\s*caps?\b)"
+MARKET_MOVERS = _words(
+    r"(?:top|biggest|best|worst|largest)\s+(?:\d+\s+)?(?:gainers?|losers?|movers?|performers?)",
+    r"gainers?", r"losers?", r"movers?", r"what(?:'s|\s+is|\s+are)\s+(?:pumping|dumping|mooning)",
+    r"which\s+(?:coins?|tokens?|cryptos?)\s+(?:are\s+|is\s+)?(?:up|down|pumping|dumping|mooning)",
+    r"(?:pumping|dumping)\s+(?:the\s+)?most",
+)
+MARKET_TRENDING = _words(
+    r"trending(?:\s+(?:coins?|tokens?|now|today))?", r"what(?:'s|\s+is)\s+hot", r"hot\s+(?:coins?|tokens?)",
+    r"most\s+searched", r"popular\s+(?:coins?|tokens?)(?:\s+(?:now|today))?",
+)
+MARKET_OVERVIEW = _words(
+    r"fear\s*(?:and|&)\s*greed(?:\s+index)?", r"market\s+(?:overview|update|summary|sentiment|mood)",
+    rf"(?:the\s+)?(?:crypto|overall|whole|entire|total)\s+market{_NOT_CAP}", rf"the\s+market{_NOT_CAP}",
+    r"total\s+(?:crypto\s+)?market\s+cap", r"(?:btc|bitcoin|eth|ether)\s+dominance", r"dominance",
+    r"global\s+market", r"market\s+today", r"markets?\s+(?:doing|looking)",
+)
+VI_MARKET_MOVERS = _words(
+    rf"top{_S}(?:\d+{_S})?(?:tang|giam)(?:{_S}gia)?", rf"(?:tang|giam)(?:{_S}gia)?{_S}(?:manh|nhieu){_S}nhat",
+    rf"(?:coin|dong|token|dong{_S}coin){_S}nao{_S}(?:dang{_S})?(?:tang|giam|pump|dump)",
+)
+VI_MARKET_TRENDING = _words(
+    rf"(?:coin|dong|token|dong{_S}coin){_S}nao{_S}(?:dang{_S})?(?:hot|noi|trend|thinh{_S}hanh)",
+    rf"dang{_S}(?:hot|trend|thinh{_S}hanh)", rf"thinh{_S}hanh", rf"hot{_S}nhat", r"trending",
+    rf"xu{_S}huong{_S}(?:hom{_S}nay|hien{_S}nay|thi{_S}truong)",
+)
+VI_MARKET_OVERVIEW = _words(
+    rf"so{_S}hai{_S}(?:va|&){_S}tham{_S}lam", r"fear\s*(?:and|&)\s*greed",
+    rf"thi{_S}truong(?!{_S}(?:cua|von))", rf"ty{_S}le{_S}thong{_S}tri", rf"thong{_S}tri",
+    rf"von{_S}hoa{_S}(?:toan|tong|chung)",
+)
+WEEKLY = _words(r"(?:this|last|past)\s+week", r"weekly", r"7\s*-?\s*d(?:ays?)?", r"seven\s+days",
+                r"week", rf"tuan(?:{_S}(?:nay|qua))?", rf"7{_S}ngay")
+# Pointing back at the conversation's project with a pronoun ("is it trending?"), which a
+# market question never does.
+POINTS_BACK = _words(
+    r"it", r"its", r"it's", r"they", r"their", r"them", r"this\s+(?:one|project|token|coin)",
+    r"that\s+(?:one|project|token|coin)", r"the\s+(?:project|token|coin|protocol)",
+)
+
+
+def market_intent(text: str) -> MarketKind | None:
+    """The view of the whole market a question asks for (movers, trending, overview), if any."""
+    folded = fold(text)
+    if MARKET_MOVERS.search(text) or VI_MARKET_MOVERS.search(folded):
+        return "movers"
+    if MARKET_TRENDING.search(text) or VI_MARKET_TRENDING.search(folded):
+        return "trending"
+    if MARKET_OVERVIEW.search(text) or VI_MARKET_OVERVIEW.search(folded):
+        return "overview"
+    return None
+
+
+def movers_window(text: str) -> Window:
+    return "7d" if WEEKLY.search(text) or WEEKLY.search(fold(text)) else "24h"
+
+
+def points_back(text: str) -> bool:
+    """An explicit pronoun for the conversation's project ("its", "nó", "dự án này")."""
+    return bool(POINTS_BACK.search(text) or VI_REFERS_BACK.search(fold(text)))

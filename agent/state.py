@@ -8,6 +8,8 @@ from typing import Annotated, TypedDict
 from agent.events import CacheState, FinalEvent, Usage
 from agent.rules import Plan
 from chainlens.i18n import Language
+from tools.market import MarketData
+from tools.resolve import Comparison
 from tools.results import Project, Resolution, ToolName, ToolResult
 
 
@@ -41,11 +43,14 @@ class AgentState(TypedDict, total=False):
     plan: Plan
     plan_usage: Usage
     runs: Annotated[dict[str, ToolRun], merge_runs]
+    market: MarketData  # intent "market": the whole market's figures
+    comparison: Comparison | None  # a comparison's projects (or what did not resolve)
     final: FinalEvent
 
 
-class ToolTask(TypedDict):
+class ToolTask(TypedDict, total=False):
     """What one fanned-out tool node receives (via `Send`)."""
 
     tool: ToolName
     project: Project
+    key: str  # its entry in `runs`: the tool's name, or "<project id>:<tool>" in comparisons

@@ -125,7 +125,7 @@ def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, An
     resolution: Resolution | None = seen.get("resolution")
     plan: Plan = seen.get("plan") or Plan()
     runs: dict[str, ToolRun] = seen.get("runs", {})
-    info = PlanInfo(tools=list(plan.tools), router=plan.router, intent=plan.intent)
+    info = PlanInfo.of(plan)
     usage: Usage = seen.get("plan_usage") or Usage()
     if resolution is None:
         return FinalEvent(answer=loc._(UNAVAILABLE.rstrip("\n")) + "\n", project=None,
@@ -135,7 +135,11 @@ def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, An
         return FinalEvent(answer=write_no_project_reply(question, resolution.suggestions, loc),
                           project=None, suggestions=resolution.suggestions, plan=info,
                           usage=usage, conversation_id=conversation_id, language=language)
-    results: dict[str, ToolResult] = {tool: run.result for tool, run in runs.items()}
+    # a comparison's runs are "<project id>:<tool>": the rescue answers about the first project
+    prefix = resolution.project.id + ":"
+    results: dict[str, ToolResult] = {key.removeprefix(prefix): run.result
+                                      for key, run in runs.items()
+                                      if ":" not in key or key.startswith(prefix)}
     sources = sources_of(results)
     verdict = assess(results)
     text, report = write_answer(resolution.project, results, verdict, sources, loc)

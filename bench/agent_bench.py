@@ -8,6 +8,7 @@ Prints figures only; nothing here asserts on time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import statistics
@@ -37,6 +38,8 @@ from tools.results import TOOL_NAMES  # noqa: E402
 
 ROUNDS = 200
 QUESTION = "Research Uniswap"
+COMPARISON = "compare uniswap, solana and ethereum"  # 3 projects x 4 tools = 12 tool runs
+COMPARED = {"solana", "ethereum"}  # served by the fake as copies of uniswap
 ANSWER = ("**Executive summary.** Uniswap is healthy.\n\n**Top insights**\n1. Deep market.\n"
           "2. Active developers.\n3. Calm mood.\n\n**Key risks**\n- Volatility.\n")
 
@@ -72,6 +75,14 @@ async def clear_answer_cache(deps: Deps) -> None:
         await deps.redis.delete(*keys)
 
 
+async def clear_turn_cache(deps: Deps) -> None:
+    """Forget replayable turns, so a single answer goes through the graph like a comparison
+    (which is never replayed) does."""
+    keys = [k async for k in deps.redis.scan_iter(match=deps.keys("agent", "turn", "*"))]
+    if keys:
+        await deps.redis.delete(*keys)
+
+
 async def own_database(admin_url: str | None, name: str, *, drop: bool = False) -> str | None:
     """A throwaway database on DATABASE_URL's server (fake data never lands in a real one)."""
     if not admin_url:
@@ -103,7 +114,7 @@ async def run(database_url: str | None, data_dir: Path) -> None:
                         redis_url=os.environ.get("REDIS_URL") or None,
                         redis_prefix=f"bench{uuid.uuid4().hex[:8]}:", chainlens_data_dir=data_dir,
                         llm_models=[])
-    sources = FakeSources()
+    sources = FakeSources(extra_coins=set(COMPARED))
     server = FakeLLM()
     server.start()
     server.default = Reply(text=ANSWER, chunk_chars=40)
@@ -114,6 +125,13 @@ async def run(database_url: str | None, data_dir: Path) -> None:
             await direct_tools(deps)
             baseline = await timed(lambda: direct_tools(deps), ROUNDS)
             no_llm = await timed(lambda: answer(deps, QUESTION), ROUNDS)
+            # a 3-project comparison beside a single-project answer, both through the graph
+            # from the hot tools cache (the turn cache, which a comparison never uses, cleared)
+            warm = await answer(deps, COMPARISON)
+            assert len(warm.projects) == 3 and warm.plan.intent == "compare"
+            forget = functools.partial(clear_turn_cache, deps)
+            single = await timed(lambda: answer(deps, QUESTION), ROUNDS, before=forget)
+            compared = await timed(lambda: answer(deps, COMPARISON), ROUNDS, before=forget)
             llm_deps = with_llm(deps, server, "bench")
             await answer(llm_deps, QUESTION)
             clear = lambda: clear_answer_cache(llm_deps)  # noqa: E731
@@ -122,6 +140,10 @@ async def run(database_url: str | None, data_dir: Path) -> None:
             print(f"agent bench: {ROUNDS} rounds of {QUESTION!r}, tools from the hot cache")
             print(f"  baseline: resolve + 4 tools directly      {percentiles(baseline)}")
             print(f"  graph, deterministic writer              {percentiles(no_llm)}")
+            print(f"  single project, no turn replay           {percentiles(single)}")
+            print(f"  3-project comparison (12 tool runs)      {percentiles(compared)}")
+            ratio = statistics.median(compared) / statistics.median(single)
+            print(f"  comparison / single at p50: {ratio:.2f}x (goal <= 2x)")
             print(f"  graph, local model (planner + writer)    {percentiles(with_model)}")
             print(f"  graph, local model, answer cache hit     {percentiles(cached_model)}")
             overhead = statistics.median(no_llm) - statistics.median(baseline)

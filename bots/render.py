@@ -10,6 +10,7 @@ with the same part as plain text, which is what gets sent if a platform refuses 
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -233,12 +234,89 @@ def _inline(children: Sequence[Token], out: _Out, *, outer: int) -> None:
             out.tag(f"</{name}>")
 
 
+def _plain_inline(children: Sequence[Token]) -> str:
+    """The visible text of inline tokens (a table cell), without markup."""
+    parts = []
+    for tok in children:
+        if tok.type in ("text", "code_inline", "image", "html_inline"):
+            parts.append(tok.content)
+        elif tok.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return "".join(parts)
+
+
+def display_width(text: str) -> int:
+    """Columns a monospace font gives `text` (wide CJK/emoji count two, combining marks none)."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def aligned_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as aligned monospace text, a rule under the header row."""
+    columns = max((len(r) for r in rows), default=0)
+    padded = [list(r) + [""] * (columns - len(r)) for r in rows]
+    widths = [max(display_width(r[i]) for r in padded) for i in range(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c + " " * (w - display_width(c)) for c, w in zip(cells, widths)).rstrip()
+
+    out = [line(padded[0]), "  ".join("-" * w for w in widths)] if padded else []
+    out += [line(r) for r in padded[1:]]
+    return "\n".join(out)
+
+
+def tables_as_code_blocks(markdown: str) -> str:
+    """Each markdown table replaced by a fenced block of aligned monospace text (for platforms
+    without tables, e.g. Discord), the rest unchanged."""
+    lines = markdown.split("\n")
+    replacements: list[tuple[int, int, list[str]]] = []
+    rows: list[list[str]] = []
+    span: tuple[int, int] | None = None
+    for tok in _md.parse(markdown):
+        if tok.type == "table_open" and tok.map is not None:
+            rows, span = [], (tok.map[0], tok.map[1])
+        elif span is not None and tok.type == "tr_open":
+            rows.append([])
+        elif span is not None and tok.type == "inline" and rows:
+            rows[-1].append(_plain_inline(tok.children or []))
+        elif span is not None and tok.type == "table_close":
+            replacements.append((span[0], span[1], ["```", *aligned_table(rows).split("\n"), "```"]))
+            span = None
+    for start, end, block in reversed(replacements):
+        lines[start:end] = block
+    return "\n".join(lines)
+
+
 def _render_tokens(tokens: Sequence[Token], out: _Out) -> None:
     lists: list[list[int]] = []  # one counter per open list (0 = bullets)
     quote_depth = 0
     item_prefix: str | None = None
+    table: list[list[str]] | None = None  # a table's cells while inside one
     for tok in tokens:
         kind = tok.type
+        if table is not None:
+            # Telegram has no tables: a markdown table becomes aligned monospace text.
+            if kind == "tr_open":
+                table.append([])
+            elif kind == "inline" and table:
+                table[-1].append(_plain_inline(tok.children or []))
+            elif kind == "table_close":
+                if quote_depth:
+                    out.text(aligned_table(table))
+                else:
+                    out.tag("<pre>")
+                    out.text(aligned_table(table))
+                    out.tag("</pre>")
+                out.text("\n\n")
+                table = None
+            continue
+        if kind == "table_open":
+            table = []
+            continue
         if kind == "heading_open":
             out.tag("<b>")
         elif kind == "heading_close":

@@ -205,3 +205,64 @@ def render_change_bars(title: str, bars: Sequence[tuple[str, float]], *,
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def normalised_series(series: dict[str, Sequence[tuple[int, float]]]
+                      ) -> dict[str, list[tuple[int, float]]]:
+    """Each series rebased to 100 at the first time every series has a price, from then on,
+    so projects of very different prices can share one axis (a comparison's chart)."""
+    usable = {label: [(t, p) for t, p in points if p > 0] for label, points in series.items()}
+    usable = {label: points for label, points in usable.items() if len(points) >= 2}
+    if not usable:
+        return {}
+    start = max(points[0][0] for points in usable.values())
+    out: dict[str, list[tuple[int, float]]] = {}
+    for label, points in usable.items():
+        # the last price at or before the common start is the base
+        before = [p for t, p in points if t <= start]
+        base = before[-1] if before else points[0][1]
+        rebased = [(t, p / base * 100) for t, p in points if t >= start]
+        if len(rebased) >= 2:
+            out[label] = rebased
+    return out
+
+
+OVERLAY_COLORS = ("#1c7ed6", "#f08c00", "#7048e8")
+
+
+def render_price_overlay(title: str, series: dict[str, Sequence[tuple[int, float]]], *,
+                         width_px: int = 640, height_px: int = 320) -> bytes:
+    """The projects' prices normalised to 100 at a common start, one line each, as PNG."""
+    rebased = normalised_series(series)
+    if len(rebased) < 2:
+        raise ValueError("an overlay needs at least two price series with two points each")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    axes = figure.add_subplot()
+    for i, (label, points) in enumerate(rebased.items()):
+        times = [datetime.fromtimestamp(ms / 1000, tz=UTC) for ms, _ in points]
+        last = points[-1][1]
+        axes.plot(times, [p for _, p in points], linewidth=1.6,
+                  color=OVERLAY_COLORS[i % len(OVERLAY_COLORS)],
+                  label=f"{label} ({last - 100:+.0f}%)")
+    axes.axhline(100, color="#868e96", linewidth=0.8)
+    axes.set_title(title, fontsize=10, loc="left")
+    axes.legend(loc="upper left", fontsize=8, frameon=False)
+    axes.grid(True, alpha=0.25)
+    first = min(points[0][0] for points in rebased.values())
+    last_t = max(points[-1][0] for points in rebased.values())
+    span_days = (last_t - first) / 86_400_000
+    axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=6))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y" if span_days > 60 else "%d %b %Y"))
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

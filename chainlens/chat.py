@@ -143,7 +143,9 @@ class _Turn:
         # (not only "no planned tool returned any data", which says it was not charged).
         substantive = getattr(self.final, "substantive", True) if self.final is not None \
             else self.any_data
-        return self.delivered and bool(self.tools) and substantive
+        source = self.final or self.plan
+        market = source is not None and getattr(source.plan, "intent", None) == "market"
+        return self.delivered and (bool(self.tools) or market) and substantive
 
 
 async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,

@@ -135,6 +135,8 @@ class ChainLensGroup(click.Group):
         found: dict[str, tuple[str, str]] = {}
         for module_name in OPTIONAL_COMMAND_MODULES:
             if module_name in sys.modules:
+                # imported already (maybe not by us): make sure its commands are registered
+                self._load(module_name)
                 continue
             listed = _listed_commands(module_name)
             if listed is None:

@@ -15,10 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from chainlens.deps import Deps
 from reports.content import MarketOverview, ProjectLine, Quote, ReportContent
-from tools.analysis import ToolOutcome, analyze, run_tool
-from tools.http import SourceError, get_json
+from tools import market as tools_market
+from tools.analysis import analyze
+from tools.market import CoinLine
 from tools.results import OnchainResult, Project, SentimentResult, TokenomicsResult, utcnow
-from tools.sources import coingecko, feargreed
+from tools.sources import coingecko
 from tools.warm import known_projects, trending_projects
 
 log = logging.getLogger(__name__)
@@ -52,41 +53,27 @@ async def top_projects(deps: Deps, report_date: date, limit: int) -> list[tuple[
     return chosen[:limit]
 
 
-def _quote(project: Project, outcome: ToolOutcome) -> Quote:
-    result = outcome.result
-    assert isinstance(result, OnchainResult)
-    return Quote(id=project.id, symbol=project.symbol, price_usd=result.price_usd,
-                 change_24h_pct=result.change_24h_pct,
-                 as_of=result.as_of if result.price_usd is not None else None,
-                 stale=result.stale)
+def _quote(coin_id: str, symbol: str, line: CoinLine | None, stale: bool) -> Quote:
+    if line is None:
+        return Quote(id=coin_id, symbol=symbol)
+    return Quote(id=coin_id, symbol=symbol, price_usd=line.price_usd,
+                 change_24h_pct=line.change_24h_pct,
+                 as_of=line.as_of if line.price_usd is not None else None, stale=stale)
 
 
 async def market_overview(deps: Deps) -> MarketOverview:
-    btc, eth = await asyncio.gather(run_tool(deps, "onchain", BTC), run_tool(deps, "onchain", ETH))
-    overview = MarketOverview(btc=_quote(BTC, btc), eth=_quote(ETH, eth))
-    url = f"{str(deps.settings.coingecko_base_url).rstrip('/')}/global"
-    try:
-        body = await get_json(deps, url, source=coingecko.SOURCE, memo_ttl=300)
-        data = body.get("data") if isinstance(body, dict) else None
-        total = (data or {}).get("total_market_cap", {}).get("usd")
-        if not isinstance(total, int | float):
-            raise SourceError(coingecko.SOURCE, url, "no data.total_market_cap.usd")
-        overview.total_market_cap_usd = float(total)
-        change = data.get("market_cap_change_percentage_24h_usd")  # type: ignore[union-attr]
-        overview.total_market_cap_change_24h_pct = (float(change) if isinstance(change, int | float)
-                                                    else None)
-        updated = data.get("updated_at")  # type: ignore[union-attr]
-        overview.total_as_of = (datetime.fromtimestamp(updated, UTC)
-                                if isinstance(updated, int | float) else utcnow())
-    except SourceError as exc:
-        overview.missing["total_market_cap"] = exc.reason
-    try:
-        index = await feargreed.fetch(deps)
-        overview.fear_greed, overview.fear_greed_label = index.value, index.label
-        overview.fear_greed_as_of = index.as_of or utcnow()
-    except SourceError as exc:
-        overview.missing["fear_greed"] = exc.reason
-    return overview
+    """The report's market lines: the same overview a chat "how is the market?" answer reads
+    (tools.market), so both show the same cached figures."""
+    data = await tools_market.market_overview(deps)
+    return MarketOverview(
+        btc=_quote(BTC.id, BTC.symbol, data.btc, data.stale),
+        eth=_quote(ETH.id, ETH.symbol, data.eth, data.stale),
+        total_market_cap_usd=data.total_market_cap_usd,
+        total_market_cap_change_24h_pct=(data.market_cap_change_24h_pct
+                                         if data.total_market_cap_usd is not None else None),
+        total_as_of=data.total_as_of, fear_greed=data.fear_greed,
+        fear_greed_label=data.fear_greed_label, fear_greed_as_of=data.fear_greed_as_of,
+        missing=dict(data.missing))
 
 
 def _insight(onchain: OnchainResult, sentiment: SentimentResult,

@@ -205,6 +205,38 @@ FNG_BODY = {"name": "Fear and Greed Index", "metadata": {"error": None},
             "data": [{"value": "69", "value_classification": "Greed", "timestamp": "1788825600",
                       "time_until_update": "2723"}]}
 
+# `/global` (shape of CoinGecko's documented response; updated_at is unix seconds)
+GLOBAL_BODY = {"data": {"active_cryptocurrencies": 13000,
+                        "total_market_cap": {"usd": 2_400_000_000_000.0, "btc": 39_000_000.0},
+                        "total_volume": {"usd": 98_000_000_000.0, "btc": 1_600_000.0},
+                        "market_cap_change_percentage_24h_usd": -1.25,
+                        "market_cap_percentage": {"btc": 52.1, "eth": 17.3},
+                        "updated_at": 1788825600}}
+# The top coins by market cap: (id, symbol, name, price, 24 h %, 7 d %)
+TOP_COINS = [
+    ("bitcoin", "btc", "Bitcoin", 97_000.0, 1.2, 4.1),
+    ("ethereum", "eth", "Ethereum", 3_600.0, -0.8, 6.3),
+    ("tether", "usdt", "Tether", 1.0, 0.0, 0.01),
+    ("solana", "sol", "Solana", 240.0, 5.4, 18.2),
+    ("ripple", "xrp", "XRP", 2.4, -3.1, -7.5),
+    ("dogecoin", "doge", "Dogecoin", 0.41, 9.8, 2.2),
+    ("cardano", "ada", "Cardano", 1.05, -6.2, 11.0),
+    ("avalanche-2", "avax", "Avalanche", 52.0, 2.3, -4.4),
+    ("chainlink", "link", "Chainlink", 24.0, -1.5, 25.7),
+    ("uniswap", "uni", "Uniswap", 10.0, 2.5, -12.0),
+]
+
+
+def top_markets_body() -> list[dict[str, Any]]:
+    now = datetime.now(UTC).isoformat()
+    return [{"id": cid, "symbol": sym, "name": name, "current_price": price,
+             "market_cap": price * 1e9 / (rank + 1), "market_cap_rank": rank + 1,
+             "total_volume": price * 1e7, "price_change_percentage_24h": d1,
+             "price_change_percentage_24h_in_currency": d1,
+             "price_change_percentage_7d_in_currency": d7, "last_updated": now}
+            for rank, (cid, sym, name, price, d1, d7) in enumerate(TOP_COINS)]
+
+
 Reply = httpx.Response | Callable[[httpx.Request], httpx.Response]
 
 
@@ -237,6 +269,8 @@ class FakeSources:
                 return "coingecko:markets"
             if path.endswith("/search/trending"):
                 return "coingecko:trending"
+            if path.endswith("/global"):
+                return "coingecko:global"
             if path.endswith("/search"):
                 return "coingecko:search"
             return "coingecko:coin"
@@ -262,6 +296,10 @@ class FakeSources:
             if coin_id not in ("uniswap", "bitcoin"):
                 return json_response({"error": "coin not found"}, 404)
             return json_response(coin_body(coin_id))
+        if route == "coingecko:markets" and not request.url.params.get("ids"):
+            # the top coins by market cap (`order=market_cap_desc&per_page=N`)
+            per_page = int(request.url.params.get("per_page", "100"))
+            return json_response(top_markets_body()[:per_page])
         if route == "coingecko:markets":
             ids = [i for i in request.url.params.get("ids", "").split(",") if i]
             known = {"uniswap", "bitcoin", *self.extra_coins}
@@ -278,6 +316,7 @@ class FakeSources:
             "github:stats_commit_activity": commit_activity_body,
             "github:stats_contributors": contributors_body, "github:commits": commits_body,
             "github:orgs": lambda: [github_repo_body()], "feargreed": lambda: FNG_BODY,
+            "coingecko:global": lambda: GLOBAL_BODY,
         }
         if route.startswith("rss:"):
             return httpx.Response(200, content=rss_body(),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, Field
 
 from chainlens import best_effort
 from chainlens.deps import Deps
@@ -568,3 +569,92 @@ async def get_project(deps: Deps, project_id: str) -> Project | None:
     """The project with this CoinGecko id from the index (bundled and refreshed), if known."""
     entry = (await load_index(deps)).get(project_id)
     return entry.to_project() if entry else None
+
+
+# --- comparisons ("compare SOL and ETH", "ARB vs OP tokenomics?", "so sánh SOL và ETH") -------
+
+MAX_COMPARED = 3
+# Words that make a message a comparison on their own; a project they name that does not
+# resolve is reported, never dropped.
+COMPARE_EXPLICIT = re.compile(
+    r"(?<!\w)(?:compar(?:e|es|ed|ing|ison)|vs\.?|v\.s\.?|versus|against|head[\s-]to[\s-]head|"
+    r"so\s+sanh|doi\s+chieu)(?!\w)", re.IGNORECASE)
+# Words that make a comparison only when two or more projects are named around them.
+COMPARE_SOFT = re.compile(
+    r"(?<!\w)(?:or|and|better|stronger|weaker|safer|riskier|which|whose|hay|hoac|va|voi|hon|nao)"
+    r"(?!\w)", re.IGNORECASE)
+_SEPARATORS = re.compile(
+    r"(?<!\w)(?:vs\.?|v\.s\.?|versus|against|or|and|with|hay|hoac|hoặc|va|và|voi|với|than|hon|hơn)"
+    r"(?!\w)|[,/&;:?!]",
+    re.IGNORECASE)
+# What is left of a part once these are gone is taken for a project's name.
+_FILLER = re.compile(
+    r"(?<!\w)(?:compar\w*|which|whose|who|what|whats|is|are|was|the|a|an|of|to|me|please|"
+    r"between|better|best|stronger|strongest|weaker|safer|riskier|one|ones|coin|coins|token|"
+    r"tokens|project|projects|team|teams|tokenomics|sentiment|market|price|prices|performance|"
+    r"fundamentals|investment|long\s+term|now|today|so\s+sanh|doi\s+chieu|giua|nao|tot|manh|"
+    r"hon|du\s+an|dong|cua|ve|thi|sao|the|gi|doi\s+ngu|gia|tam\s+ly|nen|mua|should|i|buy|"
+    r"why|how|do|does|you|think|head|to)(?!\w)", re.IGNORECASE)
+
+
+class Comparison(BaseModel):
+    """The projects a comparison names, in the order named, and the names that did not
+    resolve (each with suggestions)."""
+
+    projects: list[Project] = Field(default_factory=list)
+    unresolved: list[Resolution] = Field(default_factory=list)
+
+    @property
+    def too_many(self) -> bool:
+        return len(self.projects) + len(self.unresolved) > MAX_COMPARED
+
+    @property
+    def ok(self) -> bool:
+        return len(self.projects) >= 2 and not self.unresolved and not self.too_many
+
+
+def asks_comparison(text: str) -> bool:
+    """The message uses a comparison word ("compare", "vs", "which is better", "so sánh")."""
+    folded = fold(text)
+    return bool(COMPARE_EXPLICIT.search(folded) or COMPARE_SOFT.search(folded))
+
+
+def _leftover(part: str) -> str:
+    return " ".join(_FILLER.sub(" ", part).split()).strip(" .-'\"")
+
+
+async def resolve_comparison(deps: Deps, text: str) -> Comparison | None:
+    """The 2+ projects a comparison names, or None when the message is not a comparison (one
+    project or none named). Each part between "vs", "or", "and", commas… is resolved on its
+    own; with an explicit comparison word, a part that names nothing known is reported with
+    suggestions instead of being dropped."""
+    folded = fold(text)
+    explicit = bool(COMPARE_EXPLICIT.search(folded))
+    if not explicit and not COMPARE_SOFT.search(folded):
+        return None
+    index = await load_index(deps)
+    found = Comparison()
+    seen: set[str] = set()
+    for part in _SEPARATORS.split(text):
+        if not part.strip():
+            continue
+        resolution = resolve_offline(part, index)
+        if resolution.project is not None:
+            if resolution.project.id not in seen:
+                seen.add(resolution.project.id)
+                found.projects.append(resolution.project)
+            continue
+        name = _leftover(part)
+        if not explicit or not _leftover(fold(part)) or len(name.split()) > 3:
+            continue
+        looked_up = await resolve_project(deps, name)
+        if looked_up.project is not None:
+            if looked_up.project.id not in seen:
+                seen.add(looked_up.project.id)
+                found.projects.append(looked_up.project)
+        else:
+            found.unresolved.append(Resolution(query=name, suggestions=looked_up.suggestions))
+    named = len(found.projects) + len(found.unresolved)
+    if named < 2 or not found.projects:
+        return None
+    return found

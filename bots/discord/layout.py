@@ -15,7 +15,7 @@ from typing import Any
 import discord
 from markdown_it import MarkdownIt
 
-from bots.render import TOOL_LABELS, Progress, split_message
+from bots.render import TOOL_LABELS, Progress, split_message, tables_as_code_blocks
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -60,6 +60,7 @@ def to_discord_markdown(markdown: str) -> str:
     """Our answer markdown as Discord markdown: headings become bold lines (embeds do not
     render `#` headings); everything else Discord renders as is. Headings are found through
     the parser's token stream, so a `#` inside a code block or a paragraph stays put."""
+    markdown = tables_as_code_blocks(markdown)  # Discord has no tables: aligned monospace
     lines = markdown.split("\n")
     for token in _markdown.parse(markdown):
         if token.type == "heading_open" and token.map is not None:

@@ -101,6 +101,40 @@ async def fetch_trending(deps: Deps) -> list[str]:
     return [i for i in ids if isinstance(i, str) and i]
 
 
+async def fetch_global(deps: Deps) -> dict[str, Any]:
+    """`/global`: `data.total_market_cap.usd`, `data.total_volume.usd`,
+    `data.market_cap_percentage.{btc,eth}`, `data.updated_at` (unix seconds)."""
+    url = f"{_base(deps)}/global"
+    body = await get_json(deps, url, source=SOURCE, headers=_headers(deps), memo_ttl=120)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict) or usd(data.get("total_market_cap")) is None:
+        raise BadResponse(SOURCE, url, "no data.total_market_cap.usd")
+    return data
+
+
+async def fetch_top_markets(deps: Deps, n: int) -> list[dict[str, Any]]:
+    """`/coins/markets` rows of the top `n` coins by market cap, with 24 h and 7 d change."""
+    url = f"{_base(deps)}/coins/markets"
+    params = {"vs_currency": "usd", "order": "market_cap_desc", "per_page": str(n), "page": "1",
+              "price_change_percentage": "24h,7d"}
+    body = await get_json(deps, url, source=SOURCE, params=params, headers=_headers(deps),
+                          memo_ttl=120)
+    if not isinstance(body, list):
+        raise BadResponse(SOURCE, url, "markets body is not a list")
+    return [row for row in body if isinstance(row, dict) and isinstance(row.get("id"), str)]
+
+
+async def fetch_trending_coins(deps: Deps) -> list[dict[str, Any]]:
+    """The `item` objects of `/search/trending` coins (id, name, symbol, market_cap_rank...)."""
+    url = f"{_base(deps)}/search/trending"
+    body = await get_json(deps, url, source=SOURCE, headers=_headers(deps), memo_ttl=300)
+    coins = body.get("coins") if isinstance(body, dict) else None
+    if not isinstance(coins, list):
+        raise BadResponse(SOURCE, url, "trending body has no coins list")
+    items = [dig(c, "item") for c in coins]
+    return [i for i in items if isinstance(i, dict) and isinstance(i.get("id"), str) and i["id"]]
+
+
 # --- parsers ----------------------------------------------------------------------------------
 
 def last_updated(coin: dict[str, Any]) -> datetime | None:

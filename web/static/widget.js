@@ -342,10 +342,13 @@
   /* Markdown subset on already-escaped text: headings, bold, italics, code, lists. */
   function renderMarkdown(md) {
     var lines = escapeHtml(md).split("\n");
-    var out = [], list = null;
+    var out = [], list = null, table = null;
     function closeList() { if (list) { out.push("</" + list + ">"); list = null; } }
+    function closeTable() { if (table) { out.push(tableHtml(table)); table = null; } }
     lines.forEach(function (line) {
       var m;
+      if (/^\s*\|.*\|\s*$/.test(line)) { closeList(); (table = table || []).push(line); return; }
+      closeTable();
       if ((m = line.match(/^(#{1,4})\s+(.*)$/))) { closeList(); out.push("<h4>" + inline(m[2]) + "</h4>"); }
       else if ((m = line.match(/^\s*[-*\u2022]\s+(.*)$/))) { if (list !== "ul") { closeList(); out.push("<ul>"); list = "ul"; } out.push("<li>" + inline(m[1]) + "</li>"); }
       else if ((m = line.match(/^\s*\d+[.)]\s+(.*)$/))) { if (list !== "ol") { closeList(); out.push("<ol>"); list = "ol"; } out.push("<li>" + inline(m[1]) + "</li>"); }
@@ -353,7 +356,26 @@
       else { closeList(); out.push("<p>" + inline(line) + "</p>"); }
     });
     closeList();
+    closeTable();
     return out.join("");
+  }
+
+  /* A markdown table (a comparison's side-by-side figures) as an HTML table. */
+  function tableHtml(rows) {
+    var html = ['<div class="cl-table-wrap"><table class="cl-table">'];
+    var header = true;
+    rows.forEach(function (row) {
+      var cells = row.trim().replace(/^\|/, "").replace(/\|$/, "").replace(/\\\|/g, "\u0000")
+        .split("|").map(function (c) { return c.replace(/\u0000/g, "|").trim(); });
+      if (cells.every(function (c) { return /^:?-{3,}:?$/.test(c); })) { return; }
+      var tag = header ? "th" : "td";
+      html.push("<tr>" + cells.map(function (c) {
+        return "<" + tag + ">" + inline(c) + "</" + tag + ">";
+      }).join("") + "</tr>");
+      header = false;
+    });
+    html.push("</table></div>");
+    return html.join("");
   }
 
   function inline(s) {
