@@ -21,8 +21,8 @@ from discord import app_commands
 from billing.accounts import account_for_identity
 from billing.checkout_link import checkout_link
 from bots.discord.answer import identity_of
-from bots.discord.projects import MAX_CHOICES, project_choices
 from bots.discord.commands import reply_privately
+from bots.discord.projects import MAX_CHOICES, project_choices
 from bots.discord.views import upgrade_view
 from chainlens.deps import Deps
 from reports.watch import (
@@ -245,7 +245,7 @@ class AlertCommands(app_commands.Group):
     @app_commands.describe(id="The alert's id (see /alerts)")
     @app_commands.autocomplete(id=autocomplete_alert)
     async def delete(self, interaction: discord.Interaction[Any],
-                     id: app_commands.Range[int, 1, 2**53]) -> None:  # noqa: A002 - option name
+                     id: app_commands.Range[int, 1, 2**53]) -> None:
         await interaction.response.defer(ephemeral=True)
         if await delete_alert(_deps(interaction), await _account_id(interaction), id):
             await reply_privately(interaction, f"Deleted alert #{id}.")
