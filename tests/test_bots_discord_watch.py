@@ -4,15 +4,24 @@ real service (reports.watch), PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
+import pytest
 
 from billing.accounts import account_for_identity
 from billing.checkout_link import read_checkout_token
+from chainlens.deps import Deps
 from reports.watch import alerts_of, watchlist
 from tests.fake_discord_api import CHANNEL_ID, DM_CHANNEL_ID, EPHEMERAL
-from tests.test_bots_discord import IDENTITY, Bot, bot, buttons_of  # noqa: F401 (fixture)
+from tests.test_bots_discord import IDENTITY, Bot, buttons_of, start_bot
+
+
+@pytest.fixture
+async def bot(fast_deps: Deps) -> AsyncIterator[Bot]:
+    async for running in start_bot(fast_deps):
+        yield running
 
 
 def option(name: str, value: Any, type_: int = 3) -> dict[str, Any]:
@@ -99,10 +108,17 @@ async def test_watch_autocompletes_from_the_index_and_unwatch_from_the_watchlist
     assert bot.fake.state(narrowed).choices == [{"name": "Cardano (ADA)", "value": "cardano"}]
 
 
-async def test_unknown_project_gets_suggestions(bot: Bot) -> None:
+async def test_unknown_project_gets_suggestion_buttons_that_watch_it(bot: Bot) -> None:
     message = await reply(bot, bot.fake.slash("watch", [option("project", "cardona")]))
     assert "Did you mean" in message["content"] and "Cardano (ADA)" in message["content"]
+    buttons = {b["custom_id"]: b["label"] for b in buttons_of(message)}
+    assert buttons["watch:cardano"] == "Cardano (ADA)"
+    assert all(custom_id.startswith("watch:") for custom_id in buttons)
     assert await watchlist(bot.deps, await account_id(bot)) == []
+    pressed = await reply(bot, bot.fake.press("watch:cardano", message))
+    assert pressed["content"].startswith("👀 Added **Cardano (ADA)**")
+    assert [i.project_id for i in await watchlist(bot.deps, await account_id(bot))] == [
+        "cardano"]
 
 
 async def test_watchlist_limit_has_the_limit_and_an_upgrade_link(bot: Bot) -> None:
@@ -176,10 +192,21 @@ async def test_alert_limit_has_the_limit_and_an_upgrade_link(bot: Bot) -> None:
     assert len(await alerts_of(bot.deps, await account_id(bot))) == 3
 
 
-async def test_alert_with_an_unknown_project_gets_suggestions(bot: Bot) -> None:
-    message = await reply(bot, alert_add(bot, "cardona", "above", 1))
+async def test_alert_with_an_unknown_project_gets_suggestion_buttons(bot: Bot) -> None:
+    message = await reply(bot, alert_add(bot, "cardona", "above", 1.5))
     assert "Did you mean" in message["content"] and "Cardano (ADA)" in message["content"]
+    custom_ids = [b["custom_id"] for b in buttons_of(message)]
+    assert "alert:cardano:above:1.5" in custom_ids
     assert await alerts_of(bot.deps, await account_id(bot)) == []
+    # The press is checked like the command: no Manage Channels, no alert in this channel.
+    refused = await reply(bot, bot.fake.press("alert:cardano:above:1.5", message,
+                                              permissions=0))
+    assert "Manage Channels" in refused["content"]
+    pressed = await reply(bot, bot.fake.press("alert:cardano:above:1.5", message))
+    assert pressed["content"].startswith("🔔 Alert set")
+    [alert] = await alerts_of(bot.deps, await account_id(bot))
+    assert (alert.project_id, alert.kind, alert.level, alert.destination) == (
+        "cardano", "above", 1.5, str(CHANNEL_ID))
 
 
 async def test_alerts_post_in_servers_only_for_channel_managers(bot: Bot) -> None:

@@ -3,18 +3,36 @@ strict local Bot API, with the real service (reports.watch), PostgreSQL and Redi
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
+
 from billing.accounts import account_for_identity
-from bots.render import command_menu
+from bots.render import HELP_TEXT, command_menu
+from bots.telegram import build_application
+from chainlens.deps import Deps
 from reports.watch import alerts_of, watchlist
 from tests import telegram_updates as tu
-from tests.test_bots_telegram import (  # noqa: F401  (the `tg` fixture)
+from tests.fake_bot_api import running_fake_bot_api
+from tests.test_bots_telegram import (
+    CHANNEL,
     GROUP,
     PRIVATE,
     USER,
     Harness,
+    bot_settings,
     last_markup,
-    tg,
 )
+
+
+@pytest.fixture
+async def tg(fast_deps: Deps) -> AsyncIterator[Harness]:
+    async with running_fake_bot_api(channels={CHANNEL}) as (fake, base_url):
+        bot_deps = bot_settings(fast_deps, base_url)
+        application = build_application(bot_deps)
+        async with application:
+            fake.calls.clear()
+            yield Harness(fake, application, bot_deps)
 
 
 def callback_data(tg: Harness, chat_id: int = PRIVATE) -> list[str]:
@@ -29,7 +47,6 @@ async def account_id(tg: Harness, user_id: int = USER) -> int:
 def test_the_menu_and_help_list_the_new_commands() -> None:
     names = [c.name for c in command_menu()]
     assert names[-5:] == ["watch", "unwatch", "watchlist", "alert", "alerts"]
-    from bots.render import HELP_TEXT
     for command in ("/watch", "/unwatch", "/watchlist", "/alert", "/alerts", "/alert delete"):
         assert command in HELP_TEXT
 

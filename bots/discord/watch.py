@@ -12,6 +12,7 @@ receive alerts, so `/alert add` is refused there.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,7 +22,7 @@ from discord import app_commands
 from billing.accounts import account_for_identity
 from billing.checkout_link import checkout_link
 from bots.discord.answer import identity_of
-from bots.discord.commands import reply_privately
+from bots.discord.commands import reply_privately, report_error
 from bots.discord.projects import MAX_CHOICES, project_choices
 from bots.discord.views import upgrade_view
 from chainlens.deps import Deps
@@ -68,9 +69,11 @@ async def _account_id(interaction: discord.Interaction[Any]) -> int:
     return account.id
 
 
-async def _refuse(interaction: discord.Interaction[Any], account_id: int,
-                  error: WatchError) -> None:
-    """A service refusal: a limit with the Upgrade button, suggestions to pick from."""
+async def _refuse(interaction: discord.Interaction[Any], account_id: int, error: WatchError,
+                  *, action: str = "watch",
+                  alert: tuple[str, float | None] | None = None) -> None:
+    """A service refusal: a limit with the Upgrade button; an unknown project with a button
+    per suggestion that redoes the command with it."""
     if isinstance(error, LimitReached):
         view = (upgrade_view(checkout_link(_deps(interaction).settings, account_id))
                 if error.tier == "free" else None)
@@ -79,10 +82,61 @@ async def _refuse(interaction: discord.Interaction[Any], account_id: int,
         await reply_privately(interaction, text, view=view)
         return
     if isinstance(error, UnknownProject) and error.suggestions:
-        await reply_privately(interaction, f"{error.message} Pick one from the list as you type the "
-                                  "project.")
+        view = discord.ui.View(timeout=None)
+        for project in error.suggestions[:_MAX_SUGGESTIONS]:
+            if alert is not None:
+                button = SuggestionButton("alert", project.id, project.display, *alert)
+            else:
+                button = SuggestionButton(action, project.id, project.display)
+            if len(button.item.custom_id or "") <= _CUSTOM_ID_LIMIT:
+                view.add_item(button)
+        await reply_privately(interaction, error.message, view=view if view.children else None)
         return
     await reply_privately(interaction, error.message)
+
+
+# "watch:<id>", "unwatch:<id>", "alert:<id>:<kind>[:<level>]" (a suggestion pressed instead).
+_SUGGESTION_ID = (r"(?P<action>watch|unwatch|alert):(?P<project>[a-z0-9][a-z0-9._-]{0,80})"
+                  r"(?::(?P<kind>above|below|move|risk|sentiment)(?::(?P<level>[0-9.]{1,30}))?)?")
+_CUSTOM_ID_LIMIT = 100
+_MAX_SUGGESTIONS = 5
+
+
+class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_SUGGESTION_ID):
+    """A did-you-mean suggestion for /watch, /unwatch or /alert add: the command again with
+    that project's exact id. The command lives in the custom id, so it survives restarts."""
+
+    def __init__(self, action: str, project_id: str, label: str, kind: str | None = None,
+                 level: float | None = None) -> None:
+        custom_id = f"{action}:{project_id}"
+        if action == "alert" and kind:
+            custom_id += f":{kind}" + (f":{level_text(level)}" if level is not None else "")
+        super().__init__(discord.ui.Button(label=label[:80], emoji="🔎",
+                                           style=discord.ButtonStyle.secondary,
+                                           custom_id=custom_id))
+        self.action, self.project_id, self.kind, self.level = action, project_id, kind, level
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any],
+                             item: discord.ui.Item[Any], match: re.Match[str], /
+                             ) -> SuggestionButton:
+        level = float(match["level"]) if match["level"] else None
+        return cls(match["action"], match["project"], getattr(item, "label", None) or "",
+                   match["kind"], level)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            if self.action == "alert":
+                if self.kind is None:
+                    await interaction.response.send_message(
+                        "This button no longer works; use /alert add again.", ephemeral=True)
+                    return
+                await add_alert(interaction, self.project_id, self.kind, self.level)
+            else:
+                await watch_project(interaction, self.project_id,
+                                    remove=self.action == "unwatch")
+        except Exception as exc:  # noqa: BLE001 - buttons bypass the tree: same handler as it
+            await report_error(interaction, exc)
 
 
 def level_text(level: float) -> str:
@@ -149,7 +203,7 @@ async def autocomplete_alert(interaction: discord.Interaction[Any],
 
 async def watch_project(interaction: discord.Interaction[Any], project: str, *,
                         remove: bool) -> None:
-    await interaction.response.defer(ephemeral=True)
+    await interaction.response.defer(ephemeral=True, thinking=True)
     deps = _deps(interaction)
     account_id = await _account_id(interaction)
     try:
@@ -158,7 +212,7 @@ async def watch_project(interaction: discord.Interaction[Any], project: str, *,
         else:
             found, changed = await watch(deps, account_id, project)
     except WatchError as exc:
-        await _refuse(interaction, account_id, exc)
+        await _refuse(interaction, account_id, exc, action="unwatch" if remove else "watch")
         return
     if remove:
         text = (f"Removed **{found.display}** from your watchlist." if changed
@@ -170,7 +224,7 @@ async def watch_project(interaction: discord.Interaction[Any], project: str, *,
 
 
 async def show_watchlist(interaction: discord.Interaction[Any]) -> None:
-    await interaction.response.defer(ephemeral=True)
+    await interaction.response.defer(ephemeral=True, thinking=True)
     items = await watchlist(_deps(interaction), await _account_id(interaction))
     if not items:
         await reply_privately(interaction, "Your watchlist is empty. Add a project with `/watch`.")
@@ -181,7 +235,7 @@ async def show_watchlist(interaction: discord.Interaction[Any]) -> None:
 
 
 async def show_alerts(interaction: discord.Interaction[Any]) -> None:
-    await interaction.response.defer(ephemeral=True)
+    await interaction.response.defer(ephemeral=True, thinking=True)
     alerts = await alerts_of(_deps(interaction), await _account_id(interaction))
     if not alerts:
         await reply_privately(interaction, "You have no alerts. Set one with `/alert add`, e.g. "
@@ -193,6 +247,35 @@ async def show_alerts(interaction: discord.Interaction[Any]) -> None:
         lines.append(f"• {listed(alert, interaction.channel_id)}{state}")
     lines += ["", "`/alert delete id:` removes one."]
     await reply_privately(interaction, "\n".join(lines))
+
+
+async def add_alert(interaction: discord.Interaction[Any], project: str, kind: str,
+                    level: float | None) -> None:
+    """Set an alert that posts where this interaction happened (if it may post there)."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    if kind in _NEEDS_LEVEL and level is None:
+        name = next(c.name for c in CONDITIONS if c.value == kind)
+        await reply_privately(interaction, f"Give the level for “{name}”: {_NEEDS_LEVEL[kind]}.")
+        return
+    destination = alert_destination(interaction)
+    if destination is None:
+        await reply_privately(interaction, refusal_of(interaction))
+        return
+    text = f"project {kind}"  # the service's parser validates the condition and the level
+    if level is not None and kind != "risk":
+        text += f" {level_text(level)}" + ("%" if kind == "move" else "")
+    account_id = await _account_id(interaction)
+    try:
+        _, spec = parse_alert(text)
+        alert = await create_alert(_deps(interaction), account_id, project, spec,
+                                   channel="discord", destination=destination)
+    except WatchError as exc:
+        await _refuse(interaction, account_id, exc, alert=(kind, level))
+        return
+    where = "our DM" if interaction.guild_id is None else "this channel"
+    await reply_privately(interaction, f"🔔 Alert set: {describe(alert)}.\nIt posts in {where} "
+                                       f"once per crossing. `/alert delete id:{alert.id}` "
+                                       "removes it.")
 
 
 class AlertCommands(app_commands.Group):
@@ -212,30 +295,7 @@ class AlertCommands(app_commands.Group):
                   project: app_commands.Range[str, 1, 100],
                   condition: app_commands.Choice[str],
                   level: app_commands.Range[float, 0.0, 1e15] | None = None) -> None:
-        await interaction.response.defer(ephemeral=True)
-        kind = condition.value
-        if kind in _NEEDS_LEVEL and level is None:
-            await reply_privately(interaction, f"Give the level for “{condition.name}”: "
-                                      f"{_NEEDS_LEVEL[kind]}.")
-            return
-        destination = alert_destination(interaction)
-        if destination is None:
-            await reply_privately(interaction, refusal_of(interaction))
-            return
-        text = f"project {kind}"
-        if level is not None and kind != "risk":
-            text += f" {level_text(level)}" + ("%" if kind == "move" else "")
-        account_id = await _account_id(interaction)
-        try:
-            _, spec = parse_alert(text)
-            alert = await create_alert(_deps(interaction), account_id, project, spec,
-                                       channel="discord", destination=destination)
-        except WatchError as exc:
-            await _refuse(interaction, account_id, exc)
-            return
-        where = "our DM" if interaction.guild_id is None else "this channel"
-        await reply_privately(interaction, f"🔔 Alert set: {describe(alert)}.\nIt posts in {where} once "
-                                  f"per crossing. `/alert delete id:{alert.id}` removes it.")
+        await add_alert(interaction, project, condition.value, level)
 
     @app_commands.command(name="list", description="Your alerts and their ids")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
@@ -246,7 +306,7 @@ class AlertCommands(app_commands.Group):
     @app_commands.autocomplete(id=autocomplete_alert)
     async def delete(self, interaction: discord.Interaction[Any],
                      id: app_commands.Range[int, 1, 2**53]) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         if await delete_alert(_deps(interaction), await _account_id(interaction), id):
             await reply_privately(interaction, f"Deleted alert #{id}.")
         else:
