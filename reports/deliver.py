@@ -92,8 +92,34 @@ async def render_report(deps: Deps, ref: str) -> Rendered:
     return out
 
 
-# Alerts register their own renderer here (kind -> ref -> Rendered).
-RENDERERS: dict[str, Callable[[Deps, str], Awaitable[Rendered]]] = {"report": render_report}
+class AlertMissing(LookupError):
+    """There is no alert event with that id."""
+
+
+async def render_alert(deps: Deps, ref: str) -> Rendered:
+    """One alert firing (ref = alert event id): the figure, its source and time, and Research /
+    Chart buttons; the same message for both editions."""
+    from reports import alerts
+
+    firing = await alerts.load_firing(deps, int(ref))
+    if firing is None:
+        raise AlertMissing(f"no alert event {ref}")
+    base = str(deps.settings.public_base_url).rstrip("/")
+    part = TelegramPart("text", alerts.telegram_html(firing),
+                        reply_markup=alerts.telegram_markup(firing))
+    embeds, components = alerts.discord_payload(firing)
+    subject, body, text = alerts.email_parts(firing, base)
+    out = Rendered()
+    for edition in ("headline", "full"):
+        out.telegram[edition] = [part]
+        out.discord[edition] = DiscordMessage(embeds=embeds, components=components)
+        out.email[edition] = EmailMessage(subject=subject, html=body, text=text)
+    return out
+
+
+# kind -> ref -> Rendered
+RENDERERS: dict[str, Callable[[Deps, str], Awaitable[Rendered]]] = {
+    "report": render_report, "alert": render_alert}
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +218,11 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
         await ledger.mark_final(deps, ids, "failed", outcome.reason)
         if outcome.deactivate:
             for d in deliveries:
+                if d.kind == "alert":
+                    # the chat is gone: its alerts stop too (the account keeps the others)
+                    await deps.db.execute(
+                        "UPDATE alerts SET active = false, deleted_at = now() WHERE active "
+                        "AND channel = $1 AND destination = $2", d.channel, d.destination)
                 await unsubscribe(deps, channel=d.channel,  # type: ignore[arg-type]
                                   destination=d.destination, reason=outcome.reason[:200])
                 log.info("%s destination deactivated: %s", d.channel, outcome.reason)
