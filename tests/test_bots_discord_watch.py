@@ -197,6 +197,8 @@ async def test_alert_with_an_unknown_project_gets_suggestion_buttons(bot: Bot) -
     assert "Did you mean" in message["content"] and "Cardano (ADA)" in message["content"]
     custom_ids = [b["custom_id"] for b in buttons_of(message)]
     assert "alert:cardano:above:1.5" in custom_ids
+    big = await reply(bot, alert_add(bot, "cardona", "below", 2e6))
+    assert "alert:cardano:below:2000000" in [b["custom_id"] for b in buttons_of(big)]
     assert await alerts_of(bot.deps, await account_id(bot)) == []
     # The press is checked like the command: no Manage Channels, no alert in this channel.
     refused = await reply(bot, bot.fake.press("alert:cardano:above:1.5", message,

@@ -173,6 +173,8 @@ async def test_unknown_project_in_an_alert_suggests_buttons_that_set_it(tg: Harn
     assert tg.replies()[-1].startswith("🔔 Alert set")
     [alert] = await alerts_of(tg.deps, await account_id(tg))
     assert (alert.project_id, alert.kind, alert.level) == ("cardano", "above", 1.5)
+    await tg.send(tu.message("/alert cardona below 2m"))  # levels ride as plain digits
+    assert "alert:cardano:below:2000000" in callback_data(tg)
     await tg.send(tu.callback("alert:cardano:nonsense"))
     assert "no longer works" in tg.fake.sent("answerCallbackQuery")[-1]["text"]
 

@@ -84,12 +84,10 @@ async def _refuse(interaction: discord.Interaction[Any], account_id: int, error:
     if isinstance(error, UnknownProject) and error.suggestions:
         view = discord.ui.View(timeout=None)
         for project in error.suggestions[:_MAX_SUGGESTIONS]:
-            if alert is not None:
-                button = SuggestionButton("alert", project.id, project.display, *alert)
-            else:
-                button = SuggestionButton(action, project.id, project.display)
-            if len(button.item.custom_id or "") <= _CUSTOM_ID_LIMIT:
-                view.add_item(button)
+            kind, level = alert if alert is not None else (None, None)
+            custom_id = suggestion_id("alert" if alert else action, project.id, kind, level)
+            if custom_id is not None:
+                view.add_item(SuggestionButton(custom_id, project.display))
         await reply_privately(interaction, error.message, view=view if view.children else None)
         return
     await reply_privately(interaction, error.message)
@@ -97,32 +95,43 @@ async def _refuse(interaction: discord.Interaction[Any], account_id: int, error:
 
 # "watch:<id>", "unwatch:<id>", "alert:<id>:<kind>[:<level>]" (a suggestion pressed instead).
 _SUGGESTION_ID = (r"(?P<action>watch|unwatch|alert):(?P<project>[a-z0-9][a-z0-9._-]{0,80})"
-                  r"(?::(?P<kind>above|below|move|risk|sentiment)(?::(?P<level>[0-9.]{1,30}))?)?")
+                  r"(?::(?P<kind>above|below|move|risk|sentiment)"
+                  r"(?::(?P<level>[0-9]{1,20}(?:\.[0-9]{1,20})?))?)?")
 _CUSTOM_ID_LIMIT = 100
 _MAX_SUGGESTIONS = 5
+
+
+def suggestion_id(action: str, project_id: str, kind: str | None = None,
+                  level: float | None = None) -> str | None:
+    """The custom id of a suggestion button; None when it cannot carry the command."""
+    custom_id = f"{action}:{project_id}"
+    if kind is not None:
+        custom_id += f":{kind}" + (f":{level_text(level)}" if level is not None else "")
+    if len(custom_id) > _CUSTOM_ID_LIMIT or not re.fullmatch(_SUGGESTION_ID, custom_id):
+        return None
+    return custom_id
 
 
 class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_SUGGESTION_ID):
     """A did-you-mean suggestion for /watch, /unwatch or /alert add: the command again with
     that project's exact id. The command lives in the custom id, so it survives restarts."""
 
-    def __init__(self, action: str, project_id: str, label: str, kind: str | None = None,
-                 level: float | None = None) -> None:
-        custom_id = f"{action}:{project_id}"
-        if action == "alert" and kind:
-            custom_id += f":{kind}" + (f":{level_text(level)}" if level is not None else "")
-        super().__init__(discord.ui.Button(label=label[:80], emoji="🔎",
+    def __init__(self, custom_id: str, label: str) -> None:
+        super().__init__(discord.ui.Button(label=label[:80] or None, emoji="🔎",
                                            style=discord.ButtonStyle.secondary,
                                            custom_id=custom_id))
-        self.action, self.project_id, self.kind, self.level = action, project_id, kind, level
+        match = re.fullmatch(_SUGGESTION_ID, custom_id)
+        assert match is not None, custom_id
+        self.action: str = match["action"]
+        self.project_id: str = match["project"]
+        self.kind: str | None = match["kind"]
+        self.level = float(match["level"]) if match["level"] else None
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction[Any],
                              item: discord.ui.Item[Any], match: re.Match[str], /
                              ) -> SuggestionButton:
-        level = float(match["level"]) if match["level"] else None
-        return cls(match["action"], match["project"], getattr(item, "label", None) or "",
-                   match["kind"], level)
+        return cls(match.group(0), getattr(item, "label", None) or "")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
@@ -141,7 +150,7 @@ class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
 
 def level_text(level: float) -> str:
     """A level as plain digits (never `1e+06`), the way `parse_alert` reads numbers."""
-    return format(Decimal(repr(level)), "f")
+    return format(Decimal(repr(level)).normalize(), "f")
 
 
 def listed(alert: Alert, channel_id: int | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from decimal import Decimal
 
 from telegram import Message, Update
 from telegram.constants import ChatType
@@ -71,7 +72,8 @@ def _chat_id(update: Update) -> int:
 
 
 def _level_text(level: float | None) -> str:
-    return "" if level is None else f"{level:g}"
+    """A level as plain digits (never `1e+06`), the way `parse_alert` reads numbers."""
+    return "" if level is None else format(Decimal(repr(level)).normalize(), "f")
 
 
 def _suggestion_buttons(error: UnknownProject, action: str,
@@ -275,7 +277,7 @@ async def _delete(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: st
 # --- buttons ----------------------------------------------------------------------------------
 
 _ALERT_ARG = re.compile(r"(?P<project>[^:]+):(?P<kind>above|below|move|risk|sentiment)"
-                        r"(?::(?P<level>[0-9.eE+-]+))?")
+                        r"(?::(?P<level>[0-9]{1,20}(?:\.[0-9]{1,20})?))?")
 
 
 async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
