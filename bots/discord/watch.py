@@ -77,8 +77,9 @@ async def _refuse(interaction: discord.Interaction[Any], account_id: int, error:
     if isinstance(error, LimitReached):
         view = (upgrade_view(checkout_link(_deps(interaction).settings, account_id))
                 if error.tier == "free" else None)
+        what = "watchlist items" if error.kind == "watchlist" else "alerts"
         text = error.message if str(error.limit) in error.message else (
-            f"{error.message} The {error.tier} plan allows {error.limit}.")
+            f"{error.message} The {error.tier} plan allows {error.limit} {what}.")
         await reply_privately(interaction, text, view=view)
         return
     if isinstance(error, UnknownProject) and error.suggestions:
