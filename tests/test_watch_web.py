@@ -95,3 +95,12 @@ async def test_cross_site_posts_are_refused(deps: Deps, client: httpx.AsyncClien
                               headers={"Origin": "https://evil.example"})
     assert reply.status_code == 403
     assert (await client.get("/api/watchlist")).json() == []
+
+
+async def test_account_page_has_the_watch_section(client: httpx.AsyncClient) -> None:
+    page = await client.get("/account")
+    assert 'id="watch-form"' in page.text and 'id="alert-form"' in page.text
+    assert "/static/account_watch.js" in page.text
+    script = await client.get("/static/account_watch.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "/api/alerts" in script.text and "innerHTML" not in script.text
