@@ -31,6 +31,7 @@ import asyncio
 import html
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +66,7 @@ class CycleSummary:
     fired: int
     rearmed: int
     deferred: int
+    db_s: float = 0.0  # time in the cycle's own statements (coins query and the pass)
 
 
 def _num(value: Any) -> float | None:
@@ -208,31 +210,33 @@ async def defer(deps: Deps, rows: list[Row]) -> int:
 async def defer_orphaned(deps: Deps) -> int:
     """Defer sends for pending alert rows that no queued send job holds (a worker died between
     firing and deferring); the ledger's claim keeps a row from being sent twice anyway."""
-    rows = await deps.db.fetch(
-        """
-        SELECT d.id, d.channel, d.edition FROM deliveries d
-         WHERE d.kind = 'alert' AND d.state = 'pending'
-           AND NOT EXISTS (
-               SELECT 1 FROM procrastinate_jobs j
-                WHERE j.task_name = 'deliveries.send' AND j.status IN ('todo', 'doing')
-                  AND j.args -> 'delivery_ids' @> to_jsonb(d.id))
-         ORDER BY d.id
-        """)
+    queued = {int(i) for i in await deps.db.fetchval(
+        "SELECT coalesce(array_agg(DISTINCT e::bigint), '{}') FROM procrastinate_jobs j, "
+        "jsonb_array_elements_text(j.args -> 'delivery_ids') AS e "
+        "WHERE j.task_name = 'deliveries.send' AND j.status IN ('todo', 'doing')")}
+    pending = await deps.db.fetch(
+        "SELECT id, channel, edition FROM deliveries WHERE kind = 'alert' AND state = 'pending' "
+        "ORDER BY id")
+    rows = [r for r in pending if r["id"] not in queued]
     return await defer(deps, [(r["id"], r["channel"], r["edition"]) for r in rows])
 
 
 async def evaluate_prices(deps: Deps) -> CycleSummary:
     """One evaluation cycle of price and 24 h move alerts (the every-minute job)."""
     orphans = await defer_orphaned(deps)
+    started = time.perf_counter()
     coins = await alerted_coins(deps)
+    db_s = time.perf_counter() - started
     quotes, calls = await fetch_prices(deps, coins)
+    started = time.perf_counter()
     fired, rearmed, rows = await apply_quotes(deps, quotes)
+    db_s += time.perf_counter() - started
     deferred = await defer(deps, rows)
     if fired or orphans:
         log.info("alerts: %d fired, %d re-armed, %d send jobs (%d for earlier firings)",
                  fired, rearmed, deferred + orphans, orphans)
     return CycleSummary(coins=len(coins), quotes=len(quotes), calls=calls, fired=fired,
-                        rearmed=rearmed, deferred=deferred + orphans)
+                        rearmed=rearmed, deferred=deferred + orphans, db_s=db_s)
 
 
 # --- risk flags and sentiment (slow cadence) -------------------------------------------------
