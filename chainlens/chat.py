@@ -263,8 +263,9 @@ async def alert_turn(deps: Deps, turn: ChatTurn, account: Account,
     where = alert_destination(turn, account)
     try:
         if where is None:
-            raise watch.WatchError("Sign in (or ask in Telegram or Discord) to set alerts: "
-                                   "they need somewhere to be delivered.")
+            raise watch.WatchError(
+                "Alerts need somewhere to be delivered: sign in on the web (they come by "
+                "e-mail), or use /alert in the Telegram or Discord chat where you want them.")
         query, spec = watch.parse_alert(alert)
         made = await watch.create_alert(deps, account.id, query, spec, channel=where[0],
                                         destination=where[1])

@@ -414,6 +414,11 @@ async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],
         url = unsubscribe_url(settings, d.destination)
         lines = rendered.watch.get(d.id)
         watch_html, watch_text = render.watchlist_email(lines, now) if lines else ("", "")
+        if d.kind != "report":
+            # an alert the address's own account set: stopped on the account page (its link
+            # is in the message), not by unsubscribing from the daily report
+            recipients.append(EmailRecipient(address=d.destination))
+            continue
         recipients.append(EmailRecipient(
             address=d.destination, substitutions={
                 "%unsubscribe_url%": url, render.WATCHLIST_HTML: watch_html,

@@ -216,6 +216,7 @@ async def test_email_alert_and_a_blocked_chat(adeps: Deps, prices: PriceSources,
     assert len(mails) == 1
     assert "Ethereum (ETH) is below $3,000: $2,900" in mails[0].html
     assert "/api/chart/ethereum.png" in mails[0].html
+    assert "List-Unsubscribe" not in mails[0].headers  # not the daily report's unsubscribe
     active = await adeps.db.fetchval("SELECT active FROM alerts WHERE id = $1", blocked.id)
     assert active is False  # the bot was blocked there: its alerts stop
 
