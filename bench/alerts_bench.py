@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _scratch import REDIS_URL, scratch_space  # noqa: E402
+from _scratch import REDIS_URL, scratch_space
 
 
 async def seed(deps: object, n_alerts: int, n_coins: int, base: dict[str, float]) -> None:

@@ -211,8 +211,6 @@ def _discord_message(rendered: Rendered, delivery: Delivery) -> DiscordMessage:
 
 async def defer_open_rows(deps: Deps, kind: str, ref: str) -> int:
     """Defer send jobs for every pending row: batches per channel (and edition for e-mail)."""
-    from reports.jobs import send_deliveries
-
     return await defer_rows(deps, await ledger.open_rows(deps, kind, ref))
 
 

@@ -12,7 +12,13 @@ import pytest
 
 from billing.accounts import account_for_identity
 from chainlens.deps import Deps
-from reports.alerts import IDS_PER_CALL, apply_quotes, evaluate_prices, evaluate_slow, fetch_prices
+from reports.alerts import (
+    IDS_PER_CALL,
+    apply_quotes,
+    evaluate_prices,
+    evaluate_slow,
+    fetch_prices,
+)
 from reports.watch import Alert, AlertSpec, create_alert, delete_alert
 from tests.alerts_fakes import PriceSources
 from tests.fake_delivery_env import Fakes, delivery_deps, running_fakes
