@@ -31,6 +31,7 @@ import asyncio
 import html
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +66,7 @@ class CycleSummary:
     fired: int
     rearmed: int
     deferred: int
+    db_s: float = 0.0  # time in the cycle's own statements (coins query and the pass)
 
 
 def _num(value: Any) -> float | None:
@@ -173,16 +175,20 @@ WITH p AS (
     SELECT 'alert', ev.id::text, upd.channel, upd.destination
       FROM ev JOIN upd ON upd.id = ev.alert_id
     ON CONFLICT (kind, ref, channel, destination) DO NOTHING
-    RETURNING ref
+    RETURNING id, channel, edition
 )
 SELECT (SELECT count(*) FROM upd WHERE fired) AS fired,
        (SELECT count(*) FROM upd WHERE NOT fired) AS rearmed,
-       (SELECT coalesce(array_agg(ref), '{}') FROM dl) AS refs
+       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM dl) AS ids,
+       (SELECT coalesce(array_agg(channel ORDER BY id), '{}') FROM dl) AS channels,
+       (SELECT coalesce(array_agg(edition ORDER BY id), '{}') FROM dl) AS editions
 """
 
+Row = tuple[int, str, str]  # a ledger row to send: (delivery id, channel, edition)
 
-async def apply_quotes(deps: Deps, quotes: list[Quote]) -> tuple[int, int, list[str]]:
-    """The set-based pass: (fired, re-armed, ledger refs to send)."""
+
+async def apply_quotes(deps: Deps, quotes: list[Quote]) -> tuple[int, int, list[Row]]:
+    """The set-based pass: (fired, re-armed, ledger rows to send)."""
     if not quotes:
         return 0, 0, []
     row = await deps.db.fetchrow(
@@ -190,45 +196,47 @@ async def apply_quotes(deps: Deps, quotes: list[Quote]) -> tuple[int, int, list[
         [q.change_24h for q in quotes], [q.observed_at for q in quotes],
         deps.settings.alert_rearm_margin)
     assert row is not None
-    return int(row["fired"]), int(row["rearmed"]), list(row["refs"])
+    rows = list(zip(row["ids"], row["channels"], row["editions"], strict=True))
+    return int(row["fired"]), int(row["rearmed"]), rows
 
 
-async def defer_refs(deps: Deps, refs: list[str]) -> int:
-    from reports.deliver import defer_open_rows
+async def defer(deps: Deps, rows: list[Row]) -> int:
+    """Send jobs for new ledger rows, batched per channel (reports.deliver.defer_rows)."""
+    from reports.deliver import defer_rows
 
-    jobs = 0
-    for ref in refs:
-        jobs += await defer_open_rows(deps, "alert", ref)
-    return jobs
+    return await defer_rows(deps, rows) if rows else 0
 
 
 async def defer_orphaned(deps: Deps) -> int:
     """Defer sends for pending alert rows that no queued send job holds (a worker died between
     firing and deferring); the ledger's claim keeps a row from being sent twice anyway."""
-    rows = await deps.db.fetch(
-        """
-        SELECT DISTINCT d.ref FROM deliveries d
-         WHERE d.kind = 'alert' AND d.state = 'pending'
-           AND NOT EXISTS (
-               SELECT 1 FROM procrastinate_jobs j
-                WHERE j.task_name = 'deliveries.send' AND j.status IN ('todo', 'doing')
-                  AND j.args -> 'delivery_ids' @> to_jsonb(d.id))
-        """)
-    return await defer_refs(deps, [r["ref"] for r in rows])
+    queued = {int(i) for i in await deps.db.fetchval(
+        "SELECT coalesce(array_agg(DISTINCT e::bigint), '{}') FROM procrastinate_jobs j, "
+        "jsonb_array_elements_text(j.args -> 'delivery_ids') AS e "
+        "WHERE j.task_name = 'deliveries.send' AND j.status IN ('todo', 'doing')")}
+    pending = await deps.db.fetch(
+        "SELECT id, channel, edition FROM deliveries WHERE kind = 'alert' AND state = 'pending' "
+        "ORDER BY id")
+    rows = [r for r in pending if r["id"] not in queued]
+    return await defer(deps, [(r["id"], r["channel"], r["edition"]) for r in rows])
 
 
 async def evaluate_prices(deps: Deps) -> CycleSummary:
     """One evaluation cycle of price and 24 h move alerts (the every-minute job)."""
     orphans = await defer_orphaned(deps)
+    started = time.perf_counter()
     coins = await alerted_coins(deps)
+    db_s = time.perf_counter() - started
     quotes, calls = await fetch_prices(deps, coins)
-    fired, rearmed, refs = await apply_quotes(deps, quotes)
-    deferred = await defer_refs(deps, refs)
+    started = time.perf_counter()
+    fired, rearmed, rows = await apply_quotes(deps, quotes)
+    db_s += time.perf_counter() - started
+    deferred = await defer(deps, rows)
     if fired or orphans:
         log.info("alerts: %d fired, %d re-armed, %d send jobs (%d for earlier firings)",
                  fired, rearmed, deferred + orphans, orphans)
     return CycleSummary(coins=len(coins), quotes=len(quotes), calls=calls, fired=fired,
-                        rearmed=rearmed, deferred=deferred + orphans)
+                        rearmed=rearmed, deferred=deferred + orphans, db_s=db_s)
 
 
 # --- risk flags and sentiment (slow cadence) -------------------------------------------------
@@ -243,7 +251,7 @@ WITH ev AS (
 INSERT INTO deliveries (kind, ref, channel, destination)
 SELECT 'alert', ev.id::text, $7, $8 FROM ev
 ON CONFLICT (kind, ref, channel, destination) DO NOTHING
-RETURNING ref
+RETURNING id, channel, edition
 """
 
 
@@ -257,13 +265,13 @@ async def _project(deps: Deps, project_id: str, display: str) -> Project:
     return Project(id=project_id, symbol=symbol or project_id, name=name or display)
 
 
-async def _risk_pass(deps: Deps, project_id: str, result: TokenomicsResult) -> list[str]:
+async def _risk_pass(deps: Deps, project_id: str, result: TokenomicsResult) -> list[Row]:
     yes = sorted({f.name for f in result.flags if f.status == "yes"})
     cleared = {f.name for f in result.flags if f.status == "no"}
     if not result.flags or all(f.status == "unknown" for f in result.flags):
         return []  # the contract scan gave nothing this time: neither new nor cleared
     source = next((e.source for e in result.evidence if "goplus" in e.source.lower()), "GoPlus")
-    refs: list[str] = []
+    refs: list[Row] = []
     async with deps.db.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             "SELECT id, crossings, known_flags, channel, destination FROM alerts "
@@ -280,18 +288,18 @@ async def _risk_pass(deps: Deps, project_id: str, result: TokenomicsResult) -> l
                 "last_fired_at = CASE WHEN $5 THEN now() ELSE last_fired_at END WHERE id = $1",
                 row["id"], keep, result.as_of, crossing, bool(new))
             if new:
-                refs += [r["ref"] for r in await conn.fetch(
+                refs += [(r["id"], r["channel"], r["edition"]) for r in await conn.fetch(
                     _FIRE_SLOW,
                     row["id"], crossing, float(len(new)), ", ".join(new), source,
                     result.as_of, row["channel"], row["destination"])]
     return refs
 
 
-async def _sentiment_pass(deps: Deps, project_id: str, result: SentimentResult) -> list[str]:
+async def _sentiment_pass(deps: Deps, project_id: str, result: SentimentResult) -> list[Row]:
     if result.score is None:
         return []
     score = float(result.score)
-    refs: list[str] = []
+    refs: list[Row] = []
     async with deps.db.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             "SELECT id, level, crossings, baseline, channel, destination FROM alerts "
@@ -308,7 +316,7 @@ async def _sentiment_pass(deps: Deps, project_id: str, result: SentimentResult) 
                 "last_fired_at = CASE WHEN $5 THEN now() ELSE last_fired_at END WHERE id = $1",
                 row["id"], score, result.as_of, crossing, fired)
             if fired:
-                refs += [r["ref"] for r in await conn.fetch(
+                refs += [(r["id"], r["channel"], r["edition"]) for r in await conn.fetch(
                     _FIRE_SLOW,
                     row["id"], crossing, score, f"{base:.0f} → {score:.0f}", "news sentiment",
                     result.as_of, row["channel"], row["destination"])]
@@ -325,7 +333,7 @@ async def evaluate_slow(deps: Deps) -> int:
         "ORDER BY project_id, kind")
     gate = asyncio.Semaphore(SLOW_CONCURRENCY)
 
-    async def one(project_id: str, kind: str, display: str) -> list[str]:
+    async def one(project_id: str, kind: str, display: str) -> list[Row]:
         async with gate:
             project = await _project(deps, project_id, display)
             tool = "tokenomics" if kind == "risk" else "sentiment"
@@ -339,7 +347,7 @@ async def evaluate_slow(deps: Deps) -> int:
     results = await asyncio.gather(*(one(r["project_id"], r["kind"], r["display"])
                                      for r in rows))
     refs = [ref for found in results for ref in found]
-    await defer_refs(deps, refs)
+    await defer(deps, refs)
     return len(refs)
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import hashlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -211,10 +211,16 @@ def _discord_message(rendered: Rendered, delivery: Delivery) -> DiscordMessage:
 
 async def defer_open_rows(deps: Deps, kind: str, ref: str) -> int:
     """Defer send jobs for every pending row: batches per channel (and edition for e-mail)."""
+    return await defer_rows(deps, await ledger.open_rows(deps, kind, ref))
+
+
+async def defer_rows(deps: Deps, rows: Sequence[tuple[int, str, str]]) -> int:
+    """Defer send jobs for these (id, channel, edition) rows: batches per channel (and edition
+    for e-mail). Alert firings of one evaluation go out in a few jobs, not one per firing."""
     from reports.jobs import send_deliveries
 
     groups: dict[tuple[str, str], list[int]] = {}
-    for delivery_id, channel, edition in await ledger.open_rows(deps, kind, ref):
+    for delivery_id, channel, edition in rows:
         groups.setdefault((channel, edition if channel == "email" else ""), []).append(delivery_id)
     jobs = 0
     for (channel, _), ids in groups.items():
@@ -406,6 +412,11 @@ async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],
         url = unsubscribe_url(settings, d.destination)
         lines = rendered.watch.get(d.id)
         watch_html, watch_text = render.watchlist_email(lines, now) if lines else ("", "")
+        if d.kind != "report":
+            # an alert the address's own account set: stopped on the account page (its link
+            # is in the message), not by unsubscribing from the daily report
+            recipients.append(EmailRecipient(address=d.destination))
+            continue
         recipients.append(EmailRecipient(
             address=d.destination, substitutions={
                 "%unsubscribe_url%": url, render.WATCHLIST_HTML: watch_html,

@@ -191,11 +191,11 @@ def _symbol_of(display: str) -> str:
 _NUMBER = r"\$?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*([kmb])?"
 _PRICE = re.compile(
     rf"^(?P<q>.+?)\s+(?:(?:goes|is|gets|trades|rises|falls|drops|moves|crosses)\s+)?"
-    rf"(?P<op>above|over|below|under|>=?|<=?)\s*{_NUMBER}\s*(?:usd|\$)?$", re.I)
-_MOVE = re.compile(rf"^(?P<q>.+?)\s+(?:move[sd]?|change[sd]?|moves?\s+by)\s*[±+-]?\s*"
-                   rf"(\d+(?:\.\d+)?)\s*%?$", re.I)
-_RISK = re.compile(r"^(?P<q>.+?)\s+(?:risk|risks|risk\s+flags?|flags?)$", re.I)
-_SENTIMENT = re.compile(r"^(?P<q>.+?)\s+sentiment(?:\s+(\d+(?:\.\d+)?))?$", re.I)
+    rf"(?P<op>above|over|below|under|>=?|<=?)\s*{_NUMBER}\s*(?:usd|\$)?$", re.IGNORECASE)
+_MOVE = re.compile(r"^(?P<q>.+?)\s+(?:move[sd]?|change[sd]?|moves?\s+by)\s*[±+-]?\s*"
+                   r"(\d+(?:\.\d+)?)\s*%?$", re.IGNORECASE)
+_RISK = re.compile(r"^(?P<q>.+?)\s+(?:risk|risks|risk\s+flags?|flags?)$", re.IGNORECASE)
+_SENTIMENT = re.compile(r"^(?P<q>.+?)\s+sentiment(?:\s+(\d+(?:\.\d+)?))?$", re.IGNORECASE)
 _SCALE = {"k": 1e3, "m": 1e6, "b": 1e9}
 
 

@@ -12,7 +12,13 @@ import pytest
 
 from billing.accounts import account_for_identity
 from chainlens.deps import Deps
-from reports.alerts import IDS_PER_CALL, apply_quotes, evaluate_prices, evaluate_slow, fetch_prices
+from reports.alerts import (
+    IDS_PER_CALL,
+    apply_quotes,
+    evaluate_prices,
+    evaluate_slow,
+    fetch_prices,
+)
 from reports.watch import Alert, AlertSpec, create_alert, delete_alert
 from tests.alerts_fakes import PriceSources
 from tests.fake_delivery_env import Fakes, delivery_deps, running_fakes
@@ -216,6 +222,7 @@ async def test_email_alert_and_a_blocked_chat(adeps: Deps, prices: PriceSources,
     assert len(mails) == 1
     assert "Ethereum (ETH) is below $3,000: $2,900" in mails[0].html
     assert "/api/chart/ethereum.png" in mails[0].html
+    assert "List-Unsubscribe" not in mails[0].headers  # not the daily report's unsubscribe
     active = await adeps.db.fetchval("SELECT active FROM alerts WHERE id = $1", blocked.id)
     assert active is False  # the bot was blocked there: its alerts stop
 

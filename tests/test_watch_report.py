@@ -12,7 +12,13 @@ from billing.accounts import account_for_identity
 from chainlens.deps import Deps
 from reports.jobs import defer_broadcast
 from reports.watch import watch
-from tests.fake_delivery_env import Fakes, add_subscriber, delivery_deps, drain, running_fakes
+from tests.fake_delivery_env import (
+    Fakes,
+    add_subscriber,
+    delivery_deps,
+    drain,
+    running_fakes,
+)
 from tests.fake_delivery_sources import ReportSources
 from tests.test_reports_delivery import DAY, REF, built
 

@@ -138,3 +138,21 @@ async def test_risk_alert_on_a_native_coin_is_refused(deps: Deps) -> None:
     with pytest.raises(WatchError):
         await create_alert(deps, account.id, "BTC", AlertSpec("above", 1.0),
                            channel="sms", destination="507")
+
+
+async def test_linking_two_accounts_merges_watchlists_and_alerts(deps: Deps) -> None:
+    from billing.accounts import create_link_code, redeem_link_code
+
+    chat = await account_for_identity(deps, "telegram:508")
+    web = await account_for_identity(deps, "web:merge@example.com")
+    await watch(deps, chat.id, "BTC")
+    await watch(deps, chat.id, "ETH")
+    await watch(deps, web.id, "ETH")
+    made = await create_alert(deps, chat.id, "BTC", AlertSpec("above", 70000.0),
+                              channel="telegram", destination="508")
+    code = await create_link_code(deps, web)
+    kept = await redeem_link_code(deps, "telegram:508", code)
+    for account_id in (chat.id, web.id, kept.id):  # either old id reaches the kept account
+        assert sorted(i.project_id for i in await watchlist(deps, account_id)) == [
+            "bitcoin", "ethereum"]
+        assert [a.id for a in await alerts_of(deps, account_id)] == [made.id]
