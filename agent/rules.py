@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from chainlens.i18n import fold
 from tools.results import TOOL_NAMES, ToolName
 
-Intent = Literal["research", "aspects", "bare", "none", "market", "compare"]
+Intent = Literal["research", "aspects", "bare", "none", "market", "compare", "alert"]
 MarketKind = Literal["overview", "trending", "movers"]
 Window = Literal["24h", "7d"]
 PlanRouter = Literal["rules", "llm"]
@@ -274,3 +274,23 @@ def movers_window(text: str) -> Window:
 def points_back(text: str) -> bool:
     """An explicit pronoun for the conversation's project ("its", "nó", "dự án này")."""
     return bool(POINTS_BACK.search(text) or VI_REFERS_BACK.search(fold(text)))
+
+
+# "tell me if ETH drops below 3000", "alert me when BTC goes above 70k", "set an alert for
+# SOL move 10%": an alert to set (reports/watch.py), not a question for the tools.
+_ALERT_REQUEST = re.compile(
+    r"^\s*(?:please\s+)?(?:(?:can|could|will|would)\s+you\s+)?"
+    r"(?:(?:tell|notify|alert|ping|warn|message|remind)\s+me|let\s+me\s+know|"
+    r"set\s+(?:up\s+)?(?:an?\s+)?(?:price\s+)?alert|create\s+(?:an?\s+)?alert|"
+    r"add\s+(?:an?\s+)?alert)"
+    r"\s+(?:if|when|whenever|once|as\s+soon\s+as|for|on)\s+(?P<rest>.+?)\s*[.!?]*\s*$",
+    re.IGNORECASE)
+_ALERT_CONDITION = _words(r"above", r"below", r"over", r"under", r"moves?", r"risk", r"sentiment")
+
+
+def alert_request(text: str) -> str | None:
+    """The alert in a plain request ("ETH drops below 3000"), or None when it is not one."""
+    match = _ALERT_REQUEST.match(text)
+    if match is None or not _ALERT_CONDITION.search(match["rest"]):
+        return None
+    return match["rest"]

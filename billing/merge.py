@@ -1,7 +1,7 @@
 """Merge two accounts when a link code joins them: the higher tier and paid subscription win.
 
 Everything the merged-away account owned (identities, subscriptions, usage and query logs,
-API keys, report subscriptions) moves to the kept account; the old row stays, pointing at the
+API keys, report subscriptions, alerts, watchlist) moves to the kept account; the old row stays, pointing at the
 kept one through `merged_into`, so stale references (webhook metadata, in-flight usage) still
 resolve. The merge is recorded in `account_merges`.
 """
@@ -13,7 +13,8 @@ import asyncpg
 from billing import key_cache
 from billing.tiers import ACCESS_STATUSES, TIER_RANK, higher_tier, recompute_tier
 
-_MOVE_TABLES = ("subscriptions", "usage_logs", "query_logs", "api_keys", "report_subscribers")
+_MOVE_TABLES = ("subscriptions", "usage_logs", "query_logs", "api_keys", "report_subscribers",
+                "alerts")
 
 
 async def _has_paid_subscription(conn: asyncpg.Connection, user_id: int) -> bool:
@@ -45,6 +46,13 @@ async def merge_accounts(conn: asyncpg.Connection, owner_id: int, other_id: int,
     for table in _MOVE_TABLES:
         await conn.execute(f"UPDATE {table} SET user_id = $1 WHERE user_id = $2", kept_id, gone_id)
     await conn.execute("DELETE FROM link_codes WHERE user_id = $1", gone_id)
+    # one watchlist: the union (a project on both stays once, with its earlier date)
+    await conn.execute(
+        "INSERT INTO watchlist_items (user_id, project_id, display, added_at) "
+        "SELECT $1, project_id, display, added_at FROM watchlist_items WHERE user_id = $2 "
+        "ON CONFLICT (user_id, project_id) DO UPDATE SET added_at = "
+        "least(watchlist_items.added_at, EXCLUDED.added_at)", kept_id, gone_id)
+    await conn.execute("DELETE FROM watchlist_items WHERE user_id = $1", gone_id)
 
     # Unique columns move by clearing the old row first.
     await conn.execute(

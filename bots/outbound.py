@@ -61,6 +61,8 @@ class TelegramPart:
 
     kind: Literal["photo", "text"]
     html: str
+    # an inline keyboard under the message (alerts' Research / Chart buttons)
+    reply_markup: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class DiscordMessage:
     embeds: list[dict[str, Any]]
     content: str = ""
     with_chart: bool = False
+    components: list[dict[str, Any]] = field(default_factory=list)  # buttons (action rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,20 +130,25 @@ async def send_telegram(deps: Deps, chat_id: str | int, part: TelegramPart, *,
                 response = await deps.http.post(
                     url + "sendPhoto", timeout=timeout,
                     json={"chat_id": chat, "photo": photo, "caption": part.html,
-                          "parse_mode": "HTML"})
+                          "parse_mode": "HTML", **_markup(part)})
             else:
                 response = await deps.http.post(
                     url + "sendPhoto", timeout=timeout,
-                    data={"chat_id": chat, "caption": part.html, "parse_mode": "HTML"},
+                    data={"chat_id": chat, "caption": part.html, "parse_mode": "HTML",
+                          **{k: json.dumps(v) for k, v in _markup(part).items()}},
                     files={"photo": ("chart.png", photo, "image/png")})
         else:
             response = await deps.http.post(
                 url + "sendMessage", timeout=timeout,
                 json={"chat_id": chat, "text": part.html, "parse_mode": "HTML",
-                      "link_preview_options": {"is_disabled": True}})
+                      "link_preview_options": {"is_disabled": True}, **_markup(part)})
     except httpx.HTTPError as exc:
         return _transport_outcome(exc)
     return await _telegram_outcome(limiter, chat, response)
+
+
+def _markup(part: TelegramPart) -> dict[str, Any]:
+    return {"reply_markup": part.reply_markup} if part.reply_markup else {}
 
 
 async def _telegram_outcome(limiter: SendLimiter, chat: str,
@@ -197,6 +205,8 @@ async def send_discord(deps: Deps, channel_id: str | int, message: DiscordMessag
     embeds = [dict(embed) for embed in message.embeds]
     payload: dict[str, Any] = {"content": message.content, "embeds": embeds,
                                "allowed_mentions": {"parse": []}}
+    if message.components:
+        payload["components"] = message.components
     headers = {"Authorization": f"Bot {token.get_secret_value()}"}
     try:
         if message.with_chart and isinstance(chart, bytes):

@@ -37,6 +37,10 @@ HELP_TEXT = (
     "/link CODE — attach this chat to the account that made CODE\n"
     "/upgrade — more requests with Pro\n"
     "/alpha — subscribe this chat to the daily alpha report (again to unsubscribe)\n"
+    "/watch PROJECT, /unwatch PROJECT, /watchlist — your watchlist\n"
+    "/alert PROJECT above 70000 (or below 3000, move 10%, risk, sentiment) — an alert in this "
+    "chat\n"
+    "/alerts — your alerts with their ids; /alert delete ID removes one\n"
     "/help — this message\n\n"
     "Not financial advice."
 )
@@ -79,6 +83,11 @@ OTHER_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("upgrade", "More requests with Pro"),
     CommandSpec("link", "Share one account across Telegram, Discord and the web"),
     CommandSpec("alpha", "Subscribe this chat to the daily alpha report"),
+    CommandSpec("watch", "Add a project to your watchlist"),
+    CommandSpec("unwatch", "Remove a project from your watchlist"),
+    CommandSpec("watchlist", "Your watchlist"),
+    CommandSpec("alert", "Price, move, risk or sentiment alert on a project"),
+    CommandSpec("alerts", "Your alerts (and their ids)"),
 )
 
 

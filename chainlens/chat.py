@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from agent import MAX_QUESTION_CHARS, AgentEvent, answer_stream
+from agent.rules import alert_request
 from billing.accounts import Account, account_for_identity
 from billing.quota import QuotaDecision, consume_request, refund_request
 from billing.usage import UsageRecord, record_usage
@@ -154,6 +155,14 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
     text = check_message(turn.text)
     turn = dataclasses.replace(turn, text=text)
     progress = _Turn()
+    if (alert := alert_request(text)) is not None:
+        # An alert to set, not a question: confirmed in words, never charged (no tools).
+        try:
+            async for event in alert_turn(deps, turn, account, alert):
+                yield event
+        finally:
+            await finish_shielded(_settle(deps, turn, account, decision, progress))
+        return
     try:
         stream = cast(AsyncGenerator[AgentEvent, None],
                       answer_stream(deps, text, conversation_id=turn.conversation_id,
@@ -224,3 +233,52 @@ async def _record(deps: Deps, turn: ChatTurn, account: Account, progress: _Turn)
     except Exception:
         # Usage must never turn a delivered answer into an error; the log keeps the trace.
         log.exception("could not record usage for request %s", progress.request_id)
+
+
+def alert_destination(turn: ChatTurn, account: Account) -> tuple[str, str] | None:
+    """Where an alert set in this turn is delivered: the chat it was asked in (Telegram,
+    Discord), or the signed-in account's e-mail (web, API); None when there is nowhere."""
+    kind, _, rest = turn.identity.partition(":")
+    if turn.channel in ("telegram", "discord"):
+        conv = (turn.conversation_id or "").split(":")
+        if len(conv) >= 2 and conv[0] == turn.channel and conv[1].lstrip("-").isdigit():
+            return turn.channel, conv[1]
+        if turn.channel == "telegram" and kind == "telegram":
+            return "telegram", rest  # a private chat's id is the user's
+        return None
+    if kind == "web":
+        return "email", rest
+    if account.email and kind != "web-anon":
+        return "email", account.email
+    return None
+
+
+async def alert_turn(deps: Deps, turn: ChatTurn, account: Account,
+                     alert: str) -> AsyncGenerator[AgentEvent, None]:
+    """Set the alert a plain phrasing asked for and say so (or why not)."""
+    from agent.events import FinalEvent, PlanEvent, PlanInfo, TextEvent
+    from reports import watch
+
+    plan = PlanInfo(tools=[], router="rules", intent="alert")
+    suggestions: list[Any] = []
+    yield PlanEvent(project=None, plan=plan)
+    where = alert_destination(turn, account)
+    try:
+        if where is None:
+            raise watch.WatchError(
+                "Alerts need somewhere to be delivered: sign in on the web (they come by "
+                "e-mail), or use /alert in the Telegram or Discord chat where you want them.")
+        query, spec = watch.parse_alert(alert)
+        made = await watch.create_alert(deps, account.id, query, spec, channel=where[0],
+                                        destination=where[1])
+        manage = ("the account page lists your alerts" if where[0] == "email"
+                  else f"/alerts lists yours, /alert delete {made.id} stops it")
+        answer = (f"Alert set: {watch.describe(made)}. You get one message each time it "
+                  f"happens; {manage}.")
+    except watch.UnknownProject as exc:
+        answer, suggestions = exc.message, list(exc.suggestions)
+    except watch.WatchError as exc:
+        answer = exc.message
+    yield TextEvent(text=answer)
+    yield FinalEvent(answer=answer, project=None, suggestions=suggestions, plan=plan,
+                     conversation_id=turn.conversation_id)

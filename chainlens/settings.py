@@ -50,6 +50,18 @@ DEFAULT_TIER_LIMITS: dict[TierName, TierLimits] = {
 }
 
 
+class WatchLimits(BaseModel):
+    watchlist: PositiveInt
+    alerts: PositiveInt
+
+
+DEFAULT_WATCH_LIMITS: dict[TierName, WatchLimits] = {
+    "free": WatchLimits(watchlist=5, alerts=3),
+    "pro": WatchLimits(watchlist=100, alerts=50),
+    "enterprise": WatchLimits(watchlist=1000, alerts=500),
+}
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -179,6 +191,14 @@ class Settings(BaseSettings):
     worker_concurrency: PositiveInt = 20
     worker_heartbeat_s: float = Field(default=10.0, gt=0)
     send_timeout_s: float = Field(default=15.0, gt=0)
+    # watchlists and alerts (reports/watch.py, reports/alerts.py)
+    watch_limits: dict[TierName, WatchLimits] = Field(
+        default_factory=lambda: dict(DEFAULT_WATCH_LIMITS)
+    )
+    # An alert re-arms only once its condition has cleared by this fraction of its level.
+    alert_rearm_margin: float = Field(default=0.01, ge=0, lt=0.5)
+    alert_cron: str = "* * * * *"
+    alert_slow_cron: str = "*/30 * * * *"  # risk-flag and sentiment alerts
     # SendGrid "Signed Event Webhook" verification key (base64 ECDSA public key)
     sendgrid_webhook_public_key: SecretStr | None = None
 
@@ -188,7 +208,7 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("report_cron", "cache_warm_cron")
+    @field_validator("report_cron", "cache_warm_cron", "alert_cron", "alert_slow_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         from croniter import croniter
@@ -295,6 +315,9 @@ class Settings(BaseSettings):
 
     def limits_for(self, tier: TierName) -> TierLimits:
         return self.tier_limits.get(tier, DEFAULT_TIER_LIMITS[tier])
+
+    def watch_limits_for(self, tier: TierName) -> WatchLimits:
+        return self.watch_limits.get(tier, DEFAULT_WATCH_LIMITS[tier])
 
 
 def load_or_create_secret(path: Path) -> str:

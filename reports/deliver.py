@@ -14,10 +14,11 @@ job ends stays pending and the job fails, so procrastinate retries it with backo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -31,6 +32,7 @@ from bots.outbound import (
     send_email_batch,
     send_telegram,
 )
+from chainlens import best_effort
 from chainlens.deps import Deps
 from chainlens.limiter import SendLimiter
 from reports import ledger, render
@@ -69,6 +71,8 @@ class Rendered:
     email: dict[str, EmailMessage] = field(default_factory=dict)
     image_png: bytes | None = None
     media: dict[str, str] = field(default_factory=dict)  # platform -> hosted copy of the image
+    # delivery id -> that subscriber's "Your watchlist" lines (reports only)
+    watch: dict[int, list[render.WatchLine]] = field(default_factory=dict)
 
     @property
     def image_key(self) -> str:
@@ -92,8 +96,34 @@ async def render_report(deps: Deps, ref: str) -> Rendered:
     return out
 
 
-# Alerts register their own renderer here (kind -> ref -> Rendered).
-RENDERERS: dict[str, Callable[[Deps, str], Awaitable[Rendered]]] = {"report": render_report}
+class AlertMissing(LookupError):
+    """There is no alert event with that id."""
+
+
+async def render_alert(deps: Deps, ref: str) -> Rendered:
+    """One alert firing (ref = alert event id): the figure, its source and time, and Research /
+    Chart buttons; the same message for both editions."""
+    from reports import alerts
+
+    firing = await alerts.load_firing(deps, int(ref))
+    if firing is None:
+        raise AlertMissing(f"no alert event {ref}")
+    base = str(deps.settings.public_base_url).rstrip("/")
+    part = TelegramPart("text", alerts.telegram_html(firing),
+                        reply_markup=alerts.telegram_markup(firing))
+    embeds, components = alerts.discord_payload(firing)
+    subject, body, text = alerts.email_parts(firing, base)
+    out = Rendered()
+    for edition in ("headline", "full"):
+        out.telegram[edition] = [part]
+        out.discord[edition] = DiscordMessage(embeds=embeds, components=components)
+        out.email[edition] = EmailMessage(subject=subject, html=body, text=text)
+    return out
+
+
+# kind -> ref -> Rendered
+RENDERERS: dict[str, Callable[[Deps, str], Awaitable[Rendered]]] = {
+    "report": render_report, "alert": render_alert}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +139,7 @@ async def broadcast_report(deps: Deps, report_date: date) -> BroadcastSummary:
         if not await mark_delivery_started(conn, report_date):
             raise ReportMissing(f"no report built for {report_date.isoformat()}")
         added = await ledger.fan_out_report(conn, report_date)
+    await refresh_watched_quotes(deps)
     jobs = await defer_open_rows(deps, "report", report_date.isoformat())
     pending = len(await ledger.open_rows(deps, "report", report_date.isoformat()))
     log.info("report %s: %d new deliveries, %d pending in %d send jobs", report_date, added,
@@ -116,12 +147,80 @@ async def broadcast_report(deps: Deps, report_date: date) -> BroadcastSummary:
     return BroadcastSummary(added=added, jobs=jobs, pending=pending)
 
 
+async def refresh_watched_quotes(deps: Deps) -> int:
+    """Quotes for every coin on a receiving subscriber's watchlist, batched (one CoinGecko call
+    per 250 coins), kept in Redis for the send jobs' "Your watchlist" sections."""
+    from tools.quotes import refresh_quotes
+
+    rows = await deps.db.fetch(
+        "SELECT DISTINCT w.project_id FROM watchlist_items w JOIN report_subscribers s "
+        "ON s.user_id = w.user_id WHERE s.active AND s.confirmed_at IS NOT NULL "
+        "ORDER BY w.project_id")
+    return await refresh_quotes(deps, [r["project_id"] for r in rows])
+
+
+async def watch_lines(deps: Deps, rows: list[Delivery]) -> dict[int, list[render.WatchLine]]:
+    """Each report row's subscriber's watchlist with the stored quotes (no upstream call)."""
+    import json
+
+    from tools.sources._util import iso
+
+    ids = [d.id for d in rows if d.kind == "report" and d.subscriber_id is not None]
+    if not ids:
+        return {}
+    found = await deps.db.fetch(
+        "SELECT d.id, w.project_id, w.display FROM deliveries d "
+        "JOIN report_subscribers s ON s.id = d.subscriber_id "
+        "JOIN watchlist_items w ON w.user_id = s.user_id "
+        "WHERE d.id = ANY($1::bigint[]) ORDER BY d.id, w.added_at, w.project_id", ids)
+    coins = sorted({r["project_id"] for r in found})
+    quotes: dict[str, dict[str, object]] = {}
+    if coins:
+        raw = await best_effort.attempt(
+            deps.redis, "watchlist quotes",
+            lambda: deps.redis.mget([deps.keys("quote", c) for c in coins]), None)
+        for coin, value in zip(coins, raw or [None] * len(coins), strict=True):
+            if value:
+                quotes[coin] = json.loads(value)
+    out: dict[int, list[render.WatchLine]] = {}
+    for r in found:
+        quote = quotes.get(r["project_id"]) or {}
+        facts = quote.get("facts") if isinstance(quote.get("facts"), dict) else {}
+        assert isinstance(facts, dict)
+        price, change = facts.get("price_usd"), facts.get("change_24h_pct")
+        out.setdefault(r["id"], []).append(render.WatchLine(
+            display=r["display"], price_usd=float(price) if isinstance(price, int | float) else None,
+            change_24h_pct=float(change) if isinstance(change, int | float) else None,
+            as_of=iso(quote.get("last_updated"))))
+    return out
+
+
+def _telegram_parts(rendered: Rendered, delivery: Delivery) -> list[TelegramPart]:
+    parts = rendered.telegram[delivery.edition]
+    lines = rendered.watch.get(delivery.id)
+    return [*parts, render.watchlist_telegram(lines, datetime.now(UTC))] if lines else parts
+
+
+def _discord_message(rendered: Rendered, delivery: Delivery) -> DiscordMessage:
+    message = rendered.discord[delivery.edition]
+    lines = rendered.watch.get(delivery.id)
+    if not lines:
+        return message
+    return dataclasses.replace(message, content=render.watchlist_discord(lines, datetime.now(UTC)))
+
+
 async def defer_open_rows(deps: Deps, kind: str, ref: str) -> int:
     """Defer send jobs for every pending row: batches per channel (and edition for e-mail)."""
+    return await defer_rows(deps, await ledger.open_rows(deps, kind, ref))
+
+
+async def defer_rows(deps: Deps, rows: Sequence[tuple[int, str, str]]) -> int:
+    """Defer send jobs for these (id, channel, edition) rows: batches per channel (and edition
+    for e-mail). Alert firings of one evaluation go out in a few jobs, not one per firing."""
     from reports.jobs import send_deliveries
 
     groups: dict[tuple[str, str], list[int]] = {}
-    for delivery_id, channel, edition in await ledger.open_rows(deps, kind, ref):
+    for delivery_id, channel, edition in rows:
         groups.setdefault((channel, edition if channel == "email" else ""), []).append(delivery_id)
     jobs = 0
     for (channel, _), ids in groups.items():
@@ -145,6 +244,10 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
     rendered: dict[str, Rendered] = {}
     for kind, ref in {(d.kind, d.ref) for d in rows}:
         rendered[f"{kind}:{ref}"] = await RENDERERS[kind](deps, ref)
+    sections = await watch_lines(deps, rows)
+    for d in rows:
+        if d.id in sections:
+            rendered[f"{d.kind}:{d.ref}"].watch[d.id] = sections[d.id]
     limiter = SendLimiter.from_deps(deps)
     email_rows = [d for d in rows if d.channel == "email"]
     results: list[str] = []
@@ -159,7 +262,7 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
         remaining = [(d, o) for (d, _), o in zip(remaining, outcomes, strict=True)
                      if isinstance(o, int)]
     for (kind, ref, edition), group in _email_groups(email_rows).items():
-        results += await _send_emails(deps, limiter, group, rendered[f"{kind}:{ref}"].email[edition],
+        results += await _send_emails(deps, limiter, group, rendered[f"{kind}:{ref}"], edition,
                                       job_id)
     for status in results:
         counts[status] += 1
@@ -192,6 +295,11 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
         await ledger.mark_final(deps, ids, "failed", outcome.reason)
         if outcome.deactivate:
             for d in deliveries:
+                if d.kind == "alert":
+                    # the chat is gone: its alerts stop too (the account keeps the others)
+                    await deps.db.execute(
+                        "UPDATE alerts SET active = false, deleted_at = now() WHERE active "
+                        "AND channel = $1 AND destination = $2", d.channel, d.destination)
                 await unsubscribe(deps, channel=d.channel,  # type: ignore[arg-type]
                                   destination=d.destination, reason=outcome.reason[:200])
                 log.info("%s destination deactivated: %s", d.channel, outcome.reason)
@@ -246,7 +354,7 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
                           rendered: Rendered, job_id: int) -> str | int:
     """Send the next part of a Telegram/Discord delivery: the index of the part after it when
     more remain (the row is pending again), else the row's final status."""
-    parts = rendered.telegram[delivery.edition] if delivery.channel == "telegram" else None
+    parts = _telegram_parts(rendered, delivery) if delivery.channel == "telegram" else None
     retries = 0
     waited_s = 0.0
 
@@ -268,7 +376,7 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
                                               photo=photo, limiter=limiter, on_slot=on_slot)
             else:
                 outcome = await send_discord(deps, delivery.destination,
-                                             rendered.discord[delivery.edition],
+                                             _discord_message(rendered, delivery),
                                              chart=await _media(deps, rendered, "discord"),
                                              limiter=limiter, on_slot=on_slot)
             if outcome.status == "skipped":
@@ -293,15 +401,26 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
 
 
 async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],
-                       message: EmailMessage, job_id: int) -> list[str]:
+                       rendered: Rendered, edition: str, job_id: int) -> list[str]:
     settings = deps.settings
+    message = rendered.email[edition]
     by_address = {d.destination: d for d in group}
     claimed: list[Delivery] = []
     recipients: list[EmailRecipient] = []
+    now = datetime.now(UTC)
     for d in group:
         url = unsubscribe_url(settings, d.destination)
+        lines = rendered.watch.get(d.id)
+        watch_html, watch_text = render.watchlist_email(lines, now) if lines else ("", "")
+        if d.kind != "report":
+            # an alert the address's own account set: stopped on the account page (its link
+            # is in the message), not by unsubscribing from the daily report
+            recipients.append(EmailRecipient(address=d.destination))
+            continue
         recipients.append(EmailRecipient(
-            address=d.destination, substitutions={"%unsubscribe_url%": url},
+            address=d.destination, substitutions={
+                "%unsubscribe_url%": url, render.WATCHLIST_HTML: watch_html,
+                render.WATCHLIST_TEXT: watch_text},
             headers={"List-Unsubscribe": f"<{url}>",
                      "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}))
 

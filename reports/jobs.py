@@ -129,3 +129,23 @@ async def refresh_coin_index(context: JobContext, timestamp: int) -> None:
 
     written = await refresh_index(job_deps(context))
     log.info("coin index refresh: %s", f"{written} projects" if written else "CoinGecko unreachable")
+
+
+@app.task(name="alerts.evaluate", queue="default", pass_context=True)
+async def evaluate_alerts(context: JobContext, timestamp: int) -> None:
+    """Every minute: price and 24 h move alerts, one batched price fetch, one set-based pass
+    (reports/alerts.py); firings go out through the delivery ledger."""
+    from reports.alerts import evaluate_prices
+
+    summary = await evaluate_prices(job_deps(context))
+    log.debug("alerts: %s", summary)
+
+
+@app.task(name="alerts.evaluate_slow", queue="default", pass_context=True)
+async def evaluate_slow_alerts(context: JobContext, timestamp: int) -> None:
+    """Every 30 minutes: risk-flag and sentiment alerts from the analysis cache/snapshots."""
+    from reports.alerts import evaluate_slow
+
+    fired = await evaluate_slow(job_deps(context))
+    if fired:
+        log.info("alerts: %d risk/sentiment alert(s) fired", fired)

@@ -88,7 +88,10 @@ def register_periodic(deps: Deps) -> None:
                                     (jobs.refresh_coin_index, COIN_INDEX_CRON, "index"),
                                     (jobs.refresh_quotes, QUOTES_CRON, "quotes"),
                                     (jobs.purge_anonymous, PURGE_CRON, "purge-anonymous"),
-                                    (jobs.expire_stars, STARS_CRON, "stars")):
+                                    (jobs.expire_stars, STARS_CRON, "stars"),
+                                    (jobs.evaluate_alerts, settings.alert_cron, "alerts"),
+                                    (jobs.evaluate_slow_alerts, settings.alert_slow_cron,
+                                     "alerts-slow")):
         registry.periodic_tasks.pop((task.name, periodic_id), None)
         registry.register_task(task=task, cron=cron, periodic_id=periodic_id,
                                configure_kwargs={})

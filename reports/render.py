@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -29,6 +30,10 @@ DISCORD_FIELDS_LIMIT = 25
 DISCORD_FIELD_VALUE_LIMIT = 1024
 DISCORD_TOTAL_LIMIT = 6000
 _UNSUBSCRIBE = "%unsubscribe_url%"  # per-recipient substitution in e-mail batches
+# the subscriber's own "Your watchlist" section (empty for those without one)
+WATCHLIST_HTML = "%watchlist_html%"
+WATCHLIST_TEXT = "%watchlist_text%"
+DISCORD_CONTENT_LIMIT = 2000
 
 
 def edition_for_tier(tier: str) -> Edition:
@@ -249,10 +254,10 @@ def email_message(content: ReportContent, edition: Edition, *, full_url: str,
              if chart_url and content.has_chart else "")
     body_html = markdown_to_html(markdown)
     page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><style>{_EMAIL_CSS}</style>"
-            f"</head><body>{body_html}{chart}<hr><p><small>You receive this because you "
+            f"</head><body>{body_html}{chart}{WATCHLIST_HTML}<hr><p><small>You receive this because you "
             f"subscribed to the ChainLens daily report. <a href=\"{_UNSUBSCRIBE}\">Unsubscribe"
             f"</a> with one click.</small></p></body></html>")
-    text = (_plain(content, edition) + f"\n\nFull report: {full_url}\n"
+    text = (_plain(content, edition) + f"{WATCHLIST_TEXT}\n\nFull report: {full_url}\n"
             f"Unsubscribe: {_UNSUBSCRIBE}\n")
     return EmailMessage(subject=title(content), html=page, text=text)
 
@@ -292,3 +297,53 @@ def web_page(content: ReportContent, *, chart_src: str | None, subscribe_form: s
             f" · <a href=\"/api/reports/{content.report_date.isoformat()}\">JSON</a>"
             f"</small></p></main></body></html>")
 
+
+
+# --- "Your watchlist": one section per subscriber who has a watchlist --------------------------
+
+@dataclass(frozen=True, slots=True)
+class WatchLine:
+    display: str
+    price_usd: float | None
+    change_24h_pct: float | None
+    as_of: datetime | None
+
+
+WATCHLIST_TITLE = "Your watchlist"
+WATCHLIST_MAX = 25  # lines shown; the rest are counted
+
+
+def watch_sentence(line: WatchLine, now: datetime) -> str:
+    if line.price_usd is None:
+        return f"{line.display}: price unavailable right now"
+    return (f"{line.display} {_usd(line.price_usd)} ({_pct(line.change_24h_pct)} 24h; "
+            f"{_age(line.as_of, now)})")
+
+
+def _watch_sentences(lines: Sequence[WatchLine], now: datetime) -> list[str]:
+    out = [watch_sentence(line, now) for line in lines[:WATCHLIST_MAX]]
+    if len(lines) > WATCHLIST_MAX:
+        out.append(f"and {len(lines) - WATCHLIST_MAX} more on your account page")
+    return out
+
+
+def watchlist_telegram(lines: Sequence[WatchLine], now: datetime) -> TelegramPart:
+    body = "\n".join(f"• {_h(s)}" for s in _watch_sentences(lines, now))
+    text = f"👀 <b>{WATCHLIST_TITLE}</b> (CoinGecko)\n{body}"
+    return TelegramPart("text", text[:TELEGRAM_TEXT_LIMIT])
+
+
+def watchlist_discord(lines: Sequence[WatchLine], now: datetime) -> str:
+    text = f"**{WATCHLIST_TITLE}** (CoinGecko)\n" + "\n".join(
+        f"• {s}" for s in _watch_sentences(lines, now))
+    return _cut(text, DISCORD_CONTENT_LIMIT)
+
+
+def watchlist_email(lines: Sequence[WatchLine], now: datetime) -> tuple[str, str]:
+    """(HTML, text) of the section, substituted into the e-mail per recipient."""
+    sentences = _watch_sentences(lines, now)
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
+    html_part = f"<h2>{WATCHLIST_TITLE}</h2><ul>{items}</ul><p><small>Prices: CoinGecko.</small></p>"
+    text_part = "\n\n" + WATCHLIST_TITLE.upper() + " (CoinGecko)\n" + "\n".join(
+        f"- {s}" for s in sentences)
+    return html_part, text_part

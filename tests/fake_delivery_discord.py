@@ -60,6 +60,20 @@ def embed_problems(payload: dict[str, Any]) -> list[str]:
         problems.append("embeds: Embed size exceeds maximum size of 6000")
     if not content and not embeds:
         problems.append("Cannot send an empty message")
+    rows = payload.get("components") or []
+    if len(rows) > 5:
+        problems.append("components: Must be 5 or fewer in length.")
+    for row in rows:
+        buttons = row.get("components") or []
+        if row.get("type") != 1 or not 1 <= len(buttons) <= 5:
+            problems.append("components.type: Value of field \"type\" must be one of (1,).")
+            continue
+        for b in buttons:
+            if b.get("type") != 2 or not 1 <= len(b.get("custom_id") or "") <= 100:
+                problems.append("components.components.custom_id: Must be between 1 and 100 "
+                                "in length.")
+            if len(b.get("label") or "") > 80:
+                problems.append("components.components.label: Must be 80 or fewer in length.")
     return problems
 
 

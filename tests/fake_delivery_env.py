@@ -47,6 +47,7 @@ class Fakes:
             "sendgrid_api_key": SecretStr(SENDGRID_KEY),
             "sendgrid_api_base": self.sendgrid_url,
             "report_cron": NEVER, "cache_warm_cron": NEVER,
+            "alert_cron": NEVER, "alert_slow_cron": NEVER,
         }
 
     def env(self) -> dict[str, str]:
@@ -55,7 +56,8 @@ class Fakes:
                 "DISCORD_BOT_TOKEN": DISCORD_TOKEN,
                 "DISCORD_API_BASE": self.discord_url + "/api/v10",
                 "SENDGRID_API_KEY": SENDGRID_KEY, "SENDGRID_API_BASE": self.sendgrid_url,
-                "REPORT_CRON": NEVER, "CACHE_WARM_CRON": NEVER}
+                "REPORT_CRON": NEVER, "CACHE_WARM_CRON": NEVER,
+                "ALERT_CRON": NEVER, "ALERT_SLOW_CRON": NEVER}
 
 
 @contextlib.contextmanager

@@ -84,6 +84,7 @@ class Arrival:
     method: str
     text: str
     at: float
+    markup: dict[str, Any] | None = None  # reply_markup, as Telegram parsed it
 
 
 @dataclass
@@ -170,6 +171,15 @@ class FakeTelegramDelivery:
             return self._refuse(chat, 400, "Bad Request: message is too long"
                                 if method == "sendMessage" else
                                 "Bad Request: message caption is too long")
+        markup = params.get("reply_markup")
+        if isinstance(markup, str):
+            try:
+                markup = json.loads(markup)
+            except ValueError:
+                return self._refuse(chat, 400, "Bad Request: can't parse reply keyboard markup "
+                                    "JSON object")
+        if markup is not None and (problem := _markup_problem(markup)):
+            return self._refuse(chat, 400, f"Bad Request: {problem}")
         cue = self.cues.get(chat)
         if cue == "blocked":
             return self._refuse(chat, 403, "Forbidden: bot was blocked by the user")
@@ -196,7 +206,7 @@ class FakeTelegramDelivery:
             self._recent.append(now)
             if int(chat) < 0:
                 self._group_recent.setdefault(chat, deque()).append(now)
-            self.arrived.append(Arrival(chat, method, text, now))
+            self.arrived.append(Arrival(chat, method, text, now, markup))
             self.next_id += 1
             message_id = self.next_id
             file_id = str(params.get("photo")) if method == "sendPhoto" and photo is None else None
@@ -222,6 +232,25 @@ class FakeTelegramDelivery:
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/bot{token}/{method}", self.endpoint, methods=["POST"])])
+
+
+def _markup_problem(markup: Any) -> str | None:
+    """What the Bot API says about a bad inline keyboard (None when it is valid)."""
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        return "field \"inline_keyboard\" of the InlineKeyboardMarkup should be an Array of Arrays"
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict) or not button.get("text"):
+                return "can't parse inline keyboard button: Text buttons are unallowed in the " \
+                       "inline keyboard"
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                return "BUTTON_DATA_INVALID"
+            if data is None and not button.get("url"):
+                return "can't parse inline keyboard button: InlineKeyboardButton must have " \
+                       "exactly one optional field"
+    return None
 
 
 async def _params(request: Request) -> tuple[dict[str, Any], bytes | None]:

@@ -102,7 +102,8 @@ def buttons_of(message: dict[str, Any]) -> list[dict[str, Any]]:
 async def test_command_tree_as_synced_to_discord(bot: Bot) -> None:
     synced = {c["name"]: c for c in bot.fake.commands}
     assert set(synced) == {"ask", "research", "price", "sentiment", "tokenomics", "team",
-                           "usage", "upgrade", "link", "alpha", "help"}
+                           "usage", "upgrade", "link", "alpha", "help", "watch", "unwatch",
+                           "watchlist", "alerts", "alert"}
     assert synced == {c.name: c.to_dict(bot.client.tree) | {"id": synced[c.name]["id"],
                       "application_id": synced[c.name]["application_id"], "version": "1"}
                       for c in bot.client.tree.get_commands()}

@@ -110,7 +110,8 @@ async def test_polling_registers_the_command_menu_and_answers(fast_deps: Deps) -
     [menu] = fake.sent("setMyCommands")
     names = [c["command"] for c in json.loads(menu["commands"])]
     assert names == ["start", "research", "price", "sentiment", "tokenomics", "team", "help",
-                     "usage", "upgrade", "link", "alpha"]
+                     "usage", "upgrade", "link", "alpha", "watch", "unwatch", "watchlist",
+                     "alert", "alerts"]
     assert "Welcome to ChainLens" in fake.texts(PRIVATE)[0]
 
 

@@ -19,6 +19,7 @@ from web.routes import account, analysis, charts, chat, comprehensive, health, h
 from web.routes import billing as billing_routes
 from web.routes import checkout_link, telegram
 from web.routes import reports as report_routes
+from web.routes import watch as watch_routes
 
 
 def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
@@ -73,4 +74,5 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(checkout_link.router)
     app.include_router(telegram.router)
     app.include_router(report_routes.router)
+    app.include_router(watch_routes.router)
     return app

@@ -9,6 +9,7 @@ import discord
 from bots.discord.commands import build_tree, run_follow_up
 from bots.discord.ratelimits import rate_limit_trace
 from bots.discord.views import Aspect, FollowUpButton
+from bots.discord.watch import SuggestionButton
 from chainlens.deps import Deps
 from chainlens.limiter import SendLimiter
 
@@ -32,7 +33,7 @@ class ChainLensDiscord(discord.AutoShardedClient):
         await run_follow_up(interaction, aspect, project_id)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(FollowUpButton)
+        self.add_dynamic_items(FollowUpButton, SuggestionButton)
         await self.tree.sync()
 
 

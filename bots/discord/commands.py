@@ -3,8 +3,8 @@ handler, all registered in `build_tree()`.
 
 Every command that touches the database or the network defers first (Discord allows 3 s
 for the first response), then follows up. `/usage`, `/upgrade`, `/link` and refusals are
-ephemeral. Commands work in servers, in DMs with the bot and, installed to a user, in any
-DM or group DM (`allowed_installs` / `allowed_contexts`); `/alpha` needs the bot in the
+ephemeral, like every watchlist and alert command (bots/discord/watch.py). Commands work in
+servers, in DMs with the bot and, installed to a user, in any DM or group DM (`allowed_installs` / `allowed_contexts`); `/alpha` needs the bot in the
 channel to deliver the report, so it is offered in servers and the bot's DMs only.
 """
 
@@ -259,6 +259,11 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
             "Telegram bot or enter it on the web account page within 10 minutes.")
 
     tree.add_command(AlphaCommands())
+    # /watch /unwatch /watchlist /alerts /alert: imported here, the module uses this one's
+    # reply helper.
+    from bots.discord.watch import add_watch_commands
+
+    add_watch_commands(tree)
 
     @tree.error
     async def on_error(interaction: discord.Interaction[Any],

@@ -26,7 +26,7 @@ from telegram.ext import (
 )
 
 from bots.render import PROJECT_COMMANDS, RenderedPart, command_menu
-from bots.telegram import commands, stars
+from bots.telegram import commands, stars, watch
 from bots.telegram.answer import AnswerFailed, DraftSupport
 from bots.telegram.delivery import edit_part, send_part
 from bots.telegram.limits import SharedRateLimiter
@@ -101,6 +101,14 @@ def build_application(deps: Deps) -> TelegramApplication:
     application.add_handler(CommandHandler("link", commands.link, filters=new))
     application.add_handler(CommandHandler("upgrade", commands.upgrade_offer, filters=new))
     application.add_handler(CommandHandler("alpha", commands.alpha, filters=anywhere))
+    application.add_handler(CommandHandler("watch", watch.watch_command, filters=anywhere))
+    application.add_handler(CommandHandler("unwatch", watch.unwatch_command, filters=anywhere))
+    application.add_handler(CommandHandler("watchlist", watch.watchlist_command,
+                                           filters=anywhere))
+    application.add_handler(CommandHandler("alert", watch.alert_command, filters=anywhere))
+    application.add_handler(CommandHandler("alerts", watch.alerts_command, filters=anywhere))
+    application.add_handler(CallbackQueryHandler(watch.button_pressed,
+                                                 pattern=watch.CALLBACK_PATTERN))
     application.add_handler(CallbackQueryHandler(commands.button_pressed))
     application.add_handler(PreCheckoutQueryHandler(stars.pre_checkout))
     application.add_handler(MessageHandler(new & filters.SUCCESSFUL_PAYMENT,

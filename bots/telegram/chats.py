@@ -77,5 +77,10 @@ async def is_chat_admin(bot: Bot, message: Message) -> bool:
         return message.sender_chat.id == chat.id  # an anonymous admin of this group
     if message.from_user is None:
         return False
-    member = await bot.get_chat_member(chat.id, message.from_user.id)
+    return await is_member_admin(bot, chat.id, message.from_user.id)
+
+
+async def is_member_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
+    """Is this person an owner or administrator of the group (a button press's presser)?"""
+    member = await bot.get_chat_member(chat_id, user_id)
     return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)

@@ -18,7 +18,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
 _PUBLIC_ASSETS = ("page.css", "account.js", "pricing.js", "index.js", "favicon.svg",
-                  "account_reports.js")
+                  "account_reports.js", "account_watch.js")
 
 
 @lru_cache(maxsize=32)
