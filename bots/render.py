@@ -18,6 +18,8 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from chainlens.i18n import N_
+
 TOOL_LABELS = {"onchain": "Market & on-chain", "sentiment": "Sentiment",
                "tokenomics": "Tokenomics", "team": "Team"}
 
@@ -53,7 +55,7 @@ TELEGRAM_LIMIT = 4096
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
     name: str
-    description: str
+    description: str  # English; marked for the catalogue (translated menus: localizer._)
     # For project commands: how the question is phrased, and the usage hint with an example.
     question: str | None = None
     example: str | None = None
@@ -68,26 +70,26 @@ class CommandSpec:
 
 
 PROJECT_COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("research", "Full research on a project", "Research {project}", "Uniswap"),
-    CommandSpec("price", "Price, market and on-chain data", "{project} price and market data",
+    CommandSpec("research", N_("Full research on a project"), "Research {project}", "Uniswap"),
+    CommandSpec("price", N_("Price, market and on-chain data"), "{project} price and market data",
                 "ETH"),
-    CommandSpec("sentiment", "What the crowd and the news say", "{project} sentiment", "PEPE"),
-    CommandSpec("tokenomics", "Supply, unlocks and contract risks", "{project} tokenomics", "ARB"),
-    CommandSpec("team", "Team and development activity", "{project} team and developers",
+    CommandSpec("sentiment", N_("What the crowd and the news say"), "{project} sentiment", "PEPE"),
+    CommandSpec("tokenomics", N_("Supply, unlocks and contract risks"), "{project} tokenomics", "ARB"),
+    CommandSpec("team", N_("Team and development activity"), "{project} team and developers",
                 "Solana"),
 )
 OTHER_COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("start", "What ChainLens does"),
-    CommandSpec("help", "How to ask, and every command"),
-    CommandSpec("usage", "Requests left today"),
-    CommandSpec("upgrade", "More requests with Pro"),
-    CommandSpec("link", "Share one account across Telegram, Discord and the web"),
-    CommandSpec("alpha", "Subscribe this chat to the daily alpha report"),
-    CommandSpec("watch", "Add a project to your watchlist"),
-    CommandSpec("unwatch", "Remove a project from your watchlist"),
-    CommandSpec("watchlist", "Your watchlist"),
-    CommandSpec("alert", "Price, move, risk or sentiment alert on a project"),
-    CommandSpec("alerts", "Your alerts (and their ids)"),
+    CommandSpec("start", N_("What ChainLens does")),
+    CommandSpec("help", N_("How to ask, and every command")),
+    CommandSpec("usage", N_("Requests left today")),
+    CommandSpec("upgrade", N_("More requests with Pro")),
+    CommandSpec("link", N_("Share one account across Telegram, Discord and the web")),
+    CommandSpec("alpha", N_("Subscribe this chat to the daily alpha report")),
+    CommandSpec("watch", N_("Add a project to your watchlist")),
+    CommandSpec("unwatch", N_("Remove a project from your watchlist")),
+    CommandSpec("watchlist", N_("Your watchlist")),
+    CommandSpec("alert", N_("Price, move, risk or sentiment alert on a project")),
+    CommandSpec("alerts", N_("Your alerts (and their ids)")),
 )
 
 

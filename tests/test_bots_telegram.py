@@ -107,11 +107,16 @@ async def test_polling_registers_the_command_menu_and_answers(fast_deps: Deps) -
                 await asyncio.sleep(0.02)
         finally:
             await stop_bot(application)
-    [menu] = fake.sent("setMyCommands")
+    menu, menu_vi = fake.sent("setMyCommands")
     names = [c["command"] for c in json.loads(menu["commands"])]
     assert names == ["start", "research", "price", "sentiment", "tokenomics", "team", "help",
                      "usage", "upgrade", "link", "alpha", "watch", "unwatch", "watchlist",
                      "alert", "alerts"]
+    # the same menu for users whose Telegram is in Vietnamese, described in Vietnamese
+    assert "language_code" not in menu and menu_vi["language_code"] == "vi"
+    vi = {c["command"]: c["description"] for c in json.loads(menu_vi["commands"])}
+    assert list(vi) == names
+    assert vi["research"] == "Phân tích đầy đủ một dự án"
     assert "Welcome to ChainLens" in fake.texts(PRIVATE)[0]
 
 

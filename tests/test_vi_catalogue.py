@@ -40,7 +40,7 @@ def template_messages() -> set[str]:
 
 def test_template_matches_the_code() -> None:
     """Re-extract with `pybabel extract -F chainlens/locale/babel.cfg -k N_ -o chainlens/locale/chainlens.pot
-    --no-location --sort-output agent tools chainlens` after changing a message."""
+    --no-location --sort-output agent tools chainlens bots web reports billing` after changing a message."""
     in_code, in_template = code_messages(), template_messages()
     assert in_code - in_template == set(), "messages missing from chainlens.pot"
     assert in_template - in_code == set(), "chainlens.pot has messages the code no longer uses"

@@ -31,6 +31,7 @@ from bots.telegram.answer import AnswerFailed, DraftSupport
 from bots.telegram.delivery import edit_part, send_part
 from bots.telegram.limits import SharedRateLimiter
 from chainlens.deps import Deps
+from chainlens.i18n import localizer
 from chainlens.limiter import SendLimiter
 from chainlens.settings import Settings
 
@@ -132,10 +133,20 @@ async def telegram_bot(deps: Deps) -> AsyncIterator[ExtBot[None]]:
         yield bot
 
 
+# Languages with a translated command menu (chainlens/locale).
+MENU_LANGUAGES = ("vi",)
+
+
 async def register_commands(application: TelegramApplication) -> None:
-    """The command menu users see when they type '/'."""
+    """The command menu users see when they type '/': English by default, and one per
+    translated language for users whose Telegram is set to it (Bot API `language_code`)."""
     await application.bot.set_my_commands(
         [BotCommand(c.name, c.description) for c in command_menu()])
+    for language in MENU_LANGUAGES:
+        loc = localizer(language)
+        await application.bot.set_my_commands(
+            [BotCommand(c.name, loc._(c.description)) for c in command_menu()],
+            language_code=language)
 
 
 async def start_bot(application: TelegramApplication) -> None:
