@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from agent.assess import tool_score
 from agent.facts import Source, sources_of, tool_title
 from agent.writer import missing_reason, render_footer
 from chainlens.i18n import ENGLISH, N_, Localizer
@@ -70,19 +71,6 @@ ROWS: dict[ToolName, list[tuple[str, Cell]]] = {
 }
 
 
-def tool_score(result: ToolResult | None) -> float | None:
-    """The tool's own 0..100 score of a project (what the per-aspect verdict compares)."""
-    if isinstance(result, OnchainResult):
-        return result.market_score
-    if isinstance(result, SentimentResult):
-        return result.score
-    if isinstance(result, TokenomicsResult):
-        return result.tokenomics_score
-    if isinstance(result, TeamResult):
-        return result.team_score
-    return None
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -136,7 +124,8 @@ def aspect_verdicts(projects: Sequence[Project], tools: Sequence[ToolName],
     for tool in tools:
         aspect = tool_title(tool, loc)
         scored = [(p, s) for p in projects
-                  if (s := tool_score(results.get(p.id, {}).get(tool))) is not None]
+                  if (r := results.get(p.id, {}).get(tool)) is not None
+                  and (s := tool_score(r)) is not None]
         unscored = [p.display for p in projects if p not in [q for q, _s in scored]]
         if len(scored) < 2 or unscored:
             lines.append(_("{aspect}: not comparable — no score for {names}").format(
