@@ -105,7 +105,7 @@ async def serve_forever(settings: Settings) -> None:
         for starter in _bot_starters(settings):
             background.add(asyncio.create_task(starter(deps), name=starter.__name__))
         if settings.serve_worker:
-            background.add(asyncio.create_task(run_job_worker(deps), name="job-worker"))
+            background.add(asyncio.create_task(run_job_worker(deps, server), name="job-worker"))
         for task in background:
             task.add_done_callback(_log_task_failure)
         try:
@@ -155,10 +155,15 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-async def run_job_worker(deps: Deps) -> None:
-    """The job worker in-process (SERVE_WORKER=false for split deployments)."""
+async def run_job_worker(deps: Deps, server: uvicorn.Server | None = None) -> None:
+    """The job worker in-process (SERVE_WORKER=false for split deployments).
+
+    It starts once the web server is listening: a `serve` that cannot bind its port (another
+    one runs there) exits at once without having opened the job queue's connections."""
     from reports.queue import open_queue, run_worker
 
+    while server is not None and not server.started:
+        await asyncio.sleep(0.05)
     async with open_queue(deps, max_size=deps.settings.worker_concurrency + 2):
         await run_worker(deps, install_signal_handlers=False, name="serve")
 
