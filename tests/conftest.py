@@ -303,3 +303,27 @@ async def paid_client(fast_deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
                                  headers={"Authorization": f"Bearer {key}"},
                                  base_url="http://testserver") as http:
         yield http
+
+
+AppFactory = Callable[..., httpx.AsyncClient]
+
+
+@pytest.fixture
+async def make_client(fast_deps: Deps) -> AsyncIterator[AppFactory]:
+    """Clients of the app (over the fake sources) with settings overrides, each seen from a
+    given peer address; closed after the test."""
+    from web.app import create_app
+
+    clients: list[httpx.AsyncClient] = []
+
+    def factory(peer: str = "203.0.113.7", **overrides: object) -> httpx.AsyncClient:
+        settings = fast_deps.settings.model_copy(update=overrides)
+        app = create_app(settings, deps=dataclasses.replace(fast_deps, settings=settings))
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(peer, 5000)),
+                                   base_url="http://test")
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.aclose()

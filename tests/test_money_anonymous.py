@@ -3,8 +3,6 @@ network, and idle anonymous accounts purged."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,34 +14,9 @@ from billing.anonymous import purge_anonymous_accounts
 from billing.usage import UsageRecord, record_usage
 from chainlens.deps import Deps
 from chainlens.settings import Settings, TierLimits
+from tests.conftest import AppFactory
 from tests.live_server import LiveServer
 from tests.tools_fakes import FakeSources, fast_http
-from web.app import create_app
-
-AppFactory = Callable[..., httpx.AsyncClient]
-
-
-@pytest.fixture
-def base_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
-    built: Deps = fast_http(with_http(deps, sources.transport()))
-    return built
-
-
-@pytest.fixture
-async def make_client(base_deps: Deps) -> AsyncIterator[AppFactory]:
-    clients: list[httpx.AsyncClient] = []
-
-    def factory(peer: str = "203.0.113.7", **overrides: Any) -> httpx.AsyncClient:
-        settings = base_deps.settings.model_copy(update=overrides)
-        app = create_app(settings, deps=dataclasses.replace(base_deps, settings=settings))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(peer, 5000)),
-                                   base_url="http://test")
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        await client.aclose()
 
 
 async def _rows(deps: Deps) -> tuple[int, int]:

@@ -3,47 +3,16 @@ sign-in e-mails are capped per network and in total, and the network is the real
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 import httpx
 import pytest
 from pydantic import SecretStr
 
 from chainlens.deps import Deps
 from chainlens.settings import Settings, SettingsError, TierLimits, load_settings
+from tests.conftest import AppFactory
 from tests.fake_http import running_http_server
 from tests.fake_sendgrid import API_KEY, FakeSendGrid
-from tests.tools_fakes import FakeSources, fast_http
-from web.app import create_app
 from web.auth import SESSION_COOKIE, resolve_client_ip, session_cookie_value
-
-AppFactory = Callable[..., httpx.AsyncClient]
-
-
-@pytest.fixture
-def base_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
-    built: Deps = fast_http(with_http(deps, sources.transport()))
-    return built
-
-
-@pytest.fixture
-async def make_client(base_deps: Deps) -> AsyncIterator[AppFactory]:
-    """A client of the app with settings overrides, seen from a given peer address."""
-    clients: list[httpx.AsyncClient] = []
-
-    def factory(peer: str = "203.0.113.7", **overrides: Any) -> httpx.AsyncClient:
-        settings = base_deps.settings.model_copy(update=overrides)
-        app = create_app(settings, deps=dataclasses.replace(base_deps, settings=settings))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(peer, 5000)),
-                                   base_url="http://test")
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        await client.aclose()
 
 
 def _signed_in(deps: Deps, email: str) -> dict[str, str]:
@@ -58,22 +27,22 @@ ROOMY_MINUTE = {"free": TierLimits(daily=5, minute=100), "pro": TierLimits(daily
                 "enterprise": TierLimits(daily=100_000, minute=100)}
 
 
-async def test_sub_address_aliases_share_one_free_allowance(base_deps: Deps,
+async def test_sub_address_aliases_share_one_free_allowance(fast_deps: Deps,
                                                             make_client: AppFactory) -> None:
     client = make_client(tier_limits=ROOMY_MINUTE)
-    statuses = [(await _ask(client, _signed_in(base_deps, f"mallory+{n}@example.com"))).status_code
+    statuses = [(await _ask(client, _signed_in(fast_deps, f"mallory+{n}@example.com"))).status_code
                 for n in range(6)]
     assert statuses == [200] * 5 + [429]
     # The plain address is the same person too.
-    refused = await _ask(client, _signed_in(base_deps, "Mallory@example.com"))
+    refused = await _ask(client, _signed_in(fast_deps, "Mallory@example.com"))
     assert refused.status_code == 429
     assert "used all 5 requests for today" in refused.json()["error"]["message"]
 
 
-async def test_six_aliases_in_one_minute_get_one_answer(base_deps: Deps,
+async def test_six_aliases_in_one_minute_get_one_answer(fast_deps: Deps,
                                                         make_client: AppFactory) -> None:
     client = make_client()  # the default free tier: 5 a day, 1 a minute
-    statuses = [(await _ask(client, _signed_in(base_deps, f"eve+{n}@example.com"))).status_code
+    statuses = [(await _ask(client, _signed_in(fast_deps, f"eve+{n}@example.com"))).status_code
                 for n in range(6)]
     assert statuses == [200] + [429] * 5
 
@@ -91,21 +60,21 @@ async def test_new_visitor_behind_a_busy_address_is_served(make_client: AppFacto
 
 
 async def test_signed_in_free_accounts_count_against_their_network(
-        base_deps: Deps, make_client: AppFactory) -> None:
+        fast_deps: Deps, make_client: AppFactory) -> None:
     client = make_client(tier_limits=ROOMY_MINUTE, free_ip_daily=3)
     people = ["ann", "bob", "cy", "dee"]
-    statuses = [(await _ask(client, _signed_in(base_deps, f"{p}@example.com"))).status_code
+    statuses = [(await _ask(client, _signed_in(fast_deps, f"{p}@example.com"))).status_code
                 for p in people]
     assert statuses == [200, 200, 200, 429]
     elsewhere = make_client(peer="198.51.100.20", tier_limits=ROOMY_MINUTE, free_ip_daily=3)
-    assert (await _ask(elsewhere, _signed_in(base_deps, "dee@example.com"))).status_code == 200
+    assert (await _ask(elsewhere, _signed_in(fast_deps, "dee@example.com"))).status_code == 200
 
 
 async def test_paid_accounts_are_not_limited_by_their_network(
-        base_deps: Deps, make_client: AppFactory) -> None:
+        fast_deps: Deps, make_client: AppFactory) -> None:
     from conftest import paid_api_key
 
-    key = await paid_api_key(base_deps)
+    key = await paid_api_key(fast_deps)
     client = make_client(free_ip_daily=1, free_ip_minute=1)
     assert (await _ask(client)).status_code == 200  # an anonymous visitor spends the network's
     bearer = {"Authorization": f"Bearer {key}"}
