@@ -55,6 +55,8 @@ class Account:
     daily_limit: int | None = None
     minute_limit: int | None = None
     stripe_customer_id: str | None = None
+    # The saved language choice ('en', 'vi') or None (see chainlens.i18n, agent.language).
+    language: str | None = None
 
     def limits(self, settings: Settings) -> TierLimits:
         """The account's own limits where set (enterprise), else its tier's defaults."""
@@ -84,6 +86,7 @@ def _account(row: asyncpg.Record) -> Account:
         daily_limit=row["daily_limit"],
         minute_limit=row["minute_limit"],
         stripe_customer_id=row["stripe_customer_id"],
+        language=row.get("language"),
     )
 
 
@@ -185,6 +188,20 @@ async def set_base_tier(deps: Deps, account_id: int, tier: TierName, *,
             "UPDATE users SET base_tier = $2, daily_limit = $3, minute_limit = $4,"
             " updated_at = now() WHERE id = $1", live, tier, daily_limit, minute_limit)
         await recompute_tier(conn, live)
+    return await get_account(deps, live)
+
+
+async def set_language(deps: Deps, account_id: int, language: str | None) -> Account:
+    """Save the account's language choice ('en', 'vi'), or clear it with None (then each turn
+    follows the message's language, then the platform's hint)."""
+    from chainlens.i18n import LANGUAGES  # noqa: PLC0415 - chainlens.i18n pulls in Babel
+
+    if language is not None and language not in LANGUAGES:
+        raise ValueError(f"unsupported language {language!r}; choose one of {', '.join(LANGUAGES)}")
+    async with deps.db.acquire() as conn, conn.transaction():
+        live = await _live_user_id(conn, account_id)
+        await conn.execute("UPDATE users SET language = $2, updated_at = now() WHERE id = $1",
+                           live, language)
     return await get_account(deps, live)
 
 

@@ -67,12 +67,13 @@ async def merge_accounts(conn: asyncpg.Connection, owner_id: int, other_id: int,
             base_tier = $4,
             daily_limit = COALESCE(daily_limit, $5),
             minute_limit = COALESCE(minute_limit, $6),
+            language = COALESCE(language, $7),
             updated_at = now()
         WHERE id = $1
         """,
         kept_id, gone["email"], gone["stripe_customer_id"],
         higher_tier(kept["base_tier"], gone["base_tier"]),
-        gone["daily_limit"], gone["minute_limit"])
+        gone["daily_limit"], gone["minute_limit"], gone["language"])
     await recompute_tier(conn, kept_id)
     key_cache.forget_account(gone_id)  # its keys now belong to the kept account
     await conn.execute(
