@@ -17,7 +17,7 @@ from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware, WidgetCORSMiddleware
 from web.routes import account, analysis, charts, chat, comprehensive, health, history, pages
 from web.routes import billing as billing_routes
-from web.routes import checkout_link, telegram
+from web.routes import checkout_link, language, telegram
 from web.routes import reports as report_routes
 from web.routes import watch as watch_routes
 
@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(charts.router)
     app.include_router(account.router)
     app.include_router(history.router)
+    app.include_router(language.router)
     # Each part registers its router here (one line each).
     # tools: analysis routes; billing: payment/usage/webhook/auth routes; agent: comprehensive.
     app.include_router(analysis.router)

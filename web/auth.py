@@ -28,7 +28,12 @@ from typing import Any, Literal
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from billing.accounts import Account, account_for_identity, identity_kind, normalize_identity
+from billing.accounts import (
+    Account,
+    account_for_identity,
+    identity_kind,
+    normalize_identity,
+)
 from billing.anonymous import (
     find_account,
     is_provisional,
@@ -36,11 +41,18 @@ from billing.anonymous import (
     save_anonymous_account,
 )
 from billing.api_keys import account_for_api_key
-from billing.errors import AccountNotFound, InvalidIdentity, QuotaUnavailable, TooManyNewAccounts
+from billing.errors import (
+    AccountNotFound,
+    InvalidIdentity,
+    QuotaUnavailable,
+    TooManyNewAccounts,
+)
 from billing.quota import QuotaDecision, consume_request, quota_status
 from chainlens.deps import Deps
+from chainlens.i18n import N_
 from chainlens.settings import Settings
 from web.errors import ApiError
+from web.i18n import quota_refusal, request_language
 
 SESSION_COOKIE = "cl_session"
 _SALT = "chainlens.session"
@@ -198,7 +210,7 @@ async def current_caller(request: Request, response: Response) -> Caller:
     if auth[:7].lower() == "bearer ":
         found = await account_for_api_key(deps, auth[7:].strip())
         if found is None:
-            raise ApiError(401, "invalid_api_key", "The API key is not valid or was revoked.",
+            raise ApiError(401, "invalid_api_key", N_("The API key is not valid or was revoked."),
                            headers={"WWW-Authenticate": "Bearer"})
         key_id, account = found
         caller = Caller(f"api-key:{key_id}", account, "api_key")
@@ -215,7 +227,8 @@ async def current_caller(request: Request, response: Response) -> Caller:
             else:
                 account = await account_for_identity(deps, identity)
         except AccountNotFound as exc:
-            raise ApiError(401, "unauthorized", "Your session is no longer valid.") from exc
+            raise ApiError(401, "unauthorized",
+                           N_("Your session is no longer valid.")) from exc
         caller = Caller(identity, account, via)
     request.scope["chainlens.caller"] = caller
     return caller
@@ -306,9 +319,10 @@ def rate_limit_headers(decision: QuotaDecision) -> dict[str, str]:
     return headers
 
 
-def quota_refused(decision: QuotaDecision) -> ApiError:
-    """The 429 for a refused decision: message in words, upgrade link, rate-limit headers."""
-    return ApiError(429, "quota_exceeded", decision.refusal_message(),
+def quota_refused(decision: QuotaDecision, language: str | None = None) -> ApiError:
+    """The 429 for a refused decision: message in words (in `language`), upgrade link,
+    rate-limit headers."""
+    return ApiError(429, "quota_exceeded", quota_refusal(decision, language),
                     details={"window": decision.window, "limit": decision.limit,
                              "tier": decision.tier, "reset_at": decision.reset_at.isoformat(),
                              "upgrade_url": decision.upgrade_url,
@@ -320,7 +334,7 @@ def quota_refused(decision: QuotaDecision) -> ApiError:
 
 def _quota_unavailable() -> ApiError:
     return ApiError(503, "quota_unavailable",
-                    "We cannot check your quota right now; please try again shortly.")
+                    N_("We cannot check your quota right now; please try again shortly."))
 
 
 async def saved_caller(request: Request, caller: Caller) -> Caller:
@@ -334,8 +348,8 @@ async def saved_caller(request: Request, caller: Caller) -> Caller:
     except TooManyNewAccounts as exc:
         decision: QuotaDecision = exc.decision  # type: ignore[assignment]
         raise ApiError(429, "too_many_new_sessions",
-                       "Too many new visitors from your network today. Please sign in to "
-                       "continue.", headers=rate_limit_headers(decision),
+                       N_("Too many new visitors from your network today. Please sign in to "
+                          "continue."), headers=rate_limit_headers(decision),
                        details={"reset_at": decision.reset_at.isoformat()}) from None
     except QuotaUnavailable:
         raise _quota_unavailable() from None
@@ -353,13 +367,13 @@ async def admit_web_request(request: Request, caller: Caller) -> tuple[Caller, Q
         if is_provisional(caller.account):
             peek = await quota_status(deps, caller.account, client_ip=ip)
             if not peek.allowed:
-                raise quota_refused(peek)
+                raise quota_refused(peek, request_language(request))
             caller = await saved_caller(request, caller)
         decision = await consume_request(deps, caller.account, client_ip=ip)
     except QuotaUnavailable:
         raise _quota_unavailable() from None
     if not decision.allowed:
-        raise quota_refused(decision)
+        raise quota_refused(decision, request_language(request))
     return caller, decision
 
 

@@ -23,13 +23,27 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chainlens.i18n import N_, localizer
 from chainlens.outages import POSTGRES_DOWN, postgres_down
+from web.i18n import request_language
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
 _REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
-_DEPENDENCY_NAMES = {"database": "Our database", "redis": "Our cache"}
+_UNAVAILABLE = {
+    "database": N_("Our database is unreachable right now, so this request was not carried out. "
+                   "Please try again in a few seconds."),
+    "redis": N_("Our cache is unreachable right now, so this request was not carried out. "
+                "Please try again in a few seconds."),
+}
+_UNAVAILABLE_OTHER = N_("A service we depend on is unreachable right now, so this request was "
+                        "not carried out. Please try again in a few seconds.")
+# Messages of the handlers below (translated into the request's language like ApiError's).
+_INVALID = N_("The request is not valid.")
+_BAD_TEXT = N_("The request contains characters we cannot store (such as NUL).")
+_INTERNAL = N_("Something went wrong on our side.")
+_NOT_FOUND = N_("Not Found")
 
 
 class ErrorBody(BaseModel):
@@ -43,6 +57,9 @@ class ErrorResponse(BaseModel):
 
 
 class ApiError(Exception):
+    """An error answer. `message` is English; when it is a catalogue message (marked with
+    `N_` where it is written) people read it in the request's language (web.i18n)."""
+
     def __init__(self, status: int, code: str, message: str, *, details: Any | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -115,53 +132,54 @@ def _log_unavailable(dependency: str, request: Request, exc: BaseException) -> N
                 f" ({since} more since the last warning)" if since else "")
 
 
-def unavailable_response(dependency: str) -> JSONResponse:
+def unavailable_response(dependency: str, language: str | None = None) -> JSONResponse:
     """503 in the common shape: which dependency, and when to try again."""
     return error_response(
         503, f"{dependency}_unavailable",
-        f"{_DEPENDENCY_NAMES.get(dependency, 'A service we depend on')} is unreachable right "
-        f"now, so this request was not carried out. Please try again in a few seconds.",
+        localizer(language)._(_UNAVAILABLE.get(dependency, _UNAVAILABLE_OTHER)),
         details={"dependency": dependency, "retry_after_s": RETRY_AFTER_S},
         headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    def said(request: Request, message: str) -> str:
+        """`message` in the request's language (unchanged when the catalogue lacks it)."""
+        return localizer(request_language(request))._(message)
+
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, details=exc.details,
-                              headers=exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, said(request, exc.message),
+                              details=exc.details, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg")}
             for err in exc.errors()
         ]
-        return error_response(422, "invalid_request", "The request is not valid.",
-                              details=details)
+        return error_response(422, "invalid_request", said(request, _INVALID), details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = status_code_name(exc.status_code)
-        return error_response(exc.status_code, code, str(exc.detail),
+        return error_response(exc.status_code, code, said(request, str(exc.detail)),
                               headers=getattr(exc, "headers", None))
 
     @app.exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError)
-    async def _bad_text(_: Request, exc: Exception) -> JSONResponse:
+    async def _bad_text(request: Request, exc: Exception) -> JSONResponse:
         # PostgreSQL refuses NUL characters in text; that is the client's input, not our fault.
-        return error_response(400, "bad_request", "The request contains characters we cannot "
-                              "store (such as NUL).")
+        return error_response(400, "bad_request", said(request, _BAD_TEXT))
 
     def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal_error", "Something went wrong on our side.")
+        return error_response(500, "internal_error", said(request, _INTERNAL))
 
     async def _maybe_unavailable(request: Request, exc: Exception) -> JSONResponse:
         dependency = unavailable_dependency(exc)
         if dependency is None:
             return _internal(request, exc)
         _log_unavailable(dependency, request, exc)
-        return unavailable_response(dependency)
+        return unavailable_response(dependency, request_language(request))
 
     # Registered by class so they answer inside the app (a bare `Exception` handler runs in
     # ServerErrorMiddleware, which re-raises after answering).

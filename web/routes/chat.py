@@ -24,6 +24,7 @@ from starlette.background import BackgroundTask
 
 from agent import MAX_QUESTION_CHARS
 from agent.events import FinalEvent
+from agent.language import detect_language
 from billing.quota import QuotaDecision, quota_status
 from chainlens.chat import (
     ChatTurn,
@@ -33,9 +34,22 @@ from chainlens.chat import (
     give_back_unanswered,
 )
 from chainlens.deps import Deps
-from web.auth import Caller, admit_web_request, current_caller, quota_ip, rate_limit_headers
+from chainlens.i18n import N_, localizer
+from web.auth import (
+    Caller,
+    admit_web_request,
+    current_caller,
+    quota_ip,
+    rate_limit_headers,
+)
 from web.errors import ApiError, ErrorResponse
 from web.history import record_turn, scoped_conversation_id
+from web.i18n import (
+    accept_language,
+    request_language,
+    saved_language,
+    set_turn_language,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["chat"])
@@ -102,6 +116,13 @@ def day_quota(decision: QuotaDecision) -> tuple[int, int, datetime]:
     return max(0, decision.day_limit - decision.day_used), decision.day_limit, reset
 
 
+_TOO_LONG = N_("Your message is {length} characters; the limit is {limit}. Please ask a "
+               "shorter question.")
+_NO_ANSWER = N_("No answer could be built. Your request was refunded.")
+_FAILED = N_("Something went wrong on our side. A request that delivered no answer is not "
+             "charged.")
+
+
 def _conversation_id(caller: Caller, body: ChatRequest) -> str:
     # Conversations are scoped to the caller: nobody can continue someone else's chat.
     return scoped_conversation_id(caller.identity, body.conversation_id)
@@ -109,17 +130,25 @@ def _conversation_id(caller: Caller, body: ChatRequest) -> str:
 
 async def _admitted(request: Request, caller: Caller, body: ChatRequest,
                     response_headers: dict[str, str]) -> tuple[ChatTurn, Any, QuotaDecision]:
-    """Check the message, then consume one request; errors become API errors."""
+    """Check the message, then consume one request; errors become API errors. The turn's
+    language (the message's own, else the saved choice, else Accept-Language) is decided
+    first, so a refusal is in it too."""
+    saved, hint = saved_language(request), accept_language(request)
+    language = detect_language(body.message, saved=saved, hint=hint)
+    set_turn_language(request, language)
     try:
         check_message(body.message)
     except MessageTooLong as exc:
-        raise ApiError(413, "message_too_long", str(exc),
+        message = localizer(language)._(_TOO_LONG).format(length=exc.length,
+                                                           limit=MAX_QUESTION_CHARS)
+        raise ApiError(413, "message_too_long", message,
                        details={"limit": MAX_QUESTION_CHARS, "length": exc.length}) from None
     caller, decision = await admit_web_request(request, caller)
     response_headers.update(rate_limit_headers(decision))
     turn = ChatTurn(identity=caller.identity, channel="api" if caller.via == "api_key" else "web",
                     text=body.message, conversation_id=_conversation_id(caller, body),
-                    client_ip=quota_ip(request, caller))
+                    client_ip=quota_ip(request, caller),
+                    saved_language=saved, language_hint=hint)
     return turn, caller.account, decision
 
 
@@ -161,7 +190,7 @@ async def chat_query(body: ChatRequest, request: Request, response: Response,
             if event.type == "final":
                 final = event
     if final is None:
-        raise ApiError(503, "answer_failed", "No answer could be built. Your request was refunded.")
+        raise ApiError(503, "answer_failed", _NO_ANSWER)
     payload = _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
     if turn.channel == "web":  # the widget's transcript; API-key callers keep their own
         await record_turn(deps, identity=caller.identity, conversation_id=body.conversation_id,
@@ -202,7 +231,8 @@ class _Answering:
 
 
 async def _event_stream(deps: Deps, turn: ChatTurn, account: Any, decision: QuotaDecision,
-                        answering: _Answering, conversation: str | None) -> AsyncIterator[bytes]:
+                        answering: _Answering, conversation: str | None,
+                        language: str) -> AsyncIterator[bytes]:
     yield _sse("quota", {"tier": decision.tier, "limit": decision.limit,
                          "remaining": decision.remaining,
                          "reset_at": decision.reset_at.isoformat()})
@@ -225,8 +255,7 @@ async def _event_stream(deps: Deps, turn: ChatTurn, account: Any, decision: Quot
     except Exception:
         log.exception("chat stream failed")
         yield _sse("error", {"code": "internal_error",
-                             "message": "Something went wrong on our side. A request that "
-                                        "delivered no answer is not charged."})
+                             "message": localizer(language)._(_FAILED)})
 
 
 def _sse_event(event: Any, decision: QuotaDecision, turn: ChatTurn) -> bytes:
@@ -268,7 +297,8 @@ async def chat_stream(body: ChatRequest, request: Request,
             await give_back_unanswered(deps, turn, account, decision)
 
     return DisconnectAwareStreamingResponse(
-        _event_stream(deps, turn, account, decision, answering, body.conversation_id),
+        _event_stream(deps, turn, account, decision, answering, body.conversation_id,
+                      request_language(request)),
         media_type="text/event-stream",
         headers=headers, background=BackgroundTask(settle_if_never_answered))
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from chainlens.deps import Deps
+from chainlens.i18n import N_
 from web.auth import Caller, current_caller
 from web.errors import ApiError, ErrorResponse
 from web.history import (
@@ -17,6 +18,7 @@ from web.history import (
     recent_turns,
     start_conversation,
 )
+from web.i18n import request_language
 
 router = APIRouter(tags=["chat"])
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"model": ErrorResponse, "description": "history store unavailable"}}
@@ -26,6 +28,9 @@ class HistoryOut(BaseModel):
     conversation_id: str
     turns: list[StoredTurn]
     signed_in_as: str | None = None  # the email of a signed-in caller
+    # The caller's language (saved choice, else the cl_lang cookie, else Accept-Language):
+    # the widget loads its strings in it.
+    language: str = "en"
 
 
 class ConversationOut(BaseModel):
@@ -39,7 +44,8 @@ def _deps(request: Request) -> Deps:
 
 def _unavailable() -> ApiError:
     return ApiError(503, "history_unavailable",
-                    "Your earlier messages cannot be loaded right now; new questions still work.")
+                    N_("Your earlier messages cannot be loaded right now; new questions still "
+                       "work."))
 
 
 @router.get("/api/chat/history", response_model=HistoryOut, responses=_UNAVAILABLE)
@@ -56,7 +62,8 @@ async def chat_history(
     except RedisError:
         raise _unavailable() from None
     email = caller.identity.partition(":")[2] if caller.via == "session" else None
-    return HistoryOut(conversation_id=conversation, turns=turns, signed_in_as=email)
+    return HistoryOut(conversation_id=conversation, turns=turns, signed_in_as=email,
+                      language=request_language(request))
 
 
 @router.post("/api/chat/conversations", response_model=ConversationOut, responses=_UNAVAILABLE)
