@@ -146,10 +146,11 @@ def quota_refusal(decision: QuotaDecision, language: str | None) -> str:
             text = loc._("Your network has used all {limit} free requests shared by its visitors "
                          "today. They reset at 00:00 UTC (in {wait}).")
     elif decision.window == "minute":
-        text = loc.ngettext("Slow down a little: the {plan} plan allows {limit} request per "
-                            "minute. Try again in {wait}.",
-                            "Slow down a little: the {plan} plan allows {limit} requests per "
-                            "minute. Try again in {wait}.", decision.limit)
+        # Two messages, not ngettext: one request is English's only singular case here.
+        text = (loc._("Slow down a little: the {plan} plan allows {limit} request per minute. "
+                      "Try again in {wait}.") if decision.limit == 1 else
+                loc._("Slow down a little: the {plan} plan allows {limit} requests per minute. "
+                      "Try again in {wait}."))
     else:
         text = loc._("You have used all {limit} requests for today on the {plan} plan. Your "
                      "quota resets at 00:00 UTC (in {wait}).")

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from chainlens.deps import Deps
+from chainlens.i18n import N_, Language, Localizer, localizer
 from chainlens.limiter import SendLimiter
 from reports import render
 from reports.content import ReportContent
@@ -29,6 +30,7 @@ from reports.store import get_report, list_reports
 from reports.subscriptions import confirm, subscribe, subscriptions_of, unsubscribe
 from web.auth import Caller, current_caller
 from web.errors import ApiError
+from web.i18n import page_language, para, simple_page
 from web.security import require_admin
 
 log = logging.getLogger(__name__)
@@ -46,43 +48,71 @@ def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ApiError(400, "bad_date", "The date must look like 2026-12-01.") from None
+        raise ApiError(400, "bad_date", N_("The date must look like 2026-12-01.")) from None
 
 
 def _edition(caller: Caller) -> render.Edition:
     return render.edition_for_tier(caller.account.tier)
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-        f"<title>{html.escape(title)}</title><link rel=\"stylesheet\" href=\"/static/page.css\">"
-        f"</head><body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>",
-        status_code=status)
+def _page(loc: Localizer, title: str, body: str, status: int = 200) -> HTMLResponse:
+    """A short page in `loc`'s language; `title` is an English msgid, `body` the route's HTML."""
+    return HTMLResponse(simple_page(loc.language, loc._(title), body, back=False),
+                        status_code=status, headers={"Vary": "Cookie, Accept-Language"})
 
 
-SUBSCRIBE_FORM = (
-    "<section><h2>Get it every morning</h2>"
-    "<form method=\"post\" action=\"/reports/subscribe\">"
-    "<label for=\"email\">E-mail</label> "
-    "<input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"email\"> "
-    "<button type=\"submit\">Subscribe</button></form>"
-    "<p class=\"small\">We send a confirmation link first. In Telegram or Discord, use "
-    "<code>/alpha</code>. Free accounts get the headline edition, Pro the full report.</p>"
-    "</section>")
+async def _loc(request: Request) -> Localizer:
+    return localizer(await page_language(request))
+
+
+def _esc(loc: Localizer, message: str) -> str:
+    return html.escape(loc._(message))
+
+
+def subscribe_form(language: Language) -> str:
+    """The e-mail subscription form, in `language`."""
+    loc = localizer(language)
+    return (
+        f"<section><h2>{_esc(loc, N_('Get it every morning'))}</h2>"
+        "<form method=\"post\" action=\"/reports/subscribe\">"
+        f"<label for=\"email\">{_esc(loc, N_('E-mail'))}</label> "
+        "<input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"email\"> "
+        f"<button type=\"submit\">{_esc(loc, N_('Subscribe'))}</button></form>"
+        "<p class=\"small\">"
+        + html.escape(loc._("We send a confirmation link first. In Telegram or Discord, use "
+                            "{alpha}. Free accounts get the headline edition, Pro the full "
+                            "report."), quote=False).format(alpha="<code>/alpha</code>")
+        + "</p></section>")
+
+
+# reports.links' refusals, shown on the pages below in the reader's language.
+_LINK_ERRORS = (N_("this unsubscribe link is not valid"),
+                N_("this confirmation link has expired; subscribe again"),
+                N_("this confirmation link is not valid"))
+
+
+def _link_invalid(loc: Localizer, exc: LinkInvalid) -> HTMLResponse:
+    return _page(loc, N_("Link not valid"), f"<p>{html.escape(loc._(str(exc)))}.</p>", 400)
+
+
+def _again(loc: Localizer) -> str:
+    return f"<a href=\"/reports\">{_esc(loc, N_('Subscribe again'))}</a>"
 
 
 @router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
 async def reports_index(request: Request) -> HTMLResponse:
+    loc = await _loc(request)
     rows = await list_reports(_deps(request))
     items = "".join(
-        f"<li><a href=\"/reports/{d.isoformat()}\">{d:%d %b %Y}</a> — "
+        f"<li><a href=\"/reports/{d.isoformat()}\">{loc.date(d)}</a> — "
         f"{html.escape(intro[:160])}</li>" for d, intro, _ in rows)
-    body = (f"<p class=\"lead\">A morning note on the market and the projects people asked "
-            f"ChainLens about most.</p>{SUBSCRIBE_FORM}<h2>Archive</h2>"
-            + (f"<ul>{items}</ul>" if items else "<p>No report has been built yet.</p>"))
-    return _page("ChainLens daily alpha", body)
+    lead = _esc(loc, N_("A morning note on the market and the projects people asked ChainLens "
+                        "about most."))
+    body = (f"<p class=\"lead\">{lead}</p>{subscribe_form(loc.language)}"
+            f"<h2>{_esc(loc, N_('Archive'))}</h2>"
+            + (f"<ul>{items}</ul>" if items
+               else para(loc, N_("No report has been built yet."))))
+    return _page(loc, N_("ChainLens daily alpha"), body)
 
 
 def _content_for(content: ReportContent, edition: render.Edition) -> ReportContent:
@@ -133,81 +163,97 @@ async def subscribe_email(request: Request,
     from chainlens.mailer import EmailFailed, EmailNotConfigured, send_email
 
     deps = _deps(request)
+    loc = await _loc(request)
     email = (await _form_value(request, "email")).strip().lower()
     if not _EMAIL.match(email):
-        return _page("Check the address", "<p>That does not look like an e-mail address. "
-                     "<a href=\"/reports\">Try again</a></p>", 400)
+        return _page(loc, N_("Check the address"), para(
+            loc, N_("That does not look like an e-mail address. {try_again}"),
+            try_again=f"<a href=\"/reports\">{_esc(loc, N_('Try again'))}</a>"), 400)
     if deps.settings.sendgrid_api_key is None:
-        return _page("E-mail is off", "<p>E-mail reports are not configured on this server "
-                     "(SENDGRID_API_KEY). Use <code>/alpha</code> in Telegram or Discord.</p>", 503)
+        return _page(loc, N_("E-mail is off"), para(
+            loc, N_("E-mail reports are not configured on this server (SENDGRID_API_KEY). Use "
+                    "{alpha} in Telegram or Discord."), alpha="<code>/alpha</code>"), 503)
     account = caller.account if not caller.anonymous else \
         await account_for_identity(deps, f"web:{email}")
     subscription, _ = await subscribe(deps, account_id=account.id, channel="email",
                                       destination=email, confirmed=False)
     if subscription.receiving:
-        return _page("Already subscribed", f"<p>{html.escape(email)} already receives the "
-                     "daily report.</p>")
+        return _page(loc, N_("Already subscribed"), para(
+            loc, N_("{email} already receives the daily report."), email=html.escape(email)))
     # One confirmation mail per address per ten minutes: the form cannot be used to flood.
     fresh = await deps.redis.set(deps.keys("report-confirm", email), "1", nx=True,
                                  ex=_CONFIRM_RESEND_S)
     if fresh:
         link = confirm_url(deps.settings, email)
-        text = (f"Confirm that you want the ChainLens daily report at this address:\n\n{link}\n\n"
-                "If you did not ask for it, ignore this mail: nothing will be sent.")
-        body = (f"<p>Confirm that you want the ChainLens daily report at this address:</p>"
-                f"<p><a href=\"{html.escape(link)}\">Confirm my subscription</a></p>"
-                "<p>If you did not ask for it, ignore this mail: nothing will be sent.</p>")
+        confirm_text = loc._("Confirm that you want the ChainLens daily report at this address:")
+        ignore = loc._("If you did not ask for it, ignore this mail: nothing will be sent.")
+        text = f"{confirm_text}\n\n{link}\n\n{ignore}"
+        body = (f"<p>{html.escape(confirm_text)}</p>"
+                f"<p><a href=\"{html.escape(link)}\">"
+                f"{_esc(loc, N_('Confirm my subscription'))}</a></p>"
+                f"<p>{html.escape(ignore)}</p>")
         try:
             # every outgoing message passes the shared limiter, confirmations included
             await SendLimiter.from_deps(deps).acquire("email", timeout_s=10)
-            await send_email(deps.settings, to=email, subject="Confirm your ChainLens daily report",
+            await send_email(deps.settings, to=email,
+                             subject=loc._("Confirm your ChainLens daily report"),
                              text=text, html=body)
         except (EmailFailed, EmailNotConfigured, TimeoutError) as exc:
             await deps.redis.delete(deps.keys("report-confirm", email))
             log.warning("confirmation mail not sent: %s", exc)
-            return _page("Try again later", "<p>We could not send the confirmation mail just "
-                         "now. Please try again in a few minutes.</p>", 503)
-    return _page("Check your inbox", f"<p>We sent a confirmation link to "
-                 f"{html.escape(email)}. The report starts once you click it.</p>")
+            return _page(loc, N_("Try again later"), para(
+                loc, N_("We could not send the confirmation mail just now. Please try again in "
+                        "a few minutes.")), 503)
+    return _page(loc, N_("Check your inbox"), para(
+        loc, N_("We sent a confirmation link to {email}. The report starts once you click it."),
+        email=html.escape(email)))
 
 
 @router.get("/reports/confirm", include_in_schema=False)
 async def confirm_email(token: str, request: Request) -> HTMLResponse:
     deps = _deps(request)
+    loc = await _loc(request)
     try:
         email = read_confirm_token(deps.settings, token)
     except LinkInvalid as exc:
-        return _page("Link not valid", f"<p>{html.escape(str(exc))}.</p>", 400)
+        return _link_invalid(loc, exc)
     found = await confirm(deps, channel="email", destination=email)
     if found is None or not found.active:
-        return _page("Not subscribed", "<p>This address is not subscribed (any more). "
-                     "<a href=\"/reports\">Subscribe again</a></p>", 404)
-    return _page("Subscribed", f"<p>{html.escape(email)} will receive the daily report. Every "
-                 "mail has a one-click unsubscribe link.</p>")
+        return _page(loc, N_("Not subscribed"), para(
+            loc, N_("This address is not subscribed (any more). {subscribe_again}"),
+            subscribe_again=_again(loc)), 404)
+    return _page(loc, N_("Subscribed"), para(
+        loc, N_("{email} will receive the daily report. Every mail has a one-click unsubscribe "
+                "link."), email=html.escape(email)))
 
 
 @router.get("/reports/unsubscribe", include_in_schema=False)
 async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
     """A one-button page (a GET must not unsubscribe: mail scanners open links)."""
+    loc = await _loc(request)
     try:
         email = read_unsubscribe_token(_deps(request).settings, token)
     except LinkInvalid as exc:
-        return _page("Link not valid", f"<p>{html.escape(str(exc))}.</p>", 400)
-    return _page("Unsubscribe", f"<form method=\"post\"><p>Stop sending the daily report to "
-                 f"{html.escape(email)}?</p><button type=\"submit\">Unsubscribe</button></form>")
+        return _link_invalid(loc, exc)
+    question = para(loc, N_("Stop sending the daily report to {email}?"),
+                    email=html.escape(email))
+    return _page(loc, N_("Unsubscribe"), f"<form method=\"post\">{question}<button "
+                 f"type=\"submit\">{_esc(loc, N_('Unsubscribe'))}</button></form>")
 
 
 @router.post("/reports/unsubscribe", include_in_schema=False)
 async def unsubscribe_email(token: str, request: Request) -> HTMLResponse:
     """The button above and RFC 8058 one-click (`List-Unsubscribe=One-Click`); idempotent."""
     deps = _deps(request)
+    loc = await _loc(request)
     try:
         email = read_unsubscribe_token(deps.settings, token)
     except LinkInvalid as exc:
-        return _page("Link not valid", f"<p>{html.escape(str(exc))}.</p>", 400)
+        return _link_invalid(loc, exc)
     await unsubscribe(deps, channel="email", destination=email, reason="unsubscribed by link")
-    return _page("Unsubscribed", f"<p>{html.escape(email)} will not receive the daily report "
-                 "any more. <a href=\"/reports\">Subscribe again</a></p>")
+    return _page(loc, N_("Unsubscribed"), para(
+        loc, N_("{email} will not receive the daily report any more. {subscribe_again}"),
+        email=html.escape(email), subscribe_again=_again(loc)))
 
 
 # --- SendGrid event webhook -------------------------------------------------------------------
@@ -290,7 +336,7 @@ async def stop_subscription(subscription_id: int, request: Request,
     mine = {s.id: s for s in await subscriptions_of(deps, caller.account.id)}
     found = mine.get(subscription_id)
     if found is None:
-        raise ApiError(404, "not_found", "No such subscription on your account.")
+        raise ApiError(404, "not_found", N_("No such subscription on your account."))
     changed = await unsubscribe(deps, channel=found.channel, destination=found.destination,
                                 reason="unsubscribed on the account page")
     return {"unsubscribed": changed}
@@ -302,16 +348,21 @@ async def stop_subscription(subscription_id: int, request: Request,
 async def report_page(day: str, request: Request,
                       caller: Caller = Depends(current_caller)) -> HTMLResponse:
     stored = await get_report(_deps(request), _day(day))
+    loc = await _loc(request)
     if stored is None:
-        return _page("No report", f"<p>There is no report for {html.escape(day)}. "
-                     "<a href=\"/reports\">All reports</a></p>", 404)
+        return _page(loc, N_("No report"), para(
+            loc, N_("There is no report for {day}. {all_reports}"), day=html.escape(day),
+            all_reports=f"<a href=\"/reports\">{_esc(loc, N_('All reports'))}</a>"), 404)
     edition = _edition(caller)
     chart = f"/reports/{day}/chart.png" if stored.chart_png else None
-    upsell = ("" if edition == "full" else
-              "<p><strong>This is the headline edition.</strong> The full report, with every "
-              "project's insight and risk flags, comes with <a href=\"/pricing\">Pro</a>.</p>")
+    upsell = ("" if edition == "full" else para(
+        loc, N_("{headline} The full report, with every project's insight and risk flags, "
+                "comes with {pro}."),
+        headline=f"<strong>{_esc(loc, N_('This is the headline edition.'))}</strong>",
+        pro="<a href=\"/pricing\">Pro</a>"))
     page = render.web_page(_content_for(stored.content, edition), chart_src=chart,
-                           subscribe_form=upsell + SUBSCRIBE_FORM, edition=edition)
+                           subscribe_form=upsell + subscribe_form(loc.language),
+                           edition=edition)
     return HTMLResponse(page)
 
 

@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   function $(id) { return document.getElementById(id); }
+  var t = window.ChainLensText;
   function api(method, path, body) {
     return fetch(path, {
       method: method, credentials: "same-origin",
@@ -17,10 +18,12 @@
   }
   function load() {
     api("GET", "/api/account").then(function (a) {
-      $("tier").textContent = a.tier;
-      $("usage").textContent = a.daily_used + " of " + a.daily_limit;
+      $("tier").textContent = t(a.tier);
+      $("usage").textContent = t("used_of", { used: a.daily_used, limit: a.daily_limit });
       $("cost").textContent = "$" + Number(a.monthly_cost).toFixed(4);
-      $("subscription").textContent = a.subscription ? (a.subscription.status + (a.subscription.expires_at ? " until " + a.subscription.expires_at : "")) : "none";
+      $("subscription").textContent = !a.subscription ? t("none") : a.subscription.expires_at
+        ? t("status_until", { status: a.subscription.status, date: a.subscription.expires_at })
+        : a.subscription.status;
       $("upgrade").hidden = !a.can_upgrade;
       $("portal").hidden = !a.can_manage_subscription;
       $("signin").hidden = !a.anonymous;
@@ -38,7 +41,7 @@
           var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
         });
         var td = document.createElement("td"); var b = document.createElement("button");
-        b.type = "button"; b.textContent = "Revoke";
+        b.type = "button"; b.textContent = t("revoke");
         b.addEventListener("click", function () { api("DELETE", "/api/keys/" + k.id).then(load); });
         td.appendChild(b); tr.appendChild(td); body.appendChild(tr);
       });
@@ -65,20 +68,34 @@
   $("redeem-form").addEventListener("submit", function (e) {
     e.preventDefault();
     api("POST", "/api/link/redeem", { code: $("redeem").value })
-      .then(function () { $("link-msg").textContent = "Linked."; load(); })
+      .then(function () { $("link-msg").textContent = t("linked"); load(); })
       .catch(function (err) { $("link-msg").textContent = err.message; });
   });
   $("signin-form").addEventListener("submit", function (e) {
     e.preventDefault();
     api("POST", "/api/auth/magic-link", { email: $("email").value })
-      .then(function () { $("signin-msg").textContent = "Check your inbox for a sign-in link (valid 15 minutes)."; })
+      .then(function () { $("signin-msg").textContent = t("check_signin"); })
       .catch(function (err) { $("signin-msg").textContent = err.message; });
   });
   $("key-form").addEventListener("submit", function (e) {
     e.preventDefault();
     api("POST", "/api/keys", { name: $("key-name").value }).then(function (r) {
-      $("new-key").textContent = "Your new key (shown once, copy it now): " + r.key; load();
+      $("new-key").textContent = t("new_key", { key: r.key }); load();
     }).catch(function (err) { $("new-key").textContent = err.message; });
+  });
+  // The language: saved on the account when signed in (kept in this browser's cookie too).
+  var choice = $("language-choice");
+  choice.value = choice.getAttribute("data-current") || "auto";
+  $("language-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var value = choice.value;
+    var signedIn = !$("signedin").hidden;
+    api("PUT", signedIn ? "/api/account/language" : "/api/language", { language: value })
+      .then(function () {
+        $("language-msg").textContent = signedIn ? t("language_saved") : t("language_sign_in");
+        setTimeout(function () { location.reload(); }, 600);
+      })
+      .catch(function (err) { $("language-msg").textContent = err.message; });
   });
   load();
 })();

@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   function $(id) { return document.getElementById(id); }
+  var t = window.ChainLensText;
   function load() {
     fetch("/api/reports/subscriptions", { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : []; })
@@ -9,14 +10,15 @@
         var body = $("report-subs"); body.textContent = "";
         subs.forEach(function (s) {
           var tr = document.createElement("tr");
-          var state = s.active ? (s.confirmed ? "receiving" : "waiting for confirmation")
-                               : "stopped" + (s.deactivated_reason ? " (" + s.deactivated_reason + ")" : "");
+          var state = s.active ? (s.confirmed ? t("receiving") : t("waiting"))
+                               : s.deactivated_reason ? t("stopped_because", { reason: s.deactivated_reason })
+                                                      : t("stopped");
           [s.channel, s.destination, state].forEach(function (v) {
             var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
           });
           var td = document.createElement("td");
           if (s.active) {
-            var b = document.createElement("button"); b.type = "button"; b.textContent = "Stop";
+            var b = document.createElement("button"); b.type = "button"; b.textContent = t("stop");
             b.addEventListener("click", function () {
               fetch("/api/reports/subscriptions/" + s.id, { method: "DELETE", credentials: "same-origin" }).then(load);
             });
@@ -32,8 +34,8 @@
       method: "POST", credentials: "same-origin",
       body: new URLSearchParams({ email: $("report-email").value })
     }).then(function (r) {
-      $("report-sub-msg").textContent = r.ok ? "Check your inbox for the confirmation link."
-                                             : "That did not work (HTTP " + r.status + ").";
+      $("report-sub-msg").textContent = r.ok ? t("check_confirm")
+                                             : t("did_not_work", { status: r.status });
       load();
     });
   });

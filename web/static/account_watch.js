@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   function $(id) { return document.getElementById(id); }
+  var t = window.ChainLensText;
   function say(text) { $("watch-msg").textContent = text; }
   function send(method, url, body) {
     var init = { method: method, credentials: "same-origin", headers: {} };
@@ -10,12 +11,12 @@
       return r.json().catch(function () { return {}; }).then(function (data) {
         if (!r.ok) {
           var err = (data && data.error) || {};
-          var msg = err.message || ("That did not work (HTTP " + r.status + ").");
+          var msg = err.message || t("did_not_work", { status: r.status });
           if (err.details && err.details.upgrade_url) { msg += " "; }
           say(msg);
           if (err.details && err.details.upgrade_url) {
             var a = document.createElement("a"); a.href = err.details.upgrade_url;
-            a.textContent = "Upgrade"; $("watch-msg").appendChild(a);
+            a.textContent = t("upgrade"); $("watch-msg").appendChild(a);
           }
           throw new Error(msg);
         }
@@ -33,12 +34,12 @@
       .then(function (items) {
         var list = $("watch-items"); list.textContent = "";
         if (!items.length) {
-          var li = document.createElement("li"); li.textContent = "Nothing watched yet.";
+          var li = document.createElement("li"); li.textContent = t("nothing_watched");
           list.appendChild(li);
         }
         items.forEach(function (i) {
           var li = document.createElement("li"); li.textContent = i.display + " ";
-          li.appendChild(button("Remove", function () {
+          li.appendChild(button(t("remove"), function () {
             send("DELETE", "/api/watchlist?project=" + encodeURIComponent(i.project_id))
               .then(load, function () {});
           }));
@@ -51,12 +52,12 @@
         var body = $("alert-rows"); body.textContent = "";
         alerts.forEach(function (a) {
           var tr = document.createElement("tr");
-          var state = a.armed ? "armed" : "fired, waiting to re-arm";
+          var state = a.armed ? t("armed") : t("fired");
           [a.description, state].forEach(function (v) {
             var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
           });
           var td = document.createElement("td");
-          td.appendChild(button("Delete", function () {
+          td.appendChild(button(t("delete"), function () {
             send("DELETE", "/api/alerts/" + a.id).then(load, function () {});
           }));
           tr.appendChild(td); body.appendChild(tr);
@@ -66,14 +67,14 @@
   $("watch-form").addEventListener("submit", function (e) {
     e.preventDefault();
     send("POST", "/api/watchlist", { project: $("watch-project").value }).then(function (d) {
-      say(d.added ? d.project.display + " added." : d.project.display + " was already on your watchlist.");
+      say(t(d.added ? "added" : "already", { project: d.project.display }));
       $("watch-project").value = ""; load();
     }, function () {});
   });
   $("alert-form").addEventListener("submit", function (e) {
     e.preventDefault();
     send("POST", "/api/alerts", { alert: $("alert-text").value }).then(function (a) {
-      say("Alert set: " + a.description); $("alert-text").value = ""; load();
+      say(t("alert_set", { alert: a.description })); $("alert-text").value = ""; load();
     }, function () {});
   });
   load();

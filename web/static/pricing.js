@@ -1,6 +1,7 @@
 /* Pricing page: the upgrade button only for those below Pro; everything via textContent. */
 (function () {
   "use strict";
+  var t = window.ChainLensText;
   var upgrade = document.getElementById("upgrade");
   var msg = document.getElementById("msg");
   var current = document.getElementById("current");
@@ -13,8 +14,8 @@
       upgrade.hidden = !a.can_upgrade;
       if (!a.can_upgrade) {
         current.hidden = false;
-        current.textContent = "You are on the " + a.tier.charAt(0).toUpperCase() + a.tier.slice(1) +
-          " plan." + (a.can_manage_subscription ? " Manage or cancel it from your account." : "");
+        current.textContent = t("on_plan", { plan: t(a.tier) }) +
+          (a.can_manage_subscription ? " " + t("manage") : "");
       }
     })
     .catch(function () { upgrade.hidden = false; });
@@ -24,8 +25,8 @@
       .then(function (r) { return r.json().then(function (b) { return [r.ok, b]; }); })
       .then(function (res) {
         if (res[0]) { location.href = res[1].checkout_url; }
-        else { msg.textContent = (res[1].error && res[1].error.message) || "Upgrades are not available right now."; }
+        else { msg.textContent = (res[1].error && res[1].error.message) || t("unavailable"); }
       })
-      .catch(function () { msg.textContent = "Upgrades are not available right now."; });
+      .catch(function () { msg.textContent = t("unavailable"); });
   });
 })();

@@ -12,14 +12,23 @@
   window.__chainlensWidget = true;
   var origin = new URL(script.src, location.href).origin;
   var title = script.getAttribute("data-title") || "ChainLens";
-  var greeting = script.getAttribute("data-greeting") ||
-    "Ask me about any crypto project, or try one of these:";
-  var examples = (script.getAttribute("data-examples") ||
-    "Research Uniswap|is the PEPE team legit?|ETH tokenomics?").split("|").filter(Boolean);
   var startOpen = script.getAttribute("data-open") === "true";
   var conversationId = null;
   var tier = null;
   var busy = false;
+  // Every string people read comes from the server's message catalogue (GET /api/i18n/<lang>).
+  var strings = {};
+  var languages = {};
+  var language = null;
+  var examples = [];
+  var greeting = "";
+
+  function t(key, vars) {
+    var text = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return vars && Object.prototype.hasOwnProperty.call(vars, name) ? String(vars[name]) : whole;
+    });
+  }
 
   var host = document.createElement("div");
   host.id = "chainlens-widget";
@@ -27,25 +36,24 @@
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML =
     '<link rel="stylesheet" href="' + escapeHtml(origin) + '/widget.css">' +
-    '<button class="cl-bubble" type="button" aria-haspopup="dialog" aria-expanded="false" aria-label="Open ' +
-    escapeHtml(title) + ' chat">' +
+    '<button class="cl-bubble" type="button" aria-haspopup="dialog" aria-expanded="false">' +
     '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true" focusable="false">' +
     '<path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z' +
     'm3 5v2h10V9H7zm0 4v2h7v-2H7z"/></svg></button>' +
-    '<section class="cl-panel" role="dialog" aria-label="' + escapeHtml(title) + ' chat" hidden>' +
+    '<section class="cl-panel" role="dialog" hidden>' +
     '  <header class="cl-head"><h2>' + escapeHtml(title) + '</h2>' +
     '    <span class="cl-quota" aria-live="polite"></span>' +
-    '    <button class="cl-new" type="button" title="Start a new conversation">New chat</button>' +
-    '    <button class="cl-close" type="button" aria-label="Close chat">\u00D7</button></header>' +
+    '    <select class="cl-lang"></select>' +
+    '    <button class="cl-new" type="button"></button>' +
+    '    <button class="cl-close" type="button">\u00D7</button></header>' +
     '  <div class="cl-log" role="log" aria-live="polite" tabindex="0"></div>' +
     '  <div class="cl-upgrade" hidden><p class="cl-upgrade-text"></p>' +
-    '    <button class="cl-upgrade-btn" type="button">Upgrade to Pro</button></div>' +
-    '  <form class="cl-form"><label class="cl-sr" for="cl-input">Your question</label>' +
-    '    <input id="cl-input" class="cl-input" name="message" maxlength="2000" autocomplete="off" ' +
-    '      placeholder="Research Uniswap\u2026" required>' +
-    '    <button class="cl-send" type="submit">Ask</button></form>' +
+    '    <button class="cl-upgrade-btn" type="button"></button></div>' +
+    '  <form class="cl-form"><label class="cl-sr" for="cl-input"></label>' +
+    '    <input id="cl-input" class="cl-input" name="message" maxlength="2000" autocomplete="off" required>' +
+    '    <button class="cl-send" type="submit"></button></form>' +
     '  <div class="cl-account" hidden><span class="cl-account-text"></span>' +
-    '    <button class="cl-signout" type="button">Sign out</button></div>' +
+    '    <button class="cl-signout" type="button"></button></div>' +
     '</section>';
 
   var bubble = root.querySelector(".cl-bubble");
@@ -56,6 +64,58 @@
   var quotaEl = root.querySelector(".cl-quota");
   var upgradeBox = root.querySelector(".cl-upgrade");
   var accountBox = root.querySelector(".cl-account");
+  var langSelect = root.querySelector(".cl-lang");
+  var signedInAs = null;
+  var lastQuota = null;
+
+  /* Labels of the widget itself in the current language (the conversation stays as it was). */
+  function applyStrings() {
+    host.setAttribute("lang", language);
+    panel.setAttribute("lang", language);
+    bubble.setAttribute("aria-label", t("open_chat", { title: title }));
+    panel.setAttribute("aria-label", t("chat_label", { title: title }));
+    var newButton = root.querySelector(".cl-new");
+    newButton.textContent = t("new_chat"); newButton.title = t("new_chat_title");
+    root.querySelector(".cl-close").setAttribute("aria-label", t("close"));
+    root.querySelector(".cl-upgrade-btn").textContent = t("upgrade_pro");
+    root.querySelector(".cl-sr").textContent = t("your_question");
+    input.placeholder = t("placeholder");
+    root.querySelector(".cl-send").textContent = t("ask");
+    root.querySelector(".cl-signout").textContent = t("sign_out");
+    langSelect.setAttribute("aria-label", t("language"));
+    langSelect.textContent = "";
+    Object.keys(languages).forEach(function (code) {
+      var option = document.createElement("option");
+      option.value = code; option.textContent = languages[code]; option.lang = code;
+      langSelect.appendChild(option);
+    });
+    langSelect.value = language;
+    greeting = script.getAttribute("data-greeting") || t("greeting");
+    examples = (script.getAttribute("data-examples") || t("examples")).split("|").filter(Boolean);
+    showAccount(signedInAs);
+    showQuota(lastQuota);
+  }
+
+  function supported(code) {
+    code = String(code || "").toLowerCase().split(/[-_]/)[0];
+    return code === "en" || code === "vi" ? code : null;
+  }
+
+  function browserLanguage() {
+    var list = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language];
+    for (var i = 0; i < list.length; i++) { var code = supported(list[i]); if (code) return code; }
+    return null;
+  }
+
+  /* The strings of `code` (public JSON, cached by the browser; no credentials needed). */
+  function loadStrings(code) {
+    return fetch(origin + "/api/i18n/" + code, { credentials: "omit" })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (body) {
+        strings = body.strings || {}; languages = body.languages || {}; language = body.language;
+        applyStrings();
+      });
+  }
 
   function setOpen(open) {
     panel.hidden = !open;
@@ -68,9 +128,12 @@
   root.querySelector(".cl-upgrade-btn").addEventListener("click", upgrade);
   root.querySelector(".cl-new").addEventListener("click", newChat);
   root.querySelector(".cl-signout").addEventListener("click", signOut);
+  langSelect.addEventListener("change", function () { switchLanguage(langSelect.value); });
 
-  // The conversation so far comes from the server, so it survives a reload on any page.
-  var ready = loadConversation();
+  // The language: the page's data-lang, else the server's choice for this visitor (saved on
+  // the account, the switch's cookie, Accept-Language), else the browser's; then the
+  // conversation so far, which comes from the server so it survives a reload on any page.
+  var ready = start();
   if (startOpen) setOpen(true);
 
   // The host page may ask questions too (the demo page's examples do).
@@ -78,6 +141,28 @@
     open: function () { setOpen(true); },
     ask: function (text) { setOpen(true); ready.then(function () { if (!busy && text) ask(String(text)); }); }
   };
+
+  function start() {
+    var history = api("GET", "/api/chat/history").then(null, function () { return null; });
+    return history.then(function (h) {
+      var code = supported(script.getAttribute("data-lang")) || (h && supported(h.language)) ||
+        browserLanguage() || "en";
+      return loadStrings(code).then(null, function (e) {
+        if (window.console) console.error("ChainLens: strings", e);
+        return code === "en" ? null : loadStrings("en");
+      }).then(function () { return h; });
+    }).then(function (h) { return showConversation(h); });
+  }
+
+  /* The widget's switch: new labels at once; the choice is kept for this browser (a cookie)
+   * and on the account when signed in. Answers follow each question's own language first. */
+  function switchLanguage(code) {
+    if (!supported(code) || code === language) return;
+    loadStrings(code).then(function () {
+      api("PUT", "/api/language", { language: code }).catch(function () {});
+      if (!log.querySelector(".cl-user")) { resetLog(); showGreeting(); }
+    }).catch(function () { langSelect.value = language; });
+  }
 
   form.addEventListener("submit", function (e) {
     e.preventDefault();
@@ -98,19 +183,23 @@
     });
   }
 
+  function showConversation(h) {
+    if (!h) { showGreeting(); return refreshQuota(); }
+    conversationId = h.conversation_id;
+    showGreeting();
+    (h.turns || []).forEach(showTurn);
+    signedInAs = h.signed_in_as || null;
+    showAccount(signedInAs);
+    // Back where the reader was: the beginning of the last answer.
+    var last = log.querySelector(".cl-bot:last-child");
+    log.scrollTop = last ? Math.max(0, last.offsetTop - log.offsetTop - 8) : 0;
+    return refreshQuota();
+  }
+
   function loadConversation() {
     return api("GET", "/api/chat/history")
-      .then(function (h) {
-        conversationId = h.conversation_id;
-        showGreeting();
-        (h.turns || []).forEach(showTurn);
-        showAccount(h.signed_in_as);
-        // Back where the reader was: the beginning of the last answer.
-        var last = log.querySelector(".cl-bot:last-child");
-        log.scrollTop = last ? Math.max(0, last.offsetTop - log.offsetTop - 8) : 0;
-      }, function () { showGreeting(); })
-      .catch(function (e) { if (window.console) console.error("ChainLens: earlier messages", e); })
-      .then(refreshQuota);
+      .then(showConversation, function () { showGreeting(); return refreshQuota(); })
+      .catch(function (e) { if (window.console) console.error("ChainLens: earlier messages", e); });
   }
 
   function resetLog() {
@@ -122,22 +211,23 @@
     if (busy) return;
     ready = api("POST", "/api/chat/conversations")
       .then(function (c) { conversationId = c.conversation_id; resetLog(); showGreeting(); input.focus(); })
-      .catch(function () { addMessage("bot").appendChild(errorText("Could not start a new chat. Please try again.")); });
+      .catch(function () { addMessage("bot").appendChild(errorText(t("new_chat_failed"))); });
   }
 
   function signOut() {
     if (busy) return;
     ready = api("POST", "/api/auth/logout")
       .then(function () {
-        conversationId = null; tier = null; quotaEl.textContent = ""; showAccount(null); resetLog();
+        conversationId = null; tier = null; lastQuota = null; quotaEl.textContent = "";
+        signedInAs = null; showAccount(null); resetLog();
         return loadConversation();
       })
-      .catch(function () { addMessage("bot").appendChild(errorText("Could not sign out. Please try again.")); });
+      .catch(function () { addMessage("bot").appendChild(errorText(t("sign_out_failed"))); });
   }
 
   function showAccount(email) {
     accountBox.hidden = !email;
-    root.querySelector(".cl-account-text").textContent = email ? "Signed in as " + email : "";
+    root.querySelector(".cl-account-text").textContent = email ? t("signed_in_as", { email: email }) : "";
   }
 
   function showGreeting() {
@@ -180,7 +270,8 @@
   function addChart(bot, url, project) {
     if (typeof url !== "string" || !/^\/api\/chart\/[a-z0-9-]+\.png$/.test(url)) return;
     var img = document.createElement("img");
-    img.className = "cl-chart"; img.alt = "Price chart" + (project && project.display ? " of " + project.display : "");
+    img.className = "cl-chart";
+    img.alt = project && project.display ? t("chart_alt_of", { project: project.display }) : t("chart_alt");
     img.src = origin + url; bot.appendChild(img);
   }
 
@@ -188,7 +279,8 @@
     if (!q) return;
     if (q.tier) tier = q.tier;
     if (q.remaining === undefined || q.remaining === null || !q.limit) return;
-    quotaEl.textContent = q.remaining + " of " + q.limit + " requests left today";
+    lastQuota = { remaining: q.remaining, limit: q.limit };
+    quotaEl.textContent = t("quota_left", { remaining: q.remaining, limit: q.limit });
   }
 
   function refreshQuota() {
@@ -212,9 +304,9 @@
     }).then(function (r) { return r.json().then(function (b) { return [r.status, b]; }); })
       .then(function (res) {
         if (res[0] === 200 && res[1].checkout_url) { window.open(res[1].checkout_url, "_blank", "noopener"); }
-        else { showUpgrade((res[1].error && res[1].error.message) || "Upgrades are not available right now."); }
+        else { showUpgrade((res[1].error && res[1].error.message) || t("upgrades_unavailable")); }
       })
-      .catch(function () { showUpgrade("Upgrades are not available right now."); });
+      .catch(function () { showUpgrade(t("upgrades_unavailable")); });
   }
 
   function onRefused(data) {
@@ -224,7 +316,7 @@
     // Waiting a minute is the answer to a per-minute refusal; more daily requests need Pro.
     // The refusal itself is already in the chat: the box only offers the upgrade.
     if (data.window !== "minute" && (tier === null || tier === "free")) {
-      showUpgrade("Pro gives you many more questions every day.");
+      showUpgrade(t("pro_more"));
     }
   }
 
@@ -235,7 +327,7 @@
     var bot = addMessage("bot");
     var toolsEl = document.createElement("div"); toolsEl.className = "cl-tools"; toolsEl.setAttribute("aria-live", "polite");
     var textEl = document.createElement("div"); textEl.className = "cl-text";
-    var typing = document.createElement("span"); typing.className = "cl-typing"; typing.textContent = "Thinking\u2026";
+    var typing = document.createElement("span"); typing.className = "cl-typing"; typing.textContent = t("thinking");
     textEl.appendChild(typing); bot.appendChild(toolsEl); bot.appendChild(textEl);
     var raw = "";
     var finished = false;
@@ -257,8 +349,8 @@
         else {
           var state = !data.ok ? "failed" : (data.partial ? "partial" : "done");
           c.className = "cl-chip cl-" + state;
-          c.textContent = toolLabel(data.tool) + (state === "done" ? " \u2713" : state === "partial" ? " (partial)" : " \u2717");
-          if (state === "partial") c.title = "Some sources did not answer, or this is older stored data";
+          c.textContent = toolLabel(data.tool) + (state === "done" ? " \u2713" : state === "partial" ? " " + t("partial") : " \u2717");
+          if (state === "partial") c.title = t("partial_title");
         }
       } else if (name === "text") {
         raw += data.chunk; textEl.innerHTML = renderMarkdown(raw);
@@ -274,7 +366,7 @@
       } else if (name === "error") {
         finished = true;
         if (data.answer) { raw = data.answer; renderAnswer(textEl, raw, []); }
-        else { textEl.textContent = ""; textEl.appendChild(errorText(data.message || "Something went wrong.")); }
+        else { textEl.textContent = ""; textEl.appendChild(errorText(data.message || t("went_wrong"))); }
         if (data.code === "quota_exceeded") onRefused(data);
       }
       log.scrollTop = log.scrollHeight;
@@ -295,7 +387,7 @@
       }
       return readSse(response.body.getReader(), onEvent);
     }).catch(function () {
-      if (!finished) onEvent("error", { message: "Connection lost. Please try again." });
+      if (!finished) onEvent("error", { message: t("connection_lost") });
     }).then(function () {
       busy = false; form.querySelector(".cl-send").disabled = false; input.focus();
     });
@@ -330,7 +422,7 @@
   }
 
   function toolLabel(t) {
-    return { onchain: "Market & on-chain", sentiment: "Sentiment", tokenomics: "Tokenomics", team: "Team" }[t] || t;
+    return Object.prototype.hasOwnProperty.call(strings, "tool_" + t) ? strings["tool_" + t] : t;
   }
 
   function escapeHtml(s) {
