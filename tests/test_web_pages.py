@@ -256,7 +256,8 @@ async def test_per_minute_refusal_reports_the_days_quota(chat: httpx.AsyncClient
 async def test_history_returns_this_sessions_recent_turns(chat: httpx.AsyncClient,
                                                           chat_deps: Deps) -> None:
     empty = (await chat.get("/api/chat/history")).json()
-    assert empty == {"conversation_id": "default", "turns": [], "signed_in_as": None}
+    assert empty == {"conversation_id": "default", "turns": [], "signed_in_as": None,
+                     "language": "en"}
     answered = await chat.post("/api/chat/stream", json={"message": "Research Uniswap",
                                                          "conversation_id": "default"})
     final = _final(answered)

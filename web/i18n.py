@@ -197,7 +197,6 @@ WIDGET_TEXT: dict[str, str] = {
     "tool_tokenomics": N_("Tokenomics"),
     "tool_team": N_("Team"),
     "language": N_("Language"),
-    "automatic": N_("Automatic"),
 }
 
 

@@ -203,7 +203,7 @@ async def verify_magic_link_page(request: Request, token: str = "") -> HTMLRespo
         + '<form method="post" action="/auth/verify">'
         f'<input type="hidden" name="token" value="{html.escape(token[:100])}">'
         f'<input type="hidden" name="csrf" value="{csrf}">'
-        f'<button type="submit">{html.escape(loc._("Sign in"))}</button></form>'
+        f'<button type="submit">{html.escape(loc._(ACCOUNT_TEXT["sign_in"]))}</button></form>'
         '<p class="small">'
         + html.escape(loc._("If you did not ask for this link, close this page.")) + "</p>"))
     https = str(deps.settings.public_base_url).startswith("https://")

@@ -69,15 +69,28 @@ def _esc(loc: Localizer, message: str) -> str:
     return html.escape(loc._(message))
 
 
+# Short labels (constants: gettext extraction does not look inside f-strings).
+_GET_IT = N_("Get it every morning")
+_EMAIL_LABEL = N_("E-mail")
+_SUBSCRIBE = N_("Subscribe")
+_SUBSCRIBE_AGAIN = N_("Subscribe again")
+_ARCHIVE = N_("Archive")
+_TRY_AGAIN = N_("Try again")
+_CONFIRM_MINE = N_("Confirm my subscription")
+_UNSUBSCRIBE = N_("Unsubscribe")
+_ALL_REPORTS = N_("All reports")
+_HEADLINE = N_("This is the headline edition.")
+
+
 def subscribe_form(language: Language) -> str:
     """The e-mail subscription form, in `language`."""
     loc = localizer(language)
     return (
-        f"<section><h2>{_esc(loc, N_('Get it every morning'))}</h2>"
+        f"<section><h2>{_esc(loc, _GET_IT)}</h2>"
         "<form method=\"post\" action=\"/reports/subscribe\">"
-        f"<label for=\"email\">{_esc(loc, N_('E-mail'))}</label> "
+        f"<label for=\"email\">{_esc(loc, _EMAIL_LABEL)}</label> "
         "<input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"email\"> "
-        f"<button type=\"submit\">{_esc(loc, N_('Subscribe'))}</button></form>"
+        f"<button type=\"submit\">{_esc(loc, _SUBSCRIBE)}</button></form>"
         "<p class=\"small\">"
         + html.escape(loc._("We send a confirmation link first. In Telegram or Discord, use "
                             "{alpha}. Free accounts get the headline edition, Pro the full "
@@ -96,7 +109,7 @@ def _link_invalid(loc: Localizer, exc: LinkInvalid) -> HTMLResponse:
 
 
 def _again(loc: Localizer) -> str:
-    return f"<a href=\"/reports\">{_esc(loc, N_('Subscribe again'))}</a>"
+    return f"<a href=\"/reports\">{_esc(loc, _SUBSCRIBE_AGAIN)}</a>"
 
 
 @router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
@@ -109,7 +122,7 @@ async def reports_index(request: Request) -> HTMLResponse:
     lead = _esc(loc, N_("A morning note on the market and the projects people asked ChainLens "
                         "about most."))
     body = (f"<p class=\"lead\">{lead}</p>{subscribe_form(loc.language)}"
-            f"<h2>{_esc(loc, N_('Archive'))}</h2>"
+            f"<h2>{_esc(loc, _ARCHIVE)}</h2>"
             + (f"<ul>{items}</ul>" if items
                else para(loc, N_("No report has been built yet."))))
     return _page(loc, N_("ChainLens daily alpha"), body)
@@ -168,7 +181,7 @@ async def subscribe_email(request: Request,
     if not _EMAIL.match(email):
         return _page(loc, N_("Check the address"), para(
             loc, N_("That does not look like an e-mail address. {try_again}"),
-            try_again=f"<a href=\"/reports\">{_esc(loc, N_('Try again'))}</a>"), 400)
+            try_again=f"<a href=\"/reports\">{_esc(loc, _TRY_AGAIN)}</a>"), 400)
     if deps.settings.sendgrid_api_key is None:
         return _page(loc, N_("E-mail is off"), para(
             loc, N_("E-mail reports are not configured on this server (SENDGRID_API_KEY). Use "
@@ -190,7 +203,7 @@ async def subscribe_email(request: Request,
         text = f"{confirm_text}\n\n{link}\n\n{ignore}"
         body = (f"<p>{html.escape(confirm_text)}</p>"
                 f"<p><a href=\"{html.escape(link)}\">"
-                f"{_esc(loc, N_('Confirm my subscription'))}</a></p>"
+                f"{_esc(loc, _CONFIRM_MINE)}</a></p>"
                 f"<p>{html.escape(ignore)}</p>")
         try:
             # every outgoing message passes the shared limiter, confirmations included
@@ -238,7 +251,7 @@ async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
     question = para(loc, N_("Stop sending the daily report to {email}?"),
                     email=html.escape(email))
     return _page(loc, N_("Unsubscribe"), f"<form method=\"post\">{question}<button "
-                 f"type=\"submit\">{_esc(loc, N_('Unsubscribe'))}</button></form>")
+                 f"type=\"submit\">{_esc(loc, _UNSUBSCRIBE)}</button></form>")
 
 
 @router.post("/reports/unsubscribe", include_in_schema=False)
@@ -352,13 +365,13 @@ async def report_page(day: str, request: Request,
     if stored is None:
         return _page(loc, N_("No report"), para(
             loc, N_("There is no report for {day}. {all_reports}"), day=html.escape(day),
-            all_reports=f"<a href=\"/reports\">{_esc(loc, N_('All reports'))}</a>"), 404)
+            all_reports=f"<a href=\"/reports\">{_esc(loc, _ALL_REPORTS)}</a>"), 404)
     edition = _edition(caller)
     chart = f"/reports/{day}/chart.png" if stored.chart_png else None
     upsell = ("" if edition == "full" else para(
         loc, N_("{headline} The full report, with every project's insight and risk flags, "
                 "comes with {pro}."),
-        headline=f"<strong>{_esc(loc, N_('This is the headline edition.'))}</strong>",
+        headline=f"<strong>{_esc(loc, _HEADLINE)}</strong>",
         pro="<a href=\"/pricing\">Pro</a>"))
     page = render.web_page(_content_for(stored.content, edition), chart_src=chart,
                            subscribe_form=upsell + subscribe_form(loc.language),
