@@ -22,7 +22,12 @@ from tests.tools_fakes import FakeSources, fast_http
 from web.app import create_app
 from web.auth import SESSION_COOKIE, session_cookie_value
 from web.i18n import LANG_COOKIE, WIDGET_TEXT
-from web.routes.account import ACCOUNT_SCRIPT_TEXT, ACCOUNT_TEXT, PRICING_SCRIPT_TEXT, PRICING_TEXT
+from web.routes.account import (
+    ACCOUNT_SCRIPT_TEXT,
+    ACCOUNT_TEXT,
+    PRICING_SCRIPT_TEXT,
+    PRICING_TEXT,
+)
 from web.routes.pages import DEMO_TEXT
 
 STATIC = REPO_ROOT / "web" / "static"
@@ -36,7 +41,9 @@ def chat_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
     limits = dict(deps.settings.tier_limits)
     limits["free"] = TierLimits(daily=2, minute=10)
     settings = deps.settings.model_copy(update={"tier_limits": limits})
-    return fast_http(with_http(dataclasses.replace(deps, settings=settings), sources.transport()))
+    fast: Deps = fast_http(with_http(dataclasses.replace(deps, settings=settings),
+                                     sources.transport()))
+    return fast
 
 
 @pytest.fixture
