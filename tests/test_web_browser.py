@@ -296,7 +296,7 @@ async def test_pro_user_is_not_offered_pro_and_can_sign_out(live: LiveServer, br
     await set_base_tier(session_deps, account.id, "pro")
     context = await signed_in_context(browser, live, "pro@example.com")
     page = await opened(context, live, "/account")
-    await expect(page.locator("#tier")).to_have_text("pro")
+    await expect(page.locator("#tier")).to_have_text("Pro")  # the plan's name, translated
     await expect(page.locator("#email-now")).to_have_text("pro@example.com")
     assert await page.locator("#upgrade").is_hidden()
     assert await page.locator("#portal").is_hidden()  # granted, not subscribed: nothing to manage
@@ -305,14 +305,14 @@ async def test_pro_user_is_not_offered_pro_and_can_sign_out(live: LiveServer, br
     await expect(page.locator("#current")).to_have_text("You are on the Pro plan.")
     assert await page.locator("#upgrade").is_hidden()
     await page.goto(live.url + "/account")
-    await expect(page.locator("#tier")).to_have_text("pro")
+    await expect(page.locator("#tier")).to_have_text("Pro")  # the plan's name, translated
     await page.click("#signout")
     await page.wait_for_url(live.url + "/")
     await page.wait_for_selector(".cl-panel:not([hidden])")
     await expect(page.locator(".cl-quota")).to_contain_text("requests left today")
     assert await page.locator(".cl-account").is_hidden()
     await page.goto(live.url + "/account")
-    await expect(page.locator("#tier")).to_have_text("free")
+    await expect(page.locator("#tier")).to_have_text("Free")
     assert await page.locator("#upgrade").is_visible()
     assert await page.locator("#portal").is_hidden()
     assert await page.locator("#signin").is_visible()
@@ -369,4 +369,37 @@ async def test_kept_answers_render_as_text_and_only_http_sources_link(
     assert hrefs == ["https://www.coingecko.com/en/coins/uniswap"]
     assert await bot.locator("img, script, b").count() == 0
     assert await page.evaluate("window.__pwned") is None
+    await context.close()
+
+
+async def test_widget_and_account_page_in_vietnamese(live: LiveServer, browser: Any,
+                                                     session_deps: Deps) -> None:
+    """A Vietnamese browser gets the widget in Vietnamese; the widget's switch changes its
+    labels at once; the account page's selector saves the choice, which wins on reload."""
+    context = await browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(live.url + "/")
+    await page.wait_for_selector(".cl-panel:not([hidden])")
+    assert await page.locator("html").get_attribute("lang") == "vi"
+    await expect(page.locator(".cl-new")).to_have_text("Chat mới")
+    await expect(page.locator(".cl-quota")).to_contain_text("lượt hỏi hôm nay")
+    assert await page.locator(".cl-input").get_attribute("placeholder") == "Phân tích Uniswap…"
+    assert await page.locator(".cl-example").first.inner_text() == "Phân tích Uniswap"
+    await page.screenshot(path=str(ARTIFACTS / "widget-vi.png"), full_page=True)
+    await page.select_option(".cl-lang", "en")
+    await expect(page.locator(".cl-new")).to_have_text("New chat")
+    await expect(page.locator(".cl-send")).to_have_text("Ask")
+    await context.close()
+
+    await account_for_identity(session_deps, "web:viet@example.com")
+    context = await signed_in_context(browser, live, "viet@example.com")
+    page = await opened(context, live, "/account")
+    assert await page.locator("html").get_attribute("lang") == "en"
+    await page.select_option("#language-choice", "vi")
+    await page.click("#language-form button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Tài khoản của bạn", timeout=10_000)
+    assert await page.locator("#language-choice").input_value() == "vi"
+    await page.goto(live.url + "/")
+    await page.wait_for_selector(".cl-panel:not([hidden])")
+    await expect(page.locator(".cl-new")).to_have_text("Chat mới")
     await context.close()

@@ -183,7 +183,8 @@ def test_scripts_use_only_catalogue_keys() -> None:
         assert keys <= set(ACCOUNT_SCRIPT_TEXT), (name, keys - set(ACCOUNT_SCRIPT_TEXT))
     pricing_keys = set(re.findall(r'\bt\("(\w+)"', (STATIC / "pricing.js").read_text()))
     assert pricing_keys <= set(PRICING_SCRIPT_TEXT)
-    supplied = {"lang", "script_text", "base", "free_daily", "account_link", "lang_saved",
+    supplied = {"lang", "script_text", "base", "free_daily", "account_link", "lang_saved", "email", "command", "archive_link", "alpha",
+                "watch_command", "alert_command",
                 *(f"{tier}_{window}" for tier in ("free", "pro", "enterprise")
                   for window in ("daily", "minute"))}
     for template, table in (("index.html", DEMO_TEXT), ("account.html", ACCOUNT_TEXT),

@@ -227,6 +227,8 @@ def render_page(template: str, language: Language, text: Mapping[str, str],
     (the page's scripts' strings, for a `data-i18n` attribute)."""
     loc = localizer(language)
     values: dict[str, str] = dict(markup or {})
+    if clash := set(values) & {*text, "lang", "script_text"}:
+        raise ValueError(f"page marks named twice: {sorted(clash)}")
     values["lang"] = language
     values["script_text"] = html.escape(
         json.dumps(translated(language, script_text or {}), ensure_ascii=False), quote=True)

@@ -268,7 +268,7 @@ ACCOUNT_TEXT: dict[str, str] = {
     "sign_in": N_("Sign in"),
     "anonymous_session": N_("You are using an anonymous session. Sign in with your email to keep "
                             "your account on any device."),
-    "email": N_("E-mail"),
+    "email_label": N_("E-mail"),
     "email_link": N_("Email me a sign-in link"),
     "language": N_("Language"),
     "language_label": N_("Answers and pages in"),
@@ -290,16 +290,16 @@ ACCOUNT_TEXT: dict[str, str] = {
     "new_key_name": N_("New key name"),
     "create_key": N_("Create key"),
     "daily_report": N_("Daily report"),
-    "report_help": N_("Every morning in your chats or inbox ({archive}). In Telegram or Discord "
-                      "send {alpha}; for e-mail:"),
+    "report_help": N_("Every morning in your chats or inbox ({archive_link}). In Telegram or "
+                      "Discord send {alpha}; for e-mail:"),
     "archive": N_("archive"),
     "channel": N_("Channel"),
     "where": N_("Where"),
     "state": N_("State"),
     "subscribe": N_("Subscribe"),
     "watchlist": N_("Watchlist and alerts"),
-    "watch_help": N_("Shared with Telegram and Discord ({watch}, {alert}). Alerts set here are "
-                     "sent to your e-mail; sign in to use them."),
+    "watch_help": N_("Shared with Telegram and Discord ({watch_command}, {alert_command}). "
+                     "Alerts set here are sent to your e-mail; sign in to use them."),
     "project": N_("Project"),
     "watch": N_("Watch"),
     "alert": N_("Alert"),
@@ -378,9 +378,9 @@ async def account_page(request: Request) -> HTMLResponse:
     saved = await account_choice(request) or cookie_language(request)
     page = render_page((STATIC_DIR / "account.html").read_text(), language, ACCOUNT_TEXT, {
         "email": '<strong id="email-now"></strong>', "command": "<code>/link CODE</code>",
-        "archive": _link("/reports", loc._(ACCOUNT_TEXT["archive"])),
-        "alpha": "<code>/alpha</code>", "watch": "<code>/watch</code>",
-        "alert": "<code>/alert</code>", "lang_saved": saved or "auto",
+        "archive_link": _link("/reports", loc._(ACCOUNT_TEXT["archive"])),
+        "alpha": "<code>/alpha</code>", "watch_command": "<code>/watch</code>",
+        "alert_command": "<code>/alert</code>", "lang_saved": saved or "auto",
     }, ACCOUNT_SCRIPT_TEXT)
     return page_response(page)
 
