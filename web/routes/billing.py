@@ -20,6 +20,7 @@ from billing.errors import (
 )
 from billing.quota import quota_status
 from chainlens.deps import Deps
+from chainlens.i18n import N_
 from web.auth import (
     Caller,
     SessionCookieMiddleware,
@@ -51,6 +52,14 @@ def _deps(request: Request) -> Deps:
 
 CurrentAccount = Annotated[Account, Depends(current_account)]
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+# Messages of billing's exceptions that reach people through the account page and the widget:
+# marked here so the catalogue has them, and the error handler shows them in the reader's
+# language (web.errors).
+_BILLING_MESSAGES = (N_("billing not configured"),
+                     N_("this link code is unknown, expired or already used"),
+                     N_("too many link attempts; wait a few minutes"))
 
 
 def _not_configured(exc: BillingNotConfigured) -> ApiError:
@@ -97,7 +106,7 @@ async def portal(request: Request, account: CurrentAccount) -> PortalResponse:
     if not deps.settings.stripe_configured:
         raise ApiError(503, "billing_not_configured", "billing not configured")
     if account.stripe_customer_id is None:
-        raise ApiError(409, "no_billing_profile", "This account has no subscription yet.")
+        raise ApiError(409, "no_billing_profile", N_("This account has no subscription yet."))
     try:
         url = await payments.create_portal(deps, account)
     except PaymentProviderError as exc:
@@ -165,14 +174,17 @@ async def track(body: TrackRequest, request: Request) -> dict[str, bool]:
     return {"tracked": True}
 
 
+_SIGN_IN_OR_KEY = N_("Sign in or send an API key.")
+
+
 async def identified_caller(request: Request, response: Response) -> Caller:
     """FastAPI dependency: an API key or a signed-in session; 401 for anyone else."""
     if not request.headers.get("authorization") and request_session(request) is None:
-        raise ApiError(401, "unauthorized", "Sign in or send an API key.",
+        raise ApiError(401, "unauthorized", _SIGN_IN_OR_KEY,
                        headers={"WWW-Authenticate": "Bearer"})
     caller = await current_caller(request, response)
     if caller.anonymous:
-        raise ApiError(401, "unauthorized", "Sign in or send an API key.",
+        raise ApiError(401, "unauthorized", _SIGN_IN_OR_KEY,
                        headers={"WWW-Authenticate": "Bearer"})
     return caller
 
@@ -206,7 +218,7 @@ class KeyCreated(KeyInfo):
 
 def _signed_in(caller: Caller) -> Account:
     if caller.anonymous:
-        raise ApiError(403, "sign_in_required", "Sign in to manage API keys.")
+        raise ApiError(403, "sign_in_required", N_("Sign in to manage API keys."))
     return caller.account
 
 
@@ -234,7 +246,7 @@ async def revoke_key(key_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: 
                      caller: CurrentCaller) -> Response:
     """Revoke a key at once."""
     if not await api_keys.revoke_api_key(_deps(request), _signed_in(caller), key_id):
-        raise ApiError(404, "not_found", "No such active API key.")
+        raise ApiError(404, "not_found", N_("No such active API key."))
     return Response(status_code=204)
 
 

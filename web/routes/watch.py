@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from billing.accounts import identity_kind
 from billing.checkout_link import checkout_link
 from chainlens.deps import Deps
+from chainlens.i18n import N_
 from reports import watch
 from tools.results import Project
 from web.auth import Caller, current_caller
@@ -33,7 +34,7 @@ def _deps(request: Request) -> Deps:
 def _signed_in(caller: Caller) -> Caller:
     if caller.anonymous:
         raise ApiError(401, "sign_in_required",
-                       "Sign in to keep a watchlist and set alerts.")
+                       N_("Sign in to keep a watchlist and set alerts."))
     return caller
 
 
@@ -155,8 +156,9 @@ def _email_of(caller: Caller) -> str:
         return caller.identity.partition(":")[2]
     if caller.account.email:
         return caller.account.email
-    raise ApiError(400, "no_email", "Alerts set on the web are sent by e-mail, and this account "
-                   "has no e-mail address. Set alerts in Telegram or Discord instead.")
+    raise ApiError(400, "no_email", N_("Alerts set on the web are sent by e-mail, and this "
+                                       "account has no e-mail address. Set alerts in Telegram "
+                                       "or Discord instead."))
 
 
 @router.post("/api/alerts", response_model=AlertOut, status_code=201)
@@ -188,5 +190,5 @@ async def remove_alert(alert_id: int, request: Request,
                        caller: Caller = Depends(current_caller)) -> dict[str, bool]:
     deleted = await watch.delete_alert(_deps(request), _signed_in(caller).account.id, alert_id)
     if not deleted:
-        raise ApiError(404, "not_found", "No such alert on your account.")
+        raise ApiError(404, "not_found", N_("No such alert on your account."))
     return {"deleted": True}
