@@ -43,7 +43,7 @@ _UNAVAILABLE_OTHER = N_("A service we depend on is unreachable right now, so thi
 _INVALID = N_("The request is not valid.")
 _BAD_TEXT = N_("The request contains characters we cannot store (such as NUL).")
 _INTERNAL = N_("Something went wrong on our side.")
-_NOT_FOUND = N_("Not Found")
+_NOT_FOUND = N_("Not Found")  # Starlette's 404 detail, translated by `_http` below
 
 
 class ErrorBody(BaseModel):

@@ -110,10 +110,6 @@ async def page_language(request: Request) -> Language:
     return await account_choice(request) or request_language(request)
 
 
-def web_localizer(request: Request) -> Localizer:
-    return localizer(request_language(request))
-
-
 # --- the quota refusal ------------------------------------------------------------------------
 
 def _duration(loc: Localizer, seconds: int) -> str:
