@@ -235,6 +235,7 @@ async def test_language_endpoint_needs_sign_in_and_valid_input(client: httpx.Asy
     assert saved.status_code == 200 and saved.json() == {"language": "vi", "saved": True}
     account = await account_for_identity(chat_deps, "web:lang@example.com")
     assert account.id == account_id and account.language == "vi"
+    assert (await client.get("/api/account")).json()["language"] == "vi"
     # reflected on reload, whatever the browser prefers
     page = await client.get("/account", headers=EN)
     assert lang_of(page.text) == "vi" and 'data-current="vi"' in page.text

@@ -69,6 +69,7 @@ class AccountOut(BaseModel):
     # with a live Stripe subscription.
     can_upgrade: bool
     can_manage_subscription: bool
+    language: str | None = None  # the saved choice ('en', 'vi'); None is automatic
 
 
 class MagicLinkRequest(BaseModel):
@@ -106,7 +107,8 @@ async def account_data(request: Request, caller: Caller = Depends(current_caller
         daily_used=status.day_used, daily_limit=status.day_limit,
         monthly_cost=float(await monthly_cost(deps, account.id)),
         subscription=subscription if subscription["status"] != "none" else None,
-        can_upgrade=account.tier == "free", can_manage_subscription=bool(stripe_subscription))
+        can_upgrade=account.tier == "free", can_manage_subscription=bool(stripe_subscription),
+        language=account.language)
 
 
 @router.post("/api/auth/magic-link", response_model=MagicLinkSent, responses={
