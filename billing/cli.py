@@ -62,4 +62,27 @@ def set_tier(identity: str, tier: str, daily_limit: int | None, minute_limit: in
     click.echo(asyncio.run(_run()))
 
 
-COMMANDS = [account]
+@click.group()
+def retention() -> None:
+    """Fold old usage and query rows into daily aggregates (RETENTION_DAYS)."""
+
+
+@retention.command("run")
+def retention_run() -> None:
+    """Apply retention now (the daily job does the same): fold raw rows older than
+    RETENTION_DAYS into daily aggregates and delete them, in batches."""
+    from chainlens.cli import settings_from_env
+
+    settings = settings_from_env()
+
+    async def _run() -> str:
+        from billing.retention import apply_retention
+        from chainlens.deps import open_deps
+
+        async with open_deps(settings) as deps:
+            return (await apply_retention(deps)).summary()
+
+    click.echo(asyncio.run(_run()))
+
+
+COMMANDS = [account, retention]

@@ -199,6 +199,12 @@ class Settings(BaseSettings):
     alert_rearm_margin: float = Field(default=0.01, ge=0, lt=0.5)
     alert_cron: str = "* * * * *"
     alert_slow_cron: str = "*/30 * * * *"  # risk-flag and sentiment alerts
+    # retention (billing/retention.py): raw usage/query rows are folded into daily aggregates
+    # and deleted after `retention_days`; daily rows go after `retention_daily_days`
+    retention_days: PositiveInt = 90
+    retention_daily_days: PositiveInt = 730
+    retention_batch: int = Field(default=5000, ge=1, le=100_000)
+    retention_cron: str = "23 5 * * *"
     # SendGrid "Signed Event Webhook" verification key (base64 ECDSA public key)
     sendgrid_webhook_public_key: SecretStr | None = None
 
@@ -208,7 +214,8 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("report_cron", "cache_warm_cron", "alert_cron", "alert_slow_cron")
+    @field_validator("report_cron", "cache_warm_cron", "alert_cron", "alert_slow_cron",
+                     "retention_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         from croniter import croniter

@@ -112,6 +112,15 @@ async def purge_anonymous(context: JobContext, timestamp: int) -> None:
     log.info("purged %d idle anonymous account(s)", purged)
 
 
+@app.task(name="billing.apply_retention", queue="default", pass_context=True)
+async def apply_retention(context: JobContext, timestamp: int) -> None:
+    """Daily: raw usage/query rows past RETENTION_DAYS are folded into daily aggregates."""
+    from billing.retention import apply_retention as run
+
+    result = await run(job_deps(context))
+    log.info("%s", result.summary())
+
+
 @app.task(name="billing.expire_stars", queue="default", pass_context=True)
 async def expire_stars(context: JobContext, timestamp: int) -> None:
     """Every 5 minutes: Telegram Stars subscriptions whose period ran out stop granting Pro."""
