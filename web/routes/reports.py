@@ -88,7 +88,7 @@ async def reports_index(request: Request) -> HTMLResponse:
 def _content_for(content: ReportContent, edition: render.Edition) -> ReportContent:
     if edition == "full":
         return content
-    projects = [p.model_copy(update={"risk_flags": []})
+    projects = [p.model_copy(update={"risk_flags": [], "risk_flags_by_language": {}})
                 for p in content.projects[:render.HEADLINE_PROJECTS]]
     return content.model_copy(update={"projects": projects,
                                       "movers": [m for m in content.movers
