@@ -406,10 +406,11 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
 async def _follow_move(deps: Deps, delivery: Delivery, new_destination: str) -> None:
     """A Telegram group that became a supergroup keeps its subscription under the new id; the
     next broadcast (or `report send` again) reaches it there."""
-    owner = await deps.db.fetchval("SELECT user_id FROM report_subscribers WHERE id = $1",
-                                   delivery.subscriber_id)
-    if owner is not None:
-        await subscribe(deps, account_id=owner, channel="telegram", destination=new_destination)
+    old = await deps.db.fetchrow("SELECT user_id, language FROM report_subscribers "
+                                 "WHERE id = $1", delivery.subscriber_id)
+    if old is not None:
+        await subscribe(deps, account_id=old["user_id"], channel="telegram",
+                        destination=new_destination, language=old["language"])
         log.info("telegram subscription moved to supergroup %s", new_destination)
 
 

@@ -102,8 +102,9 @@ def project_summary(p: ProjectLine, loc: Localizer = ENGLISH) -> str:
     _ = loc._
     sentiment = (_("sentiment {score}/100").format(score=f"{p.sentiment_score:.0f}")
                  if p.sentiment_score is not None else _("sentiment n/a"))
-    asked = (loc.ngettext("{n} question", "{n} questions", p.query_count).format(
-        n=loc.number(p.query_count)) if p.query_count else _("trending"))
+    # (not ngettext: the catalogue and its test keep one form per message)
+    asked = (_("trending") if not p.query_count else _("1 question") if p.query_count == 1
+             else _("{n} questions").format(n=loc.number(p.query_count)))
     return _("{price} ({change} 24h), {sentiment}, {asked}").format(
         price=_usd(p.price_usd, loc), change=_pct(p.change_24h_pct, loc), sentiment=sentiment,
         asked=asked)
