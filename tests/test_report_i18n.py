@@ -28,6 +28,7 @@ from reports.store import save_report
 from reports.subscriptions import get_subscription, subscribe
 from reports.subscriptions import set_language as set_report_language
 from reports.watch import AlertSpec, create_alert
+from tests import telegram_updates as tu
 from tests.alerts_fakes import PriceSources
 from tests.fake_delivery_env import (
     Fakes,
@@ -37,6 +38,7 @@ from tests.fake_delivery_env import (
     running_fakes,
 )
 from tests.fake_delivery_telegram import parse_html
+from tests.test_bots_telegram import PRIVATE, Harness, tg  # noqa: F401  (fixture)
 
 DAY = date(2026, 12, 1)
 REF = DAY.isoformat()
@@ -201,6 +203,16 @@ async def test_subscribe_with_a_language_and_keep_it_on_resubscribe(ddeps: Deps)
         await subscribe(ddeps, account_id=account.id, channel="telegram", destination="-8502",
                         language="fr")
     assert await get_subscription(ddeps, channel="telegram", destination="-8502") is None
+
+
+async def test_alpha_with_a_language_in_telegram(tg: Harness) -> None:
+    await tg.send(tu.message("/alpha vi"))
+    assert tg.replies()[-1].startswith("Subscribed")
+    sub = await get_subscription(tg.deps, channel="telegram", destination=str(PRIVATE))
+    assert sub is not None and sub.receiving and sub.language == "vi"
+    await tg.send(tu.message("/alpha en"))  # already subscribed: the language changes
+    sub = await get_subscription(tg.deps, channel="telegram", destination=str(PRIVATE))
+    assert sub is not None and sub.receiving and sub.language == "en"
 
 
 # --- alerts ----------------------------------------------------------------------------------
