@@ -9,6 +9,10 @@ exactly one job right before its request leaves.
 (several in flight, all paced by the shared limiter), e-mail as one SendGrid request per batch.
 A 429 is waited out and retried inside the job a few times; what is still not sent when the
 job ends stays pending and the job fails, so procrastinate retries it with backoff.
+
+Each row carries its language (fixed when the row is created). A message is rendered once
+per (kind, ref, version, language) in this process and each channel/edition of it on first
+use (`rendering`), so every send job of a run shares one rendering per language.
 """
 
 from __future__ import annotations

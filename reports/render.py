@@ -6,6 +6,11 @@ projects, the movers and a link to the full report; `full` (Pro, Enterprise) car
 project with its insight and risk flags. Every text is built from typed content with each
 platform's escaping, then measured against the platform's limits (Telegram 4,096 per message,
 1,024 per caption; Discord 4,096 per description, 25 fields, 6,000 in total).
+
+Languages: every renderer takes a `Localizer` (English by default). Its words come from the
+gettext catalogue (chainlens/locale), its numbers, money and dates from the Localizer
+(vi: 1.234,5; "2,40 nghìn tỷ USD"; 01/12/2026); the content's own sentences (intro, insights,
+risk flags) are read in that language (`ReportContent.intro_in`, `ProjectLine.insight_in`).
 """
 
 from __future__ import annotations

@@ -14,10 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from billing.accounts import account_for_identity, set_language
+from chainlens.cli import _register_optional_commands, main
 from chainlens.deps import Deps
 from chainlens.i18n import localizer
+from chainlens.settings import Settings
 from reports import render
 from reports.build import build_report, deterministic_intro
 from reports.content import Intro, MarketOverview, ProjectLine, Quote, ReportContent
@@ -205,7 +208,7 @@ async def test_subscribe_with_a_language_and_keep_it_on_resubscribe(ddeps: Deps)
     assert await get_subscription(ddeps, channel="telegram", destination="-8502") is None
 
 
-async def test_alpha_with_a_language_in_telegram(tg: Harness) -> None:
+async def test_alpha_with_a_language_in_telegram(tg: Harness) -> None:  # noqa: F811
     await tg.send(tu.message("/alpha vi"))
     assert tg.replies()[-1].startswith("Subscribed")
     sub = await get_subscription(tg.deps, channel="telegram", destination=str(PRIVATE))
@@ -331,3 +334,38 @@ def test_writer_snapshots(language: str) -> None:
         for phrase in ("# ChainLens daily alpha — 01 Dec 2026", "## Market",
                        "$3\\.41T", "$97,123\\.45", "1,234 questions", "4 min old", "Greed"):
             assert phrase in full, phrase
+
+
+# --- the command line ------------------------------------------------------------------------
+
+def test_report_build_and_preview_in_vietnamese(settings: Settings,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chainlens report build --lang vi` and `report preview --lang vi` with every data source
+    on a closed local port: the report says in Vietnamese what it could not get."""
+    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
+    monkeypatch.setenv("LLM_MODELS", "")
+    for var in ("COINGECKO_BASE_URL", "DEFILLAMA_BASE_URL", "GOPLUS_BASE_URL",
+                "GITHUB_API_URL", "FEAR_GREED_URL", "TELEGRAM_API_BASE"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9/x")
+    monkeypatch.setenv("NEWS_FEEDS", "http://127.0.0.1:9/feed.xml")
+    monkeypatch.setenv("HTTP_TIMEOUT_S", "0.5")
+    _register_optional_commands()
+    runner = CliRunner()
+    built = runner.invoke(main, ["report", "build", "--date", REF, "--lang", "vi"])
+    assert built.exit_code == 0, built.output
+    assert "# Bản tin alpha ChainLens — 01/12/2026" in built.output
+    assert "## Thị trường" in built.output and "Bitcoin: chưa có giá" in built.output
+    assert "Sáng nay chưa có dữ liệu thị trường" in built.output
+    mail = runner.invoke(main, ["report", "preview", "--date", REF, "--lang", "vi",
+                                "--channel", "email", "--edition", "headline"])
+    assert mail.exit_code == 0, mail.output
+    assert mail.output.startswith("Subject: Bản tin alpha ChainLens — 01/12/2026")
+    assert "Hủy đăng ký: %unsubscribe_url%" in mail.output
+    english = runner.invoke(main, ["report", "preview", "--date", REF, "--channel", "telegram"])
+    assert english.exit_code == 0 and "<b>Market</b>" in english.output, english.output
+    missing = runner.invoke(main, ["report", "preview", "--date", "2026-11-01", "--lang", "vi"])
+    assert missing.exit_code == 2 and "no report for 2026-11-01" in missing.output
+    wrong = runner.invoke(main, ["report", "preview", "--lang", "fr"])
+    assert wrong.exit_code == 2 and "'fr' is not one of 'en', 'vi'" in wrong.output
