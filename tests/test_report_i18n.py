@@ -41,6 +41,7 @@ from tests.fake_delivery_env import (
     running_fakes,
 )
 from tests.fake_delivery_telegram import parse_html
+from tests.test_bots_discord import Bot, bot  # noqa: F401  (fixture)
 from tests.test_bots_telegram import PRIVATE, Harness, tg  # noqa: F401  (fixture)
 
 DAY = date(2026, 12, 1)
@@ -216,6 +217,17 @@ async def test_alpha_with_a_language_in_telegram(tg: Harness) -> None:  # noqa: 
     await tg.send(tu.message("/alpha en"))  # already subscribed: the language changes
     sub = await get_subscription(tg.deps, channel="telegram", destination=str(PRIVATE))
     assert sub is not None and sub.receiving and sub.language == "en"
+
+
+async def test_alpha_subscribe_with_a_language_in_discord(bot: Bot) -> None:  # noqa: F811
+    payload = bot.fake.slash("alpha", [{"name": "subscribe", "type": 1, "options": [
+        {"name": "language", "type": 3, "value": "vi"}]}])
+    await bot.dispatch(payload)
+    [message] = bot.fake.messages_of(payload)
+    assert message["content"].startswith("Subscribed")
+    sub = await get_subscription(bot.deps, channel="discord",
+                                 destination=str(payload["channel_id"]))
+    assert sub is not None and sub.receiving and sub.language == "vi"
 
 
 # --- alerts ----------------------------------------------------------------------------------
