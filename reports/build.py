@@ -215,7 +215,8 @@ def change_chart(lines: Sequence[ProjectLine], report_date: date) -> bytes | Non
     bars = [(p.symbol, p.change_24h_pct) for p in lines if p.change_24h_pct is not None]
     if not bars:
         return None
-    return render_change_bars(f"24 h change, {report_date:%d %b %Y}", bars)
+    # one image for every language: a title without words to translate
+    return render_change_bars(f"24h % · {report_date.isoformat()}", bars)
 
 
 async def build_report(deps: Deps, report_date: date | None = None) -> tuple[ReportContent,

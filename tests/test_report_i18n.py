@@ -30,7 +30,7 @@ from reports.ledger import state_counts
 from reports.store import save_report
 from reports.subscriptions import get_subscription, subscribe
 from reports.subscriptions import set_language as set_report_language
-from reports.watch import AlertSpec, create_alert
+from reports.watch import AlertSpec, create_alert, watch
 from tests import telegram_updates as tu
 from tests.alerts_fakes import PriceSources
 from tests.fake_delivery_env import (
@@ -165,6 +165,26 @@ async def test_vietnamese_and_english_subscribers_in_one_send(ddeps: Deps, fakes
     assert "Thị trường" in fakes.telegram.to("8300")[1].text
     assert "Market" in fakes.telegram.to("8301")[1].text
     assert len(fakes.telegram.to(vi_chats[0])) == 2  # nobody repeated
+
+
+async def test_the_watchlist_section_in_vietnamese(ddeps: Deps, fakes: Fakes) -> None:
+    await built(ddeps)
+    await speaks(ddeps, "telegram", "8701", "vi")
+    await speaks(ddeps, "email", "theo-doi@example.vn", "vi")
+    for identity in ("telegram:8701", "web:theo-doi@example.vn"):
+        account = await account_for_identity(ddeps, identity)
+        await watch(ddeps, account.id, "BTC")
+        await watch(ddeps, account.id, "ETH")  # the fake has no quote for it
+    await defer_broadcast(DAY)
+    await drain(ddeps, REF)
+    parts = fakes.telegram.to("8701")
+    assert [p.method for p in parts] == ["sendPhoto", "sendMessage", "sendMessage"]
+    section = parts[-1].text
+    assert section.startswith("👀 <b>Danh sách theo dõi của bạn</b>")
+    assert "Bitcoin (BTC) 10,00 USD" in section and "Ethereum (ETH): hiện chưa có giá" in section
+    mail, = fakes.sendgrid.to("theo-doi@example.vn")
+    assert "<h2>Danh sách theo dõi của bạn</h2>" in mail.html and "Giá: CoinGecko." in mail.html
+    assert "DANH SÁCH THEO DÕI CỦA BẠN (CoinGecko)" in mail.text
 
 
 async def test_a_language_change_after_fan_out_sends_nothing_twice(ddeps: Deps,
