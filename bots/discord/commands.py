@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import discord
 from discord import app_commands
@@ -149,7 +149,9 @@ class AlphaCommands(app_commands.Group):
         return interaction.is_guild_integration()
 
     @app_commands.command(name="subscribe", description="Post the daily alpha report here")
-    async def subscribe_(self, interaction: discord.Interaction[Any]) -> None:
+    @app_commands.describe(language="The report's language here (default: your account's)")
+    async def subscribe_(self, interaction: discord.Interaction[Any],
+                         language: Literal["en", "vi"] | None = None) -> None:
         await interaction.response.defer(ephemeral=True)
         if not self._reachable(interaction):
             await reply_privately(
@@ -159,7 +161,7 @@ class AlphaCommands(app_commands.Group):
         deps = _client(interaction).deps
         account = await account_for_identity(deps, identity_of(interaction.user))
         _, changed = await subscribe(deps, account_id=account.id, channel="discord",
-                                     destination=str(interaction.channel_id))
+                                     destination=str(interaction.channel_id), language=language)
         await reply_privately(
             interaction, "Subscribed: the daily alpha report will be posted here." if changed
             else "This channel already receives the daily alpha report.")

@@ -29,6 +29,7 @@ from bots.telegram.answer import answer_question
 from bots.telegram.chats import addressed_text, asker_of, identity_of, is_chat_admin
 from bots.telegram.delivery import send_markdown
 from chainlens.deps import Deps
+from chainlens.i18n import as_language
 from reports.subscriptions import get_subscription, subscribe, unsubscribe
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,10 @@ async def alpha(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await _say(update, context, "This chat is not subscribed to the daily report.")
         return
     account = await account_for_identity(deps, identity_of(update))
+    # `/alpha vi` / `/alpha en`: the report's language in this chat (else the account's)
+    language = next(filter(None, map(as_language, context.args or [])), None)
     _, changed = await subscribe(deps, account_id=account.id, channel="telegram",
-                                 destination=destination)
+                                 destination=destination, language=language)
     await _say(update, context,
                "Subscribed: the daily alpha report will arrive in this chat every day. "
                "Send /alpha again to unsubscribe." if changed

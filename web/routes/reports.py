@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from chainlens.deps import Deps
+from chainlens.i18n import as_language
 from chainlens.limiter import SendLimiter
 from reports import render
 from reports.content import ReportContent
@@ -88,7 +89,7 @@ async def reports_index(request: Request) -> HTMLResponse:
 def _content_for(content: ReportContent, edition: render.Edition) -> ReportContent:
     if edition == "full":
         return content
-    projects = [p.model_copy(update={"risk_flags": []})
+    projects = [p.model_copy(update={"risk_flags": [], "risk_flags_by_language": {}})
                 for p in content.projects[:render.HEADLINE_PROJECTS]]
     return content.model_copy(update={"projects": projects,
                                       "movers": [m for m in content.movers
@@ -142,8 +143,10 @@ async def subscribe_email(request: Request,
                      "(SENDGRID_API_KEY). Use <code>/alpha</code> in Telegram or Discord.</p>", 503)
     account = caller.account if not caller.anonymous else \
         await account_for_identity(deps, f"web:{email}")
+    # an optional `lang` field ('en', 'vi'): the report's language at this address
+    language = as_language(await _form_value(request, "lang"))
     subscription, _ = await subscribe(deps, account_id=account.id, channel="email",
-                                      destination=email, confirmed=False)
+                                      destination=email, confirmed=False, language=language)
     if subscription.receiving:
         return _page("Already subscribed", f"<p>{html.escape(email)} already receives the "
                      "daily report.</p>")
