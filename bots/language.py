@@ -82,20 +82,21 @@ def choice_label(choice: LanguageChoice, loc: Localizer) -> str:
 def current_choice_text(language: UserLanguage, loc: Localizer) -> str:
     """/lang without an argument: the current choice and what it means."""
     if language.choice != "auto":
-        return loc._("Language: {language}. Messages you write in another language are still "
-                     "answered in theirs.").format(language=LANGUAGE_NAMES[language.choice])
+        return loc._("Language: {language}. A message written in another language is still "
+                     "answered in that language.").format(
+            language=LANGUAGE_NAMES[language.choice])
     return loc._("Language: automatic. I answer in the language of your message; commands "
                  "and buttons follow your app's language ({language}).").format(
         language=LANGUAGE_NAMES[language.of()])
 
 
 def choice_set_text(choice: LanguageChoice, loc: Localizer) -> str:
-    """The confirmation, in the language just chosen (`loc`)."""
+    """The confirmation, in the language now in force (`loc`)."""
     if choice == "auto":
         return loc._("Language set to automatic: I answer in the language of your message, "
                      "and otherwise in your app's language.")
-    return loc._("Language set to {language}. It applies to Telegram, Discord and the web "
-                 "for this account.").format(language=LANGUAGE_NAMES[choice])
+    return loc._("Language set to {language}. A message written in another language is still "
+                 "answered in that language.").format(language=LANGUAGE_NAMES[choice])
 
 
 USAGE = N_("Usage: /lang en, /lang vi or /lang auto")
