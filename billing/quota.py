@@ -66,7 +66,7 @@ class QuotaDecision:
         if self.allowed:
             return ""
         wait = human_duration(self.retry_after_s or 0, loc)
-        limit = loc.number(self.limit)
+        limit = loc.count(self.limit)
         if self.scope == "network":
             if self.window == "minute":
                 text = loc._("Too many free requests from your network right now: {limit} per "

@@ -55,8 +55,8 @@ class MessageTooLong(ValueError):
 
     def text(self, loc: Localizer = ENGLISH) -> str:
         return loc._("Your message is {length} characters; the limit is {limit}. Please ask a "
-                     "shorter question.").format(length=loc.number(self.length),
-                                                 limit=loc.number(MAX_QUESTION_CHARS))
+                     "shorter question.").format(length=loc.count(self.length),
+                                                 limit=loc.count(MAX_QUESTION_CHARS))
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,11 @@ class Localizer:
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
         return format_decimal(x, format=pattern, locale=self.locale)
 
+    def count(self, n: int) -> str:
+        """A count inside a sentence: en as the product always wrote it (2000), vi grouped
+        (2.000)."""
+        return str(n) if self.english else self.number(n)
+
     def pct(self, x: float, signed: bool = True, digits: int = 1) -> str:
         """A value already in percent: +3.2% / +3,2%."""
         if self.english:

@@ -250,8 +250,8 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
         status = await quota_status(deps, account)
         text = loc._("Plan: **{tier}**. {remaining} of {limit} requests left today (resets "
                      "00:00 UTC).").format(tier=account.tier,
-                                           remaining=loc.number(status.remaining),
-                                           limit=loc.number(status.limit))
+                                           remaining=loc.count(status.remaining),
+                                           limit=loc.count(status.limit))
         if account.tier == "free":
             view = upgrade_view(checkout_link(deps.settings, account.id), loc)
             await reply_privately(interaction, text, view=view)
@@ -273,8 +273,8 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
         await reply_privately(
             interaction, loc._("Pro: {daily} requests a day, {minute} a minute. The button "
                                "opens a checkout for this Discord account (the link is valid "
-                               "for 15 minutes).").format(daily=loc.number(pro.daily),
-                                                          minute=loc.number(pro.minute)),
+                               "for 15 minutes).").format(daily=loc.count(pro.daily),
+                                                          minute=loc.count(pro.minute)),
             view=upgrade_view(checkout_link(deps.settings, account.id), loc))
 
     @tree.command(name="link",

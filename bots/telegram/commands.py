@@ -131,8 +131,8 @@ async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     status = await quota_status(deps, account)
     await _say(update, context,
                loc._("Plan: {tier}. {remaining} of {limit} requests left today (resets {time} "
-                     "UTC).").format(tier=account.tier, remaining=loc.number(status.remaining),
-                                     limit=loc.number(status.limit),
+                     "UTC).").format(tier=account.tier, remaining=loc.count(status.remaining),
+                                     limit=loc.count(status.limit),
                                      time=f"{status.reset_at:%H:%M}"),
                buttons=[[upgrade_button(loc)]] if account.tier == "free" else None)
 
@@ -200,7 +200,7 @@ async def upgrade_offer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if settings.telegram_stars_pro_price:
         urls["stars"] = await stars_invoice_link(context.bot, settings, account.id, loc)
         buttons.append([Button(loc._("⭐ Pay {stars} Stars a month").format(
-            stars=loc.number(settings.telegram_stars_pro_price)), "stars")])
+            stars=loc.count(settings.telegram_stars_pro_price)), "stars")])
     if not urls and len(lines) == 1:
         await _say(update, context,
                    loc._("Upgrades are not available here yet: billing is not configured on "
