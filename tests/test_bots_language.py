@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 from discord import Locale
-from discord.app_commands import TranslationContext, TranslationContextLocation, locale_str
+from discord.app_commands import (
+    TranslationContext,
+    TranslationContextLocation,
+    locale_str,
+)
 
 from billing.accounts import account_for_identity, get_account, set_language
 from billing.quota import consume_request

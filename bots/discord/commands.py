@@ -116,7 +116,7 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
               interaction.user.id if interaction.user else None, exc_info=error)
     try:
         loc = await loc_of(interaction)
-    except Exception:  # noqa: BLE001 - the apology goes out whatever failed (the database?)
+    except Exception:  # the apology goes out whatever failed (the database?)
         log.warning("no saved language for the apology [ref %s]", reference, exc_info=True)
         loc = localizer(language_hint(interaction))
     apology = loc._("Sorry, something went wrong on our side (reference `{reference}`). Please "

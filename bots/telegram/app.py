@@ -84,7 +84,7 @@ async def _apology_localizer(update: object, context: ContextTypes.DEFAULT_TYPE)
         return localizer("en")
     try:
         return await commands.loc_of(update, context)
-    except Exception:  # noqa: BLE001 - the apology must go out whatever failed
+    except Exception:  # the apology must go out whatever failed
         log.warning("no language for the apology; English", exc_info=True)
         return localizer(as_language(language_hint(update)))
 
