@@ -205,6 +205,19 @@ async def set_language(deps: Deps, account_id: int, language: str | None) -> Acc
     return await get_account(deps, live)
 
 
+async def language_of_identity(deps: Deps, identity: str) -> str | None:
+    """The saved language choice of the account behind an identity; None when none is saved
+    or there is no account yet (a read: unlike `account_for_identity`, it creates nothing)."""
+    row = await deps.db.fetchrow(
+        "SELECT u.id, u.merged_into, u.language FROM identities i JOIN users u "
+        "ON u.id = i.user_id WHERE i.identity = $1", normalize_identity(identity))
+    if row is None:
+        return None
+    if row["merged_into"] is None:
+        return str(row["language"]) if row["language"] else None
+    return (await get_account(deps, int(row["id"]))).language
+
+
 def _code_hash(settings: Settings, code: str) -> str:
     # Keyed hash: a leaked table cannot be brute-forced without the server secret.
     key = settings.secret_key.get_secret_value().encode()

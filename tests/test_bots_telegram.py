@@ -111,7 +111,7 @@ async def test_polling_registers_the_command_menu_and_answers(fast_deps: Deps) -
     names = [c["command"] for c in json.loads(menu["commands"])]
     assert names == ["start", "research", "price", "sentiment", "tokenomics", "team", "help",
                      "usage", "upgrade", "link", "alpha", "watch", "unwatch", "watchlist",
-                     "alert", "alerts"]
+                     "alert", "alerts", "lang"]
     # the same menu for users whose Telegram is in Vietnamese, described in Vietnamese
     assert "language_code" not in menu and menu_vi["language_code"] == "vi"
     vi = {c["command"]: c["description"] for c in json.loads(menu_vi["commands"])}

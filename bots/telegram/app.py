@@ -28,10 +28,11 @@ from telegram.ext import (
 from bots.render import PROJECT_COMMANDS, RenderedPart, command_menu
 from bots.telegram import commands, stars, watch
 from bots.telegram.answer import AnswerFailed, DraftSupport
+from bots.telegram.chats import language_hint
 from bots.telegram.delivery import edit_part, send_part
 from bots.telegram.limits import SharedRateLimiter
 from chainlens.deps import Deps
-from chainlens.i18n import localizer
+from chainlens.i18n import Localizer, as_language, localizer
 from chainlens.limiter import SendLimiter
 from chainlens.settings import Settings
 
@@ -60,8 +61,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat_id = update.effective_chat.id
     if chat_id is None:
         return
-    text = (f"Sorry, something went wrong on our side and I could not answer. Please try again "
-            f"in a minute. (ref {reference})")
+    loc = await _apology_localizer(update, context)
+    text = loc._("Sorry, something went wrong on our side and I could not answer. Please try "
+                 "again in a minute. (ref {reference})").format(reference=reference)
     part = RenderedPart(text, text)
     if status_message is not None:  # the progress message must not stay "working on it"
         try:
@@ -73,6 +75,18 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         await send_part(context.bot, chat_id, part)
     except TelegramError:
         log.warning("could not tell chat %s about error ref %s", chat_id, reference)
+
+
+async def _apology_localizer(update: object, context: ContextTypes.DEFAULT_TYPE) -> Localizer:
+    """The user's language for the apology; English if even that cannot be looked up (the
+    database may be what failed)."""
+    if not isinstance(update, Update):
+        return localizer("en")
+    try:
+        return await commands.loc_of(update, context)
+    except Exception:  # the apology must go out whatever failed
+        log.warning("no language for the apology; English", exc_info=True)
+        return localizer(as_language(language_hint(update)))
 
 
 def build_application(deps: Deps) -> TelegramApplication:
@@ -108,8 +122,11 @@ def build_application(deps: Deps) -> TelegramApplication:
                                            filters=anywhere))
     application.add_handler(CommandHandler("alert", watch.alert_command, filters=anywhere))
     application.add_handler(CommandHandler("alerts", watch.alerts_command, filters=anywhere))
+    application.add_handler(CommandHandler("lang", commands.lang, filters=new))
     application.add_handler(CallbackQueryHandler(watch.button_pressed,
                                                  pattern=watch.CALLBACK_PATTERN))
+    application.add_handler(CallbackQueryHandler(commands.language_pressed,
+                                                 pattern=commands.LANGUAGE_CALLBACK_PATTERN))
     application.add_handler(CallbackQueryHandler(commands.button_pressed))
     application.add_handler(PreCheckoutQueryHandler(stars.pre_checkout))
     application.add_handler(MessageHandler(new & filters.SUCCESSFUL_PAYMENT,
