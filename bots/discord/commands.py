@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
@@ -179,8 +179,12 @@ class AlphaCommands(app_commands.Group):
 
     @app_commands.command(name="subscribe", description=N_("Post the daily alpha report here"))
     @app_commands.describe(language=N_("The report's language here (default: your account's)"))
+    @app_commands.choices(language=[
+        app_commands.Choice(name=LANGUAGE_NAMES["en"], value="en"),
+        app_commands.Choice(name=LANGUAGE_NAMES["vi"], value="vi"),
+    ])
     async def subscribe_(self, interaction: discord.Interaction[Any],
-                         language: Literal["en", "vi"] | None = None) -> None:
+                         language: app_commands.Choice[str] | None = None) -> None:
         await interaction.response.defer(ephemeral=True)
         loc = await loc_of(interaction)
         if not self._reachable(interaction):
@@ -191,7 +195,8 @@ class AlphaCommands(app_commands.Group):
         deps = _client(interaction).deps
         account = await account_for_identity(deps, identity_of(interaction.user))
         _, changed = await subscribe(deps, account_id=account.id, channel="discord",
-                                     destination=str(interaction.channel_id), language=language)
+                                     destination=str(interaction.channel_id),
+                                     language=language.value if language else None)
         await reply_privately(
             interaction,
             loc._("Subscribed: the daily alpha report will be posted here.") if changed
