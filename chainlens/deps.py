@@ -21,7 +21,7 @@ from chainlens.migrate import apply_migrations
 from chainlens.settings import Settings
 
 if TYPE_CHECKING:
-    from litellm import Router
+    from litellm.router import Router
 
 log = logging.getLogger(__name__)
 

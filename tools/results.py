@@ -6,6 +6,7 @@ This module is the contract between `tools` (which fills these) and `agent`, `we
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -388,6 +389,20 @@ AnyToolResult = Annotated[
     OnchainResult | SentimentResult | TokenomicsResult | TeamResult,
     Field(discriminator="tool"),
 ]
+_CONCRETE_RESULTS = (OnchainResult, SentimentResult, TokenomicsResult, TeamResult)
+
+
+def as_any_results(results: Mapping[str, ToolResult]) -> dict[str, AnyToolResult]:
+    """`results` typed as the union the events carry: every result a tool returns is one of the
+    four concrete classes (ToolResult itself only declares their shape)."""
+    out: dict[str, AnyToolResult] = {}
+    for name, result in results.items():
+        if not isinstance(result, _CONCRETE_RESULTS):
+            raise TypeError(f"{name}: {type(result).__name__} is not a concrete tool result")
+        out[name] = result
+    return out
+
+
 RESULT_TYPES: dict[ToolName, type[ToolResult]] = {
     "onchain": OnchainResult,
     "sentiment": SentimentResult,
