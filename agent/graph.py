@@ -21,7 +21,7 @@ from agent.context import AgentContext, cancellable
 from agent.events import PlanEvent, PlanInfo, ToolFinishedEvent, ToolStartedEvent, Usage
 from agent.memory import remember_project, remembered_project
 from agent.planner import plan_tools
-from agent.rules import Plan, aspects_in, market_intent, points_back, refers_back
+from agent.rules import Intent, Plan, aspects_in, market_intent, points_back, refers_back
 from agent.state import AgentState, ToolRun, ToolTask
 from chainlens.deps import Deps
 from tools.analysis import run_tool as run_analysis
@@ -97,7 +97,7 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, o
     forced = state.get("forced_tools")
     comparison = state.get("comparison")
     if forced is not None and resolution.project is not None and comparison is None:
-        intent = "research" if set(forced) == set(TOOL_NAMES) else "aspects"
+        intent: Intent = "research" if set(forced) == set(TOOL_NAMES) else "aspects"
         chosen, usage = Plan.of(list(forced), intent=intent), Usage()
     else:
         chosen, usage = await plan_question(runtime.context.deps, state["question"], resolution,

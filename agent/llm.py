@@ -12,15 +12,15 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
 
-import logging  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-import litellm  # noqa: E402
-from litellm import Router  # noqa: E402
+import litellm
+from litellm.router import Router
 
-from chainlens.settings import Settings  # noqa: E402
+from chainlens.settings import Settings
 
 log = logging.getLogger(__name__)
 

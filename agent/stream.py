@@ -27,7 +27,7 @@ from agent.state import AgentState, ToolRun
 from agent.writer import write_answer, write_no_project_reply
 from chainlens.deps import Deps
 from chainlens.i18n import N_, Language, localizer
-from tools.results import Resolution, ToolName, ToolResult
+from tools.results import Resolution, ToolName, ToolResult, as_any_results
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, An
     verdict = assess(results)
     text, report = write_answer(resolution.project, results, verdict, sources, loc)
     return FinalEvent(answer=text, project=resolution.project, suggestions=resolution.suggestions,
-                      plan=info, results=results, sources=sources, usage=usage,
+                      plan=info, results=as_any_results(results), sources=sources, usage=usage,
                       price_history=price_history_of(results), report=report,
                       conversation_id=conversation_id, language=language)
 

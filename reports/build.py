@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+from agent.prompts import chat_messages
 from chainlens.deps import Deps
 from reports.content import MarketOverview, ProjectLine, Quote, ReportContent
 from tools import market as tools_market
@@ -158,7 +159,7 @@ async def llm_intro(deps: Deps, fallback: str, facts: str) -> tuple[str, str]:
     try:
         async with asyncio.timeout(deps.settings.llm_timeout_s + 5):
             response = await router.acompletion(
-                model=str(router.model_list[0]["model_name"]), messages=messages,
+                model=str(router.model_list[0]["model_name"]), messages=chat_messages(messages),
                 max_tokens=200, temperature=0.3)
         text = str(response.choices[0].message.content or "").strip()
     except Exception as exc:  # any model failure falls back to the deterministic writer
