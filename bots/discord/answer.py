@@ -15,8 +15,7 @@ import dataclasses
 import io
 import logging
 import time
-from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Any
 
 import discord
 
@@ -36,7 +35,6 @@ from bots.discord.send import InteractionReply
 from bots.discord.views import answer_view, upgrade_view
 from bots.render import Progress
 from chainlens.chat import (
-    ChatEvent,
     ChatTurn,
     MessageTooLong,
     QuotaGranted,
@@ -73,7 +71,7 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
     try:
         # aclosing: if anything below fails, the chat service's own clean-up (refunding an
         # unanswered request) runs now, before the error handler speaks to the user.
-        events_of_turn = cast(AsyncGenerator[ChatEvent, None], chat(deps, turn))
+        events_of_turn = chat(deps, turn)
         async with contextlib.aclosing(events_of_turn) as events:
             async for event in events:
                 if isinstance(event, QuotaRefused):
