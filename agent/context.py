@@ -46,6 +46,6 @@ def cancellable(node: N) -> N:
         try:
             return await node(state, runtime)
         finally:
-            running.discard(task)  # type: ignore[arg-type]
+            running.discard(task)
 
     return wrapper  # type: ignore[return-value]
