@@ -57,7 +57,7 @@ async def stripe_client(settings: Settings) -> AsyncIterator[stripe.StripeClient
         # Stripe's message names the problem (never the key); the code is stable for logs.
         raise PaymentProviderError(f"Stripe refused the request: {exc.user_message or exc.code or type(exc).__name__}") from exc
     finally:
-        await http.close_async()
+        await http.close_async()  # type: ignore[no-untyped-call]  # stripe leaves it unannotated
 
 
 def _base_url(settings: Settings) -> str:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
+from redis.typing import EncodableT
 
 from billing import quota_store as store
 from billing.accounts import Account
@@ -157,8 +158,8 @@ def _decide(deps: Deps, tier: TierName, plan: store.Plan, now: float, *, allowed
 
 
 def _script_args(plan: store.Plan, mode: str,
-                 seeds: dict[tuple[str, str], int] | None) -> list[object]:
-    args: list[object] = [plan.minute.end_epoch + store._MINUTE_GRACE_S,
+                 seeds: dict[tuple[str, str], int] | None) -> list[EncodableT]:
+    args: list[EncodableT] = [plan.minute.end_epoch + store._MINUTE_GRACE_S,
                           plan.day.end_epoch + store._DAY_GRACE_S, mode, "1" if seeds else "0"]
     for b in plan.buckets:
         args += [b.minute_limit, b.day_limit,

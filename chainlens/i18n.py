@@ -68,7 +68,7 @@ def as_language(value: str | None) -> Language | None:
     if not value:
         return None
     primary = value.strip().replace("_", "-").split("-")[0].lower()
-    return primary if primary in LANGUAGES else None  # type: ignore[return-value]
+    return primary if primary in LANGUAGES else None
 
 
 class Localizer:

@@ -86,8 +86,7 @@ async def serve_forever(settings: Settings) -> None:
             log.info("channel %s", line)
         # X-Forwarded-For is read by web.auth.client_ip from FORWARDED_ALLOW_IPS proxies only.
         config = server_config(app, settings, log_config=None, proxy_headers=False,
-                               # uvicorn annotates int; it passes the value to wait_for
-                               timeout_graceful_shutdown=_TERM_GRACE_S)  # type: ignore[arg-type]
+                               timeout_graceful_shutdown=_TERM_GRACE_S)
         server = _Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
