@@ -39,7 +39,7 @@ from typing import Any
 from chainlens.deps import Deps
 from reports.watch import condition, format_price
 from tools.http import SourceError, get_json
-from tools.results import Project, SentimentResult, TokenomicsResult
+from tools.results import Project, SentimentResult, TokenomicsResult, ToolName
 from tools.sources.coingecko import page_url
 
 log = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ async def evaluate_slow(deps: Deps) -> int:
     async def one(project_id: str, kind: str, display: str) -> list[Row]:
         async with gate:
             project = await _project(deps, project_id, display)
-            tool = "tokenomics" if kind == "risk" else "sentiment"
+            tool: ToolName = "tokenomics" if kind == "risk" else "sentiment"
             outcome = await run_tool(deps, tool, project)
             if isinstance(outcome.result, TokenomicsResult):
                 return await _risk_pass(deps, project_id, outcome.result)

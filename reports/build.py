@@ -19,13 +19,20 @@ from reports.content import MarketOverview, ProjectLine, Quote, ReportContent
 from tools import market as tools_market
 from tools.analysis import analyze
 from tools.market import CoinLine
-from tools.results import OnchainResult, Project, SentimentResult, TokenomicsResult, utcnow
+from tools.results import (
+    OnchainResult,
+    Project,
+    SentimentResult,
+    TokenomicsResult,
+    ToolName,
+    utcnow,
+)
 from tools.sources import coingecko
 from tools.warm import known_projects, trending_projects
 
 log = logging.getLogger(__name__)
 
-REPORT_TOOLS = ("onchain", "sentiment", "tokenomics")
+REPORT_TOOLS: tuple[ToolName, ...] = ("onchain", "sentiment", "tokenomics")
 BUILD_CONCURRENCY = 4
 MOVERS = 3
 BTC = Project(id="bitcoin", symbol="BTC", name="Bitcoin")

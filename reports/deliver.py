@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from procrastinate.types import JSONValue
+
 from bots.outbound import (
     DiscordMessage,
     EmailMessage,
@@ -34,6 +36,7 @@ from bots.outbound import (
 )
 from chainlens import best_effort
 from chainlens.deps import Deps
+from chainlens.redis_reply import as_bytes
 from chainlens.limiter import SendLimiter
 from reports import ledger, render
 from reports.ledger import Delivery
@@ -226,8 +229,8 @@ async def defer_rows(deps: Deps, rows: Sequence[tuple[int, str, str]]) -> int:
     for (channel, _), ids in groups.items():
         size = BATCH_SIZE[channel]
         for start in range(0, len(ids), size):
-            await send_deliveries.configure(queue=channel).defer_async(
-                delivery_ids=ids[start:start + size])
+            batch: list[JSONValue] = list(ids[start:start + size])
+            await send_deliveries.configure(queue=channel).defer_async(delivery_ids=batch)
             jobs += 1
     return jobs
 
@@ -337,7 +340,7 @@ async def _media(deps: Deps, rendered: Rendered, platform: str) -> bytes | str |
     if platform not in rendered.media:
         cached = await deps.redis.get(deps.keys("media", platform, rendered.image_key))
         if cached:
-            rendered.media[platform] = cached.decode()
+            rendered.media[platform] = as_bytes(cached).decode()
     return rendered.media.get(platform) or rendered.image_png
 
 

@@ -7,7 +7,7 @@ worker starts (`reports.queue.register_periodic`).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from procrastinate import RetryStrategy
 from procrastinate.jobs import Job
@@ -33,8 +33,13 @@ class SendRetry(BaseRetryStrategy):
             return None
         if isinstance(exception, DeliveriesPending) and exception.due_in_s > 0:
             # the platform said when (a 429's retry_after): that, not a growing backoff
-            return RetryDecision(retry_in={"seconds": exception.due_in_s + 0.1})
-        return RetryDecision(retry_in={"seconds": min(300.0, 2.0 ** (job.attempts + 1))})
+            return _retry_in(exception.due_in_s + 0.1)
+        return _retry_in(min(300.0, 2.0 ** (job.attempts + 1)))
+
+
+def _retry_in(seconds: float) -> RetryDecision:
+    # what `RetryDecision(retry_in=...)` computes, for fractional seconds (its type says int)
+    return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 SEND_RETRY = SendRetry()

@@ -217,24 +217,23 @@ def discord_message(content: ReportContent, edition: Edition, *, full_url: str) 
         fields.append({"name": "Full report", "value": f"[Read it on the web]({full_url}) — "
                        "the full edition comes with Pro.", "inline": False})
     fields = fields[:DISCORD_FIELDS_LIMIT]
+    footer = {"text": f"Written by {content.intro_by}. Not financial advice. "
+                      "/alpha unsubscribe to stop."}
     embed: dict[str, object] = {
         "title": _cut(title(content), 256), "url": full_url, "description": description,
         "color": 0x2F9E44 if (content.market.btc.change_24h_pct or 0) >= 0 else 0xE03131,
         "fields": fields,
-        "footer": {"text": f"Written by {content.intro_by}. Not financial advice. "
-                           "/alpha unsubscribe to stop."},
+        "footer": footer,
         "timestamp": content.generated_at.isoformat(),
     }
     if content.has_chart:
         embed["image"] = {"url": "attachment://chart.png"}
 
-    def total(e: dict[str, object]) -> int:
-        fs = e.get("fields") or []
-        return (len(str(e["title"])) + len(str(e["description"]))
-                + len(str(e["footer"]["text"]))  # type: ignore[index]
-                + sum(len(str(f["name"])) + len(str(f["value"])) for f in fs))  # type: ignore[union-attr]
+    def total() -> int:  # the embed's characters Discord counts (`fields` shrinks below)
+        return (len(str(embed["title"])) + len(str(embed["description"])) + len(footer["text"])
+                + sum(len(str(f["name"])) + len(str(f["value"])) for f in fields))
 
-    while total(embed) > DISCORD_TOTAL_LIMIT and len(fields) > 1:
+    while total() > DISCORD_TOTAL_LIMIT and len(fields) > 1:
         fields.pop(-2 if len(fields) > 1 else -1)
     return DiscordMessage(embeds=[embed], with_chart=content.has_chart)
 
