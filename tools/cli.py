@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tools.results import TOOL_NAMES, ToolName
+
+if TYPE_CHECKING:  # tools.analysis pulls in the whole data stack; the CLI imports it late
+    from tools.analysis import ToolOutcome
 
 
 def _parse_tools(raw: str | None) -> tuple[ToolName, ...]:
@@ -23,7 +27,7 @@ def _parse_tools(raw: str | None) -> tuple[ToolName, ...]:
     return tuple(dict.fromkeys(names))  # type: ignore[arg-type]
 
 
-def _human(outcomes: dict[str, Any], display: str) -> str:
+def _human(outcomes: Mapping[ToolName, ToolOutcome], display: str) -> str:
     lines = [display, "=" * len(display)]
     for tool, outcome in outcomes.items():
         result = outcome.result

@@ -268,7 +268,7 @@ async def memoized(deps: Deps, key: str, ttl: float, fetch: Callable[[], Awaitab
     now = time.monotonic()
     hit = state.memo.get(key)
     if hit is not None and (hit[0] > now or not hit[1].done()):
-        return await asyncio.shield(hit[1])  # type: ignore[no-any-return]
+        return await asyncio.shield(hit[1])
     if len(state.memo) > 2000:  # drop expired entries so the memo stays small
         for k in [k for k, (exp, fut) in state.memo.items() if exp <= now and fut.done()]:
             del state.memo[k]
@@ -282,7 +282,7 @@ async def memoized(deps: Deps, key: str, ttl: float, fetch: Callable[[], Awaitab
             del state.memo[key]  # failures are not kept
 
     task.add_done_callback(forget_failure)
-    return await asyncio.shield(task)  # type: ignore[no-any-return]
+    return await asyncio.shield(task)
 
 
 def _memo_key(url: str, params: dict[str, Any] | None) -> str:

@@ -385,11 +385,9 @@ class TeamResult(ToolResult):
         return out
 
 
-AnyToolResult = Annotated[
-    OnchainResult | SentimentResult | TokenomicsResult | TeamResult,
-    Field(discriminator="tool"),
-]
-_CONCRETE_RESULTS = (OnchainResult, SentimentResult, TokenomicsResult, TeamResult)
+# What a tool really returns (ToolResult itself only declares their common shape).
+ConcreteToolResult = OnchainResult | SentimentResult | TokenomicsResult | TeamResult
+AnyToolResult = Annotated[ConcreteToolResult, Field(discriminator="tool")]
 
 
 def as_any_results(results: Mapping[str, ToolResult]) -> dict[str, AnyToolResult]:
@@ -397,13 +395,13 @@ def as_any_results(results: Mapping[str, ToolResult]) -> dict[str, AnyToolResult
     four concrete classes (ToolResult itself only declares their shape)."""
     out: dict[str, AnyToolResult] = {}
     for name, result in results.items():
-        if not isinstance(result, _CONCRETE_RESULTS):
+        if not isinstance(result, ConcreteToolResult):
             raise TypeError(f"{name}: {type(result).__name__} is not a concrete tool result")
         out[name] = result
     return out
 
 
-RESULT_TYPES: dict[ToolName, type[ToolResult]] = {
+RESULT_TYPES: dict[ToolName, type[ConcreteToolResult]] = {
     "onchain": OnchainResult,
     "sentiment": SentimentResult,
     "tokenomics": TokenomicsResult,

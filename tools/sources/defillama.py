@@ -10,6 +10,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from chainlens.deps import Deps
+from chainlens.redis_reply import as_bytes
 from tools.http import BadResponse, NotFound, get_json, memoized
 from tools.sources._util import num
 
@@ -64,7 +65,7 @@ async def _slugs(deps: Deps) -> dict[str, str]:
             log.warning("redis unavailable for the DefiLlama slug map: %s", exc)
             cached = None
         if cached:
-            return dict(json.loads(zlib.decompress(cached)))
+            return dict(json.loads(zlib.decompress(as_bytes(cached))))
         url = f"{_base(deps)}/protocols"
         mapping = slug_map(await get_json(deps, url, source=SOURCE))
         if not mapping:
