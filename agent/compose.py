@@ -123,7 +123,7 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
                                 results=results, verdict=verdict,
                                 budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
                                 emit=emit, loc=loc)
-    except Exception as exc:  # every provider/stream error: the writer takes over
+    except Exception as exc:  # noqa: BLE001 - every provider/stream error: the writer takes over
         usage = plan_usage.plus(written.usage)
         usage = usage.model_copy(update={"model": "deterministic"})
         if not written.emitted:

@@ -115,7 +115,7 @@ def cost_usd(model: str, tokens_in: int, tokens_out: int, router: Router | None 
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model, prompt_tokens=tokens_in, completion_tokens=tokens_out
         )
-    except Exception:  # litellm raises plain Exception for a model it has no price for
+    except Exception:  # noqa: BLE001 - litellm: plain Exception for a model with no price
         log.debug("no price known for %s", model)
         return 0.0
     return float(prompt_cost + completion_cost)

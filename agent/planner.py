@@ -37,7 +37,7 @@ async def plan_tools(deps: Deps, question: str, project: Project | None) -> tupl
             # imports the optional `mcp` package and fails every tool call without it.
             _skip_mcp_handler=True,
         )
-    except Exception as exc:  # every provider error class; the rules are the fallback
+    except Exception as exc:  # noqa: BLE001 - any provider error: the rules are the fallback
         log.warning("LLM planner failed (%s); using rules", type(exc).__name__)
         return rules, Usage()
     usage = usage_of(response)

@@ -70,7 +70,7 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
             return
     timeouts = dict(DEFAULT_TOOL_TIMEOUT_S)
     if tool_timeout_s is not None:
-        timeouts = {tool: tool_timeout_s for tool in timeouts}
+        timeouts = dict.fromkeys(timeouts, tool_timeout_s)
     context = AgentContext(deps=deps, tool_timeout_s=timeouts, refresh=refresh)
     state: AgentState = {"question": question, "conversation_id": conversation_id,
                          "forced_tools": list(tools) if tools else None, "language": language}

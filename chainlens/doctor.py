@@ -123,14 +123,14 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
                 pg = start_postgres(settings.data_dir)
                 stack.callback(pg.release)
                 db_url = pg.url
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported as down
                 down["postgres"] = f"embedded PostgreSQL did not start: {exc}"[:300]
         if redis_url is None:
             try:
                 embedded_redis = start_redis(settings.data_dir)
                 stack.callback(embedded_redis.release)
                 redis_url = embedded_redis.url
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported as down
                 down["redis"] = f"embedded Redis did not start: {exc}"[:300]
         # Placeholders stand in for a server that did not start; they are never contacted.
         db = await asyncpg.create_pool(db_url or "postgresql://localhost/unavailable",

@@ -355,7 +355,7 @@ class EmbeddedRedis(_Server):
     def _start(self) -> None:
         self.pid_file.unlink(missing_ok=True)
         self.socket_file.unlink(missing_ok=True)
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - our redis-server binary, arguments built here
             [redis_server_binary(),
              "--port", "0", "--unixsocket", str(self.socket_file), "--unixsocketperm", "700",
              "--dir", str(self.data_dir), "--dbfilename", "redis.db",

@@ -161,7 +161,7 @@ async def run_job_worker(deps: Deps, server: uvicorn.Server | None = None) -> No
     one runs there) exits at once without having opened the job queue's connections."""
     from reports.queue import open_queue, run_worker
 
-    while server is not None and not server.started:
+    while server is not None and not server.started:  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
     async with open_queue(deps, max_size=deps.settings.worker_concurrency + 2):
         await run_worker(deps, install_signal_handlers=False, name="serve")

@@ -182,7 +182,7 @@ SELECT (SELECT count(*) FROM upd WHERE fired) AS fired,
        (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM dl) AS ids,
        (SELECT coalesce(array_agg(channel ORDER BY id), '{}') FROM dl) AS channels,
        (SELECT coalesce(array_agg(edition ORDER BY id), '{}') FROM dl) AS editions
-"""
+"""  # noqa: S105 - a SQL pass over the prices, not a password
 
 Row = tuple[int, str, str]  # a ledger row to send: (delivery id, channel, edition)
 

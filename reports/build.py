@@ -169,7 +169,7 @@ async def llm_intro(deps: Deps, fallback: str, facts: str) -> tuple[str, str]:
                 model=str(router.model_list[0]["model_name"]), messages=chat_messages(messages),
                 max_tokens=200, temperature=0.3)
         text = str(response.choices[0].message.content or "").strip()
-    except Exception as exc:  # any model failure falls back to the deterministic writer
+    except Exception as exc:  # noqa: BLE001 - any model failure: the deterministic writer
         log.warning("report intro: model unavailable (%s); deterministic intro used",
                     type(exc).__name__)
         return fallback, "deterministic"

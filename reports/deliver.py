@@ -36,8 +36,8 @@ from bots.outbound import (
 )
 from chainlens import best_effort
 from chainlens.deps import Deps
-from chainlens.redis_reply import as_bytes
 from chainlens.limiter import SendLimiter
+from chainlens.redis_reply import as_bytes
 from reports import ledger, render
 from reports.ledger import Delivery
 from reports.links import unsubscribe_url

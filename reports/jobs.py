@@ -10,10 +10,10 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 
 from procrastinate import RetryStrategy
-from procrastinate.jobs import Job
-from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.job_context import JobContext
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from reports.queue import app, job_deps
 

@@ -99,7 +99,7 @@ def contract_flags(token: dict[str, Any], holders: Concentration) -> tuple[list[
                           points=20 if top10 is not None and top10 > 0.50 else 0,
                           detail=None if top10 is None else f"top 10 hold {top10:.1%} (after exclusions)"))
     count = num(token.get("holder_count"))
-    count = count if count else None  # GoPlus answers "0" when it did not count
+    count = count or None  # GoPlus answers "0" when it did not count
     flags.append(RiskFlag(name="few holders", status="unknown" if count is None else
                           ("yes" if count < 200 else "no"),
                           points=0 if count is None else (20 if count < 50 else 10 if count < 200 else 0),

@@ -30,10 +30,9 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 from aiolimiter import AsyncLimiter
+from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
-
-from redis.exceptions import RedisError
 
 from chainlens import best_effort
 from chainlens.deps import Deps

@@ -118,7 +118,7 @@ async def run_onchain(deps: Deps, project: Project) -> ToolRun:
     if r.market_score is None:
         c.lack("market_score", "no market data could be fetched")
 
-    c.fill_unreported(r, {**{f: coingecko.SOURCE for f in _CG_FIELDS},
+    c.fill_unreported(r, {**dict.fromkeys(_CG_FIELDS, coingecko.SOURCE),
                           "volatility_annual": coingecko.SOURCE, "holder_count": goplus.SOURCE,
                           "top10_share": goplus.SOURCE, "tvl_usd": defillama.SOURCE})
     if r.mcap_to_tvl is None and "mcap_to_tvl" not in c.missing:

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from agent import answer
+from billing.quota import upgrade_url
 from chainlens.deps import Deps
 from tools.results import TOOL_NAMES, ToolName
-from billing.quota import upgrade_url
 from web.auth import Caller, current_caller
 from web.charging import charged, require_paid
 from web.errors import ApiError
