@@ -1,6 +1,7 @@
 """consume_request against a raw Redis EVALSHA round trip, measured in the same run.
 
-Usage: DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/quota_bench.py [--n 20000] [--concurrency 50]
+Usage: DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/quota_bench.py [--n 20000]
+       [--concurrency 50]
 Creates a scratch database next to DATABASE_URL's and drops it afterwards; Redis keys use a
 unique prefix and are deleted.
 """

@@ -70,7 +70,8 @@ for i = 1, n do
   local base = 4 + 4 * (i - 1)
   local mk, dk = KEYS[2 * i - 1], KEYS[2 * i]
   if seeded then
-    local pairs_ = {{mk, tonumber(ARGV[base + 3]), ARGV[1]}, {dk, tonumber(ARGV[base + 4]), ARGV[2]}}
+    local pairs_ = {{mk, tonumber(ARGV[base + 3]), ARGV[1]},
+                    {dk, tonumber(ARGV[base + 4]), ARGV[2]}}
     for _, p in ipairs(pairs_) do
       local cur = tonumber(redis.call('GET', p[1]) or '-1')
       if p[2] > cur then redis.call('SET', p[1], p[2]) end

@@ -220,7 +220,8 @@ WITH input AS (
     INSERT INTO project_usage (project_id, day, requests)
     SELECT project_id, $18::date, count(*) FROM fresh WHERE project_id IS NOT NULL
     GROUP BY project_id ORDER BY project_id
-    ON CONFLICT (project_id, day) DO UPDATE SET requests = project_usage.requests + EXCLUDED.requests
+    ON CONFLICT (project_id, day)
+        DO UPDATE SET requests = project_usage.requests + EXCLUDED.requests
 ), queried AS (
     INSERT INTO query_logs (request_id, user_id, conversation_id, question, project_id, tools,
                             router, status, error)

@@ -36,7 +36,8 @@ DOMAIN = "chainlens"
 
 
 def fold(text: str) -> str:
-    """Lower case without diacritics: 'Tokenomics của PEPE thế nào?' -> 'tokenomics cua pepe the nao?'."""
+    """Lower case without diacritics:
+    'Tokenomics của PEPE thế nào?' -> 'tokenomics cua pepe the nao?'."""
     decomposed = unicodedata.normalize("NFD", text.lower().replace("đ", "d"))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

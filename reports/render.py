@@ -253,7 +253,8 @@ def email_message(content: ReportContent, edition: Edition, *, full_url: str,
              if chart_url and content.has_chart else "")
     body_html = markdown_to_html(markdown)
     page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><style>{_EMAIL_CSS}</style>"
-            f"</head><body>{body_html}{chart}{WATCHLIST_HTML}<hr><p><small>You receive this because you "
+            f"</head><body>{body_html}{chart}{WATCHLIST_HTML}<hr><p><small>"
+            "You receive this because you "
             f"subscribed to the ChainLens daily report. <a href=\"{_UNSUBSCRIBE}\">Unsubscribe"
             f"</a> with one click.</small></p></body></html>")
     text = (_plain(content, edition) + f"{WATCHLIST_TEXT}\n\nFull report: {full_url}\n"

@@ -102,7 +102,8 @@ def sentiment_score(news: float | None, votes_up_pct: float | None,
 
 
 def trend(score: float | None, recent: float | None, earlier: float | None) -> str:
-    """bullish/bearish when the last 24 h moved ≥ 5 points vs the 72 h before and agree with score."""
+    """bullish/bearish when the last 24 h moved ≥ 5 points vs the 72 h before and agree with
+    score."""
     if score is None:
         return "insufficient data"
     if recent is None or earlier is None:
