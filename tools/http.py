@@ -11,8 +11,8 @@ Only transport errors, 429 and 5xx are retried (jittered exponential backoff, `R
 honoured up to a cap). Each host has one request budget shared by every ChainLens process
 through Redis (`chainlens.limiter`, a sliding window): keyless CoinGecko is held to
 `settings.coingecko_rate_per_min`, keyless GitHub to 60 an hour. When Redis is unreachable a
-per-process `AsyncLimiter` holds the same rate. Identical GETs may share one in-flight
-request and a short memo (`memo_ttl`), so parallel tools needing `/coins/{id}` make one upstream call.
+per-process `AsyncLimiter` holds the same rate. Identical GETs may share one in-flight request
+and a short memo (`memo_ttl`), so parallel tools needing `/coins/{id}` make one upstream call.
 """
 
 from __future__ import annotations
