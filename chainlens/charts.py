@@ -155,8 +155,7 @@ def price_figure(title: str, points: Sequence[tuple[int, float]], *,
     color = "#2f9e44" if rising else "#e03131"
     # matplotlib plots datetimes through its units registry; its stubs list only numbers
     axes.plot(times, prices, color=color, linewidth=1.6)  # type: ignore[arg-type]
-    axes.fill_between(times, prices, min(prices),  # type: ignore[arg-type]
-                      color=color, alpha=0.08)
+    axes.fill_between(times, prices, min(prices), color=color, alpha=0.08)  # type: ignore[arg-type]
     axes.set_title(chart_title(title, points, price_usd=price_usd,
                                change_24h_pct=change_24h_pct), fontsize=10, loc="left")
     axes.grid(True, alpha=0.25)
@@ -250,10 +249,11 @@ def render_price_overlay(title: str, series: dict[str, Sequence[tuple[int, float
     for i, (label, points) in enumerate(rebased.items()):
         times = [datetime.fromtimestamp(ms / 1000, tz=UTC) for ms, _ in points]
         last = points[-1][1]
+        values = [p for _, p in points]
+        color = OVERLAY_COLORS[i % len(OVERLAY_COLORS)]
+        legend = f"{label} ({last - 100:+.0f}%)"
         # datetimes through matplotlib's units registry (its stubs list only numbers)
-        axes.plot(times, [p for _, p in points], linewidth=1.6,  # type: ignore[arg-type]
-                  color=OVERLAY_COLORS[i % len(OVERLAY_COLORS)],
-                  label=f"{label} ({last - 100:+.0f}%)")
+        axes.plot(times, values, linewidth=1.6, color=color, label=legend)  # type: ignore[arg-type]
     axes.axhline(100, color="#868e96", linewidth=0.8)
     axes.set_title(title, fontsize=10, loc="left")
     axes.legend(loc="upper left", fontsize=8, frameon=False)
@@ -276,7 +276,7 @@ def _date_ticks(axes: Axes, span_days: float) -> None:
 
     # matplotlib.dates has no annotations: its locator and formatter are untyped calls
     locator = mdates.AutoDateLocator(maxticks=6)  # type: ignore[no-untyped-call]
-    formatter = mdates.DateFormatter(  # type: ignore[no-untyped-call]
-        "%b %Y" if span_days > 60 else "%d %b %Y")
+    date_format = "%b %Y" if span_days > 60 else "%d %b %Y"
+    formatter = mdates.DateFormatter(date_format)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(formatter)
