@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from chainlens.deps import Deps
 from tools.results import ToolName
@@ -48,4 +48,4 @@ def cancellable(node: N) -> N:
         finally:
             running.discard(task)
 
-    return wrapper  # type: ignore[return-value]
+    return cast("N", wrapper)  # functools.wraps: the same call signature as `node`

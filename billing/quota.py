@@ -228,8 +228,9 @@ async def _via_redis(deps: Deps, tier: TierName, plan: store.Plan, now: float,
         rows = [(b.name, kind, w.start) for b in plan.buckets
                 for kind, w in (("minute", plan.minute), ("day", plan.day))]
         store.mirror_for(deps).record(rows, [c for b in plan.buckets for c in counts[b.name]])
-    refused = None if allowed else (index - 1, "minute" if window_code == 1 else "day")
-    return _decide(deps, tier, plan, now, allowed=allowed, refused=refused,  # type: ignore[arg-type]
+    refused_window: WindowName = "minute" if window_code == 1 else "day"
+    refused = None if allowed else (index - 1, refused_window)
+    return _decide(deps, tier, plan, now, allowed=allowed, refused=refused,
                    counts=counts, backend="redis")
 
 

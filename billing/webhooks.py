@@ -62,9 +62,9 @@ def verify_event(settings: Settings, payload: bytes, signature: str | None) -> E
                  and isinstance(event.get("data", {}).get("object"), dict))
     except (ValueError, AttributeError):
         valid = False
-    if not valid:
+    if not valid or not isinstance(event, dict):
         raise WebhookRejected("malformed Stripe event")
-    return event  # type: ignore[no-any-return]
+    return event
 
 
 async def apply_event(deps: Deps, event: Event) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -23,9 +24,9 @@ class Check:
     detail: str
 
 
-async def _probe(http: httpx.AsyncClient, url: str, **kwargs: object) -> tuple[bool, str]:
+async def _probe(http: httpx.AsyncClient, url: str, **kwargs: Any) -> tuple[bool, str]:
     try:
-        response = await http.get(url, timeout=_TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
+        response = await http.get(url, timeout=_TIMEOUT_S, **kwargs)
     except httpx.HTTPError as exc:
         return False, f"{type(exc).__name__}: {exc}"[:120] or type(exc).__name__
     # Any HTTP answer means the service is reachable; 401/403 means the key is wrong.

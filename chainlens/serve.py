@@ -7,8 +7,9 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -137,6 +138,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGINT:
+            # uvicorn annotates int but hands the value to asyncio.wait_for (any float)
             self.config.timeout_graceful_shutdown = _INT_GRACE_S  # type: ignore[assignment]
         super().handle_exit(sig, frame)
 
@@ -167,8 +169,8 @@ async def run_job_worker(deps: Deps, server: uvicorn.Server | None = None) -> No
         await run_worker(deps, install_signal_handlers=False, name="serve")
 
 
-def _bot_starters(settings: Settings) -> list:  # type: ignore[type-arg]
-    starters = []
+def _bot_starters(settings: Settings) -> list[Callable[[Deps], Coroutine[Any, Any, None]]]:
+    starters: list[Callable[[Deps], Coroutine[Any, Any, None]]] = []
     if settings.discord_bot_token:
         from bots.discord import run_discord_bot
 

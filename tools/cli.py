@@ -24,7 +24,7 @@ def _parse_tools(raw: str | None) -> tuple[ToolName, ...]:
     if unknown:
         raise click.BadParameter(f"unknown tool(s) {', '.join(unknown)}; choose from "
                                  f"{', '.join(TOOL_NAMES)}", param_hint="--tools")
-    return tuple(dict.fromkeys(names))  # type: ignore[arg-type]
+    return tuple(dict.fromkeys(n for n in names if n in TOOL_NAMES))
 
 
 def _human(outcomes: Mapping[ToolName, ToolOutcome], display: str) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools.holders import Concentration
-from tools.results import RiskFlag
+from tools.results import FlagStatus, RiskFlag
 from tools.sources._util import num
 
 
@@ -39,7 +39,7 @@ _ZERO_OWNER = {"", "0x0000000000000000000000000000000000000000",
                "0x000000000000000000000000000000000000dead"}
 
 
-def _status(token: dict[str, Any], field: str) -> str:
+def _status(token: dict[str, Any], field: str) -> FlagStatus:
     inverted = field.startswith("!")
     raw = token.get(field.lstrip("!"))
     if raw is None or raw == "":
@@ -48,7 +48,7 @@ def _status(token: dict[str, Any], field: str) -> str:
     return "yes" if value != inverted else "no"
 
 
-def _flag_status(token: dict[str, Any], fields: tuple[str, ...]) -> str:
+def _flag_status(token: dict[str, Any], fields: tuple[str, ...]) -> FlagStatus:
     statuses = [_status(token, f) for f in fields]
     if "yes" in statuses:
         return "yes"
@@ -74,7 +74,7 @@ def contract_flags(token: dict[str, Any], holders: Concentration) -> tuple[list[
             points, detail = 0, "ownership renounced"
         elif points and trusted:
             points, detail = points // 2, "halved: on GoPlus trust list or listed on a major exchange"
-        flags.append(RiskFlag(name=rule.name, status=status, points=points, detail=detail))  # type: ignore[arg-type]
+        flags.append(RiskFlag(name=rule.name, status=status, points=points, detail=detail))
 
     for name, field, tiers in (("sell tax", "sell_tax", ((0.25, 30), (0.10, 15))),
                                ("buy tax", "buy_tax", ((0.25, 20), (0.10, 10)))):

@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from chainlens.i18n import ENGLISH, N_, Localizer
 
 ToolName = Literal["onchain", "sentiment", "tokenomics", "team"]
+# Labels the scorers (tools/scoring.py, tools/flags.py, DefiLlama's audit legend) produce.
+Trend = Literal["bullish", "bearish", "neutral", "insufficient data"]
+FlagStatus = Literal["yes", "no", "unknown", "not applicable"]
+DistributionHealth = Literal["healthy", "moderate", "concentrated", "unknown"]
+GithubActivity = Literal["high", "medium", "low", "none", "unknown"]
+AuditStatus = Literal["audited", "partly audited", "audited fork", "no audits", "unknown"]
 TOOL_NAMES: tuple[ToolName, ...] = ("onchain", "sentiment", "tokenomics", "team")
 
 
@@ -218,7 +224,7 @@ class SentimentResult(ToolResult):
     tool: Literal["sentiment"] = "sentiment"
     score: float | None = None  # 0..100; None when data is insufficient
     label: str | None = None  # "Extreme Fear" … "Extreme Greed" band of `score`
-    trend: Literal["bullish", "bearish", "neutral", "insufficient data"] = "insufficient data"
+    trend: Trend = "insufficient data"
     volume_24h: int = 0  # matched news items in the last 24 h
     volume_7d: int = 0
     headlines: list[Headline] = Field(default_factory=list)
@@ -255,7 +261,7 @@ class SentimentResult(ToolResult):
 
 class RiskFlag(BaseModel):
     name: str  # "honeypot", "mintable", "owner can change balances", …
-    status: Literal["yes", "no", "unknown", "not applicable"]
+    status: FlagStatus
     points: int = 0  # risk points added (after mitigations)
     detail: str | None = None
 
@@ -272,7 +278,7 @@ class TokenomicsResult(ToolResult):
     flags: list[RiskFlag] = Field(default_factory=list)
     top10_share: float | None = None
     lock_ends: list[datetime] = Field(default_factory=list)
-    distribution_health: Literal["healthy", "moderate", "concentrated", "unknown"] = "unknown"
+    distribution_health: DistributionHealth = "unknown"
     risk_score: int | None = None  # 1 (low risk) .. 10 (high risk), seed scale
     tokenomics_score: float | None = None  # 0..100
 
@@ -335,8 +341,8 @@ class TeamResult(ToolResult):
     stars: int | None = None
     forks: int | None = None
     last_push: datetime | None = None
-    github_activity: Literal["high", "medium", "low", "none", "unknown"] = "unknown"
-    audits_status: Literal["audited", "partly audited", "audited fork", "no audits", "unknown"] = "unknown"
+    github_activity: GithubActivity = "unknown"
+    audits_status: AuditStatus = "unknown"
     audit_links: list[str] = Field(default_factory=list)
     backers: list[str] = Field(default_factory=list)
     links: dict[str, str] = Field(default_factory=dict)  # homepage, twitter, github, whitepaper…

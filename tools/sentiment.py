@@ -96,7 +96,7 @@ async def run_sentiment(deps: Deps, project: Project) -> ToolRun:
         r.label = scoring.band(r.score)
         recent = scoring.news_score((cmp, age) for cmp, age, _ in scored if age <= 24)
         earlier = scoring.news_score((cmp, age - 24) for cmp, age, _ in scored if 24 < age <= 96)
-        r.trend = scoring.trend(r.score, recent, earlier)  # type: ignore[assignment]
+        r.trend = scoring.trend(r.score, recent, earlier)
     c.fill_unreported(r, {"votes_up_pct": coingecko.SOURCE})
     c.finish(r)
     return ToolRun(r, c.called, c.ok)

@@ -61,7 +61,7 @@ async def run_tokenomics(deps: Deps, project: Project) -> ToolRun:
         r.top10_share = holders.top10_share
         r.lock_ends = holders.lock_ends
         r.flags, risk_points = contract_flags(token, holders)
-    r.distribution_health = scoring.distribution_health(r.top10_share)  # type: ignore[assignment]
+    r.distribution_health = scoring.distribution_health(r.top10_share)
     health = scoring.supply_health(r.circulating_ratio, r.fdv_to_mcap, r.inflation_annual_pct)
     r.risk_score = None if risk_points is None else scoring.risk_score_1_10(risk_points)
     r.tokenomics_score = scoring.tokenomics_score(risk_points, health)

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from chainlens.deps import Deps
 from chainlens.redis_reply import as_bytes
 from tools.http import BadResponse, NotFound, get_json, memoized
+from tools.results import AuditStatus
 from tools.sources._util import num
 
 SOURCE = "DefiLlama"
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 # currentChainTvls keys DefiLlama leaves out of its default TVL figure
 _EXCLUDED_TVL_KEYS = {"borrowed", "staking", "pool2", "treasury", "vesting", "offers",
                       "doublecounted", "liquidstaking", "dcandlsoverlap"}
-AUDIT_STATUS = {"0": "no audits", "1": "partly audited", "2": "audited", "3": "audited fork"}
+AUDIT_STATUS: dict[str, AuditStatus] = {"0": "no audits", "1": "partly audited", "2": "audited",
+                                         "3": "audited fork"}
 
 
 def _base(deps: Deps) -> str:
@@ -108,7 +110,7 @@ def current_tvl(protocol: dict[str, Any]) -> float | None:
     return None
 
 
-def audits(protocol: dict[str, Any]) -> tuple[str, list[str]]:
+def audits(protocol: dict[str, Any]) -> tuple[AuditStatus, list[str]]:
     """(status label from DefiLlama's "0".."3" legend, audit links)."""
     status = AUDIT_STATUS.get(str(protocol.get("audits")), "unknown")
     raw_links = protocol.get("audit_links")
