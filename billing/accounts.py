@@ -194,7 +194,7 @@ async def set_base_tier(deps: Deps, account_id: int, tier: TierName, *,
 async def set_language(deps: Deps, account_id: int, language: str | None) -> Account:
     """Save the account's language choice ('en', 'vi'), or clear it with None (then each turn
     follows the message's language, then the platform's hint)."""
-    from chainlens.i18n import LANGUAGES  # noqa: PLC0415 - chainlens.i18n pulls in Babel
+    from chainlens.i18n import LANGUAGES  # here: chainlens.i18n pulls in Babel
 
     if language is not None and language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r}; choose one of {', '.join(LANGUAGES)}")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import click
 
-from chainlens.settings import TIER_NAMES
+from chainlens.settings import TIER_NAMES, TierName
 
 
 @click.group()
@@ -55,8 +56,9 @@ def set_tier(identity: str, tier: str, daily_limit: int | None, minute_limit: in
 
         async with open_deps(settings) as deps:
             acct = await account_for_identity(deps, identity)
-            acct = await set_base_tier(deps, acct.id, tier, daily_limit=daily_limit,  # type: ignore[arg-type]
-                                       minute_limit=minute_limit)
+            # click.Choice(TIER_NAMES) lets only a tier name through
+            acct = await set_base_tier(deps, acct.id, cast("TierName", tier),
+                                       daily_limit=daily_limit, minute_limit=minute_limit)
         return f"account {acct.id} is now {acct.tier}"
 
     click.echo(asyncio.run(_run()))

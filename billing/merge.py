@@ -1,9 +1,9 @@
 """Merge two accounts when a link code joins them: the higher tier and paid subscription win.
 
-Everything the merged-away account owned (identities, subscriptions, usage and query logs,
-API keys, report subscriptions, alerts, watchlist) moves to the kept account; the old row stays, pointing at the
-kept one through `merged_into`, so stale references (webhook metadata, in-flight usage) still
-resolve. The merge is recorded in `account_merges`.
+Everything the merged-away account owned (identities, subscriptions, usage and query logs, API
+keys, report subscriptions, alerts, watchlist) moves to the kept account; the old row stays,
+pointing at the kept one through `merged_into`, so stale references (webhook metadata,
+in-flight usage) still resolve. The merge is recorded in `account_merges`.
 """
 
 from __future__ import annotations

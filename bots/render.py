@@ -131,7 +131,7 @@ class Progress:
         """Take one chat event; True when the plan arrived (worth showing at once)."""
         if event.type == "plan":
             self.project = event.project.display if event.project else None
-            self.tools = {tool: "running" for tool in event.plan.tools}
+            self.tools = dict.fromkeys(event.plan.tools, "running")
             return True
         if event.type == "tool_started":
             self.tools[event.tool] = "running"
@@ -288,7 +288,7 @@ def aligned_table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(display_width(r[i]) for r in padded) for i in range(columns)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c + " " * (w - display_width(c)) for c, w in zip(cells, widths)).rstrip()
+        return "  ".join(c + " " * (w - display_width(c)) for c, w in zip(cells, widths, strict=False)).rstrip()
 
     out = [line(padded[0]), "  ".join("-" * w for w in widths)] if padded else []
     out += [line(r) for r in padded[1:]]

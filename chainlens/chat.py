@@ -224,10 +224,7 @@ async def _record(deps: Deps, turn: ChatTurn, account: Account, progress: _Turn)
     final, source = progress.final, progress.final or progress.plan
     project = getattr(source, "project", None)
     usage = getattr(final, "usage", None)
-    if final is not None:
-        status = "ok"
-    else:
-        status = "partial" if progress.delivered else "failed"
+    status = "ok" if final is not None else ("partial" if progress.delivered else "failed")
     record = UsageRecord(
         request_id=progress.request_id,
         account_id=account.id,

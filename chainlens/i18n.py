@@ -36,7 +36,8 @@ DOMAIN = "chainlens"
 
 
 def fold(text: str) -> str:
-    """Lower case without diacritics: 'Tokenomics của PEPE thế nào?' -> 'tokenomics cua pepe the nao?'."""
+    """Lower case without diacritics:
+    'Tokenomics của PEPE thế nào?' -> 'tokenomics cua pepe the nao?'."""
     decomposed = unicodedata.normalize("NFD", text.lower().replace("đ", "d"))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -68,7 +69,7 @@ def as_language(value: str | None) -> Language | None:
     if not value:
         return None
     primary = value.strip().replace("_", "-").split("-")[0].lower()
-    return primary if primary in LANGUAGES else None  # type: ignore[return-value]
+    return primary if primary in LANGUAGES else None
 
 
 class Localizer:

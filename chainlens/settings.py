@@ -6,11 +6,12 @@ line per bad variable (never echoing its value, which may be a secret).
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import secrets
-import ipaddress
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -33,8 +34,8 @@ DEFAULT_NEWS_FEEDS = (
     "https://cointelegraph.com/rss",
     "https://decrypt.co/feed",
 )
-_PLACEHOLDER_SECRET = "dev-insecure-change-me"
-SECRET_KEY_FILE = "secret_key"
+_PLACEHOLDER_SECRET = "dev-insecure-change-me"  # noqa: S105 - the public value refused below
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
 
 
 class TierLimits(BaseModel):
@@ -338,10 +339,8 @@ def load_or_create_secret(path: Path) -> str:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(secrets.token_urlsafe(48) + "\n")
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
-            except FileExistsError:
-                pass
         finally:
             tmp.unlink(missing_ok=True)
     if path.stat().st_mode & 0o077:
@@ -356,10 +355,10 @@ class SettingsError(SystemExit):
     """Start-up refused because a setting is invalid; the message names the variable."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings, or exit with one clear line per invalid variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_input=False, include_url=False):

@@ -40,7 +40,7 @@ from chainlens.deps import Deps
 from chainlens.i18n import ENGLISH, N_, Localizer
 from reports.watch import format_price
 from tools.http import SourceError, get_json
-from tools.results import Project, SentimentResult, TokenomicsResult
+from tools.results import Project, SentimentResult, TokenomicsResult, ToolName
 from tools.sources.coingecko import page_url
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ SELECT (SELECT count(*) FROM upd WHERE fired) AS fired,
        (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM dl) AS ids,
        (SELECT coalesce(array_agg(channel ORDER BY id), '{}') FROM dl) AS channels,
        (SELECT coalesce(array_agg(edition ORDER BY id), '{}') FROM dl) AS editions
-"""
+"""  # noqa: S105 - a SQL pass over the prices, not a password
 
 Row = tuple[int, str, str]  # a ledger row to send: (delivery id, channel, edition)
 
@@ -337,7 +337,7 @@ async def evaluate_slow(deps: Deps) -> int:
     async def one(project_id: str, kind: str, display: str) -> list[Row]:
         async with gate:
             project = await _project(deps, project_id, display)
-            tool = "tokenomics" if kind == "risk" else "sentiment"
+            tool: ToolName = "tokenomics" if kind == "risk" else "sentiment"
             outcome = await run_tool(deps, tool, project)
             if isinstance(outcome.result, TokenomicsResult):
                 return await _risk_pass(deps, project_id, outcome.result)

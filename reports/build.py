@@ -13,19 +13,27 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+from agent.prompts import chat_messages
 from chainlens.deps import Deps
 from chainlens.i18n import DEFAULT_LANGUAGE, ENGLISH, LANGUAGES, Localizer, localizer
 from reports.content import Intro, MarketOverview, ProjectLine, Quote, ReportContent
 from tools import market as tools_market
 from tools.analysis import analyze
 from tools.market import CoinLine
-from tools.results import OnchainResult, Project, SentimentResult, TokenomicsResult, utcnow
+from tools.results import (
+    OnchainResult,
+    Project,
+    SentimentResult,
+    TokenomicsResult,
+    ToolName,
+    utcnow,
+)
 from tools.sources import coingecko
 from tools.warm import known_projects, trending_projects
 
 log = logging.getLogger(__name__)
 
-REPORT_TOOLS = ("onchain", "sentiment", "tokenomics")
+REPORT_TOOLS: tuple[ToolName, ...] = ("onchain", "sentiment", "tokenomics")
 BUILD_CONCURRENCY = 4
 MOVERS = 3
 BTC = Project(id="bitcoin", symbol="BTC", name="Bitcoin")
@@ -180,10 +188,10 @@ async def llm_intro(deps: Deps, fallback: str, facts: str,
     try:
         async with asyncio.timeout(deps.settings.llm_timeout_s + 5):
             response = await router.acompletion(
-                model=str(router.model_list[0]["model_name"]), messages=messages,
+                model=str(router.model_list[0]["model_name"]), messages=chat_messages(messages),
                 max_tokens=200, temperature=0.3)
         text = str(response.choices[0].message.content or "").strip()
-    except Exception as exc:  # any model failure falls back to the deterministic writer
+    except Exception as exc:  # noqa: BLE001 - any model failure: the deterministic writer
         log.warning("report intro: model unavailable (%s); deterministic intro used",
                     type(exc).__name__)
         return fallback, "deterministic"

@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from procrastinate.types import JSONValue
+
 from bots.outbound import (
     DiscordMessage,
     EmailMessage,
@@ -41,6 +43,7 @@ from chainlens import best_effort
 from chainlens.deps import Deps
 from chainlens.i18n import ENGLISH, Localizer, localizer
 from chainlens.limiter import SendLimiter
+from chainlens.redis_reply import as_bytes
 from reports import ledger, render
 from reports.ledger import Delivery
 from reports.links import unsubscribe_url
@@ -326,8 +329,8 @@ async def defer_rows(deps: Deps, rows: Sequence[tuple[int, str, str]]) -> int:
     for (channel, _), ids in groups.items():
         size = BATCH_SIZE[channel]
         for start in range(0, len(ids), size):
-            await send_deliveries.configure(queue=channel).defer_async(
-                delivery_ids=ids[start:start + size])
+            batch: list[JSONValue] = list(ids[start:start + size])
+            await send_deliveries.configure(queue=channel).defer_async(delivery_ids=batch)
             jobs += 1
     return jobs
 
@@ -437,7 +440,7 @@ async def _media(deps: Deps, rendered: Rendered, platform: str) -> bytes | str |
     if platform not in rendered.media:
         cached = await deps.redis.get(deps.keys("media", platform, rendered.image_key))
         if cached:
-            rendered.media[platform] = cached.decode()
+            rendered.media[platform] = as_bytes(cached).decode()
     return rendered.media.get(platform) or rendered.image_png
 
 

@@ -7,13 +7,13 @@ worker starts (`reports.queue.register_periodic`).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from procrastinate import RetryStrategy
-from procrastinate.jobs import Job
-from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.job_context import JobContext
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from reports.queue import app, job_deps
 
@@ -33,8 +33,13 @@ class SendRetry(BaseRetryStrategy):
             return None
         if isinstance(exception, DeliveriesPending) and exception.due_in_s > 0:
             # the platform said when (a 429's retry_after): that, not a growing backoff
-            return RetryDecision(retry_in={"seconds": exception.due_in_s + 0.1})
-        return RetryDecision(retry_in={"seconds": min(300.0, 2.0 ** (job.attempts + 1))})
+            return _retry_in(exception.due_in_s + 0.1)
+        return _retry_in(min(300.0, 2.0 ** (job.attempts + 1)))
+
+
+def _retry_in(seconds: float) -> RetryDecision:
+    # what `RetryDecision(retry_in=...)` computes, for fractional seconds (its type says int)
+    return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 SEND_RETRY = SendRetry()

@@ -122,7 +122,7 @@ async def confirm(deps: Deps, *, channel: ReportChannel, destination: str) -> Su
 async def unsubscribe(deps: Deps, *, channel: ReportChannel, destination: str,
                       reason: str = "unsubscribed") -> bool:
     """Deactivate a destination with the reason; False when it was not active (idempotent)."""
-    result = await deps.db.execute(
+    result: str = await deps.db.execute(
         """
         UPDATE report_subscribers
            SET active = false, deactivated_reason = $3, updated_at = now()

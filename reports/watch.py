@@ -325,7 +325,7 @@ async def alerts_of(deps: Deps, account_id: int) -> list[Alert]:
 async def delete_alert(deps: Deps, account_id: int, alert_id: int) -> bool:
     """Stop one of the account's alerts; False when it has no such active alert."""
     live = await _live_id(deps, account_id)
-    result = await deps.db.execute(
+    result: str = await deps.db.execute(
         "UPDATE alerts SET active = false, deleted_at = now() "
         "WHERE id = $1 AND user_id = $2 AND active", alert_id, live)
     return result != "UPDATE 0"

@@ -484,7 +484,7 @@ def test_filled_in_templates_load_as_production(monkeypatch: pytest.MonkeyPatch)
     secret_active, _ = _template_keys(SECRETS_TEMPLATE, "Secret")
     settings = _load_with_env(monkeypatch, {**config, **secret_active, **FILLED_SECRETS})
     assert settings.environment == "production"
-    assert settings.host == "0.0.0.0" and settings.port == 8000
+    assert settings.host == "0.0.0.0" and settings.port == 8000  # noqa: S104 - the config read
     assert str(settings.public_base_url) == "https://chainlens.example.com/"
     assert str(settings.chainlens_data_dir) == "/var/lib/chainlens"
     assert settings.secret_key.get_secret_value() == FILLED_SECRETS["SECRET_KEY"]

@@ -9,6 +9,11 @@ from datetime import date
 
 import httpx
 import pytest
+
+from chainlens.deps import Deps
+from reports import render
+from reports.build import build_report
+from reports.store import get_report, save_report
 from test_agent_support import (  # noqa: F401  (fixtures)
     Fail,
     FakeLLM,
@@ -17,11 +22,6 @@ from test_agent_support import (  # noqa: F401  (fixtures)
     llm_server_session,
     with_llm,
 )
-
-from chainlens.deps import Deps
-from reports import render
-from reports.build import build_report
-from reports.store import get_report, save_report
 from tests.fake_delivery_discord import embed_problems
 from tests.fake_delivery_sources import ReportSources
 from tests.fake_delivery_telegram import parse_html

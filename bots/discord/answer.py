@@ -15,8 +15,7 @@ import dataclasses
 import io
 import logging
 import time
-from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Any
 
 import discord
 
@@ -37,7 +36,6 @@ from bots.discord.views import answer_view, upgrade_view
 from bots.language import UserLanguage, platform_hint, user_language
 from bots.render import Progress
 from chainlens.chat import (
-    ChatEvent,
     ChatTurn,
     MessageTooLong,
     QuotaGranted,
@@ -94,7 +92,7 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
     try:
         # aclosing: if anything below fails, the chat service's own clean-up (refunding an
         # unanswered request) runs now, before the error handler speaks to the user.
-        events_of_turn = cast(AsyncGenerator[ChatEvent, None], chat(deps, turn))
+        events_of_turn = chat(deps, turn)
         async with contextlib.aclosing(events_of_turn) as events:
             async for event in events:
                 if isinstance(event, QuotaRefused):

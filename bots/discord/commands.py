@@ -4,8 +4,9 @@ handler, all registered in `build_tree()`.
 Every command that touches the database or the network defers first (Discord allows 3 s
 for the first response), then follows up. `/usage`, `/upgrade`, `/link` and refusals are
 ephemeral, like every watchlist and alert command (bots/discord/watch.py). Commands work in
-servers, in DMs with the bot and, installed to a user, in any DM or group DM (`allowed_installs` / `allowed_contexts`); `/alpha` needs the bot in the
-channel to deliver the report, so it is offered in servers and the bot's DMs only.
+servers, in DMs with the bot and, installed to a user, in any DM or group DM
+(`allowed_installs` / `allowed_contexts`); `/alpha` needs the bot in the channel to deliver
+the report, so it is offered in servers and the bot's DMs only.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import discord
 
@@ -48,7 +48,8 @@ class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_C
     async def from_custom_id(cls, interaction: discord.Interaction[Any],
                              item: discord.ui.Item[Any], match: re.Match[str], /
                              ) -> FollowUpButton:
-        aspect: Aspect = match["aspect"] or "research"  # type: ignore[assignment]
+        # _CUSTOM_ID's `aspect` group admits only Aspect names
+        aspect = cast("Aspect", match["aspect"] or "research")
         label = getattr(item, "label", None) or aspect.title()
         return cls(aspect, match["project"], label)
 

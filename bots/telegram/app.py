@@ -10,6 +10,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -20,6 +21,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     ExtBot,
+    JobQueue,
     MessageHandler,
     PreCheckoutQueryHandler,
     filters,
@@ -37,7 +39,10 @@ from chainlens.limiter import SendLimiter
 from chainlens.settings import Settings
 
 log = logging.getLogger("bots.telegram")
-TelegramApplication = Application  # type: ignore[type-arg]
+# What `build_application` builds: the shared rate limiter's bot, PTB's default context types.
+TelegramApplication: TypeAlias = Application[
+    ExtBot[dict[str, Any]], ContextTypes.DEFAULT_TYPE, dict[Any, Any], dict[Any, Any],
+    dict[Any, Any], JobQueue[ContextTypes.DEFAULT_TYPE]]
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -138,14 +143,14 @@ def build_application(deps: Deps) -> TelegramApplication:
 
 
 @asynccontextmanager
-async def telegram_bot(deps: Deps) -> AsyncIterator[ExtBot[None]]:
+async def telegram_bot(deps: Deps) -> AsyncIterator[ExtBot[dict[str, Any]]]:
     """A Bot API client for senders outside the application (reports, alerts): the same
     shared limiter, so `send_markdown(bot, chat_id, text)` obeys every limit."""
     token = deps.settings.telegram_bot_token
     assert token is not None, "TELEGRAM_BOT_TOKEN is not set"
     base_url = deps.settings.telegram_api_base or "https://api.telegram.org/bot"
-    bot: ExtBot[None] = ExtBot(token.get_secret_value(), base_url=base_url,
-                               rate_limiter=SharedRateLimiter(SendLimiter.from_deps(deps)))
+    bot: ExtBot[dict[str, Any]] = ExtBot(token.get_secret_value(), base_url=base_url,
+                                         rate_limiter=SharedRateLimiter(SendLimiter.from_deps(deps)))
     async with bot:
         yield bot
 

@@ -14,13 +14,13 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from billing.accounts import (
-    LinkCodeInvalid,
     account_for_identity,
     create_link_code,
     redeem_link_code,
     set_language,
 )
 from billing.checkout_link import checkout_link
+from billing.errors import LinkCodeInvalid
 from billing.quota import quota_status
 from bots.language import (
     LANGUAGE_CHOICES,
