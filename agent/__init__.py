@@ -19,7 +19,17 @@ from agent.rules import Plan
 from agent.stream import MAX_QUESTION_CHARS, answer, answer_stream
 
 __all__ = [
-    "AgentEvent", "ErrorEvent", "FinalEvent", "PlanEvent", "TextEvent", "ToolFinishedEvent",
-    "ToolStartedEvent", "Usage", "Plan", "MAX_QUESTION_CHARS", "answer", "answer_stream",
+    "MAX_QUESTION_CHARS",
+    "AgentEvent",
+    "ErrorEvent",
+    "FinalEvent",
+    "Plan",
+    "PlanEvent",
+    "TextEvent",
+    "ToolFinishedEvent",
+    "ToolStartedEvent",
+    "Usage",
+    "answer",
+    "answer_stream",
     "detect_language",
 ]

@@ -13,7 +13,7 @@ writer and the output guard puts it back if the model's text disagrees.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel
 
@@ -86,14 +86,15 @@ def assess(results: Mapping[str, ToolResult]) -> Assessment:
                           aspect_only=True, critical_flags=critical,
                           reasons=[f"this answer covers {ran} only; an overall call needs "
                                    "all four analyses"])
-    missing = [name for name in WEIGHTS if name not in scores]
+    missing: list[str] = [name for name in WEIGHTS if name not in scores]
     if missing:
         return Assessment(quality=None, risk_score=None, stance="NO CALL", scores=scores,
                           missing_tools=missing, critical_flags=critical,
                           reasons=["no overall call: " + ", ".join(missing)
                                    + " data " + ("is" if len(missing) == 1 else "are")
                                    + " missing"])
-    quality = sum(WEIGHTS[n] * s for n, s in scores.items())  # type: ignore[index]
+    # every name here is a tool's: the results are exactly the four tools' (checked above)
+    quality = sum(WEIGHTS[cast("ToolName", n)] * s for n, s in scores.items())
     risk = 10 - quality / 100 * 9
     tokenomics = results.get("tokenomics")
     if isinstance(tokenomics, TokenomicsResult) and tokenomics.risk_score is not None:

@@ -21,7 +21,7 @@ from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent
 from agent.facts import Source, numeric_fields, price_history_of, sources_of
 from agent.guard import AnswerGuard, allowed_values, guard_for
 from agent.market_writer import market_sources, write_market_answer
-from agent.prompts import data_block, data_texts, writer_messages
+from agent.prompts import chat_messages, data_block, data_texts, writer_messages
 from agent.rules import Plan
 from agent.state import ToolRun
 from agent.writer import (
@@ -37,7 +37,7 @@ from chainlens.deps import Deps
 from chainlens.i18n import Language, Localizer, localizer
 from tools.market import MarketData
 from tools.resolve import Comparison
-from tools.results import Project, Resolution, ToolResult
+from tools.results import Project, Resolution, ToolResult, as_any_results
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,13 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
         reply = write_no_data_reply(project, results, loc)
         emit(TextEvent(text=reply))
         return FinalEvent(answer=reply, project=project, suggestions=resolution.suggestions,
-                          plan=info, results=results, usage=plan_usage,
+                          plan=info, results=as_any_results(results), usage=plan_usage,
                           conversation_id=conversation_id, substantive=False,
                           language=language)
     verdict = assess(results)
     sources = sources_of(results)
     fallback_answer, report = write_answer(project, results, verdict, sources, loc)
-    base = dict(project=project, suggestions=resolution.suggestions, plan=info,
+    base: dict[str, Any] = dict(project=project, suggestions=resolution.suggestions, plan=info,
                 results=results, sources=sources, price_history=price_history_of(results),
                 report=report, conversation_id=conversation_id, language=language)
     data_cached = bool(runs) and all(r.cache in ("hot", "warm") for r in runs.values())
@@ -123,7 +123,7 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
                                 results=results, verdict=verdict,
                                 budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
                                 emit=emit, loc=loc)
-    except Exception as exc:  # every provider/stream error: the writer takes over
+    except Exception as exc:  # noqa: BLE001 - every provider/stream error: the writer takes over
         usage = plan_usage.plus(written.usage)
         usage = usage.model_copy(update={"model": "deterministic"})
         if not written.emitted:
@@ -160,10 +160,12 @@ def _compose_comparison(comparison: Comparison, plan: Plan, info: PlanInfo,
                           suggestions=[p for u in comparison.unresolved for p in u.suggestions],
                           conversation_id=conversation_id, substantive=False, language=language)
     projects = comparison.projects
-    results = {p.id: {t: runs[f"{p.id}:{t}"].result for t in plan.tools if f"{p.id}:{t}" in runs}
-               for p in projects}
-    ok = {p.id: {t: runs[f"{p.id}:{t}"].ok for t in plan.tools if f"{p.id}:{t}" in runs}
-          for p in projects}
+    results: dict[str, dict[str, ToolResult]] = {
+        p.id: {t: runs[f"{p.id}:{t}"].result for t in plan.tools if f"{p.id}:{t}" in runs}
+        for p in projects}
+    ok: dict[str, dict[str, bool]] = {
+        p.id: {t: runs[f"{p.id}:{t}"].ok for t in plan.tools if f"{p.id}:{t}" in runs}
+        for p in projects}
     base: dict[str, Any] = {
         "project": projects[0], "projects": list(projects), "plan": info, "usage": plan_usage,
         "conversation_id": conversation_id, "language": language, "compared": results,
@@ -224,7 +226,8 @@ async def _write_with_model(deps: Deps, written: _Written, *, question: str, pro
     # The Router's own timeouts bound each attempt; this bounds all of them together.
     async with asyncio.timeout(deps.settings.llm_timeout_s * (models + 1) + 5):
         response = await router.acompletion(
-            model=str(router.model_list[0]["model_name"]), messages=messages, stream=True,
+            model=str(router.model_list[0]["model_name"]), messages=chat_messages(messages),
+            stream=True,
             stream_options={"include_usage": True}, max_tokens=max_tokens, temperature=0.2)
         pending = ""
         try:

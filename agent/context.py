@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from chainlens.deps import Deps
 from tools.results import ToolName
@@ -46,6 +46,6 @@ def cancellable(node: N) -> N:
         try:
             return await node(state, runtime)
         finally:
-            running.discard(task)  # type: ignore[arg-type]
+            running.discard(task)
 
-    return wrapper  # type: ignore[return-value]
+    return cast("N", wrapper)  # functools.wraps: the same call signature as `node`

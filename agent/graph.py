@@ -21,7 +21,7 @@ from agent.context import AgentContext, cancellable
 from agent.events import PlanEvent, PlanInfo, ToolFinishedEvent, ToolStartedEvent, Usage
 from agent.memory import remember_project, remembered_project
 from agent.planner import plan_tools
-from agent.rules import Plan, aspects_in, market_intent, points_back, refers_back
+from agent.rules import Intent, Plan, aspects_in, market_intent, points_back, refers_back
 from agent.state import AgentState, ToolRun, ToolTask
 from chainlens.deps import Deps
 from tools.analysis import run_tool as run_analysis
@@ -97,7 +97,7 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, o
     forced = state.get("forced_tools")
     comparison = state.get("comparison")
     if forced is not None and resolution.project is not None and comparison is None:
-        intent = "research" if set(forced) == set(TOOL_NAMES) else "aspects"
+        intent: Intent = "research" if set(forced) == set(TOOL_NAMES) else "aspects"
         chosen, usage = Plan.of(list(forced), intent=intent), Usage()
     else:
         chosen, usage = await plan_question(runtime.context.deps, state["question"], resolution,
@@ -126,11 +126,12 @@ def fan_out(state: AgentState) -> list[Send] | Literal["compose", "market"]:
 
 
 @cancellable
-async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, object]:
-    """Run one tool under its own timeout; a failure becomes a result that says what is missing."""
+async def run_tool(state: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, object]:
+    """Run one tool under its own timeout; a failure becomes a result that says what is missing.
+    `state` is the `Send` payload (LangGraph's node protocol names the parameter so)."""
     ctx = runtime.context
-    tool, project = task["tool"], task["project"]
-    key = task.get("key", tool)
+    tool, project = state["tool"], state["project"]
+    key = state.get("key", tool)
     in_comparison = project.id if key != tool else None
     runtime.stream_writer(ToolStartedEvent(tool=tool, project_id=in_comparison))
     timeout = ctx.tool_timeout_s.get(tool, 30.0)
@@ -143,17 +144,17 @@ async def run_tool(task: ToolTask, runtime: Runtime[AgentContext]) -> dict[str, 
                       l1_digest=outcome.l1_digest)
     except TimeoutError:
         log.warning("%s tool timed out after %.1fs for %s", tool, timeout, project.id)
-        run = _failed_run(task, f"timed out after {timeout:g}s", started)
+        run = _failed_run(state, f"timed out after {timeout:g}s", started)
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise  # this answer itself is being cancelled (client gone): stop
         # A call shared with another tool (single-flight) was cancelled by that tool's timeout.
         log.warning("%s tool lost a shared upstream call for %s", tool, project.id)
-        run = _failed_run(task, "an upstream call was cancelled", started)
+        run = _failed_run(state, "an upstream call was cancelled", started)
     except Exception:  # run_tool promises not to raise; if it does, the other tools still count
         log.exception("%s tool raised for %s", tool, project.id)
-        run = _failed_run(task, "the tool failed unexpectedly", started)
+        run = _failed_run(state, "the tool failed unexpectedly", started)
     runtime.stream_writer(ToolFinishedEvent(
         tool=tool, project_id=in_comparison, ok=run.ok, cache=run.cache, elapsed_ms=run.elapsed_ms,
         stale=run.result.stale, missing=run.result.missing,

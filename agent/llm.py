@@ -12,15 +12,15 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
 
-import logging  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-import litellm  # noqa: E402
-from litellm import Router  # noqa: E402
+import litellm
+from litellm.router import Router
 
-from chainlens.settings import Settings  # noqa: E402
+from chainlens.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def cost_usd(model: str, tokens_in: int, tokens_out: int, router: Router | None 
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model, prompt_tokens=tokens_in, completion_tokens=tokens_out
         )
-    except Exception:  # litellm raises plain Exception for a model it has no price for
+    except Exception:  # noqa: BLE001 - litellm: plain Exception for a model with no price
         log.debug("no price known for %s", model)
         return 0.0
     return float(prompt_cost + completion_cost)

@@ -10,8 +10,8 @@ import logging
 from typing import Any
 
 from agent.events import Usage
-from agent.prompts import planner_messages, planner_tools
-from agent.rules import Plan, asks_full_research, aspects_in, plan_by_rules
+from agent.prompts import chat_messages, planner_messages, planner_tools
+from agent.rules import Intent, Plan, asks_full_research, aspects_in, plan_by_rules
 from chainlens.deps import Deps
 from tools.results import TOOL_NAMES, Project, ToolName
 
@@ -28,7 +28,7 @@ async def plan_tools(deps: Deps, question: str, project: Project | None) -> tupl
     try:
         response = await deps.llm.acompletion(
             model=primary_model(deps.llm),
-            messages=planner_messages(question, project),
+            messages=chat_messages(planner_messages(question, project)),
             tools=planner_tools(),
             tool_choice="auto",
             max_tokens=PLANNER_MAX_TOKENS,
@@ -37,7 +37,7 @@ async def plan_tools(deps: Deps, question: str, project: Project | None) -> tupl
             # imports the optional `mcp` package and fails every tool call without it.
             _skip_mcp_handler=True,
         )
-    except Exception as exc:  # every provider error class; the rules are the fallback
+    except Exception as exc:  # noqa: BLE001 - any provider error: the rules are the fallback
         log.warning("LLM planner failed (%s); using rules", type(exc).__name__)
         return rules, Usage()
     usage = usage_of(response)
@@ -45,7 +45,7 @@ async def plan_tools(deps: Deps, question: str, project: Project | None) -> tupl
     if not chosen:
         log.info("LLM planner chose no tools for a named project; using rules")
         return rules, usage
-    intent = "research" if set(chosen) == set(TOOL_NAMES) and (
+    intent: Intent = "research" if set(chosen) == set(TOOL_NAMES) and (
         asks_full_research(question) or not aspects_in(question)) else "aspects"
     return Plan.of(chosen, intent=intent, router="llm"), usage
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.assess import Assessment
 from agent.facts import (
@@ -22,6 +22,9 @@ from agent.facts import (
 from agent.writer import localize_reason, missing_reason
 from chainlens.i18n import ENGLISH, Localizer, localizer
 from tools.results import Project, ToolResult
+
+if TYPE_CHECKING:  # litellm is slow to import; only its message types are needed here
+    from litellm.types.llms.openai import AllMessageValues
 
 UNTRUSTED_OPEN = "<<<UNTRUSTED_DATA"
 UNTRUSTED_CLOSE = "UNTRUSTED_DATA>>>"
@@ -170,3 +173,18 @@ def writer_messages(question: str, data: str, language: str = "en") -> list[dict
 def data_texts(sources: Sequence[Source], loc: Localizer = ENGLISH) -> list[str]:
     """Text the guard also accepts figures from (ages in the footer)."""
     return [loc.age(s.age_seconds) for s in sources]
+
+
+def chat_messages(messages: Sequence[Mapping[str, str]]) -> list[AllMessageValues]:
+    """Our prompts' role/content pairs as the message types LiteLLM declares (system and user
+    are the only roles ChainLens writes)."""
+    out: list[AllMessageValues] = []
+    for message in messages:
+        role, content = message["role"], message["content"]
+        if role == "system":
+            out.append({"role": "system", "content": content})
+        elif role == "user":
+            out.append({"role": "user", "content": content})
+        else:
+            raise ValueError(f"no prompt is written with role {role!r}")
+    return out

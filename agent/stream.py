@@ -27,7 +27,7 @@ from agent.state import AgentState, ToolRun
 from agent.writer import write_answer, write_no_project_reply
 from chainlens.deps import Deps
 from chainlens.i18n import N_, Language, localizer
-from tools.results import Resolution, ToolName, ToolResult
+from tools.results import Resolution, ToolName, ToolResult, as_any_results
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
             return
     timeouts = dict(DEFAULT_TOOL_TIMEOUT_S)
     if tool_timeout_s is not None:
-        timeouts = {tool: tool_timeout_s for tool in timeouts}
+        timeouts = dict.fromkeys(timeouts, tool_timeout_s)
     context = AgentContext(deps=deps, tool_timeout_s=timeouts, refresh=refresh)
     state: AgentState = {"question": question, "conversation_id": conversation_id,
                          "forced_tools": list(tools) if tools else None, "language": language}
@@ -144,7 +144,7 @@ def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, An
     verdict = assess(results)
     text, report = write_answer(resolution.project, results, verdict, sources, loc)
     return FinalEvent(answer=text, project=resolution.project, suggestions=resolution.suggestions,
-                      plan=info, results=results, sources=sources, usage=usage,
+                      plan=info, results=as_any_results(results), sources=sources, usage=usage,
                       price_history=price_history_of(results), report=report,
                       conversation_id=conversation_id, language=language)
 

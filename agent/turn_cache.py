@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT, FieldT
 
 from agent.events import (
     AgentEvent,
@@ -154,9 +155,9 @@ async def replay(deps: Deps, key: str, *, conversation_id: str | None,
 
     async def run() -> Any:
         try:
-            return await deps.redis.evalsha(_REPLAY_SHA, 1, key, *args)  # type: ignore[misc]
+            return await deps.redis.evalsha(_REPLAY_SHA, 1, key, *args)
         except NoScriptError:
-            return await deps.redis.eval(_REPLAY, 1, key, *args)  # type: ignore[misc]
+            return await deps.redis.eval(_REPLAY, 1, key, *args)
 
     found = await best_effort.attempt(deps.redis, "turn cache replay", run, None)
     if not found or found[0] is None:  # a miss (or an entry without an id: treat as a miss)
@@ -200,8 +201,9 @@ async def store(deps: Deps, key: str, final: FinalEvent, runs: Mapping[str, Tool
                       body=final.answer[: len(final.answer) - len(footer)], stored_at=time.time())
     inputs = "".join(f"{cache.l1_key(deps, tool, final.project.id)}\n{runs[tool].l1_digest}\n"
                      for tool in final.plan.tools)
-    mapping = {"id": uuid.uuid4().hex, "inputs": inputs, "turn": turn.model_dump_json(),
-               "memory": memory_value(final.project)}
+    mapping: dict[FieldT, EncodableT] = {
+        "id": uuid.uuid4().hex, "inputs": inputs, "turn": turn.model_dump_json(),
+        "memory": memory_value(final.project)}
 
     async def run() -> None:
         async with deps.redis.pipeline(transaction=True) as pipe:

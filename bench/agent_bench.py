@@ -25,16 +25,16 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from agent import answer  # noqa: E402
-from agent.rules import plan_by_rules  # noqa: E402
-from chainlens.deps import Deps, open_deps  # noqa: E402
-from chainlens.settings import Settings  # noqa: E402
-from test_agent_planner import WITH_PROJECT, WITHOUT_PROJECT  # noqa: E402
-from test_agent_support import FakeLLM, Reply, with_llm  # noqa: E402
-from tests.tools_fakes import FakeSources, fast_http  # noqa: E402
-from tools.analysis import run_tool  # noqa: E402
-from tools.resolve import resolve_project  # noqa: E402
-from tools.results import TOOL_NAMES  # noqa: E402
+from agent import answer
+from agent.rules import plan_by_rules
+from chainlens.deps import Deps, open_deps
+from chainlens.settings import Settings
+from test_agent_planner import WITH_PROJECT, WITHOUT_PROJECT
+from test_agent_support import FakeLLM, Reply, with_llm
+from tests.tools_fakes import FakeSources, fast_http
+from tools.analysis import run_tool
+from tools.resolve import resolve_project
+from tools.results import TOOL_NAMES
 
 ROUNDS = 200
 QUESTION = "Research Uniswap"

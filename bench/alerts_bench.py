@@ -10,10 +10,10 @@ fake (tests/alerts_fakes.py, in-process, no network). Each cycle moves the price
 `reports.alerts.evaluate_prices` with the job queue open (firings are deferred as send jobs).
 
 Printed per cycle: wall time, CPU time of this process, database time (the coins query and the
-set-based pass, as `evaluate_prices` times them: `CycleSummary.db_s`), upstream calls, firings; and beside them the
-baseline measured in the same run: one `SELECT` of the active alerts table (all rows fetched
-to the client). Goals: database time under 1 s per cycle; upstream calls = ceil(coins /
-IDS_PER_CALL), never one per alert.
+set-based pass, as `evaluate_prices` times them: `CycleSummary.db_s`), upstream calls, firings;
+and beside them the baseline measured in the same run: one `SELECT` of the active alerts table
+(all rows fetched to the client). Goals: database time under 1 s per cycle; upstream calls =
+ceil(coins / IDS_PER_CALL), never one per alert.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ import uvicorn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _scratch import REDIS_URL, scratch_space
 from fastapi import FastAPI
 from pydantic import AnyHttpUrl, SecretStr
 from telegram import Update
 
+from _scratch import REDIS_URL, scratch_space
 from billing.accounts import account_for_identity, set_base_tier
 from billing.api_keys import create_api_key
 from bots.telegram import build_application, webhook_secret

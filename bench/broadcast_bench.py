@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _scratch import REDIS_URL, scratch_space  # noqa: E402
+from _scratch import REDIS_URL, scratch_space
 
 DAY = date(2026, 12, 1)
+OUTSIDE = "/tmp"  # noqa: S108 - the workers' working directory, outside the checkout
 REAL = {"telegram": (30, 1.0), "telegram_private": (1, 1.0), "telegram_group": (20, 60.0),
         "discord": (50, 1.0), "discord_channel": (5, 5.0), "email": (10, 1.0)}
 
@@ -187,7 +188,7 @@ async def main(n: int, scale: float, workers: int, concurrency: int) -> None:
                 fanned = time.perf_counter() - started
                 procs = [await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "chainlens.cli", "worker",
-                    "--queues", "telegram,discord,email", env=env, cwd="/tmp")
+                    "--queues", "telegram,discord,email", env=env, cwd=OUTSIDE)
                     for _ in range(workers)]
                 while await deps.db.fetchval(
                         "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"):

@@ -45,15 +45,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from billing.accounts import account_for_identity, set_base_tier  # noqa: E402
-from billing.api_keys import create_api_key  # noqa: E402
-from billing.quota import quota_status  # noqa: E402
-from chainlens.deps import open_deps  # noqa: E402
-from chainlens.settings import Settings, TierLimits  # noqa: E402
-from killable import KillablePostgres, KillableRedis  # noqa: E402
-from live_server import LiveServer  # noqa: E402
-from tools_fakes import FakeSources, fast_http  # noqa: E402
-from web.auth import SESSION_COOKIE, session_cookie_value  # noqa: E402
+from billing.accounts import account_for_identity, set_base_tier
+from billing.api_keys import create_api_key
+from billing.quota import quota_status
+from chainlens.deps import open_deps
+from chainlens.settings import Settings, TierLimits
+from killable import KillablePostgres, KillableRedis
+from live_server import LiveServer
+from tools_fakes import FakeSources, fast_http
+from web.auth import SESSION_COOKIE, session_cookie_value
 
 QUESTIONS = ["Research Uniswap", "Bitcoin price", "Uniswap team", "Research Bitcoin",
              "uniswap tokenomics", "Is UNI a good investment?"]

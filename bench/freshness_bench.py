@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _scratch import REDIS_URL, scratch_space  # noqa: E402
-from chainlens.deps import open_deps  # noqa: E402
-from tests.conftest import make_test_settings  # noqa: E402
-from tests.freshness_sim import SimResult, simulate  # noqa: E402
+from _scratch import REDIS_URL, scratch_space
+from chainlens.deps import open_deps
+from tests.conftest import make_test_settings
+from tests.freshness_sim import SimResult, simulate
 
 
 def line(label: str, r: SimResult) -> str:

@@ -1,6 +1,7 @@
 """consume_request against a raw Redis EVALSHA round trip, measured in the same run.
 
-Usage: DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/quota_bench.py [--n 20000] [--concurrency 50]
+Usage: DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/quota_bench.py [--n 20000]
+       [--concurrency 50]
 Creates a scratch database next to DATABASE_URL's and drops it afterwards; Redis keys use a
 unique prefix and are deleted.
 """
@@ -15,14 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from billing.accounts import account_for_identity, set_base_tier  # noqa: E402
-from billing.quota import consume_request, flush_pending  # noqa: E402
-from _scratch import REDIS_URL, scratch_space  # noqa: E402
-from chainlens.deps import open_deps  # noqa: E402
-from chainlens.settings import Settings, TierLimits  # noqa: E402
+from _scratch import REDIS_URL, scratch_space
+from billing.accounts import account_for_identity, set_base_tier
+from billing.quota import consume_request, flush_pending
+from chainlens.deps import open_deps
+from chainlens.settings import Settings, TierLimits
 
 RAW_LUA = "local v = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], 60) return v"
 

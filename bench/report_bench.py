@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _scratch import REDIS_URL, scratch_space  # noqa: E402
-from tests.fake_delivery_sources import ReportSources  # noqa: E402
-from tests.tools_fakes import UNI_ADDRESS, coin_body, json_response  # noqa: E402
+from _scratch import REDIS_URL, scratch_space
+from tests.fake_delivery_sources import ReportSources
+from tests.tools_fakes import UNI_ADDRESS, coin_body, json_response
 
 
 class AnyCoinSources(ReportSources):

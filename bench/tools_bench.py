@@ -19,13 +19,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _scratch import REDIS_URL, scratch_space  # noqa: E402
-from chainlens.deps import Deps, open_deps  # noqa: E402
-from chainlens.settings import Settings  # noqa: E402
-from tests.tools_fakes import UNISWAP, FakeSources  # noqa: E402
-from tools.analysis import analyze, run_tool  # noqa: E402
-from tools.http import HttpOptions, configure_http  # noqa: E402
-from tools.results import TOOL_NAMES  # noqa: E402
+from _scratch import REDIS_URL, scratch_space
+from chainlens.deps import Deps, open_deps
+from chainlens.settings import Settings
+from tests.tools_fakes import UNISWAP, FakeSources
+from tools.analysis import analyze, run_tool
+from tools.http import HttpOptions, configure_http
+from tools.results import TOOL_NAMES
 
 LATENCY_S = 0.150
 ROUNDS = 5

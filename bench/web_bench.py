@@ -34,7 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _scratch import REDIS_URL, scratch_space  # noqa: E402
+from _scratch import REDIS_URL, scratch_space
 
 TRIVIAL_APP = """
 import uvicorn

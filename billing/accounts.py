@@ -194,7 +194,7 @@ async def set_base_tier(deps: Deps, account_id: int, tier: TierName, *,
 async def set_language(deps: Deps, account_id: int, language: str | None) -> Account:
     """Save the account's language choice ('en', 'vi'), or clear it with None (then each turn
     follows the message's language, then the platform's hint)."""
-    from chainlens.i18n import LANGUAGES  # noqa: PLC0415 - chainlens.i18n pulls in Babel
+    from chainlens.i18n import LANGUAGES  # here: chainlens.i18n pulls in Babel
 
     if language is not None and language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r}; choose one of {', '.join(LANGUAGES)}")
@@ -203,6 +203,19 @@ async def set_language(deps: Deps, account_id: int, language: str | None) -> Acc
         await conn.execute("UPDATE users SET language = $2, updated_at = now() WHERE id = $1",
                            live, language)
     return await get_account(deps, live)
+
+
+async def language_of_identity(deps: Deps, identity: str) -> str | None:
+    """The saved language choice of the account behind an identity; None when none is saved
+    or there is no account yet (a read: unlike `account_for_identity`, it creates nothing)."""
+    row = await deps.db.fetchrow(
+        "SELECT u.id, u.merged_into, u.language FROM identities i JOIN users u "
+        "ON u.id = i.user_id WHERE i.identity = $1", normalize_identity(identity))
+    if row is None:
+        return None
+    if row["merged_into"] is None:
+        return str(row["language"]) if row["language"] else None
+    return (await get_account(deps, int(row["id"]))).language
 
 
 def _code_hash(settings: Settings, code: str) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import click
 
-from chainlens.settings import TIER_NAMES
+from chainlens.settings import TIER_NAMES, TierName
 
 
 @click.group()
@@ -55,11 +56,35 @@ def set_tier(identity: str, tier: str, daily_limit: int | None, minute_limit: in
 
         async with open_deps(settings) as deps:
             acct = await account_for_identity(deps, identity)
-            acct = await set_base_tier(deps, acct.id, tier, daily_limit=daily_limit,  # type: ignore[arg-type]
-                                       minute_limit=minute_limit)
+            # click.Choice(TIER_NAMES) lets only a tier name through
+            acct = await set_base_tier(deps, acct.id, cast("TierName", tier),
+                                       daily_limit=daily_limit, minute_limit=minute_limit)
         return f"account {acct.id} is now {acct.tier}"
 
     click.echo(asyncio.run(_run()))
 
 
-COMMANDS = [account]
+@click.group()
+def retention() -> None:
+    """Fold old usage and query rows into daily aggregates (RETENTION_DAYS)."""
+
+
+@retention.command("run")
+def retention_run() -> None:
+    """Apply retention now (the daily job does the same): fold raw rows older than
+    RETENTION_DAYS into daily aggregates and delete them, in batches."""
+    from chainlens.cli import settings_from_env
+
+    settings = settings_from_env()
+
+    async def _run() -> str:
+        from billing.retention import apply_retention
+        from chainlens.deps import open_deps
+
+        async with open_deps(settings) as deps:
+            return (await apply_retention(deps)).summary()
+
+    click.echo(asyncio.run(_run()))
+
+
+COMMANDS = [account, retention]

@@ -13,6 +13,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # billing.quota raises these errors
+    from billing.quota import QuotaDecision
+
 
 class BillingError(Exception):
     """Base class for every billing failure."""
@@ -37,7 +42,7 @@ class QuotaUnavailable(BillingError):
 class TooManyNewAccounts(BillingError):
     """`decision` is the refused per-network decision (for Retry-After and the message)."""
 
-    def __init__(self, decision: object) -> None:
+    def __init__(self, decision: QuotaDecision) -> None:
         super().__init__("too many new anonymous sessions from this network today")
         self.decision = decision
 

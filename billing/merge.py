@@ -1,9 +1,9 @@
 """Merge two accounts when a link code joins them: the higher tier and paid subscription win.
 
-Everything the merged-away account owned (identities, subscriptions, usage and query logs,
-API keys, report subscriptions, alerts, watchlist) moves to the kept account; the old row stays, pointing at the
-kept one through `merged_into`, so stale references (webhook metadata, in-flight usage) still
-resolve. The merge is recorded in `account_merges`.
+Everything the merged-away account owned (identities, subscriptions, usage and query logs, API
+keys, report subscriptions, alerts, watchlist) moves to the kept account; the old row stays,
+pointing at the kept one through `merged_into`, so stale references (webhook metadata,
+in-flight usage) still resolve. The merge is recorded in `account_merges`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,20 @@ async def merge_accounts(conn: asyncpg.Connection, owner_id: int, other_id: int,
         kept_id, gone_id)]
     for table in _MOVE_TABLES:
         await conn.execute(f"UPDATE {table} SET user_id = $1 WHERE user_id = $2", kept_id, gone_id)
+    # daily usage aggregates (billing/retention.py) add up where both accounts have a row
+    await conn.execute(
+        """
+        INSERT INTO usage_daily AS d (day, user_id, channel, status, requests, cache_hits,
+                                      tokens_used, cost_usd)
+        SELECT day, $1, channel, status, requests, cache_hits, tokens_used, cost_usd
+        FROM usage_daily WHERE user_id = $2
+        ON CONFLICT (day, user_id, channel, status) DO UPDATE SET
+            requests = d.requests + EXCLUDED.requests,
+            cache_hits = d.cache_hits + EXCLUDED.cache_hits,
+            tokens_used = d.tokens_used + EXCLUDED.tokens_used,
+            cost_usd = d.cost_usd + EXCLUDED.cost_usd
+        """, kept_id, gone_id)
+    await conn.execute("DELETE FROM usage_daily WHERE user_id = $1", gone_id)
     await conn.execute("DELETE FROM link_codes WHERE user_id = $1", gone_id)
     # one watchlist: the union (a project on both stays once, with its earlier date)
     await conn.execute(

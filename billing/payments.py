@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stripe
 
@@ -19,6 +19,9 @@ from billing.accounts import Account
 from billing.errors import BillingNotConfigured, PaymentProviderError
 from chainlens.deps import Deps
 from chainlens.settings import Settings, TierName
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
 
 PAID_TIERS: tuple[TierName, ...] = ("pro", "enterprise")
 
@@ -47,6 +50,7 @@ async def stripe_client(settings: Settings) -> AsyncIterator[stripe.StripeClient
     base = {"api": settings.stripe_api_base.rstrip("/")} if settings.stripe_api_base else None
     client = stripe.StripeClient(
         settings.stripe_secret_key.get_secret_value(),
+        # stripe types this as its BaseAddresses TypedDict; a plain {"api": url} is what it reads
         base_addresses=base,  # type: ignore[arg-type]
         http_client=http,
         max_network_retries=1,
@@ -57,7 +61,7 @@ async def stripe_client(settings: Settings) -> AsyncIterator[stripe.StripeClient
         # Stripe's message names the problem (never the key); the code is stable for logs.
         raise PaymentProviderError(f"Stripe refused the request: {exc.user_message or exc.code or type(exc).__name__}") from exc
     finally:
-        await http.close_async()
+        await http.close_async()  # type: ignore[no-untyped-call]  # stripe leaves it unannotated
 
 
 def _base_url(settings: Settings) -> str:
@@ -73,7 +77,7 @@ async def create_checkout(deps: Deps, account: Account, tier: TierName) -> str:
     if not price:
         raise BillingNotConfigured(f"billing not configured for the {tier} tier")
     metadata = {"account_id": str(account.id), "tier": tier}
-    params: dict[str, Any] = {
+    params: SessionCreateParams = {
         "mode": "subscription",
         "line_items": [{"price": price, "quantity": 1}],
         "client_reference_id": str(account.id),
@@ -87,7 +91,7 @@ async def create_checkout(deps: Deps, account: Account, tier: TierName) -> str:
     elif account.email:
         params["customer_email"] = account.email
     async with stripe_client(settings) as client:
-        session = await client.v1.checkout.sessions.create_async(params)  # type: ignore[arg-type]
+        session = await client.v1.checkout.sessions.create_async(params)
     if not session.url:
         raise PaymentProviderError("Stripe returned a checkout session without a URL")
     return str(session.url)

@@ -27,11 +27,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
+from redis.typing import EncodableT
 
 from billing import quota_store as store
 from billing.accounts import Account
 from billing.errors import QuotaUnavailable
 from chainlens.deps import Deps
+from chainlens.i18n import ENGLISH, Localizer
 from chainlens.settings import TierName
 
 log = logging.getLogger(__name__)
@@ -60,35 +62,42 @@ class QuotaDecision:
     backend: Backend = "redis"
     scope: Scope = "account"   # whose allowance refused: the account or the client network
 
-    def refusal_message(self) -> str:
-        """The refusal in words, for bots and the web widget."""
+    def refusal_message(self, loc: Localizer = ENGLISH) -> str:
+        """The refusal in words, for bots and the web widget, in `loc`'s language."""
         if self.allowed:
             return ""
-        wait = _human_duration(self.retry_after_s or 0)
+        wait = human_duration(self.retry_after_s or 0, loc)
+        limit = loc.count(self.limit)
         if self.scope == "network":
             if self.window == "minute":
-                text = (f"Too many free requests from your network right now: {self.limit} per "
-                        f"minute are allowed from one address. Try again in {wait}.")
+                text = loc._("Too many free requests from your network right now: {limit} per "
+                             "minute are allowed from one address. Try again in {wait}.")
             else:
-                text = (f"Your network has used all {self.limit} free requests shared by its "
-                        f"visitors today. They reset at 00:00 UTC (in {wait}).")
+                text = loc._("Your network has used all {limit} free requests shared by its "
+                             "visitors today. They reset at 00:00 UTC (in {wait}).")
         elif self.window == "minute":
-            text = (f"Slow down a little: the {self.tier} plan allows {self.limit} "
-                    f"request{'s' if self.limit != 1 else ''} per minute. Try again in {wait}.")
+            text = (loc._("Slow down a little: the {tier} plan allows {limit} request per "
+                          "minute. Try again in {wait}.") if self.limit == 1 else
+                    loc._("Slow down a little: the {tier} plan allows {limit} requests per "
+                          "minute. Try again in {wait}."))
         else:
-            text = (f"You have used all {self.limit} requests for today on the {self.tier} "
-                    f"plan. Your quota resets at 00:00 UTC (in {wait}).")
+            text = loc._("You have used all {limit} requests for today on the {tier} plan. "
+                         "Your quota resets at 00:00 UTC (in {wait}).")
+        text = text.format(limit=limit, wait=wait, tier=self.tier)
         if self.tier != "enterprise" and self.upgrade_url:
-            text += f" Upgrade for more: {self.upgrade_url}"
+            text += " " + loc._("Upgrade for more: {url}").format(url=self.upgrade_url)
         return text
 
 
-def _human_duration(seconds: int) -> str:
+def human_duration(seconds: int, loc: Localizer = ENGLISH) -> str:
+    """'42 s', '7 min', '3 h 5 min' (vi: '42 giây', '7 phút', '3 giờ 5 phút')."""
     if seconds < 60:
-        return f"{max(seconds, 1)} s"
+        return loc._("{n} s").format(n=max(seconds, 1))
     hours, rest = divmod(seconds, 3600)
     minutes = math.ceil(rest / 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    if hours:
+        return loc._("{hours} h {minutes} min").format(hours=hours, minutes=minutes)
+    return loc._("{n} min").format(n=minutes)
 
 
 def upgrade_url(deps: Deps) -> str:
@@ -157,8 +166,8 @@ def _decide(deps: Deps, tier: TierName, plan: store.Plan, now: float, *, allowed
 
 
 def _script_args(plan: store.Plan, mode: str,
-                 seeds: dict[tuple[str, str], int] | None) -> list[object]:
-    args: list[object] = [plan.minute.end_epoch + store._MINUTE_GRACE_S,
+                 seeds: dict[tuple[str, str], int] | None) -> list[EncodableT]:
+    args: list[EncodableT] = [plan.minute.end_epoch + store._MINUTE_GRACE_S,
                           plan.day.end_epoch + store._DAY_GRACE_S, mode, "1" if seeds else "0"]
     for b in plan.buckets:
         args += [b.minute_limit, b.day_limit,
@@ -227,8 +236,9 @@ async def _via_redis(deps: Deps, tier: TierName, plan: store.Plan, now: float,
         rows = [(b.name, kind, w.start) for b in plan.buckets
                 for kind, w in (("minute", plan.minute), ("day", plan.day))]
         store.mirror_for(deps).record(rows, [c for b in plan.buckets for c in counts[b.name]])
-    refused = None if allowed else (index - 1, "minute" if window_code == 1 else "day")
-    return _decide(deps, tier, plan, now, allowed=allowed, refused=refused,  # type: ignore[arg-type]
+    refused_window: WindowName = "minute" if window_code == 1 else "day"
+    refused = None if allowed else (index - 1, refused_window)
+    return _decide(deps, tier, plan, now, allowed=allowed, refused=refused,
                    counts=counts, backend="redis")
 
 

@@ -40,6 +40,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from chainlens.deps import Deps
@@ -69,7 +70,8 @@ for i = 1, n do
   local base = 4 + 4 * (i - 1)
   local mk, dk = KEYS[2 * i - 1], KEYS[2 * i]
   if seeded then
-    local pairs_ = {{mk, tonumber(ARGV[base + 3]), ARGV[1]}, {dk, tonumber(ARGV[base + 4]), ARGV[2]}}
+    local pairs_ = {{mk, tonumber(ARGV[base + 3]), ARGV[1]},
+                    {dk, tonumber(ARGV[base + 4]), ARGV[2]}}
     for _, p in ipairs(pairs_) do
       local cur = tonumber(redis.call('GET', p[1]) or '-1')
       if p[2] > cur then redis.call('SET', p[1], p[2]) end
@@ -112,16 +114,18 @@ retry_lock_conflicts = retry(retry=retry_if_exception_type(LOCK_CONFLICTS),
                              stop=stop_after_attempt(5), wait=wait_random(0.005, 0.05),
                              reraise=True)
 
-_SHA = {src: hashlib.sha1(src.encode()).hexdigest() for src in (CONSUME_LUA, REFUND_LUA)}
+# EVALSHA names a script by its SHA-1 (Redis's choice): an identifier, not a security measure
+_SHA = {src: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()
+        for src in (CONSUME_LUA, REFUND_LUA)}
 
 
-async def run_script(redis: Redis, source: str, keys: Sequence[str], args: Sequence[object]) -> list[int]:
+async def run_script(redis: Redis, source: str, keys: Sequence[str], args: Sequence[EncodableT]) -> list[int]:
     """EVALSHA, loading the script once if this Redis has not seen it."""
     try:
-        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)  # type: ignore[misc]
+        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)
     except NoScriptError:
         await redis.script_load(source)
-        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)  # type: ignore[misc]
+        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)
     return [int(x) for x in result]
 
 

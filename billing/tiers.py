@@ -21,7 +21,8 @@ def higher_tier(a: str, b: str) -> TierName:
 
 
 async def recompute_tier(conn: asyncpg.Connection, user_id: int) -> TierName:
-    """Set users.tier from base_tier and live subscriptions; return it. Caller holds the row lock."""
+    """Set users.tier from base_tier and live subscriptions; return it.
+    Caller holds the row lock."""
     tier = await conn.fetchval(
         """
         UPDATE users u SET tier = t.tier, updated_at = now()

@@ -17,6 +17,7 @@ process that crashes during the outage loses the records it was holding.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ class _GroupWriter:
             batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
             try:
                 await _write_batch(self.pool, [record for record, _ in batch])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - unreachable: deferred; else settled
                 if _unreachable(exc):
                     self._defer([record for record, _ in batch])
                     _settle(batch, None)
@@ -113,7 +114,7 @@ class _GroupWriter:
                 for one in batch:
                     try:
                         await _write_batch(self.pool, [one[0]])
-                    except Exception as single:
+                    except Exception as single:  # noqa: BLE001 - one row's own failure settles it
                         _settle([one], single)
                     else:
                         _settle([one], None)
@@ -136,10 +137,8 @@ class _GroupWriter:
     async def _write_deferred(self) -> None:
         wait, written = DEFERRED_RETRY_S[0], 0
         while self.deferred:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), wait)
-            except TimeoutError:
-                pass
             batch = self.deferred[:MAX_BATCH]
             try:
                 await _write_batch(self.pool, batch)
@@ -159,10 +158,8 @@ class _GroupWriter:
         task = self.retry_task
         if task is not None and not task.done():
             self.wake.set()  # no more backing off: keep trying until the time is up
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), timeout_s)
-            except TimeoutError:
-                pass
             self.wake.clear()  # still down: back to backing off
         if self.deferred:
             log.error("usage: %d records still waiting for PostgreSQL: %s", len(self.deferred),
@@ -223,7 +220,8 @@ WITH input AS (
     INSERT INTO project_usage (project_id, day, requests)
     SELECT project_id, $18::date, count(*) FROM fresh WHERE project_id IS NOT NULL
     GROUP BY project_id ORDER BY project_id
-    ON CONFLICT (project_id, day) DO UPDATE SET requests = project_usage.requests + EXCLUDED.requests
+    ON CONFLICT (project_id, day)
+        DO UPDATE SET requests = project_usage.requests + EXCLUDED.requests
 ), queried AS (
     INSERT INTO query_logs (request_id, user_id, conversation_id, question, project_id, tools,
                             router, status, error)

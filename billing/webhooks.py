@@ -62,9 +62,9 @@ def verify_event(settings: Settings, payload: bytes, signature: str | None) -> E
                  and isinstance(event.get("data", {}).get("object"), dict))
     except (ValueError, AttributeError):
         valid = False
-    if not valid:
+    if not valid or not isinstance(event, dict):
         raise WebhookRejected("malformed Stripe event")
-    return event  # type: ignore[no-any-return]
+    return event
 
 
 async def apply_event(deps: Deps, event: Event) -> str:
@@ -164,7 +164,8 @@ async def _locked_subscription(conn: asyncpg.Connection, user_id: int, sub_id: s
     # Lock order matches merges: the user row first, then its subscription.
     await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
     await conn.execute(
-        "INSERT INTO subscriptions (user_id, stripe_subscription_id, stripe_customer_id, tier, status)"
+        "INSERT INTO subscriptions"
+        " (user_id, stripe_subscription_id, stripe_customer_id, tier, status)"
         " VALUES ($1, $2, $3, $4, 'incomplete') ON CONFLICT (stripe_subscription_id) DO NOTHING",
         user_id, sub_id, customer_id, tier or "pro")
     row = await conn.fetchrow(

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -265,7 +265,8 @@ async def send_email_batch(deps: Deps, message: EmailMessage, recipients: list[E
     """One SendGrid request for up to 1,000 recipients (one personalization each).
 
     `on_slot` may remove recipients from the list (those claimed elsewhere)."""
-    from chainlens.mailer import MAX_PERSONALIZATIONS, send_email_batch as mail_batch
+    from chainlens.mailer import MAX_PERSONALIZATIONS
+    from chainlens.mailer import send_email_batch as mail_batch
 
     if not 0 < len(recipients) <= MAX_PERSONALIZATIONS:
         raise ValueError(f"a batch carries 1..{MAX_PERSONALIZATIONS} recipients")

@@ -18,12 +18,18 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from chainlens.i18n import N_
+from chainlens.i18n import ENGLISH, N_, Localizer
 
-TOOL_LABELS = {"onchain": "Market & on-chain", "sentiment": "Sentiment",
-               "tokenomics": "Tokenomics", "team": "Team"}
+# English msgids; shown through the user's localizer (`tool_label`).
+TOOL_LABELS = {"onchain": N_("Market & on-chain"), "sentiment": N_("Sentiment"),
+               "tokenomics": N_("Tokenomics"), "team": N_("Team")}
 
-HELP_TEXT = (
+
+def tool_label(tool: str, loc: Localizer = ENGLISH) -> str:
+    return loc._(TOOL_LABELS[tool]) if tool in TOOL_LABELS else tool
+
+
+HELP_TEXT = N_(
     "I research crypto projects with live public data (CoinGecko, DefiLlama, GoPlus, GitHub, "
     "news, Fear & Greed) and cite my sources.\n\n"
     "Ask in plain words, for example:\n"
@@ -43,6 +49,7 @@ HELP_TEXT = (
     "/alert PROJECT above 70000 (or below 3000, move 10%, risk, sentiment) — an alert in this "
     "chat\n"
     "/alerts — your alerts with their ids; /alert delete ID removes one\n"
+    "/lang — reply language: English, Tiếng Việt or automatic\n"
     "/help — this message\n\n"
     "Not financial advice."
 )
@@ -62,7 +69,11 @@ class CommandSpec:
 
     @property
     def usage_hint(self) -> str:
-        return f"Usage: /{self.name} <project>, for example /{self.name} {self.example}"
+        return self.usage(ENGLISH)
+
+    def usage(self, loc: Localizer) -> str:
+        return loc._("Usage: /{command} <project>, for example /{command} {example}").format(
+            command=self.name, example=self.example)
 
     def question_for(self, project: str) -> str:
         assert self.question is not None
@@ -90,6 +101,7 @@ OTHER_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("watchlist", N_("Your watchlist")),
     CommandSpec("alert", N_("Price, move, risk or sentiment alert on a project")),
     CommandSpec("alerts", N_("Your alerts (and their ids)")),
+    CommandSpec("lang", N_("Reply language: English, Tiếng Việt or automatic")),
 )
 
 
@@ -108,7 +120,8 @@ TOOL_MARKS = {"running": "⏳", "done": "✅", "partial": "🟡", "failed": "⚠
 class Progress:
     """What a long answer shows while it is being built: project, tools running/done, text."""
 
-    def __init__(self) -> None:
+    def __init__(self, loc: Localizer = ENGLISH) -> None:
+        self.loc = loc
         self.project: str | None = None
         self.tools: dict[str, str] = {}  # tool -> "running" | "done" | "partial" | "failed"
         self.text = ""
@@ -118,7 +131,7 @@ class Progress:
         """Take one chat event; True when the plan arrived (worth showing at once)."""
         if event.type == "plan":
             self.project = event.project.display if event.project else None
-            self.tools = {tool: "running" for tool in event.plan.tools}
+            self.tools = dict.fromkeys(event.plan.tools, "running")
             return True
         if event.type == "tool_started":
             self.tools[event.tool] = "running"
@@ -134,19 +147,21 @@ class Progress:
 
     @property
     def answer(self) -> str:
-        return getattr(self.final, "answer", None) or "Sorry, I could not build an answer this time."
+        return getattr(self.final, "answer", None) or self.loc._(
+            "Sorry, I could not build an answer this time.")
 
     def status_line(self) -> str:
         """One line: the project and each tool's state (no answer text)."""
         parts = [f"🎯 {self.project}"] if self.project else []
         if self.tools:
             parts.append(self.tool_line())
-        return "  ".join(parts) if parts else "🔎 Working on it…"
+        return "  ".join(parts) if parts else self.loc._("🔎 Working on it…")
 
     def tool_line(self) -> str:
         """Each tool's state: ⏳ running, ✅ done, 🟡 partial (some sources missing), ⚠️ failed."""
-        return "  ".join(f"{TOOL_MARKS[s]} {TOOL_LABELS.get(t, t)}"
-                         + (" (partial)" if s == "partial" else "")
+        partial = " " + self.loc._("(partial)")
+        return "  ".join(f"{TOOL_MARKS[s]} {tool_label(t, self.loc)}"
+                         + (partial if s == "partial" else "")
                          for t, s in self.tools.items())
 
     def render(self) -> str:
@@ -159,7 +174,7 @@ class Progress:
             lines.append("")
             lines.append(self.text)
         elif not self.tools:
-            lines.append("🔎 Working on it…")
+            lines.append(self.loc._("🔎 Working on it…"))
         return "\n".join(lines)
 
 
@@ -273,7 +288,7 @@ def aligned_table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(display_width(r[i]) for r in padded) for i in range(columns)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c + " " * (w - display_width(c)) for c, w in zip(cells, widths)).rstrip()
+        return "  ".join(c + " " * (w - display_width(c)) for c, w in zip(cells, widths, strict=False)).rstrip()
 
     out = [line(padded[0]), "  ".join("-" * w for w in widths)] if padded else []
     out += [line(r) for r in padded[1:]]
@@ -565,11 +580,12 @@ class Button:
 
 FOLLOW_UPS: tuple[tuple[str, str, str], ...] = (
     # kind, label, question (the planner's words pick exactly that tool)
-    ("sentiment", "Sentiment", "{project} sentiment"),
-    ("tokenomics", "Tokenomics", "{project} tokenomics"),
-    ("team", "Team", "{project} team and developers"),
-    ("chart", "Chart", "{project} price chart"),
+    ("sentiment", N_("Sentiment"), "{project} sentiment"),
+    ("tokenomics", N_("Tokenomics"), "{project} tokenomics"),
+    ("team", N_("Team"), "{project} team and developers"),
+    ("chart", N_("Chart"), "{project} price chart"),
 )
+UPGRADE_LABEL = N_("⭐ Upgrade")
 _CALLBACK_LIMIT = 64
 
 
@@ -596,13 +612,19 @@ def button_question(button: Button) -> str:
     return template.format(project=project_id)
 
 
-def answer_buttons(final: Any, *, upgrade: bool) -> list[list[Button]]:
+def upgrade_button(loc: Localizer = ENGLISH) -> Button:
+    return Button(loc._(UPGRADE_LABEL), "upgrade")
+
+
+def answer_buttons(final: Any, *, upgrade: bool,
+                   loc: Localizer = ENGLISH) -> list[list[Button]]:
     """The buttons under an answer: follow-ups on its project, did-you-mean suggestions,
     and Upgrade when it helps (a free account)."""
     rows: list[list[Button]] = []
     project = getattr(final, "project", None)
     if project is not None:
-        row = [Button(label, "ask", f"{kind}:{project.id}") for kind, label, _ in FOLLOW_UPS]
+        row = [Button(loc._(label), "ask", f"{kind}:{project.id}")
+               for kind, label, _ in FOLLOW_UPS]
         row = [b for b in row if len(b.data.encode()) <= _CALLBACK_LIMIT]
         if row:
             rows.append(row)
@@ -613,5 +635,5 @@ def answer_buttons(final: Any, *, upgrade: bool) -> list[list[Button]]:
         if row:
             rows.append(row)
     if upgrade:
-        rows.append([Button("⭐ Upgrade", "upgrade")])
+        rows.append([upgrade_button(loc)])
     return rows

@@ -15,11 +15,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from chainlens.deps import Deps
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 log = logging.getLogger(__name__)
 _CACHE_TTL_S = 24 * 3600  # a snapshot never changes; the day only bounds Redis memory
@@ -141,7 +144,6 @@ def price_figure(title: str, points: Sequence[tuple[int, float]], *,
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     from matplotlib.figure import Figure
 
     times = [datetime.fromtimestamp(ms / 1000, tz=UTC) for ms, _ in points]
@@ -151,14 +153,14 @@ def price_figure(title: str, points: Sequence[tuple[int, float]], *,
     axes = figure.add_subplot()
     rising = prices[-1] >= prices[0]
     color = "#2f9e44" if rising else "#e03131"
-    axes.plot(times, prices, color=color, linewidth=1.6)
-    axes.fill_between(times, prices, min(prices), color=color, alpha=0.08)
+    # matplotlib plots datetimes through its units registry; its stubs list only numbers
+    axes.plot(times, prices, color=color, linewidth=1.6)  # type: ignore[arg-type]
+    axes.fill_between(times, prices, min(prices), color=color, alpha=0.08)  # type: ignore[arg-type]
     axes.set_title(chart_title(title, points, price_usd=price_usd,
                                change_24h_pct=change_24h_pct), fontsize=10, loc="left")
     axes.grid(True, alpha=0.25)
     span_days = (points[-1][0] - points[0][0]) / 86_400_000
-    axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=6))
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y" if span_days > 60 else "%d %b %Y"))
+    _date_ticks(axes, span_days)
     axes.yaxis.set_major_formatter(lambda value, _: _usd(value))
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
@@ -239,7 +241,6 @@ def render_price_overlay(title: str, series: dict[str, Sequence[tuple[int, float
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     from matplotlib.figure import Figure
 
     dpi = 100
@@ -248,9 +249,11 @@ def render_price_overlay(title: str, series: dict[str, Sequence[tuple[int, float
     for i, (label, points) in enumerate(rebased.items()):
         times = [datetime.fromtimestamp(ms / 1000, tz=UTC) for ms, _ in points]
         last = points[-1][1]
-        axes.plot(times, [p for _, p in points], linewidth=1.6,
-                  color=OVERLAY_COLORS[i % len(OVERLAY_COLORS)],
-                  label=f"{label} ({last - 100:+.0f}%)")
+        values = [p for _, p in points]
+        color = OVERLAY_COLORS[i % len(OVERLAY_COLORS)]
+        legend = f"{label} ({last - 100:+.0f}%)"
+        # datetimes through matplotlib's units registry (its stubs list only numbers)
+        axes.plot(times, values, linewidth=1.6, color=color, label=legend)  # type: ignore[arg-type]
     axes.axhline(100, color="#868e96", linewidth=0.8)
     axes.set_title(title, fontsize=10, loc="left")
     axes.legend(loc="upper left", fontsize=8, frameon=False)
@@ -258,11 +261,22 @@ def render_price_overlay(title: str, series: dict[str, Sequence[tuple[int, float
     first = min(points[0][0] for points in rebased.values())
     last_t = max(points[-1][0] for points in rebased.values())
     span_days = (last_t - first) / 86_400_000
-    axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=6))
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y" if span_days > 60 else "%d %b %Y"))
+    _date_ticks(axes, span_days)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _date_ticks(axes: Axes, span_days: float) -> None:
+    """At most six date ticks, with the year alone once the chart spans more than two months."""
+    import matplotlib.dates as mdates
+
+    # matplotlib.dates has no annotations: its locator and formatter are untyped calls
+    locator = mdates.AutoDateLocator(maxticks=6)  # type: ignore[no-untyped-call]
+    date_format = "%b %Y" if span_days > 60 else "%d %b %Y"
+    formatter = mdates.DateFormatter(date_format)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(formatter)

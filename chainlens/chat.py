@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from agent import MAX_QUESTION_CHARS, AgentEvent, answer_stream
+from agent.language import detect_language
 from agent.rules import alert_request
 from billing.accounts import Account, account_for_identity
 from billing.quota import QuotaDecision, consume_request, refund_request
 from billing.usage import UsageRecord, record_usage
 from chainlens.deps import Deps
+from chainlens.i18n import ENGLISH, N_, Language, Localizer, as_language, localizer
 from chainlens.shield import finish_shielded
 
 log = logging.getLogger(__name__)
@@ -44,14 +46,17 @@ Channel = Literal["web", "api", "telegram", "discord", "cli"]
 
 
 class MessageTooLong(ValueError):
-    """The question is longer than the agent accepts."""
+    """The question is longer than the agent accepts (`str()` in English, `text(loc)` in the
+    user's language)."""
 
     def __init__(self, length: int) -> None:
-        super().__init__(
-            f"Your message is {length} characters; the limit is {MAX_QUESTION_CHARS}. "
-            "Please ask a shorter question."
-        )
         self.length = length
+        super().__init__(self.text(ENGLISH))
+
+    def text(self, loc: Localizer = ENGLISH) -> str:
+        return loc._("Your message is {length} characters; the limit is {limit}. Please ask a "
+                     "shorter question.").format(length=loc.count(self.length),
+                                                 limit=loc.count(MAX_QUESTION_CHARS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,15 @@ class ChatTurn:
     # the browser's Accept-Language).
     saved_language: str | None = None
     language_hint: str | None = None
+    # The turn's language when the adapter phrased the question itself from a command or a
+    # button ("Research X"): our English template must not decide it (bots/language.py).
+    language: str | None = None
+
+    @property
+    def reply_language(self) -> Language:
+        """The language the turn is answered in (the agent's rule, or the adapter's choice)."""
+        return as_language(self.language) or detect_language(
+            self.text, saved=self.saved_language, hint=self.language_hint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,9 @@ class QuotaRefused:
     @property
     def message(self) -> str:
         return self.decision.refusal_message()
+
+    def text(self, loc: Localizer = ENGLISH) -> str:
+        return self.decision.refusal_message(loc)
 
 
 ChatEvent = QuotaGranted | QuotaRefused | AgentEvent
@@ -166,6 +183,7 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
     try:
         stream = cast(AsyncGenerator[AgentEvent, None],
                       answer_stream(deps, text, conversation_id=turn.conversation_id,
+                                    language=as_language(turn.language),
                                     saved_language=turn.saved_language,
                                     language_hint=turn.language_hint))
         async with aclosing(stream) as events:
@@ -206,10 +224,7 @@ async def _record(deps: Deps, turn: ChatTurn, account: Account, progress: _Turn)
     final, source = progress.final, progress.final or progress.plan
     project = getattr(source, "project", None)
     usage = getattr(final, "usage", None)
-    if final is not None:
-        status = "ok"
-    else:
-        status = "partial" if progress.delivered else "failed"
+    status = "ok" if final is not None else ("partial" if progress.delivered else "failed")
     record = UsageRecord(
         request_id=progress.request_id,
         account_id=account.id,
@@ -259,26 +274,31 @@ async def alert_turn(deps: Deps, turn: ChatTurn, account: Account,
     from agent.events import FinalEvent, PlanEvent, PlanInfo, TextEvent
     from reports import watch
 
+    language = turn.reply_language
+    loc = localizer(language)
     plan = PlanInfo(tools=[], router="rules", intent="alert")
     suggestions: list[Any] = []
-    yield PlanEvent(project=None, plan=plan)
+    yield PlanEvent(project=None, plan=plan, language=language)
     where = alert_destination(turn, account)
     try:
         if where is None:
-            raise watch.WatchError(
+            raise watch.WatchError(N_(
                 "Alerts need somewhere to be delivered: sign in on the web (they come by "
-                "e-mail), or use /alert in the Telegram or Discord chat where you want them.")
+                "e-mail), or use /alert in the Telegram or Discord chat where you want them."))
         query, spec = watch.parse_alert(alert)
         made = await watch.create_alert(deps, account.id, query, spec, channel=where[0],
                                         destination=where[1])
-        manage = ("the account page lists your alerts" if where[0] == "email"
-                  else f"/alerts lists yours, /alert delete {made.id} stops it")
-        answer = (f"Alert set: {watch.describe(made)}. You get one message each time it "
-                  f"happens; {manage}.")
+        if where[0] == "email":
+            answer = loc._("Alert set: {alert}. You get one message each time it happens; the "
+                           "account page lists your alerts.")
+        else:
+            answer = loc._("Alert set: {alert}. You get one message each time it happens; "
+                           "/alerts lists yours, /alert delete {id} stops it.")
+        answer = answer.format(alert=watch.describe(made, loc), id=made.id)
     except watch.UnknownProject as exc:
-        answer, suggestions = exc.message, list(exc.suggestions)
+        answer, suggestions = exc.text(loc), list(exc.suggestions)
     except watch.WatchError as exc:
-        answer = exc.message
+        answer = exc.text(loc)
     yield TextEvent(text=answer)
     yield FinalEvent(answer=answer, project=None, suggestions=suggestions, plan=plan,
-                     conversation_id=turn.conversation_id)
+                     conversation_id=turn.conversation_id, language=language)

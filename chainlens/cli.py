@@ -18,7 +18,7 @@ import importlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,8 +39,8 @@ IDENTITY_FORMAT = "telegram:<id>, discord:<id> or web:<email>"
 _VERBOSE = "chainlens.verbose"
 
 
-def run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-    return asyncio.run(fn(*args))  # type: ignore[arg-type]
+def run_async(fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    return asyncio.run(fn(*args))
 
 
 def settings_from_env(**overrides: object) -> Settings:

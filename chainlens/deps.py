@@ -21,7 +21,7 @@ from chainlens.migrate import apply_migrations
 from chainlens.settings import Settings
 
 if TYPE_CHECKING:
-    from litellm import Router
+    from litellm.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ async def _setup_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# asyncpg ships no types (see the mypy overrides): its Connection is Any to subclass
 class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
     """A pool connection released without asyncpg's reset query (one round trip saved per
     acquire). asyncpg still rolls back an open transaction on release. That is safe because

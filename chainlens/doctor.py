@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -23,9 +24,9 @@ class Check:
     detail: str
 
 
-async def _probe(http: httpx.AsyncClient, url: str, **kwargs: object) -> tuple[bool, str]:
+async def _probe(http: httpx.AsyncClient, url: str, **kwargs: Any) -> tuple[bool, str]:
     try:
-        response = await http.get(url, timeout=_TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
+        response = await http.get(url, timeout=_TIMEOUT_S, **kwargs)
     except httpx.HTTPError as exc:
         return False, f"{type(exc).__name__}: {exc}"[:120] or type(exc).__name__
     # Any HTTP answer means the service is reachable; 401/403 means the key is wrong.
@@ -123,14 +124,14 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
                 pg = start_postgres(settings.data_dir)
                 stack.callback(pg.release)
                 db_url = pg.url
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported as down
                 down["postgres"] = f"embedded PostgreSQL did not start: {exc}"[:300]
         if redis_url is None:
             try:
                 embedded_redis = start_redis(settings.data_dir)
                 stack.callback(embedded_redis.release)
                 redis_url = embedded_redis.url
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported as down
                 down["redis"] = f"embedded Redis did not start: {exc}"[:300]
         # Placeholders stand in for a server that did not start; they are never contacted.
         db = await asyncpg.create_pool(db_url or "postgresql://localhost/unavailable",

@@ -223,13 +223,12 @@ class EmbeddedPostgres(_Server):
         return pid is not None and _start_time(pid) is not None
 
     def _start(self) -> None:
-        import pgserver
+        from pgserver.postgres_server import get_server
 
         self._remove_stale_lock_files()
         if self.server is None:
             # cleanup_mode=None: pgserver never stops it; `release` does, for the last user.
-            self.server = pgserver.get_server(  # type: ignore[attr-defined]
-                self.pgdata, cleanup_mode=None)
+            self.server = get_server(self.pgdata, cleanup_mode=None)
         # get_server hands back a cached handle in this process, possibly of a stopped server.
         self.server.ensure_postgres_running()
         log.info("embedded PostgreSQL running in %s", self.pgdata)
@@ -258,6 +257,7 @@ class EmbeddedPostgres(_Server):
                 lock.unlink(missing_ok=True)
 
     def _stop(self) -> None:
+        # pgserver._commands defines one function per PostgreSQL binary at import time
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         pid = self._pid()
@@ -278,10 +278,9 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     embedded.pgdata.mkdir(parents=True, exist_ok=True)
     embedded._join()
     if embedded.server is None:  # joined a server another process runs
-        import pgserver
+        from pgserver.postgres_server import get_server
 
-        embedded.server = pgserver.get_server(  # type: ignore[attr-defined]
-            embedded.pgdata, cleanup_mode=None)
+        embedded.server = get_server(embedded.pgdata, cleanup_mode=None)
     return embedded
 
 
@@ -355,7 +354,7 @@ class EmbeddedRedis(_Server):
     def _start(self) -> None:
         self.pid_file.unlink(missing_ok=True)
         self.socket_file.unlink(missing_ok=True)
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - our redis-server binary, arguments built here
             [redis_server_binary(),
              "--port", "0", "--unixsocket", str(self.socket_file), "--unixsocketperm", "700",
              "--dir", str(self.data_dir), "--dbfilename", "redis.db",

@@ -36,7 +36,8 @@ DOMAIN = "chainlens"
 
 
 def fold(text: str) -> str:
-    """Lower case without diacritics: 'Tokenomics của PEPE thế nào?' -> 'tokenomics cua pepe the nao?'."""
+    """Lower case without diacritics:
+    'Tokenomics của PEPE thế nào?' -> 'tokenomics cua pepe the nao?'."""
     decomposed = unicodedata.normalize("NFD", text.lower().replace("đ", "d"))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -68,7 +69,7 @@ def as_language(value: str | None) -> Language | None:
     if not value:
         return None
     primary = value.strip().replace("_", "-").split("-")[0].lower()
-    return primary if primary in LANGUAGES else None  # type: ignore[return-value]
+    return primary if primary in LANGUAGES else None
 
 
 class Localizer:
@@ -97,6 +98,11 @@ class Localizer:
             return f"{x:,.{digits}f}"
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
         return format_decimal(x, format=pattern, locale=self.locale)
+
+    def count(self, n: int) -> str:
+        """A count inside a sentence: en as the product always wrote it (2000), vi grouped
+        (2.000)."""
+        return str(n) if self.english else self.number(n)
 
     def pct(self, x: float, signed: bool = True, digits: int = 1) -> str:
         """A value already in percent: +3.2% / +3,2%."""
@@ -154,3 +160,29 @@ def localizer(language: str | None = None) -> Localizer:
 
 
 ENGLISH = localizer("en")
+
+
+class LazyText:
+    """A message translated where it is shown, not where it is made: an exception raised deep
+    in a service carries its msgid (marked with `N_` where it is written) and the values of its
+    placeholders; each channel renders it in its user's language. Values that are `LazyText`
+    themselves are rendered in the same language. `str()` is the English text."""
+
+    __slots__ = ("msgid", "params")
+
+    def __init__(self, msgid: str, /, **params: object) -> None:
+        self.msgid = msgid
+        self.params = params
+
+    def render(self, loc: Localizer = ENGLISH) -> str:
+        text = loc._(self.msgid)
+        if not self.params:
+            return text
+        return text.format(**{name: value.render(loc) if isinstance(value, LazyText) else value
+                              for name, value in self.params.items()})
+
+    def __str__(self) -> str:
+        return self.render(ENGLISH)
+
+    def __repr__(self) -> str:
+        return f"LazyText({self.msgid!r}, **{self.params!r})"

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT
 
 if TYPE_CHECKING:
     from chainlens.deps import Deps, KeySpace
@@ -144,7 +145,7 @@ class SendLimiter:
         """Take a slot now and return 0.0, or take nothing and return the seconds to wait."""
         buckets = self._buckets(platform, chat, chat_class)
         keys = [b[0] for b in buckets] + [b[1] for b in buckets]
-        args: list[object] = [len(buckets), _MARGIN_MS, uuid.uuid4().hex]
+        args: list[EncodableT] = [len(buckets), _MARGIN_MS, uuid.uuid4().hex]
         for _, _, rate in buckets:
             args += [rate.limit, rate.window_ms]
         wait_ms = int(await self._acquire(keys=keys, args=args))

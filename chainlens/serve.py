@@ -7,8 +7,9 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -86,8 +87,7 @@ async def serve_forever(settings: Settings) -> None:
             log.info("channel %s", line)
         # X-Forwarded-For is read by web.auth.client_ip from FORWARDED_ALLOW_IPS proxies only.
         config = server_config(app, settings, log_config=None, proxy_headers=False,
-                               # uvicorn annotates int; it passes the value to wait_for
-                               timeout_graceful_shutdown=_TERM_GRACE_S)  # type: ignore[arg-type]
+                               timeout_graceful_shutdown=_TERM_GRACE_S)
         server = _Server(config)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
@@ -138,6 +138,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGINT:
+            # uvicorn annotates int but hands the value to asyncio.wait_for (any float)
             self.config.timeout_graceful_shutdown = _INT_GRACE_S  # type: ignore[assignment]
         super().handle_exit(sig, frame)
 
@@ -162,14 +163,14 @@ async def run_job_worker(deps: Deps, server: uvicorn.Server | None = None) -> No
     one runs there) exits at once without having opened the job queue's connections."""
     from reports.queue import open_queue, run_worker
 
-    while server is not None and not server.started:
+    while server is not None and not server.started:  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
     async with open_queue(deps, max_size=deps.settings.worker_concurrency + 2):
         await run_worker(deps, install_signal_handlers=False, name="serve")
 
 
-def _bot_starters(settings: Settings) -> list:  # type: ignore[type-arg]
-    starters = []
+def _bot_starters(settings: Settings) -> list[Callable[[Deps], Coroutine[Any, Any, None]]]:
+    starters: list[Callable[[Deps], Coroutine[Any, Any, None]]] = []
     if settings.discord_bot_token:
         from bots.discord import run_discord_bot
 

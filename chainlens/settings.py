@@ -6,11 +6,12 @@ line per bad variable (never echoing its value, which may be a secret).
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import secrets
-import ipaddress
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -33,8 +34,8 @@ DEFAULT_NEWS_FEEDS = (
     "https://cointelegraph.com/rss",
     "https://decrypt.co/feed",
 )
-_PLACEHOLDER_SECRET = "dev-insecure-change-me"
-SECRET_KEY_FILE = "secret_key"
+_PLACEHOLDER_SECRET = "dev-insecure-change-me"  # noqa: S105 - the public value refused below
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
 
 
 class TierLimits(BaseModel):
@@ -199,6 +200,12 @@ class Settings(BaseSettings):
     alert_rearm_margin: float = Field(default=0.01, ge=0, lt=0.5)
     alert_cron: str = "* * * * *"
     alert_slow_cron: str = "*/30 * * * *"  # risk-flag and sentiment alerts
+    # retention (billing/retention.py): raw usage/query rows are folded into daily aggregates
+    # and deleted after `retention_days`; daily rows go after `retention_daily_days`
+    retention_days: PositiveInt = 90
+    retention_daily_days: PositiveInt = 730
+    retention_batch: int = Field(default=5000, ge=1, le=100_000)
+    retention_cron: str = "23 5 * * *"
     # SendGrid "Signed Event Webhook" verification key (base64 ECDSA public key)
     sendgrid_webhook_public_key: SecretStr | None = None
 
@@ -208,7 +215,8 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("report_cron", "cache_warm_cron", "alert_cron", "alert_slow_cron")
+    @field_validator("report_cron", "cache_warm_cron", "alert_cron", "alert_slow_cron",
+                     "retention_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         from croniter import croniter
@@ -331,10 +339,8 @@ def load_or_create_secret(path: Path) -> str:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(secrets.token_urlsafe(48) + "\n")
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
-            except FileExistsError:
-                pass
         finally:
             tmp.unlink(missing_ok=True)
     if path.stat().st_mode & 0o077:
@@ -349,10 +355,10 @@ class SettingsError(SystemExit):
     """Start-up refused because a setting is invalid; the message names the variable."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings, or exit with one clear line per invalid variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_input=False, include_url=False):

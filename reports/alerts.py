@@ -37,9 +37,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chainlens.deps import Deps
-from reports.watch import condition, format_price
+from chainlens.i18n import ENGLISH, N_, Localizer
+from reports.watch import format_price
 from tools.http import SourceError, get_json
-from tools.results import Project, SentimentResult, TokenomicsResult
+from tools.results import Project, SentimentResult, TokenomicsResult, ToolName
 from tools.sources.coingecko import page_url
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ SELECT (SELECT count(*) FROM upd WHERE fired) AS fired,
        (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM dl) AS ids,
        (SELECT coalesce(array_agg(channel ORDER BY id), '{}') FROM dl) AS channels,
        (SELECT coalesce(array_agg(edition ORDER BY id), '{}') FROM dl) AS editions
-"""
+"""  # noqa: S105 - a SQL pass over the prices, not a password
 
 Row = tuple[int, str, str]  # a ledger row to send: (delivery id, channel, edition)
 
@@ -318,7 +319,7 @@ async def _sentiment_pass(deps: Deps, project_id: str, result: SentimentResult) 
             if fired:
                 refs += [(r["id"], r["channel"], r["edition"]) for r in await conn.fetch(
                     _FIRE_SLOW,
-                    row["id"], crossing, score, f"{base:.0f} → {score:.0f}", "news sentiment",
+                    row["id"], crossing, score, f"{base:.0f} → {score:.0f}", SENTIMENT_SOURCE,
                     result.as_of, row["channel"], row["destination"])]
     return refs
 
@@ -336,7 +337,7 @@ async def evaluate_slow(deps: Deps) -> int:
     async def one(project_id: str, kind: str, display: str) -> list[Row]:
         async with gate:
             project = await _project(deps, project_id, display)
-            tool = "tokenomics" if kind == "risk" else "sentiment"
+            tool: ToolName = "tokenomics" if kind == "risk" else "sentiment"
             outcome = await run_tool(deps, tool, project)
             if isinstance(outcome.result, TokenomicsResult):
                 return await _risk_pass(deps, project_id, outcome.result)
@@ -370,32 +371,68 @@ class Firing:
     channel: str
     destination: str
 
-    @property
-    def headline(self) -> str:
+    def headline(self, loc: Localizer = ENGLISH) -> str:
+        _ = loc._
         if self.kind in ("above", "below") and self.value is not None and self.level is not None:
-            return (f"{self.display} is {self.kind} {format_price(self.level)}: "
-                    f"{format_price(self.value)}")
+            text = (_("{project} is above {level}: {price}") if self.kind == "above"
+                    else _("{project} is below {level}: {price}"))
+            return text.format(project=self.display, level=price_text(self.level, loc),
+                               price=price_text(self.value, loc))
         if self.kind == "move" and self.value is not None:
-            return f"{self.display} moved {self.value:+.1f}% in 24 h"
+            return _("{project} moved {change} in 24 h").format(project=self.display,
+                                                               change=loc.pct(self.value))
         if self.kind == "risk":
-            return f"{self.display}: new contract risk flag — {self.detail or 'see the report'}"
-        return f"{self.display}: news sentiment swung {self.detail or ''}".rstrip()
+            flags = ", ".join(_(name) for name in (self.detail or "").split(", ") if name)
+            return _("{project}: new contract risk flag — {flags}").format(
+                project=self.display, flags=flags or _("see the report"))
+        return _("{project}: news sentiment swung {change}").format(
+            project=self.display, change=self.detail or "").rstrip()
 
-    @property
-    def when(self) -> str:
-        return self.observed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    def when(self, loc: Localizer = ENGLISH) -> str:
+        at = self.observed_at.astimezone(UTC)
+        return f"{loc.date(at)} {at:%H:%M} UTC"
 
-    @property
-    def source_line(self) -> str:
-        return f"Source: {self.source}, {self.when}"
+    def source_line(self, loc: Localizer = ENGLISH) -> str:
+        return loc._("Source: {source}, {time}").format(source=loc._(self.source),
+                                                        time=self.when(loc))
 
-    @property
-    def footer(self) -> str:
-        tail = {"above": "It re-arms once the price has fallen back",
-                "below": "It re-arms once the price has recovered",
-                "move": "It re-arms once the 24 h move is back inside the level"}.get(self.kind)
-        line = f"Alert #{self.alert_id}: {condition(self.kind, self.level)}."
-        return f"{line} {tail}." if tail else line
+    def footer(self, loc: Localizer = ENGLISH) -> str:
+        _ = loc._
+        line = _("Alert #{id}: {condition}.").format(
+            id=self.alert_id, condition=condition_text(self.kind, self.level, loc))
+        tail = {"above": N_("It re-arms once the price has fallen back."),
+                "below": N_("It re-arms once the price has recovered."),
+                "move": N_("It re-arms once the 24 h move is back inside the level.")
+                }.get(self.kind)
+        return f"{line} {_(tail)}" if tail else line
+
+
+SENTIMENT_SOURCE = N_("news sentiment")  # the source of a sentiment alert's reading
+
+
+def price_text(x: float, loc: Localizer = ENGLISH) -> str:
+    """A price as a level or a figure: $70,000 / $3,012.50 (vi 70.000 USD / 3.012,50 USD)."""
+    if loc.english or x < 1:
+        return format_price(x) if loc.english else loc.usd(x)
+    return f"{loc.number(x, 0 if float(x).is_integer() else 2)} USD"
+
+
+def _number_text(x: float, loc: Localizer) -> str:
+    return f"{x:g}" if loc.english else f"{x:g}".replace(".", ",")
+
+
+def condition_text(kind: str, level: float | None, loc: Localizer = ENGLISH) -> str:
+    """What an alert watches, in the reader's language: 'price above $70,000', ..."""
+    _ = loc._
+    if kind == "above" and level is not None:
+        return _("price above {price}").format(price=price_text(level, loc))
+    if kind == "below" and level is not None:
+        return _("price below {price}").format(price=price_text(level, loc))
+    if kind == "move" and level is not None:
+        return _("a 24 h move of ±{level}%").format(level=_number_text(level, loc))
+    if kind == "sentiment" and level is not None:
+        return _("a sentiment swing of {level} points").format(level=_number_text(level, loc))
+    return _("a new contract risk flag")
 
 
 async def load_firing(deps: Deps, event_id: int) -> Firing | None:
@@ -420,41 +457,51 @@ def chart_data(project_id: str) -> str:
     return f"ask:chart:{project_id}"
 
 
-def telegram_html(f: Firing) -> str:
-    return (f"🔔 <b>{html.escape(f.headline)}</b>\n{html.escape(f.source_line)}\n"
-            f"<i>{html.escape(f.footer)}</i> /alert delete {f.alert_id} stops it.")
+def _stops(f: Firing, loc: Localizer) -> str:
+    return loc._("/alert delete {id} stops it.").format(id=f.alert_id)
 
 
-def telegram_markup(f: Firing) -> dict[str, Any] | None:
-    buttons = [{"text": "🔎 Research", "callback_data": research_data(f.project_id)},
-               {"text": "📈 Chart", "callback_data": chart_data(f.project_id)}]
+def telegram_html(f: Firing, loc: Localizer = ENGLISH) -> str:
+    return (f"🔔 <b>{html.escape(f.headline(loc))}</b>\n{html.escape(f.source_line(loc))}\n"
+            f"<i>{html.escape(f.footer(loc))}</i> {html.escape(_stops(f, loc))}")
+
+
+def telegram_markup(f: Firing, loc: Localizer = ENGLISH) -> dict[str, Any] | None:
+    buttons = [{"text": "🔎 " + loc._("Research"), "callback_data": research_data(f.project_id)},
+               {"text": "📈 " + loc._("Chart"), "callback_data": chart_data(f.project_id)}]
     buttons = [b for b in buttons if len(b["callback_data"].encode()) <= 64]
     return {"inline_keyboard": [buttons]} if buttons else None
 
 
-def discord_payload(f: Firing) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    embed = {"title": f"🔔 {f.headline}"[:256], "description": f.source_line,
-             "footer": {"text": f"{f.footer} /alert delete {f.alert_id} stops it."},
+def discord_payload(f: Firing, loc: Localizer = ENGLISH
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    embed = {"title": f"🔔 {f.headline(loc)}"[:256], "description": f.source_line(loc),
+             "footer": {"text": f"{f.footer(loc)} {_stops(f, loc)}"},
              "timestamp": f.observed_at.astimezone(UTC).isoformat()}
-    buttons = [{"type": 2, "style": 2, "label": "Research", "emoji": {"name": "🔎"},
+    buttons = [{"type": 2, "style": 2, "label": loc._("Research"), "emoji": {"name": "🔎"},
                 "custom_id": research_data(f.project_id)},
-               {"type": 2, "style": 2, "label": "Chart", "emoji": {"name": "📈"},
+               {"type": 2, "style": 2, "label": loc._("Chart"), "emoji": {"name": "📈"},
                 "custom_id": chart_data(f.project_id)}]
     buttons = [b for b in buttons if len(str(b["custom_id"])) <= 100]
     return [embed], ([{"type": 1, "components": buttons}] if buttons else [])
 
 
-def email_parts(f: Firing, base_url: str) -> tuple[str, str, str]:
+def email_parts(f: Firing, base_url: str, loc: Localizer = ENGLISH) -> tuple[str, str, str]:
+    _ = loc._
     research = page_url(f.project_id)
     chart = f"{base_url}/api/chart/{f.project_id}.png"
     account = f"{base_url}/account"
-    subject = f"ChainLens alert: {f.headline}"[:200]
-    text = (f"{f.headline}\n{f.source_line}\n\n{f.footer}\n\nChart: {chart}\n"
-            f"On CoinGecko: {research}\nManage your alerts: {account}\n")
-    body = (f"<p><b>🔔 {html.escape(f.headline)}</b><br>{html.escape(f.source_line)}</p>"
-            f"<p>{html.escape(f.footer)}</p>"
-            f"<p><a href=\"{html.escape(chart)}\">Chart</a> · "
-            f"<a href=\"{html.escape(research)}\">{html.escape(f.display)} on CoinGecko</a> · "
-            f"<a href=\"{html.escape(account)}\">Manage your alerts</a></p>")
+    headline, source, footer = f.headline(loc), f.source_line(loc), f.footer(loc)
+    subject = _("ChainLens alert: {headline}").format(headline=headline)[:200]
+    on_coingecko = _("{project} on CoinGecko").format(project=f.display)
+    manage, chart_label = _("Manage your alerts"), _("Chart")
+    text = "\n".join([headline, source, "", footer, "",
+                      _("Chart: {url}").format(url=chart),
+                      _("On CoinGecko: {url}").format(url=research),
+                      _("Manage your alerts: {url}").format(url=account)]) + "\n"
+    body = (f"<p><b>🔔 {html.escape(headline)}</b><br>{html.escape(source)}</p>"
+            f"<p>{html.escape(footer)}</p>"
+            f"<p><a href=\"{html.escape(chart)}\">{html.escape(chart_label)}</a> · "
+            f"<a href=\"{html.escape(research)}\">{html.escape(on_coingecko)}</a> · "
+            f"<a href=\"{html.escape(account)}\">{html.escape(manage)}</a></p>")
     return subject, body, text
-

@@ -13,18 +13,27 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+from agent.prompts import chat_messages
 from chainlens.deps import Deps
-from reports.content import MarketOverview, ProjectLine, Quote, ReportContent
+from chainlens.i18n import DEFAULT_LANGUAGE, ENGLISH, LANGUAGES, Localizer, localizer
+from reports.content import Intro, MarketOverview, ProjectLine, Quote, ReportContent
 from tools import market as tools_market
 from tools.analysis import analyze
 from tools.market import CoinLine
-from tools.results import OnchainResult, Project, SentimentResult, TokenomicsResult, utcnow
+from tools.results import (
+    OnchainResult,
+    Project,
+    SentimentResult,
+    TokenomicsResult,
+    ToolName,
+    utcnow,
+)
 from tools.sources import coingecko
 from tools.warm import known_projects, trending_projects
 
 log = logging.getLogger(__name__)
 
-REPORT_TOOLS = ("onchain", "sentiment", "tokenomics")
+REPORT_TOOLS: tuple[ToolName, ...] = ("onchain", "sentiment", "tokenomics")
 BUILD_CONCURRENCY = 4
 MOVERS = 3
 BTC = Project(id="bitcoin", symbol="BTC", name="Bitcoin")
@@ -77,16 +86,22 @@ async def market_overview(deps: Deps) -> MarketOverview:
 
 
 def _insight(onchain: OnchainResult, sentiment: SentimentResult,
-             tokenomics: TokenomicsResult) -> str:
+             tokenomics: TokenomicsResult, loc: Localizer = ENGLISH) -> str:
     """The one thing worth knowing about this project today, from its tools' own sentences."""
-    for risks in (tokenomics.risks(), onchain.risks(), sentiment.risks()):
+    for risks in (tokenomics.risks(loc), onchain.risks(loc), sentiment.risks(loc)):
         if risks:
             return risks[0]
     if sentiment.score is not None and sentiment.trend in ("bullish", "bearish"):
-        return (f"News sentiment is {sentiment.trend}: {sentiment.volume_24h} items in 24 h, "
-                f"score {sentiment.score:.0f}/100")
-    facts = onchain.key_facts() or sentiment.key_facts()
-    return facts[0] if facts else "No fresh data today"
+        return loc._("News sentiment is {trend}: {count} items in 24 h, score {score}/100").format(
+            trend=loc._(sentiment.trend), count=loc.number(sentiment.volume_24h),
+            score=f"{sentiment.score:.0f}")
+    facts = onchain.key_facts(loc) or sentiment.key_facts(loc)
+    return facts[0] if facts else loc._("No fresh data today")
+
+
+def _flags(tokenomics: TokenomicsResult, loc: Localizer) -> list[str]:
+    return [loc._(f.name) + (f" ({loc._(f.detail)})" if f.detail else "")
+            for f in tokenomics.flags if f.status == "yes" and f.points]
 
 
 async def project_line(deps: Deps, project: Project, query_count: int) -> ProjectLine:
@@ -96,13 +111,14 @@ async def project_line(deps: Deps, project: Project, query_count: int) -> Projec
     assert isinstance(tokenomics, TokenomicsResult)
     results = (onchain, sentiment, tokenomics)
     newest = max(r.as_of for r in results)
-    flags = [f.name + (f" ({f.detail})" if f.detail else "") for f in tokenomics.flags
-             if f.status == "yes" and f.points]
+    locs = [localizer(language) for language in LANGUAGES]
     return ProjectLine(
         id=project.id, name=project.name, symbol=project.symbol.upper(), query_count=query_count,
         price_usd=onchain.price_usd, change_24h_pct=onchain.change_24h_pct,
         sentiment_score=sentiment.score, sentiment_label=sentiment.label,
-        insight=_insight(onchain, sentiment, tokenomics), risk_flags=flags,
+        insight=_insight(onchain, sentiment, tokenomics), risk_flags=_flags(tokenomics, ENGLISH),
+        insights={loc.language: _insight(onchain, sentiment, tokenomics, loc) for loc in locs},
+        risk_flags_by_language={loc.language: _flags(tokenomics, loc) for loc in locs},
         as_of=newest, age_seconds=round(max(0.0, (utcnow() - newest).total_seconds()), 1),
         stale=any(r.stale for r in results), url=coingecko.page_url(project.id))
 
@@ -113,38 +129,51 @@ def biggest_movers(lines: Sequence[ProjectLine], n: int = MOVERS) -> list[str]:
     return [p.id for p in moved[:n]]
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.1f}%"
+def _pct(x: float | None, loc: Localizer = ENGLISH) -> str:
+    return loc._("n/a") if x is None else loc.pct(x)
+
+
+def _fear_greed_label(label: str | None, loc: Localizer) -> str:
+    return loc._(label) if label else loc._("n/a")
 
 
 def deterministic_intro(market: MarketOverview, lines: Sequence[ProjectLine],
-                        movers: Sequence[str]) -> str:
+                        movers: Sequence[str], loc: Localizer = ENGLISH) -> str:
+    _ = loc._
     parts = []
     if market.btc.price_usd is not None:
-        parts.append(f"Bitcoin is {_pct(market.btc.change_24h_pct)} and Ether "
-                     f"{_pct(market.eth.change_24h_pct)} over 24 hours")
+        parts.append(_("Bitcoin is {btc} and Ether {eth} over 24 hours").format(
+            btc=_pct(market.btc.change_24h_pct, loc), eth=_pct(market.eth.change_24h_pct, loc)))
     if market.fear_greed is not None:
-        parts.append(f"the Fear & Greed index reads {market.fear_greed} ({market.fear_greed_label})")
-    text = ("; ".join(parts) + ".") if parts else "Market data is unavailable this morning."
+        parts.append(_("the Fear & Greed index reads {value} ({label})").format(
+            value=market.fear_greed, label=_fear_greed_label(market.fear_greed_label, loc)))
+    text = ("; ".join(parts) + ".") if parts else _("Market data is unavailable this morning.")
     text = text[0].upper() + text[1:]
     if lines:
         asked = [p for p in lines if p.query_count > 0]
         if asked:
-            text += f" You asked most about {asked[0].display}"
-            text += f" ({asked[0].query_count} questions)." if asked[0].query_count > 1 else "."
+            top = asked[0]
+            text += " " + (_("You asked most about {project} ({n} questions).").format(
+                project=top.display, n=loc.number(top.query_count)) if top.query_count > 1
+                else _("You asked most about {project}.").format(project=top.display))
         if movers:
             mover = next(p for p in lines if p.id == movers[0])
-            text += f" The biggest mover among today's projects is {mover.display}, " \
-                    f"{_pct(mover.change_24h_pct)}."
+            text += " " + _("The biggest mover among today's projects is {project}, "
+                            "{change}.").format(project=mover.display,
+                                                change=_pct(mover.change_24h_pct, loc))
     return text
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
-async def llm_intro(deps: Deps, fallback: str, facts: str) -> tuple[str, str]:
-    """Two or three sentences by the model, or the deterministic text when it is absent,
-    fails, or uses a figure the facts do not contain."""
+LANGUAGE_NAMES = {"en": "English", "vi": "Vietnamese"}
+
+
+async def llm_intro(deps: Deps, fallback: str, facts: str,
+                    language: str = "en") -> tuple[str, str]:
+    """Two or three sentences by the model in `language`, or the deterministic text when it is
+    absent, fails, or uses a figure the facts do not contain."""
     if deps.llm is None:
         return fallback, "deterministic"
     router = deps.llm
@@ -152,16 +181,17 @@ async def llm_intro(deps: Deps, fallback: str, facts: str) -> tuple[str, str]:
         {"role": "system", "content": (
             "You write the opening of a daily crypto market note. Two or three sentences, "
             "plain words, no advice, no markdown. Use only figures that appear in the facts, "
-            "written exactly as given.")},
+            "written exactly as given. Write in "
+            f"{LANGUAGE_NAMES.get(language, 'English')}.")},
         {"role": "user", "content": f"Facts:\n{facts}\n\nWrite the opening."},
     ]
     try:
         async with asyncio.timeout(deps.settings.llm_timeout_s + 5):
             response = await router.acompletion(
-                model=str(router.model_list[0]["model_name"]), messages=messages,
+                model=str(router.model_list[0]["model_name"]), messages=chat_messages(messages),
                 max_tokens=200, temperature=0.3)
         text = str(response.choices[0].message.content or "").strip()
-    except Exception as exc:  # any model failure falls back to the deterministic writer
+    except Exception as exc:  # noqa: BLE001 - any model failure: the deterministic writer
         log.warning("report intro: model unavailable (%s); deterministic intro used",
                     type(exc).__name__)
         return fallback, "deterministic"
@@ -173,13 +203,17 @@ async def llm_intro(deps: Deps, fallback: str, facts: str) -> tuple[str, str]:
     return text[:800], model
 
 
-def _facts(market: MarketOverview, lines: Sequence[ProjectLine]) -> str:
-    out = [f"BTC 24h change {_pct(market.btc.change_24h_pct)}",
-           f"ETH 24h change {_pct(market.eth.change_24h_pct)}"]
+def _facts(market: MarketOverview, lines: Sequence[ProjectLine],
+           loc: Localizer = ENGLISH) -> str:
+    """The model's facts, with figures formatted as the language writes them (the guard
+    compares the model's figures with these)."""
+    out = [f"BTC 24h change {_pct(market.btc.change_24h_pct, loc)}",
+           f"ETH 24h change {_pct(market.eth.change_24h_pct, loc)}"]
     if market.fear_greed is not None:
-        out.append(f"Fear & Greed {market.fear_greed} ({market.fear_greed_label})")
-    out += [f"{p.display}: {p.query_count} questions, 24h {_pct(p.change_24h_pct)}; {p.insight}"
-            for p in lines]
+        out.append(f"Fear & Greed {market.fear_greed} "
+                   f"({_fear_greed_label(market.fear_greed_label, loc)})")
+    out += [f"{p.display}: {p.query_count} questions, 24h {_pct(p.change_24h_pct, loc)}; "
+            f"{p.insight_in(loc.language)}" for p in lines]
     return "\n".join(out)
 
 
@@ -189,7 +223,8 @@ def change_chart(lines: Sequence[ProjectLine], report_date: date) -> bytes | Non
     bars = [(p.symbol, p.change_24h_pct) for p in lines if p.change_24h_pct is not None]
     if not bars:
         return None
-    return render_change_bars(f"24 h change, {report_date:%d %b %Y}", bars)
+    # one image for every language: a title without words to translate
+    return render_change_bars(f"24h % · {report_date.isoformat()}", bars)
 
 
 async def build_report(deps: Deps, report_date: date | None = None) -> tuple[ReportContent,
@@ -206,12 +241,17 @@ async def build_report(deps: Deps, report_date: date | None = None) -> tuple[Rep
     market, lines = await asyncio.gather(
         market_overview(deps), asyncio.gather(*(one(p, n) for p, n in chosen)))
     movers = biggest_movers(lines)
-    fallback = deterministic_intro(market, lines, movers)
-    intro, intro_by = await llm_intro(deps, fallback, _facts(market, lines))
+    intros: dict[str, Intro] = {}
+    for language in LANGUAGES:  # one opening per language, from the same data
+        loc = localizer(language)
+        fallback = deterministic_intro(market, lines, movers, loc)
+        text, by = await llm_intro(deps, fallback, _facts(market, lines, loc), language)
+        intros[language] = Intro(text=text, by=by)
     chart = await asyncio.to_thread(change_chart, lines, report_date)
+    english = intros[DEFAULT_LANGUAGE]
     content = ReportContent(report_date=report_date, generated_at=utcnow(), market=market,
-                            projects=list(lines), movers=movers, intro=intro, intro_by=intro_by,
-                            has_chart=chart is not None)
+                            projects=list(lines), movers=movers, intro=english.text,
+                            intro_by=english.by, intros=intros, has_chart=chart is not None)
     return content, chart
 
 

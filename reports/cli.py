@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from chainlens.i18n import DEFAULT_LANGUAGE, LANGUAGES, localizer
 from reports.queue import QUEUES
 
 
@@ -47,7 +48,9 @@ def report() -> None:
 @report.command()
 @click.option("--date", "day", default=None, help="YYYY-MM-DD (default: today, UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report content as JSON.")
-def build(day: str | None, as_json: bool) -> None:
+@click.option("--lang", "language", type=click.Choice(LANGUAGES), default=DEFAULT_LANGUAGE,
+              show_default=True, help="Print the report in this language.")
+def build(day: str | None, as_json: bool, language: str) -> None:
     """Build (or rebuild) the report now and store it; delivery is `report send`."""
     from chainlens.cli import settings_from_env
     from reports.build import report_day
@@ -65,8 +68,10 @@ def build(day: str | None, as_json: bool) -> None:
             stored = await save_report(deps, content, chart)
         if as_json:
             return json.dumps(content.model_dump(mode="json"), indent=2)
-        return stored.markdown + f"\n\n(build #{stored.builds}; chart: " \
-                                 f"{'yes' if chart else 'no'})"
+        from reports.render import report_markdown
+
+        markdown = report_markdown(content, "full", loc=localizer(language))
+        return markdown + f"\n\n(build #{stored.builds}; chart: {'yes' if chart else 'no'})"
 
     click.echo(asyncio.run(run()))
 
@@ -102,6 +107,56 @@ def send(day: str | None, wait: bool) -> None:
         return 0
 
     sys.exit(asyncio.run(run()))
+
+
+@report.command()
+@click.option("--date", "day", default=None, help="YYYY-MM-DD (default: today, UTC).")
+@click.option("--lang", "language", type=click.Choice(LANGUAGES), default=DEFAULT_LANGUAGE,
+              show_default=True, help="The subscriber's language.")
+@click.option("--channel", type=click.Choice(["markdown", "telegram", "discord", "email"]),
+              default="markdown", show_default=True, help="Which rendering to show.")
+@click.option("--edition", type=click.Choice(["full", "headline"]), default="full",
+              show_default=True, help="Pro/Enterprise (full) or free (headline).")
+def preview(day: str | None, language: str, channel: str, edition: str) -> None:
+    """Show a built report as a subscriber would get it, without sending anything."""
+    from chainlens.cli import settings_from_env
+    from reports.build import report_day
+
+    report_date = report_day(day)
+    settings = settings_from_env()
+
+    async def run() -> str | None:
+        from chainlens.deps import open_deps
+        from reports.deliver import ReportMissing, render_report
+        from reports.render import report_markdown
+        from reports.store import get_report
+
+        loc = localizer(language)
+        async with open_deps(settings) as deps:
+            if channel == "markdown":
+                stored = await get_report(deps, report_date)
+                return None if stored is None else report_markdown(
+                    stored.content, "headline" if edition == "headline" else "full",
+                    full_url=f"{settings.public_base_url}".rstrip("/")
+                    + f"/reports/{report_date.isoformat()}", loc=loc)
+            try:
+                rendered = await render_report(deps, report_date.isoformat(), loc)
+            except ReportMissing:
+                return None
+        if channel == "telegram":
+            return "\n\n".join(f"[{part.kind}]\n{part.html}"
+                                for part in rendered.telegram(edition))
+        if channel == "discord":
+            return json.dumps(rendered.discord(edition).embeds, indent=2, ensure_ascii=False)
+        mail = rendered.email(edition)
+        return f"Subject: {mail.subject}\n\n{mail.text}"
+
+    text = asyncio.run(run())
+    if text is None:
+        click.echo(f"no report for {report_date}; run `chainlens report build --date "
+                   f"{report_date}` first", err=True)
+        sys.exit(2)
+    click.echo(text)
 
 
 @report.command()

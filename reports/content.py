@@ -39,8 +39,11 @@ class ProjectLine(BaseModel):
     change_24h_pct: float | None = None
     sentiment_score: float | None = None
     sentiment_label: str | None = None
-    insight: str
+    insight: str  # English; `insights` has it in every language (reports built before: none)
     risk_flags: list[str] = Field(default_factory=list)
+    # language -> the insight / the risk flags written in it (built once, from the same data)
+    insights: dict[str, str] = Field(default_factory=dict)
+    risk_flags_by_language: dict[str, list[str]] = Field(default_factory=dict)
     as_of: datetime | None = None  # newest source time among the figures above
     age_seconds: float = 0.0  # age of the data when the report was built
     stale: bool = False
@@ -50,6 +53,19 @@ class ProjectLine(BaseModel):
     def display(self) -> str:
         return f"{self.name} ({self.symbol})"
 
+    def insight_in(self, language: str) -> str:
+        return self.insights.get(language) or self.insight
+
+    def flags_in(self, language: str) -> list[str]:
+        return self.risk_flags_by_language.get(language, self.risk_flags)
+
+
+class Intro(BaseModel):
+    """The opening in one language, and who wrote it ("deterministic" or the model)."""
+
+    text: str
+    by: str
+
 
 class ReportContent(BaseModel):
     report_date: date
@@ -57,16 +73,23 @@ class ReportContent(BaseModel):
     market: MarketOverview
     projects: list[ProjectLine]
     movers: list[str] = Field(default_factory=list)  # project ids, biggest |24h change| first
-    intro: str
+    intro: str  # English
     intro_by: str  # "deterministic" or the model's name
     has_chart: bool = False
+    intros: dict[str, Intro] = Field(default_factory=dict)  # language -> its own opening
 
     def project(self, project_id: str) -> ProjectLine:
         return next(p for p in self.projects if p.id == project_id)
 
     @property
     def risk_lines(self) -> list[tuple[ProjectLine, str]]:
-        return [(p, flag) for p in self.projects for flag in p.risk_flags]
+        return self.risk_lines_in("en")
+
+    def risk_lines_in(self, language: str) -> list[tuple[ProjectLine, str]]:
+        return [(p, flag) for p in self.projects for flag in p.flags_in(language)]
+
+    def intro_in(self, language: str) -> Intro:
+        return self.intros.get(language) or Intro(text=self.intro, by=self.intro_by)
 
     def seed_shape(self) -> dict[str, object]:
         """The seed API's shape: date, topProjects[projectId, queryCount, priceChange24h,

@@ -9,6 +9,10 @@ exactly one job right before its request leaves.
 (several in flight, all paced by the shared limiter), e-mail as one SendGrid request per batch.
 A 429 is waited out and retried inside the job a few times; what is still not sent when the
 job ends stays pending and the job fails, so procrastinate retries it with backoff.
+
+Each row carries its language (fixed when the row is created). A message is rendered once
+per (kind, ref, version, language) in this process and each channel/edition of it on first
+use (`rendering`), so every send job of a run shares one rendering per language.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import dataclasses
 import hashlib
 import logging
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+
+from procrastinate.types import JSONValue
 
 from bots.outbound import (
     DiscordMessage,
@@ -34,7 +41,9 @@ from bots.outbound import (
 )
 from chainlens import best_effort
 from chainlens.deps import Deps
+from chainlens.i18n import ENGLISH, Localizer, localizer
 from chainlens.limiter import SendLimiter
+from chainlens.redis_reply import as_bytes
 from reports import ledger, render
 from reports.ledger import Delivery
 from reports.links import unsubscribe_url
@@ -62,24 +71,100 @@ class DeliveriesPending(RuntimeError):
         self.due_in_s = due_in_s
 
 
-@dataclass
-class Rendered:
-    """One message in every channel and edition, rendered once per job."""
+Edition = str  # "headline" | "full"
 
-    telegram: dict[str, list[TelegramPart]] = field(default_factory=dict)
-    discord: dict[str, DiscordMessage] = field(default_factory=dict)
-    email: dict[str, EmailMessage] = field(default_factory=dict)
-    image_png: bytes | None = None
-    media: dict[str, str] = field(default_factory=dict)  # platform -> hosted copy of the image
-    # delivery id -> that subscriber's "Your watchlist" lines (reports only)
-    watch: dict[int, list[render.WatchLine]] = field(default_factory=dict)
+
+class Rendered:
+    """One message (a report date or an alert firing) in one language. Each channel's form of
+    each edition is rendered on first use and kept, so a send run renders it once however many
+    destinations receive it (see `rendering`)."""
+
+    def __init__(self, language: str, *,
+                 telegram: Callable[[Edition], list[TelegramPart]],
+                 discord: Callable[[Edition], DiscordMessage],
+                 email: Callable[[Edition], EmailMessage],
+                 image_png: bytes | None = None) -> None:
+        self.language = language
+        self.image_png = image_png
+        self.media: dict[str, str] = {}  # platform -> hosted copy of the image
+        self._telegram, self._discord, self._email = telegram, discord, email
+        self._telegram_done: dict[Edition, list[TelegramPart]] = {}
+        self._discord_done: dict[Edition, DiscordMessage] = {}
+        self._email_done: dict[Edition, EmailMessage] = {}
+
+    def telegram(self, edition: Edition) -> list[TelegramPart]:
+        if edition not in self._telegram_done:
+            _count_render()
+            self._telegram_done[edition] = self._telegram(edition)
+        return self._telegram_done[edition]
+
+    def discord(self, edition: Edition) -> DiscordMessage:
+        if edition not in self._discord_done:
+            _count_render()
+            self._discord_done[edition] = self._discord(edition)
+        return self._discord_done[edition]
+
+    def email(self, edition: Edition) -> EmailMessage:
+        if edition not in self._email_done:
+            _count_render()
+            self._email_done[edition] = self._email(edition)
+        return self._email_done[edition]
 
     @property
     def image_key(self) -> str:
         return hashlib.sha1(self.image_png or b"", usedforsecurity=False).hexdigest()[:20]
 
 
-async def render_report(deps: Deps, ref: str) -> Rendered:
+_renders = 0
+
+
+def _count_render() -> None:
+    global _renders
+    _renders += 1
+
+
+def renders_done() -> int:
+    """Channel renderings made by this process so far (each (message, language, channel,
+    edition) once while it stays cached): what a send run costs in rendering."""
+    return _renders
+
+
+# (kind, ref, version, language) -> the rendering; a rebuilt report has a new version
+RENDER_CACHE_SIZE = 32
+_cache: OrderedDict[tuple[str, str, str, str], Rendered] = OrderedDict()
+
+
+async def rendering(deps: Deps, kind: str, ref: str, language: str) -> Rendered:
+    """The message in a language, from this process's cache when the same version was rendered
+    before (every send job of a run shares it)."""
+    loc = localizer(language)
+    version = await VERSIONS[kind](deps, ref)
+    if version is None:  # not worth keeping (an alert firing goes to one destination)
+        return await RENDERERS[kind](deps, ref, loc)
+    key = (kind, ref, version, loc.language)
+    found = _cache.get(key)
+    if found is None:
+        made = await RENDERERS[kind](deps, ref, loc)
+        found = _cache.setdefault(key, made)  # another job may have made it meanwhile
+        while len(_cache) > RENDER_CACHE_SIZE:
+            _cache.popitem(last=False)
+    _cache.move_to_end(key)
+    return found
+
+
+async def _report_version(deps: Deps, ref: str) -> str | None:
+    row = await deps.db.fetchrow("SELECT builds, updated_at FROM daily_reports "
+                                 "WHERE report_date = $1", date.fromisoformat(ref))
+    if row is None:
+        raise ReportMissing(f"no report built for {ref}")
+    return f"{row['builds']}@{row['updated_at'].isoformat()}"
+
+
+async def _alert_version(deps: Deps, ref: str) -> str | None:
+    return None
+
+
+async def render_report(deps: Deps, ref: str, loc: Localizer = ENGLISH) -> Rendered:
     stored = await get_report(deps, date.fromisoformat(ref))
     if stored is None:
         raise ReportMissing(f"no report built for {ref}")
@@ -87,20 +172,24 @@ async def render_report(deps: Deps, ref: str) -> Rendered:
     base = str(deps.settings.public_base_url).rstrip("/")
     full_url = render.report_url(base, content)
     chart_url = f"{base}/reports/{ref}/chart.png" if stored.chart_png else None
-    out = Rendered(image_png=stored.chart_png)
-    for edition in ("headline", "full"):
-        out.telegram[edition] = render.telegram_parts(content, edition, full_url=full_url)
-        out.discord[edition] = render.discord_message(content, edition, full_url=full_url)
-        out.email[edition] = render.email_message(content, edition, full_url=full_url,
-                                                  chart_url=chart_url)
-    return out
+    return Rendered(
+        loc.language, image_png=stored.chart_png,
+        telegram=lambda e: render.telegram_parts(content, _edition(e), full_url=full_url, loc=loc),
+        discord=lambda e: render.discord_message(content, _edition(e), full_url=full_url,
+                                                 loc=loc),
+        email=lambda e: render.email_message(content, _edition(e), full_url=full_url,
+                                             chart_url=chart_url, loc=loc))
+
+
+def _edition(edition: str) -> render.Edition:
+    return "headline" if edition == "headline" else "full"
 
 
 class AlertMissing(LookupError):
     """There is no alert event with that id."""
 
 
-async def render_alert(deps: Deps, ref: str) -> Rendered:
+async def render_alert(deps: Deps, ref: str, loc: Localizer = ENGLISH) -> Rendered:
     """One alert firing (ref = alert event id): the figure, its source and time, and Research /
     Chart buttons; the same message for both editions."""
     from reports import alerts
@@ -109,21 +198,28 @@ async def render_alert(deps: Deps, ref: str) -> Rendered:
     if firing is None:
         raise AlertMissing(f"no alert event {ref}")
     base = str(deps.settings.public_base_url).rstrip("/")
-    part = TelegramPart("text", alerts.telegram_html(firing),
-                        reply_markup=alerts.telegram_markup(firing))
-    embeds, components = alerts.discord_payload(firing)
-    subject, body, text = alerts.email_parts(firing, base)
-    out = Rendered()
-    for edition in ("headline", "full"):
-        out.telegram[edition] = [part]
-        out.discord[edition] = DiscordMessage(embeds=embeds, components=components)
-        out.email[edition] = EmailMessage(subject=subject, html=body, text=text)
-    return out
+
+    def telegram(_: Edition) -> list[TelegramPart]:
+        return [TelegramPart("text", alerts.telegram_html(firing, loc),
+                             reply_markup=alerts.telegram_markup(firing, loc))]
+
+    def discord(_: Edition) -> DiscordMessage:
+        embeds, components = alerts.discord_payload(firing, loc)
+        return DiscordMessage(embeds=embeds, components=components)
+
+    def email(_: Edition) -> EmailMessage:
+        subject, body, text = alerts.email_parts(firing, base, loc)
+        return EmailMessage(subject=subject, html=body, text=text)
+
+    return Rendered(loc.language, telegram=telegram, discord=discord, email=email)
 
 
-# kind -> ref -> Rendered
-RENDERERS: dict[str, Callable[[Deps, str], Awaitable[Rendered]]] = {
+# kind -> (deps, ref, localizer) -> the message; kind -> (deps, ref) -> its version (None: the
+# message is rendered for each send job, not cached)
+RENDERERS: dict[str, Callable[[Deps, str, Localizer], Awaitable[Rendered]]] = {
     "report": render_report, "alert": render_alert}
+VERSIONS: dict[str, Callable[[Deps, str], Awaitable[str | None]]] = {
+    "report": _report_version, "alert": _alert_version}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,18 +291,25 @@ async def watch_lines(deps: Deps, rows: list[Delivery]) -> dict[int, list[render
     return out
 
 
-def _telegram_parts(rendered: Rendered, delivery: Delivery) -> list[TelegramPart]:
-    parts = rendered.telegram[delivery.edition]
-    lines = rendered.watch.get(delivery.id)
-    return [*parts, render.watchlist_telegram(lines, datetime.now(UTC))] if lines else parts
+Watch = dict[int, list[render.WatchLine]]  # delivery id -> its subscriber's watchlist lines
 
 
-def _discord_message(rendered: Rendered, delivery: Delivery) -> DiscordMessage:
-    message = rendered.discord[delivery.edition]
-    lines = rendered.watch.get(delivery.id)
+def _telegram_parts(rendered: Rendered, delivery: Delivery, watch: Watch) -> list[TelegramPart]:
+    parts = rendered.telegram(delivery.edition)
+    lines = watch.get(delivery.id)
+    if not lines:
+        return parts
+    return [*parts, render.watchlist_telegram(lines, datetime.now(UTC),
+                                              localizer(rendered.language))]
+
+
+def _discord_message(rendered: Rendered, delivery: Delivery, watch: Watch) -> DiscordMessage:
+    message = rendered.discord(delivery.edition)
+    lines = watch.get(delivery.id)
     if not lines:
         return message
-    return dataclasses.replace(message, content=render.watchlist_discord(lines, datetime.now(UTC)))
+    return dataclasses.replace(message, content=render.watchlist_discord(
+        lines, datetime.now(UTC), localizer(rendered.language)))
 
 
 async def defer_open_rows(deps: Deps, kind: str, ref: str) -> int:
@@ -226,8 +329,8 @@ async def defer_rows(deps: Deps, rows: Sequence[tuple[int, str, str]]) -> int:
     for (channel, _), ids in groups.items():
         size = BATCH_SIZE[channel]
         for start in range(0, len(ids), size):
-            await send_deliveries.configure(queue=channel).defer_async(
-                delivery_ids=ids[start:start + size])
+            batch: list[JSONValue] = list(ids[start:start + size])
+            await send_deliveries.configure(queue=channel).defer_async(delivery_ids=batch)
             jobs += 1
     return jobs
 
@@ -241,13 +344,10 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
     rows = [d for d in pending if d.not_before is None or d.not_before <= now]
     later = [d.not_before for d in pending if d.not_before is not None and d.not_before > now]
     counts = {"sent": 0, "failed": 0, "unknown": unknown, "retry": len(later), "skipped": 0}
-    rendered: dict[str, Rendered] = {}
-    for kind, ref in {(d.kind, d.ref) for d in rows}:
-        rendered[f"{kind}:{ref}"] = await RENDERERS[kind](deps, ref)
-    sections = await watch_lines(deps, rows)
-    for d in rows:
-        if d.id in sections:
-            rendered[f"{d.kind}:{d.ref}"].watch[d.id] = sections[d.id]
+    rendered: dict[tuple[str, str, str], Rendered] = {}
+    for key in sorted({(d.kind, d.ref, d.language) for d in rows}):
+        rendered[key] = await rendering(deps, *key)
+    watch = await watch_lines(deps, rows)
     limiter = SendLimiter.from_deps(deps)
     email_rows = [d for d in rows if d.channel == "email"]
     results: list[str] = []
@@ -256,14 +356,15 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
     remaining = [(d, d.parts_done) for d in rows if d.channel != "email"]
     while remaining:
         outcomes = await asyncio.gather(*(
-            _send_next_part(deps, limiter, d, part, rendered[f"{d.kind}:{d.ref}"], job_id)
+            _send_next_part(deps, limiter, d, part, rendered[(d.kind, d.ref, d.language)],
+                            watch, job_id)
             for d, part in remaining))
         results += [o for o in outcomes if isinstance(o, str)]
         remaining = [(d, o) for (d, _), o in zip(remaining, outcomes, strict=True)
                      if isinstance(o, int)]
-    for (kind, ref, edition), group in _email_groups(email_rows).items():
-        results += await _send_emails(deps, limiter, group, rendered[f"{kind}:{ref}"], edition,
-                                      job_id)
+    for (kind, ref, language, edition), group in _email_groups(email_rows).items():
+        results += await _send_emails(deps, limiter, group, rendered[(kind, ref, language)],
+                                      edition, watch, job_id)
     for status in results:
         counts[status] += 1
     if counts["retry"]:
@@ -276,10 +377,11 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
     return counts
 
 
-def _email_groups(rows: list[Delivery]) -> dict[tuple[str, str, str], list[Delivery]]:
-    groups: dict[tuple[str, str, str], list[Delivery]] = {}
+def _email_groups(rows: list[Delivery]) -> dict[tuple[str, str, str, str], list[Delivery]]:
+    """One SendGrid request per message, language and edition."""
+    groups: dict[tuple[str, str, str, str], list[Delivery]] = {}
     for d in rows:
-        groups.setdefault((d.kind, d.ref, d.edition), []).append(d)
+        groups.setdefault((d.kind, d.ref, d.language, d.edition), []).append(d)
     return groups
 
 
@@ -311,10 +413,11 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
 async def _follow_move(deps: Deps, delivery: Delivery, new_destination: str) -> None:
     """A Telegram group that became a supergroup keeps its subscription under the new id; the
     next broadcast (or `report send` again) reaches it there."""
-    owner = await deps.db.fetchval("SELECT user_id FROM report_subscribers WHERE id = $1",
-                                   delivery.subscriber_id)
-    if owner is not None:
-        await subscribe(deps, account_id=owner, channel="telegram", destination=new_destination)
+    old = await deps.db.fetchrow("SELECT user_id, language FROM report_subscribers "
+                                 "WHERE id = $1", delivery.subscriber_id)
+    if old is not None:
+        await subscribe(deps, account_id=old["user_id"], channel="telegram",
+                        destination=new_destination, language=old["language"])
         log.info("telegram subscription moved to supergroup %s", new_destination)
 
 
@@ -337,7 +440,7 @@ async def _media(deps: Deps, rendered: Rendered, platform: str) -> bytes | str |
     if platform not in rendered.media:
         cached = await deps.redis.get(deps.keys("media", platform, rendered.image_key))
         if cached:
-            rendered.media[platform] = cached.decode()
+            rendered.media[platform] = as_bytes(cached).decode()
     return rendered.media.get(platform) or rendered.image_png
 
 
@@ -351,10 +454,11 @@ async def _remember_media(deps: Deps, rendered: Rendered, platform: str,
 
 
 async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, part: int,
-                          rendered: Rendered, job_id: int) -> str | int:
+                          rendered: Rendered, watch: Watch, job_id: int) -> str | int:
     """Send the next part of a Telegram/Discord delivery: the index of the part after it when
     more remain (the row is pending again), else the row's final status."""
-    parts = _telegram_parts(rendered, delivery) if delivery.channel == "telegram" else None
+    parts = _telegram_parts(rendered, delivery, watch) if delivery.channel == "telegram" \
+        else None
     retries = 0
     waited_s = 0.0
 
@@ -376,7 +480,7 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
                                               photo=photo, limiter=limiter, on_slot=on_slot)
             else:
                 outcome = await send_discord(deps, delivery.destination,
-                                             _discord_message(rendered, delivery),
+                                             _discord_message(rendered, delivery, watch),
                                              chart=await _media(deps, rendered, "discord"),
                                              limiter=limiter, on_slot=on_slot)
             if outcome.status == "skipped":
@@ -401,17 +505,19 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
 
 
 async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],
-                       rendered: Rendered, edition: str, job_id: int) -> list[str]:
+                       rendered: Rendered, edition: str, watch: Watch,
+                       job_id: int) -> list[str]:
     settings = deps.settings
-    message = rendered.email[edition]
+    message = rendered.email(edition)
+    loc = localizer(rendered.language)
     by_address = {d.destination: d for d in group}
     claimed: list[Delivery] = []
     recipients: list[EmailRecipient] = []
     now = datetime.now(UTC)
     for d in group:
         url = unsubscribe_url(settings, d.destination)
-        lines = rendered.watch.get(d.id)
-        watch_html, watch_text = render.watchlist_email(lines, now) if lines else ("", "")
+        lines = watch.get(d.id)
+        watch_html, watch_text = render.watchlist_email(lines, now, loc) if lines else ("", "")
         if d.kind != "report":
             # an alert the address's own account set: stopped on the account page (its link
             # is in the message), not by unsubscribing from the daily report

@@ -7,13 +7,13 @@ worker starts (`reports.queue.register_periodic`).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from procrastinate import RetryStrategy
-from procrastinate.jobs import Job
-from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.job_context import JobContext
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from reports.queue import app, job_deps
 
@@ -33,8 +33,13 @@ class SendRetry(BaseRetryStrategy):
             return None
         if isinstance(exception, DeliveriesPending) and exception.due_in_s > 0:
             # the platform said when (a 429's retry_after): that, not a growing backoff
-            return RetryDecision(retry_in={"seconds": exception.due_in_s + 0.1})
-        return RetryDecision(retry_in={"seconds": min(300.0, 2.0 ** (job.attempts + 1))})
+            return _retry_in(exception.due_in_s + 0.1)
+        return _retry_in(min(300.0, 2.0 ** (job.attempts + 1)))
+
+
+def _retry_in(seconds: float) -> RetryDecision:
+    # what `RetryDecision(retry_in=...)` computes, for fractional seconds (its type says int)
+    return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 SEND_RETRY = SendRetry()
@@ -110,6 +115,15 @@ async def purge_anonymous(context: JobContext, timestamp: int) -> None:
 
     purged = await purge_anonymous_accounts(job_deps(context))
     log.info("purged %d idle anonymous account(s)", purged)
+
+
+@app.task(name="billing.apply_retention", queue="default", pass_context=True)
+async def apply_retention(context: JobContext, timestamp: int) -> None:
+    """Daily: raw usage/query rows past RETENTION_DAYS are folded into daily aggregates."""
+    from billing.retention import apply_retention as run
+
+    result = await run(job_deps(context))
+    log.info("%s", result.summary())
 
 
 @app.task(name="billing.expire_stars", queue="default", pass_context=True)

@@ -36,6 +36,7 @@ class Delivery:
     parts_done: int
     attempts: int
     not_before: datetime | None = None
+    language: str = "en"  # fixed when the row was created (see `fan_out_report`)
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
@@ -43,17 +44,21 @@ def _delivery(row: asyncpg.Record) -> Delivery:
                     subscriber_id=row["subscriber_id"], channel=row["channel"],
                     destination=row["destination"], edition=row["edition"], state=row["state"],
                     parts_done=row["parts_done"], attempts=row["attempts"],
-                    not_before=row["not_before"])
+                    not_before=row["not_before"], language=row["language"] or "en")
 
 
 async def fan_out_report(conn: asyncpg.Connection, report_date: date) -> int:
     """One pending row per receiving subscriber (active and confirmed); existing rows are
-    kept as they are. The account's tier picks the edition. Returns rows added."""
+    kept as they are (their language too: a language changed between retries sends nothing
+    twice). The account's tier picks the edition; the subscription's own language, else the
+    account's, else English, the language. Returns rows added."""
     result = await conn.execute(
         """
-        INSERT INTO deliveries (kind, ref, subscriber_id, channel, destination, edition)
+        INSERT INTO deliveries (kind, ref, subscriber_id, channel, destination, edition,
+                                language)
         SELECT 'report', $1, s.id, s.channel, s.destination,
-               CASE WHEN u.tier = 'free' THEN 'headline' ELSE 'full' END
+               CASE WHEN u.tier = 'free' THEN 'headline' ELSE 'full' END,
+               COALESCE(s.language, u.language, 'en')
           FROM report_subscribers s JOIN users u ON u.id = s.user_id
          WHERE s.active AND s.confirmed_at IS NOT NULL
         ON CONFLICT (kind, ref, channel, destination) DO NOTHING
@@ -85,7 +90,24 @@ async def settle_orphans(deps: Deps, ids: list[int], job_id: int) -> int:
     return int(result.split()[-1])
 
 
+# A row created without a language (an alert firing) gets it fixed on its first load, before
+# anything is sent: the subscription's own, else the owning account's (the subscriber's or the
+# alert's), else English. From then on every retry renders the same message.
+_FIX_LANGUAGE = """
+UPDATE deliveries d
+   SET language = COALESCE(
+         (SELECT COALESCE(s.language, u.language) FROM report_subscribers s
+            JOIN users u ON u.id = s.user_id WHERE s.id = d.subscriber_id),
+         (SELECT u.language FROM alert_events e JOIN alerts a ON a.id = e.alert_id
+            JOIN users u ON u.id = a.user_id
+           WHERE e.id = CASE WHEN d.kind = 'alert' THEN d.ref::bigint END),
+         'en')
+ WHERE d.id = ANY($1::bigint[]) AND d.language IS NULL
+"""
+
+
 async def load(deps: Deps, ids: list[int]) -> list[Delivery]:
+    await deps.db.execute(_FIX_LANGUAGE, ids)
     rows = await deps.db.fetch(
         "SELECT * FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY id", ids)
     return [_delivery(r) for r in rows]

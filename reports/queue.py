@@ -89,6 +89,7 @@ def register_periodic(deps: Deps) -> None:
                                     (jobs.refresh_quotes, QUOTES_CRON, "quotes"),
                                     (jobs.purge_anonymous, PURGE_CRON, "purge-anonymous"),
                                     (jobs.expire_stars, STARS_CRON, "stars"),
+                                    (jobs.apply_retention, settings.retention_cron, "retention"),
                                     (jobs.evaluate_alerts, settings.alert_cron, "alerts"),
                                     (jobs.evaluate_slow_alerts, settings.alert_slow_cron,
                                      "alerts-slow")):

@@ -64,7 +64,7 @@ async def list_reports(deps: Deps, limit: int = 60) -> list[tuple[date, str, dat
 
 async def mark_delivery_started(conn: asyncpg.Connection, report_date: date) -> bool:
     """Record the first broadcast; False when there is no report for the date."""
-    result = await conn.execute(
+    result: str = await conn.execute(
         "UPDATE daily_reports SET delivery_started_at = COALESCE(delivery_started_at, now()) "
         "WHERE report_date = $1", report_date)
     return result != "UPDATE 0"

@@ -20,9 +20,11 @@ from datetime import datetime
 from typing import Literal, cast, get_args
 
 import asyncpg
+from babel.numbers import format_decimal
 
 from billing.accounts import get_account
 from chainlens.deps import Deps
+from chainlens.i18n import ENGLISH, N_, LazyText, Localizer
 from chainlens.settings import TierName
 from tools.resolve import resolve_project
 from tools.results import Project
@@ -34,26 +36,42 @@ ALERT_CHANNELS: tuple[AlertChannel, ...] = get_args(AlertChannel)
 DEFAULT_SENTIMENT_SWING = 20.0  # points on the 0..100 sentiment score
 MAX_QUERY_CHARS = 200
 
-ALERT_USAGE = ("Try: /alert BTC above 70000, /alert ETH below 3000, /alert SOL move 10%, "
-               "/alert PEPE risk or /alert UNI sentiment.")
+ALERT_USAGE = N_("Try: /alert BTC above 70000, /alert ETH below 3000, /alert SOL move 10%, "
+                 "/alert PEPE risk or /alert UNI sentiment.")
+_USAGE = LazyText(ALERT_USAGE)
 
 
 class WatchError(Exception):
-    """A request the service refuses; `.message` is one user-facing sentence."""
+    """A request the service refuses: one user-facing sentence, `.message` in English and
+    `.text(loc)` in the user's language (its msgid and values travel with the error)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, /, **params: object) -> None:
+        self.lazy = LazyText(message, **params)
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return self.lazy.render(ENGLISH)
+
+    def text(self, loc: Localizer = ENGLISH) -> str:
+        return self.lazy.render(loc)
 
 
 class LimitReached(WatchError):
     """The account's tier allows no more watchlist items (or alerts)."""
 
     def __init__(self, kind: Literal["watchlist", "alerts"], limit: int, tier: str) -> None:
-        what = "projects on your watchlist" if kind == "watchlist" else "active alerts"
-        more = (" Upgrade for more." if tier != "enterprise"
-                else " Remove one to add another.")
-        super().__init__(f"Your {tier} plan allows {limit} {what}.{more}")
+        if kind == "watchlist":
+            message = (N_("Your {tier} plan allows {limit} projects on your watchlist. Upgrade "
+                          "for more.") if tier != "enterprise" else
+                       N_("Your {tier} plan allows {limit} projects on your watchlist. Remove "
+                          "one to add another."))
+        else:
+            message = (N_("Your {tier} plan allows {limit} active alerts. Upgrade for more.")
+                       if tier != "enterprise" else
+                       N_("Your {tier} plan allows {limit} active alerts. Remove one to add "
+                          "another."))
+        super().__init__(message, tier=tier, limit=limit)
         self.kind = kind
         self.limit = limit
         self.tier = tier
@@ -66,10 +84,10 @@ class UnknownProject(WatchError):
         shown = query.strip()[:60]
         if suggestions:
             names = ", ".join(p.display for p in suggestions[:5])
-            message = f"I couldn't find exactly “{shown}”. Did you mean: {names}?"
+            super().__init__(N_("I couldn't find exactly “{query}”. Did you mean: {names}?"),
+                             query=shown, names=names)
         else:
-            message = f"I couldn't find a project called “{shown}”."
-        super().__init__(message)
+            super().__init__(N_("I couldn't find a project called “{query}”."), query=shown)
         self.query = query
         self.suggestions = suggestions
 
@@ -108,9 +126,10 @@ async def resolve(deps: Deps, query: str) -> Project:
     """The one project `query` names, or `UnknownProject` with suggestions."""
     query = query.strip()
     if not query:
-        raise WatchError("Name a project, e.g. BTC, ethereum or $PEPE.")
+        raise WatchError(N_("Name a project, e.g. BTC, ethereum or $PEPE."))
     if len(query) > MAX_QUERY_CHARS:
-        raise WatchError(f"That project name is too long (at most {MAX_QUERY_CHARS} characters).")
+        raise WatchError(N_("That project name is too long (at most {limit} characters)."),
+                         limit=MAX_QUERY_CHARS)
     resolution = await resolve_project(deps, query)
     if resolution.project is None:
         raise UnknownProject(query, list(resolution.suggestions))
@@ -203,9 +222,10 @@ def _number(digits: str, scale: str | None) -> float:
     try:
         value = float(digits.replace(",", "")) * _SCALE.get((scale or "").lower(), 1.0)
     except ValueError:
-        raise WatchError(f"“{digits}” is not a number. {ALERT_USAGE}") from None
+        raise WatchError(N_("“{value}” is not a number. {usage}"), value=digits,
+                         usage=_USAGE) from None
     if not math.isfinite(value) or value <= 0:
-        raise WatchError(f"The level must be a positive number. {ALERT_USAGE}")
+        raise WatchError(N_("The level must be a positive number. {usage}"), usage=_USAGE)
     return value
 
 
@@ -213,9 +233,9 @@ def parse_alert(text: str) -> tuple[str, AlertSpec]:
     """`"BTC above 70000"` -> `("BTC", AlertSpec("above", 70000.0))`; WatchError otherwise."""
     text = " ".join(text.strip().split())
     if not text:
-        raise WatchError(f"Say which project and when. {ALERT_USAGE}")
+        raise WatchError(N_("Say which project and when. {usage}"), usage=_USAGE)
     if len(text) > MAX_QUERY_CHARS:
-        raise WatchError(f"That alert is too long. {ALERT_USAGE}")
+        raise WatchError(N_("That alert is too long. {usage}"), usage=_USAGE)
     if m := _PRICE.match(text):
         op = m["op"].lower()
         kind: AlertKind = "above" if op in ("above", "over", ">", ">=") else "below"
@@ -223,17 +243,17 @@ def parse_alert(text: str) -> tuple[str, AlertSpec]:
     if m := _MOVE.match(text):
         pct = _number(m[2], None)
         if pct > 1000:
-            raise WatchError("A 24 h move alert takes a percentage up to 1000%.")
+            raise WatchError(N_("A 24 h move alert takes a percentage up to 1000%."))
         return m["q"].strip(), AlertSpec("move", pct)
     if m := _RISK.match(text):
         return m["q"].strip(), AlertSpec("risk", None)
     if m := _SENTIMENT.match(text):
         swing = _number(m[2], None) if m[2] else DEFAULT_SENTIMENT_SWING
         if swing > 100:
-            raise WatchError("A sentiment swing is measured in points of a 0-100 score "
-                             "(at most 100).")
+            raise WatchError(N_("A sentiment swing is measured in points of a 0-100 score "
+                                "(at most 100)."))
         return m["q"].strip(), AlertSpec("sentiment", swing)
-    raise WatchError(f"I didn't understand that alert. {ALERT_USAGE}")
+    raise WatchError(N_("I didn't understand that alert. {usage}"), usage=_USAGE)
 
 
 def normalise_destination(channel: str, destination: str) -> str:
@@ -257,20 +277,21 @@ async def create_alert(deps: Deps, account_id: int, query: str, spec: AlertSpec,
                        channel: str, destination: str) -> Alert:
     """Set an alert delivered to `channel`/`destination`; the same alert again is returned as is."""
     if channel not in ALERT_CHANNELS:
-        raise WatchError(f"Alerts can be delivered by {', '.join(ALERT_CHANNELS)}.")
+        raise WatchError(N_("Alerts can be delivered by {channels}."),
+                         channels=", ".join(ALERT_CHANNELS))
     destination = normalise_destination(channel, destination)
     if not destination or len(destination) > 320:
-        raise WatchError("Alerts need a chat or an e-mail address to go to.")
+        raise WatchError(N_("Alerts need a chat or an e-mail address to go to."))
     if spec.kind not in ALERT_KINDS:
         raise WatchError(ALERT_USAGE)
     if (spec.kind == "risk") != (spec.level is None):
         raise WatchError(ALERT_USAGE)
     if spec.level is not None and not (math.isfinite(spec.level) and spec.level > 0):
-        raise WatchError(f"The level must be a positive number. {ALERT_USAGE}")
+        raise WatchError(N_("The level must be a positive number. {usage}"), usage=_USAGE)
     project = await resolve(deps, query)
     if spec.kind == "risk" and not project.platforms:
-        raise WatchError(f"{project.display} is a native coin with no token contract, so it "
-                         "has no contract risk flags to watch.")
+        raise WatchError(N_("{project} is a native coin with no token contract, so it has no "
+                            "contract risk flags to watch."), project=project.display)
     async with deps.db.acquire() as conn, conn.transaction():
         live, tier = await _lock_account(conn, deps, account_id)
         same = await conn.fetchrow(
@@ -304,7 +325,7 @@ async def alerts_of(deps: Deps, account_id: int) -> list[Alert]:
 async def delete_alert(deps: Deps, account_id: int, alert_id: int) -> bool:
     """Stop one of the account's alerts; False when it has no such active alert."""
     live = await _live_id(deps, account_id)
-    result = await deps.db.execute(
+    result: str = await deps.db.execute(
         "UPDATE alerts SET active = false, deleted_at = now() "
         "WHERE id = $1 AND user_id = $2 AND active", alert_id, live)
     return result != "UPDATE 0"
@@ -312,35 +333,43 @@ async def delete_alert(deps: Deps, account_id: int, alert_id: int) -> bool:
 
 # --- wording ----------------------------------------------------------------------------------
 
-def format_price(x: float) -> str:
-    """$70,000 / $3,012.50 / $0.00001234 — a price as a level or a figure."""
+def format_price(x: float, loc: Localizer = ENGLISH) -> str:
+    """$70,000 / $3,012.50 / $0.00001234 — a price as a level or a figure (vi: 70.000 USD,
+    3.012,50 USD, 0,00001234 USD)."""
+    if loc.english:
+        if x >= 1:
+            return f"${x:,.0f}" if float(x).is_integer() else f"${x:,.2f}"
+        return f"${x:.4g}"
     if x >= 1:
-        return f"${x:,.0f}" if float(x).is_integer() else f"${x:,.2f}"
-    return f"${x:.4g}"
+        return f"{loc.number(x, 0 if float(x).is_integer() else 2)} USD"
+    return f"{_number_text(float(f'{x:.4g}'), loc)} USD"
 
 
-def _number_text(x: float) -> str:
-    return f"{x:g}"
+def _number_text(x: float, loc: Localizer = ENGLISH) -> str:
+    if loc.english:
+        return f"{x:g}"
+    return format_decimal(float(f"{x:g}"), format="#,##0.##########", locale=loc.locale)
 
 
-def condition(kind: str, level: float | None) -> str:
+def condition(kind: str, level: float | None, loc: Localizer = ENGLISH) -> str:
     """'price above $70,000', 'a 24 h move of ±10%', 'a new contract risk flag', ..."""
     if kind == "above" and level is not None:
-        return f"price above {format_price(level)}"
+        return loc._("price above {level}").format(level=format_price(level, loc))
     if kind == "below" and level is not None:
-        return f"price below {format_price(level)}"
+        return loc._("price below {level}").format(level=format_price(level, loc))
     if kind == "move" and level is not None:
-        return f"a 24 h move of ±{_number_text(level)}%"
+        return loc._("a 24 h move of ±{level}%").format(level=_number_text(level, loc))
     if kind == "sentiment" and level is not None:
-        return f"a sentiment swing of {_number_text(level)} points"
-    return "a new contract risk flag"
+        return loc._("a sentiment swing of {level} points").format(
+            level=_number_text(level, loc))
+    return loc._("a new contract risk flag")
 
 
-def destination_text(channel: str, destination: str) -> str:
-    return destination if channel == "email" else "this chat"
+def destination_text(channel: str, destination: str, loc: Localizer = ENGLISH) -> str:
+    return destination if channel == "email" else loc._("this chat")
 
 
-def describe(alert: Alert) -> str:
+def describe(alert: Alert, loc: Localizer = ENGLISH) -> str:
     """One line: '#12 Bitcoin (BTC): price above $70,000 → this chat'."""
-    return (f"#{alert.id} {alert.display}: {condition(alert.kind, alert.level)} "
-            f"→ {destination_text(alert.channel, alert.destination)}")
+    return (f"#{alert.id} {alert.display}: {condition(alert.kind, alert.level, loc)} "
+            f"→ {destination_text(alert.channel, alert.destination, loc)}")

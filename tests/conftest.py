@@ -51,9 +51,9 @@ def _is_local_host(host: object) -> bool:
 
 
 def _guard(sock: socket.socket, address: object) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-        if not _is_local_host(address[0]):
-            raise InternetAccessError(f"test tried to connect to {address[0]}")
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple) \
+            and not _is_local_host(address[0]):
+        raise InternetAccessError(f"test tried to connect to {address[0]}")
 
 
 def _guarded_connect(self: socket.socket, address: object) -> None:

@@ -17,7 +17,6 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec

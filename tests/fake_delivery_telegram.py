@@ -6,8 +6,9 @@ attributes (400 "can't parse entities"); text over 4,096 or a caption over 1,024
 after entity parsing (400); a photo that is not a PNG/JPEG upload (400); more than 30
 messages in any second overall, or more than 20 in any minute to one group/channel (429 with
 `retry_after`). On cue per chat: `blocked` (403 "bot was blocked by the user"),
-`not_found` (400 "chat not found"), `migrated:<new id>` (400 with `migrate_to_chat_id`), `429` (once, with retry_after), `timeout` (the message is
-recorded as delivered, then the answer never comes in time), `error500` (once, not recorded).
+`not_found` (400 "chat not found"), `migrated:<new id>` (400 with `migrate_to_chat_id`),
+`429` (once, with retry_after), `timeout` (the message is recorded as delivered, then the
+answer never comes in time), `error500` (once, not recorded).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -204,6 +205,65 @@ def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"components": errors} if errors else {}
 
 
+# Discord's locales (https://discord.com/developers/docs/reference#locales): localization
+# dictionaries keyed by anything else are refused.
+LOCALES = frozenset({
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl",
+    "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi",
+    "th", "zh-CN", "ja", "zh-TW", "ko"})
+_COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$")
+
+
+def _localizations(errors: dict[str, Any], key: str, value: Any, limit: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        errors[key] = _error("DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+        return
+    for locale, text in value.items():
+        if locale not in LOCALES:
+            errors.setdefault(key, {})[locale] = _error(
+                "LOCALE_INVALID", f"Invalid locale {locale!r}")
+        elif not isinstance(text, str) or not 1 <= len(text) <= limit:
+            errors.setdefault(key, {})[locale] = _error(
+                "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {limit} in length.")
+
+
+def validate_command(command: dict[str, Any], *, chat_input: bool = True) -> dict[str, Any]:
+    """A command or option as Discord checks it: names 1-32 lower-case word characters,
+    descriptions 1-100, their localizations keyed by Discord locales within the same limits,
+    at most 25 options and 25 choices (names 1-100)."""
+    errors: dict[str, Any] = {}
+    name = command.get("name")
+    if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
+        errors["name"] = _error("APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+    _localizations(errors, "name_localizations", command.get("name_localizations"), 32)
+    if chat_input:
+        description = command.get("description")
+        if not isinstance(description, str) or not 1 <= len(description) <= 100:
+            errors["description"] = _error("BASE_TYPE_BAD_LENGTH",
+                                           "Must be between 1 and 100 in length.")
+        _localizations(errors, "description_localizations",
+                       command.get("description_localizations"), 100)
+    options = command.get("options") or []
+    if len(options) > 25:
+        errors["options"] = _error("BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    for i, option in enumerate(options):
+        found = validate_command(option)
+        for j, choice in enumerate(option.get("choices") or []):
+            choice_errors: dict[str, Any] = {}
+            if not 1 <= len(str(choice.get("name", ""))) <= 100:
+                choice_errors["name"] = _error("BASE_TYPE_BAD_LENGTH",
+                                               "Must be between 1 and 100 in length.")
+            _localizations(choice_errors, "name_localizations", choice.get("name_localizations"),
+                           100)
+            if choice_errors:
+                found.setdefault("choices", {})[str(j)] = choice_errors
+        if found:
+            errors.setdefault("options", {})[str(i)] = found
+    return errors
+
+
 def validate_message(message: dict[str, Any], has_files: bool) -> None:
     """Raise `InvalidBody` as Discord would for this (complete) message."""
     errors: dict[str, Any] = {}
@@ -262,8 +322,8 @@ class FakeDiscord:
 
     def interaction(self, type_: int, data: dict[str, Any], *, dm: bool = False,
                     user_id: int = USER_ID, permissions: int = 1 << 4,
-                    user_install: bool = False, message: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
+                    user_install: bool = False, message: dict[str, Any] | None = None,
+                    locale: str = "en-US", guild_locale: str = "en-US") -> dict[str, Any]:
         """A gateway INTERACTION_CREATE payload (and the fake starts its 3 s clock)."""
         interaction_id = self.snowflake()
         token = f"itoken-{interaction_id}"
@@ -271,7 +331,7 @@ class FakeDiscord:
         payload: dict[str, Any] = {
             "id": str(interaction_id), "application_id": str(APP_ID), "type": type_,
             "token": token, "version": 1, "data": data, "channel_id": str(channel_id),
-            "locale": "en-US", "entitlements": [], "attachment_size_limit": 8 * 1024 * 1024,
+            "locale": locale, "entitlements": [], "attachment_size_limit": 8 * 1024 * 1024,
             "app_permissions": str((1 << 11) | (1 << 14) | (1 << 15)),
             "authorizing_integration_owners": ({"1": str(user_id)} if user_install or dm
                                                else {"0": str(GUILD_ID)}),
@@ -283,7 +343,7 @@ class FakeDiscord:
                                   "recipients": [user(user_id)]}
         else:
             payload["guild_id"] = str(GUILD_ID)
-            payload["guild_locale"] = "en-US"
+            payload["guild_locale"] = guild_locale
             payload["context"] = 0
             payload["member"] = {"user": user(user_id), "roles": [], "nick": None,
                                  "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False,
@@ -444,6 +504,10 @@ class FakeDiscord:
                 "bot_public": True, "bot_require_code_grant": False, "verify_key": "00",
                 "owner": user(1, "owner"), "flags": 0, "summary": "", "team": None})
         if call.kind == f"PUT /applications/{APP_ID}/commands":
+            errors = {str(i): e for i, c in enumerate(call.payload)
+                      if (e := validate_command(c, chat_input=c.get("type", 1) == 1))}
+            if errors:
+                raise InvalidBody(errors)
             self.commands = [dict(c, id=str(self.snowflake()), application_id=str(APP_ID),
                                   version="1") for c in call.payload]
             return JSONResponse(self.commands)

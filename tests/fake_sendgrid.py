@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, ClassVar
 
 API_KEY = "SG.test-key-0123456789"
 
@@ -12,9 +12,9 @@ API_KEY = "SG.test-key-0123456789"
 class FakeSendGrid(BaseHTTPRequestHandler):
     """Accepts POST /v3/mail/send with the right key (202) and records each message."""
 
-    messages: list[dict[str, Any]] = []
+    messages: ClassVar[list[dict[str, Any]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         if self.path != "/v3/mail/send":
             self.send_response(404)

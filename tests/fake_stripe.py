@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 
 class FakeStripe(BaseHTTPRequestHandler):
     """Answers Checkout and portal session creation the way api.stripe.com does."""
 
-    requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
+    requests: ClassVar[list[tuple[str, dict[str, list[str]], dict[str, str]]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
         self.requests.append((self.path, parse_qs(body), dict(self.headers)))
         if self.path == "/v1/checkout/sessions":

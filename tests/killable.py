@@ -8,6 +8,7 @@ client sees when the server dies and its supervisor brings it back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -114,7 +115,5 @@ class KillablePostgres:
         self.url = str(self.server.get_uri())
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a server already killed has nothing to stop
             self.server.cleanup()
-        except Exception:  # noqa: BLE001 - a server already killed has nothing to stop
-            pass

@@ -34,7 +34,7 @@ class LiveServer:
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
-        except BaseException as exc:  # reported to the test thread by start()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread by start()
             self._error = exc
             self._ready.set()
 

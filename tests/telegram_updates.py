@@ -15,8 +15,12 @@ def next_id() -> int:
     return next(_ids)
 
 
-def user(user_id: int) -> dict[str, Any]:
-    return {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+def user(user_id: int, language_code: str | None = None) -> dict[str, Any]:
+    """A Telegram user; `language_code` is their app's language, as Telegram sends it."""
+    body: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+    if language_code is not None:
+        body["language_code"] = language_code
+    return body
 
 
 def chat(chat_id: int, kind: str | None = None) -> dict[str, Any]:
@@ -29,13 +33,13 @@ def chat(chat_id: int, kind: str | None = None) -> dict[str, Any]:
 def message(text: str, *, chat_id: int = 555, user_id: int | None = 777,
             kind: str | None = None, reply_to: dict[str, Any] | None = None,
             sender_chat: dict[str, Any] | None = None, update_id: int | None = None,
-            field: str = "message") -> dict[str, Any]:
+            field: str = "message", language_code: str | None = None) -> dict[str, Any]:
     """An update carrying a text message (commands and mentions get their entities)."""
     update_id = update_id or next_id()
     body: dict[str, Any] = {"message_id": update_id, "date": int(time.time()),
                             "chat": chat(chat_id, kind), "text": text}
     if user_id is not None:
-        body["from"] = user(user_id)
+        body["from"] = user(user_id, language_code)
     if sender_chat is not None:
         body["sender_chat"] = sender_chat
     entities = []
@@ -61,10 +65,11 @@ def bot_message(chat_id: int, message_id: int = 1) -> dict[str, Any]:
 
 
 def callback(data: str, *, chat_id: int = 555, user_id: int = 777,
-             message_id: int = 1) -> dict[str, Any]:
+             message_id: int = 1, language_code: str | None = None) -> dict[str, Any]:
     update_id = next_id()
     return {"update_id": update_id, "callback_query": {
-        "id": f"cbq{update_id}", "from": user(user_id), "chat_instance": "ci1", "data": data,
+        "id": f"cbq{update_id}", "from": user(user_id, language_code), "chat_instance": "ci1",
+        "data": data,
         "message": bot_message(chat_id, message_id)}}
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.tools_fakes import UNISWAP, FakeSources, coin_body, fast_http, json_response
-
-from agent.facts import sources_of
 from agent.assess import assess
+from agent.facts import sources_of
 from agent.writer import write_answer
 from chainlens.deps import Deps
+from tests.tools_fakes import UNISWAP, FakeSources, coin_body, fast_http, json_response
 from tools.analysis import run_tool
 from tools.results import utcnow
 

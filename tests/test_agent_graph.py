@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from tests.tools_fakes import FakeSources, fast_http
 
 from agent import answer, answer_stream
 from agent.events import (
@@ -20,6 +19,7 @@ from agent.events import (
 )
 from agent.stream import MAX_QUESTION_CHARS, clean_question
 from chainlens.deps import Deps
+from tests.tools_fakes import FakeSources, fast_http
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 

@@ -8,20 +8,20 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
+from agent import answer, answer_stream
+from agent.events import AgentEvent, ErrorEvent, FinalEvent, TextEvent
+from agent.llm import ModelPrice, build_router
+from chainlens.deps import Deps
 from test_agent_support import (  # noqa: F401  (fixtures)
-    FakeLLM,
     Fail,
+    FakeLLM,
     Reply,
     llm_server,
     llm_server_session,
     with_llm,
 )
 from tests.tools_fakes import FakeSources, fast_http
-
-from agent import answer, answer_stream
-from agent.events import AgentEvent, ErrorEvent, FinalEvent, TextEvent
-from agent.llm import ModelPrice, build_router
-from chainlens.deps import Deps
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 PLAN_ALL = Reply(tool_calls=["onchain", "sentiment", "tokenomics", "team"], tokens_in=40, tokens_out=6)
@@ -55,7 +55,7 @@ def test_router_follows_settings(deps: Deps, llm_server: FakeLLM) -> None:
     assert router.context_window_fallbacks == router.fallbacks
     assert router.timeout == 7.0 and router.num_retries == 0
     assert all(d["litellm_params"]["api_base"] == llm_server.base_url for d in router.model_list)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="LLM_MODELS is empty"):
         build_router(routed.settings.model_copy(update={"llm_models": []}))
 
 

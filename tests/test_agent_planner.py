@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import pytest
+
+from agent.planner import plan_tools
+from agent.rules import Plan, plan_by_rules, refers_back
+from chainlens.deps import Deps
 from test_agent_support import (  # noqa: F401  (fixtures)
-    FakeLLM,
     Fail,
+    FakeLLM,
     Reply,
     llm_server,
     llm_server_session,
     with_llm,
 )
-
-from agent.planner import plan_tools
-from agent.rules import Plan, plan_by_rules, refers_back
-from chainlens.deps import Deps
 from tools.results import Project
 
 ALL = {"onchain", "sentiment", "tokenomics", "team"}

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
-from tests.tools_fakes import FakeSources
 
 from agent import answer, answer_stream
 from agent.events import FinalEvent, TextEvent, ToolFinishedEvent
 from chainlens.deps import Deps
+from tests.tools_fakes import FakeSources
 from tools.cache import read_l1, write_l1
 from tools.results import OnchainResult
 

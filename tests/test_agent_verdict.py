@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from tests.tools_fakes import FakeSources, fast_http
 
 from agent import answer
 from agent.assess import assess
 from chainlens.deps import Deps
+from tests.tools_fakes import FakeSources, fast_http
 from tools.results import (
     OnchainResult,
     SentimentResult,
@@ -75,7 +75,7 @@ def test_every_tool_subset_gives_the_full_verdict_or_none() -> None:
     full = assess(_full())
     assert full.complete and full.stance != "NO CALL"
     tools = list(_full())
-    for size in range(0, 4):
+    for size in range(4):
         for subset in combinations(tools, size):
             data = _full()
             verdict = assess({t: data[t] for t in subset})

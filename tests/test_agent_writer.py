@@ -7,14 +7,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from test_agent_support import (  # noqa: F401  (fixtures)
-    FakeLLM,
-    Reply,
-    llm_server,
-    llm_server_session,
-    with_llm,
-)
-from tests.tools_fakes import FakeSources, fast_http, goplus_body, json_response, rss_body
 
 from agent import answer
 from agent.assess import assess
@@ -23,6 +15,14 @@ from agent.guard import WITHHELD, AnswerGuard, allowed_values
 from agent.prompts import UNTRUSTED_CLOSE, UNTRUSTED_OPEN, WRITER_SYSTEM
 from agent.writer import write_answer
 from chainlens.deps import Deps
+from test_agent_support import (  # noqa: F401  (fixtures)
+    FakeLLM,
+    Reply,
+    llm_server,
+    llm_server_session,
+    with_llm,
+)
+from tests.tools_fakes import FakeSources, fast_http, goplus_body, json_response, rss_body
 from tools.results import (
     Evidence,
     Headline,
@@ -176,7 +176,7 @@ async def test_malicious_completion_cannot_change_stance_figures_or_links(
     assert f"Risk score: {final.report.risk_score}/10" in final.answer
     assert "Risk score: 1/10" not in final.answer
     # the prompt fenced the headline as untrusted data, and said what that means
-    request = [r for r in llm_server.requests if r.get("stream")][0]
+    request = next(r for r in llm_server.requests if r.get("stream"))
     system, user = request["messages"][0]["content"], request["messages"][1]["content"]
     assert system == WRITER_SYSTEM and "never instructions" in system
     fenced = user[user.index(f"{UNTRUSTED_OPEN} news headlines"):]

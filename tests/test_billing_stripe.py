@@ -21,8 +21,8 @@ from billing.accounts import account_for_identity, get_account
 from billing.webhooks import apply_event
 from chainlens.deps import Deps
 from conftest import make_test_settings
-from tests.fake_stripe import FakeStripe
 from tests.fake_http import running_http_server
+from tests.fake_stripe import FakeStripe
 from web.app import create_app
 from web.auth import session_cookie_value
 
@@ -37,14 +37,14 @@ def fake_stripe() -> Iterator[str]:
 
 @pytest.fixture
 async def sdeps(deps: Deps, database_url: str, redis_url: str, tmp_path: Path,
-                fake_stripe: str) -> AsyncIterator[Deps]:
+                fake_stripe: str) -> Deps:
     settings = make_test_settings(
         database_url, redis_url, tmp_path, redis_prefix=deps.keys.prefix,
         stripe_secret_key="sk_test_fake", stripe_webhook_secret=SECRET,
         stripe_price_pro="price_pro", stripe_price_enterprise="price_ent",
         stripe_api_base=fake_stripe)
     FakeStripe.requests.clear()
-    yield dataclasses.replace(deps, settings=settings)
+    return dataclasses.replace(deps, settings=settings)
 
 
 @pytest.fixture

@@ -103,9 +103,12 @@ async def test_command_tree_as_synced_to_discord(bot: Bot) -> None:
     synced = {c["name"]: c for c in bot.fake.commands}
     assert set(synced) == {"ask", "research", "price", "sentiment", "tokenomics", "team",
                            "usage", "upgrade", "link", "alpha", "help", "watch", "unwatch",
-                           "watchlist", "alerts", "alert"}
-    assert synced == {c.name: c.to_dict(bot.client.tree) | {"id": synced[c.name]["id"],
-                      "application_id": synced[c.name]["application_id"], "version": "1"}
+                           "watchlist", "alerts", "alert", "lang"}
+    translator = bot.client.tree.translator
+    assert translator is not None  # descriptions go out with their Vietnamese translations
+    assert synced == {c.name: await c.get_translated_payload(bot.client.tree, translator)
+                      | {"id": synced[c.name]["id"],
+                         "application_id": synced[c.name]["application_id"], "version": "1"}
                       for c in bot.client.tree.get_commands()}
     for name in ("research", "price", "sentiment", "tokenomics", "team"):
         [option] = synced[name]["options"]

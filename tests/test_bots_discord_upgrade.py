@@ -4,17 +4,17 @@ account whatever browser opens it (real stripe-python against the local fake Str
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import make_test_settings
 from itsdangerous import URLSafeTimedSerializer
 
 from billing.accounts import account_for_identity
 from billing.checkout_link import checkout_link
 from chainlens.deps import Deps
+from conftest import make_test_settings
 from tests.fake_http import running_http_server
 from tests.fake_stripe import FakeStripe
 from web.app import create_app
@@ -29,13 +29,13 @@ def fake_stripe() -> Iterator[str]:
 
 @pytest.fixture
 async def stripe_deps(deps: Deps, database_url: str, redis_url: str, tmp_path: Path,
-                      fake_stripe: str) -> AsyncIterator[Deps]:
+                      fake_stripe: str) -> Deps:
     settings = make_test_settings(
         database_url, redis_url, tmp_path, redis_prefix=deps.keys.prefix,
         stripe_secret_key="sk_test_fake", stripe_price_pro="price_pro",
         stripe_api_base=fake_stripe, secret_key="discord-test-secret-0123456789")
     FakeStripe.requests.clear()
-    yield dataclasses.replace(deps, settings=settings)
+    return dataclasses.replace(deps, settings=settings)
 
 
 async def _get(deps: Deps, url: str, cookies: dict[str, str] | None = None) -> httpx.Response:

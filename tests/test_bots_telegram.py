@@ -19,13 +19,6 @@ from typing import Any
 import pytest
 from pydantic import AnyHttpUrl, SecretStr
 from telegram import Update
-from test_agent_support import (  # noqa: F401  (fixtures)
-    FakeLLM,
-    Reply,
-    llm_server,
-    llm_server_session,
-    with_llm,
-)
 
 from billing.accounts import account_for_identity, redeem_link_code
 from billing.quota import consume_request, quota_status
@@ -33,6 +26,13 @@ from bots.render import render_telegram
 from bots.telegram import build_application, send_markdown, start_bot, stop_bot
 from chainlens.deps import Deps
 from reports.subscriptions import get_subscription
+from test_agent_support import (  # noqa: F401  (fixtures)
+    FakeLLM,
+    Reply,
+    llm_server,
+    llm_server_session,
+    with_llm,
+)
 from tests import telegram_updates as tu
 from tests.fake_bot_api import (
     FakeBotApi,
@@ -111,7 +111,7 @@ async def test_polling_registers_the_command_menu_and_answers(fast_deps: Deps) -
     names = [c["command"] for c in json.loads(menu["commands"])]
     assert names == ["start", "research", "price", "sentiment", "tokenomics", "team", "help",
                      "usage", "upgrade", "link", "alpha", "watch", "unwatch", "watchlist",
-                     "alert", "alerts"]
+                     "alert", "alerts", "lang"]
     # the same menu for users whose Telegram is in Vietnamese, described in Vietnamese
     assert "language_code" not in menu and menu_vi["language_code"] == "vi"
     vi = {c["command"]: c["description"] for c in json.loads(menu_vi["commands"])}
@@ -468,20 +468,20 @@ async def test_the_fake_bot_api_is_strict(tg: Harness) -> None:
     from telegram.error import BadRequest
 
     bot = tg.application.bot
-    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
         await bot.send_message(PRIVATE, "<b>crossed <i>tags</b></i>", parse_mode="HTML")
-    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
         await bot.send_message(PRIVATE, "1 < 2 & <h1>x</h1>", parse_mode="HTML")
-    with pytest.raises(BadRequest, match="(?i)message is too long"):
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
         await bot.send_message(PRIVATE, "x" * 4097)
     message = await bot.send_message(PRIVATE, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
-    with pytest.raises(BadRequest, match="(?i)message is not modified"):
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
         await bot.edit_message_text("<b>" + "x" * 4096 + "</b>", chat_id=PRIVATE,
                                     message_id=message.message_id, parse_mode="HTML")
     local = InlineKeyboardMarkup([[InlineKeyboardButton("Pay", url="http://localhost:8000/x")]])
-    with pytest.raises(BadRequest, match="(?i)wrong http url"):
+    with pytest.raises(BadRequest, match=r"(?i)wrong http url"):
         await bot.send_message(PRIVATE, "pay", reply_markup=local)
-    with pytest.raises(BadRequest, match="(?i)textdraft_peer_invalid"):
+    with pytest.raises(BadRequest, match=r"(?i)textdraft_peer_invalid"):
         await bot.send_message_draft(GROUP, 1, "drafts are for private chats")
 
 
@@ -504,7 +504,7 @@ PLAN_ALL = Reply(tool_calls=["onchain", "sentiment", "tokenomics", "team"], toke
 
 @pytest.fixture
 async def tg_llm(fast_deps: Deps,
-                 llm_server: FakeLLM) -> AsyncIterator[tuple[Harness, FakeLLM]]:  # noqa: F811
+                 llm_server: FakeLLM) -> AsyncIterator[tuple[Harness, FakeLLM]]:
     async with running_fake_bot_api() as (fake, base_url):
         bot_deps = bot_settings(with_llm(fast_deps, llm_server, "c"), base_url)
         application = build_application(bot_deps)

@@ -46,7 +46,7 @@ async def account_id(tg: Harness, user_id: int = USER) -> int:
 
 def test_the_menu_and_help_list_the_new_commands() -> None:
     names = [c.name for c in command_menu()]
-    assert names[-5:] == ["watch", "unwatch", "watchlist", "alert", "alerts"]
+    assert names[-6:] == ["watch", "unwatch", "watchlist", "alert", "alerts", "lang"]
     for command in ("/watch", "/unwatch", "/watchlist", "/alert", "/alerts", "/alert delete"):
         assert command in HELP_TEXT
 

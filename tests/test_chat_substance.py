@@ -6,14 +6,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from tests.tools_fakes import FakeSources, fast_http
-
 from agent.events import FinalEvent, ToolFinishedEvent
 from billing.accounts import account_for_identity
 from billing.quota import quota_status
 from chainlens.chat import ChatTurn, chat
 from chainlens.deps import Deps
 from chainlens.settings import TierLimits
+from tests.tools_fakes import FakeSources, fast_http
 
 ALL_SOURCES = {"coingecko", "defillama", "goplus", "github", "feargreed", "rss"}
 

@@ -152,7 +152,7 @@ def test_overlay_normalises_prices_to_a_common_start() -> None:
     assert rebased["ETH"] == [(day, 100.0), (2 * day, 50.0)]
     png = render_price_overlay("SOL vs ETH, normalised", series)
     assert png.startswith(b"\x89PNG")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least two price series"):
         render_price_overlay("one", {"SOL": series["SOL"]})
 
 

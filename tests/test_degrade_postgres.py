@@ -17,9 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import make_test_settings
-from tests.killable import KillablePostgres
-from tests.tools_fakes import FakeSources, fast_http
 
 from billing.accounts import account_for_identity, set_base_tier
 from billing.api_keys import create_api_key
@@ -27,6 +24,9 @@ from billing.quota import quota_status
 from billing.usage import flush_usage
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import TierLimits
+from tests.conftest import make_test_settings
+from tests.killable import KillablePostgres
+from tests.tools_fakes import FakeSources, fast_http
 from web.app import create_app
 
 pytestmark = pytest.mark.slow  # starts, kills and restarts a PostgreSQL server (~5 s)

@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from test_web_chat import parse_sse
-from tests.killable import KillableRedis, redis_server_binary
-from tests.tools_fakes import FakeSources, fast_http
 
 from chainlens import best_effort
 from chainlens.deps import Deps, make_redis
 from chainlens.settings import TierLimits
+from test_web_chat import parse_sse
+from tests.killable import KillableRedis, redis_server_binary
+from tests.tools_fakes import FakeSources, fast_http
 from tools.cache import l1_key
 from web.app import create_app
 

@@ -484,7 +484,7 @@ def test_filled_in_templates_load_as_production(monkeypatch: pytest.MonkeyPatch)
     secret_active, _ = _template_keys(SECRETS_TEMPLATE, "Secret")
     settings = _load_with_env(monkeypatch, {**config, **secret_active, **FILLED_SECRETS})
     assert settings.environment == "production"
-    assert settings.host == "0.0.0.0" and settings.port == 8000
+    assert settings.host == "0.0.0.0" and settings.port == 8000  # noqa: S104 - the config read
     assert str(settings.public_base_url) == "https://chainlens.example.com/"
     assert str(settings.chainlens_data_dir) == "/var/lib/chainlens"
     assert settings.secret_key.get_secret_value() == FILLED_SECRETS["SECRET_KEY"]
@@ -553,6 +553,44 @@ def test_compose_services_and_their_channels() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     for name in ("web", "worker", "discord-bot"):
         assert set(services[name]["environment"]) <= fields, name
+
+
+@functools.cache
+def _compose_validator() -> Any:
+    """The Compose Specification's JSON schema as vendored by check-jsonschema (its
+    `vendor.compose-spec` builtin, refreshed from compose-spec/compose-spec upstream)."""
+    from importlib import resources
+
+    import jsonschema
+
+    text = (resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+            ).read_text(encoding="utf-8")
+    schema = json.loads(text)
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+
+
+def _compose_errors(compose: dict[str, Any]) -> list[str]:
+    return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in _compose_validator().iter_errors(compose))
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    assert _compose_errors(_compose()) == []
+
+
+def test_the_compose_schema_check_refuses_what_compose_refuses() -> None:
+    # the check is real: a misspelt key, a wrong type and a bad condition are each refused
+    for path, value in ((("services", "web", "comand"), ["chainlens", "serve"]),
+                        (("services", "worker", "restart"), ["always"]),
+                        (("services", "worker", "depends_on", "web", "condition"), "healthy")):
+        broken = copy.deepcopy(_compose())
+        node = broken
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        assert _compose_errors(broken), path
 
 
 def test_blank_token_turns_a_bot_off(monkeypatch: pytest.MonkeyPatch) -> None:

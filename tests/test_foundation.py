@@ -34,7 +34,7 @@ def client_for(deps: Deps) -> httpx.AsyncClient:
 
 async def test_seed_tables_exist(deps: Deps) -> None:
     rows = await deps.db.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
-    assert SEED_TABLES <= {r["tablename"] for r in rows}
+    assert {r["tablename"] for r in rows} >= SEED_TABLES
     versions = await deps.db.fetchval("SELECT count(*) FROM schema_migrations")
     assert versions == len(discover())
 

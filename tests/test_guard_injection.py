@@ -12,6 +12,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
+from agent import answer
+from agent.guard import AnswerGuard
+from chainlens.deps import Deps
 from test_agent_support import (  # noqa: F401  (fixtures)
     FakeLLM,
     Reply,
@@ -20,10 +24,6 @@ from test_agent_support import (  # noqa: F401  (fixtures)
     with_llm,
 )
 from tests.tools_fakes import FakeSources, fast_http, rss_body
-
-from agent import answer
-from agent.guard import AnswerGuard
-from chainlens.deps import Deps
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 ARTICLE = "https://news.example/0"

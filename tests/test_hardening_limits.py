@@ -63,8 +63,7 @@ class Server:
         self.thread.join(15)
 
     def connect(self) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        return sock
+        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
 
 
 @pytest.fixture

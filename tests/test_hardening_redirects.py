@@ -24,7 +24,7 @@ class Recorder(BaseHTTPRequestHandler):
 
     seen: ClassVar[list[dict[str, str]]] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         Recorder.seen.append({k.lower(): v for k, v in self.headers.items()})
         body = json.dumps({"coins": [{"item": {"id": "uniswap"}}], "full_name": "x/y"}).encode()
         self.send_response(200)
@@ -41,7 +41,7 @@ def redirector(target: str) -> type[BaseHTTPRequestHandler]:
     class Redirect(BaseHTTPRequestHandler):
         seen: ClassVar[list[dict[str, str]]] = []
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             Redirect.seen.append({k.lower(): v for k, v in self.headers.items()})
             if self.path.startswith("/same/"):
                 location = self.path.replace("/same/", "/final/", 1)  # same origin

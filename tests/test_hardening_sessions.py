@@ -65,9 +65,9 @@ def test_an_unwritable_data_dir_without_secret_key_stops_start_up(
 
 
 def test_images_run_in_production_mode() -> None:
-    assert re.search(r"^ENV ENVIRONMENT=production$", (REPO / "Dockerfile").read_text(), re.M)
+    assert re.search(r"^ENV ENVIRONMENT=production$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
     compose = (REPO / "docker-compose.yml").read_text()
-    assert re.search(r"^\s+ENVIRONMENT: production$", compose, re.M)
+    assert re.search(r"^\s+ENVIRONMENT: production$", compose, re.MULTILINE)
 
 
 def test_a_cookie_signed_with_the_old_placeholder_is_not_accepted(settings: Settings) -> None:

@@ -168,8 +168,8 @@ async def test_signed_stripe_event_with_absurd_created_is_400(deps: Deps) -> Non
 async def _snapshot(deps: Deps, prices: list[float]) -> int:
     history = [[1_700_000_000_000 + i * 86_400_000, p] for i, p in enumerate(prices)]
     return int(await deps.db.fetchval(
-        "INSERT INTO analysis_snapshots (project_id, module, result) VALUES ('uniswap', 'onchain',"
-        " $1) RETURNING id", {"price_history": history}))
+        "INSERT INTO analysis_snapshots (project_id, module, result)"
+        " VALUES ('uniswap', 'onchain', $1) RETURNING id", {"price_history": history}))
 
 
 async def test_chart_is_rendered_once_per_snapshot(embed_deps: Deps,

@@ -9,6 +9,11 @@ from datetime import date
 
 import httpx
 import pytest
+
+from chainlens.deps import Deps
+from reports import render
+from reports.build import build_report
+from reports.store import get_report, save_report
 from test_agent_support import (  # noqa: F401  (fixtures)
     Fail,
     FakeLLM,
@@ -17,11 +22,6 @@ from test_agent_support import (  # noqa: F401  (fixtures)
     llm_server_session,
     with_llm,
 )
-
-from chainlens.deps import Deps
-from reports import render
-from reports.build import build_report
-from reports.store import get_report, save_report
 from tests.fake_delivery_discord import embed_problems
 from tests.fake_delivery_sources import ReportSources
 from tests.fake_delivery_telegram import parse_html
@@ -173,10 +173,19 @@ async def test_intro_by_the_model_only_with_figures_from_the_data(
     llm = with_llm(rdeps, llm_server, "writer")
     grounded = "Markets are calm: Bitcoin is +2.5% and Uniswap drew 4 questions."
     invented = "Bitcoin will reach 250000 this year while Uniswap drew 4 questions."
-    llm_server.script("writer", Reply(text=grounded), Reply(text=invented), Fail(500))
+    # one opening per language (English, then Vietnamese), each checked against its own facts
+    grounded_vi = "Thị trường bình lặng: Bitcoin tăng +2,5% và Uniswap có 4 câu hỏi."
+    llm_server.script("writer", Reply(text=grounded), Reply(text=grounded_vi),
+                      Reply(text=invented), Reply(text=invented), Fail(500), Fail(500))
     content, _ = await build_report(llm, DAY)
     assert content.intro == grounded and "writer" in content.intro_by
+    assert content.intro_in("vi").text == grounded_vi and "writer" in content.intro_in("vi").by
+    prompts = [str(r["messages"][0]["content"]) for r in llm_server.requests[-2:]]
+    assert "Write in English." in prompts[0] and "Write in Vietnamese." in prompts[1]
+    assert "+2,5%" in str(llm_server.requests[-1]["messages"][1]["content"])  # vi figures
     content, _ = await build_report(llm, DAY)  # a figure the data does not have: refused
     assert content.intro_by == "deterministic" and "250000" not in content.intro
+    assert content.intro_in("vi").by == "deterministic"
+    assert content.intro_in("vi").text.startswith("Bitcoin ")
     content, _ = await build_report(llm, DAY)  # the model is down: the writer's intro
     assert content.intro_by == "deterministic" and content.intro.startswith("Bitcoin is")

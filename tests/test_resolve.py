@@ -264,7 +264,7 @@ async def test_contract_address_detects_its_chain(deps: Deps, with_http: WithHtt
                                        f"is {address.upper().replace('0X', '0x')} a scam?")
     assert resolution.project is not None and resolution.method == "contract"
     assert resolution.project.display == "Some BSC Token (SBT)"
-    assert list(resolution.project.platforms)[0] == "binance-smart-chain"
+    assert next(iter(resolution.project.platforms)) == "binance-smart-chain"
     assert resolution.project.github_repos == ["some-org/token"]
     assert resolution.matched == address
     platforms_tried = [r.url.path.split("/")[-3] for r in fake.requests]
@@ -431,7 +431,7 @@ def test_contract_fixture_contract() -> None:
     project = project_from_coin(json.loads(path.read_text()), platform="ethereum",
                                 address="0xdAC17F958D2ee523a2206206994597C13D831ec7")
     assert project is not None and project.display == "Tether (USDT)"
-    assert list(project.platforms)[0] == "ethereum"
+    assert next(iter(project.platforms)) == "ethereum"
     assert project.platforms["ethereum"] == "0xdac17f958d2ee523a2206206994597c13d831ec7"
     assert project.platforms["solana"] == "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"
     assert project.market_cap_rank == 4

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.tools_fakes import UNISWAP, FakeSources
-
-from agent.writer import write_answer
 from agent.assess import assess
 from agent.facts import sources_of
+from agent.writer import write_answer
 from chainlens.deps import Deps
+from tests.tools_fakes import UNISWAP, FakeSources
 from tools.analysis import run_tool
 from tools.cache import l1_key
 from tools.http import HttpOptions, RetryPolicy, SourceBusy, configure_http, get_json
@@ -41,7 +40,7 @@ async def test_two_processes_share_one_budget(deps: Deps, with_http: Any) -> Non
             served += 1
         except SourceBusy as exc:
             busy += 1
-            assert "limit" in exc.reason and "budget" not in exc.reason
+            assert "limit" in exc.reason and "budget" not in exc.reason  # noqa: PT017
     assert served == 4 and busy == 6
     assert sources.calls["coingecko:coin"] == 4
 
@@ -71,7 +70,6 @@ async def test_one_batched_call_keeps_many_quotes_fresh(deps: Deps, with_http: A
     from datetime import timedelta
 
     from tests.tools_fakes import json_response, markets_row
-
     from tools.quotes import refresh_quotes
     from tools.results import utcnow
 

@@ -129,9 +129,11 @@ async def test_warm_cache_covers_most_queried_and_trending(fast_deps: Deps, sour
     from tools.warm import warm_cache
 
     await fast_deps.db.execute(
-        "INSERT INTO projects (id, symbol, name, platforms) VALUES ('bitcoin', 'btc', 'Bitcoin', '{}')")
+        "INSERT INTO projects (id, symbol, name, platforms)"
+        " VALUES ('bitcoin', 'btc', 'Bitcoin', '{}')")
     await fast_deps.db.execute(
-        "INSERT INTO query_logs (question, project_id) SELECT 'btc?', 'bitcoin' FROM generate_series(1, 3)")
+        "INSERT INTO query_logs (question, project_id)"
+        " SELECT 'btc?', 'bitcoin' FROM generate_series(1, 3)")
     warmed = await warm_cache(fast_deps, limit=5, tools=("onchain",))
     assert warmed == {"bitcoin": {"onchain": "live"}, "uniswap": {"onchain": "live"}}
     again = await warm_cache(fast_deps, limit=5, tools=("onchain",))

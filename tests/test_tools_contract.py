@@ -64,7 +64,7 @@ def test_goplus_cake_excludes_dead_and_binance() -> None:
     cake = body["result"]["0x0e09fabb73bd3ade0a17ecc321fd13a19e81ce82"]
     holders = concentration(cake)
     assert holders.top10_share == 0  # dead address (locked) and Binance 8 both excluded
-    flags, points = contract_flags(cake, holders)
+    flags, _points = contract_flags(cake, holders)
     mintable = next(f for f in flags if f.name == "mintable")
     assert mintable.status == "yes" and mintable.points == 20  # halved: trust list / CEX
     bsn = body["result"]["0x6b4acce5878c2850b5d5acfdde009cc4c9e14444"]

@@ -14,6 +14,7 @@ from tools.sentiment import run_sentiment
 from tools.team import run_team
 from tools.tokenomics import run_tokenomics
 
+
 async def test_429_then_success_is_retried(fast_deps: Deps, sources: FakeSources) -> None:
     sources.script("coingecko:coin", json_response(
         {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit"}}, 429,

@@ -39,8 +39,9 @@ def template_messages() -> set[str]:
 
 
 def test_template_matches_the_code() -> None:
-    """Re-extract with `pybabel extract -F chainlens/locale/babel.cfg -k N_ -o chainlens/locale/chainlens.pot
-    --no-location --sort-output agent tools chainlens bots web reports billing` after changing a message."""
+    """Re-extract after changing a message: `pybabel extract -F chainlens/locale/babel.cfg
+    -k N_ -o chainlens/locale/chainlens.pot --no-location --sort-output agent tools chainlens
+    bots web reports billing`."""
     in_code, in_template = code_messages(), template_messages()
     assert in_code - in_template == set(), "messages missing from chainlens.pot"
     assert in_template - in_code == set(), "chainlens.pot has messages the code no longer uses"

@@ -8,6 +8,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
+from agent import answer
+from agent.guard import WITHHELD, AnswerGuard, allowed_values, vi_readings
+from agent.prompts import writer_system
+from chainlens.deps import Deps
+from chainlens.i18n import localizer
 from test_agent_support import (  # noqa: F401  (fixtures)
     FakeLLM,
     Reply,
@@ -15,12 +21,6 @@ from test_agent_support import (  # noqa: F401  (fixtures)
     llm_server_session,
     with_llm,
 )
-
-from agent import answer
-from agent.guard import WITHHELD, AnswerGuard, allowed_values, vi_readings
-from agent.prompts import writer_system
-from chainlens.deps import Deps
-from chainlens.i18n import localizer
 from tests.tools_fakes import FakeSources, fast_http
 from tools.results import OnchainResult
 

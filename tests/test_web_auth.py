@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 
 from billing.accounts import account_for_identity, set_base_tier
 from billing.quota import flush_pending
-from chainlens.settings import Settings
 from chainlens.deps import Deps
+from chainlens.settings import Settings
 from web.app import create_app
 from web.auth import (
     SESSION_COOKIE,

@@ -40,8 +40,8 @@ async def client(chat_deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
 def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
     events = []
     for block in text.strip().split("\n\n"):
-        name = re.search(r"^event: (.*)$", block, re.M)
-        data = re.search(r"^data: (.*)$", block, re.M)
+        name = re.search(r"^event: (.*)$", block, re.MULTILINE)
+        data = re.search(r"^data: (.*)$", block, re.MULTILINE)
         if name and data:
             events.append((name.group(1), json.loads(data.group(1))))
     return events

@@ -183,8 +183,8 @@ def test_scripts_use_only_catalogue_keys() -> None:
         assert keys <= set(ACCOUNT_SCRIPT_TEXT), (name, keys - set(ACCOUNT_SCRIPT_TEXT))
     pricing_keys = set(re.findall(r'\bt\("(\w+)"', (STATIC / "pricing.js").read_text()))
     assert pricing_keys <= set(PRICING_SCRIPT_TEXT)
-    supplied = {"lang", "script_text", "base", "free_daily", "account_link", "lang_saved", "email", "command", "archive_link", "alpha",
-                "watch_command", "alert_command",
+    supplied = {"lang", "script_text", "base", "free_daily", "account_link", "lang_saved",
+                "email", "command", "archive_link", "alpha", "watch_command", "alert_command",
                 *(f"{tier}_{window}" for tier in ("free", "pro", "enterprise")
                   for window in ("daily", "minute"))}
     for template, table in (("index.html", DEMO_TEXT), ("account.html", ACCOUNT_TEXT),
@@ -296,15 +296,14 @@ async def test_quota_refusal_in_vietnamese_on_the_web(client: httpx.AsyncClient)
     assert refused.status_code == 429
     error = refused.json()["error"]
     assert error["code"] == "quota_exceeded"
-    assert error["message"].startswith("Bạn đã dùng hết 2 lượt hỏi hôm nay của gói Miễn phí"), \
-        error["message"]
+    assert error["message"].startswith("Bạn đã dùng hết 2 lượt hỏi"), error["message"]
     assert "/pricing" in error["message"] and error["details"]["window"] == "day"
     # the same refusal to an English question is in English, whatever the browser says
     english = await client.post("/api/chat/query", headers=VI,
                                 json={"message": "What is the price of UNI today?"})
     assert english.status_code == 429
     assert english.json()["error"]["message"].startswith(
-        "You have used all 2 requests for today on the Free plan")
+        "You have used all 2 requests for today on the free plan")
 
 
 async def test_errors_are_in_the_callers_language(client: httpx.AsyncClient) -> None:

@@ -17,10 +17,11 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from chainlens import best_effort
 from chainlens.deps import Deps
+from chainlens.redis_reply import as_bytes
 from tools.results import RESULT_TYPES, ToolName, ToolResult, utcnow
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ async def read_l1(deps: Deps, tool: ToolName, project_id: str) -> HotEntry | Non
     if raw is None:
         return None
     try:
-        return HotEntry(decode(tool, raw), digest(raw))
+        data = as_bytes(raw)
+        return HotEntry(decode(tool, data), digest(data))
     except (zlib.error, ValueError) as exc:  # an old or corrupt entry is a miss, not an error
         log.warning("dropping unreadable cache entry for %s/%s: %s", tool, project_id, exc)
         return None
@@ -141,7 +143,7 @@ def age_seconds(fetched_at: datetime) -> float:
 
 # --- single-flight ------------------------------------------------------------------------------
 
-_INFLIGHT: dict[str, asyncio.Future[object]] = {}
+_INFLIGHT: dict[str, asyncio.Future[Any]] = {}
 _UNREACHABLE = object()
 
 
@@ -153,15 +155,17 @@ async def single_flight(deps: Deps, key: str, produce: Callable[[], Awaitable[T]
     # The fetch runs as its own task and every caller awaits it through a shield: a caller
     # that is cancelled (its answer timed out, its client left) does not cancel the fetch the
     # other callers are waiting for.
-    task = _INFLIGHT.get(key)
+    task: asyncio.Future[Any] | None = _INFLIGHT.get(key)
     if task is None:
         task = asyncio.ensure_future(_across_processes(deps, key, produce, poll, wait_s))
         _INFLIGHT[key] = task
         task.add_done_callback(functools.partial(_forget_inflight, key))
-    return await asyncio.shield(task)  # type: ignore[return-value]
+    # one key, one kind of value: every caller of a key passes the same producer
+    result: T = await asyncio.shield(task)
+    return result
 
 
-def _forget_inflight(key: str, task: asyncio.Future[object]) -> None:
+def _forget_inflight(key: str, task: asyncio.Future[Any]) -> None:
     if _INFLIGHT.get(key) is task:
         del _INFLIGHT[key]
     if not task.cancelled():
@@ -186,7 +190,7 @@ async def _across_processes(deps: Deps, key: str, produce: Callable[[], Awaitabl
                 # a lock we cannot release expires by itself after LOCK_MS
                 await best_effort.attempt(
                     redis, "single-flight unlock",
-                    lambda: redis.eval(_RELEASE, 1, lock_key, token), None)  # type: ignore[misc]
+                    lambda: redis.eval(_RELEASE, 1, lock_key, token), None)
         # another process is fetching: wait for its result in the hot cache
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(WAIT_POLL_S)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tools.results import TOOL_NAMES, ToolName
+
+if TYPE_CHECKING:  # tools.analysis pulls in the whole data stack; the CLI imports it late
+    from tools.analysis import ToolOutcome
 
 
 def _parse_tools(raw: str | None) -> tuple[ToolName, ...]:
@@ -20,10 +24,10 @@ def _parse_tools(raw: str | None) -> tuple[ToolName, ...]:
     if unknown:
         raise click.BadParameter(f"unknown tool(s) {', '.join(unknown)}; choose from "
                                  f"{', '.join(TOOL_NAMES)}", param_hint="--tools")
-    return tuple(dict.fromkeys(names))  # type: ignore[arg-type]
+    return tuple(dict.fromkeys(n for n in names if n in TOOL_NAMES))
 
 
-def _human(outcomes: dict[str, Any], display: str) -> str:
+def _human(outcomes: Mapping[ToolName, ToolOutcome], display: str) -> str:
     lines = [display, "=" * len(display)]
     for tool, outcome in outcomes.items():
         result = outcome.result

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools.holders import Concentration
-from tools.results import RiskFlag
+from tools.results import FlagStatus, RiskFlag
 from tools.sources._util import num
 
 
@@ -39,7 +39,7 @@ _ZERO_OWNER = {"", "0x0000000000000000000000000000000000000000",
                "0x000000000000000000000000000000000000dead"}
 
 
-def _status(token: dict[str, Any], field: str) -> str:
+def _status(token: dict[str, Any], field: str) -> FlagStatus:
     inverted = field.startswith("!")
     raw = token.get(field.lstrip("!"))
     if raw is None or raw == "":
@@ -48,7 +48,7 @@ def _status(token: dict[str, Any], field: str) -> str:
     return "yes" if value != inverted else "no"
 
 
-def _flag_status(token: dict[str, Any], fields: tuple[str, ...]) -> str:
+def _flag_status(token: dict[str, Any], fields: tuple[str, ...]) -> FlagStatus:
     statuses = [_status(token, f) for f in fields]
     if "yes" in statuses:
         return "yes"
@@ -74,7 +74,7 @@ def contract_flags(token: dict[str, Any], holders: Concentration) -> tuple[list[
             points, detail = 0, "ownership renounced"
         elif points and trusted:
             points, detail = points // 2, "halved: on GoPlus trust list or listed on a major exchange"
-        flags.append(RiskFlag(name=rule.name, status=status, points=points, detail=detail))  # type: ignore[arg-type]
+        flags.append(RiskFlag(name=rule.name, status=status, points=points, detail=detail))
 
     for name, field, tiers in (("sell tax", "sell_tax", ((0.25, 30), (0.10, 15))),
                                ("buy tax", "buy_tax", ((0.25, 20), (0.10, 10)))):
@@ -99,7 +99,7 @@ def contract_flags(token: dict[str, Any], holders: Concentration) -> tuple[list[
                           points=20 if top10 is not None and top10 > 0.50 else 0,
                           detail=None if top10 is None else f"top 10 hold {top10:.1%} (after exclusions)"))
     count = num(token.get("holder_count"))
-    count = count if count else None  # GoPlus answers "0" when it did not count
+    count = count or None  # GoPlus answers "0" when it did not count
     flags.append(RiskFlag(name="few holders", status="unknown" if count is None else
                           ("yes" if count < 200 else "no"),
                           points=0 if count is None else (20 if count < 50 else 10 if count < 200 else 0),

@@ -11,8 +11,8 @@ Only transport errors, 429 and 5xx are retried (jittered exponential backoff, `R
 honoured up to a cap). Each host has one request budget shared by every ChainLens process
 through Redis (`chainlens.limiter`, a sliding window): keyless CoinGecko is held to
 `settings.coingecko_rate_per_min`, keyless GitHub to 60 an hour. When Redis is unreachable a
-per-process `AsyncLimiter` holds the same rate. Identical GETs may share one in-flight request and a short
-memo (`memo_ttl`), so parallel tools needing `/coins/{id}` make one upstream call.
+per-process `AsyncLimiter` holds the same rate. Identical GETs may share one in-flight request
+and a short memo (`memo_ttl`), so parallel tools needing `/coins/{id}` make one upstream call.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 from aiolimiter import AsyncLimiter
+from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
-
-from redis.exceptions import RedisError
 
 from chainlens import best_effort
 from chainlens.deps import Deps
@@ -268,7 +267,7 @@ async def memoized(deps: Deps, key: str, ttl: float, fetch: Callable[[], Awaitab
     now = time.monotonic()
     hit = state.memo.get(key)
     if hit is not None and (hit[0] > now or not hit[1].done()):
-        return await asyncio.shield(hit[1])  # type: ignore[no-any-return]
+        return await asyncio.shield(hit[1])
     if len(state.memo) > 2000:  # drop expired entries so the memo stays small
         for k in [k for k, (exp, fut) in state.memo.items() if exp <= now and fut.done()]:
             del state.memo[k]
@@ -282,7 +281,7 @@ async def memoized(deps: Deps, key: str, ttl: float, fetch: Callable[[], Awaitab
             del state.memo[key]  # failures are not kept
 
     task.add_done_callback(forget_failure)
-    return await asyncio.shield(task)  # type: ignore[no-any-return]
+    return await asyncio.shield(task)
 
 
 def _memo_key(url: str, params: dict[str, Any] | None) -> str:

@@ -6,6 +6,7 @@ This module is the contract between `tools` (which fills these) and `agent`, `we
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -14,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from chainlens.i18n import ENGLISH, N_, Localizer
 
 ToolName = Literal["onchain", "sentiment", "tokenomics", "team"]
+# Labels the scorers (tools/scoring.py, tools/flags.py, DefiLlama's audit legend) produce.
+Trend = Literal["bullish", "bearish", "neutral", "insufficient data"]
+FlagStatus = Literal["yes", "no", "unknown", "not applicable"]
+DistributionHealth = Literal["healthy", "moderate", "concentrated", "unknown"]
+GithubActivity = Literal["high", "medium", "low", "none", "unknown"]
+AuditStatus = Literal["audited", "partly audited", "audited fork", "no audits", "unknown"]
 TOOL_NAMES: tuple[ToolName, ...] = ("onchain", "sentiment", "tokenomics", "team")
 
 
@@ -217,7 +224,7 @@ class SentimentResult(ToolResult):
     tool: Literal["sentiment"] = "sentiment"
     score: float | None = None  # 0..100; None when data is insufficient
     label: str | None = None  # "Extreme Fear" … "Extreme Greed" band of `score`
-    trend: Literal["bullish", "bearish", "neutral", "insufficient data"] = "insufficient data"
+    trend: Trend = "insufficient data"
     volume_24h: int = 0  # matched news items in the last 24 h
     volume_7d: int = 0
     headlines: list[Headline] = Field(default_factory=list)
@@ -254,7 +261,7 @@ class SentimentResult(ToolResult):
 
 class RiskFlag(BaseModel):
     name: str  # "honeypot", "mintable", "owner can change balances", …
-    status: Literal["yes", "no", "unknown", "not applicable"]
+    status: FlagStatus
     points: int = 0  # risk points added (after mitigations)
     detail: str | None = None
 
@@ -271,7 +278,7 @@ class TokenomicsResult(ToolResult):
     flags: list[RiskFlag] = Field(default_factory=list)
     top10_share: float | None = None
     lock_ends: list[datetime] = Field(default_factory=list)
-    distribution_health: Literal["healthy", "moderate", "concentrated", "unknown"] = "unknown"
+    distribution_health: DistributionHealth = "unknown"
     risk_score: int | None = None  # 1 (low risk) .. 10 (high risk), seed scale
     tokenomics_score: float | None = None  # 0..100
 
@@ -334,8 +341,8 @@ class TeamResult(ToolResult):
     stars: int | None = None
     forks: int | None = None
     last_push: datetime | None = None
-    github_activity: Literal["high", "medium", "low", "none", "unknown"] = "unknown"
-    audits_status: Literal["audited", "partly audited", "audited fork", "no audits", "unknown"] = "unknown"
+    github_activity: GithubActivity = "unknown"
+    audits_status: AuditStatus = "unknown"
     audit_links: list[str] = Field(default_factory=list)
     backers: list[str] = Field(default_factory=list)
     links: dict[str, str] = Field(default_factory=dict)  # homepage, twitter, github, whitepaper…
@@ -384,11 +391,23 @@ class TeamResult(ToolResult):
         return out
 
 
-AnyToolResult = Annotated[
-    OnchainResult | SentimentResult | TokenomicsResult | TeamResult,
-    Field(discriminator="tool"),
-]
-RESULT_TYPES: dict[ToolName, type[ToolResult]] = {
+# What a tool really returns (ToolResult itself only declares their common shape).
+ConcreteToolResult = OnchainResult | SentimentResult | TokenomicsResult | TeamResult
+AnyToolResult = Annotated[ConcreteToolResult, Field(discriminator="tool")]
+
+
+def as_any_results(results: Mapping[str, ToolResult]) -> dict[str, AnyToolResult]:
+    """`results` typed as the union the events carry: every result a tool returns is one of the
+    four concrete classes (ToolResult itself only declares their shape)."""
+    out: dict[str, AnyToolResult] = {}
+    for name, result in results.items():
+        if not isinstance(result, ConcreteToolResult):
+            raise TypeError(f"{name}: {type(result).__name__} is not a concrete tool result")
+        out[name] = result
+    return out
+
+
+RESULT_TYPES: dict[ToolName, type[ConcreteToolResult]] = {
     "onchain": OnchainResult,
     "sentiment": SentimentResult,
     "tokenomics": TokenomicsResult,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tools.results import DistributionHealth, GithubActivity, Trend
 
 
 def clip(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -101,8 +105,9 @@ def sentiment_score(news: float | None, votes_up_pct: float | None,
     return None if value is None else round(value, 1)
 
 
-def trend(score: float | None, recent: float | None, earlier: float | None) -> str:
-    """bullish/bearish when the last 24 h moved ≥ 5 points vs the 72 h before and agree with score."""
+def trend(score: float | None, recent: float | None, earlier: float | None) -> Trend:
+    """bullish/bearish when the last 24 h moved ≥ 5 points vs the 72 h before and agree with
+    score."""
     if score is None:
         return "insufficient data"
     if recent is None or earlier is None:
@@ -153,7 +158,7 @@ def tokenomics_score(risk_points: int | None, health: float | None) -> float | N
     return None if value is None else round(value, 1)
 
 
-def distribution_health(top10_share: float | None) -> str:
+def distribution_health(top10_share: float | None) -> DistributionHealth:
     if top10_share is None:
         return "unknown"
     if top10_share < 0.3:
@@ -202,7 +207,7 @@ def team_score(components: dict[str, float | None]) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
-def github_activity(commits_90d: int | None, contributors_90d: int | None) -> str:
+def github_activity(commits_90d: int | None, contributors_90d: int | None) -> GithubActivity:
     if commits_90d is None and contributors_90d is None:
         return "unknown"
     c, n = commits_90d or 0, contributors_90d or 0

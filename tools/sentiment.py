@@ -40,10 +40,12 @@ async def project_news(deps: Deps, c: Collector, project: Project,
                        fields: tuple[str, ...]) -> list[news.NewsItem] | None:
     """Matched items from every configured feed; None when no feed could be read."""
     feeds = deps.settings.news_feeds
-    results = await asyncio.gather(*(
-        c.fetch(news.source_name(url), news.fetch_feed(deps, url), fields=(), url=url,
-                dated=news.newest_published)
-        for url in feeds))
+
+    async def feed(url: str) -> list[news.NewsItem] | None:
+        return await c.fetch(news.source_name(url), news.fetch_feed(deps, url), fields=(),
+                             url=url, dated=news.newest_published)
+
+    results = await asyncio.gather(*(feed(url) for url in feeds))
     if feeds and all(r is None for r in results):
         reasons = "; ".join(sorted({news.source_name(u) for u in feeds}))
         for name in fields:
@@ -62,13 +64,13 @@ def _age_hours(item: news.NewsItem, now: datetime) -> float | None:
 async def run_sentiment(deps: Deps, project: Project) -> ToolRun:
     c = Collector()
     page = coingecko.page_url(project.id)
-    matched, coin, fng = await asyncio.gather(
-        project_news(deps, c, project, ("headlines", "score")),
-        c.fetch(coingecko.SOURCE, coingecko.fetch_coin(deps, project.id),
-                fields=("votes_up_pct",), url=page, dated=coingecko.last_updated),
-        c.fetch(feargreed.SOURCE, feargreed.fetch(deps), fields=("fear_greed",),
-                url=feargreed.PAGE_URL, dated=lambda fg: fg.as_of),
-    )
+    news_call = project_news(deps, c, project, ("headlines", "score"))
+    coin_call = c.fetch(coingecko.SOURCE, coingecko.fetch_coin(deps, project.id),
+                        fields=("votes_up_pct",), url=page, dated=coingecko.last_updated)
+    fng_call = c.fetch(feargreed.SOURCE, feargreed.fetch(deps), fields=("fear_greed",),
+                       url=feargreed.PAGE_URL, dated=lambda fg: fg.as_of)
+    # (made before gather: inside it mypy would infer each call's type from gather's)
+    matched, coin, fng = await asyncio.gather(news_call, coin_call, fng_call)
     r = SentimentResult(project_id=project.id)
     now = utcnow()
     scored: list[tuple[float, float, news.NewsItem]] = []
@@ -94,7 +96,7 @@ async def run_sentiment(deps: Deps, project: Project) -> ToolRun:
         r.label = scoring.band(r.score)
         recent = scoring.news_score((cmp, age) for cmp, age, _ in scored if age <= 24)
         earlier = scoring.news_score((cmp, age - 24) for cmp, age, _ in scored if 24 < age <= 96)
-        r.trend = scoring.trend(r.score, recent, earlier)  # type: ignore[assignment]
+        r.trend = scoring.trend(r.score, recent, earlier)
     c.fill_unreported(r, {"votes_up_pct": coingecko.SOURCE})
     c.finish(r)
     return ToolRun(r, c.called, c.ok)

@@ -113,7 +113,7 @@ async def run_team(deps: Deps, project: Project) -> ToolRun:
         r.links = coingecko.links(coin)
     if proto:
         status, r.audit_links = defillama.audits(proto)
-        r.audits_status = status  # type: ignore[assignment]
+        r.audits_status = status
         r.backers = defillama.backers(proto)
         if proto.get("twitter") and "twitter" not in r.links:
             r.links["twitter"] = f"https://twitter.com/{proto['twitter']}"
@@ -140,7 +140,7 @@ async def run_team(deps: Deps, project: Project) -> ToolRun:
         r.forks = _sum([x.forks for x in r.repos])
         pushes = [x.pushed_at for x in r.repos if x.pushed_at]
         r.last_push = max(pushes) if pushes else None
-        r.github_activity = scoring.github_activity(r.commits_90d, r.active_contributors_90d)  # type: ignore[assignment]
+        r.github_activity = scoring.github_activity(r.commits_90d, r.active_contributors_90d)
         r.links.setdefault("github", r.repos[0].url)
     elif not refs and (coin or proto):
         r.github_activity = "none"

@@ -15,9 +15,20 @@ from chainlens.settings import Settings
 from web.errors import COMMON_RESPONSES, install_error_handlers
 from web.metrics import HttpMetrics, MetricsMiddleware
 from web.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware, WidgetCORSMiddleware
-from web.routes import account, analysis, charts, chat, comprehensive, health, history, pages
+from web.routes import (
+    account,
+    analysis,
+    charts,
+    chat,
+    checkout_link,
+    comprehensive,
+    health,
+    history,
+    language,
+    pages,
+    telegram,
+)
 from web.routes import billing as billing_routes
-from web.routes import checkout_link, language, telegram
 from web.routes import reports as report_routes
 from web.routes import watch as watch_routes
 

@@ -346,7 +346,7 @@ async def saved_caller(request: Request, caller: Caller) -> Caller:
         account = await save_anonymous_account(_deps(request), caller.identity,
                                                client_ip=client_ip(request))
     except TooManyNewAccounts as exc:
-        decision: QuotaDecision = exc.decision  # type: ignore[assignment]
+        decision: QuotaDecision = exc.decision
         raise ApiError(429, "too_many_new_sessions",
                        N_("Too many new visitors from your network today. Please sign in to "
                           "continue."), headers=rate_limit_headers(decision),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -71,7 +72,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, *, details: Any | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from chainlens import best_effort
 from chainlens.deps import Deps
+from chainlens.redis_reply import as_bytes_or_none
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ async def recent_turns(deps: Deps, *, identity: str, conversation_id: str) -> li
 
 async def current_conversation(deps: Deps, identity: str) -> str:
     """The conversation the identity is in now (the default one until it starts another)."""
-    raw: bytes | None = await deps.redis.get(_current_key(deps, identity))
+    raw = as_bytes_or_none(await deps.redis.get(_current_key(deps, identity)))
     return raw.decode() if raw else DEFAULT_CONVERSATION
 
 

@@ -112,52 +112,9 @@ async def page_language(request: Request) -> Language:
 
 # --- the quota refusal ------------------------------------------------------------------------
 
-def _duration(loc: Localizer, seconds: int) -> str:
-    if seconds < 60:
-        return loc._("{n} s").format(n=max(seconds, 1))
-    hours, rest = divmod(seconds, 3600)
-    minutes = -(-rest // 60)
-    if hours:
-        return loc._("{hours} h {minutes} min").format(hours=hours, minutes=minutes)
-    return loc._("{minutes} min").format(minutes=minutes)
-
-
 def quota_refusal(decision: QuotaDecision, language: str | None) -> str:
-    """The refusal of `decision` in words, in `language`.
-
-    billing/quota.py's `QuotaDecision.refusal_message()` is English only today; the bots'
-    engineer is giving it a language parameter. Until that lands, the web says it here (same
-    wording); afterwards this becomes `decision.refusal_message(language)`."""
-    if decision.allowed:
-        return ""
-    loc = localizer(language)
-    wait = _duration(loc, decision.retry_after_s or 0)
-    limit = loc.number(decision.limit)
-    plan = loc._(decision.tier.capitalize())
-    if decision.scope == "network":
-        if decision.window == "minute":
-            text = loc._("Too many free requests from your network right now: {limit} per minute "
-                         "are allowed from one address. Try again in {wait}.")
-        else:
-            text = loc._("Your network has used all {limit} free requests shared by its visitors "
-                         "today. They reset at 00:00 UTC (in {wait}).")
-    elif decision.window == "minute":
-        # Two messages, not ngettext: one request is English's only singular case here.
-        text = (loc._("Slow down a little: the {plan} plan allows {limit} request per minute. "
-                      "Try again in {wait}.") if decision.limit == 1 else
-                loc._("Slow down a little: the {plan} plan allows {limit} requests per minute. "
-                      "Try again in {wait}."))
-    else:
-        text = loc._("You have used all {limit} requests for today on the {plan} plan. Your "
-                     "quota resets at 00:00 UTC (in {wait}).")
-    text = text.format(limit=limit, wait=wait, plan=plan)
-    if decision.tier != "enterprise" and decision.upgrade_url:
-        text += " " + loc._("Upgrade for more: {url}").format(url=decision.upgrade_url)
-    return text
-
-
-# Plan names as people see them (the tier ids stay English in the API).
-PLAN_NAMES = (N_("Free"), N_("Pro"), N_("Enterprise"))
+    """The refusal of `decision` in words, in `language` (billing.quota's own wording)."""
+    return decision.refusal_message(localizer(language))
 
 
 # --- the widget's strings ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ class HeaderDeadlineProtocol(H11Protocol):
     header_timeout_s = 10.0
     _header_deadline: asyncio.TimerHandle | None = None
 
+    # uvicorn's H11Protocol narrows BaseProtocol's parameter to asyncio.Transport itself
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_deadline()

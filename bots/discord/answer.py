@@ -15,8 +15,7 @@ import dataclasses
 import io
 import logging
 import time
-from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Any
 
 import discord
 
@@ -34,9 +33,9 @@ from bots.discord.layout import (
 )
 from bots.discord.send import InteractionReply
 from bots.discord.views import answer_view, upgrade_view
+from bots.language import UserLanguage, platform_hint, user_language
 from bots.render import Progress
 from chainlens.chat import (
-    ChatEvent,
     ChatTurn,
     MessageTooLong,
     QuotaGranted,
@@ -44,6 +43,7 @@ from chainlens.chat import (
     chat,
 )
 from chainlens.deps import Deps
+from chainlens.i18n import ENGLISH, Localizer, localizer
 from chainlens.limiter import SendLimiter
 
 log = logging.getLogger(__name__)
@@ -61,23 +61,42 @@ def identity_of(user: discord.abc.User) -> str:
     return f"discord:{user.id}"
 
 
+def language_hint(interaction: discord.Interaction[Any]) -> str | None:
+    """The user's Discord client language, then the server's (`guild_locale`)."""
+    guild = interaction.guild_locale
+    return platform_hint(interaction.locale.value, guild.value if guild is not None else None)
+
+
+async def language_of(interaction: discord.Interaction[Any], deps: Deps) -> UserLanguage:
+    """The user's saved choice (/lang) and their client's language (call after deferring)."""
+    return await user_language(deps, identity_of(interaction.user), language_hint(interaction))
+
+
 async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
-                          limiter: SendLimiter, question: str) -> None:
-    """Answer `question` in a deferred interaction (see the module docstring)."""
+                          limiter: SendLimiter, question: str, *,
+                          own_words: str | None = None) -> None:
+    """Answer `question` in a deferred interaction (see the module docstring).
+
+    `own_words` is what the user typed when `question` is one we phrased (a command's project,
+    "" for a button): the turn's language comes from it, not from our English template."""
     reply = InteractionReply(interaction, limiter)
+    language = await language_of(interaction, deps)
+    turn_language = language.of(question if own_words is None else own_words)
+    loc = localizer(turn_language)
     turn = ChatTurn(identity=identity_of(interaction.user), channel="discord", text=question,
-                    conversation_id=conversation_id(interaction))
-    progress = Progress()
+                    conversation_id=conversation_id(interaction), saved_language=language.saved,
+                    language_hint=language.hint, language=turn_language)
+    progress = Progress(loc)
     granted: QuotaGranted | None = None
     last_edit = 0.0
     try:
         # aclosing: if anything below fails, the chat service's own clean-up (refunding an
         # unanswered request) runs now, before the error handler speaks to the user.
-        events_of_turn = cast(AsyncGenerator[ChatEvent, None], chat(deps, turn))
+        events_of_turn = chat(deps, turn)
         async with contextlib.aclosing(events_of_turn) as events:
             async for event in events:
                 if isinstance(event, QuotaRefused):
-                    await send_refusal(reply, deps, event)
+                    await send_refusal(reply, deps, event, loc)
                     return
                 if isinstance(event, QuotaGranted):
                     granted = event
@@ -89,24 +108,25 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
                         and await reply.try_edit(content=progress_content(progress))):
                     last_edit = now
     except MessageTooLong as exc:
-        await reply.edit(content=str(exc))
+        await reply.edit(content=exc.text(loc))
         return
     final = progress.final
     charged = getattr(final, "type", None) == "final" and bool(final.plan.tools)
     delivered = False
     try:
-        delivered = await deliver_answer(reply, deps, progress, granted)
+        delivered = await deliver_answer(reply, deps, progress, granted, loc)
     finally:
         if not delivered and charged and granted is not None:
             # The chat service charged a finished answer; the user never saw it.
             await asyncio.shield(refund_request(deps, granted.account, granted.decision))
 
 
-async def send_refusal(reply: InteractionReply, deps: Deps, refused: QuotaRefused) -> None:
+async def send_refusal(reply: InteractionReply, deps: Deps, refused: QuotaRefused,
+                       loc: Localizer = ENGLISH) -> None:
     """The quota refusal, visible only to the asker, with an Upgrade button."""
     view = None
     if refused.decision.tier != "enterprise":
-        view = upgrade_view(checkout_link(deps.settings, refused.account.id))
+        view = upgrade_view(checkout_link(deps.settings, refused.account.id), loc)
     # The deferred "thinking" response is public and the refusal must not be. A follow-up
     # straight after a deferral would only replace that response, keeping it public
     # (Discord ignores its ephemeral flag then); so end the loading state first, send the
@@ -114,9 +134,9 @@ async def send_refusal(reply: InteractionReply, deps: Deps, refused: QuotaRefuse
     await reply.edit(content="…")
     # The decision's own upgrade link is the web's /pricing page (a browser account); the
     # button links Checkout for this Discord account instead.
-    text = dataclasses.replace(refused.decision, upgrade_url="").refusal_message()
+    text = dataclasses.replace(refused.decision, upgrade_url="").refusal_message(loc)
     if view is not None:
-        text += " Upgrade for more with the button below."
+        text += " " + loc._("Upgrade for more with the button below.")
     kwargs: dict[str, Any] = {"content": text, "ephemeral": True}
     if view is not None:
         kwargs["view"] = view
@@ -148,7 +168,7 @@ async def _chart(final: Any) -> bytes | None:
 
 
 async def deliver_answer(reply: InteractionReply, deps: Deps, progress: Progress,
-                         granted: QuotaGranted | None) -> bool:
+                         granted: QuotaGranted | None, loc: Localizer = ENGLISH) -> bool:
     """Send the finished answer; True once the user has it in some form.
 
     Embeds first; if Discord refuses them (a 4xx other than 429), the same answer as plain
@@ -161,10 +181,11 @@ async def deliver_answer(reply: InteractionReply, deps: Deps, progress: Progress
     messages = answer_messages(
         progress.answer, title=project.display if project else None,
         colour=stance_colour(report.stance if report else None),
-        fields=tool_fields(final), footer=sources_footer(final), chart=chart is not None)
+        fields=tool_fields(final, loc), footer=sources_footer(final, loc),
+        chart=chart is not None)
     suggestions = [(p.id, p.display) for p in getattr(final, "suggestions", None) or []]
     view = answer_view(project_id=project.id if project else None, suggestions=suggestions,
-                       upgrade_url=_upgrade_url(deps, granted))
+                       upgrade_url=_upgrade_url(deps, granted), loc=loc)
     sent = 0
     try:
         for index, message in enumerate(messages):

@@ -8,6 +8,7 @@ import discord
 
 from bots.discord.commands import build_tree, run_follow_up
 from bots.discord.ratelimits import rate_limit_trace
+from bots.discord.translator import CatalogueTranslator
 from bots.discord.views import Aspect, FollowUpButton
 from bots.discord.watch import SuggestionButton
 from chainlens.deps import Deps
@@ -34,6 +35,8 @@ class ChainLensDiscord(discord.AutoShardedClient):
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FollowUpButton, SuggestionButton)
+        # Descriptions in each user's Discord language (sent with the commands on sync).
+        await self.tree.set_translator(CatalogueTranslator())
         await self.tree.sync()
 
 

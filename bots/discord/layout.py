@@ -15,7 +15,8 @@ from typing import Any
 import discord
 from markdown_it import MarkdownIt
 
-from bots.render import TOOL_LABELS, Progress, split_message, tables_as_code_blocks
+from bots.render import Progress, split_message, tables_as_code_blocks, tool_label
+from chainlens.i18n import ENGLISH, Localizer
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -92,32 +93,35 @@ def stance_colour(stance: str | None) -> discord.Colour:
     return STANCE_COLOURS.get(stance or "", BRAND_COLOUR)
 
 
-def tool_fields(final: Any) -> list[tuple[str, str]]:
+def tool_fields(final: Any, loc: Localizer = ENGLISH) -> list[tuple[str, str]]:
     """One (name, value) per tool the answer used: its key facts, within field limits."""
     from agent.facts import facts_of, human_age
 
     fields: list[tuple[str, str]] = []
     for tool, result in (getattr(final, "results", None) or {}).items():
-        facts = facts_of(result)[:4]
-        value = "\n".join(f"• {fact}" for fact in facts) or "No usable data this time."
+        facts = facts_of(result, loc)[:4]
+        value = "\n".join(f"• {fact}" for fact in facts) or loc._("No usable data this time.")
         if getattr(result, "stale", False):
-            value += f"\n_older snapshot ({human_age(result.age_seconds)})_"
-        name = TOOL_LABELS.get(tool, tool)
+            value += "\n_" + loc._("older snapshot ({age})").format(
+                age=human_age(result.age_seconds, loc)) + "_"
+        name = tool_label(tool, loc)
         fields.append((clip(name, FIELD_NAME_LIMIT), clip(value, FIELD_VALUE_LIMIT)))
     return fields[:FIELDS_LIMIT]
 
 
-def sources_footer(final: Any) -> str:
+def sources_footer(final: Any, loc: Localizer = ENGLISH) -> str:
     """The sources and their data age in one line (footers cannot hold links)."""
     from agent.facts import human_age
 
     names: list[str] = []
     for source in getattr(final, "sources", None) or []:
-        label = source.source + (f" ({human_age(source.age_seconds)} old)" if source.stale else "")
+        label = source.source + (f" ({human_age(source.age_seconds, loc)})" if source.stale
+                                 else "")
         if label not in names:
             names.append(label)
-    text = ("Sources: " + " · ".join(names) + " — ") if names else ""
-    return clip(text + "ChainLens · not financial advice", FOOTER_LIMIT)
+    text = (loc._("Sources: {sources}").format(sources=" · ".join(names)) + " — ") if names \
+        else ""
+    return clip(text + loc._("ChainLens · not financial advice"), FOOTER_LIMIT)
 
 
 def answer_messages(text: str, *, title: str | None, colour: discord.Colour,

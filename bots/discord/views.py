@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import discord
 
+from chainlens.i18n import ENGLISH, N_, Localizer
+
 Aspect = Literal["research", "sentiment", "tokenomics", "team", "chart"]
+# Labels are msgids, shown in the asker's language (a pressed button keeps its label).
 FOLLOW_UPS: tuple[tuple[Aspect, str, str], ...] = (
-    ("sentiment", "Sentiment", "💬"),
-    ("tokenomics", "Tokenomics", "🪙"),
-    ("team", "Team", "👥"),
-    ("chart", "Chart", "📈"),
+    ("sentiment", N_("Sentiment"), "💬"),
+    ("tokenomics", N_("Tokenomics"), "🪙"),
+    ("team", N_("Team"), "👥"),
+    ("chart", N_("Chart"), "📈"),
 )
 # The same data as the Telegram bot's callback buttons: "ask:<aspect>:<id>", "research:<id>".
 _CUSTOM_ID = (r"(?:ask:(?P<aspect>sentiment|tokenomics|team|chart)|research)"
@@ -45,7 +48,8 @@ class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_C
     async def from_custom_id(cls, interaction: discord.Interaction[Any],
                              item: discord.ui.Item[Any], match: re.Match[str], /
                              ) -> FollowUpButton:
-        aspect: Aspect = match["aspect"] or "research"  # type: ignore[assignment]
+        # _CUSTOM_ID's `aspect` group admits only Aspect names
+        aspect = cast("Aspect", match["aspect"] or "research")
         label = getattr(item, "label", None) or aspect.title()
         return cls(aspect, match["project"], label)
 
@@ -54,28 +58,29 @@ class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_C
         await runner(interaction, self.aspect, self.project_id)
 
 
-def upgrade_button(url: str) -> discord.ui.Button[Any]:
-    return discord.ui.Button(label="Upgrade to Pro", emoji="⭐", style=discord.ButtonStyle.link,
-                             url=url)
+def upgrade_button(url: str, loc: Localizer = ENGLISH) -> discord.ui.Button[Any]:
+    return discord.ui.Button(label=loc._("Upgrade to Pro"), emoji="⭐",
+                             style=discord.ButtonStyle.link, url=url)
 
 
-def upgrade_view(url: str) -> discord.ui.View:
+def upgrade_view(url: str, loc: Localizer = ENGLISH) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(upgrade_button(url))
+    view.add_item(upgrade_button(url, loc))
     return view
 
 
 def answer_view(*, project_id: str | None, suggestions: Sequence[tuple[str, str]] = (),
-                upgrade_url: str | None = None) -> discord.ui.View | None:
+                upgrade_url: str | None = None,
+                loc: Localizer = ENGLISH) -> discord.ui.View | None:
     """Follow-ups for the answer's project, or "did you mean" buttons (id, label) when the
     project was not recognised; Upgrade when relevant. None when there is nothing to show."""
     view = discord.ui.View(timeout=None)
     if project_id:
         for aspect, label, emoji in FOLLOW_UPS:
-            view.add_item(FollowUpButton(aspect, project_id, label, emoji))
+            view.add_item(FollowUpButton(aspect, project_id, loc._(label), emoji))
     else:
         for suggestion_id, label in suggestions[:5]:
             view.add_item(FollowUpButton("research", suggestion_id, label, "🔎"))
     if upgrade_url:
-        view.add_item(upgrade_button(upgrade_url))
+        view.add_item(upgrade_button(upgrade_url, loc))
     return view if view.children else None

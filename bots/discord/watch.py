@@ -22,10 +22,11 @@ from discord import app_commands
 from billing.accounts import account_for_identity
 from billing.checkout_link import checkout_link
 from bots.discord.answer import identity_of
-from bots.discord.commands import reply_privately, report_error
+from bots.discord.commands import PROJECT_OPTION, loc_of, reply_privately, report_error
 from bots.discord.projects import MAX_CHOICES, project_choices
 from bots.discord.views import upgrade_view
 from chainlens.deps import Deps
+from chainlens.i18n import N_, Localizer
 from reports.watch import (
     Alert,
     LimitReached,
@@ -46,18 +47,21 @@ if TYPE_CHECKING:
 
 _CHOICE_NAME_LIMIT = 100
 CONDITIONS: tuple[app_commands.Choice[str], ...] = (
-    app_commands.Choice(name="price above (level: USD)", value="above"),
-    app_commands.Choice(name="price below (level: USD)", value="below"),
-    app_commands.Choice(name="24 h move of ±level %", value="move"),
-    app_commands.Choice(name="new contract risk flag", value="risk"),
-    app_commands.Choice(name="sentiment swing (level: points, default 20)", value="sentiment"),
+    app_commands.Choice(name=N_("price above (level: USD)"), value="above"),
+    app_commands.Choice(name=N_("price below (level: USD)"), value="below"),
+    app_commands.Choice(name=N_("24 h move of ±level %"), value="move"),
+    app_commands.Choice(name=N_("new contract risk flag"), value="risk"),
+    app_commands.Choice(name=N_("sentiment swing (level: points, default 20)"),
+                        value="sentiment"),
 )
-_NEEDS_LEVEL = {"above": "a price in USD, e.g. 70000", "below": "a price in USD, e.g. 3000",
-                "move": "a percentage, e.g. 10"}
-NOT_HERE = ("I can only post alerts in a DM with me or in a server that added ChainLens. "
-            "Set the alert in a DM with me to get it there.")
-NEEDS_MANAGE_CHANNELS = ("Alerts set here post in this channel, which needs the Manage "
-                         "Channels permission. Set the alert in a DM with me to get it there.")
+_NEEDS_LEVEL = {"above": N_("a price in USD, e.g. 70000"),
+                "below": N_("a price in USD, e.g. 3000"),
+                "move": N_("a percentage, e.g. 10")}
+NOT_HERE = N_("I can only post alerts in a DM with me or in a server that added ChainLens. "
+              "Set the alert in a DM with me to get it there.")
+NEEDS_MANAGE_CHANNELS = N_("Alerts set here post in this channel, which needs the Manage "
+                           "Channels permission. Set the alert in a DM with me to get it "
+                           "there.")
 
 
 def _deps(interaction: discord.Interaction[Any]) -> Deps:
@@ -70,17 +74,14 @@ async def _account_id(interaction: discord.Interaction[Any]) -> int:
 
 
 async def _refuse(interaction: discord.Interaction[Any], account_id: int, error: WatchError,
-                  *, action: str = "watch",
+                  loc: Localizer, *, action: str = "watch",
                   alert: tuple[str, float | None] | None = None) -> None:
-    """A service refusal: a limit with the Upgrade button; an unknown project with a button
-    per suggestion that redoes the command with it."""
+    """A service refusal: a limit (the service's sentence names it) with the Upgrade button;
+    an unknown project with a button per suggestion that redoes the command with it."""
     if isinstance(error, LimitReached):
-        view = (upgrade_view(checkout_link(_deps(interaction).settings, account_id))
+        view = (upgrade_view(checkout_link(_deps(interaction).settings, account_id), loc)
                 if error.tier == "free" else None)
-        what = "watchlist items" if error.kind == "watchlist" else "alerts"
-        text = error.message if str(error.limit) in error.message else (
-            f"{error.message} The {error.tier} plan allows {error.limit} {what}.")
-        await reply_privately(interaction, text, view=view)
+        await reply_privately(interaction, error.text(loc), view=view)
         return
     if isinstance(error, UnknownProject) and error.suggestions:
         view = discord.ui.View(timeout=None)
@@ -89,9 +90,10 @@ async def _refuse(interaction: discord.Interaction[Any], account_id: int, error:
             custom_id = suggestion_id("alert" if alert else action, project.id, kind, level)
             if custom_id is not None:
                 view.add_item(SuggestionButton(custom_id, project.display))
-        await reply_privately(interaction, error.message, view=view if view.children else None)
+        await reply_privately(interaction, error.text(loc),
+                              view=view if view.children else None)
         return
-    await reply_privately(interaction, error.message)
+    await reply_privately(interaction, error.text(loc))
 
 
 # "watch:<id>", "unwatch:<id>", "alert:<id>:<kind>[:<level>]" (a suggestion pressed instead).
@@ -138,8 +140,10 @@ class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
         try:
             if self.action == "alert":
                 if self.kind is None:
-                    await interaction.response.send_message(
-                        "This button no longer works; use /alert add again.", ephemeral=True)
+                    await interaction.response.defer(ephemeral=True)
+                    loc = await loc_of(interaction)
+                    await reply_privately(
+                        interaction, loc._("This button no longer works; use /alert add again."))
                     return
                 await add_alert(interaction, self.project_id, self.kind, self.level)
             else:
@@ -154,13 +158,13 @@ def level_text(level: float) -> str:
     return format(Decimal(repr(level)).normalize(), "f")
 
 
-def listed(alert: Alert, channel_id: int | None) -> str:
+def listed(alert: Alert, channel_id: int | None, loc: Localizer) -> str:
     """`describe()` names "this chat" as the destination: right for alerts posting here; an
     alert that posts elsewhere says where instead."""
-    text = describe(alert)
+    text = describe(alert, loc)
     if alert.channel == "discord" and alert.destination == str(channel_id):
         return text
-    where = {"discord": "another Discord channel", "telegram": "Telegram",
+    where = {"discord": loc._("another Discord channel"), "telegram": "Telegram",
              "email": alert.destination}.get(alert.channel, alert.channel)
     return f"{text.rsplit(' → ', 1)[0]} → {where}"
 
@@ -174,10 +178,10 @@ def alert_destination(interaction: discord.Interaction[Any]) -> str | None:
     return str(interaction.channel_id)
 
 
-def refusal_of(interaction: discord.Interaction[Any]) -> str:
+def refusal_of(interaction: discord.Interaction[Any], loc: Localizer) -> str:
     if interaction.guild_id is not None and interaction.is_guild_integration():
-        return NEEDS_MANAGE_CHANNELS
-    return NOT_HERE
+        return loc._(NEEDS_MANAGE_CHANNELS)
+    return loc._(NOT_HERE)
 
 
 # --- autocomplete -----------------------------------------------------------------------------
@@ -202,11 +206,11 @@ async def autocomplete_alert(interaction: discord.Interaction[Any],
                              current: str) -> list[app_commands.Choice[int]]:
     """/alert delete: the user's alerts, filtered by what they typed."""
     alerts = await alerts_of(_deps(interaction), await _account_id(interaction))
+    loc = await loc_of(interaction)
     typed = current.strip().lstrip("#").lower()
-    return [app_commands.Choice(name=listed(a, interaction.channel_id)[:_CHOICE_NAME_LIMIT],
-                                value=a.id)
-            for a in alerts if typed in listed(a, interaction.channel_id).lower()
-            ][:MAX_CHOICES]
+    names = [(a, listed(a, interaction.channel_id, loc)) for a in alerts]
+    return [app_commands.Choice(name=name[:_CHOICE_NAME_LIMIT], value=a.id)
+            for a, name in names if typed in name.lower()][:MAX_CHOICES]
 
 
 # --- the commands -----------------------------------------------------------------------------
@@ -216,46 +220,54 @@ async def watch_project(interaction: discord.Interaction[Any], project: str, *,
     await interaction.response.defer(ephemeral=True, thinking=True)
     deps = _deps(interaction)
     account_id = await _account_id(interaction)
+    loc = await loc_of(interaction)
     try:
         if remove:
             found, changed = await unwatch(deps, account_id, project)
         else:
             found, changed = await watch(deps, account_id, project)
     except WatchError as exc:
-        await _refuse(interaction, account_id, exc, action="unwatch" if remove else "watch")
+        await _refuse(interaction, account_id, exc, loc,
+                      action="unwatch" if remove else "watch")
         return
     if remove:
-        text = (f"Removed **{found.display}** from your watchlist." if changed
-                else f"**{found.display}** is not on your watchlist.")
+        text = (loc._("Removed **{project}** from your watchlist.") if changed
+                else loc._("**{project}** is not on your watchlist."))
     else:
-        text = (f"👀 Added **{found.display}** to your watchlist. `/watchlist` shows it all."
-                if changed else f"**{found.display}** is already on your watchlist.")
-    await reply_privately(interaction, text)
+        text = (loc._("👀 Added **{project}** to your watchlist. `/watchlist` shows it all.")
+                if changed else loc._("**{project}** is already on your watchlist."))
+    await reply_privately(interaction, text.format(project=found.display))
 
 
 async def show_watchlist(interaction: discord.Interaction[Any]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
     items = await watchlist(_deps(interaction), await _account_id(interaction))
+    loc = await loc_of(interaction)
     if not items:
-        await reply_privately(interaction, "Your watchlist is empty. Add a project with `/watch`.")
+        await reply_privately(interaction,
+                              loc._("Your watchlist is empty. Add a project with `/watch`."))
         return
-    lines = [f"👀 **Your watchlist** ({len(items)}):", *(f"• {i.display}" for i in items),
-             "", "`/unwatch` removes one; `/alert add` sets an alert."]
+    lines = [loc._("👀 **Your watchlist** ({count}):").format(count=len(items)),
+             *(f"• {i.display}" for i in items),
+             "", loc._("`/unwatch` removes one; `/alert add` sets an alert.")]
     await reply_privately(interaction, "\n".join(lines))
 
 
 async def show_alerts(interaction: discord.Interaction[Any]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
     alerts = await alerts_of(_deps(interaction), await _account_id(interaction))
+    loc = await loc_of(interaction)
     if not alerts:
-        await reply_privately(interaction, "You have no alerts. Set one with `/alert add`, e.g. "
-                                  "project: BTC, condition: price above, level: 70000.")
+        await reply_privately(interaction,
+                              loc._("You have no alerts. Set one with `/alert add`, e.g. project: "
+                                    "BTC, condition: price above, level: 70000."))
         return
-    lines = [f"🔔 **Your alerts** ({len(alerts)}):"]
+    lines = [loc._("🔔 **Your alerts** ({count}):").format(count=len(alerts))]
+    fired = " " + loc._("(fired; re-arms once the condition clears)")
     for alert in alerts:
-        state = "" if alert.armed else " (fired; re-arms once the condition clears)"
-        lines.append(f"• {listed(alert, interaction.channel_id)}{state}")
-    lines += ["", "`/alert delete id:` removes one."]
+        lines.append(f"• {listed(alert, interaction.channel_id, loc)}"
+                     f"{'' if alert.armed else fired}")
+    lines += ["", loc._("`/alert delete id:` removes one.")]
     await reply_privately(interaction, "\n".join(lines))
 
 
@@ -263,13 +275,15 @@ async def add_alert(interaction: discord.Interaction[Any], project: str, kind: s
                     level: float | None) -> None:
     """Set an alert that posts where this interaction happened (if it may post there)."""
     await interaction.response.defer(ephemeral=True, thinking=True)
+    loc = await loc_of(interaction)
     if kind in _NEEDS_LEVEL and level is None:
-        name = next(c.name for c in CONDITIONS if c.value == kind)
-        await reply_privately(interaction, f"Give the level for “{name}”: {_NEEDS_LEVEL[kind]}.")
+        name = loc._(next(c.name for c in CONDITIONS if c.value == kind))
+        await reply_privately(interaction, loc._("Give the level for “{condition}”: {example}.")
+                              .format(condition=name, example=loc._(_NEEDS_LEVEL[kind])))
         return
     destination = alert_destination(interaction)
     if destination is None:
-        await reply_privately(interaction, refusal_of(interaction))
+        await reply_privately(interaction, refusal_of(interaction, loc))
         return
     text = f"project {kind}"  # the service's parser validates the condition and the level
     if level is not None and kind != "risk":
@@ -280,25 +294,29 @@ async def add_alert(interaction: discord.Interaction[Any], project: str, kind: s
         alert = await create_alert(_deps(interaction), account_id, project, spec,
                                    channel="discord", destination=destination)
     except WatchError as exc:
-        await _refuse(interaction, account_id, exc, alert=(kind, level))
+        await _refuse(interaction, account_id, exc, loc, alert=(kind, level))
         return
-    where = "our DM" if interaction.guild_id is None else "this channel"
-    await reply_privately(interaction, f"🔔 Alert set: {describe(alert)}.\nIt posts in {where} "
-                                       f"once per crossing. `/alert delete id:{alert.id}` "
-                                       "removes it.")
+    if interaction.guild_id is None:
+        text = loc._("🔔 Alert set: {alert}.\nIt posts in our DM once per crossing. "
+                     "`/alert delete id:{id}` removes it.")
+    else:
+        text = loc._("🔔 Alert set: {alert}.\nIt posts in this channel once per crossing. "
+                     "`/alert delete id:{id}` removes it.")
+    await reply_privately(interaction, text.format(alert=describe(alert, loc), id=alert.id))
 
 
 class AlertCommands(app_commands.Group):
     """/alert add|list|delete."""
 
     def __init__(self) -> None:
-        super().__init__(name="alert", description="Price, move, risk and sentiment alerts")
+        super().__init__(name="alert", description=N_("Price, move, risk and sentiment alerts"))
 
-    @app_commands.command(name="add", description="Alert me here when a project crosses a level")
+    @app_commands.command(name="add",
+                          description=N_("Alert me here when a project crosses a level"))
     @app_commands.describe(
-        project="Name, ticker or contract address, e.g. Bitcoin, $PEPE",
-        condition="When the alert fires",
-        level="USD for above/below, % for a move, points for sentiment (default 20)")
+        project=PROJECT_OPTION,
+        condition=N_("When the alert fires"),
+        level=N_("USD for above/below, % for a move, points for sentiment (default 20)"))
     @app_commands.autocomplete(project=autocomplete_project)
     @app_commands.choices(condition=list(CONDITIONS))
     async def add(self, interaction: discord.Interaction[Any],
@@ -307,44 +325,46 @@ class AlertCommands(app_commands.Group):
                   level: app_commands.Range[float, 0.0, 1e15] | None = None) -> None:
         await add_alert(interaction, project, condition.value, level)
 
-    @app_commands.command(name="list", description="Your alerts and their ids")
+    @app_commands.command(name="list", description=N_("Your alerts and their ids"))
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         await show_alerts(interaction)
 
-    @app_commands.command(name="delete", description="Delete one of your alerts")
-    @app_commands.describe(id="The alert's id (see /alerts)")
+    @app_commands.command(name="delete", description=N_("Delete one of your alerts"))
+    @app_commands.describe(id=N_("The alert's id (see /alerts)"))
     @app_commands.autocomplete(id=autocomplete_alert)
     async def delete(self, interaction: discord.Interaction[Any],
                      id: app_commands.Range[int, 1, 2**53]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        loc = await loc_of(interaction)
         if await delete_alert(_deps(interaction), await _account_id(interaction), id):
-            await reply_privately(interaction, f"Deleted alert #{id}.")
+            await reply_privately(interaction, loc._("Deleted alert #{id}.").format(id=id))
         else:
-            await reply_privately(interaction, f"You have no alert #{id}. `/alerts` lists yours.")
+            await reply_privately(interaction, loc._("You have no alert #{id}. `/alerts` lists "
+                                                     "yours.").format(id=id))
 
 
 def add_watch_commands(tree: app_commands.CommandTree[Any]) -> None:
     """Register /watch, /unwatch, /watchlist, /alerts and the /alert group on the tree."""
 
-    @tree.command(name="watch", description="Add a project to your watchlist")
-    @app_commands.describe(project="Name, ticker or contract address, e.g. Uniswap, $PEPE")
+    @tree.command(name="watch", description=N_("Add a project to your watchlist"))
+    @app_commands.describe(project=PROJECT_OPTION)
     @app_commands.autocomplete(project=autocomplete_project)
     async def watch_command(interaction: discord.Interaction[Any],
                             project: app_commands.Range[str, 1, 100]) -> None:
         await watch_project(interaction, project, remove=False)
 
-    @tree.command(name="unwatch", description="Remove a project from your watchlist")
-    @app_commands.describe(project="A project on your watchlist")
+    @tree.command(name="unwatch", description=N_("Remove a project from your watchlist"))
+    @app_commands.describe(project=N_("A project on your watchlist"))
     @app_commands.autocomplete(project=autocomplete_watched)
     async def unwatch_command(interaction: discord.Interaction[Any],
                               project: app_commands.Range[str, 1, 100]) -> None:
         await watch_project(interaction, project, remove=True)
 
-    @tree.command(name="watchlist", description="Your watchlist")
+    @tree.command(name="watchlist", description=N_("Your watchlist"))
     async def watchlist_command(interaction: discord.Interaction[Any]) -> None:
         await show_watchlist(interaction)
 
-    @tree.command(name="alerts", description="Your alerts and their ids")
+    @tree.command(name="alerts", description=N_("Your alerts and their ids"))
     async def alerts_command(interaction: discord.Interaction[Any]) -> None:
         await show_alerts(interaction)
 

@@ -17,6 +17,7 @@ from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
+from bots.language import user_language
 from bots.render import (
     Button,
     Progress,
@@ -24,11 +25,13 @@ from bots.render import (
     answer_buttons,
     markdown_to_plain,
     render_telegram,
+    upgrade_button,
 )
 from bots.telegram.delivery import edit_part, keyboard, send_parts
 from bots.telegram.limits import SendSkipped
 from chainlens.chat import ChatTurn, MessageTooLong, chat
 from chainlens.deps import Deps
+from chainlens.i18n import ENGLISH, Localizer, localizer
 
 log = logging.getLogger(__name__)
 _PROGRESS_INTERVAL_S = 1.0
@@ -45,6 +48,7 @@ class Asker:
     conversation_id: str
     reply_to: int | None = None
     thread_id: int | None = None
+    language_hint: str | None = None  # the asker's Telegram app language (`language_code`)
 
     @property
     def private(self) -> bool:
@@ -70,8 +74,10 @@ class DraftSupport:
 class _Stream:
     """The visible progress of one answer: a draft (private chats) or an edited message."""
 
-    def __init__(self, bot: Bot, asker: Asker, drafts: DraftSupport) -> None:
+    def __init__(self, bot: Bot, asker: Asker, drafts: DraftSupport,
+                 loc: Localizer = ENGLISH) -> None:
         self.bot = bot
+        self.loc = loc
         self.asker = asker
         self.drafts = drafts
         self.use_drafts = drafts.available and asker.private
@@ -79,14 +85,17 @@ class _Stream:
         self.status: Message | None = None
         self.last_shown = 0.0
 
-    async def start(self) -> None:
-        """The first visible reaction: typing, then a draft placeholder or a progress message."""
+    async def react(self) -> None:
+        """The first visible reaction: typing (before any database work)."""
         try:
             await self.bot.send_chat_action(self.asker.chat_id, ChatAction.TYPING,
                                             message_thread_id=self.asker.thread_id)
         except TelegramError as exc:  # a reaction is cosmetic; the answer still comes
             log.info("telegram chat action failed: %s", exc)
-        await self.show(Progress(), force=True)
+
+    async def start(self) -> None:
+        """A draft placeholder or a progress message, in the turn's language."""
+        await self.show(Progress(self.loc), force=True)
 
     async def show(self, progress: Progress, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -146,20 +155,30 @@ def _reply(asker: Asker) -> ReplyParameters | None:
 
 
 async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
+                          own_words: str | None = None,
                           drafts: DraftSupport | None = None) -> None:
-    """Answer `text` for `asker`, streaming progress, then one formatted answer with buttons."""
+    """Answer `text` for `asker`, streaming progress, then one formatted answer with buttons.
+
+    `own_words` is what the user typed when `text` is a question we phrased (a command's
+    project, "" for a button): the turn's language is decided from it, not from our template
+    (None: `text` is the user's own message)."""
     stream = _Stream(bot, asker, drafts or DraftSupport())
     try:
+        await stream.react()
+        language = await user_language(deps, asker.identity, asker.language_hint)
+        turn_language = language.of(text if own_words is None else own_words)
+        loc = stream.loc = localizer(turn_language)
         await stream.start()
         turn = ChatTurn(identity=asker.identity, channel="telegram", text=text,
-                        conversation_id=asker.conversation_id)
-        progress = Progress()
+                        conversation_id=asker.conversation_id, saved_language=language.saved,
+                        language_hint=language.hint, language=turn_language)
+        progress = Progress(loc)
         free_account = True
         try:
             async for event in chat(deps, turn):
                 if event.type == "refused":
-                    await stream.finish(render_telegram(event.message),
-                                        [[Button("⭐ Upgrade", "upgrade")]])
+                    await stream.finish(render_telegram(event.text(loc)),
+                                        [[upgrade_button(loc)]])
                     return
                 if event.type == "quota":
                     free_account = event.account.tier == "free"
@@ -168,18 +187,19 @@ async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
                 if progress.final is None:
                     await stream.show(progress, force=plan_arrived)
         except MessageTooLong as exc:
-            await stream.finish(render_telegram(str(exc)), [])
+            await stream.finish(render_telegram(exc.text(loc)), [])
             return
         final = progress.final
         await stream.finish(render_telegram(progress.answer),
-                            answer_buttons(final, upgrade=free_account))
-        await _send_chart(bot, asker, final)
+                            answer_buttons(final, upgrade=free_account, loc=loc))
+        await _send_chart(bot, asker, final, loc)
     except Exception as exc:
         status = stream.status.message_id if stream.status is not None else None
         raise AnswerFailed(asker, status) from exc
 
 
-async def _send_chart(bot: Bot, asker: Asker, final: object) -> None:
+async def _send_chart(bot: Bot, asker: Asker, final: object,
+                      loc: Localizer = ENGLISH) -> None:
     history = getattr(final, "price_history", None)
     project = getattr(final, "project", None)
     if not history or project is None or len(history) < 2:
@@ -187,5 +207,6 @@ async def _send_chart(bot: Bot, asker: Asker, final: object) -> None:
     from chainlens.charts import render_price_chart
 
     png = await asyncio.to_thread(render_price_chart, project.display, history)
-    await bot.send_photo(asker.chat_id, png, caption=f"{project.display} price",
+    await bot.send_photo(asker.chat_id, png,
+                         caption=loc._("{project} price").format(project=project.display),
                          message_thread_id=asker.thread_id)

@@ -10,6 +10,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -20,6 +21,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     ExtBot,
+    JobQueue,
     MessageHandler,
     PreCheckoutQueryHandler,
     filters,
@@ -28,15 +30,19 @@ from telegram.ext import (
 from bots.render import PROJECT_COMMANDS, RenderedPart, command_menu
 from bots.telegram import commands, stars, watch
 from bots.telegram.answer import AnswerFailed, DraftSupport
+from bots.telegram.chats import language_hint
 from bots.telegram.delivery import edit_part, send_part
 from bots.telegram.limits import SharedRateLimiter
 from chainlens.deps import Deps
-from chainlens.i18n import localizer
+from chainlens.i18n import Localizer, as_language, localizer
 from chainlens.limiter import SendLimiter
 from chainlens.settings import Settings
 
 log = logging.getLogger("bots.telegram")
-TelegramApplication = Application  # type: ignore[type-arg]
+# What `build_application` builds: the shared rate limiter's bot, PTB's default context types.
+TelegramApplication: TypeAlias = Application[
+    ExtBot[dict[str, Any]], ContextTypes.DEFAULT_TYPE, dict[Any, Any], dict[Any, Any],
+    dict[Any, Any], JobQueue[ContextTypes.DEFAULT_TYPE]]
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -60,8 +66,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat_id = update.effective_chat.id
     if chat_id is None:
         return
-    text = (f"Sorry, something went wrong on our side and I could not answer. Please try again "
-            f"in a minute. (ref {reference})")
+    loc = await _apology_localizer(update, context)
+    text = loc._("Sorry, something went wrong on our side and I could not answer. Please try "
+                 "again in a minute. (ref {reference})").format(reference=reference)
     part = RenderedPart(text, text)
     if status_message is not None:  # the progress message must not stay "working on it"
         try:
@@ -73,6 +80,18 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         await send_part(context.bot, chat_id, part)
     except TelegramError:
         log.warning("could not tell chat %s about error ref %s", chat_id, reference)
+
+
+async def _apology_localizer(update: object, context: ContextTypes.DEFAULT_TYPE) -> Localizer:
+    """The user's language for the apology; English if even that cannot be looked up (the
+    database may be what failed)."""
+    if not isinstance(update, Update):
+        return localizer("en")
+    try:
+        return await commands.loc_of(update, context)
+    except Exception:  # the apology must go out whatever failed
+        log.warning("no language for the apology; English", exc_info=True)
+        return localizer(as_language(language_hint(update)))
 
 
 def build_application(deps: Deps) -> TelegramApplication:
@@ -108,8 +127,11 @@ def build_application(deps: Deps) -> TelegramApplication:
                                            filters=anywhere))
     application.add_handler(CommandHandler("alert", watch.alert_command, filters=anywhere))
     application.add_handler(CommandHandler("alerts", watch.alerts_command, filters=anywhere))
+    application.add_handler(CommandHandler("lang", commands.lang, filters=new))
     application.add_handler(CallbackQueryHandler(watch.button_pressed,
                                                  pattern=watch.CALLBACK_PATTERN))
+    application.add_handler(CallbackQueryHandler(commands.language_pressed,
+                                                 pattern=commands.LANGUAGE_CALLBACK_PATTERN))
     application.add_handler(CallbackQueryHandler(commands.button_pressed))
     application.add_handler(PreCheckoutQueryHandler(stars.pre_checkout))
     application.add_handler(MessageHandler(new & filters.SUCCESSFUL_PAYMENT,
@@ -121,14 +143,14 @@ def build_application(deps: Deps) -> TelegramApplication:
 
 
 @asynccontextmanager
-async def telegram_bot(deps: Deps) -> AsyncIterator[ExtBot[None]]:
+async def telegram_bot(deps: Deps) -> AsyncIterator[ExtBot[dict[str, Any]]]:
     """A Bot API client for senders outside the application (reports, alerts): the same
     shared limiter, so `send_markdown(bot, chat_id, text)` obeys every limit."""
     token = deps.settings.telegram_bot_token
     assert token is not None, "TELEGRAM_BOT_TOKEN is not set"
     base_url = deps.settings.telegram_api_base or "https://api.telegram.org/bot"
-    bot: ExtBot[None] = ExtBot(token.get_secret_value(), base_url=base_url,
-                               rate_limiter=SharedRateLimiter(SendLimiter.from_deps(deps)))
+    bot: ExtBot[dict[str, Any]] = ExtBot(token.get_secret_value(), base_url=base_url,
+                                         rate_limiter=SharedRateLimiter(SendLimiter.from_deps(deps)))
     async with bot:
         yield bot
 

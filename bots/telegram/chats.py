@@ -27,6 +27,18 @@ def identity_of(update: Update) -> str:
     return f"telegram:{update.effective_chat.id}"
 
 
+def language_hint(update: Update) -> str | None:
+    """The sender's Telegram app language (`language_code`, an IETF tag like 'vi' or 'en-GB'):
+    a press's presser, a message's author; None for channel posts and anonymous admins."""
+    if update.callback_query is not None:
+        return update.callback_query.from_user.language_code
+    message = update.effective_message
+    if message is not None and message.sender_chat is not None:
+        return None
+    user = update.effective_user
+    return user.language_code if user is not None else None
+
+
 def asker_of(update: Update) -> Asker:
     """Where and for whom to answer; groups keep one conversation per member."""
     message = update.effective_message
@@ -36,7 +48,7 @@ def asker_of(update: Update) -> Asker:
     conversation = (f"telegram:{chat.id}" if chat.type == ChatType.PRIVATE
                     else f"telegram:{chat.id}:{identity.partition(':')[2]}")
     return Asker(chat_id=chat.id, chat_type=chat.type, identity=identity,
-                 conversation_id=conversation,
+                 conversation_id=conversation, language_hint=language_hint(update),
                  reply_to=(message.message_id if update.callback_query is None
                            and chat.type != ChatType.PRIVATE else None),
                  thread_id=(message.message_thread_id

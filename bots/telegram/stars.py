@@ -25,23 +25,26 @@ from billing.telegram_stars import (
     invoice_payload,
     read_invoice_payload,
 )
-from bots.telegram.commands import _say, deps_of
+from bots.telegram.commands import _say, deps_of, loc_of
+from chainlens.i18n import ENGLISH, N_, Localizer
 from chainlens.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def stars_invoice_link(bot: Bot, settings: Settings, account_id: int) -> str:
+async def stars_invoice_link(bot: Bot, settings: Settings, account_id: int,
+                             loc: Localizer = ENGLISH) -> str:
     """A Telegram invoice link for a 30-day Pro subscription paid in Stars."""
     price = settings.telegram_stars_pro_price
     assert price is not None
     return await bot.create_invoice_link(
         title="ChainLens Pro",
-        description="1,000 research requests a day on Telegram, Discord and the web; renews "
-                    "monthly, cancel any time in Telegram.",
+        description=loc._("{daily} research requests a day on Telegram, Discord and the web; "
+                          "renews monthly, cancel any time in Telegram.").format(
+            daily=loc.number(settings.limits_for("pro").daily)),
         payload=invoice_payload(settings, account_id, "pro"),
         currency=STARS_CURRENCY,
-        prices=[LabeledPrice("Pro, 30 days", price)],
+        prices=[LabeledPrice(loc._("Pro, 30 days"), price)],
         subscription_period=STARS_PERIOD_S,
     )
 
@@ -56,14 +59,15 @@ async def pre_checkout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         account_id, _ = read_invoice_payload(settings, query.invoice_payload)
         await get_account(deps_of(context), account_id)
     except (InvalidStarsPayload, AccountNotFound):
-        problem = "This invoice is not valid any more. Send /upgrade for a new one."
+        problem = N_("This invoice is not valid any more. Send /upgrade for a new one.")
     else:
         price = settings.telegram_stars_pro_price
         if query.currency != STARS_CURRENCY or query.total_amount != price:
-            problem = "The price has changed. Send /upgrade for a new invoice."
+            problem = N_("The price has changed. Send /upgrade for a new invoice.")
     if problem:
         log.warning("telegram stars pre-checkout refused: %s", problem)
-        await query.answer(ok=False, error_message=problem)
+        loc = await loc_of(update, context)
+        await query.answer(ok=False, error_message=loc._(problem))
     else:
         await query.answer(ok=True)
 
@@ -84,6 +88,8 @@ async def payment_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         currency=paid.currency, expires_at=expires,
         is_recurring=bool(paid.is_recurring), is_first_recurring=bool(paid.is_first_recurring)))
     if applied:
+        loc = await loc_of(update, context)
         await _say(update, context,
-                   f"⭐ Thank you! Your plan is now **{tier_now}** until "
-                   f"{expires:%Y-%m-%d}; it renews monthly in Stars until you cancel.")
+                   loc._("⭐ Thank you! Your plan is now **{tier}** until {date}; it renews "
+                         "monthly in Stars until you cancel.").format(tier=tier_now,
+                                                                      date=loc.date(expires)))

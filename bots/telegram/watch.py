@@ -20,10 +20,12 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from billing.accounts import account_for_identity
-from bots.render import Button
+from bots.render import Button, upgrade_button
 from bots.telegram.chats import identity_of, is_chat_admin, is_member_admin
+from bots.telegram.commands import loc_of
 from bots.telegram.delivery import send_markdown
 from chainlens.deps import Deps
+from chainlens.i18n import N_, Localizer
 from reports.watch import (
     Alert,
     AlertSpec,
@@ -42,14 +44,15 @@ from reports.watch import (
 
 log = logging.getLogger(__name__)
 
-WATCH_USAGE = "Usage: /watch <project>, for example /watch ETH"
-UNWATCH_USAGE = "Usage: /unwatch <project>, for example /unwatch ETH"
-ALERT_USAGE = (
+WATCH_USAGE = N_("Usage: /watch <project>, for example /watch ETH")
+UNWATCH_USAGE = N_("Usage: /unwatch <project>, for example /unwatch ETH")
+ALERT_USAGE = N_(
     "Usage: /alert <project> <condition>, for example /alert BTC above 70000\n"
     "Conditions: above 70000 · below 3000 · move 10% (in 24 h) · risk (a new contract risk "
     "flag) · sentiment (a sentiment swing)\n"
     "/alerts lists your alerts with their ids; /alert delete <id> removes one.")
-DELETE_USAGE = "Usage: /alert delete <id>, for example /alert delete 12 (/alerts shows the ids)"
+DELETE_USAGE = N_("Usage: /alert delete <id>, for example /alert delete 12 (/alerts shows the "
+                  "ids)")
 _DELETE_WORDS = {"delete", "del", "remove", "rm"}
 _CALLBACK_LIMIT = 64
 _MAX_SUGGESTIONS = 4
@@ -91,35 +94,26 @@ def _suggestion_buttons(error: UnknownProject, action: str,
     return [row] if row else []
 
 
-def _limit_text(error: LimitReached) -> str:
-    """The service's sentence, which names the limit (added here if it ever does not)."""
-    if str(error.limit) in error.message:
-        return error.message
-    what = "watchlist items" if error.kind == "watchlist" else "alerts"
-    return f"{error.message} The {error.tier} plan allows {error.limit} {what}."
-
-
 async def _refuse(context: ContextTypes.DEFAULT_TYPE, chat_id: int, error: WatchError,
-                  action: str, spec: AlertSpec | None = None) -> None:
-    """A service refusal as the user sees it: a limit with Upgrade, suggestions as buttons."""
+                  action: str, loc: Localizer, spec: AlertSpec | None = None) -> None:
+    """A service refusal as the user sees it: a limit (the service's sentence names it) with
+    Upgrade, suggestions as buttons."""
     if isinstance(error, LimitReached):
-        await _say(context, chat_id, _limit_text(error),
-                   buttons=[[Button("⭐ Upgrade", "upgrade")]] if error.tier == "free" else None)
+        await _say(context, chat_id, error.text(loc),
+                   buttons=[[upgrade_button(loc)]] if error.tier == "free" else None)
         return
     if isinstance(error, UnknownProject):
-        buttons = _suggestion_buttons(error, action, spec)
-        text = error.message
-        if buttons and "mean" not in text.lower():
-            text += " Did you mean one of these?"
-        await _say(context, chat_id, text, buttons=buttons)
+        # The sentence names the suggestions ("Did you mean: …?"); the buttons pick one.
+        await _say(context, chat_id, error.text(loc),
+                   buttons=_suggestion_buttons(error, action, spec))
         return
-    await _say(context, chat_id, error.message)
+    await _say(context, chat_id, error.text(loc))
 
 
 # --- watchlist --------------------------------------------------------------------------------
 
 async def _watch(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str, query: str,
-                 *, remove: bool) -> None:
+                 loc: Localizer, *, remove: bool) -> None:
     deps = _deps(context)
     account = await account_for_identity(deps, identity)
     try:
@@ -128,47 +122,52 @@ async def _watch(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str
         else:
             project, changed = await watch(deps, account.id, query)
     except WatchError as exc:
-        await _refuse(context, chat_id, exc, "unwatch" if remove else "watch")
+        await _refuse(context, chat_id, exc, "unwatch" if remove else "watch", loc)
         return
     if remove:
-        text = (f"Removed {project.display} from your watchlist." if changed
-                else f"{project.display} is not on your watchlist.")
+        text = (loc._("Removed {project} from your watchlist.") if changed
+                else loc._("{project} is not on your watchlist."))
     else:
-        text = (f"👀 Added {project.display} to your watchlist. /watchlist shows it all."
-                if changed else f"{project.display} is already on your watchlist.")
-    await _say(context, chat_id, text)
+        text = (loc._("👀 Added {project} to your watchlist. /watchlist shows it all.")
+                if changed else loc._("{project} is already on your watchlist."))
+    await _say(context, chat_id, text.format(project=project.display))
 
 
 async def watch_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/watch <project>: add a project to the account's watchlist."""
     query = " ".join(context.args or [])
+    loc = await loc_of(update, context)
     if not query:
-        await _say(context, _chat_id(update), WATCH_USAGE)
+        await _say(context, _chat_id(update), loc._(WATCH_USAGE))
         return
-    await _watch(context, _chat_id(update), identity_of(update), query, remove=False)
+    await _watch(context, _chat_id(update), identity_of(update), query, loc, remove=False)
 
 
 async def unwatch_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/unwatch <project>: remove a project from the account's watchlist."""
     query = " ".join(context.args or [])
+    loc = await loc_of(update, context)
     if not query:
-        await _say(context, _chat_id(update), UNWATCH_USAGE)
+        await _say(context, _chat_id(update), loc._(UNWATCH_USAGE))
         return
-    await _watch(context, _chat_id(update), identity_of(update), query, remove=True)
+    await _watch(context, _chat_id(update), identity_of(update), query, loc, remove=True)
 
 
 async def watchlist_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/watchlist: the account's watched projects, oldest first."""
     deps = _deps(context)
     account = await account_for_identity(deps, identity_of(update))
+    loc = await loc_of(update, context)
     items = await watchlist(deps, account.id)
     if not items:
         await _say(context, _chat_id(update),
-                   "Your watchlist is empty. Add a project with /watch, for example /watch ETH")
+                   loc._("Your watchlist is empty. Add a project with /watch, for example "
+                         "/watch ETH"))
         return
-    lines = [f"👀 Your watchlist ({len(items)}):"]
+    lines = [loc._("👀 Your watchlist ({count}):").format(count=len(items))]
     lines += [f"• {item.display}" for item in items]
-    lines.append("\n/unwatch <project> removes one; /alert <project> above 70000 sets an alert.")
+    lines.append("\n" + loc._("/unwatch <project> removes one; /alert <project> above 70000 "
+                              "sets an alert."))
     await _say(context, _chat_id(update), "\n".join(lines))
 
 
@@ -182,23 +181,24 @@ async def _may_post_here(context: ContextTypes.DEFAULT_TYPE, message: Message,
     return await is_chat_admin(context.bot, message)
 
 
-_NOT_ADMIN = ("Only this chat's admins can set alerts that post here. Send /alert to me in a "
-              "private chat to get alerts there.")
+_NOT_ADMIN = N_("Only this chat's admins can set alerts that post here. Send /alert to me in a "
+                "private chat to get alerts there.")
 
 
 async def _create(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str, query: str,
-                  spec: AlertSpec) -> None:
+                  spec: AlertSpec, loc: Localizer) -> None:
     deps = _deps(context)
     account = await account_for_identity(deps, identity)
     try:
         alert = await create_alert(deps, account.id, query, spec, channel="telegram",
                                    destination=str(chat_id))
     except WatchError as exc:
-        await _refuse(context, chat_id, exc, "alert", spec)
+        await _refuse(context, chat_id, exc, "alert", loc, spec)
         return
     await _say(context, chat_id,
-               f"🔔 Alert set: {describe(alert)}.\nIt posts in this chat once per crossing. "
-               f"/alerts lists your alerts; /alert delete {alert.id} removes it.")
+               loc._("🔔 Alert set: {alert}.\nIt posts in this chat once per crossing. /alerts "
+                     "lists your alerts; /alert delete {id} removes it.").format(
+                   alert=describe(alert, loc), id=alert.id))
 
 
 async def alert_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -207,12 +207,14 @@ async def alert_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     assert message is not None
     chat_id = message.chat.id
     args = context.args or []
+    loc = await loc_of(update, context)
     if not args:
-        await _say(context, chat_id, ALERT_USAGE)
+        await _say(context, chat_id, loc._(ALERT_USAGE))
         return
     first = args[0].lower()
     if first in _DELETE_WORDS and len(args) <= 2:
-        await _delete(context, chat_id, identity_of(update), args[1] if len(args) == 2 else "")
+        await _delete(context, chat_id, identity_of(update), args[1] if len(args) == 2 else "",
+                      loc)
         return
     if first == "list" and len(args) == 1:
         await alerts_command(update, context)
@@ -220,21 +222,21 @@ async def alert_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     try:
         query, spec = parse_alert(" ".join(args))
     except WatchError as exc:
-        await _say(context, chat_id, exc.message)
+        await _say(context, chat_id, exc.text(loc))
         return
     if not await _may_post_here(context, message):
-        await _say(context, chat_id, _NOT_ADMIN)
+        await _say(context, chat_id, loc._(_NOT_ADMIN))
         return
-    await _create(context, chat_id, identity_of(update), query, spec)
+    await _create(context, chat_id, identity_of(update), query, spec, loc)
 
 
-def _listed(alert: Alert, chat_id: int) -> str:
+def _listed(alert: Alert, chat_id: int, loc: Localizer) -> str:
     """`describe()` names "this chat" as the destination: right for alerts set here, so an
     alert that posts elsewhere says where instead."""
-    text = describe(alert)
+    text = describe(alert, loc)
     if alert.channel == "telegram" and alert.destination == str(chat_id):
         return text
-    where = {"telegram": "another Telegram chat", "discord": "Discord",
+    where = {"telegram": loc._("another Telegram chat"), "discord": "Discord",
              "email": alert.destination}.get(alert.channel, alert.channel)
     return f"{text.rsplit(' → ', 1)[0]} → {where}"
 
@@ -244,34 +246,38 @@ async def alerts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     deps = _deps(context)
     chat_id = _chat_id(update)
     account = await account_for_identity(deps, identity_of(update))
+    loc = await loc_of(update, context)
     alerts = await alerts_of(deps, account.id)
     if not alerts:
         await _say(context, chat_id,
-                   "You have no alerts. Set one with /alert, for example /alert BTC above 70000")
+                   loc._("You have no alerts. Set one with /alert, for example /alert BTC above "
+                         "70000"))
         return
-    lines = [f"🔔 Your alerts ({len(alerts)}):"]
+    lines = [loc._("🔔 Your alerts ({count}):").format(count=len(alerts))]
+    fired = " " + loc._("(fired; re-arms once the condition clears)")
     for alert in alerts:
-        state = "" if alert.armed else " (fired; re-arms once the condition clears)"
-        lines.append(f"• {_listed(alert, chat_id)}{state}")
-    lines.append("\n/alert delete <id> removes one, or press its button.")
-    buttons = [Button(f"🗑 Delete {a.id}", "alertdel", str(a.id)) for a in alerts]
+        lines.append(f"• {_listed(alert, chat_id, loc)}{'' if alert.armed else fired}")
+    lines.append("\n" + loc._("/alert delete <id> removes one, or press its button."))
+    buttons = [Button(loc._("🗑 Delete {id}").format(id=a.id), "alertdel", str(a.id))
+               for a in alerts]
     rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
     await _say(context, chat_id, "\n".join(lines), buttons=rows)
 
 
 async def _delete(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str,
-                  raw_id: str) -> None:
+                  raw_id: str, loc: Localizer) -> None:
     alert_id = raw_id.lstrip("#")
     if not re.fullmatch(r"[0-9]{1,18}", alert_id):
-        await _say(context, chat_id, DELETE_USAGE)
+        await _say(context, chat_id, loc._(DELETE_USAGE))
         return
     deps = _deps(context)
     account = await account_for_identity(deps, identity)
     if await delete_alert(deps, account.id, int(alert_id)):
-        await _say(context, chat_id, f"Deleted alert {alert_id}.")
+        await _say(context, chat_id, loc._("Deleted alert {id}.").format(id=alert_id))
     else:
         await _say(context, chat_id,
-                   f"You have no alert {alert_id}. /alerts lists your alerts with their ids.")
+                   loc._("You have no alert {id}. /alerts lists your alerts with their ids.")
+                   .format(id=alert_id))
 
 
 # --- buttons ----------------------------------------------------------------------------------
@@ -287,16 +293,17 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     action, _, arg = (query.data or "").partition(":")
     message = query.message
     alert_arg = _ALERT_ARG.fullmatch(arg) if action == "alert" else None
+    loc = await loc_of(update, context)
     if not isinstance(message, Message) or not arg or (action == "alert" and alert_arg is None):
-        await query.answer("This button no longer works; please send the command again.")
+        await query.answer(loc._("This button no longer works; please send the command again."))
         return
     await query.answer()
     identity = identity_of(update)
     chat_id = message.chat.id
     if action in ("watch", "unwatch"):
-        await _watch(context, chat_id, identity, arg, remove=action == "unwatch")
+        await _watch(context, chat_id, identity, arg, loc, remove=action == "unwatch")
     elif action == "alertdel":
-        await _delete(context, chat_id, identity, arg)
+        await _delete(context, chat_id, identity, arg, loc)
     else:
         assert alert_arg is not None
         level = alert_arg["level"]
@@ -305,9 +312,9 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                                   + (f" {level}{'%' if alert_arg['kind'] == 'move' else ''}"
                                      if level else ""))
         except WatchError as exc:
-            await _say(context, chat_id, exc.message)
+            await _say(context, chat_id, exc.text(loc))
             return
         if not await _may_post_here(context, message, presser_id=query.from_user.id):
-            await _say(context, chat_id, _NOT_ADMIN)
+            await _say(context, chat_id, loc._(_NOT_ADMIN))
             return
-        await _create(context, chat_id, identity, alert_arg["project"], spec)
+        await _create(context, chat_id, identity, alert_arg["project"], spec, loc)

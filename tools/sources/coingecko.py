@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from datetime import datetime
@@ -217,9 +218,9 @@ def links(coin: dict[str, Any]) -> dict[str, str]:
         out["github"] = github
     if whitepaper := first(raw.get("whitepaper")):
         out["whitepaper"] = whitepaper
-    if reddit := first(raw.get("subreddit_url")):
-        if reddit.rstrip("/") != "https://www.reddit.com":
-            out["reddit"] = reddit
+    if (reddit := first(raw.get("subreddit_url"))) and \
+            reddit.rstrip("/") != "https://www.reddit.com":
+        out["reddit"] = reddit
     if telegram := first(raw.get("telegram_channel_identifier")):
         out["telegram"] = f"https://t.me/{telegram}"
     if explorer := first(raw.get("blockchain_site")):
@@ -258,7 +259,7 @@ def price_history(chart: dict[str, Any], max_points: int = 200) -> list[tuple[in
 def volatility_annual(chart: dict[str, Any]) -> float | None:
     """Annualised stdev of daily log returns; None with fewer than 10 returns."""
     prices = [p for _, p in _pairs(chart, "prices") if p > 0]
-    returns = [math.log(b / a) for a, b in zip(prices, prices[1:], strict=False)]
+    returns = [math.log(b / a) for a, b in itertools.pairwise(prices)]
     if len(returns) < 10:
         return None
     return statistics.stdev(returns) * math.sqrt(365)

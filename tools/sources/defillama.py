@@ -10,7 +10,9 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from chainlens.deps import Deps
+from chainlens.redis_reply import as_bytes
 from tools.http import BadResponse, NotFound, get_json, memoized
+from tools.results import AuditStatus
 from tools.sources._util import num
 
 SOURCE = "DefiLlama"
@@ -20,7 +22,8 @@ log = logging.getLogger(__name__)
 # currentChainTvls keys DefiLlama leaves out of its default TVL figure
 _EXCLUDED_TVL_KEYS = {"borrowed", "staking", "pool2", "treasury", "vesting", "offers",
                       "doublecounted", "liquidstaking", "dcandlsoverlap"}
-AUDIT_STATUS = {"0": "no audits", "1": "partly audited", "2": "audited", "3": "audited fork"}
+AUDIT_STATUS: dict[str, AuditStatus] = {"0": "no audits", "1": "partly audited", "2": "audited",
+                                         "3": "audited fork"}
 
 
 def _base(deps: Deps) -> str:
@@ -64,7 +67,7 @@ async def _slugs(deps: Deps) -> dict[str, str]:
             log.warning("redis unavailable for the DefiLlama slug map: %s", exc)
             cached = None
         if cached:
-            return dict(json.loads(zlib.decompress(cached)))
+            return dict(json.loads(zlib.decompress(as_bytes(cached))))
         url = f"{_base(deps)}/protocols"
         mapping = slug_map(await get_json(deps, url, source=SOURCE))
         if not mapping:
@@ -107,7 +110,7 @@ def current_tvl(protocol: dict[str, Any]) -> float | None:
     return None
 
 
-def audits(protocol: dict[str, Any]) -> tuple[str, list[str]]:
+def audits(protocol: dict[str, Any]) -> tuple[AuditStatus, list[str]]:
     """(status label from DefiLlama's "0".."3" legend, audit links)."""
     status = AUDIT_STATUS.get(str(protocol.get("audits")), "unknown")
     raw_links = protocol.get("audit_links")

@@ -120,8 +120,8 @@ async def request_magic_link(body: MagicLinkRequest, request: Request) -> MagicL
     if deps.settings.sendgrid_api_key is None:
         raise ApiError(503, "email_not_configured", _EMAIL_OFF)
     recent = await deps.db.fetchval(
-        "SELECT count(*) FROM magic_links WHERE email = $1 AND created_at > now() - interval '1 hour'",
-        email)
+        "SELECT count(*) FROM magic_links"
+        " WHERE email = $1 AND created_at > now() - interval '1 hour'", email)
     if recent >= _LINKS_PER_HOUR:
         raise ApiError(429, "too_many_links", N_("Too many sign-in links for this address; "
                                                  "please use the newest one or try again in "

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from billing.quota import upgrade_url
 from chainlens.deps import Deps
 from tools.analysis import ToolOutcome, analyze, as_of
 from tools.results import TOOL_NAMES, Project, ToolName
-from billing.quota import upgrade_url
 from web.auth import Caller, current_caller
 from web.charging import charged, require_paid
 from web.errors import ApiError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from pydantic import BaseModel, Field
@@ -42,7 +42,7 @@ _PROJECT_ID = r"^[a-z0-9][a-z0-9-]{0,99}$"
 def install(app: FastAPI) -> None:
     """Register the billing routes and the session-cookie middleware on `app`."""
     app.include_router(router)
-    app.add_middleware(SessionCookieMiddleware)  # type: ignore[arg-type]
+    app.add_middleware(SessionCookieMiddleware)
 
 
 def _deps(request: Request) -> Deps:
@@ -229,7 +229,15 @@ async def create_key(body: KeyCreate, request: Request, caller: CurrentCaller) -
     return KeyCreated(key=key, **_fields(info))
 
 
-def _fields(info: api_keys.ApiKeyInfo) -> dict[str, object]:
+class _KeyFields(TypedDict):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _fields(info: api_keys.ApiKeyInfo) -> _KeyFields:
     return {"id": info.id, "name": info.name, "prefix": info.prefix,
             "created_at": info.created_at, "revoked_at": info.revoked_at}
 

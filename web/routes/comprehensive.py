@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from agent import answer
+from billing.quota import upgrade_url
 from chainlens.deps import Deps
 from tools.results import TOOL_NAMES, ToolName
-from billing.quota import upgrade_url
 from web.auth import Caller, current_caller
 from web.charging import charged, require_paid
 from web.errors import ApiError
@@ -87,15 +87,15 @@ async def comprehensive_analysis(body: ComprehensiveRequest, request: Request,
                "data": result.model_dump(mode="json", exclude={"price_history"})}
         for tool, result in final.results.items()
     }
-    completed = [t for t, r in final.results.items() if "all" not in r.missing]
+    completed = [r.tool for r in final.results.values() if "all" not in r.missing]
     return ComprehensiveResponse(
         summary=report.summary, risk_score=report.risk_score, investment_rating=report.stance,
         key_insights=report.insights, detailed_sections=sections,
         markdown=final.answer if body.options.format == "markdown" else None,
         metadata=ComprehensiveMetadata(
             total_latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            modules_completed=completed,  # type: ignore[arg-type]
-            modules_failed=[t for t in final.results if t not in completed],  # type: ignore[misc]
+            modules_completed=completed,
+            modules_failed=[r.tool for r in final.results.values() if r.tool not in completed],
             project=final.project.model_dump(mode="json"),
             sources=[s.model_dump() for s in final.sources], writer=final.writer,
             usage=final.usage.model_dump(), cache_hit=final.cache_hit))

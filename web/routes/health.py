@@ -36,7 +36,7 @@ async def check_postgres(deps: Deps) -> str | None:
             await deps.db.fetchval("SELECT 1")
     except TimeoutError:
         return f"no answer within {_CHECK_TIMEOUT_S:.0f}s"
-    except Exception as exc:  # any driver/socket failure is a "down" with its reason
+    except Exception as exc:  # noqa: BLE001 - any driver/socket failure is a "down" with its reason
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
 
@@ -47,7 +47,7 @@ async def check_redis(deps: Deps) -> str | None:
             await deps.redis.ping()
     except TimeoutError:
         return f"no answer within {_CHECK_TIMEOUT_S:.0f}s"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any driver/socket failure is a "down"
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from chainlens.deps import Deps
-from chainlens.i18n import N_, Language, Localizer, localizer
+from chainlens.i18n import N_, Language, Localizer, as_language, localizer
 from chainlens.limiter import SendLimiter
 from reports import render
 from reports.content import ReportContent
@@ -90,6 +90,8 @@ def subscribe_form(language: Language) -> str:
         "<form method=\"post\" action=\"/reports/subscribe\">"
         f"<label for=\"email\">{_esc(loc, _EMAIL_LABEL)}</label> "
         "<input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"email\"> "
+        # the report's language at this address: the one the reader subscribed in
+        f"<input type=\"hidden\" name=\"lang\" value=\"{language}\"> "
         f"<button type=\"submit\">{_esc(loc, _SUBSCRIBE)}</button></form>"
         "<p class=\"small\">"
         + html.escape(loc._("We send a confirmation link first. In Telegram or Discord, use "
@@ -131,7 +133,7 @@ async def reports_index(request: Request) -> HTMLResponse:
 def _content_for(content: ReportContent, edition: render.Edition) -> ReportContent:
     if edition == "full":
         return content
-    projects = [p.model_copy(update={"risk_flags": []})
+    projects = [p.model_copy(update={"risk_flags": [], "risk_flags_by_language": {}})
                 for p in content.projects[:render.HEADLINE_PROJECTS]]
     return content.model_copy(update={"projects": projects,
                                       "movers": [m for m in content.movers
@@ -188,8 +190,10 @@ async def subscribe_email(request: Request,
                     "{alpha} in Telegram or Discord."), alpha="<code>/alpha</code>"), 503)
     account = caller.account if not caller.anonymous else \
         await account_for_identity(deps, f"web:{email}")
+    # an optional `lang` field ('en', 'vi'): the report's language at this address
+    language = as_language(await _form_value(request, "lang"))
     subscription, _ = await subscribe(deps, account_id=account.id, channel="email",
-                                      destination=email, confirmed=False)
+                                      destination=email, confirmed=False, language=language)
     if subscription.receiving:
         return _page(loc, N_("Already subscribed"), para(
             loc, N_("{email} already receives the daily report."), email=html.escape(email)))
@@ -375,7 +379,7 @@ async def report_page(day: str, request: Request,
         pro="<a href=\"/pricing\">Pro</a>"))
     page = render.web_page(_content_for(stored.content, edition), chart_src=chart,
                            subscribe_form=upsell + subscribe_form(loc.language),
-                           edition=edition)
+                           edition=edition, loc=loc)
     return HTMLResponse(page)
 
 
