@@ -178,9 +178,11 @@
   }
 
   function addChart(bot, url, project) {
-    if (typeof url !== "string" || !/^\/api\/chart\/[a-z0-9-]+\.png$/.test(url)) return;
+    // a project's chart, or a comparison's (its projects' prices overlaid)
+    if (typeof url !== "string" || !(/^\/api\/chart\/[a-z0-9-]+\.png$/.test(url) ||
+        /^\/api\/chart\/compare\.png\?ids=[a-z0-9-]+(,[a-z0-9-]+){1,2}(&lang=[a-z]{2})?$/.test(url))) return;
     var img = document.createElement("img");
-    img.className = "cl-chart"; img.alt = "Price chart" + (project && project.display ? " of " + project.display : "");
+    img.className = "cl-chart"; img.alt = "Price chart" + (project && project.display && url.indexOf("?") < 0 ? " of " + project.display : "");
     img.src = origin + url; bot.appendChild(img);
   }
 
