@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ChatAction
@@ -180,6 +181,10 @@ async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
 
 
 async def _send_chart(bot: Bot, asker: Asker, final: object) -> None:
+    projects = getattr(final, "projects", None) or []
+    if len(projects) >= 2:  # a comparison: its projects' prices overlaid, one photo
+        await _send_comparison_chart(bot, asker, final, projects)
+        return
     history = getattr(final, "price_history", None)
     project = getattr(final, "project", None)
     if not history or project is None or len(history) < 2:
@@ -189,3 +194,18 @@ async def _send_chart(bot: Bot, asker: Asker, final: object) -> None:
     png = await asyncio.to_thread(render_price_chart, project.display, history)
     await bot.send_photo(asker.chat_id, png, caption=f"{project.display} price",
                          message_thread_id=asker.thread_id)
+
+
+async def _send_comparison_chart(bot: Bot, asker: Asker, final: Any, projects: list[Any]) -> None:
+    from chainlens.charts import answer_overlay, comparison_caption
+    from chainlens.i18n import localizer
+
+    loc = localizer(final.language)
+    try:
+        png = await asyncio.to_thread(answer_overlay, projects, final.price_histories, loc)
+    except Exception:  # the answer is delivered; a chart that cannot be drawn is left out
+        log.exception("comparison chart failed; the answer goes without it")
+        return
+    if png is not None:
+        await bot.send_photo(asker.chat_id, png, caption=comparison_caption(projects, loc),
+                             message_thread_id=asker.thread_id)
