@@ -154,21 +154,30 @@ def comparison_sources(projects: Sequence[Project],
     return out
 
 
+def comparison_parts(projects: Sequence[Project], tools: Sequence[ToolName],
+                     results: Mapping[str, Mapping[str, ToolResult]],
+                     ok: Mapping[str, Mapping[str, bool]],
+                     loc: Localizer = ENGLISH) -> tuple[str, str, str, list[Source]]:
+    """The comparison answer's parts: the title and table, the aspect-by-aspect verdicts, the
+    footer (not-advice line and sources), and the sources. A model's paragraph, when there
+    is one, goes between the table and the verdicts."""
+    _ = loc._
+    title = " vs ".join(p.display for p in projects)
+    verdicts = aspect_verdicts(projects, tools, results, loc)
+    sources = comparison_sources(projects, results)
+    table = f"## {title}\n\n" + comparison_table(projects, tools, results, ok, loc) + "\n"
+    verdict_block = (_("**Aspect by aspect** (the tools' scores out of 100; not a buy or sell "
+                       "call)") + "\n" + "\n".join(f"- {v}" for v in verdicts) + "\n")
+    return table, verdict_block, render_footer(sources, loc), sources
+
+
 def write_comparison(projects: Sequence[Project], tools: Sequence[ToolName],
                      results: Mapping[str, Mapping[str, ToolResult]],
                      ok: Mapping[str, Mapping[str, bool]],
                      loc: Localizer = ENGLISH) -> tuple[str, list[Source]]:
     """The whole comparison answer (markdown) and its sources."""
-    _ = loc._
-    title = " vs ".join(p.display for p in projects)
-    verdicts = aspect_verdicts(projects, tools, results, loc)
-    sources = comparison_sources(projects, results)
-    text = (f"## {title}\n\n"
-            + comparison_table(projects, tools, results, ok, loc) + "\n"
-            + _("**Aspect by aspect** (the tools' scores out of 100; not a buy or sell call)")
-            + "\n" + "\n".join(f"- {v}" for v in verdicts) + "\n"
-            + render_footer(sources, loc))
-    return text, sources
+    table, verdicts, footer, sources = comparison_parts(projects, tools, results, ok, loc)
+    return table + verdicts + footer, sources
 
 
 def write_comparison_problem(comparison: Comparison, loc: Localizer = ENGLISH) -> str:

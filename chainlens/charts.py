@@ -270,7 +270,7 @@ def render_change_bars(title: str, bars: Sequence[tuple[str, float]], *,
     return buffer.getvalue()
 
 
-def normalised_series(series: dict[str, Sequence[tuple[int, float]]]
+def normalised_series(series: Mapping[str, Sequence[tuple[int, float]]]
                       ) -> dict[str, list[tuple[int, float]]]:
     """Each series rebased to 100 at the first time every series has a price, from then on,
     so projects of very different prices can share one axis (a comparison's chart)."""
@@ -293,7 +293,7 @@ def normalised_series(series: dict[str, Sequence[tuple[int, float]]]
 OVERLAY_COLORS = ("#1c7ed6", "#f08c00", "#7048e8")
 
 
-def render_price_overlay(title: str, series: dict[str, Sequence[tuple[int, float]]], *,
+def render_price_overlay(title: str, series: Mapping[str, Sequence[tuple[int, float]]], *,
                          width_px: int = 640, height_px: int = 320) -> bytes:
     """The projects' prices normalised to 100 at a common start, one line each, as PNG."""
     rebased = normalised_series(series)
@@ -334,7 +334,7 @@ def render_price_overlay(title: str, series: dict[str, Sequence[tuple[int, float
 def overlay_title(series: Mapping[str, Sequence[tuple[int, float]]],
                   loc: Localizer = ENGLISH) -> str:
     """'Solana (SOL) vs Ethereum (ETH): price since 2026-03-01 (start = 100)'."""
-    rebased = normalised_series(dict(series))
+    rebased = normalised_series(series)
     names = " vs ".join(rebased or series)
     if not rebased:
         return names

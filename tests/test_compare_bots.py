@@ -17,8 +17,12 @@ from tests import telegram_updates as tu
 from tests.fake_bot_api import parse_telegram_html, utf16_len
 from tests.fake_discord_api import USER_ID, embed_size
 from tests.test_bots_discord import Bot, start_bot
-from tests.test_bots_telegram import PRIVATE, USER, Harness
-from tests.test_bots_telegram import tg as tg  # noqa: F401  (fixture)
+from tests.test_bots_telegram import (
+    PRIVATE,
+    USER,
+    Harness,
+    tg,  # noqa: F401  (fixture)
+)
 from tests.tools_fakes import FakeSources
 
 COMPARED = {"solana", "ethereum", "aave"}

@@ -33,9 +33,15 @@ from chainlens.chat import (
     give_back_unanswered,
 )
 from chainlens.deps import Deps
-from web.auth import Caller, admit_web_request, current_caller, quota_ip, rate_limit_headers
-from web.errors import ApiError, ErrorResponse
 from tools.results import Project
+from web.auth import (
+    Caller,
+    admit_web_request,
+    current_caller,
+    quota_ip,
+    rate_limit_headers,
+)
+from web.errors import ApiError, ErrorResponse
 from web.history import record_turn, scoped_conversation_id
 from web.routes.charts import comparison_chart_url
 
