@@ -118,3 +118,25 @@ def test_table_fields_cut_long_columns_at_the_same_row() -> None:
         b_rows = [line.split("**")[1] for line in fields[start + 1][1].splitlines()]
         assert a_rows == b_rows
     assert table_fields("no table here\n") == ("no table here\n", [])
+
+
+def test_progress_names_the_projects_and_joins_each_tools_runs() -> None:
+    from agent.events import PlanEvent, PlanInfo, ToolFinishedEvent, ToolStartedEvent
+    from bots.render import Progress
+    from tools.results import Project
+
+    progress = Progress()
+    projects = [Project(id="solana", symbol="sol", name="Solana"),
+                Project(id="ethereum", symbol="eth", name="Ethereum")]
+    progress.apply(PlanEvent(project=projects[0], projects=projects,
+                             plan=PlanInfo(tools=["onchain"], router="rules", intent="compare")))
+    assert progress.project == "Solana (SOL) vs Ethereum (ETH)"
+    for p in ("solana", "ethereum"):
+        progress.apply(ToolStartedEvent(tool="onchain", project_id=p))
+    progress.apply(ToolFinishedEvent(tool="onchain", project_id="solana", ok=True, cache="hot",
+                                     elapsed_ms=1.0))
+    assert progress.tools == {"onchain": "running"}  # Ethereum's run is still going
+    progress.apply(ToolFinishedEvent(tool="onchain", project_id="ethereum", ok=False,
+                                     cache="none", elapsed_ms=1.0))
+    assert progress.tools == {"onchain": "partial"}  # one project's data failed
+    assert "🟡 Market & on-chain (partial)" in progress.status_line()

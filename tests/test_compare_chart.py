@@ -164,3 +164,23 @@ async def test_the_web_comparison_answer_links_its_chart(chat_deps: Deps) -> Non
         single = await c.post("/api/chat/query", json={"message": "SOL price"})
         assert single.json()["chart_url"] == "/api/chart/solana.png"
         assert single.json()["projects"] == []
+
+
+async def test_the_web_stream_names_every_project_and_each_run(chat_deps: Deps) -> None:
+    import json
+    import re
+
+    async with client_for(create_app(chat_deps.settings, deps=chat_deps)) as c:
+        reply = await c.post("/api/chat/stream", json={"message": "SOL vs ETH tokenomics"})
+    events = []
+    for block in reply.text.strip().split("\n\n"):
+        name = re.search(r"^event: (.*)$", block, re.MULTILINE)
+        data = re.search(r"^data: (.*)$", block, re.MULTILINE)
+        if name and data:
+            events.append((name.group(1), json.loads(data.group(1))))
+    plan = dict(events)["plan"]
+    assert [p["display"] for p in plan["projects"]] == ["Solana (SOL)", "Ethereum (ETH)"]
+    runs = {(d["project_id"], d["status"]) for n, d in events if n == "tool"}
+    assert runs == {(p, s) for p in ("solana", "ethereum") for s in ("started", "finished")}
+    # tokenomics only: no prices were fetched, so there is no chart to link (as for one project)
+    assert dict(events)["final"]["chart_url"] is None

@@ -255,13 +255,15 @@ def _sse_event(event: Any, decision: QuotaDecision, turn: ChatTurn) -> bytes:
             "project": ({"id": project.id, "symbol": project.symbol, "name": project.name,
                          "display": project.display} if project else None),
             "suggestions": [{"id": p.id, "display": p.display} for p in event.suggestions],
-            "tools": list(event.plan.tools), "router": event.plan.router})
+            "tools": list(event.plan.tools), "router": event.plan.router,
+            "projects": [_project_out(p) for p in event.projects]})
     if event.type == "tool_started":
-        return _sse("tool", {"tool": event.tool, "status": "started"})
+        return _sse("tool", {"tool": event.tool, "status": "started",
+                             "project_id": event.project_id})
     if event.type == "tool_finished":
         return _sse("tool", {"tool": event.tool, "status": "finished", "ok": event.ok,
                              "cache": event.cache, "stale": event.stale,
-                             "partial": event.partial})
+                             "partial": event.partial, "project_id": event.project_id})
     if event.type == "text":
         return _sse("text", {"chunk": event.text})
     if event.type == "error":
