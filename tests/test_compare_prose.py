@@ -10,18 +10,18 @@ from collections.abc import Callable
 import httpx
 import pytest
 from test_agent_support import (  # noqa: F401  (fixtures)
-    FakeLLM,
     Fail,
+    FakeLLM,
     Reply,
     llm_server,
     llm_server_session,
     with_llm,
 )
-from tests.tools_fakes import FakeSources, fast_http
 
 from agent import answer, answer_stream
 from agent.events import AgentEvent, ErrorEvent, FinalEvent, TextEvent
 from chainlens.deps import Deps
+from tests.tools_fakes import FakeSources, fast_http
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 COMPARISON = "compare SOL and ETH tokenomics"
@@ -50,7 +50,7 @@ def streamed(events: list[AgentEvent]) -> str:
 
 
 async def test_the_model_writes_a_checked_paragraph_between_table_and_verdicts(
-        data_deps: Deps, llm_server: FakeLLM) -> None:
+        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
     llm_server.default = Reply(text=PROSE)
     deps = with_llm(data_deps, llm_server, "a")
     events = await collect(deps, COMPARISON)
@@ -80,8 +80,8 @@ async def test_the_model_writes_a_checked_paragraph_between_table_and_verdicts(
     assert again.writer == "llm" and "a score of 95 each" in again.answer
 
 
-async def test_a_vietnamese_comparison_asks_for_vietnamese(data_deps: Deps,
-                                                          llm_server: FakeLLM) -> None:
+async def test_a_vietnamese_comparison_asks_for_vietnamese(
+        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
     llm_server.default = Reply(text="Solana và Ethereum có điểm tokenomics như nhau: 95.\n")
     deps = with_llm(data_deps, llm_server, "a")
     final = await answer(deps, "so sánh tokenomics của SOL và ETH")
@@ -95,7 +95,7 @@ async def test_a_vietnamese_comparison_asks_for_vietnamese(data_deps: Deps,
 
 
 async def test_without_a_working_model_the_comparison_is_the_rules_answer(
-        data_deps: Deps, llm_server: FakeLLM) -> None:
+        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
     llm_server.default = Fail(500)
     deps = with_llm(data_deps, llm_server, "a", "b")
     events = await collect(deps, COMPARISON)
@@ -109,7 +109,7 @@ async def test_without_a_working_model_the_comparison_is_the_rules_answer(
 
 
 async def test_a_paragraph_cut_midway_ends_with_one_error_and_the_rules_answer(
-        data_deps: Deps, llm_server: FakeLLM) -> None:
+        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
     text = "Both projects are covered.\n" + "More words about them that go on. " * 10 + "\n"
     llm_server.default = Reply(text=text, chunk_chars=10, cut_after_chunks=5)
     deps = with_llm(data_deps, llm_server, "a", "b")
@@ -124,7 +124,7 @@ async def test_a_paragraph_cut_midway_ends_with_one_error_and_the_rules_answer(
 
 
 async def test_the_market_answer_gets_a_checked_paragraph_after_its_figures(
-        data_deps: Deps, llm_server: FakeLLM) -> None:
+        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
     llm_server.default = Reply(
         text="Sentiment leans to greed, with the index at 69/100 and Bitcoin's share at "
              "52.1%. Analysts expect the total to hit $9.99T by Friday.\n")
@@ -141,11 +141,12 @@ async def test_the_market_answer_gets_a_checked_paragraph_after_its_figures(
     assert "index at 69/100" in text and "52.1%" in text
     assert "9.99T" not in text and "[n/a]" in text
     [request] = prose_requests(llm_server)
-    assert "figures about the whole crypto market" in request["messages"][0]["content"]  # type: ignore[index]
+    system = request["messages"][0]["content"]  # type: ignore[index]
+    assert "figures about the whole crypto market" in system
 
 
 async def test_a_market_answer_without_data_never_calls_the_model(
-        deps: Deps, with_http: WithHttp, llm_server: FakeLLM) -> None:
+        deps: Deps, with_http: WithHttp, llm_server: FakeLLM) -> None:  # noqa: F811
     down = fast_http(with_http(deps, FakeSources(down={"coingecko", "feargreed"}).transport()))
     final = await answer(with_llm(down, llm_server, "a"), "what's trending?")
     assert not final.substantive and "couldn't get market data" in final.answer
