@@ -79,7 +79,8 @@ async def test_discord_comparison_is_inline_fields_with_the_overlay(discord_bot:
     assert [f["name"] for f in fields[:3]] == ["Uniswap (UNI)", "Solana (SOL)", "Ethereum (ETH)"]
     assert all(f["inline"] for f in fields)
     for f in fields[:3]:
-        assert "**Price**: $" in f["value"] and "**Market & on-chain data**: CoinGecko" in f["value"]
+        assert "**Price**: $" in f["value"]
+        assert "**Market & on-chain data**: CoinGecko" in f["value"]
     for message in messages:  # within Discord's limits (the fake would have refused, too)
         assert sum(embed_size(e) for e in message["embeds"]) <= 6000
         for e in message["embeds"]:

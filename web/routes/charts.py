@@ -133,7 +133,8 @@ async def price_chart(project_id: str, request: Request) -> Response:
     try:
         chart = await snapshot_chart(deps, project_id, render_slots(request))
     except NoChart:
-        raise ApiError(404, "no_chart", f"No price history stored for '{project_id}' yet.") from None
+        raise ApiError(404, "no_chart",
+                       f"No price history stored for '{project_id}' yet.") from None
     except ChartBusy:
         raise ApiError(503, "busy", _BUSY[0], headers=_BUSY[1]) from None
     return _png(request, chart, f'"{project_id}-{chart.version}"')
