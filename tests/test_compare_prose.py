@@ -151,3 +151,18 @@ async def test_a_market_answer_without_data_never_calls_the_model(
     final = await answer(with_llm(down, llm_server, "a"), "what's trending?")
     assert not final.substantive and "couldn't get market data" in final.answer
     assert prose_requests(llm_server) == []
+
+
+async def test_the_daily_report_reads_the_chat_answers_market_figures(
+        data_deps: Deps, sources: FakeSources) -> None:
+    from reports.build import market_overview
+
+    chat = await answer(data_deps, "what's the fear and greed index today?")
+    assert chat.market is not None and "**69/100** (Greed)" in chat.answer
+    report = await market_overview(data_deps)
+    # the same cached overview: no second upstream call, the same figures
+    assert sources.calls["coingecko:global"] == 1 and sources.calls["feargreed"] == 1
+    assert report.fear_greed == chat.market.fear_greed == 69
+    assert report.fear_greed_label == "Greed"
+    assert report.total_market_cap_usd == chat.market.total_market_cap_usd == 2.4e12
+    assert report.btc.price_usd == chat.market.btc.price_usd  # type: ignore[union-attr]
