@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from agent.assess import tool_score
 from agent.facts import Source, sources_of, tool_title
-from agent.writer import missing_reason, render_footer
+from agent.writer import missing_reason, render_footer, unfetched_sources
 from chainlens.i18n import ENGLISH, N_, Localizer
 from tools.resolve import MAX_COMPARED, Comparison
 from tools.results import (
@@ -85,8 +85,10 @@ def _data_cell(result: ToolResult | None, ok: bool, loc: Localizer) -> str:
     text = f"{', '.join(names)} · {loc.age(result.age_seconds)}"
     if result.stale:
         text += " · " + _("stale")
-    if result.sources_failed:
-        text += " · " + _("failed: {sources}").format(sources=", ".join(result.sources_failed))
+    # a source that errored, or one the tool could not fetch for some of its fields
+    failed = list(dict.fromkeys([*result.sources_failed, *unfetched_sources(result.missing)]))
+    if failed:
+        text += " · " + _("failed: {sources}").format(sources=", ".join(failed))
     elif result.missing:
         text += " · " + _("missing: {fields}").format(fields=", ".join(sorted(result.missing)[:3]))
     return text
