@@ -109,7 +109,7 @@ def test_table_fields_cut_long_columns_at_the_same_row() -> None:
     rows = "\n".join(f"| Row {i} | {'a' * 80} | {'b' * 10} |" for i in range(30))
     markdown = f"## A vs B\n\n| Metric | A | B |\n|---|---|---|\n{rows}\n\nAfter the table.\n"
     rest, fields = table_fields(markdown)
-    assert rest == "## A vs B\n\n\nAfter the table.\n"
+    assert rest == "## A vs B\n\nAfter the table.\n"
     assert all(len(value) <= FIELD_VALUE_LIMIT for _, value in fields)
     names = [name for name, _ in fields]
     assert names[:3] == ["A", "B", SPACER] and len(fields) % 3 == 0 and len(fields) > 3

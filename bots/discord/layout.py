@@ -131,7 +131,8 @@ def table_fields(markdown: str) -> tuple[str, list[tuple[str, str]]]:
     if span is None or len(rows) < 2 or len(rows[0]) < 2:
         return markdown, []
     lines = markdown.split("\n")
-    rest = "\n".join(lines[:span[0]] + lines[span[1]:])
+    before, after = "\n".join(lines[:span[0]]).rstrip(), "\n".join(lines[span[1]:]).lstrip()
+    rest = f"{before}\n\n{after}" if before and after else before or after
     header, body = rows[0], rows[1:]
     columns = len(header) - 1
 
