@@ -145,7 +145,8 @@ def chat_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
     limits["free"] = TierLimits(daily=5, minute=10)
     settings = deps.settings.model_copy(update={"tier_limits": limits})
     sources.extra_coins |= {"solana", "ethereum"}
-    return fast_http(with_http(dataclasses.replace(deps, settings=settings), sources.transport()))
+    fast: Deps = fast_http(with_http(dataclasses.replace(deps, settings=settings), sources.transport()))
+    return fast
 
 
 async def test_the_web_comparison_answer_links_its_chart(chat_deps: Deps) -> None:

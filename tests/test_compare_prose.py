@@ -34,7 +34,8 @@ PROSE = ("Solana and Ethereum look alike on tokenomics, with a score of 95 each.
 @pytest.fixture
 def data_deps(deps: Deps, with_http: WithHttp, sources: FakeSources) -> Deps:
     sources.extra_coins |= {"solana", "ethereum"}
-    return fast_http(with_http(deps, sources.transport()))
+    fast: Deps = fast_http(with_http(deps, sources.transport()))
+    return fast
 
 
 async def collect(deps: Deps, question: str) -> list[AgentEvent]:
