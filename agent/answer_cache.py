@@ -33,7 +33,13 @@ def answer_key(deps: Deps, *, plan: Plan, project_id: str, results: Mapping[str,
     parts: list[object] = [plan.intent, project_id, list(plan.tools), versions, list(models)]
     if language != "en":
         parts.append(language)  # an answer in another language is another answer
-    material = json.dumps(parts)
+    return material_key(deps, parts)
+
+
+def material_key(deps: Deps, parts: Sequence[object]) -> str:
+    """The cache key of what a model writes from `parts` (JSON-serialisable: the intent, the
+    data's versions, the models and the language)."""
+    material = json.dumps(list(parts), default=str)
     return deps.keys("agent", "answer", hashlib.sha256(material.encode()).hexdigest()[:32])
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from agent.assess import tool_score
 from agent.facts import Source, sources_of, tool_title
-from agent.writer import missing_reason, render_footer
+from agent.writer import missing_reason, render_footer, unfetched_sources
 from chainlens.i18n import ENGLISH, N_, Localizer
 from tools.resolve import MAX_COMPARED, Comparison
 from tools.results import (
@@ -85,8 +85,10 @@ def _data_cell(result: ToolResult | None, ok: bool, loc: Localizer) -> str:
     text = f"{', '.join(names)} · {loc.age(result.age_seconds)}"
     if result.stale:
         text += " · " + _("stale")
-    if result.sources_failed:
-        text += " · " + _("failed: {sources}").format(sources=", ".join(result.sources_failed))
+    # a source that errored, or one the tool could not fetch for some of its fields
+    failed = list(dict.fromkeys([*result.sources_failed, *unfetched_sources(result.missing)]))
+    if failed:
+        text += " · " + _("failed: {sources}").format(sources=", ".join(failed))
     elif result.missing:
         text += " · " + _("missing: {fields}").format(fields=", ".join(sorted(result.missing)[:3]))
     return text
@@ -154,21 +156,30 @@ def comparison_sources(projects: Sequence[Project],
     return out
 
 
+def comparison_parts(projects: Sequence[Project], tools: Sequence[ToolName],
+                     results: Mapping[str, Mapping[str, ToolResult]],
+                     ok: Mapping[str, Mapping[str, bool]],
+                     loc: Localizer = ENGLISH) -> tuple[str, str, str, list[Source]]:
+    """The comparison answer's parts: the title and table, the aspect-by-aspect verdicts, the
+    footer (not-advice line and sources), and the sources. A model's paragraph, when there
+    is one, goes between the table and the verdicts."""
+    _ = loc._
+    title = " vs ".join(p.display for p in projects)
+    verdicts = aspect_verdicts(projects, tools, results, loc)
+    sources = comparison_sources(projects, results)
+    table = f"## {title}\n\n" + comparison_table(projects, tools, results, ok, loc) + "\n"
+    verdict_block = (_("**Aspect by aspect** (the tools' scores out of 100; not a buy or sell "
+                       "call)") + "\n" + "\n".join(f"- {v}" for v in verdicts) + "\n")
+    return table, verdict_block, render_footer(sources, loc), sources
+
+
 def write_comparison(projects: Sequence[Project], tools: Sequence[ToolName],
                      results: Mapping[str, Mapping[str, ToolResult]],
                      ok: Mapping[str, Mapping[str, bool]],
                      loc: Localizer = ENGLISH) -> tuple[str, list[Source]]:
     """The whole comparison answer (markdown) and its sources."""
-    _ = loc._
-    title = " vs ".join(p.display for p in projects)
-    verdicts = aspect_verdicts(projects, tools, results, loc)
-    sources = comparison_sources(projects, results)
-    text = (f"## {title}\n\n"
-            + comparison_table(projects, tools, results, ok, loc) + "\n"
-            + _("**Aspect by aspect** (the tools' scores out of 100; not a buy or sell call)")
-            + "\n" + "\n".join(f"- {v}" for v in verdicts) + "\n"
-            + render_footer(sources, loc))
-    return text, sources
+    table, verdicts, footer, sources = comparison_parts(projects, tools, results, ok, loc)
+    return table + verdicts + footer, sources
 
 
 def write_comparison_problem(comparison: Comparison, loc: Localizer = ENGLISH) -> str:

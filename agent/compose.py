@@ -1,6 +1,12 @@
 """Compose the answer: the model through the Router (streamed, checked line by line), or the
 deterministic writer when there is no model, every model failed, or the cost cap is reached.
 
+Comparisons and market answers keep their figures deterministic (the table, the verdicts,
+the market figures); with a model configured, the model writes one short paragraph around
+them, in the turn's language, checked by the same guard (every figure must be one the
+deterministic part shows; no stance, no links). Without a model, or when it fails, the
+answer is the deterministic one.
+
 If the model fails after text has been shown, the stream gets one `error` event and the
 final event carries the deterministic answer; no text is emitted twice.
 """
@@ -10,18 +16,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from agent.answer_cache import CachedAnswer, answer_key, get_answer, put_answer
+from agent.answer_cache import (
+    CachedAnswer,
+    answer_key,
+    get_answer,
+    material_key,
+    put_answer,
+)
 from agent.assess import Assessment, assess
-from agent.compare_writer import write_comparison, write_comparison_problem
+from agent.compare_writer import comparison_parts, write_comparison_problem
 from agent.events import AgentEvent, ErrorEvent, FinalEvent, PlanInfo, TextEvent, Usage
 from agent.facts import Source, numeric_fields, price_history_of, sources_of
 from agent.guard import AnswerGuard, allowed_values, guard_for
-from agent.market_writer import market_sources, write_market_answer
-from agent.prompts import chat_messages, data_block, data_texts, writer_messages
+from agent.market_writer import market_body, market_sources, write_market_answer
+from agent.prompts import chat_messages, data_block, data_texts, prose_messages, writer_messages
 from agent.rules import Plan
 from agent.state import ToolRun
 from agent.writer import (
@@ -69,16 +81,29 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
     info = PlanInfo.of(plan)
     project = resolution.project
     if project is None and plan.intent == "market" and market is not None:
-        # The whole market: written from the figures by rules (every figure is the data's).
-        reply = write_market_answer(market, plan.window, loc)
-        _emit_deterministic(emit, reply)
-        return FinalEvent(answer=reply, project=None, plan=info, usage=plan_usage,
-                          sources=market_sources(market), conversation_id=conversation_id,
-                          substantive=market.has_data, cache_hit=market.cache == "hot",
+        # The whole market: the figures by rules, a model's paragraph after them if any.
+        if not market.has_data:
+            reply = write_market_answer(market, plan.window, loc)
+            _emit_deterministic(emit, reply)
+            return FinalEvent(answer=reply, project=None, plan=info, usage=plan_usage,
+                              sources=market_sources(market), conversation_id=conversation_id,
+                              substantive=False, language=language, market=market)
+        sources = market_sources(market)
+        body = market_body(market, plan.window, loc)
+        composed = await _with_prose(
+            deps, question=question, kind="market", head=body,
+            tail=render_footer(sources, loc), data=body,
+            versions=[market.kind, plan.window, market.fetched_at.isoformat(), market.stale],
+            plan_usage=plan_usage, loc=loc, emit=emit)
+        return FinalEvent(answer=composed.answer, project=None, plan=info,
+                          usage=composed.usage, sources=sources, conversation_id=conversation_id,
+                          cache_hit=market.cache == "hot"
+                          and (composed.writer == "deterministic" or composed.cached),
+                          writer=composed.writer,
                           language=language, market=market)
     if comparison is not None:
-        return _compose_comparison(comparison, plan, info, runs, plan_usage, emit,
-                                   conversation_id, language)
+        return await _compose_comparison(deps, question, comparison, plan, info, runs,
+                                         plan_usage, emit, conversation_id, language)
     if project is None:
         reply = write_no_project_reply(question, resolution.suggestions, loc)
         emit(TextEvent(text=reply))
@@ -148,10 +173,12 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
                       writer="llm", **base)
 
 
-def _compose_comparison(comparison: Comparison, plan: Plan, info: PlanInfo,
-                        runs: Mapping[str, ToolRun], plan_usage: Usage, emit: Emit,
-                        conversation_id: str | None, language: Language) -> FinalEvent:
-    """A comparison is written from the data by rules (the table's figures are the tools')."""
+async def _compose_comparison(deps: Deps, question: str, comparison: Comparison, plan: Plan,
+                              info: PlanInfo, runs: Mapping[str, ToolRun], plan_usage: Usage,
+                              emit: Emit, conversation_id: str | None,
+                              language: Language) -> FinalEvent:
+    """A comparison's table and verdicts are written from the data by rules (every figure is
+    the tools'); a model, when configured, adds a paragraph between them."""
     loc = localizer(language)
     if not comparison.ok:
         reply = write_comparison_problem(comparison, loc)
@@ -167,7 +194,7 @@ def _compose_comparison(comparison: Comparison, plan: Plan, info: PlanInfo,
         p.id: {t: runs[f"{p.id}:{t}"].ok for t in plan.tools if f"{p.id}:{t}" in runs}
         for p in projects}
     base: dict[str, Any] = {
-        "project": projects[0], "projects": list(projects), "plan": info, "usage": plan_usage,
+        "project": projects[0], "projects": list(projects), "plan": info,
         "conversation_id": conversation_id, "language": language, "compared": results,
         "results": dict(results[projects[0].id]),
         "price_history": price_history_of(results[projects[0].id]),
@@ -178,11 +205,94 @@ def _compose_comparison(comparison: Comparison, plan: Plan, info: PlanInfo,
                       "not charged; please try again in a few minutes.").format(
                           project=names, why="") + "\n"
         emit(TextEvent(text=reply))
-        return FinalEvent(answer=reply, substantive=False, **base)
-    answer, sources = write_comparison(projects, plan.tools, results, ok, loc)
-    _emit_deterministic(emit, answer)
+        return FinalEvent(answer=reply, substantive=False, usage=plan_usage, **base)
+    table, verdicts, footer, sources = comparison_parts(projects, plan.tools, results, ok, loc)
+    versions = sorted((key, r.result.as_of.isoformat(), r.result.stale)
+                      for key, r in runs.items())
+    written = await _with_prose(deps, question=question, kind="compare", head=table,
+                                tail=verdicts + footer, data=table + "\n" + verdicts,
+                                versions=versions, plan_usage=plan_usage, loc=loc, emit=emit)
     cached = bool(runs) and all(r.cache in ("hot", "warm") for r in runs.values())
-    return FinalEvent(answer=answer, sources=sources, cache_hit=cached, **base)
+    return FinalEvent(answer=written.answer, sources=sources, usage=written.usage,
+                      writer=written.writer,
+                      cache_hit=cached and (written.writer == "deterministic" or written.cached),
+                      **base)
+
+
+@dataclass
+class _WithProse:
+    answer: str
+    usage: Usage
+    writer: Literal["llm", "deterministic"] = "deterministic"
+    cached: bool = False  # the model's paragraph came from the answer cache
+
+
+async def _with_prose(deps: Deps, *, question: str, kind: Literal["compare", "market"],
+                      head: str, tail: str, data: str, versions: Sequence[object],
+                      plan_usage: Usage, loc: Localizer, emit: Emit) -> _WithProse:
+    """`head` + a model's paragraph + `tail`, streamed in that order; `head` + `tail` (the
+    deterministic answer) without a model or when it fails. The paragraph is written from
+    `data` only and checked by the guard: a figure `data` does not show is withheld, links
+    are dropped, and so is any line that takes a stance."""
+    fallback = head + tail
+    if deps.llm is None:
+        _emit_deterministic(emit, fallback)
+        return _WithProse(fallback, plan_usage)
+    key = material_key(deps, [kind, list(versions), question_shape(question), loc.language,
+                              [d["model_name"] for d in deps.llm.model_list]])
+    _emit_deterministic(emit, head)  # the figures show at once; the paragraph follows
+    before = "" if head.endswith("\n\n") else "\n"
+    after = "" if tail.startswith("\n") else "\n"
+    cached = await get_answer(deps, key)
+    if cached is not None:
+        prose = before + cached.body + after
+        emit(TextEvent(text=prose))
+        _emit_deterministic(emit, tail)
+        return _WithProse(head + prose + tail, plan_usage.plus(Usage(model=cached.model)),
+                          "llm", cached=True)
+    written = _Written(body="", usage=Usage())
+    try:
+        await _write_prose(deps, written, question=question, kind=kind, data=data, loc=loc,
+                           budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
+                           emit=emit, before=before)
+    except Exception as exc:  # every provider/stream error: the deterministic answer stands
+        usage = plan_usage.plus(written.usage).model_copy(update={"model": "deterministic"})
+        if not written.emitted:
+            log.warning("model unavailable for the %s paragraph (%s: %s)", kind,
+                        type(exc).__name__, str(exc)[:200])
+            _emit_deterministic(emit, tail)
+            return _WithProse(fallback, usage)
+        log.warning("model failed mid-paragraph (%s); ending with the deterministic answer",
+                    type(exc).__name__)
+        emit(ErrorEvent(code="llm_failed",
+                        message=loc._("The language model stopped mid-answer; here is the "
+                                      "answer written from the data by rules instead.")))
+        return _WithProse(fallback, usage)
+    _emit_deterministic(emit, after + tail)
+    await put_answer(deps, key, CachedAnswer(body=written.body[len(before):],
+                                             model=written.usage.model))
+    return _WithProse(head + written.body + after + tail, plan_usage.plus(written.usage), "llm")
+
+
+def question_shape(question: str) -> str:
+    """The question as the paragraph's cache sees it: case and spacing do not matter."""
+    return " ".join(question.lower().split())
+
+
+async def _write_prose(deps: Deps, written: _Written, *, question: str,
+                       kind: Literal["compare", "market"], data: str, loc: Localizer,
+                       budget_usd: float, emit: Emit, before: str) -> None:
+    assert deps.llm is not None
+    messages = prose_messages(question, data, kind, loc.language)
+    max_tokens = _affordable_tokens(deps, messages, budget_usd)
+    # No stance to hold to ("NO CALL": a line taking one is dropped), no links, and only the
+    # figures the deterministic part shows.
+    guard = AnswerGuard(allowed=allowed_values([], [data], language=loc.language), urls=[],
+                        stance="NO CALL", risk_score=None, language=loc.language)
+    await _stream_model(deps, written, messages, max_tokens, guard, before, emit)
+    if not written.emitted or len(written.body.strip()) < 20:
+        raise ModelUnavailable("the model returned no usable paragraph")
+    _log_guard(guard)
 
 
 def _cited(cited: Mapping[str, str], sources: list[Source]) -> list[Source]:
@@ -209,8 +319,6 @@ def _emit_deterministic(emit: Emit, answer: str) -> None:
 async def _write_with_model(deps: Deps, written: _Written, *, question: str, project: Project,
                             results: Mapping[str, ToolResult], verdict: Assessment,
                             budget_usd: float, emit: Emit, loc: Localizer) -> None:
-    assert deps.llm is not None
-    router = deps.llm
     verdict_line = render_verdict(verdict, loc)
     messages = writer_messages(question, data_block(project, results, verdict, verdict_line, loc),
                                loc.language)
@@ -222,6 +330,23 @@ async def _write_with_model(deps: Deps, written: _Written, *, question: str, pro
         language=loc.language)
     written.cited = guard.cited  # filled as the guard meets third-party links
     header = render_header(project)
+    await _stream_model(deps, written, messages, max_tokens, guard, header, emit)
+    if not written.emitted or len(written.body) < len(header) + 40:
+        raise ModelUnavailable("the model returned no usable text")
+    if stance_marker(verdict.stance, loc) not in written.body:
+        # The model left out the rules' verdict: it is part of every answer, so add it.
+        extra = "\n" + verdict_line
+        written.body += extra
+        emit(TextEvent(text=extra))
+    _log_guard(guard)
+
+
+async def _stream_model(deps: Deps, written: _Written, messages: list[dict[str, str]],
+                        max_tokens: int, guard: AnswerGuard, header: str, emit: Emit) -> None:
+    """Stream the model's text line by line through `guard`; the first kept line is emitted
+    after `header`."""
+    assert deps.llm is not None
+    router = deps.llm
     models = len(router.model_list)
     # The Router's own timeouts bound each attempt; this bounds all of them together.
     async with asyncio.timeout(deps.settings.llm_timeout_s * (models + 1) + 5):
@@ -246,13 +371,9 @@ async def _write_with_model(deps: Deps, written: _Written, *, question: str, pro
         hidden = getattr(response, "_hidden_params", None) or {}
         model = hidden.get("litellm_model_name") or written.usage.model
         written.usage = written.usage.model_copy(update={"model": str(model)})
-    if not written.emitted or len(written.body) < len(header) + 40:
-        raise ModelUnavailable("the model returned no usable text")
-    if stance_marker(verdict.stance, loc) not in written.body:
-        # The model left out the rules' verdict: it is part of every answer, so add it.
-        extra = "\n" + verdict_line
-        written.body += extra
-        emit(TextEvent(text=extra))
+
+
+def _log_guard(guard: AnswerGuard) -> None:
     if guard.withheld or guard.dropped_lines or guard.dropped_sentences:
         log.info("guard withheld %d figures, dropped %d lines and %d sentences (%s)",
                  guard.withheld, guard.dropped_lines, len(guard.dropped_sentences),

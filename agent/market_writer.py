@@ -96,13 +96,10 @@ def _movers(data: MarketData, window: Window, loc: Localizer) -> list[str]:
     return lines
 
 
-def write_market_answer(data: MarketData, window: Window = "24h",
-                        loc: Localizer = ENGLISH) -> str:
-    """The whole answer (markdown): the figures, what is missing, the sources and their age."""
+def market_body(data: MarketData, window: Window = "24h", loc: Localizer = ENGLISH) -> str:
+    """The figures of the answer (markdown), what is missing and whether they are old; a
+    model's paragraph, when there is one, follows them, before the footer."""
     _ = loc._
-    if not data.has_data:
-        return _("I couldn't get market data right now. This question was not charged; please "
-                 "try again in a few minutes.") + "\n"
     if data.kind == "overview":
         lines = _overview(data, loc)
     elif data.kind == "trending":
@@ -117,4 +114,13 @@ def write_market_answer(data: MarketData, window: Window = "24h",
     if data.stale:
         lines += ["", _("_These are the last figures we could get; the sources are not "
                         "answering right now._")]
-    return "\n".join(lines) + "\n" + render_footer(market_sources(data), loc)
+    return "\n".join(lines) + "\n"
+
+
+def write_market_answer(data: MarketData, window: Window = "24h",
+                        loc: Localizer = ENGLISH) -> str:
+    """The whole answer (markdown): the figures, what is missing, the sources and their age."""
+    if not data.has_data:
+        return loc._("I couldn't get market data right now. This question was not charged; "
+                     "please try again in a few minutes.") + "\n"
+    return market_body(data, window, loc) + render_footer(market_sources(data), loc)

@@ -177,6 +177,13 @@ def missing_reason(reason: str, loc: Localizer = ENGLISH) -> str:
     return loc._(reason)
 
 
+def unfetched_sources(missing: Mapping[str, str]) -> list[str]:
+    """The sources the missing-data reasons say could not be fetched ('CoinGecko could not
+    be fetched: not found (HTTP 404)' -> CoinGecko), in order, once each."""
+    return list(dict.fromkeys(m.group(1) for why in missing.values()
+                              if (m := _NOT_FETCHED.match(why.rstrip(".")))))
+
+
 def _summary(project: Project, results: Mapping[str, ToolResult], verdict: Assessment,
              loc: Localizer = ENGLISH) -> str:
     _ = loc._

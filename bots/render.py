@@ -126,24 +126,36 @@ class Progress:
         self.tools: dict[str, str] = {}  # tool -> "running" | "done" | "partial" | "failed"
         self.text = ""
         self.final: Any = None  # the final (or error) event, once it arrived
+        # a comparison runs each tool once per project: (tool, project id) -> state
+        self._runs: dict[tuple[str, str | None], str] = {}
 
     def apply(self, event: Any) -> bool:
         """Take one chat event; True when the plan arrived (worth showing at once)."""
         if event.type == "plan":
-            self.project = event.project.display if event.project else None
+            projects = getattr(event, "projects", None) or []
+            self.project = (" vs ".join(p.display for p in projects) if projects
+                            else event.project.display if event.project else None)
             self.tools = dict.fromkeys(event.plan.tools, "running")
             return True
         if event.type == "tool_started":
-            self.tools[event.tool] = "running"
+            self._run(event, "running")
         elif event.type == "tool_finished":
             partial = getattr(event, "partial", False)
-            self.tools[event.tool] = ("failed" if not event.ok
-                                      else "partial" if partial else "done")
+            self._run(event, "failed" if not event.ok else "partial" if partial else "done")
         elif event.type == "text":
             self.text += event.text
         elif event.type in ("final", "error") and (self.final is None or event.type == "final"):
             self.final = event
         return False
+
+    def _run(self, event: Any, state: str) -> None:
+        """One tool's state over every project it runs for: running while any run is,
+        failed when all failed, partial when some failed or were partial, else done."""
+        self._runs[(event.tool, getattr(event, "project_id", None))] = state
+        states = {s for (tool, _), s in self._runs.items() if tool == event.tool}
+        self.tools[event.tool] = ("running" if "running" in states
+                                  else "failed" if states == {"failed"}
+                                  else "partial" if states & {"failed", "partial"} else "done")
 
     @property
     def answer(self) -> str:

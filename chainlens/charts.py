@@ -1,8 +1,10 @@
 """Price charts as PNG images, for the channels that show images (web widget, Telegram, Discord).
 
 A render costs about a quarter of a second of CPU, so the web's chart of a project's newest
-snapshot (`snapshot_chart`) is rendered once per snapshot and kept in Redis, and at most
-`CHART_RENDER_CONCURRENCY` renders run at once in a process.
+snapshot (`snapshot_chart`) and of a comparison's projects (`comparison_chart`: their prices
+normalised to 100 at a common start, one line each) is rendered once per set of snapshots and
+kept in Redis, and at most `CHART_RENDER_CONCURRENCY` renders run at once in a process.
+The bots draw the same comparison chart from the answer itself (`answer_overlay`).
 
 Errors: `NoChart` (no stored price history), `ChartBusy` (no render slot in time).
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,9 +22,12 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from chainlens.deps import Deps
+from chainlens.i18n import ENGLISH, N_, Localizer
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+    from tools.results import Project
 
 log = logging.getLogger(__name__)
 _CACHE_TTL_S = 24 * 3600  # a snapshot never changes; the day only bounds Redis memory
@@ -30,7 +35,11 @@ _SLOT_WAIT_S = 10.0
 
 
 class NoChart(Exception):
-    """No stored price history to draw for this project."""
+    """No stored price history to draw for this project (or these projects: `missing`)."""
+
+    def __init__(self, *project_ids: str) -> None:
+        super().__init__(", ".join(project_ids))
+        self.missing = project_ids
 
 
 class ChartBusy(Exception):
@@ -40,7 +49,7 @@ class ChartBusy(Exception):
 @dataclass(frozen=True, slots=True)
 class Chart:
     png: bytes
-    snapshot_id: int
+    version: str  # the snapshot id(s) drawn: a new version whenever the data is newer
 
 
 async def snapshot_chart(deps: Deps, project_id: str, slots: asyncio.Semaphore) -> Chart:
@@ -50,25 +59,52 @@ async def snapshot_chart(deps: Deps, project_id: str, slots: asyncio.Semaphore) 
            ORDER BY fetched_at DESC LIMIT 1""", project_id)
     if snapshot_id is None:
         raise NoChart(project_id)
-    key = deps.keys("chart", project_id, snapshot_id)
+    png = await _cached_render(deps, deps.keys("chart", project_id, snapshot_id), slots,
+                               lambda: _render_snapshot(deps, project_id, int(snapshot_id)))
+    return Chart(png, str(snapshot_id))
+
+
+async def comparison_chart(deps: Deps, project_ids: Sequence[str], slots: asyncio.Semaphore,
+                           loc: Localizer = ENGLISH) -> Chart:
+    """The projects' prices from each one's newest on-chain snapshot, normalised to 100 at a
+    common start, one line each (in the order given); rendered once per set of snapshots."""
+    rows = await deps.db.fetch(
+        """SELECT DISTINCT ON (project_id) project_id, id FROM analysis_snapshots
+           WHERE project_id = ANY($1::text[]) AND module = 'onchain'
+           ORDER BY project_id, fetched_at DESC""", list(project_ids))
+    snapshots = {str(r["project_id"]): int(r["id"]) for r in rows}
+    missing = [p for p in project_ids if p not in snapshots]
+    if missing:
+        raise NoChart(*missing)
+    version = "-".join(str(snapshots[p]) for p in project_ids)
+    key = deps.keys("chart-compare", loc.language, ",".join(project_ids), version)
+    png = await _cached_render(deps, key, slots,
+                               lambda: _render_comparison(deps, project_ids, snapshots, loc))
+    return Chart(png, version)
+
+
+async def _cached_render(deps: Deps, key: str, slots: asyncio.Semaphore,
+                         render: Callable[[], Awaitable[bytes]]) -> bytes:
+    """The PNG kept at `key`, or rendered in one of the process's slots and kept there."""
     png = await _cached(deps, key)
-    if png is None:
-        try:
-            async with asyncio.timeout(_SLOT_WAIT_S):
-                await slots.acquire()
-        except TimeoutError:
-            raise ChartBusy(project_id) from None
-        try:
-            png = await _cached(deps, key)  # drawn by another request while this one waited
-            if png is None:
-                png = await _render_snapshot(deps, project_id, int(snapshot_id))
-                try:
-                    await deps.redis.set(key, png, ex=_CACHE_TTL_S)
-                except RedisError as exc:
-                    log.warning("chart cache unavailable: %s", type(exc).__name__)
-        finally:
-            slots.release()
-    return Chart(png, int(snapshot_id))
+    if png is not None:
+        return png
+    try:
+        async with asyncio.timeout(_SLOT_WAIT_S):
+            await slots.acquire()
+    except TimeoutError:
+        raise ChartBusy(key) from None
+    try:
+        png = await _cached(deps, key)  # drawn by another request while this one waited
+        if png is None:
+            png = await render()
+            try:
+                await deps.redis.set(key, png, ex=_CACHE_TTL_S)
+            except RedisError as exc:
+                log.warning("chart cache unavailable: %s", type(exc).__name__)
+    finally:
+        slots.release()
+    return png
 
 
 async def _cached(deps: Deps, key: str) -> bytes | None:
@@ -80,22 +116,48 @@ async def _cached(deps: Deps, key: str) -> bytes | None:
     return bytes(value) if value else None
 
 
+def _history(result: Any) -> list[tuple[int, float]]:
+    history = result.get("price_history") if isinstance(result, dict) else None
+    try:
+        return [(int(t), float(p)) for t, p in history or []]
+    except (TypeError, ValueError):
+        return []
+
+
 async def _render_snapshot(deps: Deps, project_id: str, snapshot_id: int) -> bytes:
     from tools.resolve import get_project
 
     result = await deps.db.fetchval("SELECT result FROM analysis_snapshots WHERE id = $1",
                                     snapshot_id)
-    history = (result or {}).get("price_history") if isinstance(result, dict) else None
-    if not history or len(history) < 2:
+    points = _history(result)
+    if len(points) < 2:
         raise NoChart(project_id)
     project = await get_project(deps, project_id)
-    points = [(int(t), float(p)) for t, p in history]
     # the answer's own figures from the same snapshot, so chart and text agree
     price, change = result.get("price_usd"), result.get("change_24h_pct")
     return await asyncio.to_thread(
         render_price_chart, project.display if project else project_id, points,
         price_usd=float(price) if isinstance(price, int | float) else None,
         change_24h_pct=float(change) if isinstance(change, int | float) else None)
+
+
+async def _render_comparison(deps: Deps, project_ids: Sequence[str], snapshots: dict[str, int],
+                             loc: Localizer) -> bytes:
+    from tools.resolve import get_project
+
+    rows = await deps.db.fetch("SELECT id, result FROM analysis_snapshots WHERE id = ANY($1)",
+                               [snapshots[p] for p in project_ids])
+    by_id = {int(r["id"]): r["result"] for r in rows}
+    series: dict[str, list[tuple[int, float]]] = {}
+    for project_id in project_ids:
+        project = await get_project(deps, project_id)
+        series[project.display if project else project_id] = _history(
+            by_id.get(snapshots[project_id]))
+    drawable = normalised_series(series)
+    if len(drawable) < 2:
+        short = [p for p, label in zip(project_ids, series) if label not in drawable]
+        raise NoChart(*(short or project_ids))
+    return await asyncio.to_thread(render_price_overlay, overlay_title(series, loc), series)
 
 
 def period_label(first_ms: int, last_ms: int) -> str:
@@ -209,7 +271,7 @@ def render_change_bars(title: str, bars: Sequence[tuple[str, float]], *,
     return buffer.getvalue()
 
 
-def normalised_series(series: dict[str, Sequence[tuple[int, float]]]
+def normalised_series(series: Mapping[str, Sequence[tuple[int, float]]]
                       ) -> dict[str, list[tuple[int, float]]]:
     """Each series rebased to 100 at the first time every series has a price, from then on,
     so projects of very different prices can share one axis (a comparison's chart)."""
@@ -232,7 +294,7 @@ def normalised_series(series: dict[str, Sequence[tuple[int, float]]]
 OVERLAY_COLORS = ("#1c7ed6", "#f08c00", "#7048e8")
 
 
-def render_price_overlay(title: str, series: dict[str, Sequence[tuple[int, float]]], *,
+def render_price_overlay(title: str, series: Mapping[str, Sequence[tuple[int, float]]], *,
                          width_px: int = 640, height_px: int = 320) -> bytes:
     """The projects' prices normalised to 100 at a common start, one line each, as PNG."""
     rebased = normalised_series(series)
@@ -280,3 +342,32 @@ def _date_ticks(axes: Axes, span_days: float) -> None:
     formatter = mdates.DateFormatter(date_format)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(formatter)
+def overlay_title(series: Mapping[str, Sequence[tuple[int, float]]],
+                  loc: Localizer = ENGLISH) -> str:
+    """'Solana (SOL) vs Ethereum (ETH): price since 2026-03-01 (start = 100)'."""
+    rebased = normalised_series(series)
+    names = " vs ".join(rebased or series)
+    if not rebased:
+        return names
+    start = datetime.fromtimestamp(min(p[0][0] for p in rebased.values()) / 1000, tz=UTC)
+    return loc._("{names}: price since {date} (start = 100)").format(names=names,
+                                                                   date=loc.date(start))
+
+
+def answer_overlay(projects: Sequence[Project],
+                   histories: Mapping[str, Sequence[tuple[int, float]]],
+                   loc: Localizer = ENGLISH) -> bytes | None:
+    """A comparison answer's chart drawn from its own price histories (what the bots send);
+    None when fewer than two of its projects have a price history to draw."""
+    series = {p.display: list(histories.get(p.id, [])) for p in projects}
+    if len(normalised_series(series)) < 2:
+        return None
+    return render_price_overlay(overlay_title(series, loc), series)
+
+
+COMPARISON_CAPTION = N_("{names}: prices normalised to 100 at a common start")
+
+
+def comparison_caption(projects: Sequence[Project], loc: Localizer = ENGLISH) -> str:
+    """The caption under a comparison's chart in the chats."""
+    return loc._(COMPARISON_CAPTION).format(names=" vs ".join(p.display for p in projects))

@@ -29,6 +29,7 @@ from bots.discord.layout import (
     progress_content,
     sources_footer,
     stance_colour,
+    table_fields,
     tool_fields,
 )
 from bots.discord.send import InteractionReply
@@ -154,6 +155,17 @@ def _upgrade_url(deps: Deps, granted: QuotaGranted | None) -> str | None:
 
 
 async def _chart(final: Any) -> bytes | None:
+    projects = getattr(final, "projects", None) or []
+    if len(projects) >= 2:  # a comparison: its projects' prices overlaid
+        from chainlens.charts import answer_overlay
+        from chainlens.i18n import localizer
+
+        try:
+            return await asyncio.to_thread(answer_overlay, projects, final.price_histories,
+                                           localizer(final.language))
+        except Exception:  # an answer without its chart beats no answer
+            log.exception("comparison chart failed; answering without it")
+            return None
     project = getattr(final, "project", None)
     history = getattr(final, "price_history", None) or []
     if project is None or len(history) < 2:
@@ -178,11 +190,16 @@ async def deliver_answer(reply: InteractionReply, deps: Deps, progress: Progress
     project = getattr(final, "project", None)
     report = getattr(final, "report", None)
     chart = await _chart(final)
+    text, title, fields = progress.answer, project.display if project else None, tool_fields(
+        final, loc)
+    compared = getattr(final, "projects", None) or []
+    if compared:  # a comparison: its table as fields side by side, one column per project
+        text, fields = table_fields(progress.answer)
+        title = " vs ".join(p.display for p in compared)
     messages = answer_messages(
-        progress.answer, title=project.display if project else None,
-        colour=stance_colour(report.stance if report else None),
-        fields=tool_fields(final, loc), footer=sources_footer(final, loc),
-        chart=chart is not None)
+        text, title=title, colour=stance_colour(report.stance if report else None),
+        fields=fields, footer=sources_footer(final, loc), chart=chart is not None,
+        inline=bool(compared))
     suggestions = [(p.id, p.display) for p in getattr(final, "suggestions", None) or []]
     view = answer_view(project_id=project.id if project else None, suggestions=suggestions,
                        upgrade_url=_upgrade_url(deps, granted), loc=loc)

@@ -39,6 +39,8 @@ STANCE_COLOURS: dict[str, discord.Colour] = {
 }
 _FENCE = "```"
 _markdown = MarkdownIt("commonmark")
+_with_tables = MarkdownIt("commonmark").enable("table")
+SPACER = "\u200b"  # a field with no visible name or value (keeps an inline grid's columns)
 
 
 @dataclass
@@ -109,6 +111,60 @@ def tool_fields(final: Any, loc: Localizer = ENGLISH) -> list[tuple[str, str]]:
     return fields[:FIELDS_LIMIT]
 
 
+def table_fields(markdown: str) -> tuple[str, list[tuple[str, str]]]:
+    """The answer's first markdown table (a comparison's) as inline embed fields, and the
+    answer without it. Each column after the first becomes one field a row of the grid,
+    "**label**: value" a line (empty cells left out); when a column is longer than a field
+    holds it goes on in the next row of fields, every column cut at the same table row. With
+    two columns a spacer field fills the third place, so Discord keeps them side by side."""
+    tokens = _with_tables.parse(markdown)
+    rows: list[list[str]] = []
+    span: tuple[int, int] | None = None
+    for tok in tokens:
+        if tok.type == "table_open" and tok.map is not None and span is None:
+            span = (tok.map[0], tok.map[1])
+        elif span is not None and tok.type == "tr_open":
+            rows.append([])
+        elif span is not None and tok.type == "inline" and rows:
+            rows[-1].append("".join(c.content for c in tok.children or []
+                                    if c.type in ("text", "code_inline")))
+        elif span is not None and tok.type == "table_close":
+            break
+    if span is None or len(rows) < 2 or len(rows[0]) < 2:
+        return markdown, []
+    lines = markdown.split("\n")
+    before, after = "\n".join(lines[:span[0]]).rstrip(), "\n".join(lines[span[1]:]).lstrip()
+    rest = f"{before}\n\n{after}" if before and after else before or after
+    header, body = rows[0], rows[1:]
+    columns = len(header) - 1
+
+    def cell(row: list[str], column: int) -> str | None:
+        value = row[column + 1].strip() if column + 1 < len(row) else ""
+        return f"**{row[0].strip()}**: {value}" if value and value != "—" else None
+
+    groups: list[list[list[str]]] = []  # groups of rows; a row is one line per column
+    current: list[list[str]] = [[] for _ in range(columns)]
+    for row in body:
+        cells = [cell(row, c) for c in range(columns)]
+        grown = [len("\n".join([*current[c], cells[c] or ""])) for c in range(columns)]
+        if any(current) and max(grown) > FIELD_VALUE_LIMIT:
+            groups.append(current)
+            current = [[] for _ in range(columns)]
+        for c, text in enumerate(cells):
+            if text is not None:
+                current[c].append(text)
+    groups.append(current)
+    fields: list[tuple[str, str]] = []
+    for index, group in enumerate(groups):
+        for c in range(columns):
+            name = header[c + 1].strip() if index == 0 else SPACER
+            fields.append((clip(name, FIELD_NAME_LIMIT) or SPACER,
+                           clip("\n".join(group[c]), FIELD_VALUE_LIMIT) or SPACER))
+        if columns == 2:
+            fields.append((SPACER, SPACER))
+    return rest.strip() + "\n", fields[:FIELDS_LIMIT]
+
+
 def sources_footer(final: Any, loc: Localizer = ENGLISH) -> str:
     """The sources and their data age in one line (footers cannot hold links)."""
     from agent.facts import human_age
@@ -126,10 +182,11 @@ def sources_footer(final: Any, loc: Localizer = ENGLISH) -> str:
 
 def answer_messages(text: str, *, title: str | None, colour: discord.Colour,
                     fields: Sequence[tuple[str, str]] = (), footer: str | None = None,
-                    chart: bool = False) -> list[OutgoingMessage]:
+                    chart: bool = False, inline: bool = False) -> list[OutgoingMessage]:
     """The answer as messages in reading order: the text in description-sized parts packed
-    into messages under the 6,000/10-embed limits, then the tool fields, the chart and the
-    sources on the last embed (or an embed of their own when they do not fit)."""
+    into messages under the 6,000/10-embed limits, then the tool fields (side by side when
+    `inline`: a comparison's columns), the chart and the sources on the last embed (or an
+    embed of their own when they do not fit)."""
     messages = [OutgoingMessage()]
     for index, chunk in enumerate(split_text(to_discord_markdown(text), DESCRIPTION_LIMIT)):
         embed = discord.Embed(description=chunk, colour=colour)
@@ -150,7 +207,7 @@ def answer_messages(text: str, *, title: str | None, colour: discord.Colour,
         value = clip(value, FIELD_VALUE_LIMIT) or "\u200b"
         target = _room_for(messages, target, len(name) + len(value), colour,
                            fields_full=len(target.fields) >= FIELDS_LIMIT)
-        target.add_field(name=name, value=value, inline=False)
+        target.add_field(name=name, value=value, inline=inline)
     if footer:
         footer = clip(footer, FOOTER_LIMIT)
         target = _room_for(messages, target, len(footer), colour, fields_full=False)

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ChatAction
@@ -200,6 +201,10 @@ async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
 
 async def _send_chart(bot: Bot, asker: Asker, final: object,
                       loc: Localizer = ENGLISH) -> None:
+    projects = getattr(final, "projects", None) or []
+    if len(projects) >= 2:  # a comparison: its projects' prices overlaid, one photo
+        await _send_comparison_chart(bot, asker, final, projects)
+        return
     history = getattr(final, "price_history", None)
     project = getattr(final, "project", None)
     if not history or project is None or len(history) < 2:
@@ -210,3 +215,18 @@ async def _send_chart(bot: Bot, asker: Asker, final: object,
     await bot.send_photo(asker.chat_id, png,
                          caption=loc._("{project} price").format(project=project.display),
                          message_thread_id=asker.thread_id)
+
+
+async def _send_comparison_chart(bot: Bot, asker: Asker, final: Any, projects: list[Any]) -> None:
+    from chainlens.charts import answer_overlay, comparison_caption
+    from chainlens.i18n import localizer
+
+    loc = localizer(final.language)
+    try:
+        png = await asyncio.to_thread(answer_overlay, projects, final.price_histories, loc)
+    except Exception:  # the answer is delivered; a chart that cannot be drawn is left out
+        log.exception("comparison chart failed; the answer goes without it")
+        return
+    if png is not None:
+        await bot.send_photo(asker.chat_id, png, caption=comparison_caption(projects, loc),
+                             message_thread_id=asker.thread_id)

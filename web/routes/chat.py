@@ -35,6 +35,7 @@ from chainlens.chat import (
 )
 from chainlens.deps import Deps
 from chainlens.i18n import N_, localizer
+from tools.results import Project
 from web.auth import (
     Caller,
     admit_web_request,
@@ -50,6 +51,7 @@ from web.i18n import (
     saved_language,
     set_turn_language,
 )
+from web.routes.charts import comparison_chart_url
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["chat"])
@@ -86,6 +88,8 @@ class ChatResponse(BaseModel):
     conversation_id: str
     project: dict[str, Any] | None = None
     chart_url: str | None = None
+    # a comparison's projects, in order (`project` is the first); empty otherwise
+    projects: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class QuotaOut(BaseModel):
@@ -153,9 +157,19 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
 
 
 def _chart_url(final: FinalEvent) -> str | None:
+    """The chart under the answer: a comparison's projects overlaid (those with a price
+    history, when at least two have one), else the project's own price chart."""
+    if final.projects:
+        drawn = [p.id for p in final.projects if len(final.price_histories.get(p.id, [])) >= 2]
+        return comparison_chart_url(drawn, final.language) if len(drawn) >= 2 else None
     if final.project is not None and len(final.price_history) >= 2:
         return f"/api/chart/{final.project.id}.png"
     return None
+
+
+def _project_out(project: Project) -> dict[str, Any]:
+    return {"id": project.id, "symbol": project.symbol, "name": project.name,
+            "display": project.display}
 
 
 def _final_payload(final: FinalEvent, decision: QuotaDecision, conversation_id: str,
@@ -169,10 +183,9 @@ def _final_payload(final: FinalEvent, decision: QuotaDecision, conversation_id: 
         sources=[SourceOut(source=s.source, url=s.url, age_seconds=s.age_seconds)
                  for s in final.sources],
         conversation_id=conversation_id.split(":")[-1],
-        project=({"id": final.project.id, "symbol": final.project.symbol,
-                  "name": final.project.name, "display": final.project.display}
-                 if final.project else None),
+        project=_project_out(final.project) if final.project else None,
         chart_url=_chart_url(final),
+        projects=[_project_out(p) for p in final.projects],
     ).model_dump()
 
 
@@ -265,13 +278,15 @@ def _sse_event(event: Any, decision: QuotaDecision, turn: ChatTurn) -> bytes:
             "project": ({"id": project.id, "symbol": project.symbol, "name": project.name,
                          "display": project.display} if project else None),
             "suggestions": [{"id": p.id, "display": p.display} for p in event.suggestions],
-            "tools": list(event.plan.tools), "router": event.plan.router})
+            "tools": list(event.plan.tools), "router": event.plan.router,
+            "projects": [_project_out(p) for p in event.projects]})
     if event.type == "tool_started":
-        return _sse("tool", {"tool": event.tool, "status": "started"})
+        return _sse("tool", {"tool": event.tool, "status": "started",
+                             "project_id": event.project_id})
     if event.type == "tool_finished":
         return _sse("tool", {"tool": event.tool, "status": "finished", "ok": event.ok,
                              "cache": event.cache, "stale": event.stale,
-                             "partial": event.partial})
+                             "partial": event.partial, "project_id": event.project_id})
     if event.type == "text":
         return _sse("text", {"chunk": event.text})
     if event.type == "error":

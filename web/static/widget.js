@@ -268,10 +268,13 @@
   }
 
   function addChart(bot, url, project) {
-    if (typeof url !== "string" || !/^\/api\/chart\/[a-z0-9-]+\.png$/.test(url)) return;
+    // a project's chart, or a comparison's (its projects' prices overlaid)
+    if (typeof url !== "string" || !(/^\/api\/chart\/[a-z0-9-]+\.png$/.test(url) ||
+        /^\/api\/chart\/compare\.png\?ids=[a-z0-9-]+(,[a-z0-9-]+){1,2}(&lang=[a-z]{2})?$/.test(url))) return;
     var img = document.createElement("img");
     img.className = "cl-chart";
-    img.alt = project && project.display ? t("chart_alt_of", { project: project.display }) : t("chart_alt");
+    img.alt = project && project.display && url.indexOf("?") < 0
+      ? t("chart_alt_of", { project: project.display }) : t("chart_alt");
     img.src = origin + url; bot.appendChild(img);
   }
 
@@ -331,11 +334,14 @@
     textEl.appendChild(typing); bot.appendChild(toolsEl); bot.appendChild(textEl);
     var raw = "";
     var finished = false;
+    var runs = {};  // tool -> project id -> state
 
     function onEvent(name, data) {
       if (name === "quota") { showQuota(data); }
       else if (name === "plan") {
-        if (data.project) { toolsEl.appendChild(chip(data.project.display, "cl-project")); }
+        // a comparison names each of its projects
+        var named = data.projects && data.projects.length ? data.projects : (data.project ? [data.project] : []);
+        named.forEach(function (p) { toolsEl.appendChild(chip(p.display, "cl-project")); });
         (data.tools || []).forEach(function (t) {
           var c = chip(toolLabel(t) + " \u2026", "cl-running"); c.setAttribute("data-tool", t); toolsEl.appendChild(c);
         });
@@ -345,9 +351,14 @@
           if (el.getAttribute("data-tool") === data.tool) c = el;
         });
         if (!c) { c = chip("", ""); c.setAttribute("data-tool", data.tool); toolsEl.appendChild(c); }
-        if (data.status === "started") { c.className = "cl-chip cl-running"; c.textContent = toolLabel(data.tool) + " \u2026"; }
+        // In a comparison a tool runs once per project; its chip shows them all together.
+        var mine = runs[data.tool] = runs[data.tool] || {};
+        mine[data.project_id || ""] = data.status === "started" ? "running" : !data.ok ? "failed" : (data.partial ? "partial" : "done");
+        var states = Object.keys(mine).map(function (k) { return mine[k]; });
+        var some = function (x) { return states.indexOf(x) >= 0; };
+        if (some("running")) { c.className = "cl-chip cl-running"; c.textContent = toolLabel(data.tool) + " \u2026"; }
         else {
-          var state = !data.ok ? "failed" : (data.partial ? "partial" : "done");
+          var state = states.every(function (x) { return x === "failed"; }) ? "failed" : (some("failed") || some("partial") ? "partial" : "done");
           c.className = "cl-chip cl-" + state;
           c.textContent = toolLabel(data.tool) + (state === "done" ? " \u2713" : state === "partial" ? " " + t("partial") : " \u2717");
           if (state === "partial") c.title = t("partial_title");
