@@ -241,19 +241,19 @@ async def supervise(settings: Settings) -> int:
     from chainlens.deps import start_embedded
 
     loop = asyncio.get_running_loop()
+    try:  # first: a second `serve` on a taken port exits at once, touching nothing
+        sock = bind_listening_socket(settings)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        return 1
     async with AsyncExitStack() as stack:
+        stack.callback(sock.close)
         embedded_pg, embedded_redis = start_embedded(settings, stack)
         # The web processes reach the embedded servers by URL; this process watches them.
         settings = settings.model_copy(update={
             "database_url": settings.database_url or (embedded_pg.url if embedded_pg else None),
             "redis_url": settings.redis_url or (embedded_redis.url if embedded_redis else None)})
         await _migrate(settings)
-        try:
-            sock = bind_listening_socket(settings)
-        except OSError as exc:
-            log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
-            return 1
-        stack.callback(sock.close)
         for line in channel_plan(settings):
             log.info("channel %s", line)
         supervisor = Supervisor(settings, sock, settings.web_workers)

@@ -52,8 +52,6 @@ from tests.fake_delivery_server import serving
 from tests.fake_sources_http import SourcesOverHttp
 from web.auth import SESSION_COOKIE, session_cookie_value
 
-pytestmark = pytest.mark.slow
-
 FREE_DAILY = 20
 REQUESTS = 1000
 API_KEY_CACHE_S = 2.0
@@ -166,6 +164,10 @@ def _stripe_signature(payload: bytes) -> str:
     return f"t={t},v1={mac.hexdigest()}"
 
 
+# Five interpreters start here (about 40 s of CPU in all): ~1 min on two idle cores, longer
+# on a busy machine, hence the start-up allowance and a timeout above the suite's 120 s.
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_two_app_processes_and_a_worker_share_one_truth(
         deps: Deps, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     figures: dict[str, object] = {}
@@ -398,3 +400,25 @@ async def _report_runs_once_per_tick(deps: Deps, both_live_at: float,
     logged = [_logged(procs, e) for e in ("deferred", "started", "succeeded")]
     figures["report_all_ticks_deferred_started_succeeded_built"] = [*logged, builds]
     assert logged == [builds] * 3
+
+
+def test_workers_on_a_taken_port_exit_at_once_touching_nothing(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+        # nothing listens at these: the parent must not need them to refuse
+        env.update(PYTHONPATH=str(REPO_ROOT), DATABASE_URL="postgresql://127.0.0.1:9/none",
+                   REDIS_URL="redis://127.0.0.1:9/0", CHAINLENS_DATA_DIR=str(tmp_path))
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "chainlens.cli", "serve", "--port",
+                               str(port), "--workers", "2"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "web process" not in done.stderr  # none was started
+    assert time.monotonic() - began < 30
