@@ -254,7 +254,7 @@ async def _quota_is_exact(deps: Deps, a: httpx.AsyncClient, b: httpx.AsyncClient
         used = await deps.db.fetchval(
             "SELECT count(*) FROM usage_logs WHERE user_id = $1 AND status = 'ok'", account.id)
         figures["ledger_day_count"], figures["usage_logs_ok"] = day, used
-        return day == FREE_DAILY and used == FREE_DAILY
+        return bool(day == FREE_DAILY and used == FREE_DAILY)
 
     await _until(ledger, 10, "PostgreSQL's ledger")
     # and what either process says is left agrees
