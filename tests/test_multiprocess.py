@@ -164,8 +164,9 @@ def _stripe_signature(payload: bytes) -> str:
     return f"t={t},v1={mac.hexdigest()}"
 
 
-# Five interpreters start here (about 40 s of CPU in all): ~1 min on two idle cores, longer
-# on a busy machine, hence the start-up allowance and a timeout above the suite's 120 s.
+# Five interpreters start here; the whole test used about 40 s of CPU (measured with `time`,
+# subprocesses included), so it takes well over 20 s on two idle cores and minutes on a busy
+# machine (187 s at a load average of 13): hence the start-up allowance and the timeout.
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_two_app_processes_and_a_worker_share_one_truth(
