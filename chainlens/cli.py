@@ -240,14 +240,24 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on (default: HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default: PORT or 8000).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="Web processes sharing the port (default: WEB_WORKERS or 1).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the web API and chat widget, plus the Telegram/Discord bots whose tokens are set."""
     overrides: dict[str, object] = {}
     if host:
         overrides["host"] = host
     if port:
         overrides["port"] = port
+    if workers:
+        overrides["web_workers"] = workers
     settings = settings_from_env(**overrides)
+    if settings.web_workers > 1:
+        from chainlens.supervisor import supervise
+
+        code = asyncio.run(supervise(settings))
+        gc.freeze()
+        sys.exit(code)
     from chainlens.serve import serve_forever
 
     asyncio.run(serve_forever(settings))

@@ -36,9 +36,13 @@ def secret_values(settings: Settings) -> list[str]:
     ]
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, tag: str = "") -> None:
+    """Log to stderr at LOG_LEVEL, secrets scrubbed; `tag` (`web-1`) marks one process of
+    several."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    tagged = f"[{tag}] " if tag else ""
+    handler.setFormatter(logging.Formatter(
+        f"%(asctime)s %(levelname)s {tagged}%(name)s: %(message)s"))
     handler.addFilter(SecretScrubber(secret_values(settings)))
     root = logging.getLogger()
     root.handlers[:] = [handler]

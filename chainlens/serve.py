@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -63,7 +66,9 @@ async def refresh_coin_index(deps: Deps) -> None:
 
 def channel_plan(settings: Settings) -> list[str]:
     """One line per channel saying whether it is on and why."""
-    lines = [f"web: on at http://{settings.host}:{settings.port}"]
+    workers = settings.web_workers
+    processes = f"{workers} web processes" if workers > 1 else "1 web process"
+    lines = [f"web: on at http://{settings.host}:{settings.port} ({processes})"]
     if not settings.telegram_bot_token:
         lines.append("telegram: off (TELEGRAM_BOT_TOKEN not set)")
     elif settings.telegram_webhook_url:
@@ -77,41 +82,97 @@ def channel_plan(settings: Settings) -> list[str]:
     return lines
 
 
-async def serve_forever(settings: Settings) -> None:
-    from web.app import create_app
+@dataclass(frozen=True, slots=True)
+class WebProcess:
+    """Which of a `serve`'s web processes this one is. The first (index 0) runs what must
+    stay single: Telegram long polling (or the webhook's registration), the Discord gateway,
+    the in-process job worker and the coin index refresh. With `count > 1` the parent applied
+    the migrations and holds the embedded servers (`chainlens.supervisor`)."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def first(self) -> bool:
+        return self.index == 0
+
+    @property
+    def alone(self) -> bool:
+        return self.count == 1
+
+
+def web_server(app: Any, settings: Settings) -> uvicorn.Server:
+    """The HTTP server `serve` runs the app with, in each web process (the one place the
+    server is chosen: `serve_forever` only calls `serve(sockets)` and reads `started`)."""
     from web.server import server_config
 
-    async with open_deps(settings) as deps:
+    # X-Forwarded-For is read by web.auth.client_ip from FORWARDED_ALLOW_IPS proxies only.
+    config = server_config(app, settings, log_config=None, proxy_headers=False,
+                           timeout_graceful_shutdown=_TERM_GRACE_S)
+    return _Server(config)
+
+
+async def serve_forever(settings: Settings, process: WebProcess | None = None, *,
+                        sockets: list[socket.socket] | None = None,
+                        on_started: Callable[[], None] | None = None) -> None:
+    """Run one web process until SIGTERM/SIGINT: the app on `sockets` (a listening socket the
+    parent shares with its siblings) or on HOST:PORT, plus the tasks `process` owns."""
+    from web.app import create_app
+
+    process = process or WebProcess()
+    async with open_deps(settings, migrate=process.alone) as deps:
         app = create_app(settings, deps=deps)
-        for line in channel_plan(settings):
-            log.info("channel %s", line)
-        # X-Forwarded-For is read by web.auth.client_ip from FORWARDED_ALLOW_IPS proxies only.
-        config = server_config(app, settings, log_config=None, proxy_headers=False,
-                               timeout_graceful_shutdown=_TERM_GRACE_S)
-        server = _Server(config)
+        if process.alone:
+            for line in channel_plan(settings):
+                log.info("channel %s", line)
+        server = web_server(app, settings)
         background: set[asyncio.Task[None]] = set()
         background.add(asyncio.create_task(watch_embedded_postgres(deps), name="pg-watchdog"))
         background.add(asyncio.create_task(watch_embedded_redis(deps), name="redis-watchdog"))
-        background.add(asyncio.create_task(refresh_coin_index(deps), name="coin-index"))
-        if settings.telegram_bot_token:
+        if process.first:
+            background.add(asyncio.create_task(refresh_coin_index(deps), name="coin-index"))
+        if settings.telegram_bot_token and (process.first or settings.telegram_webhook_url):
             from bots.telegram import build_application, run_telegram_bot
 
-            # The webhook route (POST /api/telegram/webhook) feeds this application's queue.
+            # The webhook route (POST /api/telegram/webhook) feeds this application's queue:
+            # every web process answers the updates it receives; the first registers.
             telegram = build_application(deps)
             if settings.telegram_webhook_url:
                 app.state.telegram = telegram
-            background.add(asyncio.create_task(run_telegram_bot(deps, telegram),
-                                               name="run_telegram_bot"))
-        for starter in _bot_starters(settings):
-            background.add(asyncio.create_task(starter(deps), name=starter.__name__))
-        if settings.serve_worker:
+            background.add(asyncio.create_task(
+                run_telegram_bot(deps, telegram, register=process.first),
+                name="run_telegram_bot"))
+        if process.first:
+            for starter in _bot_starters(settings):
+                background.add(asyncio.create_task(starter(deps), name=starter.__name__))
+        if settings.serve_worker and process.first:
             background.add(asyncio.create_task(run_job_worker(deps, server), name="job-worker"))
+        if on_started is not None:
+            background.add(asyncio.create_task(_when_started(server, on_started),
+                                               name="started"))
+        if not process.alone:
+            background.add(asyncio.create_task(_exit_with_parent(server), name="parent-watch"))
         for task in background:
             task.add_done_callback(_log_task_failure)
         try:
-            await server.serve()
+            await server.serve(sockets=sockets)
         finally:
             await stop_tasks(background, _TASK_STOP_S)
+
+
+async def _when_started(server: uvicorn.Server, callback: Callable[[], None]) -> None:
+    while not server.started:
+        await asyncio.sleep(0.02)
+    callback()
+
+
+async def _exit_with_parent(server: uvicorn.Server) -> None:
+    """A web process whose supervisor died (SIGKILL) stops instead of serving unsupervised."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.warning("the supervising process %d is gone; stopping", parent)
+    server.should_exit = True
 
 
 async def stop_tasks(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     # web
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Web processes `serve` runs on its one listening socket (chainlens/serve.py).
+    web_workers: int = Field(default=1, ge=1, le=64)
     public_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8000")
     # Unset: generated once and kept in CHAINLENS_DATA_DIR/secret_key (mode 0600).
     secret_key: SecretStr = SecretStr("")

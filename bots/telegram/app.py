@@ -171,17 +171,25 @@ async def register_commands(application: TelegramApplication) -> None:
             language_code=language)
 
 
-async def start_bot(application: TelegramApplication) -> None:
-    """Initialise, register the menu, and start receiving (webhook or polling)."""
+async def start_bot(application: TelegramApplication, *, register: bool = True) -> None:
+    """Initialise, register the menu, and start receiving (webhook or polling).
+
+    `register=False` (webhook mode only): answer the updates this process's webhook route
+    receives without calling `setMyCommands`/`setWebhook` again (one process of a `serve
+    --workers N` registers for all of them)."""
     deps: Deps = application.bot_data["deps"]
     settings = deps.settings
+    if not register and settings.telegram_webhook_url is None:
+        raise ValueError("only webhook mode can run without registering (polling is one process)")
     await application.initialize()
-    await register_commands(application)
+    if register:
+        await register_commands(application)
     await application.start()
     if settings.telegram_webhook_url is not None:
-        await application.bot.set_webhook(
-            str(settings.telegram_webhook_url), secret_token=webhook_secret(settings),
-            allowed_updates=Update.ALL_TYPES, max_connections=100)
+        if register:
+            await application.bot.set_webhook(
+                str(settings.telegram_webhook_url), secret_token=webhook_secret(settings),
+                allowed_updates=Update.ALL_TYPES, max_connections=100)
         log.info("telegram bot receiving updates by webhook")
     else:
         assert application.updater is not None
@@ -197,11 +205,12 @@ async def stop_bot(application: TelegramApplication) -> None:
     await application.shutdown()
 
 
-async def run_telegram_bot(deps: Deps, application: TelegramApplication | None = None) -> None:
-    """Run the bot until cancelled. (Stars subscriptions whose period ran out are ended by the
-    job queue's `billing.expire_stars` periodic job.)"""
+async def run_telegram_bot(deps: Deps, application: TelegramApplication | None = None, *,
+                           register: bool = True) -> None:
+    """Run the bot until cancelled (`register`: see `start_bot`). (Stars subscriptions whose
+    period ran out are ended by the job queue's `billing.expire_stars` periodic job.)"""
     application = application or build_application(deps)
-    await start_bot(application)
+    await start_bot(application, register=register)
     try:
         await asyncio.Event().wait()
     finally:
