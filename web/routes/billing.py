@@ -22,7 +22,6 @@ from billing.quota import quota_status
 from chainlens.deps import Deps
 from web.auth import (
     Caller,
-    SessionCookieMiddleware,
     current_account,
     current_caller,
     rate_limit_headers,
@@ -39,9 +38,9 @@ _PROJECT_ID = r"^[a-z0-9][a-z0-9-]{0,99}$"
 
 
 def install(app: FastAPI) -> None:
-    """Register the billing routes and the session-cookie middleware on `app`."""
+    """Register the billing routes on `app` (session cookies go out through
+    `web.middleware.EdgeMiddleware`)."""
     app.include_router(router)
-    app.add_middleware(SessionCookieMiddleware)  # type: ignore[arg-type]
 
 
 def _deps(request: Request) -> Deps:
