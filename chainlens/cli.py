@@ -249,8 +249,9 @@ def serve(host: str | None, port: int | None) -> None:
         overrides["port"] = port
     settings = settings_from_env(**overrides)
     from chainlens.serve import serve_forever
+    from web.server import run_serving
 
-    asyncio.run(serve_forever(settings))
+    run_serving(serve_forever(settings))
     # Everything is closed; skip collecting the whole import graph at interpreter exit
     # (about a second of Ctrl-C-to-prompt time).
     gc.freeze()

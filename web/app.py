@@ -75,3 +75,16 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(report_routes.router)
     app.include_router(watch_routes.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from the environment, for servers that start their own worker
+    processes from an app factory (`uvicorn --factory web.app:app_from_env`, granian's
+    `--factory`; the benchmark compares them): its lifespan opens and closes the resources.
+    `chainlens serve` builds the app itself (it shares the resources with the bots)."""
+    from chainlens.logs import configure_logging
+    from chainlens.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)
