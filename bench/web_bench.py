@@ -49,6 +49,11 @@ uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning", access_log=
 """
 
 
+# The run takes several minutes: the analysis cache must outlive it, or the servers measured
+# last would be measuring (failing) upstream calls instead of cache hits.
+CACHE_TTL_S = 6 * 3600
+
+
 def free_port() -> int:
     import socket
 
@@ -200,7 +205,7 @@ async def prepare(db_url: str, redis_url: str, prefix: str) -> str:
     from tools.results import TOOL_NAMES
 
     settings = Settings(_env_file=None, database_url=db_url, redis_url=redis_url,  # type: ignore[call-arg]
-                        redis_prefix=prefix)
+                        redis_prefix=prefix, cache_ttl_s=CACHE_TTL_S)
     async with open_deps(settings) as deps:
         fake = dataclasses.replace(deps, http=httpx.AsyncClient(transport=FakeSources().transport()))
         await analyze(fast_http(fake), UNISWAP, TOOL_NAMES)
@@ -260,7 +265,8 @@ async def closed_loop(url: str, pid: int, args: argparse.Namespace, key: str | N
                              method="POST" if key else "GET", body=body,
                              headers={"Authorization": f"Bearer {key}"} if key else None)
     served = figures["n"] or figures["rps"] * args.seconds
-    figures["server_cpu_ms_per_request"] = (tree_cpu_seconds(pid) - before) / served * 1000
+    figures["server_cpu_ms_per_request"] = ((tree_cpu_seconds(pid) - before) / served * 1000
+                                            if served else float("nan"))
     return figures
 
 
@@ -285,7 +291,7 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
     key = await prepare(db_url, redis_url, prefix)
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
            "REDIS_PREFIX": prefix, "LOG_LEVEL": "WARNING", "LLM_MODELS": "",
-           "PYTHONPATH": str(ROOT)}
+           "CACHE_TTL_S": str(CACHE_TTL_S), "PYTHONPATH": str(ROOT)}
     auth = {"Authorization": f"Bearer {key}"}
     body = {"message": "Research Uniswap"}
     results: dict[str, object] = {}
@@ -315,9 +321,9 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
 
     async def started(command: list[str]) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
+        log = args.server_log.open("ab") if args.server_log else subprocess.DEVNULL
         proc = subprocess.Popen([str(port) if part == "PORT" else part for part in command],
-                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                env=env, cwd=ROOT, stdout=log, stderr=log)
         await wait_until_up(f"http://127.0.0.1:{port}/ready")
         chat_url = f"http://127.0.0.1:{port}/api/chat/query"
         # Warm-up: first answers fill the conversation context and the process's caches.
@@ -366,8 +372,7 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
     print("servers compared (cached POST /api/chat/query, app factory, same machine):")
     variant = [sys.executable, str(ROOT / "bench" / "_web_server.py")]
     compared: dict[str, dict[str, float]] = {}
-    for kind, workers in (("uvicorn-h11", 1), ("uvicorn-httptools", 1), ("granian", 1),
-                          ("uvicorn-httptools", 2), ("granian", 2)):
+    for kind, workers in args.servers:
         if kind == "granian" and importlib.util.find_spec("granian") is None:
             print(f"  {kind}: not installed, skipped")
             continue
@@ -375,11 +380,16 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
         try:
             figures = await closed_loop(f"http://127.0.0.1:{port}/api/chat/query", proc.pid,
                                         args, key=key, body=body)
+            floor_figures = await closed_loop(f"http://127.0.0.1:{port}/bench-unmatched",
+                                              proc.pid, args)
         finally:
             stop(proc)
         label = f"{kind}, {workers} worker process{'es' if workers > 1 else ''}"
         compared[label] = figures
-        print("  " + line(label, figures) + f"  ratio {figures['rps'] / reference['rps']:.2f}")
+        compared[label + ", 404"] = floor_figures
+        print("  " + line(label + ": chat", figures)
+              + f"  ratio {figures['rps'] / reference['rps']:.2f}")
+        print("  " + line(label + ": 404", floor_figures))
     results["servers"] = compared
     print(f"  (1 vs 2 workers: {cores} cores shared by the workers and the load generator, so "
           "2 workers cannot double the throughput here; the gain shown is what a second "
@@ -387,11 +397,22 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
     print(json.dumps(results))
 
 
+def server_variant(text: str) -> tuple[str, int]:
+    kind, _, workers = text.partition(":")
+    return kind, int(workers or 1)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
+    parser.add_argument("--servers", type=server_variant, nargs="*",
+                        default=[("uvicorn-h11", 1), ("uvicorn-httptools", 1), ("granian", 1),
+                                 ("uvicorn-httptools", 2), ("granian", 2)],
+                        help="servers compared, KIND:WORKERS (kinds: bench/_web_server.py)")
+    parser.add_argument("--server-log", type=Path, default=None,
+                        help="append the servers' output to this file (default: discarded)")
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 200, 400, 800],
                         help="open-loop arrival rates (req/s)")
     parser.add_argument("--open-seconds", type=int, default=10,

@@ -137,8 +137,9 @@ def protocol_class(settings: Settings) -> type[asyncio.Protocol]:
 
 def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
     """The uvicorn configuration `serve` uses (tests build the same one)."""
-    options = {"host": settings.host, "port": settings.port, **options}
-    return uvicorn.Config(app, http=protocol_class(settings), **options)
+    options = {"host": settings.host, "port": settings.port, "http": protocol_class(settings),
+               **options}
+    return uvicorn.Config(app, **options)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
