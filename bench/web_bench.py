@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -331,7 +332,20 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
                    headers=auth)
         return proc, port
 
-    # `chainlens serve` itself: uvicorn on httptools + uvloop, header deadline, one process.
+    if not args.compare_only:
+        await measure_serve(args, key, body, auth, reference, started, results)
+    await compare_servers(args, key, body, reference, started, results)
+    print(json.dumps(results))
+
+
+Started = Callable[[list[str]], Awaitable[tuple[subprocess.Popen[bytes], int]]]
+
+
+async def measure_serve(args: argparse.Namespace, key: str, body: dict[str, object],
+                        auth: dict[str, str], reference: dict[str, float], started: Started,
+                        results: dict[str, object]) -> None:
+    """`chainlens serve` itself (uvicorn on httptools + uvloop, header deadline, one
+    process): 404 floor and cached chat closed loop, the open loop, SSE streams."""
     serve, port = await started([sys.executable, "-m", "chainlens.cli", "serve", "--port",
                                  "PORT"])
     try:
@@ -368,7 +382,13 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
     finally:
         stop(serve)
 
-    # The servers compared, each on the app factory (web.app:app_from_env), cached chat.
+
+
+async def compare_servers(args: argparse.Namespace, key: str, body: dict[str, object],
+                          reference: dict[str, float], started: Started,
+                          results: dict[str, object]) -> None:
+    """The servers compared, each on the app factory (web.app:app_from_env)."""
+    cores = os.cpu_count()
     print("servers compared (cached POST /api/chat/query, app factory, same machine):")
     variant = [sys.executable, str(ROOT / "bench" / "_web_server.py")]
     compared: dict[str, dict[str, float]] = {}
@@ -394,7 +414,6 @@ async def measure_servers(args: argparse.Namespace, db_url: str, redis_url: str,
     print(f"  (1 vs 2 workers: {cores} cores shared by the workers and the load generator, so "
           "2 workers cannot double the throughput here; the gain shown is what a second "
           "process buys on this machine)")
-    print(json.dumps(results))
 
 
 def server_variant(text: str) -> tuple[str, int]:
@@ -411,6 +430,8 @@ if __name__ == "__main__":
                         default=[("uvicorn-h11", 1), ("uvicorn-httptools", 1), ("granian", 1),
                                  ("uvicorn-httptools", 2), ("granian", 2)],
                         help="servers compared, KIND:WORKERS (kinds: bench/_web_server.py)")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="only the reference and the servers compared")
     parser.add_argument("--server-log", type=Path, default=None,
                         help="append the servers' output to this file (default: discarded)")
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 200, 400, 800],
