@@ -1,19 +1,31 @@
-"""Web benchmark: a cached answer through `POST /api/chat/query` under 100 concurrent clients,
-next to a trivial FastAPI endpoint measured in the same run, and 1,000 concurrent SSE streams.
+"""Web benchmark: cached `POST /api/chat/query` against a trivial FastAPI endpoint on
+uvicorn's defaults measured in the same run; an open-loop run; SSE streams; and the HTTP
+servers compared (uvicorn h11/asyncio, uvicorn httptools/uvloop, granian; 1 and 2 workers).
 
-    DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/web_bench.py [--requests 2000]
+    DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/web_bench.py [--seconds 10]
+        [--rates 100 200 400 800] [--open-seconds 10] [--streams 1000] [--compare-only]
 
-Both servers run as separate processes (uvicorn, one worker each, logging off) so the load
-generator does not share their interpreter. The analysis cache is filled first through the
-fake data sources the tests use, so every chat request is a cache hit (no upstream calls, no
-LLM: the deterministic writer); after the warm-up the question is replayed by the turn cache
+Every server runs as its own process (logging off), and so does the load generator: `wrk`
+(C, one thread, 100 keep-alive connections) for the closed-loop figures when installed, else
+an asyncio/httpx client; `bench/_open_loop.py` (aiohttp) for the open loop, which sends each
+request at its scheduled time whether or not earlier ones finished and measures latency from
+that scheduled time (no coordinated omission). The reference is a trivial FastAPI endpoint
+on uvicorn's defaults as a plain `pip install uvicorn` has them (h11, asyncio).
+
+The analysis cache is filled first through the fake data sources the tests use (with a TTL
+longer than the run), so every chat request is a cache hit (no upstream calls, no LLM: the
+deterministic writer); after the warm-up the question is replayed by the turn cache
 (`agent/turn_cache.py`). Each chat request still authenticates its API key (PostgreSQL, or
 the process's 2-second key cache), consumes quota (Redis), replays (Redis) and commits its
-usage (PostgreSQL, group-committed). Server CPU per request is read from /proc for both
-servers, which explains the ratio. An unmatched path on our app (a 404 through its middleware
-and router, no work; wrk counts those 404s as non-2xx) shows how much of the gap is the app's
-framework stack rather than the chat path. A scratch database is created and dropped; Redis
-keys use a scratch prefix. Figures are printed; nothing is asserted.
+usage (PostgreSQL, group-committed). Server CPU per request is read from /proc (the server
+process and its workers). An unmatched path on our app (a 404 through its middleware and
+router, no work; wrk counts those 404s as non-2xx) shows the app's framework floor.
+
+`chainlens serve` itself is measured (closed loop, open loop, SSE); the server comparison
+runs the app from its factory (`web.app:app_from_env`, `bench/_web_server.py`). The machine
+this was written on has 2 cores shared by servers and load generator, so 2 workers cannot
+double anything there; the output says so. A scratch database is created and dropped;
+Redis keys use a scratch prefix. Figures are printed; nothing is asserted.
 """
 
 from __future__ import annotations
