@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from chainlens.settings import load_settings  # noqa: E402
-from web.server import HeaderDeadlineProtocol, protocol_class  # noqa: E402
+from chainlens.settings import load_settings
+from web.server import HeaderDeadlineProtocol, protocol_class
 
 _settings = load_settings()
 # Module-level classes: uvicorn's worker processes import them by name.
