@@ -259,8 +259,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         gc.freeze()
         sys.exit(code)
     from chainlens.serve import serve_forever
+    from web.server import run_serving
 
-    asyncio.run(serve_forever(settings))
+    run_serving(serve_forever(settings))
     # Everything is closed; skip collecting the whole import graph at interpreter exit
     # (about a second of Ctrl-C-to-prompt time).
     gc.freeze()

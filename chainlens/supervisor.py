@@ -69,6 +69,7 @@ def web_process_main(settings: Settings, process: WebProcess, sock: socket.socke
     os.setpgrp()  # the terminal's Ctrl-C reaches the parent only; it forwards it once
     from chainlens.logs import configure_logging
     from chainlens.serve import serve_forever
+    from web.server import run_serving
 
     configure_logging(settings, tag=f"web-{process.index}")
 
@@ -76,7 +77,7 @@ def web_process_main(settings: Settings, process: WebProcess, sock: socket.socke
         ready.send(os.getpid())
         ready.close()
 
-    asyncio.run(serve_forever(settings, process, sockets=[sock], on_started=started))
+    run_serving(serve_forever(settings, process, sockets=[sock], on_started=started))
     # Everything is closed and flushed; skip the interpreter's teardown of the whole import
     # graph (seconds of CPU on a busy machine, during which the supervisor waits).
     logging.shutdown()

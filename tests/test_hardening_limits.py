@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -29,8 +30,9 @@ SLACK_S = 5.0  # a loaded CI machine may answer late; "bounded" is what is asser
 class Server:
     """The app under `web.server.server_config`, in its own thread and event loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **options: Any) -> None:
         self.settings = settings
+        self.options = options  # more server_config options (another HTTP protocol, say)
         self.port = _free_port()
         self.server: uvicorn.Server | None = None
         self.ready = threading.Event()
@@ -44,7 +46,7 @@ class Server:
             app = create_app(self.settings, deps=deps)
             config = server_config(app, self.settings, host="127.0.0.1", port=self.port,
                                    log_level="warning", lifespan="off",
-                                   timeout_graceful_shutdown=2)
+                                   timeout_graceful_shutdown=2, **self.options)
             self.server = uvicorn.Server(config)
             serving = asyncio.create_task(self.server.serve())
             while not self.server.started and not serving.done():
@@ -66,14 +68,35 @@ class Server:
         return socket.create_connection(("127.0.0.1", self.port), timeout=10)
 
 
+def _limits_settings(deps: Deps, database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    return make_test_settings(database_url, redis_url, tmp_path, redis_prefix=deps.keys.prefix,
+                              header_timeout_s=HEADER_TIMEOUT_S, body_timeout_s=BODY_TIMEOUT_S,
+                              stripe_webhook_secret="whsec_test_secret")
+
+
 @pytest.fixture
 def server(deps: Deps, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Server]:
-    settings = make_test_settings(database_url, redis_url, tmp_path,
-                                  redis_prefix=deps.keys.prefix,
-                                  header_timeout_s=HEADER_TIMEOUT_S, body_timeout_s=BODY_TIMEOUT_S,
-                                  stripe_webhook_secret="whsec_test_secret")
-    with Server(settings) as running:
+    with Server(_limits_settings(deps, database_url, redis_url, tmp_path)) as running:
         yield running
+
+
+@pytest.fixture
+def h11_server(deps: Deps, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Server]:
+    """The same server on uvicorn's h11 protocol (what `serve` uses without httptools)."""
+    from web.server import HeaderDeadlineProtocol
+
+    h11 = type("H11", (HeaderDeadlineProtocol,), {"header_timeout_s": HEADER_TIMEOUT_S})
+    with Server(_limits_settings(deps, database_url, redis_url, tmp_path), http=h11) as running:
+        yield running
+
+
+def test_serve_uses_httptools_with_the_header_deadline(server: Server) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert server.server is not None
+    protocol = server.server.config.http_protocol_class
+    assert issubclass(protocol, HttpToolsProtocol)
+    assert protocol.header_timeout_s == HEADER_TIMEOUT_S  # type: ignore[attr-defined]
 
 
 def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
@@ -256,3 +279,9 @@ def test_keep_alive_requests_within_the_deadline_are_served(server: Server) -> N
             status, _, body = read_response(sock)
             assert status == 200 and body == b"ready"
             time.sleep(HEADER_TIMEOUT_S * 0.5)  # each request gets its own deadline
+
+
+def test_h11_cuts_off_trickled_headers_and_silent_connections(h11_server: Server) -> None:
+    test_trickled_headers_are_cut_off(h11_server)
+    test_a_silent_connection_is_closed(h11_server)
+    test_keep_alive_requests_within_the_deadline_are_served(h11_server)

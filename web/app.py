@@ -13,8 +13,8 @@ from fastapi_offline import FastAPIOffline
 from chainlens.deps import Deps, open_deps
 from chainlens.settings import Settings
 from web.errors import COMMON_RESPONSES, install_error_handlers
-from web.metrics import HttpMetrics, MetricsMiddleware
-from web.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware, WidgetCORSMiddleware
+from web.metrics import HttpMetrics
+from web.middleware import EdgeMiddleware
 from web.routes import (
     account,
     analysis,
@@ -60,17 +60,16 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     if deps is not None:
         app.state.deps = deps
     install_error_handlers(app)
-    # Innermost first: bodies are bounded before any route reads them; CORS headers then
-    # reach the widget's 413s too.
-    app.add_middleware(RequestLimitsMiddleware, max_body=settings.max_body_bytes,
-                       max_webhook_body=settings.max_webhook_body_bytes,
-                       body_timeout_s=settings.body_timeout_s)
+    # One pure ASGI layer: metrics, security headers, session cookies, widget CORS, bounded
+    # bodies (bounded before any route reads them; the widget's 413s get CORS headers too).
     public = urlsplit(str(settings.public_base_url))
-    app.add_middleware(WidgetCORSMiddleware, origins=settings.cors_origins,
+    app.add_middleware(EdgeMiddleware, metrics=app.state.metrics,
+                       hsts=str(settings.public_base_url).startswith("https://"),
+                       max_body=settings.max_body_bytes,
+                       max_webhook_body=settings.max_webhook_body_bytes,
+                       body_timeout_s=settings.body_timeout_s,
+                       cors_origins=settings.cors_origins,
                        public_origin=f"{public.scheme}://{public.netloc}")
-    app.add_middleware(SecurityHeadersMiddleware,
-                       hsts=str(settings.public_base_url).startswith("https://"))
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(chat.router)
@@ -88,3 +87,16 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(report_routes.router)
     app.include_router(watch_routes.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from the environment, for servers that start their own worker
+    processes from an app factory (`uvicorn --factory web.app:app_from_env`, granian's
+    `--factory`; the benchmark compares them): its lifespan opens and closes the resources.
+    `chainlens serve` builds the app itself (it shares the resources with the bots)."""
+    from chainlens.logs import configure_logging
+    from chainlens.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

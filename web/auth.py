@@ -21,9 +21,9 @@ import functools
 import ipaddress
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -53,11 +53,11 @@ from chainlens.i18n import N_
 from chainlens.settings import Settings
 from web.errors import ApiError
 from web.i18n import quota_refusal, request_language
+from web.middleware import PENDING_COOKIES
 
 SESSION_COOKIE = "cl_session"
 _SALT = "chainlens.session"
 _RENEW_AFTER_S = 24 * 3600  # a cookie older than this is re-issued on use (sliding expiry)
-_PENDING_COOKIE = "chainlens.set_cookie"   # scope key the middleware reads
 
 CallerVia = Literal["api_key", "session", "anonymous"]
 
@@ -176,7 +176,7 @@ def _deps(request: Request) -> Deps:
 
 def _queue_cookie(request: Request, response: Response, identity: str, version: int = 0) -> None:
     settings = _deps(request).settings
-    pending = request.scope.get(_PENDING_COOKIE)
+    pending = request.scope.get(PENDING_COOKIES)
     if isinstance(pending, list):
         # also reaches streamed responses
         pending.append(_cookie_header(settings, identity, version))
@@ -380,33 +380,3 @@ async def admit_web_request(request: Request, caller: Caller) -> tuple[Caller, Q
 async def consume_web_request(request: Request, caller: Caller) -> QuotaDecision:
     """Consume one request for a web caller; 429 when refused (see `admit_web_request`)."""
     return (await admit_web_request(request, caller))[1]
-
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-                   Awaitable[None]]
-
-
-class SessionCookieMiddleware:
-    """Adds the session cookie chosen during the request to whatever response goes out."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        pending: list[str] = []
-        scope[_PENDING_COOKIE] = pending
-
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start" and pending:
-                headers = list(message.get("headers", []))
-                headers += [(b"set-cookie", value.encode("latin-1")) for value in pending]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_cookie)

@@ -23,7 +23,6 @@ from chainlens.deps import Deps
 from chainlens.i18n import N_
 from web.auth import (
     Caller,
-    SessionCookieMiddleware,
     current_account,
     current_caller,
     rate_limit_headers,
@@ -40,9 +39,9 @@ _PROJECT_ID = r"^[a-z0-9][a-z0-9-]{0,99}$"
 
 
 def install(app: FastAPI) -> None:
-    """Register the billing routes and the session-cookie middleware on `app`."""
+    """Register the billing routes on `app` (session cookies go out through
+    `web.middleware.EdgeMiddleware`)."""
     app.include_router(router)
-    app.add_middleware(SessionCookieMiddleware)
 
 
 def _deps(request: Request) -> Deps:

@@ -172,8 +172,8 @@ def _project_out(project: Project) -> dict[str, Any]:
             "display": project.display}
 
 
-def _final_payload(final: FinalEvent, decision: QuotaDecision, conversation_id: str,
-                   refunded: bool) -> dict[str, Any]:
+def _final_response(final: FinalEvent, decision: QuotaDecision, conversation_id: str,
+                    refunded: bool) -> ChatResponse:
     remaining = decision.remaining + (1 if refunded else 0)
     return ChatResponse(
         response=final.answer,
@@ -186,12 +186,17 @@ def _final_payload(final: FinalEvent, decision: QuotaDecision, conversation_id: 
         project=_project_out(final.project) if final.project else None,
         chart_url=_chart_url(final),
         projects=[_project_out(p) for p in final.projects],
-    ).model_dump()
+    )
+
+
+def _final_payload(final: FinalEvent, decision: QuotaDecision, conversation_id: str,
+                   refunded: bool) -> dict[str, Any]:
+    return _final_response(final, decision, conversation_id, refunded).model_dump()
 
 
 @router.post("/api/chat/query", response_model=ChatResponse, responses=_ERRORS)
 async def chat_query(body: ChatRequest, request: Request, response: Response,
-                     caller: Caller = Depends(current_caller)) -> dict[str, Any]:
+                     caller: Caller = Depends(current_caller)) -> ChatResponse:
     """Answer one question as a single JSON document."""
     deps = _deps(request)
     headers: dict[str, str] = {}
@@ -204,11 +209,13 @@ async def chat_query(body: ChatRequest, request: Request, response: Response,
                 final = event
     if final is None:
         raise ApiError(503, "answer_failed", _NO_ANSWER)
-    payload = _final_payload(final, decision, turn.conversation_id or "", not final.plan.tools)
+    # The model itself is returned: FastAPI accepts its own response model's instance without
+    # validating it again and writes the JSON from pydantic's core (no intermediate dict).
+    answer = _final_response(final, decision, turn.conversation_id or "", not final.plan.tools)
     if turn.channel == "web":  # the widget's transcript; API-key callers keep their own
         await record_turn(deps, identity=caller.identity, conversation_id=body.conversation_id,
-                          question=check_message(body.message), final=payload)
-    return payload
+                          question=check_message(body.message), final=answer.model_dump())
+    return answer
 
 
 class DisconnectAwareStreamingResponse(StreamingResponse):
