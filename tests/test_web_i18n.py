@@ -318,3 +318,22 @@ async def test_errors_are_in_the_callers_language(client: httpx.AsyncClient) -> 
     assert missing.json()["error"] == {"code": "not_found", "message": "Không tìm thấy",
                                        "details": None}
     assert (await client.get("/no/such/page")).json()["error"]["message"] == "Not Found"
+
+
+async def test_edge_refusals_follow_the_callers_language(make_client: AppFactory) -> None:
+    """413 and the cross-site 403 are answered before any route, in the caller's language."""
+    async with make_client() as client:
+        big = "x" * 2_000_000
+        en = await client.post("/api/chat/query", content=big,
+                               headers={"content-type": "application/json"})
+        vi = await client.post("/api/chat/query", content=big,
+                               headers={"content-type": "application/json",
+                                        "accept-language": "vi-VN,vi;q=0.9"})
+        assert (en.status_code, vi.status_code) == (413, 413)
+        assert en.json()["error"]["message"].startswith("The request body is larger than")
+        assert vi.json()["error"]["message"].startswith("Nội dung yêu cầu lớn hơn")
+        cross = await client.post("/api/account/keys", json={},
+                                  headers={"origin": "https://evil.example",
+                                           "accept-language": "vi"})
+        assert cross.status_code == 403
+        assert cross.json()["error"]["message"] == "Ở đây không cho phép yêu cầu từ trang web khác."

@@ -163,7 +163,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = status_code_name(exc.status_code)
-        return error_response(exc.status_code, code, said(request, str(exc.detail)),
+        # an edge error (web.middleware.EdgeError) words itself, with its numbers formatted
+        render = getattr(exc, "text", None)
+        message = (render(localizer(request_language(request))) if callable(render)
+                   else said(request, str(exc.detail)))
+        return error_response(exc.status_code, code, message,
                               headers=getattr(exc, "headers", None))
 
     @app.exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError)

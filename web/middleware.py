@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chainlens.i18n import N_, Localizer, localizer
 from web.errors import error_response, status_code_name
 from web.metrics import HttpMetrics
 
@@ -40,29 +41,49 @@ _NO_CSP_PREFIXES = ("/docs", "/redoc")
 _Header = tuple[bytes, bytes]
 
 
-class RequestTooLarge(HTTPException):
+class EdgeError(HTTPException):
+    """An error the edge answers itself (before any route), worded in the caller's language:
+    `msgid` is a catalogue message (marked with `N_`), `params` its placeholders' values."""
+
+    def __init__(self, status: int, msgid: str, *, close: bool = False, **params: float) -> None:
+        super().__init__(status, msgid, headers={"Connection": "close"} if close else None)
+        self.msgid = msgid
+        self.params = params
+
+    def text(self, loc: Localizer) -> str:
+        return loc._(self.msgid).format(**{
+            name: loc.number(value, 0 if float(value).is_integer() else 1)
+            for name, value in self.params.items()})
+
+
+class RequestTooLarge(EdgeError):
     """The request body is over its limit: 413, and the connection closes (its unread rest
     is never read)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body is larger than {limit:,} bytes.",
-                         headers={"Connection": "close"})
+        super().__init__(413, N_("The request body is larger than {limit} bytes."), close=True,
+                         limit=limit)
 
 
-class RequestTimedOut(HTTPException):
+class RequestTimedOut(EdgeError):
     """The request body did not arrive in time: 408, and the connection closes."""
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(408, f"The request body did not arrive within {seconds:g} seconds.",
-                         headers={"Connection": "close"})
+        super().__init__(408, N_("The request body did not arrive within {seconds} seconds."),
+                         close=True, seconds=seconds)
 
 
 def _is_webhook(path: str) -> bool:
     return "webhook" in path.split("/")
 
 
-def _error(exc: HTTPException) -> Response:
-    return error_response(exc.status_code, status_code_name(exc.status_code), str(exc.detail),
+def _error(exc: EdgeError, scope: Scope) -> Response:
+    from starlette.requests import Request
+
+    from web.i18n import request_language
+
+    loc = localizer(request_language(Request(scope)))
+    return error_response(exc.status_code, status_code_name(exc.status_code), exc.text(loc),
                           headers=dict(exc.headers) if exc.headers else None)
 
 
@@ -165,8 +186,8 @@ class EdgeMiddleware:
                     elif name == b"host":
                         host = value.decode("latin-1")
                 if origin is not None and not self._same_origin(origin, host or ""):
-                    error = HTTPException(403, "Cross-site requests are not allowed here.")
-                    await _error(error)(scope, receive, send_edge)
+                    error = EdgeError(403, N_("Cross-site requests are not allowed here."))
+                    await _error(error, scope)(scope, receive, send_edge)
                     return
             await self._bounded(scope, receive, send_edge)
         finally:
@@ -198,13 +219,13 @@ class EdgeMiddleware:
         for name, declared in scope["headers"]:
             if name == b"content-length":
                 if not declared.isdigit():
-                    error = HTTPException(400, "Content-Length is not a number.",
-                                          headers={"Connection": "close"})
+                    error: EdgeError = EdgeError(400, N_("Content-Length is not a number."),
+                                                 close=True)
                 elif int(declared) > limit:
                     error = RequestTooLarge(limit)
                 else:
                     break
-                await _error(error)(scope, receive, send)
+                await _error(error, scope)(scope, receive, send)
                 return
 
         received = 0
@@ -245,5 +266,5 @@ class EdgeMiddleware:
             # Raised where nothing turned it into a response (a body read in a middleware).
             if started:
                 raise
-            await _error(exc)(scope, receive, send)
+            await _error(exc, scope)(scope, receive, send)
 
