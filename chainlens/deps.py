@@ -10,11 +10,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from chainlens.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
 from chainlens.migrate import apply_migrations
@@ -38,11 +40,16 @@ class KeySpace:
         return self.prefix + ":".join(str(p) for p in parts)
 
 
+# A standalone Redis or a Redis Cluster: every script declares its keys in KEYS and the keys a
+# script (or a MULTI) touches together share a hash tag, so the same code runs on both.
+RedisClient: TypeAlias = Redis | RedisCluster
+
+
 @dataclass(frozen=True, slots=True)
 class Deps:
     settings: Settings
     db: asyncpg.Pool
-    redis: Redis
+    redis: RedisClient
     http: httpx.AsyncClient
     keys: KeySpace
     llm: Router | None = None
@@ -88,7 +95,46 @@ REDIS_CONNECT_TIMEOUT_S = 1.0
 REDIS_COMMAND_TIMEOUT_S = 2.0
 
 
-def make_redis(url: str, settings: Settings) -> Redis:
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def is_cluster(redis: RedisClient) -> bool:
+    """Whether keys of different hash slots may live on different servers."""
+    return isinstance(redis, RedisCluster)
+
+
+def make_cluster(url: str, settings: Settings) -> RedisCluster:
+    """A Redis Cluster client from `redis+cluster://[user:pass@]host:port[,host:port...][/0]`
+    (or a plain redis:// URL when `REDIS_CLUSTER=true`); the nodes listed are only where
+    discovery starts: the client learns every master and slot from them."""
+    parts = urlsplit(url)
+    scheme = CLUSTER_SCHEMES.get(parts.scheme, parts.scheme)
+    if scheme not in ("redis", "rediss"):
+        raise ValueError("a Redis Cluster is reached over redis:// or rediss://, not "
+                         f"{parts.scheme}://")
+    auth, _, hosts = parts.netloc.rpartition("@")
+    nodes: list[ClusterNode] = []
+    for item in hosts.split(","):
+        one = urlsplit(f"//{item}")
+        nodes.append(ClusterNode(one.hostname or "127.0.0.1", one.port or 6379))
+    first = urlunsplit((scheme, f"{auth}@{hosts.split(',')[0]}" if auth else
+                        hosts.split(",")[0], parts.path, parts.query, ""))
+    # from_url reads credentials, TLS and query options; the startup nodes are all the hosts.
+    # The cluster client keeps a pool per node that raises MaxConnectionsError when it is full
+    # (it does not wait like BlockingConnectionPool), so each node may open more.
+    return RedisCluster.from_url(
+        first, startup_nodes=nodes, max_connections=4 * settings.redis_pool_max,
+        socket_timeout=REDIS_COMMAND_TIMEOUT_S, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        health_check_interval=30)
+
+
+def make_redis(url: str, settings: Settings) -> RedisClient:
+    if settings.redis_cluster or is_cluster_url(url):
+        return make_cluster(url, settings)
     # BlockingConnectionPool waits for a free connection instead of raising
     # "Too many connections" under bursts.
     pool = BlockingConnectionPool.from_url(
