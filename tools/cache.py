@@ -37,7 +37,14 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 
 
 def l1_key(deps: Deps, tool: ToolName, project_id: str) -> str:
-    return deps.keys("analysis", tool, project_id, "v1")
+    """The hot-cache entry of one tool's result for a project. Tagged with the project, so
+    every entry of a project (and a script reading several of them) is in one cluster slot."""
+    return deps.keys("analysis", tool, project_tag(project_id), "v1")
+
+
+def project_tag(project_id: str) -> str:
+    """The hash tag of a project's keys (a project id never contains braces; strip any)."""
+    return "{" + project_id.replace("{", "").replace("}", "") + "}"
 
 
 def ttl_for(volatility: float | None, *, partial: bool = False, base: int = BASE_TTL_S) -> int:

@@ -31,6 +31,7 @@ from chainlens.chat import (
     answer_admitted,
     check_message,
     give_back_unanswered,
+    replay_rider,
 )
 from chainlens.deps import Deps
 from web.auth import Caller, admit_web_request, current_caller, quota_ip, rate_limit_headers
@@ -115,11 +116,13 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
     except MessageTooLong as exc:
         raise ApiError(413, "message_too_long", str(exc),
                        details={"limit": MAX_QUESTION_CHARS, "length": exc.length}) from None
-    caller, decision = await admit_web_request(request, caller)
-    response_headers.update(rate_limit_headers(decision))
     turn = ChatTurn(identity=caller.identity, channel="api" if caller.via == "api_key" else "web",
                     text=body.message, conversation_id=_conversation_id(caller, body),
                     client_ip=quota_ip(request, caller))
+    # The quota and a stored answer to the question: one Redis call (chainlens.chat).
+    caller, decision = await admit_web_request(request, caller,
+                                               rider=replay_rider(_deps(request), turn))
+    response_headers.update(rate_limit_headers(decision))
     return turn, caller.account, decision
 
 
