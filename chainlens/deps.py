@@ -6,6 +6,7 @@ connects at import time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -107,6 +108,22 @@ def is_cluster(redis: RedisClient) -> bool:
     return isinstance(redis, RedisCluster)
 
 
+class WaitingRedisCluster(RedisCluster):
+    """A RedisCluster whose callers wait for a free connection under a burst instead of
+    failing: redis-py's cluster client raises MaxConnectionsError when a node's pool is full
+    (a ConnectionError, which the quota would take for a Redis outage), where the standalone
+    client's BlockingConnectionPool waits. At most `max_connections` commands are in flight
+    at once, so no node's pool can run out."""
+
+    def __init__(self, *args: Any, max_connections: int = 100, **kwargs: Any) -> None:
+        super().__init__(*args, max_connections=max_connections, **kwargs)
+        self._in_flight = asyncio.Semaphore(max_connections)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
+
+
 def make_cluster(url: str, settings: Settings) -> RedisCluster:
     """A Redis Cluster client from `redis+cluster://[user:pass@]host:port[,host:port...][/0]`
     (or a plain redis:// URL when `REDIS_CLUSTER=true`); the nodes listed are only where
@@ -124,10 +141,8 @@ def make_cluster(url: str, settings: Settings) -> RedisCluster:
     first = urlunsplit((scheme, f"{auth}@{hosts.split(',')[0]}" if auth else
                         hosts.split(",")[0], parts.path, parts.query, ""))
     # from_url reads credentials, TLS and query options; the startup nodes are all the hosts.
-    # The cluster client keeps a pool per node that raises MaxConnectionsError when it is full
-    # (it does not wait like BlockingConnectionPool), so each node may open more.
-    return RedisCluster.from_url(
-        first, startup_nodes=nodes, max_connections=4 * settings.redis_pool_max,
+    return WaitingRedisCluster.from_url(
+        first, startup_nodes=nodes, max_connections=settings.redis_pool_max,
         socket_timeout=REDIS_COMMAND_TIMEOUT_S, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
         health_check_interval=30)
 
