@@ -41,6 +41,7 @@ from typing import Any
 from pydantic import BaseModel
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT
 
 from agent.events import (
     AgentEvent,
@@ -202,7 +203,7 @@ class Lookup:
     key: str
     conversation_id: str | None
     keys: tuple[str, ...]  # KEYS of the replay function
-    args: tuple[object, ...]  # its ARGV
+    args: tuple[EncodableT, ...]  # its ARGV
 
     def rider(self) -> Rider:
         """The replay as a rider of the quota script (one round trip for both)."""
@@ -269,7 +270,8 @@ async def _run(deps: Deps, call: Lookup, reply: list[Any] | None) -> _Parsed | N
     return await _check_on_cluster(deps, call, known, memory)
 
 
-def _declared(call: Lookup, known: _Parsed) -> tuple[tuple[str, ...], tuple[object, ...]]:
+def _declared(call: Lookup,
+              known: _Parsed) -> tuple[tuple[str, ...], tuple[EncodableT, ...]]:
     base = call.keys[:2] if call.args[0] == "1" else call.keys[:1]
     return (*base, *(k for k, _ in known.inputs)), (call.args[0], call.args[1], known.turn_id)
 
@@ -297,12 +299,12 @@ async def _check_on_cluster(deps: Deps, call: Lookup, known: _Parsed,
 
 
 async def _evalsha(deps: Deps, sha: str, source: str, keys: Sequence[str],
-                   args: Sequence[object]) -> Any:
+                   args: Sequence[EncodableT]) -> Any:
     async def run() -> Any:
         try:
-            return await deps.redis.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc]
+            return await deps.redis.evalsha(sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await deps.redis.eval(source, len(keys), *keys, *args)  # type: ignore[misc]
+            return await deps.redis.eval(source, len(keys), *keys, *args)
 
     return await best_effort.attempt(deps.redis, "turn cache replay", run, None)
 
@@ -339,7 +341,7 @@ async def store(deps: Deps, key: str, final: FinalEvent, runs: Mapping[str, Tool
     inputs = "".join(f"{cache.l1_key(deps, tool, final.project.id)}\n{runs[tool].l1_digest}\n"
                      for tool in final.plan.tools)
     turn_id = uuid.uuid4().hex
-    mapping = {"id": turn_id, "inputs": inputs, "turn": turn.model_dump_json(),
+    mapping: dict[EncodableT, EncodableT] = {"id": turn_id, "inputs": inputs, "turn": turn.model_dump_json(),
                "memory": memory_value(final.project)}
 
     async def run() -> bool:

@@ -1,4 +1,6 @@
-"""consume_request against a raw Redis EVALSHA round trip, measured in the same run.
+"""consume_request against a raw Redis EVALSHA round trip, measured in the same run; then the
+chat hot path's quota + turn-cache replay as two Redis calls (what a Redis Cluster does, and
+what every Redis did before the replay rode in the quota script) against one script.
 
 Usage: DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/quota_bench.py [--n 20000] [--concurrency 50]
 Creates a scratch database next to DATABASE_URL's and drops it afterwards; Redis keys use a
@@ -9,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import httpx
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -23,6 +28,11 @@ from billing.quota import consume_request, flush_pending  # noqa: E402
 from _scratch import REDIS_URL, scratch_space  # noqa: E402
 from chainlens.deps import open_deps  # noqa: E402
 from chainlens.settings import Settings, TierLimits  # noqa: E402
+from agent import answer, turn_cache  # noqa: E402
+from billing.accounts import Account  # noqa: E402
+from chainlens.chat import ChatTurn, replay_rider  # noqa: E402
+from chainlens.deps import Deps  # noqa: E402
+from tests.tools_fakes import FakeSources, fast_http  # noqa: E402
 
 RAW_LUA = "local v = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], 60) return v"
 
@@ -76,7 +86,45 @@ async def main(n: int, concurrency: int) -> None:
             ours1 = await measure("consume_request c=1", n // 4, 1, consume)
             print(f"ratio at concurrency 1: p50 {ours1['p50_ms'] / base1['p50_ms']:.2f}x, "
                   f"p99 {ours1['p99_ms'] / base1['p99_ms']:.2f}x")
+            await hot_path(deps, account, n // 2, concurrency)
             await flush_pending(deps)
+
+
+async def hot_path(deps: Deps, account: Account, n: int, concurrency: int) -> None:
+    """A cached question's quota and replay: two calls (consume, then replay) against one
+    (the replay riding in the quota script), same process, same stored turn, same Redis."""
+    fake = dataclasses.replace(deps, http=httpx.AsyncClient(transport=FakeSources().transport()))
+    first = await answer(fast_http(fake), "Research Uniswap")  # fills the caches, stores the turn
+    await fake.http.aclose()
+    turn = ChatTurn(identity="telegram:1", channel="telegram", text="Research Uniswap",
+                    conversation_id="telegram:1:bench")
+    key = turn_cache.turn_key(deps, "Research Uniswap", None, "en")
+
+    async def two_calls() -> object:
+        decision = await consume_request(deps, account)
+        found = await turn_cache.replay(deps, key, conversation_id=turn.conversation_id,
+                                        started=time.perf_counter())
+        assert decision.allowed and found is not None and found.final.answer == first.answer
+        return found
+
+    async def one_script() -> object:
+        decision = await consume_request(deps, account, rider=replay_rider(deps, turn))
+        assert decision.ridden is not None
+        found = await turn_cache.replay(deps, key, conversation_id=turn.conversation_id,
+                                        started=time.perf_counter(), reply=decision.ridden[1])
+        assert decision.allowed and found is not None and found.final.answer == first.answer
+        return found
+
+    await measure("warm-up", 1000, concurrency, two_calls)
+    await measure("warm-up", 1000, concurrency, one_script)
+    print(f"quota + replay of a stored answer, n={n} (the machine is shared: compare within "
+          "this run only)")
+    for c in (concurrency, 1):
+        two = await measure(f"two calls c={c}", n if c > 1 else n // 4, c, two_calls)
+        one = await measure(f"one script c={c}", n if c > 1 else n // 4, c, one_script)
+        print(f"one script vs two calls at concurrency {c}: throughput "
+              f"{one['ops_s'] / two['ops_s']:.2f}x, p50 {one['p50_ms'] / two['p50_ms']:.2f}x, "
+              f"p99 {one['p99_ms'] / two['p99_ms']:.2f}x")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

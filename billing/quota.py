@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
+from redis.typing import EncodableT
 
 from billing import quota_store as store
 from billing.accounts import Account
@@ -162,8 +163,8 @@ def _decide(deps: Deps, tier: TierName, plan: store.Plan, now: float, *, allowed
 
 
 def _script_args(plan: store.Plan, mode: str,
-                 seeds: dict[tuple[str, str], int] | None) -> list[object]:
-    args: list[object] = [plan.minute.end_epoch + store._MINUTE_GRACE_S,
+                 seeds: dict[tuple[str, str], int] | None) -> list[EncodableT]:
+    args: list[EncodableT] = [plan.minute.end_epoch + store._MINUTE_GRACE_S,
                           plan.day.end_epoch + store._DAY_GRACE_S, mode, "1" if seeds else "0"]
     for b in plan.buckets:
         args += [b.minute_limit, b.day_limit,
@@ -243,9 +244,11 @@ async def _via_redis(deps: Deps, tier: TierName, plan: store.Plan, now: float,
         rows = [(b.name, kind, w.start) for b in plan.buckets
                 for kind, w in (("minute", plan.minute), ("day", plan.day))]
         store.mirror_for(deps).record(rows, [c for b in plan.buckets for c in counts[b.name]])
-    refused = None if allowed else (index - 1, "minute" if window_code == 1 else "day")
-    decision = _decide(deps, tier, plan, now, allowed=allowed,  # type: ignore[arg-type]
-                       refused=refused, counts=counts, backend="redis")
+    refused: tuple[int, WindowName] | None = None
+    if not allowed:
+        refused = (index - 1, "minute" if window_code == 1 else "day")
+    decision = _decide(deps, tier, plan, now, allowed=allowed, refused=refused, counts=counts,
+                       backend="redis")
     if rider is None or reply is None:
         return decision
     return dataclasses.replace(decision, ridden=(rider, reply))

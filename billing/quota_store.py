@@ -41,6 +41,7 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from chainlens.deps import Deps, RedisClient, is_cluster
@@ -137,7 +138,7 @@ class Rider:
     function: str
     name: str
     keys: tuple[str, ...]
-    args: tuple[object, ...]
+    args: tuple[EncodableT, ...]
 
 
 @functools.lru_cache(maxsize=8)
@@ -168,30 +169,30 @@ def can_ride(redis: RedisClient, keys: Sequence[str], rider: Rider) -> bool:
 
 
 async def run_consume_with_rider(redis: RedisClient, keys: Sequence[str],
-                                 args: Sequence[object],
+                                 args: Sequence[EncodableT],
                                  rider: Rider) -> tuple[list[int], list[Any] | None]:
     """The consume script and then, when admitted, the rider, in one EVALSHA: the decision
     (as `run_script` returns it) and the rider's raw reply (None when it did not run)."""
     source, sha = _with_rider(rider.function, rider.name)
     all_keys = [*keys, *rider.keys]
-    all_args = [len(keys), len(args), *args, *rider.args]
+    all_args: list[EncodableT] = [len(keys), len(args), *args, *rider.args]
     try:
-        reply = await redis.evalsha(sha, len(all_keys), *all_keys, *all_args)  # type: ignore[misc]
+        reply = await redis.evalsha(sha, len(all_keys), *all_keys, *all_args)
     except NoScriptError:
         await redis.script_load(source)
-        reply = await redis.evalsha(sha, len(all_keys), *all_keys, *all_args)  # type: ignore[misc]
+        reply = await redis.evalsha(sha, len(all_keys), *all_keys, *all_args)
     decided = [int(x) for x in reply[0]]
     return decided, (list(reply[1]) if len(reply) > 1 else None)
 
 
 async def run_script(redis: RedisClient, source: str, keys: Sequence[str],
-                     args: Sequence[object]) -> list[int]:
+                     args: Sequence[EncodableT]) -> list[int]:
     """EVALSHA, loading the script once if this Redis has not seen it."""
     try:
-        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)  # type: ignore[misc]
+        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)
     except NoScriptError:
         await redis.script_load(source)
-        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)  # type: ignore[misc]
+        result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)
     return [int(x) for x in result]
 
 

@@ -115,9 +115,9 @@ class WaitingRedisCluster(RedisCluster):
     client's BlockingConnectionPool waits. At most `max_connections` commands are in flight
     at once, so no node's pool can run out."""
 
-    def __init__(self, *args: Any, max_connections: int = 100, **kwargs: Any) -> None:
-        super().__init__(*args, max_connections=max_connections, **kwargs)
-        self._in_flight = asyncio.Semaphore(max_connections)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = asyncio.Semaphore(int(kwargs.get("max_connections", 100)))
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self._in_flight:

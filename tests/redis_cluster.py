@@ -85,9 +85,9 @@ class RedisClusterProcesses:
             share = SLOTS // MASTERS
             for i, client in enumerate(clients):
                 end = SLOTS if i == MASTERS - 1 else (i + 1) * share
-                client.execute_command("CLUSTER ADDSLOTS", *range(i * share, end))
+                client.cluster("ADDSLOTS", *range(i * share, end))
             for port in self.ports[1:]:
-                clients[0].execute_command("CLUSTER MEET", "127.0.0.1", port)
+                clients[0].cluster("MEET", "127.0.0.1", port)
             self._wait(lambda: all(self._ok(c) for c in clients), "cluster_state:ok")
         finally:
             for client in clients:
@@ -114,7 +114,7 @@ class RedisClusterProcesses:
 
     @staticmethod
     def _ok(client: redis.Redis) -> bool:
-        info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
+        info = client.cluster("INFO")  # parsed into a dict by redis-py
         return (str(info.get("cluster_state")) == "ok"
                 and int(info.get("cluster_known_nodes", 0)) == MASTERS)
 
