@@ -46,6 +46,12 @@ class KeySpace:
 RedisClient: TypeAlias = Redis | RedisCluster
 
 
+def hash_tag(value: object) -> str:
+    """`{value}`: the Redis Cluster hash tag that keeps keys built with it in one slot (braces
+    inside the value are dropped, so they cannot end the tag early)."""
+    return "{" + str(value).replace("{", "").replace("}", "") + "}"
+
+
 @dataclass(frozen=True, slots=True)
 class Deps:
     settings: Settings
@@ -122,6 +128,14 @@ class WaitingRedisCluster(RedisCluster):
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self._in_flight:
             return await super().execute_command(*args, **kwargs)
+
+
+async def mget(redis: RedisClient, keys: list[str]) -> list[bytes | None]:
+    """MGET of keys in any slots: one command on a standalone Redis, one per slot on a
+    cluster (which refuses a multi-key command across slots)."""
+    if isinstance(redis, RedisCluster):
+        return list(await redis.mget_nonatomic(keys))
+    return list(await redis.mget(keys))
 
 
 def make_cluster(url: str, settings: Settings) -> RedisCluster:

@@ -95,3 +95,21 @@ async def test_on_a_cluster_the_replay_does_not_ride_in_the_quota_script(
     assert rider is not None
     decision = await consume_request(cluster_deps, account, rider=rider)
     assert decision.allowed and decision.backend == "redis" and decision.ridden is None
+
+
+async def test_web_history_and_multi_key_reads_work_on_a_cluster(cluster_deps: Deps) -> None:
+    from chainlens.deps import mget
+    from web.history import current_conversation, recent_turns, record_turn
+
+    final = {"response": "Uniswap is a DEX.", "sources": [], "project": None}
+    await record_turn(cluster_deps, identity="web:ann@example.com", conversation_id="c1",
+                      question="Research Uniswap", final=final)  # one MULTI over two keys
+    turns = await recent_turns(cluster_deps, identity="web:ann@example.com",
+                               conversation_id="c1")
+    assert [t.answer for t in turns] == ["Uniswap is a DEX."]
+    assert await current_conversation(cluster_deps, "web:ann@example.com") == "c1"
+    keys = [cluster_deps.keys("quote", coin) for coin in ("bitcoin", "ethereum", "uniswap",
+                                                           "solana", "cardano")]
+    assert len({key_slot(k.encode()) for k in keys}) > 1
+    await cluster_deps.redis.set(keys[0], "0")
+    assert await mget(cluster_deps.redis, keys) == [b"0", None, None, None, None]

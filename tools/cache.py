@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from chainlens import best_effort
-from chainlens.deps import Deps
+from chainlens.deps import Deps, hash_tag
 from tools.results import RESULT_TYPES, ToolName, ToolResult, utcnow
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,7 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 def l1_key(deps: Deps, tool: ToolName, project_id: str) -> str:
     """The hot-cache entry of one tool's result for a project. Tagged with the project, so
     every entry of a project (and a script reading several of them) is in one cluster slot."""
-    return deps.keys("analysis", tool, project_tag(project_id), "v1")
-
-
-def project_tag(project_id: str) -> str:
-    """The hash tag of a project's keys (a project id never contains braces; strip any)."""
-    return "{" + project_id.replace("{", "").replace("}", "") + "}"
+    return deps.keys("analysis", tool, hash_tag(project_id), "v1")
 
 
 def ttl_for(volatility: float | None, *, partial: bool = False, base: int = BASE_TTL_S) -> int:
