@@ -58,7 +58,7 @@ from agent.writer import render_footer
 from billing.quota_store import Rider
 from chainlens import best_effort
 from chainlens.deps import Deps, is_cluster
-from chainlens.i18n import localizer
+from chainlens.i18n import Language, localizer
 from tools import cache
 
 log = logging.getLogger(__name__)
@@ -205,9 +205,17 @@ class Lookup:
     keys: tuple[str, ...]  # KEYS of the replay function
     args: tuple[EncodableT, ...]  # its ARGV
 
-    def rider(self) -> Rider:
+    def rider(self, language: Language) -> ReplayRider:
         """The replay as a rider of the quota script (one round trip for both)."""
-        return Rider(REPLAY_FUNCTION, "replay", self.keys, self.args)
+        return ReplayRider(REPLAY_FUNCTION, "replay", self.keys, self.args, language)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRider(Rider):
+    """The replay riding in the quota script, with the language its turn key was built for
+    (so the answer does not detect it again)."""
+
+    language: Language
 
 
 def lookup(deps: Deps, key: str, *, conversation_id: str | None) -> Lookup:

@@ -35,6 +35,7 @@ from billing.quota import QuotaDecision, consume_request, refund_request
 from billing.quota_store import Rider
 from billing.usage import UsageRecord, record_usage
 from chainlens.deps import Deps
+from chainlens.i18n import Language
 from chainlens.shield import finish_shielded
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def replay_rider(deps: Deps, turn: ChatTurn) -> Rider | None:
     question = clean_question(text)
     language = detect_language(question, saved=turn.saved_language, hint=turn.language_hint)
     key = turn_cache.turn_key(deps, question, None, language)
-    return turn_cache.lookup(deps, key, conversation_id=turn.conversation_id).rider()
+    return turn_cache.lookup(deps, key, conversation_id=turn.conversation_id).rider(language)
 
 
 def check_message(text: str) -> str:
@@ -187,6 +188,7 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
                       answer_stream(deps, text, conversation_id=turn.conversation_id,
                                     saved_language=turn.saved_language,
                                     language_hint=turn.language_hint,
+                                    language=_ridden_language(decision),
                                     ridden=decision.ridden))
         async with aclosing(stream) as events:
             async for event in events:
@@ -202,6 +204,12 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
                     progress.delivered = True
     finally:
         await finish_shielded(_settle(deps, turn, account, decision, progress))
+
+
+def _ridden_language(decision: QuotaDecision) -> Language | None:
+    """The language `replay_rider` detected for this turn, when its replay rode along."""
+    rider = decision.ridden[0] if decision.ridden is not None else None
+    return rider.language if isinstance(rider, turn_cache.ReplayRider) else None
 
 
 async def give_back_unanswered(deps: Deps, turn: ChatTurn, account: Account,
