@@ -18,6 +18,12 @@ When Redis answers again, the buckets this process decided from PostgreSQL are r
 Redis with GREATEST(redis, postgres) before the next consume; a Redis that lost its data (a
 missing day key) is seeded from PostgreSQL the same way, inside the consume script.
 
+A read that belongs to the same request can ride in the consume script (`Rider`: the turn
+cache's replay of a stored answer), so a cached chat costs one Redis round trip, and a refused
+request returns before the rider runs. Every quota key carries the `{quota}` hash tag, so a
+decision's keys share a slot on a Redis Cluster too; a rider keyed elsewhere (always, on a
+cluster) does not ride and its caller runs it as a second call.
+
 Limits of the scheme, chosen for speed (the script is one round trip): mirror writes not yet
 flushed when a process crashes AND Redis is lost at the same time are not in PostgreSQL; and a
 network split in which some processes still reach Redis while others fall back lets both sides
