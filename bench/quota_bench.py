@@ -37,7 +37,8 @@ from tests.tools_fakes import FakeSources, fast_http  # noqa: E402
 RAW_LUA = "local v = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], 60) return v"
 
 
-async def measure(name: str, n: int, concurrency: int, op: Callable[[], Awaitable[object]]) -> dict[str, float]:
+async def measure(name: str, n: int, concurrency: int, op: Callable[[], Awaitable[object]],
+                  *, quiet: bool = False) -> dict[str, float]:
     latencies: list[float] = []
 
     async def worker(count: int) -> None:
@@ -53,8 +54,9 @@ async def measure(name: str, n: int, concurrency: int, op: Callable[[], Awaitabl
     result = {"ops_s": len(latencies) / elapsed,
               "p50_ms": statistics.median(latencies) * 1000,
               "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
-    print(f"{name:<22} {result['ops_s']:>10.0f} ops/s   p50 {result['p50_ms']:.3f} ms   "
-          f"p99 {result['p99_ms']:.3f} ms")
+    if not quiet:
+        print(f"{name:<22} {result['ops_s']:>10.0f} ops/s   p50 {result['p50_ms']:.3f} ms   "
+              f"p99 {result['p99_ms']:.3f} ms")
     return result
 
 
@@ -117,14 +119,25 @@ async def hot_path(deps: Deps, account: Account, n: int, concurrency: int) -> No
 
     await measure("warm-up", 1000, concurrency, two_calls)
     await measure("warm-up", 1000, concurrency, one_script)
-    print(f"quota + replay of a stored answer, n={n} (the machine is shared: compare within "
-          "this run only)")
+    print(f"quota + replay of a stored answer, n={n} per variant in 8 alternating rounds, "
+          "medians (the machine is shared: compare within this run only)")
     for c in (concurrency, 1):
-        two = await measure(f"two calls c={c}", n if c > 1 else n // 4, c, two_calls)
-        one = await measure(f"one script c={c}", n if c > 1 else n // 4, c, one_script)
+        rounds: dict[str, list[dict[str, float]]] = {"two calls": [], "one script": []}
+        per_round = max(c, (n if c > 1 else n // 4) // 8)
+        for _ in range(8):
+            for name, op in (("two calls", two_calls), ("one script", one_script)):
+                rounds[name].append(await measure(f"{name} c={c}", per_round, c, op,
+                                                  quiet=True))
+        med = {name: {k: statistics.median(r[k] for r in figures) for k in figures[0]}
+               for name, figures in rounds.items()}
+        for name, figures in med.items():
+            print(f"{name + f' c={c}':<22} {figures['ops_s']:>10.0f} ops/s   "
+                  f"p50 {figures['p50_ms']:.3f} ms   p99 {figures['p99_ms']:.3f} ms")
+        one, two = med["one script"], med["two calls"]
         print(f"one script vs two calls at concurrency {c}: throughput "
               f"{one['ops_s'] / two['ops_s']:.2f}x, p50 {one['p50_ms'] / two['p50_ms']:.2f}x, "
               f"p99 {one['p99_ms'] / two['p99_ms']:.2f}x")
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
