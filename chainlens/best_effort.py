@@ -64,7 +64,7 @@ def usable(redis: Redis) -> bool:
 
 async def _probe(redis: Redis, health: _Health) -> None:
     try:
-        await redis.ping()  # type: ignore[misc]
+        await redis.ping()
     except REDIS_ERRORS:
         health.skip_until = time.monotonic() + BREAKER_S
         return

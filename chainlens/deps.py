@@ -130,7 +130,7 @@ class WaitingRedisCluster(RedisCluster):
             return await super().execute_command(*args, **kwargs)
 
 
-async def mget(redis: RedisClient, keys: list[str]) -> list[bytes | None]:
+async def mget(redis: RedisClient, keys: list[str]) -> list[bytes | str | None]:
     """MGET of keys in any slots: one command on a standalone Redis, one per slot on a
     cluster (which refuses a multi-key command across slots)."""
     if isinstance(redis, RedisCluster):

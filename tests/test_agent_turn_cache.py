@@ -208,8 +208,10 @@ async def test_a_refused_request_never_reads_the_stored_answer(
     from chainlens.chat import ChatTurn, chat, replay_rider
 
     await answer(fast_deps, "Research Uniswap", conversation_id="first")
-    turn_key = replay_rider(fast_deps, ChatTurn(identity="telegram:1", channel="telegram",
-                                                text="Research Uniswap")).keys[0]
+    rider = replay_rider(fast_deps, ChatTurn(identity="telegram:1", channel="telegram",
+                                             text="Research Uniswap"))
+    assert rider is not None
+    turn_key = rider.keys[0]
     stored = await fast_deps.redis.hgetall(turn_key)
     assert stored  # the answer is stored
     turn = ChatTurn(identity="telegram:77", channel="telegram", text="Research Uniswap",

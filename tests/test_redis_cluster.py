@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -46,7 +47,8 @@ async def test_a_cluster_url_builds_a_cluster_client(cluster_deps: Deps) -> None
     keys = [cluster_deps.keys("probe", n) for n in range(30)]
     for key in keys:
         await redis.set(key, key, ex=60)
-    assert len({redis.get_node_from_key(k).name for k in keys}) == 3
+    nodes = [redis.get_node_from_key(k) for k in keys]
+    assert len({n.name for n in nodes if n is not None}) == 3
     assert [await redis.get(k) for k in keys] == [k.encode() for k in keys]
 
 
@@ -101,7 +103,7 @@ async def test_web_history_and_multi_key_reads_work_on_a_cluster(cluster_deps: D
     from chainlens.deps import mget
     from web.history import current_conversation, recent_turns, record_turn
 
-    final = {"response": "Uniswap is a DEX.", "sources": [], "project": None}
+    final: dict[str, Any] = {"response": "Uniswap is a DEX.", "sources": [], "project": None}
     await record_turn(cluster_deps, identity="web:ann@example.com", conversation_id="c1",
                       question="Research Uniswap", final=final)  # one MULTI over two keys
     turns = await recent_turns(cluster_deps, identity="web:ann@example.com",
