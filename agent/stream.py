@@ -25,6 +25,7 @@ from agent.language import detect_language
 from agent.rules import Plan
 from agent.state import AgentState, ToolRun
 from agent.writer import write_answer, write_no_project_reply
+from billing.quota_store import Rider
 from chainlens.deps import Deps
 from chainlens.i18n import N_, Language, localizer
 from tools.results import Resolution, ToolName, ToolResult, as_any_results
@@ -51,19 +52,25 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
                         tools: Sequence[ToolName] | None = None, refresh: bool = False,
                         tool_timeout_s: float | None = None, language: Language | None = None,
                         saved_language: str | None = None,
-                        language_hint: str | None = None) -> AsyncIterator[AgentEvent]:
+                        language_hint: str | None = None,
+                        ridden: tuple[Rider, list[Any]] | None = None,
+                        ) -> AsyncIterator[AgentEvent]:
     """Answer `question`, yielding plan, tool progress, text chunks and the final event.
 
     The answer's language is `language` when given; otherwise the question's own language,
     else `saved_language` (the user's choice), else `language_hint` (Telegram language_code,
-    Discord locale, Accept-Language), else English (`agent.language.detect_language`)."""
+    Discord locale, Accept-Language), else English (`agent.language.detect_language`).
+
+    `ridden`: the turn cache's replay that already ran inside the quota script
+    (`chainlens.chat.replay_rider`), used when it read this question's turn."""
     started = time.perf_counter()
     question = clean_question(question)
     language = language or detect_language(question, saved=saved_language, hint=language_hint)
     turn_key = None if refresh else turn_cache.turn_key(deps, question, tools, language)
     if turn_key is not None:
+        reply = ridden[1] if ridden is not None and ridden[0].keys[0] == turn_key else None
         replayed = await turn_cache.replay(deps, turn_key, conversation_id=conversation_id,
-                                           started=started)
+                                           started=started, reply=reply)
         if replayed is not None:
             for event in replayed.events():
                 yield event

@@ -19,12 +19,13 @@ refused for infrastructure reasons) and free requests raise `QuotaUnavailable`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 from redis.typing import EncodableT
@@ -61,6 +62,10 @@ class QuotaDecision:
     plan: store.Plan | None = field(default=None, repr=False, compare=False)
     backend: Backend = "redis"
     scope: Scope = "account"   # whose allowance refused: the account or the client network
+    # The read that rode in the quota script and its raw reply (`quota_store.Rider`); None
+    # when it did not run (refused, decided in PostgreSQL, or a cluster): read it yourself.
+    ridden: tuple[store.Rider, list[Any]] | None = field(default=None, repr=False,
+                                                          compare=False)
 
     def refusal_message(self, loc: Localizer = ENGLISH) -> str:
         """The refusal in words, for bots and the web widget, in `loc`'s language."""
@@ -218,17 +223,28 @@ async def _seeds_for(deps: Deps, plan: store.Plan) -> dict[tuple[str, str], int]
 
 
 async def _via_redis(deps: Deps, tier: TierName, plan: store.Plan, now: float,
-                     mode: str) -> QuotaDecision:
+                     mode: str, rider: store.Rider | None = None) -> QuotaDecision:
     try:
         await _reseed_dirty(deps, now)
     except _PG_DOWN_ERRORS as exc:
         log.warning("quota: re-seed from PostgreSQL postponed (%s)", type(exc).__name__)
     keys = plan.redis_keys(deps)
-    result = await store.run_script(deps.redis, store.CONSUME_LUA, keys, _script_args(plan, mode, None))
+    if rider is not None and not (mode == "consume" and store.can_ride(deps.redis, keys, rider)):
+        rider = None
+    reply: list[Any] | None = None
+
+    async def run(seeds: dict[tuple[str, str], int] | None) -> list[int]:
+        nonlocal reply
+        args = _script_args(plan, mode, seeds)
+        if rider is None:
+            return await store.run_script(deps.redis, store.CONSUME_LUA, keys, args)
+        decided, reply = await store.run_consume_with_rider(deps.redis, keys, args, rider)
+        return decided
+
+    result = await run(None)
     if result[0] == -1:
         # A day key is missing: a new day, or a Redis that lost its data. Seed from PostgreSQL.
-        result = await store.run_script(deps.redis, store.CONSUME_LUA, keys,
-                                        _script_args(plan, mode, await _seeds_for(deps, plan)))
+        result = await run(await _seeds_for(deps, plan))
     store.mark_redis_up(deps.redis)
     allowed, index, window_code, flat = result[0] == 1, result[1], result[2], result[3:]
     counts = {b.name: (flat[2 * i], flat[2 * i + 1]) for i, b in enumerate(plan.buckets)}
@@ -236,10 +252,14 @@ async def _via_redis(deps: Deps, tier: TierName, plan: store.Plan, now: float,
         rows = [(b.name, kind, w.start) for b in plan.buckets
                 for kind, w in (("minute", plan.minute), ("day", plan.day))]
         store.mirror_for(deps).record(rows, [c for b in plan.buckets for c in counts[b.name]])
-    refused_window: WindowName = "minute" if window_code == 1 else "day"
-    refused = None if allowed else (index - 1, refused_window)
-    return _decide(deps, tier, plan, now, allowed=allowed, refused=refused,
-                   counts=counts, backend="redis")
+    refused: tuple[int, WindowName] | None = None
+    if not allowed:
+        refused = (index - 1, "minute" if window_code == 1 else "day")
+    decision = _decide(deps, tier, plan, now, allowed=allowed, refused=refused, counts=counts,
+                       backend="redis")
+    if rider is None or reply is None:
+        return decision
+    return dataclasses.replace(decision, ridden=(rider, reply))
 
 
 async def _via_postgres(deps: Deps, tier: TierName, plan: store.Plan, now: float,
@@ -268,13 +288,13 @@ async def _via_postgres(deps: Deps, tier: TierName, plan: store.Plan, now: float
 
 
 async def _decide_buckets(deps: Deps, tier: TierName, buckets: list[store.Bucket],
-                          mode: str) -> QuotaDecision:
+                          mode: str, rider: store.Rider | None = None) -> QuotaDecision:
     now = time.time()
     plan = store.Plan.at(buckets, now)
     tried_redis = store.redis_usable(deps.redis)
     if tried_redis:
         try:
-            return await _via_redis(deps, tier, plan, now, mode)
+            return await _via_redis(deps, tier, plan, now, mode, rider)
         except store.REDIS_DOWN_ERRORS as exc:
             store.mark_redis_down(deps.redis)
             log.warning("quota: Redis unavailable (%s); deciding from PostgreSQL",
@@ -297,12 +317,13 @@ async def _decide_buckets(deps: Deps, tier: TierName, buckets: list[store.Bucket
                        backend="none")
 
 
-async def consume_request(deps: Deps, account: Account, *,
-                          client_ip: str | None = None) -> QuotaDecision:
+async def consume_request(deps: Deps, account: Account, *, client_ip: str | None = None,
+                          rider: store.Rider | None = None) -> QuotaDecision:
     """Consume one request from the account (and, for free web callers, their network) or
-    refuse."""
+    refuse. `rider` (the turn cache's replay) runs in the same script once admitted, where
+    the keys allow (`quota_store.Rider`); its reply is the decision's `ridden`."""
     return await _decide_buckets(deps, account.tier, _buckets(deps, account, client_ip),
-                                 "consume")
+                                 "consume", rider)
 
 
 async def quota_status(deps: Deps, account: Account, *,

@@ -18,6 +18,12 @@ When Redis answers again, the buckets this process decided from PostgreSQL are r
 Redis with GREATEST(redis, postgres) before the next consume; a Redis that lost its data (a
 missing day key) is seeded from PostgreSQL the same way, inside the consume script.
 
+A read that belongs to the same request can ride in the consume script (`Rider`: the turn
+cache's replay of a stored answer), so a cached chat costs one Redis round trip, and a refused
+request returns before the rider runs. Every quota key carries the `{quota}` hash tag, so a
+decision's keys share a slot on a Redis Cluster too; a rider keyed elsewhere (always, on a
+cluster) does not ride and its caller runs it as a second call.
+
 Limits of the scheme, chosen for speed (the script is one round trip): mirror writes not yet
 flushed when a process crashes AND Redis is lost at the same time are not in PostgreSQL; and a
 network split in which some processes still reach Redis while others fall back lets both sides
@@ -34,16 +40,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
-from chainlens.deps import Deps
+from chainlens.deps import Deps, RedisClient, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,13 @@ _PRUNE_EVERY_S = 600
 # Mirror writes are gathered this long into one upsert: one PostgreSQL round trip per batch
 # instead of per request keeps the mirror off the hot path's CPU.
 MIRROR_BATCH_S = 0.05
+
+# Every quota key carries this one hash tag: a decision checks and consumes several buckets in
+# one script (a free web caller's account, e-mail and network), and the network bucket is
+# shared with other accounts, so no finer tag keeps every decision's keys in one slot. On a
+# Redis Cluster all quota counters therefore live on one master (a few small keys per caller
+# and one short script per request); caches, turns and conversations spread over the others.
+QUOTA_SLOT = "{quota}"
 
 # KEYS: per bucket i, minute key at 2i-1 and day key at 2i.
 # ARGV: minute expire-at, day expire-at, mode ('consume'|'peek'), seeded ('1'|'0'), then per
@@ -119,7 +133,69 @@ _SHA = {src: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()
         for src in (CONSUME_LUA, REFUND_LUA)}
 
 
-async def run_script(redis: Redis, source: str, keys: Sequence[str], args: Sequence[EncodableT]) -> list[int]:
+@dataclass(frozen=True, slots=True)
+class Rider:
+    """A read that rides in the consume script once the request is admitted, so deciding and
+    reading are one round trip (the turn cache's replay: `agent.turn_cache`).
+
+    `function` is Lua defining `local function <name>(KEYS, ARGV)` that returns a table; it
+    gets `keys` and `args` as its KEYS and ARGV. A refused request returns before it runs.
+    It rides only where its keys and the quota keys can share a script: always on a
+    standalone Redis, never on a Redis Cluster (the quota keys have their own slot); the
+    decision then says it did not run and the caller runs the read itself."""
+
+    function: str
+    name: str
+    keys: tuple[str, ...]
+    args: tuple[EncodableT, ...]
+
+
+@functools.lru_cache(maxsize=8)
+def _with_rider(function: str, name: str) -> tuple[str, str]:
+    """The consume script followed by the rider: (source, sha)."""
+    source = (
+        "local nq, na = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+        "local qk, qa, rk, ra = {}, {}, {}, {}\n"
+        "for i = 1, #KEYS do\n"
+        "  if i <= nq then qk[#qk + 1] = KEYS[i] else rk[#rk + 1] = KEYS[i] end\n"
+        "end\n"
+        "for i = 3, #ARGV do\n"
+        "  if i - 2 <= na then qa[#qa + 1] = ARGV[i] else ra[#ra + 1] = ARGV[i] end\n"
+        "end\n"
+        f"local function consume(KEYS, ARGV)\n{CONSUME_LUA}\nend\n"
+        f"{function}\n"
+        "local decided = consume(qk, qa)\n"
+        "if decided[1] ~= 1 then return {decided} end\n"
+        f"return {{decided, {name}(rk, ra)}}\n")
+    return source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+def can_ride(redis: RedisClient, keys: Sequence[str], rider: Rider) -> bool:
+    """Whether the rider's keys can share a script with `keys` (one slot, or no cluster)."""
+    if not is_cluster(redis):
+        return True
+    return len({key_slot(k.encode()) for k in (*keys, *rider.keys)}) == 1
+
+
+async def run_consume_with_rider(redis: RedisClient, keys: Sequence[str],
+                                 args: Sequence[EncodableT],
+                                 rider: Rider) -> tuple[list[int], list[Any] | None]:
+    """The consume script and then, when admitted, the rider, in one EVALSHA: the decision
+    (as `run_script` returns it) and the rider's raw reply (None when it did not run)."""
+    source, sha = _with_rider(rider.function, rider.name)
+    all_keys = [*keys, *rider.keys]
+    all_args: list[EncodableT] = [len(keys), len(args), *args, *rider.args]
+    try:
+        reply = await redis.evalsha(sha, len(all_keys), *all_keys, *all_args)
+    except NoScriptError:
+        await redis.script_load(source)
+        reply = await redis.evalsha(sha, len(all_keys), *all_keys, *all_args)
+    decided = [int(x) for x in reply[0]]
+    return decided, (list(reply[1]) if len(reply) > 1 else None)
+
+
+async def run_script(redis: RedisClient, source: str, keys: Sequence[str],
+                     args: Sequence[EncodableT]) -> list[int]:
     """EVALSHA, loading the script once if this Redis has not seen it."""
     try:
         result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)
@@ -171,7 +247,8 @@ class Plan:
         minute_tag, day_tag = self.minute.end_epoch - 60, _DAY_TAGS[self.day.end_epoch]
         keys: list[str] = []
         for b in self.buckets:
-            keys += [deps.keys("quota", b.name, "m", minute_tag), deps.keys("quota", b.name, "d", day_tag)]
+            keys += [deps.keys("quota", QUOTA_SLOT, b.name, "m", minute_tag),
+                     deps.keys("quota", QUOTA_SLOT, b.name, "d", day_tag)]
         return keys
 
     def ledger_rows(self) -> list[tuple[str, str, datetime]]:
@@ -186,15 +263,15 @@ _redis_down_until: dict[int, float] = {}
 _dirty: dict[str, set[str]] = {}          # key prefix -> buckets decided from PostgreSQL
 
 
-def redis_usable(redis: Redis) -> bool:
+def redis_usable(redis: RedisClient) -> bool:
     return time.monotonic() >= _redis_down_until.get(id(redis), 0.0)
 
 
-def mark_redis_down(redis: Redis) -> None:
+def mark_redis_down(redis: RedisClient) -> None:
     _redis_down_until[id(redis)] = time.monotonic() + _BREAKER_S
 
 
-def mark_redis_up(redis: Redis) -> None:
+def mark_redis_up(redis: RedisClient) -> None:
     _redis_down_until.pop(id(redis), None)
 
 

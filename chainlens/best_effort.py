@@ -19,10 +19,12 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from chainlens.deps import RedisClient as Redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

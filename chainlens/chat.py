@@ -26,11 +26,13 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from agent import MAX_QUESTION_CHARS, AgentEvent, answer_stream
+from agent import MAX_QUESTION_CHARS, AgentEvent, answer_stream, turn_cache
 from agent.language import detect_language
 from agent.rules import alert_request
+from agent.stream import clean_question
 from billing.accounts import Account, account_for_identity
 from billing.quota import QuotaDecision, consume_request, refund_request
+from billing.quota_store import Rider
 from billing.usage import UsageRecord, record_usage
 from chainlens.deps import Deps
 from chainlens.i18n import ENGLISH, N_, Language, Localizer, as_language, localizer
@@ -111,11 +113,28 @@ ChatEvent = QuotaGranted | QuotaRefused | AgentEvent
 async def admit(deps: Deps, turn: ChatTurn, *,
                 account: Account | None = None) -> tuple[Account, QuotaDecision]:
     """Map the identity to its account (unless the caller already has it, as the web does
-    right after authenticating) and consume one request from its quota."""
+    right after authenticating) and consume one request from its quota; a stored answer to
+    the question is read in the same Redis call (`replay_rider`)."""
     if account is None:
         account = await account_for_identity(deps, turn.identity)
-    decision = await consume_request(deps, account, client_ip=turn.client_ip)
+    decision = await consume_request(deps, account, client_ip=turn.client_ip,
+                                     rider=replay_rider(deps, turn))
     return account, decision
+
+
+def replay_rider(deps: Deps, turn: ChatTurn) -> Rider | None:
+    """The turn cache's replay of this turn's question, to ride in the quota script: one
+    Redis round trip decides the quota and reads a stored answer, and a refused request
+    never reads it. None for an alert (never a stored answer). `answer_admitted` gets the
+    reply through the decision and `answer_stream` uses it for the same turn key."""
+    text = check_message(turn.text)
+    if alert_request(text) is not None:
+        return None
+    question = clean_question(text)
+    language = as_language(turn.language) or detect_language(
+        question, saved=turn.saved_language, hint=turn.language_hint)
+    key = turn_cache.turn_key(deps, question, None, language)
+    return turn_cache.lookup(deps, key, conversation_id=turn.conversation_id).rider(language)
 
 
 def check_message(text: str) -> str:
@@ -183,9 +202,11 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
     try:
         stream = cast(AsyncGenerator[AgentEvent, None],
                       answer_stream(deps, text, conversation_id=turn.conversation_id,
-                                    language=as_language(turn.language),
+                                    language=(_ridden_language(decision)
+                                              or as_language(turn.language)),
                                     saved_language=turn.saved_language,
-                                    language_hint=turn.language_hint))
+                                    language_hint=turn.language_hint,
+                                    ridden=decision.ridden))
         async with aclosing(stream) as events:
             async for event in events:
                 if event.type == "plan":
@@ -200,6 +221,12 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
                     progress.delivered = True
     finally:
         await finish_shielded(_settle(deps, turn, account, decision, progress))
+
+
+def _ridden_language(decision: QuotaDecision) -> Language | None:
+    """The language `replay_rider` detected for this turn, when its replay rode along."""
+    rider = decision.ridden[0] if decision.ridden is not None else None
+    return rider.language if isinstance(rider, turn_cache.ReplayRider) else None
 
 
 async def give_back_unanswered(deps: Deps, turn: ChatTurn, account: Account,

@@ -6,15 +6,18 @@ connects at import time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from chainlens.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
 from chainlens.migrate import apply_migrations
@@ -38,11 +41,22 @@ class KeySpace:
         return self.prefix + ":".join(str(p) for p in parts)
 
 
+# A standalone Redis or a Redis Cluster: every script declares its keys in KEYS and the keys a
+# script (or a MULTI) touches together share a hash tag, so the same code runs on both.
+RedisClient: TypeAlias = Redis | RedisCluster
+
+
+def hash_tag(value: object) -> str:
+    """`{value}`: the Redis Cluster hash tag that keeps keys built with it in one slot (braces
+    inside the value are dropped, so they cannot end the tag early)."""
+    return "{" + str(value).replace("{", "").replace("}", "") + "}"
+
+
 @dataclass(frozen=True, slots=True)
 class Deps:
     settings: Settings
     db: asyncpg.Pool
-    redis: Redis
+    redis: RedisClient
     http: httpx.AsyncClient
     keys: KeySpace
     llm: Router | None = None
@@ -88,7 +102,68 @@ REDIS_CONNECT_TIMEOUT_S = 1.0
 REDIS_COMMAND_TIMEOUT_S = 2.0
 
 
-def make_redis(url: str, settings: Settings) -> Redis:
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def is_cluster(redis: RedisClient) -> bool:
+    """Whether keys of different hash slots may live on different servers."""
+    return isinstance(redis, RedisCluster)
+
+
+class WaitingRedisCluster(RedisCluster):
+    """A RedisCluster whose callers wait for a free connection under a burst instead of
+    failing: redis-py's cluster client raises MaxConnectionsError when a node's pool is full
+    (a ConnectionError, which the quota would take for a Redis outage), where the standalone
+    client's BlockingConnectionPool waits. At most `max_connections` commands are in flight
+    at once, so no node's pool can run out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = asyncio.Semaphore(int(kwargs.get("max_connections", 100)))
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
+
+
+async def mget(redis: RedisClient, keys: list[str]) -> list[bytes | str | None]:
+    """MGET of keys in any slots: one command on a standalone Redis, one per slot on a
+    cluster (which refuses a multi-key command across slots)."""
+    if isinstance(redis, RedisCluster):
+        return list(await redis.mget_nonatomic(keys))
+    return list(await redis.mget(keys))
+
+
+def make_cluster(url: str, settings: Settings) -> RedisCluster:
+    """A Redis Cluster client from `redis+cluster://[user:pass@]host:port[,host:port...][/0]`
+    (or a plain redis:// URL when `REDIS_CLUSTER=true`); the nodes listed are only where
+    discovery starts: the client learns every master and slot from them."""
+    parts = urlsplit(url)
+    scheme = CLUSTER_SCHEMES.get(parts.scheme, parts.scheme)
+    if scheme not in ("redis", "rediss"):
+        raise ValueError("a Redis Cluster is reached over redis:// or rediss://, not "
+                         f"{parts.scheme}://")
+    auth, _, hosts = parts.netloc.rpartition("@")
+    nodes: list[ClusterNode] = []
+    for item in hosts.split(","):
+        one = urlsplit(f"//{item}")
+        nodes.append(ClusterNode(one.hostname or "127.0.0.1", one.port or 6379))
+    first = urlunsplit((scheme, f"{auth}@{hosts.split(',')[0]}" if auth else
+                        hosts.split(",")[0], parts.path, parts.query, ""))
+    # from_url reads credentials, TLS and query options; the startup nodes are all the hosts.
+    return WaitingRedisCluster.from_url(
+        first, startup_nodes=nodes, max_connections=settings.redis_pool_max,
+        socket_timeout=REDIS_COMMAND_TIMEOUT_S, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        health_check_interval=30)
+
+
+def make_redis(url: str, settings: Settings) -> RedisClient:
+    if settings.redis_cluster or is_cluster_url(url):
+        return make_cluster(url, settings)
     # BlockingConnectionPool waits for a free connection instead of raising
     # "Too many connections" under bursts.
     pool = BlockingConnectionPool.from_url(

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from redis.asyncio.cluster import RedisCluster
 
-from chainlens.deps import Deps
+from chainlens.deps import Deps, is_cluster
 from chainlens.embedded import Service
 from chainlens.settings import Settings
 
@@ -53,6 +54,12 @@ async def run_checks(deps: Deps, known_down: dict[str, str] | None = None) -> li
         known("redis") if "redis" in down else check_redis(deps))
     pg_where = _embedded_detail(s, "postgres") if s.database_url is None else "DATABASE_URL"
     redis_where = _embedded_detail(s, "redis") if s.redis_url is None else "REDIS_URL"
+    if is_cluster(deps.redis) and redis_error is None:
+        assert isinstance(deps.redis, RedisCluster)
+        masters = len(deps.redis.get_primaries())
+        redis_where += f", Redis Cluster mode: {masters} master{'s' if masters != 1 else ''}"
+    elif redis_error is None:
+        redis_where += ", standalone"
     checks.append(Check("PostgreSQL", True, pg_error is None, pg_error or pg_where))
     checks.append(Check("Redis", True, redis_error is None, redis_error or redis_where))
 

@@ -29,11 +29,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from redis.typing import EncodableT
 
 if TYPE_CHECKING:
-    from chainlens.deps import Deps, KeySpace
+    from chainlens.deps import Deps, KeySpace, RedisClient
 
 # Granting a slot only when the oldest send in the window is older than window + margin keeps
 # the guarantee at a receiver that timestamps arrivals a few milliseconds apart from ours.
@@ -113,7 +112,7 @@ def telegram_chat_class(chat_id: int | str) -> str:
 
 
 class SendLimiter:
-    def __init__(self, redis: Redis, keys: KeySpace, rates: dict[str, Rate] | None = None) -> None:
+    def __init__(self, redis: RedisClient, keys: KeySpace, rates: dict[str, Rate] | None = None) -> None:
         self._redis = redis
         self._keys = keys
         self.rates = dict(DEFAULT_SEND_RATES)

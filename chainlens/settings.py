@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # storage: unset means "start an embedded real server under CHAINLENS_DATA_DIR"
     database_url: str | None = None
     redis_url: str | None = None
+    # A Redis Cluster: also chosen by a `redis+cluster://host:port[,host:port]` REDIS_URL.
+    redis_cluster: bool = False
     redis_prefix: str = "cl:"
     chainlens_data_dir: Path = Field(default_factory=lambda: Path.home() / ".chainlens")
     db_pool_max: PositiveInt = 10
@@ -237,9 +239,19 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if value and not value.startswith(("redis://", "rediss://", "unix://",
+                                           "redis+cluster://", "rediss+cluster://")):
+            raise ValueError("must be a redis://, rediss://, unix:// or redis+cluster:// URL")
         return value or None
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _redis_prefix(cls, value: str) -> str:
+        # Keys carry hash tags ({quota}, {<project>}) that keep a script's keys in one slot of
+        # a Redis Cluster; a brace in the prefix would become every key's tag instead.
+        if "{" in value or "}" in value:
+            raise ValueError("must not contain { or } (they would change Redis Cluster slots)")
+        return value
 
     @field_validator("forwarded_allow_ips")
     @classmethod

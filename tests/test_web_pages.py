@@ -304,7 +304,8 @@ async def test_history_keeps_the_last_turns_only(deps: Deps) -> None:
                           question=f"q{i}", final=final)
     turns = await recent_turns(deps, identity="web-anon:abc", conversation_id="c1")
     assert [t.question for t in turns] == [f"q{i}" for i in range(5, MAX_TURNS + 5)]
-    assert 0 < await deps.redis.ttl(deps.keys("web", "turns", "web-anon:abc:c1")) <= HISTORY_TTL_S
+    key = deps.keys("web", "turns", "{web-anon:abc}", "web-anon:abc:c1")  # tagged: see history
+    assert 0 < await deps.redis.ttl(key) <= HISTORY_TTL_S
 
 
 async def test_api_key_answers_are_not_kept_as_widget_history(paid_client: httpx.AsyncClient,

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from chainlens import best_effort
-from chainlens.deps import Deps
+from chainlens.deps import Deps, hash_tag
 from chainlens.redis_reply import as_bytes
 from tools.results import RESULT_TYPES, ToolName, ToolResult, utcnow
 
@@ -38,7 +38,9 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 
 
 def l1_key(deps: Deps, tool: ToolName, project_id: str) -> str:
-    return deps.keys("analysis", tool, project_id, "v1")
+    """The hot-cache entry of one tool's result for a project. Tagged with the project, so
+    every entry of a project (and a script reading several of them) is in one cluster slot."""
+    return deps.keys("analysis", tool, hash_tag(project_id), "v1")
 
 
 def ttl_for(volatility: float | None, *, partial: bool = False, base: int = BASE_TTL_S) -> int:

@@ -48,6 +48,7 @@ from billing.errors import (
     TooManyNewAccounts,
 )
 from billing.quota import QuotaDecision, consume_request, quota_status
+from billing.quota_store import Rider
 from chainlens.deps import Deps
 from chainlens.i18n import N_
 from chainlens.settings import Settings
@@ -358,9 +359,11 @@ async def saved_caller(request: Request, caller: Caller) -> Caller:
     return saved
 
 
-async def admit_web_request(request: Request, caller: Caller) -> tuple[Caller, QuotaDecision]:
+async def admit_web_request(request: Request, caller: Caller, *,
+                            rider: Rider | None = None) -> tuple[Caller, QuotaDecision]:
     """Consume one request for a web caller (free ones also per client network); 429 when
-    refused. A provisional anonymous account is saved only when the request is admitted."""
+    refused. A provisional anonymous account is saved only when the request is admitted.
+    `rider`: a read to run in the same quota script (`billing.quota.consume_request`)."""
     deps = _deps(request)
     ip = quota_ip(request, caller)
     try:
@@ -369,7 +372,7 @@ async def admit_web_request(request: Request, caller: Caller) -> tuple[Caller, Q
             if not peek.allowed:
                 raise quota_refused(peek, request_language(request))
             caller = await saved_caller(request, caller)
-        decision = await consume_request(deps, caller.account, client_ip=ip)
+        decision = await consume_request(deps, caller.account, client_ip=ip, rider=rider)
     except QuotaUnavailable:
         raise _quota_unavailable() from None
     if not decision.allowed:

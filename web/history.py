@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from chainlens import best_effort
-from chainlens.deps import Deps
+from chainlens.deps import Deps, hash_tag
 from chainlens.redis_reply import as_bytes_or_none
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,15 @@ def scoped_conversation_id(identity: str, conversation_id: str | None) -> str:
     return f"{identity}:{conversation_id or DEFAULT_CONVERSATION}"[:200]
 
 
-def _turns_key(deps: Deps, scoped_id: str) -> str:
-    return deps.keys("web", "turns", scoped_id)
+# Both keys of an identity carry its hash tag: `record_turn` writes them in one MULTI, which a
+# Redis Cluster runs only on keys of one slot.
+def _turns_key(deps: Deps, identity: str, conversation_id: str | None) -> str:
+    return deps.keys("web", "turns", hash_tag(identity),
+                     scoped_conversation_id(identity, conversation_id))
 
 
 def _current_key(deps: Deps, identity: str) -> str:
-    return deps.keys("web", "conv-now", identity)
+    return deps.keys("web", "conv-now", hash_tag(identity))
 
 
 def new_conversation_id() -> str:
@@ -70,7 +73,7 @@ async def record_turn(deps: Deps, *, identity: str, conversation_id: str | None,
         question=question, answer=str(final.get("response", "")),
         sources=[TurnSource(source=s["source"], url=s["url"]) for s in final.get("sources", [])],
         project=final.get("project"), chart_url=final.get("chart_url"), at=datetime.now(UTC))
-    key = _turns_key(deps, scoped_conversation_id(identity, conversation_id))
+    key = _turns_key(deps, identity, conversation_id)
 
     async def write() -> None:
         async with deps.redis.pipeline(transaction=True) as pipe:
@@ -87,8 +90,7 @@ async def record_turn(deps: Deps, *, identity: str, conversation_id: str | None,
 
 async def recent_turns(deps: Deps, *, identity: str, conversation_id: str) -> list[StoredTurn]:
     """The conversation's kept turns, oldest first."""
-    raw = await deps.redis.lrange(_turns_key(deps, scoped_conversation_id(identity,
-                                                                          conversation_id)), 0, -1)
+    raw = await deps.redis.lrange(_turns_key(deps, identity, conversation_id), 0, -1)
     turns = []
     for item in raw:
         try:

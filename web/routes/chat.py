@@ -32,6 +32,7 @@ from chainlens.chat import (
     answer_admitted,
     check_message,
     give_back_unanswered,
+    replay_rider,
 )
 from chainlens.deps import Deps
 from chainlens.i18n import N_, localizer
@@ -147,12 +148,14 @@ async def _admitted(request: Request, caller: Caller, body: ChatRequest,
                                                            limit=MAX_QUESTION_CHARS)
         raise ApiError(413, "message_too_long", message,
                        details={"limit": MAX_QUESTION_CHARS, "length": exc.length}) from None
-    caller, decision = await admit_web_request(request, caller)
-    response_headers.update(rate_limit_headers(decision))
     turn = ChatTurn(identity=caller.identity, channel="api" if caller.via == "api_key" else "web",
                     text=body.message, conversation_id=_conversation_id(caller, body),
                     client_ip=quota_ip(request, caller),
                     saved_language=saved, language_hint=hint)
+    # The quota and a stored answer to the question: one Redis call (chainlens.chat).
+    caller, decision = await admit_web_request(request, caller,
+                                               rider=replay_rider(_deps(request), turn))
+    response_headers.update(rate_limit_headers(decision))
     return turn, caller.account, decision
 
 
