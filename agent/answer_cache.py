@@ -27,8 +27,15 @@ class CachedAnswer(BaseModel):
     cited: list[tuple[str, str]] = []  # (article url, publisher) listed in the footer
 
 
-def answer_key(deps: Deps, *, plan: Plan, project_id: str, results: Mapping[str, ToolResult],
-               models: Sequence[str], language: str = "en") -> str:
+def answer_key(
+    deps: Deps,
+    *,
+    plan: Plan,
+    project_id: str,
+    results: Mapping[str, ToolResult],
+    models: Sequence[str],
+    language: str = "en",
+) -> str:
     versions = sorted((tool, r.as_of.isoformat(), r.stale) for tool, r in results.items())
     parts: list[object] = [plan.intent, project_id, list(plan.tools), versions, list(models)]
     if language != "en":
@@ -44,8 +51,9 @@ def material_key(deps: Deps, parts: Sequence[object]) -> str:
 
 
 async def get_answer(deps: Deps, key: str) -> CachedAnswer | None:
-    raw = await best_effort.attempt(deps.redis, "answer cache read",
-                                    lambda: deps.redis.get(key), None)
+    raw = await best_effort.attempt(
+        deps.redis, "answer cache read", lambda: deps.redis.get(key), None
+    )
     if raw is None:
         return None
     try:
@@ -56,5 +64,6 @@ async def get_answer(deps: Deps, key: str) -> CachedAnswer | None:
 
 async def put_answer(deps: Deps, key: str, answer: CachedAnswer) -> None:
     raw = answer.model_dump_json()
-    await best_effort.attempt(deps.redis, "answer cache write",
-                              lambda: deps.redis.set(key, raw, ex=ANSWER_TTL_S), None)
+    await best_effort.attempt(
+        deps.redis, "answer cache write", lambda: deps.redis.set(key, raw, ex=ANSWER_TTL_S), None
+    )

@@ -30,10 +30,17 @@ Stance = Literal["BUY", "HOLD", "SELL", "AVOID", "NO CALL"]
 STANCES: tuple[Stance, ...] = ("BUY", "HOLD", "SELL", "AVOID", "NO CALL")
 
 # How much each tool's 0..100 score counts towards the overall quality.
-WEIGHTS: dict[ToolName, float] = {"onchain": 0.3, "tokenomics": 0.3, "team": 0.25, "sentiment": 0.15}
+WEIGHTS: dict[ToolName, float] = {
+    "onchain": 0.3,
+    "tokenomics": 0.3,
+    "team": 0.25,
+    "sentiment": 0.15,
+}
 # Contract findings that make any other signal irrelevant.
 CRITICAL_FLAGS = ("honeypot", "owner can change balances", "hidden owner", "self-destruct")
-NOT_ADVICE = "Not financial advice: this is an automated summary of public data; do your own research."
+NOT_ADVICE = (
+    "Not financial advice: this is an automated summary of public data; do your own research."
+)
 
 
 class Assessment(BaseModel):
@@ -71,28 +78,45 @@ def _critical_flags(results: Mapping[str, ToolResult]) -> list[str]:
     if not isinstance(tokenomics, TokenomicsResult):
         return []
     # A flag mitigated to 0 points (e.g. ownership renounced) is no longer critical.
-    return [f.name for f in tokenomics.flags
-            if f.status == "yes" and f.points > 0 and f.name.lower().startswith(CRITICAL_FLAGS)]
+    return [
+        f.name
+        for f in tokenomics.flags
+        if f.status == "yes" and f.points > 0 and f.name.lower().startswith(CRITICAL_FLAGS)
+    ]
 
 
 def assess(results: Mapping[str, ToolResult]) -> Assessment:
     """Score what the tools found; a stance and risk score only from complete evidence."""
-    scores = {name: round(s, 1) for name, r in results.items()
-              if (s := tool_score(r)) is not None}
+    scores = {name: round(s, 1) for name, r in results.items() if (s := tool_score(r)) is not None}
     critical = _critical_flags(results)
     if set(results) != set(WEIGHTS):
         ran = ", ".join(sorted(results)) or "no analysis"
-        return Assessment(quality=None, risk_score=None, stance="NO CALL", scores=scores,
-                          aspect_only=True, critical_flags=critical,
-                          reasons=[f"this answer covers {ran} only; an overall call needs "
-                                   "all four analyses"])
+        return Assessment(
+            quality=None,
+            risk_score=None,
+            stance="NO CALL",
+            scores=scores,
+            aspect_only=True,
+            critical_flags=critical,
+            reasons=[f"this answer covers {ran} only; an overall call needs all four analyses"],
+        )
     missing: list[str] = [name for name in WEIGHTS if name not in scores]
     if missing:
-        return Assessment(quality=None, risk_score=None, stance="NO CALL", scores=scores,
-                          missing_tools=missing, critical_flags=critical,
-                          reasons=["no overall call: " + ", ".join(missing)
-                                   + " data " + ("is" if len(missing) == 1 else "are")
-                                   + " missing"])
+        return Assessment(
+            quality=None,
+            risk_score=None,
+            stance="NO CALL",
+            scores=scores,
+            missing_tools=missing,
+            critical_flags=critical,
+            reasons=[
+                "no overall call: "
+                + ", ".join(missing)
+                + " data "
+                + ("is" if len(missing) == 1 else "are")
+                + " missing"
+            ],
+        )
     # every name here is a tool's: the results are exactly the four tools' (checked above)
     quality = sum(WEIGHTS[cast("ToolName", n)] * s for n, s in scores.items())
     risk = 10 - quality / 100 * 9
@@ -110,12 +134,23 @@ def assess(results: Mapping[str, ToolResult]) -> Assessment:
         reasons.append("critical contract flags: " + ", ".join(critical))
     risk_score = max(1, min(10, round(risk)))
     stance = _stance(quality, risk_score, critical, results, reasons)
-    return Assessment(quality=round(quality, 1), risk_score=risk_score, stance=stance,
-                      reasons=reasons, scores=scores, critical_flags=critical)
+    return Assessment(
+        quality=round(quality, 1),
+        risk_score=risk_score,
+        stance=stance,
+        reasons=reasons,
+        scores=scores,
+        critical_flags=critical,
+    )
 
 
-def _stance(quality: float, risk: int, critical: list[str], results: Mapping[str, ToolResult],
-            reasons: list[str]) -> Stance:
+def _stance(
+    quality: float,
+    risk: int,
+    critical: list[str],
+    results: Mapping[str, ToolResult],
+    reasons: list[str],
+) -> Stance:
     sentiment = results.get("sentiment")
     bearish = isinstance(sentiment, SentimentResult) and sentiment.trend == "bearish"
     if critical or risk >= 8:

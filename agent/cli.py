@@ -17,10 +17,14 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("question")
 @click.option("--conversation", default=None, help="Conversation id, for follow-up questions.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the final event as JSON instead of text.")
-@click.option("--raw", is_flag=True,
-              help="Print the answer's markdown as is (the default when stdout is not a terminal).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the final event as JSON instead of text."
+)
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Print the answer's markdown as is (the default when stdout is not a terminal).",
+)
 def ask(question: str, conversation: str | None, as_json: bool, raw: bool) -> None:
     """Answer QUESTION in the terminal, showing tool progress on stderr.
 
@@ -60,8 +64,9 @@ def ask(question: str, conversation: str | None, as_json: bool, raw: bool) -> No
                         who = event.project.display if event.project else "no project"
                         tools = ", ".join(event.plan.tools) or "none"
                         progress(f"· {who}: tools {tools} ({event.plan.router})")
-                        status.update("writing the answer…" if not event.plan.tools
-                                      else f"running {tools}…")
+                        status.update(
+                            "writing the answer…" if not event.plan.tools else f"running {tools}…"
+                        )
                     elif isinstance(event, ToolStartedEvent):
                         running.append(event.tool)
                         progress(f"· {event.tool} …")
@@ -69,10 +74,12 @@ def ask(question: str, conversation: str | None, as_json: bool, raw: bool) -> No
                         if event.tool in running:
                             running.remove(event.tool)
                         state = "ok" if event.ok else "no data"
-                        progress(f"· {event.tool} {state} ({event.cache}, "
-                                 f"{event.elapsed_ms:.0f} ms)")
-                        status.update(f"running {', '.join(running)}…" if running
-                                      else "writing the answer…")
+                        progress(
+                            f"· {event.tool} {state} ({event.cache}, {event.elapsed_ms:.0f} ms)"
+                        )
+                        status.update(
+                            f"running {', '.join(running)}…" if running else "writing the answer…"
+                        )
                     elif isinstance(event, TextEvent):
                         if not render and not as_json:
                             click.echo(event.text, nl=False)
@@ -96,8 +103,10 @@ def ask(question: str, conversation: str | None, as_json: bool, raw: bool) -> No
     elif not final.answer.endswith("\n"):
         click.echo()
     usage = final.usage
-    progress(f"· {usage.model}: {usage.tokens_in} in / {usage.tokens_out} out tokens, "
-             f"${usage.cost_usd:.6f}, {final.latency_ms:.0f} ms")
+    progress(
+        f"· {usage.model}: {usage.tokens_in} in / {usage.tokens_out} out tokens, "
+        f"${usage.cost_usd:.6f}, {final.latency_ms:.0f} ms"
+    )
 
 
 async def plan_one(deps: Deps, question: str) -> dict[str, object]:
@@ -108,8 +117,11 @@ async def plan_one(deps: Deps, question: str) -> dict[str, object]:
     text = clean_question(question)
     resolution, comparison = await resolve_question(deps, text)
     plan, _ = await plan_question(deps, text, resolution, comparison)
-    out: dict[str, object] = {"project_id": resolution.project.id if resolution.project else None,
-                              "tools": sorted(plan.tools), "router": plan.router}
+    out: dict[str, object] = {
+        "project_id": resolution.project.id if resolution.project else None,
+        "tools": sorted(plan.tools),
+        "router": plan.router,
+    }
     if comparison is not None:
         out["project_ids"] = [p.id for p in comparison.projects]
         if not comparison.ok:
@@ -130,8 +142,11 @@ def plan(question: str) -> None:
     from chainlens.deps import open_deps
 
     settings = settings_from_env()
-    questions = [line for line in sys.stdin.read().splitlines() if line.strip()] \
-        if question == "-" else [question]
+    questions = (
+        [line for line in sys.stdin.read().splitlines() if line.strip()]
+        if question == "-"
+        else [question]
+    )
 
     async def _run() -> None:
         async with open_deps(settings) as deps:

@@ -71,11 +71,20 @@ class _Written:
     cited: dict[str, str] = field(default_factory=dict)  # third-party article -> publisher
 
 
-async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, plan: Plan,
-                         runs: Mapping[str, ToolRun], plan_usage: Usage, emit: Emit,
-                         conversation_id: str | None = None,
-                         language: Language = "en", market: MarketData | None = None,
-                         comparison: Comparison | None = None) -> FinalEvent:
+async def compose_answer(
+    deps: Deps,
+    *,
+    question: str,
+    resolution: Resolution,
+    plan: Plan,
+    runs: Mapping[str, ToolRun],
+    plan_usage: Usage,
+    emit: Emit,
+    conversation_id: str | None = None,
+    language: Language = "en",
+    market: MarketData | None = None,
+    comparison: Comparison | None = None,
+) -> FinalEvent:
     """Write the answer in `language`, emitting text chunks, and return the final event."""
     loc = localizer(language)
     info = PlanInfo.of(plan)
@@ -85,53 +94,112 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
         if not market.has_data:
             reply = write_market_answer(market, plan.window, loc)
             _emit_deterministic(emit, reply)
-            return FinalEvent(answer=reply, project=None, plan=info, usage=plan_usage,
-                              sources=market_sources(market), conversation_id=conversation_id,
-                              substantive=False, language=language, market=market)
+            return FinalEvent(
+                answer=reply,
+                project=None,
+                plan=info,
+                usage=plan_usage,
+                sources=market_sources(market),
+                conversation_id=conversation_id,
+                substantive=False,
+                language=language,
+                market=market,
+            )
         sources = market_sources(market)
         body = market_body(market, plan.window, loc)
         composed = await _with_prose(
-            deps, question=question, kind="market", head=body,
-            tail=render_footer(sources, loc), data=body,
+            deps,
+            question=question,
+            kind="market",
+            head=body,
+            tail=render_footer(sources, loc),
+            data=body,
             versions=[market.kind, plan.window, market.fetched_at.isoformat(), market.stale],
-            plan_usage=plan_usage, loc=loc, emit=emit)
-        return FinalEvent(answer=composed.answer, project=None, plan=info,
-                          usage=composed.usage, sources=sources, conversation_id=conversation_id,
-                          cache_hit=market.cache == "hot"
-                          and (composed.writer == "deterministic" or composed.cached),
-                          writer=composed.writer,
-                          language=language, market=market)
+            plan_usage=plan_usage,
+            loc=loc,
+            emit=emit,
+        )
+        return FinalEvent(
+            answer=composed.answer,
+            project=None,
+            plan=info,
+            usage=composed.usage,
+            sources=sources,
+            conversation_id=conversation_id,
+            cache_hit=market.cache == "hot"
+            and (composed.writer == "deterministic" or composed.cached),
+            writer=composed.writer,
+            language=language,
+            market=market,
+        )
     if comparison is not None:
-        return await _compose_comparison(deps, question, comparison, plan, info, runs,
-                                         plan_usage, emit, conversation_id, language)
+        return await _compose_comparison(
+            deps,
+            question,
+            comparison,
+            plan,
+            info,
+            runs,
+            plan_usage,
+            emit,
+            conversation_id,
+            language,
+        )
     if project is None:
         reply = write_no_project_reply(question, resolution.suggestions, loc)
         emit(TextEvent(text=reply))
-        return FinalEvent(answer=reply, project=None, suggestions=resolution.suggestions,
-                          plan=info, usage=plan_usage, conversation_id=conversation_id,
-                          language=language)
+        return FinalEvent(
+            answer=reply,
+            project=None,
+            suggestions=resolution.suggestions,
+            plan=info,
+            usage=plan_usage,
+            conversation_id=conversation_id,
+            language=language,
+        )
     results: dict[str, ToolResult] = {t: runs[t].result for t in plan.tools if t in runs}
     if plan.tools and not any(runs[t].ok for t in plan.tools if t in runs):
         reply = write_no_data_reply(project, results, loc)
         emit(TextEvent(text=reply))
-        return FinalEvent(answer=reply, project=project, suggestions=resolution.suggestions,
-                          plan=info, results=as_any_results(results), usage=plan_usage,
-                          conversation_id=conversation_id, substantive=False,
-                          language=language)
+        return FinalEvent(
+            answer=reply,
+            project=project,
+            suggestions=resolution.suggestions,
+            plan=info,
+            results=as_any_results(results),
+            usage=plan_usage,
+            conversation_id=conversation_id,
+            substantive=False,
+            language=language,
+        )
     verdict = assess(results)
     sources = sources_of(results)
     fallback_answer, report = write_answer(project, results, verdict, sources, loc)
-    base: dict[str, Any] = dict(project=project, suggestions=resolution.suggestions, plan=info,
-                results=results, sources=sources, price_history=price_history_of(results),
-                report=report, conversation_id=conversation_id, language=language)
+    base: dict[str, Any] = dict(
+        project=project,
+        suggestions=resolution.suggestions,
+        plan=info,
+        results=results,
+        sources=sources,
+        price_history=price_history_of(results),
+        report=report,
+        conversation_id=conversation_id,
+        language=language,
+    )
     data_cached = bool(runs) and all(r.cache in ("hot", "warm") for r in runs.values())
 
     if deps.llm is None:
         _emit_deterministic(emit, fallback_answer)
         return FinalEvent(answer=fallback_answer, usage=plan_usage, cache_hit=data_cached, **base)
 
-    key = answer_key(deps, plan=plan, project_id=project.id, results=results,
-                     models=[d["model_name"] for d in deps.llm.model_list], language=language)
+    key = answer_key(
+        deps,
+        plan=plan,
+        project_id=project.id,
+        results=results,
+        models=[d["model_name"] for d in deps.llm.model_list],
+        language=language,
+    )
     cached = await get_answer(deps, key)
     if cached is not None:
         base["sources"] = cited_sources = [*sources, *_cited(dict(cached.cited), sources)]
@@ -139,84 +207,146 @@ async def compose_answer(deps: Deps, *, question: str, resolution: Resolution, p
         emit(TextEvent(text=cached.body))
         emit(TextEvent(text=footer))
         usage = plan_usage.plus(Usage(model=cached.model))
-        return FinalEvent(answer=cached.body + footer, usage=usage, cache_hit=True, writer="llm",
-                          **base)
+        return FinalEvent(
+            answer=cached.body + footer, usage=usage, cache_hit=True, writer="llm", **base
+        )
 
     written = _Written(body="", usage=Usage())
     try:
-        await _write_with_model(deps, written, question=question, project=project,
-                                results=results, verdict=verdict,
-                                budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
-                                emit=emit, loc=loc)
+        await _write_with_model(
+            deps,
+            written,
+            question=question,
+            project=project,
+            results=results,
+            verdict=verdict,
+            budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
+            emit=emit,
+            loc=loc,
+        )
     except Exception as exc:  # noqa: BLE001 - every provider/stream error: the writer takes over
         usage = plan_usage.plus(written.usage)
         usage = usage.model_copy(update={"model": "deterministic"})
         if not written.emitted:
-            log.warning("model unavailable (%s: %s); deterministic answer", type(exc).__name__,
-                        str(exc)[:200])
+            log.warning(
+                "model unavailable (%s: %s); deterministic answer",
+                type(exc).__name__,
+                str(exc)[:200],
+            )
             _emit_deterministic(emit, fallback_answer)
             return FinalEvent(answer=fallback_answer, usage=usage, **base)
-        log.warning("model failed mid-answer (%s); ending with the deterministic answer",
-                    type(exc).__name__)
-        emit(ErrorEvent(code="llm_failed",
-                        message=loc._("The language model stopped mid-answer; here is the "
-                                      "answer written from the data by rules instead.")))
+        log.warning(
+            "model failed mid-answer (%s); ending with the deterministic answer", type(exc).__name__
+        )
+        emit(
+            ErrorEvent(
+                code="llm_failed",
+                message=loc._(
+                    "The language model stopped mid-answer; here is the "
+                    "answer written from the data by rules instead."
+                ),
+            )
+        )
         return FinalEvent(answer=fallback_answer, usage=usage, **base)
 
     # An article the answer cites is linked here, by its publisher, not in the text.
     base["sources"] = cited_sources = [*sources, *_cited(written.cited, sources)]
     footer = render_footer(cited_sources, loc)
     emit(TextEvent(text=footer))
-    await put_answer(deps, key, CachedAnswer(body=written.body, model=written.usage.model,
-                                             cited=list(written.cited.items())))
-    return FinalEvent(answer=written.body + footer, usage=plan_usage.plus(written.usage),
-                      writer="llm", **base)
+    await put_answer(
+        deps,
+        key,
+        CachedAnswer(
+            body=written.body, model=written.usage.model, cited=list(written.cited.items())
+        ),
+    )
+    return FinalEvent(
+        answer=written.body + footer, usage=plan_usage.plus(written.usage), writer="llm", **base
+    )
 
 
-async def _compose_comparison(deps: Deps, question: str, comparison: Comparison, plan: Plan,
-                              info: PlanInfo, runs: Mapping[str, ToolRun], plan_usage: Usage,
-                              emit: Emit, conversation_id: str | None,
-                              language: Language) -> FinalEvent:
+async def _compose_comparison(
+    deps: Deps,
+    question: str,
+    comparison: Comparison,
+    plan: Plan,
+    info: PlanInfo,
+    runs: Mapping[str, ToolRun],
+    plan_usage: Usage,
+    emit: Emit,
+    conversation_id: str | None,
+    language: Language,
+) -> FinalEvent:
     """A comparison's table and verdicts are written from the data by rules (every figure is
     the tools'); a model, when configured, adds a paragraph between them."""
     loc = localizer(language)
     if not comparison.ok:
         reply = write_comparison_problem(comparison, loc)
         emit(TextEvent(text=reply))
-        return FinalEvent(answer=reply, project=None, plan=info, usage=plan_usage,
-                          suggestions=[p for u in comparison.unresolved for p in u.suggestions],
-                          conversation_id=conversation_id, substantive=False, language=language)
+        return FinalEvent(
+            answer=reply,
+            project=None,
+            plan=info,
+            usage=plan_usage,
+            suggestions=[p for u in comparison.unresolved for p in u.suggestions],
+            conversation_id=conversation_id,
+            substantive=False,
+            language=language,
+        )
     projects = comparison.projects
     results: dict[str, dict[str, ToolResult]] = {
         p.id: {t: runs[f"{p.id}:{t}"].result for t in plan.tools if f"{p.id}:{t}" in runs}
-        for p in projects}
+        for p in projects
+    }
     ok: dict[str, dict[str, bool]] = {
         p.id: {t: runs[f"{p.id}:{t}"].ok for t in plan.tools if f"{p.id}:{t}" in runs}
-        for p in projects}
+        for p in projects
+    }
     base: dict[str, Any] = {
-        "project": projects[0], "projects": list(projects), "plan": info,
-        "conversation_id": conversation_id, "language": language, "compared": results,
+        "project": projects[0],
+        "projects": list(projects),
+        "plan": info,
+        "conversation_id": conversation_id,
+        "language": language,
+        "compared": results,
         "results": dict(results[projects[0].id]),
         "price_history": price_history_of(results[projects[0].id]),
-        "price_histories": {p.id: price_history_of(results[p.id]) for p in projects}}
+        "price_histories": {p.id: price_history_of(results[p.id]) for p in projects},
+    }
     if not any(any(v.values()) for v in ok.values()):
         names = ", ".join(p.display for p in projects)
-        reply = loc._("I couldn't get any data for {project} right now{why}. This question was "
-                      "not charged; please try again in a few minutes.").format(
-                          project=names, why="") + "\n"
+        reply = (
+            loc._(
+                "I couldn't get any data for {project} right now{why}. This question was "
+                "not charged; please try again in a few minutes."
+            ).format(project=names, why="")
+            + "\n"
+        )
         emit(TextEvent(text=reply))
         return FinalEvent(answer=reply, substantive=False, usage=plan_usage, **base)
     table, verdicts, footer, sources = comparison_parts(projects, plan.tools, results, ok, loc)
-    versions = sorted((key, r.result.as_of.isoformat(), r.result.stale)
-                      for key, r in runs.items())
-    written = await _with_prose(deps, question=question, kind="compare", head=table,
-                                tail=verdicts + footer, data=table + "\n" + verdicts,
-                                versions=versions, plan_usage=plan_usage, loc=loc, emit=emit)
+    versions = sorted((key, r.result.as_of.isoformat(), r.result.stale) for key, r in runs.items())
+    written = await _with_prose(
+        deps,
+        question=question,
+        kind="compare",
+        head=table,
+        tail=verdicts + footer,
+        data=table + "\n" + verdicts,
+        versions=versions,
+        plan_usage=plan_usage,
+        loc=loc,
+        emit=emit,
+    )
     cached = bool(runs) and all(r.cache in ("hot", "warm") for r in runs.values())
-    return FinalEvent(answer=written.answer, sources=sources, usage=written.usage,
-                      writer=written.writer,
-                      cache_hit=cached and (written.writer == "deterministic" or written.cached),
-                      **base)
+    return FinalEvent(
+        answer=written.answer,
+        sources=sources,
+        usage=written.usage,
+        writer=written.writer,
+        cache_hit=cached and (written.writer == "deterministic" or written.cached),
+        **base,
+    )
 
 
 @dataclass
@@ -227,9 +357,19 @@ class _WithProse:
     cached: bool = False  # the model's paragraph came from the answer cache
 
 
-async def _with_prose(deps: Deps, *, question: str, kind: Literal["compare", "market"],
-                      head: str, tail: str, data: str, versions: Sequence[object],
-                      plan_usage: Usage, loc: Localizer, emit: Emit) -> _WithProse:
+async def _with_prose(
+    deps: Deps,
+    *,
+    question: str,
+    kind: Literal["compare", "market"],
+    head: str,
+    tail: str,
+    data: str,
+    versions: Sequence[object],
+    plan_usage: Usage,
+    loc: Localizer,
+    emit: Emit,
+) -> _WithProse:
     """`head` + a model's paragraph + `tail`, streamed in that order; `head` + `tail` (the
     deterministic answer) without a model or when it fails. The paragraph is written from
     `data` only and checked by the guard: a figure `data` does not show is withheld, links
@@ -238,8 +378,16 @@ async def _with_prose(deps: Deps, *, question: str, kind: Literal["compare", "ma
     if deps.llm is None:
         _emit_deterministic(emit, fallback)
         return _WithProse(fallback, plan_usage)
-    key = material_key(deps, [kind, list(versions), question_shape(question), loc.language,
-                              [d["model_name"] for d in deps.llm.model_list]])
+    key = material_key(
+        deps,
+        [
+            kind,
+            list(versions),
+            question_shape(question),
+            loc.language,
+            [d["model_name"] for d in deps.llm.model_list],
+        ],
+    )
     _emit_deterministic(emit, head)  # the figures show at once; the paragraph follows
     before = "" if head.endswith("\n\n") else "\n"
     after = "" if tail.startswith("\n") else "\n"
@@ -248,29 +396,51 @@ async def _with_prose(deps: Deps, *, question: str, kind: Literal["compare", "ma
         prose = before + cached.body + after
         emit(TextEvent(text=prose))
         _emit_deterministic(emit, tail)
-        return _WithProse(head + prose + tail, plan_usage.plus(Usage(model=cached.model)),
-                          "llm", cached=True)
+        return _WithProse(
+            head + prose + tail, plan_usage.plus(Usage(model=cached.model)), "llm", cached=True
+        )
     written = _Written(body="", usage=Usage())
     try:
-        await _write_prose(deps, written, question=question, kind=kind, data=data, loc=loc,
-                           budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
-                           emit=emit, before=before)
-    except Exception as exc:  # every provider/stream error: the deterministic answer stands
+        await _write_prose(
+            deps,
+            written,
+            question=question,
+            kind=kind,
+            data=data,
+            loc=loc,
+            budget_usd=deps.settings.llm_max_cost_usd - plan_usage.cost_usd,
+            emit=emit,
+            before=before,
+        )
+    except Exception as exc:  # noqa: BLE001 - any provider/stream error: the rules' answer stands
         usage = plan_usage.plus(written.usage).model_copy(update={"model": "deterministic"})
         if not written.emitted:
-            log.warning("model unavailable for the %s paragraph (%s: %s)", kind,
-                        type(exc).__name__, str(exc)[:200])
+            log.warning(
+                "model unavailable for the %s paragraph (%s: %s)",
+                kind,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
             _emit_deterministic(emit, tail)
             return _WithProse(fallback, usage)
-        log.warning("model failed mid-paragraph (%s); ending with the deterministic answer",
-                    type(exc).__name__)
-        emit(ErrorEvent(code="llm_failed",
-                        message=loc._("The language model stopped mid-answer; here is the "
-                                      "answer written from the data by rules instead.")))
+        log.warning(
+            "model failed mid-paragraph (%s); ending with the deterministic answer",
+            type(exc).__name__,
+        )
+        emit(
+            ErrorEvent(
+                code="llm_failed",
+                message=loc._(
+                    "The language model stopped mid-answer; here is the "
+                    "answer written from the data by rules instead."
+                ),
+            )
+        )
         return _WithProse(fallback, usage)
     _emit_deterministic(emit, after + tail)
-    await put_answer(deps, key, CachedAnswer(body=written.body[len(before):],
-                                             model=written.usage.model))
+    await put_answer(
+        deps, key, CachedAnswer(body=written.body[len(before) :], model=written.usage.model)
+    )
     return _WithProse(head + written.body + after + tail, plan_usage.plus(written.usage), "llm")
 
 
@@ -279,16 +449,30 @@ def question_shape(question: str) -> str:
     return " ".join(question.lower().split())
 
 
-async def _write_prose(deps: Deps, written: _Written, *, question: str,
-                       kind: Literal["compare", "market"], data: str, loc: Localizer,
-                       budget_usd: float, emit: Emit, before: str) -> None:
+async def _write_prose(
+    deps: Deps,
+    written: _Written,
+    *,
+    question: str,
+    kind: Literal["compare", "market"],
+    data: str,
+    loc: Localizer,
+    budget_usd: float,
+    emit: Emit,
+    before: str,
+) -> None:
     assert deps.llm is not None
     messages = prose_messages(question, data, kind, loc.language)
     max_tokens = _affordable_tokens(deps, messages, budget_usd)
     # No stance to hold to ("NO CALL": a line taking one is dropped), no links, and only the
     # figures the deterministic part shows.
-    guard = AnswerGuard(allowed=allowed_values([], [data], language=loc.language), urls=[],
-                        stance="NO CALL", risk_score=None, language=loc.language)
+    guard = AnswerGuard(
+        allowed=allowed_values([], [data], language=loc.language),
+        urls=[],
+        stance="NO CALL",
+        risk_score=None,
+        language=loc.language,
+    )
     await _stream_model(deps, written, messages, max_tokens, guard, before, emit)
     if not written.emitted or len(written.body.strip()) < 20:
         raise ModelUnavailable("the model returned no usable paragraph")
@@ -303,9 +487,14 @@ def _cited(cited: Mapping[str, str], sources: list[Source]) -> list[Source]:
         if url in listed:
             continue
         feeds = [s for s in sources if s.source == publisher]
-        out.append(Source(source=publisher, url=url,
-                          age_seconds=min((s.age_seconds for s in feeds), default=0.0),
-                          stale=any(s.stale for s in feeds)))
+        out.append(
+            Source(
+                source=publisher,
+                url=url,
+                age_seconds=min((s.age_seconds for s in feeds), default=0.0),
+                stale=any(s.stale for s in feeds),
+            )
+        )
     return out
 
 
@@ -316,18 +505,34 @@ def _emit_deterministic(emit: Emit, answer: str) -> None:
             emit(TextEvent(text=part))
 
 
-async def _write_with_model(deps: Deps, written: _Written, *, question: str, project: Project,
-                            results: Mapping[str, ToolResult], verdict: Assessment,
-                            budget_usd: float, emit: Emit, loc: Localizer) -> None:
+async def _write_with_model(
+    deps: Deps,
+    written: _Written,
+    *,
+    question: str,
+    project: Project,
+    results: Mapping[str, ToolResult],
+    verdict: Assessment,
+    budget_usd: float,
+    emit: Emit,
+    loc: Localizer,
+) -> None:
     verdict_line = render_verdict(verdict, loc)
-    messages = writer_messages(question, data_block(project, results, verdict, verdict_line, loc),
-                               loc.language)
+    messages = writer_messages(
+        question, data_block(project, results, verdict, verdict_line, loc), loc.language
+    )
     max_tokens = _affordable_tokens(deps, messages, budget_usd)
     sources: list[Source] = sources_of(results)
-    guard = guard_for(results, verdict, allowed=allowed_values(
-        numeric_fields(results) + _verdict_numbers(verdict),
-        [messages[1]["content"], *data_texts(sources, loc)], language=loc.language),
-        language=loc.language)
+    guard = guard_for(
+        results,
+        verdict,
+        allowed=allowed_values(
+            numeric_fields(results) + _verdict_numbers(verdict),
+            [messages[1]["content"], *data_texts(sources, loc)],
+            language=loc.language,
+        ),
+        language=loc.language,
+    )
     written.cited = guard.cited  # filled as the guard meets third-party links
     header = render_header(project)
     await _stream_model(deps, written, messages, max_tokens, guard, header, emit)
@@ -341,8 +546,15 @@ async def _write_with_model(deps: Deps, written: _Written, *, question: str, pro
     _log_guard(guard)
 
 
-async def _stream_model(deps: Deps, written: _Written, messages: list[dict[str, str]],
-                        max_tokens: int, guard: AnswerGuard, header: str, emit: Emit) -> None:
+async def _stream_model(
+    deps: Deps,
+    written: _Written,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    guard: AnswerGuard,
+    header: str,
+    emit: Emit,
+) -> None:
     """Stream the model's text line by line through `guard`; the first kept line is emitted
     after `header`."""
     assert deps.llm is not None
@@ -351,9 +563,13 @@ async def _stream_model(deps: Deps, written: _Written, messages: list[dict[str, 
     # The Router's own timeouts bound each attempt; this bounds all of them together.
     async with asyncio.timeout(deps.settings.llm_timeout_s * (models + 1) + 5):
         response = await router.acompletion(
-            model=str(router.model_list[0]["model_name"]), messages=chat_messages(messages),
+            model=str(router.model_list[0]["model_name"]),
+            messages=chat_messages(messages),
             stream=True,
-            stream_options={"include_usage": True}, max_tokens=max_tokens, temperature=0.2)
+            stream_options={"include_usage": True},
+            max_tokens=max_tokens,
+            temperature=0.2,
+        )
         pending = ""
         try:
             async for chunk in response:
@@ -375,9 +591,13 @@ async def _stream_model(deps: Deps, written: _Written, messages: list[dict[str, 
 
 def _log_guard(guard: AnswerGuard) -> None:
     if guard.withheld or guard.dropped_lines or guard.dropped_sentences:
-        log.info("guard withheld %d figures, dropped %d lines and %d sentences (%s)",
-                 guard.withheld, guard.dropped_lines, len(guard.dropped_sentences),
-                 ", ".join(sorted({reason for reason, _ in guard.dropped_sentences})))
+        log.info(
+            "guard withheld %d figures, dropped %d lines and %d sentences (%s)",
+            guard.withheld,
+            guard.dropped_lines,
+            len(guard.dropped_sentences),
+            ", ".join(sorted({reason for reason, _ in guard.dropped_sentences})),
+        )
 
 
 def _emit_line(written: _Written, guard: AnswerGuard, line: str, header: str, emit: Emit) -> None:
@@ -413,12 +633,15 @@ def _take_usage(written: _Written, chunk: Any, router: Any) -> None:
         from agent.llm import cost_usd
 
         cost = cost_usd(model, tokens_in, tokens_out, router)
-    written.usage = Usage(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=float(cost),
-                          model=model)
+    written.usage = Usage(
+        tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=float(cost), model=model
+    )
 
 
 def _verdict_numbers(verdict: Assessment) -> list[float]:
-    return [v for v in (verdict.risk_score, verdict.quality, *verdict.scores.values()) if v is not None]
+    return [
+        v for v in (verdict.risk_score, verdict.quality, *verdict.scores.values()) if v is not None
+    ]
 
 
 def _affordable_tokens(deps: Deps, messages: list[dict[str, str]], budget_usd: float) -> int:
@@ -435,4 +658,3 @@ def _affordable_tokens(deps: Deps, messages: list[dict[str, str]], budget_usd: f
     if cap < MIN_ANSWER_TOKENS:
         raise ModelUnavailable(f"cost cap: ${budget_usd:.4f} left allows {max(cap, 0)} tokens")
     return cap
-

@@ -13,14 +13,19 @@ from tools.results import ToolName
 
 # Each tool makes several upstream calls (with their own HTTP timeouts); this bounds the whole.
 DEFAULT_TOOL_TIMEOUT_S: dict[ToolName, float] = {
-    "onchain": 25.0, "sentiment": 25.0, "tokenomics": 25.0, "team": 30.0,
+    "onchain": 25.0,
+    "sentiment": 25.0,
+    "tokenomics": 25.0,
+    "team": 30.0,
 }
 
 
 @dataclass(frozen=True, slots=True)
 class AgentContext:
     deps: Deps
-    tool_timeout_s: dict[ToolName, float] = field(default_factory=lambda: dict(DEFAULT_TOOL_TIMEOUT_S))
+    tool_timeout_s: dict[ToolName, float] = field(
+        default_factory=lambda: dict(DEFAULT_TOOL_TIMEOUT_S)
+    )
     refresh: bool = False  # bypass the tools' cache (admin refresh)
     # Node tasks now running. LangGraph does not cancel a running node when the consumer of
     # `astream` goes away, so `answer_stream` cancels these itself (client left, timeout).

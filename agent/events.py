@@ -29,10 +29,12 @@ class Usage(BaseModel):
 
     def plus(self, other: Usage) -> Usage:
         """Both calls' tokens and cost; the later call's model."""
-        return Usage(tokens_in=self.tokens_in + other.tokens_in,
-                     tokens_out=self.tokens_out + other.tokens_out,
-                     cost_usd=round(self.cost_usd + other.cost_usd, 8),
-                     model=other.model if other.model != "deterministic" else self.model)
+        return Usage(
+            tokens_in=self.tokens_in + other.tokens_in,
+            tokens_out=self.tokens_out + other.tokens_out,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
+            model=other.model if other.model != "deterministic" else self.model,
+        )
 
 
 class PlanInfo(BaseModel):
@@ -45,9 +47,14 @@ class PlanInfo(BaseModel):
 
     @classmethod
     def of(cls, plan: Plan) -> PlanInfo:
-        return cls(tools=list(plan.tools), router=plan.router, intent=plan.intent,
-                   market=plan.market, window=plan.window if plan.market == "movers" else None,
-                   project_ids=list(plan.project_ids))
+        return cls(
+            tools=list(plan.tools),
+            router=plan.router,
+            intent=plan.intent,
+            market=plan.market,
+            window=plan.window if plan.market == "movers" else None,
+            project_ids=list(plan.project_ids),
+        )
 
 
 class PlanEvent(BaseModel):

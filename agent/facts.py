@@ -19,8 +19,12 @@ from tools.results import (
 
 log = logging.getLogger(__name__)
 
-TOOL_TITLES = {"onchain": N_("Market & on-chain"), "sentiment": N_("Sentiment"),
-               "tokenomics": N_("Tokenomics"), "team": N_("Team & development")}
+TOOL_TITLES = {
+    "onchain": N_("Market & on-chain"),
+    "sentiment": N_("Sentiment"),
+    "tokenomics": N_("Tokenomics"),
+    "team": N_("Team & development"),
+}
 
 
 def tool_title(tool: str, loc: Localizer = ENGLISH) -> str:
@@ -29,8 +33,12 @@ def tool_title(tool: str, loc: Localizer = ENGLISH) -> str:
 
 
 # When a section's data counts as stale: market data moves by the minute, team data by the week.
-STALE_AFTER_S: dict[str, float] = {"onchain": 15 * 60, "sentiment": 6 * 3600,
-                                   "tokenomics": 86400, "team": 7 * 86400}
+STALE_AFTER_S: dict[str, float] = {
+    "onchain": 15 * 60,
+    "sentiment": 6 * 3600,
+    "tokenomics": 86400,
+    "team": 7 * 86400,
+}
 # Sources with their own rhythm: the Fear & Greed index is published once a day.
 SOURCE_STALE_AFTER_S: dict[str, float] = {"alternative.me": 2 * 86400}
 
@@ -52,8 +60,22 @@ def facts_of(result: ToolResult, loc: Localizer = ENGLISH) -> list[str]:
         return [f for f in result.key_facts(loc) if f]
     except NotImplementedError:
         log.debug("%s result has no key_facts(); listing its fields", result.tool)
-    skip = {"tool", "project_id", "as_of", "stale", "age_seconds", "evidence", "missing",
-            "price_history", "headlines", "repos", "flags", "partnerships", "links", "lock_ends"}
+    skip = {
+        "tool",
+        "project_id",
+        "as_of",
+        "stale",
+        "age_seconds",
+        "evidence",
+        "missing",
+        "price_history",
+        "headlines",
+        "repos",
+        "flags",
+        "partnerships",
+        "links",
+        "lock_ends",
+    }
     facts = []
     for name, value in result.model_dump(exclude=skip).items():
         if value is None or value == [] or value == {} or value == "unknown":
@@ -87,9 +109,15 @@ def sources_of(results: Mapping[str, ToolResult], now: datetime | None = None) -
             ages[key] = min(age, ages.get(key, age))
             limits[key] = min(limit, limits.get(key, limit))
             from_snapshot[key] = from_snapshot.get(key, False) or result.stale
-    seen = {key: Source(source=key[0], url=key[1], age_seconds=round(age, 1),
-                        stale=from_snapshot[key] or age > limits[key])
-            for key, age in ages.items()}
+    seen = {
+        key: Source(
+            source=key[0],
+            url=key[1],
+            age_seconds=round(age, 1),
+            stale=from_snapshot[key] or age > limits[key],
+        )
+        for key, age in ages.items()
+    }
     return list(seen.values())
 
 
@@ -146,4 +174,3 @@ def headlines_of(results: Mapping[str, ToolResult]) -> Iterable[tuple[str, str, 
         if isinstance(r, TeamResult):
             for h in r.partnerships:
                 yield h.title, h.source, h.url
-

@@ -38,8 +38,9 @@ from tools.results import RESULT_TYPES, TOOL_NAMES, Resolution, utcnow
 log = logging.getLogger(__name__)
 
 
-async def resolve_question(deps: Deps, question: str, conversation_id: str | None = None
-                           ) -> tuple[Resolution, Comparison | None]:
+async def resolve_question(
+    deps: Deps, question: str, conversation_id: str | None = None
+) -> tuple[Resolution, Comparison | None]:
     """The project a question is about: named in it, or the conversation's for a follow-up
     ("what about its team?"). A question about the whole market ("how is the market today?",
     "what's trending?") that names no project resolves to none, whatever the conversation was
@@ -50,8 +51,12 @@ async def resolve_question(deps: Deps, question: str, conversation_id: str | Non
     if comparison is not None:
         first = comparison.projects[0] if comparison.ok else None
         suggestions = [p for u in comparison.unresolved for p in u.suggestions]
-        return Resolution(query=question, project=first, suggestions=suggestions,
-                          method="index" if first else "none"), comparison
+        return Resolution(
+            query=question,
+            project=first,
+            suggestions=suggestions,
+            method="index" if first else "none",
+        ), comparison
     if market_intent(question) is not None:
         offline = resolve_offline(question, await load_index(deps))
         if offline.project is None and not points_back(question):
@@ -75,8 +80,9 @@ async def resolve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
     return {"resolution": resolution, "comparison": comparison}
 
 
-async def plan_question(deps: Deps, question: str, resolution: Resolution,
-                        comparison: Comparison | None) -> tuple[Plan, Usage]:
+async def plan_question(
+    deps: Deps, question: str, resolution: Resolution, comparison: Comparison | None
+) -> tuple[Plan, Usage]:
     """The plan: a comparison runs the asked-about aspects (all four when none is named) for
     every project; a comparison that cannot be made runs nothing."""
     if comparison is not None and not comparison.ok:
@@ -87,7 +93,8 @@ async def plan_question(deps: Deps, question: str, resolution: Resolution,
     aspects = aspects_in(question)
     tools = chosen.tools if aspects and chosen.intent != "research" else TOOL_NAMES
     return Plan.of(list(tools), intent="compare", router=chosen.router).model_copy(
-        update={"project_ids": tuple(p.id for p in comparison.projects)}), usage
+        update={"project_ids": tuple(p.id for p in comparison.projects)}
+    ), usage
 
 
 @cancellable
@@ -100,12 +107,18 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, o
         intent: Intent = "research" if set(forced) == set(TOOL_NAMES) else "aspects"
         chosen, usage = Plan.of(list(forced), intent=intent), Usage()
     else:
-        chosen, usage = await plan_question(runtime.context.deps, state["question"], resolution,
-                                            comparison)
-    runtime.stream_writer(PlanEvent(
-        project=resolution.project, suggestions=resolution.suggestions,
-        plan=PlanInfo.of(chosen), language=state.get("language", "en"),
-        projects=comparison.projects if comparison is not None and comparison.ok else []))
+        chosen, usage = await plan_question(
+            runtime.context.deps, state["question"], resolution, comparison
+        )
+    runtime.stream_writer(
+        PlanEvent(
+            project=resolution.project,
+            suggestions=resolution.suggestions,
+            plan=PlanInfo.of(chosen),
+            language=state.get("language", "en"),
+            projects=comparison.projects if comparison is not None and comparison.ok else [],
+        )
+    )
     return {"plan": chosen, "plan_usage": usage}
 
 
@@ -120,8 +133,11 @@ def fan_out(state: AgentState) -> list[Send] | Literal["compose", "market"]:
     comparison = state.get("comparison")
     if comparison is not None and comparison.ok:
         # every project × tool in the same step: same timeouts, cache and single-flight
-        return [Send("run_tool", ToolTask(tool=tool, project=p, key=f"{p.id}:{tool}"))
-                for p in comparison.projects for tool in tools]
+        return [
+            Send("run_tool", ToolTask(tool=tool, project=p, key=f"{p.id}:{tool}"))
+            for p in comparison.projects
+            for tool in tools
+        ]
     return [Send("run_tool", ToolTask(tool=tool, project=project)) for tool in tools]
 
 
@@ -139,9 +155,14 @@ async def run_tool(state: ToolTask, runtime: Runtime[AgentContext]) -> dict[str,
     try:
         async with asyncio.timeout(timeout):
             outcome = await run_analysis(ctx.deps, tool, project, refresh=ctx.refresh)
-        run = ToolRun(tool=tool, result=outcome.result, cache=outcome.cache,
-                      elapsed_ms=_ms(started), services_called=tuple(outcome.services_called),
-                      l1_digest=outcome.l1_digest)
+        run = ToolRun(
+            tool=tool,
+            result=outcome.result,
+            cache=outcome.cache,
+            elapsed_ms=_ms(started),
+            services_called=tuple(outcome.services_called),
+            l1_digest=outcome.l1_digest,
+        )
     except TimeoutError:
         log.warning("%s tool timed out after %.1fs for %s", tool, timeout, project.id)
         run = _failed_run(state, f"timed out after {timeout:g}s", started)
@@ -155,10 +176,18 @@ async def run_tool(state: ToolTask, runtime: Runtime[AgentContext]) -> dict[str,
     except Exception:  # run_tool promises not to raise; if it does, the other tools still count
         log.exception("%s tool raised for %s", tool, project.id)
         run = _failed_run(state, "the tool failed unexpectedly", started)
-    runtime.stream_writer(ToolFinishedEvent(
-        tool=tool, project_id=in_comparison, ok=run.ok, cache=run.cache, elapsed_ms=run.elapsed_ms,
-        stale=run.result.stale, missing=run.result.missing,
-        partial=run.ok and bool(run.result.stale or run.result.sources_failed)))
+    runtime.stream_writer(
+        ToolFinishedEvent(
+            tool=tool,
+            project_id=in_comparison,
+            ok=run.ok,
+            cache=run.cache,
+            elapsed_ms=run.elapsed_ms,
+            stale=run.result.stale,
+            missing=run.result.missing,
+            partial=run.ok and bool(run.result.stale or run.result.sources_failed),
+        )
+    )
     return {"runs": {key: run}}
 
 
@@ -175,8 +204,12 @@ async def market(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
             data = await market_data(ctx.deps, kind, refresh=ctx.refresh)
     except TimeoutError:
         log.warning("market %s timed out after %.0fs", kind, MARKET_TIMEOUT_S)
-        data = MarketData(kind=kind, fetched_at=utcnow(), cache="none",
-                          missing={kind: f"timed out after {MARKET_TIMEOUT_S:g}s"})
+        data = MarketData(
+            kind=kind,
+            fetched_at=utcnow(),
+            cache="none",
+            missing={kind: f"timed out after {MARKET_TIMEOUT_S:g}s"},
+        )
     return {"market": data}
 
 
@@ -193,11 +226,18 @@ def _ms(started: float) -> float:
 async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, object]:
     """Write the answer (model or deterministic writer) and build the final event."""
     final = await compose_answer(
-        runtime.context.deps, question=state["question"], resolution=state["resolution"],
-        plan=state["plan"], runs=state.get("runs", {}),
-        plan_usage=state.get("plan_usage", Usage()), emit=runtime.stream_writer,
-        market=state.get("market"), comparison=state.get("comparison"),
-        conversation_id=state.get("conversation_id"), language=state.get("language", "en"))
+        runtime.context.deps,
+        question=state["question"],
+        resolution=state["resolution"],
+        plan=state["plan"],
+        runs=state.get("runs", {}),
+        plan_usage=state.get("plan_usage", Usage()),
+        emit=runtime.stream_writer,
+        market=state.get("market"),
+        comparison=state.get("comparison"),
+        conversation_id=state.get("conversation_id"),
+        language=state.get("language", "en"),
+    )
     return {"final": final}
 
 
@@ -216,4 +256,3 @@ def build_graph() -> CompiledStateGraph[AgentState, AgentContext, AgentState, Ag
     graph.add_edge("market", "compose")
     graph.add_edge("compose", END)
     return graph.compile()
-

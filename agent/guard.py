@@ -34,11 +34,23 @@ _NUMBER = re.compile(
     r"(?P<unit>\s?(?:%|[kKmMbBtT](?![a-zA-Z])|thousand|million|billion|trillion|mn|bn))?"
     r"(?P<after>[a-zA-Z]*)"
 )
-_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9,
-          "billion": 1e9, "t": 1e12, "trillion": 1e12}
+_SCALE = {
+    "k": 1e3,
+    "thousand": 1e3,
+    "m": 1e6,
+    "mn": 1e6,
+    "million": 1e6,
+    "b": 1e9,
+    "bn": 1e9,
+    "billion": 1e9,
+    "t": 1e12,
+    "trillion": 1e12,
+}
 # "24h", "7d", "90-day", "3rd": counts of time or ordinals, not data figures.
 _TIME_SUFFIX = re.compile(r"^(?:h|hr|hrs|d|w|y|yr|m|mo|st|nd|rd|th|x)$", re.IGNORECASE)
-_TIME_WORDS = re.compile(r"^\s*-?\s*(?:hours?|days?|weeks?|months?|years?|minutes?)\b", re.IGNORECASE)
+_TIME_WORDS = re.compile(
+    r"^\s*-?\s*(?:hours?|days?|weeks?|months?|years?|minutes?)\b", re.IGNORECASE
+)
 _STANCE_WORD = re.compile(r"\b(STRONG\s+BUY|STRONG\s+SELL|BUY|SELL|HOLD|AVOID|ACCUMULATE)\b")
 _ADVICE = re.compile(
     r"\b(?:should|must|recommend\w*|advis\w*|urge\w*|tell\w*\s+\w+\s+to|go\s+ahead\s+and|time\s+to)"
@@ -47,8 +59,15 @@ _ADVICE = re.compile(
     re.IGNORECASE,
 )
 _RISK_SCORE = re.compile(r"(risk\s+score[^0-9\n]{0,20})(\d{1,2})(\s*/\s*10)", re.IGNORECASE)
-_STANCE_OF_VERB = {"buy": "BUY", "accumulate": "BUY", "ape": "BUY", "sell": "SELL", "short": "SELL",
-                   "dump": "SELL", "avoid": "AVOID"}
+_STANCE_OF_VERB = {
+    "buy": "BUY",
+    "accumulate": "BUY",
+    "ape": "BUY",
+    "sell": "SELL",
+    "short": "SELL",
+    "dump": "SELL",
+    "avoid": "AVOID",
+}
 # --- Vietnamese answers ---------------------------------------------------------------------
 # Figures written the Vietnamese way ("1.234,5", "1,52 tỷ USD") or, in a slip, the English way:
 # a figure passes when either reading of its digits is in the data.
@@ -57,8 +76,15 @@ _VI_NUMBER = re.compile(
     r"(?P<unit>\s?(?:%|nghìn\s+tỷ|nghìn\s+tỉ|tỷ|tỉ|triệu|nghìn|ngàn|[kKmMbBtT](?![^\W\d_])))?"
     r"(?P<after>[^\W\d_]*)"
 )
-_VI_SCALE = {"nghìn tỷ": 1e12, "nghìn tỉ": 1e12, "tỷ": 1e9, "tỉ": 1e9, "triệu": 1e6,
-             "nghìn": 1e3, "ngàn": 1e3}
+_VI_SCALE = {
+    "nghìn tỷ": 1e12,
+    "nghìn tỉ": 1e12,
+    "tỷ": 1e9,
+    "tỉ": 1e9,
+    "triệu": 1e6,
+    "nghìn": 1e3,
+    "ngàn": 1e3,
+}
 _VI_GROUPED = re.compile(r"^\d{1,3}(?:\.\d{3})+(?:,\d+)?$|^\d+(?:,\d+)?$")
 _EN_GROUPED = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^\d+(?:\.\d+)?$")
 _VI_TIME_WORDS = re.compile(r"^\s*(?:giờ|ngày|tuần|tháng|năm|phút)\b", re.IGNORECASE)
@@ -105,14 +131,18 @@ _PROMISE = re.compile(
     r"|\b100\s?%\s+(?:safe|sure|certain|profit\w*)\b|\bto\s+the\s+moon\b|\bmoon(?:s|ing|shot)\b"
     r"|\bwill\s+(?:\d+x|double|triple|quadruple|moon|explode|skyrocket|pump|multiply)\b"
     r"|\b\d+[\s-]?baggers?\b|\b(?:ten|hundred|thousand)[\s-]?fold\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _MULTIPLE = re.compile(r"\b\d+(?:\.\d+)?\s?x\b", re.IGNORECASE)
 _RETURN_WORDS = re.compile(
     r"\b(?:upside|gains?|returns?|profits?|potential|pump\w*|rall\w+|from\s+here|targets?)\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _MULTIPLE_VERB = re.compile(  # "could 10x", "set to 100x"
     r"\b(?:could|will|can|might|may|gonna|(?:set|poised|going|ready|about)\s+to)\s+(?:easily\s+)?"
-    r"\d+(?:\.\d+)?\s?x\b", re.IGNORECASE)
+    r"\d+(?:\.\d+)?\s?x\b",
+    re.IGNORECASE,
+)
 _CALL = re.compile(
     r"^(?:(?:you|everyone|investors|holders|traders)\s+)?(?:should\s+|must\s+|need\s+to\s+|"
     r"have\s+to\s+|better\s+)?(?:buy|sell|short|ape|load\s+up|accumulate|dump|go\s+all[\s-]in"
@@ -120,25 +150,31 @@ _CALL = re.compile(
     r"|\b(?:act|buy|sell|get\s+in|join)\s+(?:now|today|immediately|fast|early)\b"
     r"|\bdo(?:n't|\s+not)\s+miss\b|\bbefore\s+it'?s\s+too\s+late\b|\blast\s+chance\b"
     r"|\bnot\s+too\s+late\s+to\b",
-    re.IGNORECASE)
-_ACCUSATIONS = {key: re.compile(pattern, re.IGNORECASE) for key, pattern in {
-    "rug pull": r"\brug[\s-]?pull\w*|\brugg(?:ed|ing)\b",
-    "scam": r"\bscam\w*",
-    "fraud": r"\bfraud\w*",
-    "ponzi": r"\bponzi\b",
-    "theft": r"\bst(?:ole|olen|eal\w*)\b|\btheft\b|\bthie(?:f|ves)\b|\bembezzl\w*",
-    "hack": r"\bhack(?:ed|er|ers|s)?\b",
-    "exploit": r"\bexploit(?:ed|s)?\b",
-    "drain": r"\bdrain(?:ed|ing)?\b",
-    "honeypot": r"\bhoney\s?pot\b",
-    "dump": r"\bpump[\s-]and[\s-]dump\b|\binsiders?\s+dump\w*",
-    "laundering": r"\blaunder\w*",
-    "criminal": r"\bcriminals?\b|\bcrooks?\b|\bcon\s+artists?\b",
-}.items()}
+    re.IGNORECASE,
+)
+_ACCUSATIONS = {
+    key: re.compile(pattern, re.IGNORECASE)
+    for key, pattern in {
+        "rug pull": r"\brug[\s-]?pull\w*|\brugg(?:ed|ing)\b",
+        "scam": r"\bscam\w*",
+        "fraud": r"\bfraud\w*",
+        "ponzi": r"\bponzi\b",
+        "theft": r"\bst(?:ole|olen|eal\w*)\b|\btheft\b|\bthie(?:f|ves)\b|\bembezzl\w*",
+        "hack": r"\bhack(?:ed|er|ers|s)?\b",
+        "exploit": r"\bexploit(?:ed|s)?\b",
+        "drain": r"\bdrain(?:ed|ing)?\b",
+        "honeypot": r"\bhoney\s?pot\b",
+        "dump": r"\bpump[\s-]and[\s-]dump\b|\binsiders?\s+dump\w*",
+        "laundering": r"\blaunder\w*",
+        "criminal": r"\bcriminals?\b|\bcrooks?\b|\bcon\s+artists?\b",
+    }.items()
+}
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _MESSENGER = re.compile(
     r"(?:https?://)?(?:www\.)?(?:t\.me|telegram\.(?:me|dog)|discord\.gg|discord(?:app)?\.com/invite"
-    r"|wa\.me|chat\.whatsapp\.com|signal\.me|linktr\.ee)/[\w+/-]+", re.IGNORECASE)
+    r"|wa\.me|chat\.whatsapp\.com|signal\.me|linktr\.ee)/[\w+/-]+",
+    re.IGNORECASE,
+)
 _HANDLE = re.compile(r"(?<![\w@/.])@([A-Za-z0-9_]{2,32})\b")
 _PHONE = re.compile(r"(?<![\w.])\+\d{1,3}(?:[ ()-]{0,2}\d){8,12}(?![\d.%])")
 _WALLET = re.compile(r"\b0x[0-9a-fA-F]{40}\b")
@@ -165,8 +201,9 @@ def _value(match: re.Match[str]) -> tuple[float, float]:
     return value, step * scale / 2
 
 
-def allowed_values(values: Iterable[float | int | None], texts: Iterable[str] = (),
-                   language: str = "en") -> list[float]:
+def allowed_values(
+    values: Iterable[float | int | None], texts: Iterable[str] = (), language: str = "en"
+) -> list[float]:
     """The figures the answer may contain: data values (and 0..1 shares as percentages)."""
     out: set[float] = set()
     for v in values:
@@ -186,22 +223,41 @@ def _bare(url: str) -> str:
     return re.sub(r"^https?://(?:www\.)?", "", url.strip().rstrip("/.,;")).lower()
 
 
-def guard_for(results: Mapping[str, ToolResult], verdict: Assessment, *,
-              allowed: Iterable[float] | None, language: str = "en") -> AnswerGuard:
+def guard_for(
+    results: Mapping[str, ToolResult],
+    verdict: Assessment,
+    *,
+    allowed: Iterable[float] | None,
+    language: str = "en",
+) -> AnswerGuard:
     """The guard of an answer about `results`: their links, the tools' findings (not the
     headlines' claims) and the headlines the data quotes."""
     findings = [risk for tool, r in results.items() if tool != "sentiment" for risk in risks_of(r)]
-    return AnswerGuard(allowed=allowed, urls=known_urls(results), stance=verdict.stance,
-                       risk_score=verdict.risk_score, findings=[*findings, *verdict.reasons],
-                       headlines=list(headlines_of(results)), language=language)
+    return AnswerGuard(
+        allowed=allowed,
+        urls=known_urls(results),
+        stance=verdict.stance,
+        risk_score=verdict.risk_score,
+        findings=[*findings, *verdict.reasons],
+        headlines=list(headlines_of(results)),
+        language=language,
+    )
 
 
 class AnswerGuard:
     """Check model output line by line against the data it was given."""
 
-    def __init__(self, *, allowed: Iterable[float] | None, urls: Iterable[str], stance: Stance,
-                 risk_score: int | None, findings: Iterable[str] = (),
-                 headlines: Iterable[tuple[str, str, str]] = (), language: str = "en") -> None:
+    def __init__(
+        self,
+        *,
+        allowed: Iterable[float] | None,
+        urls: Iterable[str],
+        stance: Stance,
+        risk_score: int | None,
+        findings: Iterable[str] = (),
+        headlines: Iterable[tuple[str, str, str]] = (),
+        language: str = "en",
+    ) -> None:
         """`findings`: the tools' own conclusions (risk flags, verdict reasons), which may
         carry an accusation; `headlines`: third-party (title, publisher, url) the data quotes;
         `language`: "vi" also reads Vietnamese figures and stance words."""
@@ -256,7 +312,7 @@ class AnswerGuard:
         for i, part in enumerate(parts):
             lead = _LEAD.match(part)
             prefix = lead.group(0) if lead else ""
-            reason = self._injected(part[len(prefix):], with_lead=part)
+            reason = self._injected(part[len(prefix) :], with_lead=part)
             if reason is None:
                 kept.append(part)
                 continue
@@ -273,8 +329,9 @@ class AnswerGuard:
         """Why this sentence must go (None: it may stay)."""
         if _PROMISE.search(sentence):
             return "promise"
-        if _MULTIPLE_VERB.search(sentence) or (_MULTIPLE.search(sentence)
-                                               and _RETURN_WORDS.search(sentence)):
+        if _MULTIPLE_VERB.search(sentence) or (
+            _MULTIPLE.search(sentence) and _RETURN_WORDS.search(sentence)
+        ):
             return "return multiple"
         if _CALL.search(sentence.lstrip(" *_-•>—–:")) or _ADVICE.search(sentence):
             return "trading call"
@@ -292,8 +349,10 @@ class AnswerGuard:
             return True
         if any(m.group(0).lower() not in self.known_text for m in _WALLET.finditer(text)):
             return True
-        return any(not re.search(rf"(?:@|/){re.escape(m.group(1).lower())}\b", self.known_text)
-                   for m in _HANDLE.finditer(text))
+        return any(
+            not re.search(rf"(?:@|/){re.escape(m.group(1).lower())}\b", self.known_text)
+            for m in _HANDLE.finditer(text)
+        )
 
     def _supported(self, pattern: re.Pattern[str]) -> bool:
         """An accusation stays when a tool found it, or when the line attributes it to (or
@@ -305,14 +364,20 @@ class AnswerGuard:
             if not pattern.search(title):
                 continue
             names = {publisher.lower(), publisher.lower().removesuffix(" rss")}
-            if (title.lower() in lowered or any(n and n in lowered for n in names)
-                    or (url and url.lower() in lowered)):
+            if (
+                title.lower() in lowered
+                or any(n and n in lowered for n in names)
+                or (url and url.lower() in lowered)
+            ):
                 return True
         return False
 
     def _conflicting_stance(self, line: str) -> bool:
         for word in _STANCE_WORD.findall(line):
-            if " ".join(word.split()).replace("STRONG ", "").replace("ACCUMULATE", "BUY") != self.stance:
+            if (
+                " ".join(word.split()).replace("STRONG ", "").replace("ACCUMULATE", "BUY")
+                != self.stance
+            ):
                 return True
         for match in _ADVICE.finditer(line):
             verb = (match.group(1) or match.group(2) or "").lower()
@@ -366,7 +431,7 @@ class AnswerGuard:
             ok = self._vi_figure_ok(match, line) if vi else self._figure_ok(match, line)
             if any(a <= match.start() < b for a, b in protected) or ok:
                 continue
-            pieces.append(line[last:match.start()])
+            pieces.append(line[last : match.start()])
             pieces.append(WITHHELD + match["after"])
             last = match.end()
             self.withheld += 1
@@ -379,7 +444,7 @@ class AnswerGuard:
         if not match["cur"] and not unit and not match["frac"]:
             if value <= 10 or value == 100:
                 return True  # list numbers, "top 3", "/10" and "/100" scales
-            if _TIME_SUFFIX.match(match["after"]) or _TIME_WORDS.match(line[match.end():]):
+            if _TIME_SUFFIX.match(match["after"]) or _TIME_WORDS.match(line[match.end() :]):
                 return True  # "24h", "7d", "90 days"
         if match["after"] and not _TIME_SUFFIX.match(match["after"]):
             return True  # part of a word or identifier ("L2", "0xabc"), not a figure
@@ -396,8 +461,11 @@ class AnswerGuard:
             if not match["cur"] and not unit and not has_frac:
                 if value <= 10 or value == 100:
                     return True
-                if _TIME_SUFFIX.match(after) or _VI_TIME_WORDS.match(line[match.end():]) \
-                        or _TIME_WORDS.match(line[match.end():]):
+                if (
+                    _TIME_SUFFIX.match(after)
+                    or _VI_TIME_WORDS.match(line[match.end() :])
+                    or _TIME_WORDS.match(line[match.end() :])
+                ):
                     return True
             if after and not _TIME_SUFFIX.match(after):
                 return True

@@ -20,7 +20,9 @@ _WORD = re.compile(r"[^\W_]+")
 
 # Unaccented Vietnamese, folded (no diacritics, đ -> d). Two-syllable words are strong evidence;
 # single syllables only count when they are not also English words ("the", "do", "to").
-VI_BIGRAMS = frozenset(w.replace("_", " ") for w in """
+VI_BIGRAMS = frozenset(
+    w.replace("_", " ")
+    for w in """
 phan_tich danh_gia nghien_cuu tim_hieu the_nao nhu_the co_nen nen_mua dau_tu doi_ngu
 nguon_cung luu_hanh von_hoa khoi_luong giao_dich thanh_khoan cong_dong tin_tuc tam_ly
 lam_phat mo_khoa phan_bo hop_dong rui_ro sang_lap lap_trinh trinh_vien doi_tac kiem_toan
@@ -28,20 +30,25 @@ bao_nhieu hom_nay hien_tai uy_tin lua_dao nguoi_nam nam_giu tiem_nang du_an dong
 cho_toi gia_tri thi_truong tang_truong giam_gia tang_gia xu_huong loi_nhuan nha_dau
 phat_trien nhu_nao ra_sao tai_sao vi_sao co_phai phai_khong so_sanh doi_chieu tot_hon
 manh_hon
-""".split())
-VI_WORDS = frozenset("""
+""".split()
+)
+VI_WORDS = frozenset(
+    """
 cua khong gi nao toi minh nhieu sao duoc voi nhe oi ah vay thi nhung cac nhung hay la
 gia mua ban nen co dong tien ve cho biet giup xem nay kia dang se roi chua nua
-""".split())
+""".split()
+)
 # English words that are also unaccented Vietnamese syllables do not count for Vietnamese.
-EN_WORDS = frozenset("""
+EN_WORDS = frozenset(
+    """
 the a an is are was were be been of to in on for with at by from about and or but not
 what whats how why when where which who whom whose do does did can could should would will
 me my i you your it its this that these those there their they them we our us price
 research analyze analyse analysis tell show give compare vs versus worth buy sell hold
 team tokenomics supply sentiment news market cap volume holders chart today now doing
 good bad legit scam safe much many any some more most than then so if just please
-""".split())
+""".split()
+)
 
 
 def message_language(text: str) -> Language | None:
@@ -79,8 +86,7 @@ def detect_language(text: str, *, saved: str | None = None, hint: str | None = N
 
     `saved` is the user's choice (`/lang`, the account page); `hint` a platform's locale or an
     Accept-Language header ('vi-VN,vi;q=0.9,en;q=0.8')."""
-    return (message_language(text) or as_language(saved) or hint_language(hint)
-            or DEFAULT_LANGUAGE)
+    return message_language(text) or as_language(saved) or hint_language(hint) or DEFAULT_LANGUAGE
 
 
 def hint_language(hint: str | None) -> Language | None:

@@ -56,7 +56,9 @@ def _api_key(settings: Settings, model: str) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
-def model_list(settings: Settings, prices: Mapping[str, ModelPrice] | None = None) -> list[dict[str, Any]]:
+def model_list(
+    settings: Settings, prices: Mapping[str, ModelPrice] | None = None
+) -> list[dict[str, Any]]:
     """One deployment per configured model; the model string is also its group name."""
     deployments: list[dict[str, Any]] = []
     for model in settings.llm_models:
@@ -84,7 +86,7 @@ def build_router(settings: Settings, *, prices: Mapping[str, ModelPrice] | None 
     models = list(settings.llm_models)
     if not models:
         raise ValueError("LLM_MODELS is empty: there is no model to route to")
-    chain = [{model: models[i + 1:]} for i, model in enumerate(models) if models[i + 1:]]
+    chain = [{model: models[i + 1 :]} for i, model in enumerate(models) if models[i + 1 :]]
     if settings.log_level != "DEBUG":
         # LiteLLM logs a traceback per failed hop; compose logs the outcome once instead.
         logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
@@ -128,8 +130,9 @@ def max_price_per_token(router: Router) -> tuple[float, float]:
         params = deployment.get("litellm_params", {})
         cin, cout = params.get("input_cost_per_token"), params.get("output_cost_per_token")
         if cin is None and cout is None:
-            info = litellm.model_cost.get(str(params.get("model")), {}) or \
-                litellm.model_cost.get(str(params.get("model")).split("/", 1)[-1], {})
+            info = litellm.model_cost.get(str(params.get("model")), {}) or litellm.model_cost.get(
+                str(params.get("model")).split("/", 1)[-1], {}
+            )
             cin, cout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
         price_in = max(price_in, float(cin or 0))
         price_out = max(price_out, float(cout or 0))

@@ -32,8 +32,9 @@ async def remembered_project(deps: Deps, conversation_id: str | None) -> Project
     if not conversation_id:
         return None
     key = memory_key(deps, conversation_id)
-    raw = await best_effort.attempt(deps.redis, "conversation read",
-                                    lambda: deps.redis.get(key), None)
+    raw = await best_effort.attempt(
+        deps.redis, "conversation read", lambda: deps.redis.get(key), None
+    )
     if raw is None:
         return None
     try:
@@ -48,5 +49,9 @@ async def remember_project(deps: Deps, conversation_id: str | None, project: Pro
     if not conversation_id:
         return
     key, value = memory_key(deps, conversation_id), memory_value(project)
-    await best_effort.attempt(deps.redis, "conversation write",
-                              lambda: deps.redis.set(key, value, ex=CONVERSATION_TTL_S), None)
+    await best_effort.attempt(
+        deps.redis,
+        "conversation write",
+        lambda: deps.redis.set(key, value, ex=CONVERSATION_TTL_S),
+        None,
+    )

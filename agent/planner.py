@@ -45,8 +45,12 @@ async def plan_tools(deps: Deps, question: str, project: Project | None) -> tupl
     if not chosen:
         log.info("LLM planner chose no tools for a named project; using rules")
         return rules, usage
-    intent: Intent = "research" if set(chosen) == set(TOOL_NAMES) and (
-        asks_full_research(question) or not aspects_in(question)) else "aspects"
+    intent: Intent = (
+        "research"
+        if set(chosen) == set(TOOL_NAMES)
+        and (asks_full_research(question) or not aspects_in(question))
+        else "aspects"
+    )
     return Plan.of(chosen, intent=intent, router="llm"), usage
 
 
@@ -72,5 +76,9 @@ def usage_of(response: Any) -> Usage:
     tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
     cost = hidden.get("response_cost")
     model = str(hidden.get("litellm_model_name") or getattr(response, "model", "") or "unknown")
-    return Usage(tokens_in=tokens_in, tokens_out=tokens_out,
-                 cost_usd=float(cost) if cost else 0.0, model=model)
+    return Usage(
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost_usd=float(cost) if cost else 0.0,
+        model=model,
+    )

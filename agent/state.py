@@ -29,7 +29,9 @@ class ToolRun:
         return self.cache != "none"
 
 
-def merge_runs(left: dict[str, ToolRun] | None, right: dict[str, ToolRun] | None) -> dict[str, ToolRun]:
+def merge_runs(
+    left: dict[str, ToolRun] | None, right: dict[str, ToolRun] | None
+) -> dict[str, ToolRun]:
     """Parallel tool nodes each add their own entry."""
     return {**(left or {}), **(right or {})}
 

@@ -48,13 +48,19 @@ def clean_question(text: str) -> str:
     return _CONTROL.sub(" ", text).strip()[:MAX_QUESTION_CHARS]
 
 
-async def answer_stream(deps: Deps, question: str, *, conversation_id: str | None = None,
-                        tools: Sequence[ToolName] | None = None, refresh: bool = False,
-                        tool_timeout_s: float | None = None, language: Language | None = None,
-                        saved_language: str | None = None,
-                        language_hint: str | None = None,
-                        ridden: tuple[Rider, list[Any]] | None = None,
-                        ) -> AsyncIterator[AgentEvent]:
+async def answer_stream(
+    deps: Deps,
+    question: str,
+    *,
+    conversation_id: str | None = None,
+    tools: Sequence[ToolName] | None = None,
+    refresh: bool = False,
+    tool_timeout_s: float | None = None,
+    language: Language | None = None,
+    saved_language: str | None = None,
+    language_hint: str | None = None,
+    ridden: tuple[Rider, list[Any]] | None = None,
+) -> AsyncIterator[AgentEvent]:
     """Answer `question`, yielding plan, tool progress, text chunks and the final event.
 
     The answer's language is `language` when given; otherwise the question's own language,
@@ -69,8 +75,9 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
     turn_key = None if refresh else turn_cache.turn_key(deps, question, tools, language)
     if turn_key is not None:
         reply = ridden[1] if ridden is not None and ridden[0].keys[0] == turn_key else None
-        replayed = await turn_cache.replay(deps, turn_key, conversation_id=conversation_id,
-                                           started=started, reply=reply)
+        replayed = await turn_cache.replay(
+            deps, turn_key, conversation_id=conversation_id, started=started, reply=reply
+        )
         if replayed is not None:
             for event in replayed.events():
                 yield event
@@ -79,15 +86,20 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
     if tool_timeout_s is not None:
         timeouts = dict.fromkeys(timeouts, tool_timeout_s)
     context = AgentContext(deps=deps, tool_timeout_s=timeouts, refresh=refresh)
-    state: AgentState = {"question": question, "conversation_id": conversation_id,
-                         "forced_tools": list(tools) if tools else None, "language": language}
+    state: AgentState = {
+        "question": question,
+        "conversation_id": conversation_id,
+        "forced_tools": list(tools) if tools else None,
+        "language": language,
+    }
     seen: dict[str, Any] = {"runs": {}}
     text_started = False
     final: FinalEvent | None = None
     completed = False
     try:
-        async with aclosing(agent_graph().astream(state, context=context,
-                                                  stream_mode=["custom", "updates"])) as parts:
+        async with aclosing(
+            agent_graph().astream(state, context=context, stream_mode=["custom", "updates"])
+        ) as parts:
             async for mode, chunk in parts:
                 if mode == "custom":
                     text_started = text_started or isinstance(chunk, TextEvent)
@@ -104,16 +116,25 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
             raise RuntimeError("the graph finished without a final answer")
         completed = True
         resolution: Resolution | None = seen.get("resolution")
-        if turn_key is not None and resolution is not None and turn_cache.storable(
-                final, seen["runs"], resolution.method):
+        if (
+            turn_key is not None
+            and resolution is not None
+            and turn_cache.storable(final, seen["runs"], resolution.method)
+        ):
             await turn_cache.store(deps, turn_key, final, seen["runs"])
     except Exception as exc:  # any fault: answer from what we have, and say so if text started
         log.exception("answer failed for %r", question[:80])
         final = rescue_answer(question, conversation_id, seen, language)
         if text_started:
-            yield ErrorEvent(code="internal", message=localizer(language)._(
-                "The answer was interrupted ({error}); here is the answer written from the "
-                "data by rules.").format(error=type(exc).__name__))
+            yield ErrorEvent(
+                code="internal",
+                message=localizer(language)
+                ._(
+                    "The answer was interrupted ({error}); here is the answer written from the "
+                    "data by rules."
+                )
+                .format(error=type(exc).__name__),
+            )
         else:
             yield TextEvent(text=final.answer)
         completed = True
@@ -125,8 +146,9 @@ async def answer_stream(deps: Deps, question: str, *, conversation_id: str | Non
     yield final.model_copy(update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
-def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, Any],
-                  language: Language = "en") -> FinalEvent:
+def rescue_answer(
+    question: str, conversation_id: str | None, seen: dict[str, Any], language: Language = "en"
+) -> FinalEvent:
     """The deterministic answer from whatever the graph had produced before it failed."""
     loc = localizer(language)
     resolution: Resolution | None = seen.get("resolution")
@@ -135,37 +157,72 @@ def rescue_answer(question: str, conversation_id: str | None, seen: dict[str, An
     info = PlanInfo.of(plan)
     usage: Usage = seen.get("plan_usage") or Usage()
     if resolution is None:
-        return FinalEvent(answer=loc._(UNAVAILABLE.rstrip("\n")) + "\n", project=None,
-                          plan=info, usage=usage, conversation_id=conversation_id,
-                          language=language)
+        return FinalEvent(
+            answer=loc._(UNAVAILABLE.rstrip("\n")) + "\n",
+            project=None,
+            plan=info,
+            usage=usage,
+            conversation_id=conversation_id,
+            language=language,
+        )
     if resolution.project is None:
-        return FinalEvent(answer=write_no_project_reply(question, resolution.suggestions, loc),
-                          project=None, suggestions=resolution.suggestions, plan=info,
-                          usage=usage, conversation_id=conversation_id, language=language)
+        return FinalEvent(
+            answer=write_no_project_reply(question, resolution.suggestions, loc),
+            project=None,
+            suggestions=resolution.suggestions,
+            plan=info,
+            usage=usage,
+            conversation_id=conversation_id,
+            language=language,
+        )
     # a comparison's runs are "<project id>:<tool>": the rescue answers about the first project
     prefix = resolution.project.id + ":"
-    results: dict[str, ToolResult] = {key.removeprefix(prefix): run.result
-                                      for key, run in runs.items()
-                                      if ":" not in key or key.startswith(prefix)}
+    results: dict[str, ToolResult] = {
+        key.removeprefix(prefix): run.result
+        for key, run in runs.items()
+        if ":" not in key or key.startswith(prefix)
+    }
     sources = sources_of(results)
     verdict = assess(results)
     text, report = write_answer(resolution.project, results, verdict, sources, loc)
-    return FinalEvent(answer=text, project=resolution.project, suggestions=resolution.suggestions,
-                      plan=info, results=as_any_results(results), sources=sources, usage=usage,
-                      price_history=price_history_of(results), report=report,
-                      conversation_id=conversation_id, language=language)
+    return FinalEvent(
+        answer=text,
+        project=resolution.project,
+        suggestions=resolution.suggestions,
+        plan=info,
+        results=as_any_results(results),
+        sources=sources,
+        usage=usage,
+        price_history=price_history_of(results),
+        report=report,
+        conversation_id=conversation_id,
+        language=language,
+    )
 
 
-async def answer(deps: Deps, question: str, *, conversation_id: str | None = None,
-                 tools: Sequence[ToolName] | None = None, refresh: bool = False,
-                 language: Language | None = None, saved_language: str | None = None,
-                 language_hint: str | None = None) -> FinalEvent:
+async def answer(
+    deps: Deps,
+    question: str,
+    *,
+    conversation_id: str | None = None,
+    tools: Sequence[ToolName] | None = None,
+    refresh: bool = False,
+    language: Language | None = None,
+    saved_language: str | None = None,
+    language_hint: str | None = None,
+) -> FinalEvent:
     """Answer `question` without streaming: the final event (language as in answer_stream)."""
     final: FinalEvent | None = None
-    async for event in answer_stream(deps, question, conversation_id=conversation_id,
-                                     tools=tools, refresh=refresh, language=language,
-                                     saved_language=saved_language,
-                                     language_hint=language_hint):
+    async for event in answer_stream(
+        deps,
+        question,
+        conversation_id=conversation_id,
+        tools=tools,
+        refresh=refresh,
+        language=language,
+        saved_language=saved_language,
+        language_hint=language_hint,
+    ):
         if isinstance(event, FinalEvent):
             final = event
     assert final is not None  # answer_stream always ends with a final event

@@ -144,14 +144,26 @@ class _Parsed:
     def of(cls, turn_id: str, stored: StoredTurn, inputs: str) -> _Parsed:
         final = stored.final
         lead: list[AgentEvent] = [
-            PlanEvent(project=final.project, suggestions=final.suggestions, plan=final.plan,
-                      language=final.language)]
+            PlanEvent(
+                project=final.project,
+                suggestions=final.suggestions,
+                plan=final.plan,
+                language=final.language,
+            )
+        ]
         for tool in final.plan.tools:
             result = final.results.get(tool)
             lead.append(ToolStartedEvent(tool=tool))
-            lead.append(ToolFinishedEvent(tool=tool, ok=True, cache="hot", elapsed_ms=0.0,
-                                          stale=bool(result and result.stale),
-                                          missing=dict(result.missing) if result else {}))
+            lead.append(
+                ToolFinishedEvent(
+                    tool=tool,
+                    ok=True,
+                    cache="hot",
+                    elapsed_ms=0.0,
+                    stale=bool(result and result.stale),
+                    missing=dict(result.missing) if result else {},
+                )
+            )
         chunks = _chunks(stored.body) or [""]
         lead.extend(TextEvent(text=chunk) for chunk in chunks[:-1])
         return cls(turn_id, stored, tuple(lead), chunks[-1], _inputs(inputs))
@@ -183,8 +195,7 @@ class Replay:
         yield self.final
 
 
-def turn_key(deps: Deps, question: str, tools: Sequence[str] | None,
-             language: str = "en") -> str:
+def turn_key(deps: Deps, question: str, tools: Sequence[str] | None, language: str = "en") -> str:
     """The key of a question: its words (case and spacing ignored), forced tools, models and
     the language it is answered in."""
     models = [str(d["model_name"]) for d in deps.llm.model_list] if deps.llm is not None else []
@@ -231,8 +242,14 @@ def lookup(deps: Deps, key: str, *, conversation_id: str | None) -> Lookup:
     return Lookup(key, conversation_id, tuple(keys), args)
 
 
-async def replay(deps: Deps, key: str, *, conversation_id: str | None, started: float,
-                 reply: list[Any] | None = None) -> Replay | None:
+async def replay(
+    deps: Deps,
+    key: str,
+    *,
+    conversation_id: str | None,
+    started: float,
+    reply: list[Any] | None = None,
+) -> Replay | None:
     """The stored turn for `key` if every input is unchanged (remembering its project for the
     conversation); None on a miss or when Redis cannot answer. `started` is the answer's
     `time.perf_counter()` start, for its latency. `reply` is the replay function's answer
@@ -278,36 +295,42 @@ async def _run(deps: Deps, call: Lookup, reply: list[Any] | None) -> _Parsed | N
     return await _check_on_cluster(deps, call, known, memory)
 
 
-def _declared(call: Lookup,
-              known: _Parsed) -> tuple[tuple[str, ...], tuple[EncodableT, ...]]:
+def _declared(call: Lookup, known: _Parsed) -> tuple[tuple[str, ...], tuple[EncodableT, ...]]:
     base = call.keys[:2] if call.args[0] == "1" else call.keys[:1]
     return (*base, *(k for k, _ in known.inputs)), (call.args[0], call.args[1], known.turn_id)
 
 
-async def _check_on_cluster(deps: Deps, call: Lookup, known: _Parsed,
-                            memory: bytes) -> _Parsed | None:
+async def _check_on_cluster(
+    deps: Deps, call: Lookup, known: _Parsed, memory: bytes
+) -> _Parsed | None:
     """Check the inputs in their own slot(s), then remember the project (own slot too)."""
     by_slot: dict[int, list[tuple[str, str]]] = {}
     for input_key, digest in known.inputs:
         by_slot.setdefault(key_slot(input_key.encode()), []).append((input_key, digest))
     for pairs in by_slot.values():
-        same = await _evalsha(deps, _CHECK_SHA, _CHECK, tuple(k for k, _ in pairs),
-                              tuple(d for _, d in pairs))
+        same = await _evalsha(
+            deps, _CHECK_SHA, _CHECK, tuple(k for k, _ in pairs), tuple(d for _, d in pairs)
+        )
         if same is None or not int(same):
             if same is not None:
-                await best_effort.attempt(deps.redis, "turn cache drop",
-                                          lambda: deps.redis.delete(call.key), None)
+                await best_effort.attempt(
+                    deps.redis, "turn cache drop", lambda: deps.redis.delete(call.key), None
+                )
             return None
     if call.conversation_id:
         memory_at = memory_key(deps, call.conversation_id)
         await best_effort.attempt(
-            deps.redis, "conversation write",
-            lambda: deps.redis.set(memory_at, memory, ex=CONVERSATION_TTL_S), None)
+            deps.redis,
+            "conversation write",
+            lambda: deps.redis.set(memory_at, memory, ex=CONVERSATION_TTL_S),
+            None,
+        )
     return known
 
 
-async def _evalsha(deps: Deps, sha: str, source: str, keys: Sequence[str],
-                   args: Sequence[EncodableT]) -> Any:
+async def _evalsha(
+    deps: Deps, sha: str, source: str, keys: Sequence[str], args: Sequence[EncodableT]
+) -> Any:
     async def run() -> Any:
         try:
             return await deps.redis.evalsha(sha, len(keys), *keys, *args)
@@ -317,41 +340,63 @@ async def _evalsha(deps: Deps, sha: str, source: str, keys: Sequence[str],
     return await best_effort.attempt(deps.redis, "turn cache replay", run, None)
 
 
-def _replay(deps: Deps, key: str, known: _Parsed, conversation_id: str | None,
-            started: float) -> Replay:
+def _replay(
+    deps: Deps, key: str, known: _Parsed, conversation_id: str | None, started: float
+) -> Replay:
     stored = known.stored
     elapsed = max(0.0, time.time() - stored.stored_at)
-    sources = [s.model_copy(update={"age_seconds": round(s.age_seconds + elapsed, 1)})
-               for s in stored.final.sources]
+    sources = [
+        s.model_copy(update={"age_seconds": round(s.age_seconds + elapsed, 1)})
+        for s in stored.final.sources
+    ]
     footer = render_footer(sources, localizer(stored.final.language))
-    final = stored.final.model_copy(update={
-        "answer": stored.body + footer, "sources": sources, "cache_hit": True,
-        "usage": Usage(model=stored.final.usage.model), "conversation_id": conversation_id,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+    final = stored.final.model_copy(
+        update={
+            "answer": stored.body + footer,
+            "sources": sources,
+            "cache_hit": True,
+            "usage": Usage(model=stored.final.usage.model),
+            "conversation_id": conversation_id,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+    )
     return Replay(known.lead, known.tail + footer, final)
 
 
 def storable(final: FinalEvent, runs: Mapping[str, ToolRun], resolved_by: str) -> bool:
     """Whether the turn can be replayed later: see the module docstring."""
     tools = final.plan.tools
-    return (final.project is not None and bool(tools) and resolved_by != "context"
-            and all(tool in runs and runs[tool].l1_digest and not runs[tool].result.stale
-                    for tool in tools)
-            and final.answer.endswith(render_footer(final.sources, localizer(final.language))))
+    return (
+        final.project is not None
+        and bool(tools)
+        and resolved_by != "context"
+        and all(
+            tool in runs and runs[tool].l1_digest and not runs[tool].result.stale for tool in tools
+        )
+        and final.answer.endswith(render_footer(final.sources, localizer(final.language)))
+    )
 
 
 async def store(deps: Deps, key: str, final: FinalEvent, runs: Mapping[str, ToolRun]) -> None:
     """Keep `final` for replay, bound to the digests of the hot-cache entries it used."""
     assert final.project is not None
     footer = render_footer(final.sources, localizer(final.language))
-    turn = StoredTurn(final=final.model_copy(update={"conversation_id": None, "latency_ms": 0.0}),
-                      body=final.answer[: len(final.answer) - len(footer)], stored_at=time.time())
-    inputs = "".join(f"{cache.l1_key(deps, tool, final.project.id)}\n{runs[tool].l1_digest}\n"
-                     for tool in final.plan.tools)
+    turn = StoredTurn(
+        final=final.model_copy(update={"conversation_id": None, "latency_ms": 0.0}),
+        body=final.answer[: len(final.answer) - len(footer)],
+        stored_at=time.time(),
+    )
+    inputs = "".join(
+        f"{cache.l1_key(deps, tool, final.project.id)}\n{runs[tool].l1_digest}\n"
+        for tool in final.plan.tools
+    )
     turn_id = uuid.uuid4().hex
     mapping: dict[FieldT, EncodableT] = {
-        "id": turn_id, "inputs": inputs, "turn": turn.model_dump_json(),
-        "memory": memory_value(final.project)}
+        "id": turn_id,
+        "inputs": inputs,
+        "turn": turn.model_dump_json(),
+        "memory": memory_value(final.project),
+    }
 
     async def run() -> bool:
         async with deps.redis.pipeline(transaction=True) as pipe:  # one key: one slot
@@ -365,4 +410,3 @@ async def store(deps: Deps, key: str, final: FinalEvent, runs: Mapping[str, Tool
         _parsed[key] = _Parsed.of(turn_id, turn, inputs)
         while len(_parsed) > _PARSED_MAX:
             _parsed.popitem(last=False)
-

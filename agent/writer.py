@@ -25,16 +25,26 @@ from chainlens.i18n import ENGLISH, N_, Localizer
 from tools.results import Project, SentimentResult, ToolResult
 
 # agent/assess.py's NOT_ADVICE, marked for the catalogue (a test keeps the two equal).
-NOT_ADVICE_MESSAGE = N_("Not financial advice: this is an automated summary of public data; "
-                        "do your own research.")
+NOT_ADVICE_MESSAGE = N_(
+    "Not financial advice: this is an automated summary of public data; do your own research."
+)
 DETERMINISTIC_LABEL = N_("_Written by ChainLens's rule-based writer (no language model was used)._")
 # How each stance is named; Vietnamese keeps the rules' code beside its own word ("GIỮ (HOLD)").
-STANCE_NAMES = {"BUY": N_("BUY"), "HOLD": N_("HOLD"), "SELL": N_("SELL"), "AVOID": N_("AVOID"),
-                "NO CALL": N_("NO CALL")}
+STANCE_NAMES = {
+    "BUY": N_("BUY"),
+    "HOLD": N_("HOLD"),
+    "SELL": N_("SELL"),
+    "AVOID": N_("AVOID"),
+    "NO CALL": N_("NO CALL"),
+}
 # The fixed reasons agent/assess.py gives for a stance.
-_FIXED_REASONS = (N_("very volatile price"), N_("weak scores"),
-                  N_("weak scores and bearish sentiment"), N_("strong scores with moderate risk"),
-                  N_("mixed signals"))
+_FIXED_REASONS = (
+    N_("very volatile price"),
+    N_("weak scores"),
+    N_("weak scores and bearish sentiment"),
+    N_("strong scores with moderate risk"),
+    N_("mixed signals"),
+)
 _RISK_TOO_HIGH = re.compile(r"^risk score (\d+)/10 is too high$")
 _CRITICAL = re.compile(r"^critical contract flags: (.+)$")
 _COVERS = re.compile(r"^this answer covers (.+) only; an overall call needs all four analyses$")
@@ -52,8 +62,10 @@ def stance_marker(stance: str, loc: Localizer = ENGLISH) -> str:
 
 
 def _tools_list(names: str, loc: Localizer) -> str:
-    return ", ".join(tool_title(n.strip(), loc).lower() if n.strip() in STANCE_TOOLS else n
-                     for n in names.split(","))
+    return ", ".join(
+        tool_title(n.strip(), loc).lower() if n.strip() in STANCE_TOOLS else n
+        for n in names.split(",")
+    )
 
 
 STANCE_TOOLS = frozenset({"onchain", "sentiment", "tokenomics", "team"})
@@ -71,11 +83,13 @@ def localize_reason(reason: str, loc: Localizer = ENGLISH) -> str:
         flags = ", ".join(loc._(f.strip()) for f in m.group(1).split(","))
         return loc._("critical contract flags: {flags}").format(flags=flags)
     if m := _COVERS.match(reason):
-        return loc._("this answer covers {tools} only; an overall call needs all four "
-                     "analyses").format(tools=_tools_list(m.group(1), loc))
+        return loc._(
+            "this answer covers {tools} only; an overall call needs all four analyses"
+        ).format(tools=_tools_list(m.group(1), loc))
     if m := _MISSING.match(reason):
         return loc._("no overall call: {tools} data missing").format(
-            tools=_tools_list(m.group(1), loc))
+            tools=_tools_list(m.group(1), loc)
+        )
     return reason
 
 
@@ -92,16 +106,21 @@ class Report(BaseModel):
     data_ages: list[str] = []
 
 
-def build_report(project: Project, results: Mapping[str, ToolResult],
-                 verdict: Assessment, loc: Localizer = ENGLISH) -> Report:
+def build_report(
+    project: Project,
+    results: Mapping[str, ToolResult],
+    verdict: Assessment,
+    loc: Localizer = ENGLISH,
+) -> Report:
     """Summary, top 3 insights, stance and risks from the results, by fixed rules."""
     _ = loc._
     raw_facts = {tool: facts_of(r, loc) for tool, r in results.items()}
     raw_risks = [risk for r in results.values() for risk in risks_of(r, loc)]
     # Facts and risks can quote third-party text (headlines): the same guard as model output.
     guard = guard_for(results, verdict, allowed=None, language=loc.language)
-    facts = {tool: [line for f in fs if (line := guard.check_line(f))]
-             for tool, fs in raw_facts.items()}
+    facts = {
+        tool: [line for f in fs if (line := guard.check_line(f))] for tool, fs in raw_facts.items()
+    }
     risks = [line for r in raw_risks if (line := guard.check_line(r))]
     insights: list[str] = []
     # One insight per tool first, so a three-tool answer covers three angles.
@@ -111,11 +130,17 @@ def build_report(project: Project, results: Mapping[str, ToolResult],
                 insights.append(facts[tool][depth])
     for tool, r in results.items():
         if r.stale:
-            risks.append(_("{section} data is from an older snapshot ({age}).").format(
-                section=tool_title(tool, loc), age=loc.age(r.age_seconds)))
+            risks.append(
+                _("{section} data is from an older snapshot ({age}).").format(
+                    section=tool_title(tool, loc), age=loc.age(r.age_seconds)
+                )
+            )
         if r.missing and not facts[tool]:
-            risks.append(_("{section} data is unavailable: {reason}.").format(
-                section=tool_title(tool, loc), reason=_first(r.missing, loc)))
+            risks.append(
+                _("{section} data is unavailable: {reason}.").format(
+                    section=tool_title(tool, loc), reason=_first(r.missing, loc)
+                )
+            )
     if not risks:
         risks.append(_("No specific risk flags in the data; general crypto market risk applies."))
     ages = []
@@ -125,11 +150,15 @@ def build_report(project: Project, results: Mapping[str, ToolResult],
         age = data_age_seconds(r)
         label = _(" (stale)") if r.stale or is_outdated(tool, age) else ""
         ages.append(f"{tool_title(tool, loc)}: {loc.age(age)}{label}")
-    return Report(summary=_summary(project, results, verdict, loc), risk_score=verdict.risk_score,
-                  stance=verdict.stance,
-                  stance_reason="; ".join(localize_reason(r, loc) for r in verdict.reasons),
-                  insights=insights or [_("The sources returned too little data for insights.")],
-                  risks=risks[:5], data_ages=ages)
+    return Report(
+        summary=_summary(project, results, verdict, loc),
+        risk_score=verdict.risk_score,
+        stance=verdict.stance,
+        stance_reason="; ".join(localize_reason(r, loc) for r in verdict.reasons),
+        insights=insights or [_("The sources returned too little data for insights.")],
+        risks=risks[:5],
+        data_ages=ages,
+    )
 
 
 def _first(missing: Mapping[str, str], loc: Localizer = ENGLISH) -> str:
@@ -140,11 +169,14 @@ def _first(missing: Mapping[str, str], loc: Localizer = ENGLISH) -> str:
 # Why a tool's data is missing: the fixed wordings tools and the graph give (tools/*.py,
 # agent/graph.py); other wordings (an upstream's own message) are shown as they are.
 _MISSING_REASONS = (
-    N_("no data"), N_("the tool failed unexpectedly"), N_("an upstream call was cancelled"),
+    N_("no data"),
+    N_("the tool failed unexpectedly"),
+    N_("an upstream call was cancelled"),
     N_("DefiLlama does not list this project"),
     N_("contract address unknown because CoinGecko could not be fetched"),
     N_("native coin: no token contract to read holders from"),
-    N_("no market data could be fetched"), N_("needs both market cap and TVL"),
+    N_("no market data could be fetched"),
+    N_("needs both market cap and TVL"),
     N_("repository list unknown: CoinGecko and DefiLlama could not be fetched"),
     N_("no public code repository is linked (CoinGecko, DefiLlama)"),
     N_("no team source could be fetched"),
@@ -171,7 +203,8 @@ def missing_reason(reason: str, loc: Localizer = ENGLISH) -> str:
         return loc._("timed out after {seconds}s").format(seconds=m.group(1))
     if m := _NOT_FETCHED.match(reason):
         return loc._("{source} could not be fetched: {error}").format(
-            source=m.group(1), error=m.group(2))
+            source=m.group(1), error=m.group(2)
+        )
     if m := _NOT_REPORTED.match(reason):
         return loc._("{source} did not report it").format(source=m.group(1))
     return loc._(reason)
@@ -180,28 +213,45 @@ def missing_reason(reason: str, loc: Localizer = ENGLISH) -> str:
 def unfetched_sources(missing: Mapping[str, str]) -> list[str]:
     """The sources the missing-data reasons say could not be fetched ('CoinGecko could not
     be fetched: not found (HTTP 404)' -> CoinGecko), in order, once each."""
-    return list(dict.fromkeys(m.group(1) for why in missing.values()
-                              if (m := _NOT_FETCHED.match(why.rstrip(".")))))
+    return list(
+        dict.fromkeys(
+            m.group(1) for why in missing.values() if (m := _NOT_FETCHED.match(why.rstrip(".")))
+        )
+    )
 
 
-def _summary(project: Project, results: Mapping[str, ToolResult], verdict: Assessment,
-             loc: Localizer = ENGLISH) -> str:
+def _summary(
+    project: Project,
+    results: Mapping[str, ToolResult],
+    verdict: Assessment,
+    loc: Localizer = ENGLISH,
+) -> str:
     _ = loc._
-    parts = [_("{section} score {score}/100").format(section=tool_title(t, loc).lower(),
-                                                      score=f"{s:.0f}")
-             for t, s in verdict.scores.items()]
+    parts = [
+        _("{section} score {score}/100").format(
+            section=tool_title(t, loc).lower(), score=f"{s:.0f}"
+        )
+        for t, s in verdict.scores.items()
+    ]
     sentiment = results.get("sentiment")
     if isinstance(sentiment, SentimentResult) and sentiment.trend != "insufficient data":
         parts.append(_("sentiment trend {trend}").format(trend=_(sentiment.trend)))
     looked = ", ".join(tool_title(t, loc).lower() for t in results)
     if verdict.critical_flags:
-        parts.append(_("critical contract flags: {flags}").format(
-            flags=", ".join(_(f) for f in verdict.critical_flags)))
+        parts.append(
+            _("critical contract flags: {flags}").format(
+                flags=", ".join(_(f) for f in verdict.critical_flags)
+            )
+        )
     if not parts:
         return _("{project}: the {sections} sources returned too little data to score it.").format(
-            project=project.display, sections=looked)
-    risk = _("; overall risk {score}/10").format(score=verdict.risk_score) \
-        if verdict.risk_score is not None else ""
+            project=project.display, sections=looked
+        )
+    risk = (
+        _("; overall risk {score}/10").format(score=verdict.risk_score)
+        if verdict.risk_score is not None
+        else ""
+    )
     return f"{project.display} — " + ", ".join(parts) + risk + "."
 
 
@@ -214,16 +264,28 @@ def render_verdict(verdict: Assessment, loc: Localizer = ENGLISH) -> str:
     _ = loc._
     no_call = stance_name("NO CALL", loc)
     if verdict.complete:
-        return _("**Risk score: {score}/10** · **Stance: {stance}**").format(
-            score=verdict.risk_score, stance=stance_name(verdict.stance, loc)) + "\n"
+        return (
+            _("**Risk score: {score}/10** · **Stance: {stance}**").format(
+                score=verdict.risk_score, stance=stance_name(verdict.stance, loc)
+            )
+            + "\n"
+        )
     if verdict.aspect_only:
-        return _("**Stance: {no_call}** (findings only: an overall risk score and stance need "
-                 "all four analyses — market, sentiment, tokenomics and team)").format(
-            no_call=no_call) + "\n"
+        return (
+            _(
+                "**Stance: {no_call}** (findings only: an overall risk score and stance need "
+                "all four analyses — market, sentiment, tokenomics and team)"
+            ).format(no_call=no_call)
+            + "\n"
+        )
     missing = ", ".join(tool_title(t, loc).lower() for t in verdict.missing_tools)
-    return _("**Risk score: not rated** · **Stance: {no_call}** (partial data: {missing} "
-             "could not be scored, so there is no overall call)").format(
-        no_call=no_call, missing=missing) + "\n"
+    return (
+        _(
+            "**Risk score: not rated** · **Stance: {no_call}** (partial data: {missing} "
+            "could not be scored, so there is no overall call)"
+        ).format(no_call=no_call, missing=missing)
+        + "\n"
+    )
 
 
 def render_footer(sources: Sequence[Source], loc: Localizer = ENGLISH) -> str:
@@ -234,8 +296,11 @@ def render_footer(sources: Sequence[Source], loc: Localizer = ENGLISH) -> str:
         lines.append(_("- none: no source returned data"))
     for s in sources:
         stale = _(", stale") if s.stale else ""
-        lines.append(_("- {source} — {url} (data {age}{stale})").format(
-            source=s.source, url=s.url, age=loc.age(s.age_seconds), stale=stale))
+        lines.append(
+            _("- {source} — {url} (data {age}{stale})").format(
+                source=s.source, url=s.url, age=loc.age(s.age_seconds), stale=stale
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -245,8 +310,11 @@ def render_body(report: Report, verdict: Assessment, loc: Localizer = ENGLISH) -
     insights = "\n".join(f"{i}. {text}" for i, text in enumerate(report.insights, 1))
     risks = "\n".join(f"- {r}" for r in report.risks)
     reason = f" — {report.stance_reason}" if report.stance_reason else ""
-    ages = (_("**Data age:** {ages}").format(ages=" · ".join(report.data_ages)) + "\n"
-            if report.data_ages else "")
+    ages = (
+        _("**Data age:** {ages}").format(ages=" · ".join(report.data_ages)) + "\n"
+        if report.data_ages
+        else ""
+    )
     summary_heading = _("**Executive summary.**")
     insights_heading = _("**Top insights**")
     risks_heading = _("**Key risks**")
@@ -256,43 +324,62 @@ def render_body(report: Report, verdict: Assessment, loc: Localizer = ENGLISH) -
         f"{render_verdict(verdict, loc)}\n"
         f"{insights_heading}\n{insights}\n\n"
         f"**{stance_marker(report.stance, loc)}**{reason}.\n\n"
-        f"{risks_heading}\n{risks}\n"
-        + ("\n" + ages if ages else "")
+        f"{risks_heading}\n{risks}\n" + ("\n" + ages if ages else "")
     )
 
 
-def write_answer(project: Project, results: Mapping[str, ToolResult], verdict: Assessment,
-                 sources: Sequence[Source], loc: Localizer = ENGLISH) -> tuple[str, Report]:
+def write_answer(
+    project: Project,
+    results: Mapping[str, ToolResult],
+    verdict: Assessment,
+    sources: Sequence[Source],
+    loc: Localizer = ENGLISH,
+) -> tuple[str, Report]:
     """The whole deterministic answer in markdown, and its sections as data."""
     report = build_report(project, results, verdict, loc)
     body = render_body(report, verdict, loc)
     return render_header(project) + body + render_footer(sources, loc), report
 
 
-def write_no_data_reply(project: Project, results: Mapping[str, ToolResult],
-                        loc: Localizer = ENGLISH) -> str:
+def write_no_data_reply(
+    project: Project, results: Mapping[str, ToolResult], loc: Localizer = ENGLISH
+) -> str:
     """No planned tool returned any data: say so plainly, why, and when to try again."""
-    reasons = list(dict.fromkeys(missing_reason(why, loc) for r in results.values()
-                                 for why in r.missing.values()))[:3]
+    reasons = list(
+        dict.fromkeys(
+            missing_reason(why, loc) for r in results.values() for why in r.missing.values()
+        )
+    )[:3]
     why = f" ({'; '.join(reasons)})" if reasons else ""
-    return render_header(project) + loc._(
-        "I couldn't get any data for {project} right now{why}. This question was not charged; "
-        "please try again in a few minutes.").format(project=project.display, why=why) + "\n"
+    return (
+        render_header(project)
+        + loc._(
+            "I couldn't get any data for {project} right now{why}. This question was not charged; "
+            "please try again in a few minutes."
+        ).format(project=project.display, why=why)
+        + "\n"
+    )
 
 
-def write_no_project_reply(question: str, suggestions: Sequence[Project],
-                           loc: Localizer = ENGLISH) -> str:
+def write_no_project_reply(
+    question: str, suggestions: Sequence[Project], loc: Localizer = ENGLISH
+) -> str:
     """The short reply when the message names no project: suggestions, a greeting or help."""
     _ = loc._
     if suggestions:
         names = ", ".join(p.display for p in suggestions[:5])
-        return _("I couldn't tell exactly which coin you mean. Did you mean: {names}? Ask again "
-                 "with the name or ticker, e.g. \"Research Uniswap\".").format(names=names) + "\n"
+        return (
+            _(
+                "I couldn't tell exactly which coin you mean. Did you mean: {names}? Ask again "
+                'with the name or ticker, e.g. "Research Uniswap".'
+            ).format(names=names)
+            + "\n"
+        )
     return _(
         "Hi! I research crypto projects from public data. Name a coin or ticker and what you "
         "want to know, for example:\n"
-        "- \"Research Uniswap\" — full report (market, sentiment, tokenomics, team)\n"
-        "- \"What's SOL trading at?\" — price and market data\n"
-        "- \"Is the PEPE team legit?\" — team, GitHub activity, audits\n"
-        "- \"ETH tokenomics?\" — supply, unlocks, contract risks\n"
+        '- "Research Uniswap" — full report (market, sentiment, tokenomics, team)\n'
+        '- "What\'s SOL trading at?" — price and market data\n'
+        '- "Is the PEPE team legit?" — team, GitHub activity, audits\n'
+        '- "ETH tokenomics?" — supply, unlocks, contract risks\n'
     )

@@ -34,8 +34,9 @@ async def run(url: str, rate: float, seconds: float, key: str | None) -> dict[st
     # No cap on connections: a request waits for the server, never for the generator's pool.
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     headers=headers) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers
+    ) as session:
 
         async def one(scheduled: float) -> None:
             nonlocal errors
@@ -61,15 +62,26 @@ async def run(url: str, rate: float, seconds: float, key: str | None) -> dict[st
             tasks.append(loop.create_task(one(scheduled)))
         await asyncio.gather(*tasks)
         wall = time.perf_counter() - began
-    return {"rate": rate, "sent": total, "achieved_rps": total / wall, "errors": errors,
-            "late_sends": late_sends,
-            "p50_ms": percentile(latencies, 0.5) * 1000,
-            "p90_ms": percentile(latencies, 0.9) * 1000,
-            "p99_ms": percentile(latencies, 0.99) * 1000,
-            "max_ms": max(latencies, default=0.0) * 1000}
+    return {
+        "rate": rate,
+        "sent": total,
+        "achieved_rps": total / wall,
+        "errors": errors,
+        "late_sends": late_sends,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p90_ms": percentile(latencies, 0.9) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies, default=0.0) * 1000,
+    }
 
 
 if __name__ == "__main__":
-    result = asyncio.run(run(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]),
-                             sys.argv[4] if len(sys.argv) > 4 else None))
+    result = asyncio.run(
+        run(
+            sys.argv[1],
+            float(sys.argv[2]),
+            float(sys.argv[3]),
+            sys.argv[4] if len(sys.argv) > 4 else None,
+        )
+    )
     print(json.dumps(result))

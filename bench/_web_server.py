@@ -33,18 +33,40 @@ def main(kind: str, port: int, workers: int) -> None:
         from granian.http import HTTP1Settings
         from granian.server import Server
 
-        Server(target, address="127.0.0.1", port=port, interface=Interfaces.ASGI,
-               workers=workers, factory=True, http="1", websockets=False,  # type: ignore[arg-type]
-               log_enabled=False,
-               http1_settings=HTTP1Settings(
-                   header_read_timeout=int(_settings.header_timeout_s * 1000))).serve()
+        Server(
+            target,
+            address="127.0.0.1",
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            factory=True,
+            http="1",
+            websockets=False,  # type: ignore[arg-type]
+            log_enabled=False,
+            http1_settings=HTTP1Settings(
+                header_read_timeout=int(_settings.header_timeout_s * 1000)
+            ),
+        ).serve()
         return
     import uvicorn
 
-    http, loop = (("_web_server:H11", "asyncio") if kind == "uvicorn-h11"
-                  else ("_web_server:HTTPTOOLS", "uvloop"))
-    uvicorn.run(target, factory=True, host="127.0.0.1", port=port, workers=workers, http=http,
-                loop=loop, log_level="warning", access_log=False, proxy_headers=False)
+    http, loop = (
+        ("_web_server:H11", "asyncio")
+        if kind == "uvicorn-h11"
+        else ("_web_server:HTTPTOOLS", "uvloop")
+    )
+    uvicorn.run(
+        target,
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        http=http,
+        loop=loop,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 if __name__ == "__main__":

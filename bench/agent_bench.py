@@ -40,8 +40,10 @@ ROUNDS = 200
 QUESTION = "Research Uniswap"
 COMPARISON = "compare uniswap, solana and ethereum"  # 3 projects x 4 tools = 12 tool runs
 COMPARED = {"solana", "ethereum"}  # served by the fake as copies of uniswap
-ANSWER = ("**Executive summary.** Uniswap is healthy.\n\n**Top insights**\n1. Deep market.\n"
-          "2. Active developers.\n3. Calm mood.\n\n**Key risks**\n- Volatility.\n")
+ANSWER = (
+    "**Executive summary.** Uniswap is healthy.\n\n**Top insights**\n1. Deep market.\n"
+    "2. Active developers.\n3. Calm mood.\n\n**Key risks**\n- Volatility.\n"
+)
 
 
 def percentiles(samples: list[float]) -> str:
@@ -50,8 +52,11 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered):7.2f} ms   p99 {p99:7.2f} ms"
 
 
-async def timed(fn: Callable[[], Awaitable[object]], rounds: int,
-                before: Callable[[], Awaitable[None]] | None = None) -> list[float]:
+async def timed(
+    fn: Callable[[], Awaitable[object]],
+    rounds: int,
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> list[float]:
     samples = []
     for _ in range(rounds):
         if before is not None:
@@ -89,8 +94,11 @@ async def own_database(admin_url: str | None, name: str, *, drop: bool = False) 
         return None  # embedded PostgreSQL in a fresh temporary directory
     admin = await asyncpg.connect(admin_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' if drop
-                            else f'CREATE DATABASE "{name}"')
+        await admin.execute(
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            if drop
+            else f'CREATE DATABASE "{name}"'
+        )
     finally:
         await admin.close()
     return str(urlsplit(admin_url)._replace(path=f"/{name}").geturl())
@@ -109,11 +117,15 @@ async def main() -> None:
 
 
 async def run(database_url: str | None, data_dir: Path) -> None:
-    settings = Settings(_env_file=None, environment="test",  # type: ignore[call-arg]
-                        database_url=database_url,
-                        redis_url=os.environ.get("REDIS_URL") or None,
-                        redis_prefix=f"bench{uuid.uuid4().hex[:8]}:", chainlens_data_dir=data_dir,
-                        llm_models=[])
+    settings = Settings(
+        _env_file=None,
+        environment="test",  # type: ignore[call-arg]
+        database_url=database_url,
+        redis_url=os.environ.get("REDIS_URL") or None,
+        redis_prefix=f"bench{uuid.uuid4().hex[:8]}:",
+        chainlens_data_dir=data_dir,
+        llm_models=[],
+    )
     sources = FakeSources(extra_coins=set(COMPARED))
     server = FakeLLM()
     server.start()
@@ -163,10 +175,11 @@ def planner_throughput() -> None:
         for q in questions:
             plan_by_rules(q, has_project=True)
     elapsed = time.perf_counter() - started
-    print(f"  rule planner: {rounds * len(questions) / elapsed:,.0f} questions/s "
-          f"({len(questions)} phrasings x {rounds})")
+    print(
+        f"  rule planner: {rounds * len(questions) / elapsed:,.0f} questions/s "
+        f"({len(questions)} phrasings x {rounds})"
+    )
 
 
 if __name__ == "__main__":
     asyncio.run(main())
-

@@ -54,13 +54,17 @@ async def seed(deps: object, n_alerts: int, n_coins: int, base: dict[str, float]
         else:
             level = rng.choice((5.0, 10.0, 15.0, 20.0))
         channel = ("telegram", "discord", "email")[i % 3]
-        dest = (str(100000 + i % accounts) if channel != "email"
-                else f"user{i % accounts}@example.com")
-        rows.append((1 + i % accounts, coin, f"Coin {coin} ({coin.upper()})", kind, level,
-                     channel, dest))
+        dest = (
+            str(100000 + i % accounts) if channel != "email" else f"user{i % accounts}@example.com"
+        )
+        rows.append(
+            (1 + i % accounts, coin, f"Coin {coin} ({coin.upper()})", kind, level, channel, dest)
+        )
     await db.copy_records_to_table(
-        "alerts", records=rows,
-        columns=["user_id", "project_id", "display", "kind", "level", "channel", "destination"])
+        "alerts",
+        records=rows,
+        columns=["user_id", "project_id", "display", "kind", "level", "channel", "destination"],
+    )
     await db.execute("ANALYZE alerts")
 
 
@@ -76,9 +80,15 @@ async def main(n_alerts: int, n_coins: int, cycles: int, fire_share: float) -> N
     rng = random.Random(11)
     base = {f"coin-{i:04d}": rng.uniform(0.01, 50_000) for i in range(n_coins)}
     async with scratch_space() as (db_url, prefix):
-        settings = Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
-                            redis_url=REDIS_URL, redis_prefix=prefix, llm_models=[],
-                            db_pool_max=4)
+        settings = Settings(
+            _env_file=None,
+            environment="test",
+            database_url=db_url,  # type: ignore[call-arg]
+            redis_url=REDIS_URL,
+            redis_prefix=prefix,
+            llm_models=[],
+            db_pool_max=4,
+        )
         async with open_deps(settings) as opened:
             client = make_http_client(settings, transport=prices.transport())
             deps = fast_http(dataclasses.replace(opened, http=client))
@@ -100,7 +110,8 @@ async def main(n_alerts: int, n_coins: int, cycles: int, fire_share: float) -> N
                             prices.set(coin, price * rng.uniform(0.999, 1.001), 0.5)
                     t = time.perf_counter()
                     rows = await deps.db.fetch(
-                        "SELECT id, project_id, kind, level, armed FROM alerts WHERE active")
+                        "SELECT id, project_id, kind, level, armed FROM alerts WHERE active"
+                    )
                     baseline.append(time.perf_counter() - t)
                     assert len(rows) == n_alerts
                     calls_before = len(prices.price_calls)
@@ -110,16 +121,28 @@ async def main(n_alerts: int, n_coins: int, cycles: int, fire_share: float) -> N
                     calls = len(prices.price_calls) - calls_before
                     if cycle == 0:
                         continue  # warm-up: first prices, nothing crosses
-                    results.append((wall, cpu, summary.db_s, calls, summary.fired, summary.rearmed,
-                                    summary.deferred))
-                    print(f"cycle {cycle}: wall {wall * 1000:7.1f} ms  cpu {cpu * 1000:6.1f} ms  "
-                          f"db {summary.db_s * 1000:6.1f} ms  upstream calls {calls}  "
-                          f"fired {summary.fired}  re-armed {summary.rearmed}  "
-                          f"send jobs {summary.deferred}")
+                    results.append(
+                        (
+                            wall,
+                            cpu,
+                            summary.db_s,
+                            calls,
+                            summary.fired,
+                            summary.rearmed,
+                            summary.deferred,
+                        )
+                    )
+                    print(
+                        f"cycle {cycle}: wall {wall * 1000:7.1f} ms  cpu {cpu * 1000:6.1f} ms  "
+                        f"db {summary.db_s * 1000:6.1f} ms  upstream calls {calls}  "
+                        f"fired {summary.fired}  re-armed {summary.rearmed}  "
+                        f"send jobs {summary.deferred}"
+                    )
                 jobs = await deps.db.fetchval("SELECT count(*) FROM procrastinate_jobs")
                 events = await deps.db.fetchval("SELECT count(*) FROM alert_events")
                 ledger = await deps.db.fetchval(
-                    "SELECT count(*) FROM deliveries WHERE kind = 'alert'")
+                    "SELECT count(*) FROM deliveries WHERE kind = 'alert'"
+                )
             await client.aclose()
 
     expected_calls = math.ceil(n_coins / alerts.IDS_PER_CALL)
@@ -129,13 +152,19 @@ async def main(n_alerts: int, n_coins: int, cycles: int, fire_share: float) -> N
     print(f"  evaluation cpu    {med([r[1] for r in results]) * 1000:8.1f} ms (this process)")
     print(f"  database time     {med([r[2] for r in results]) * 1000:8.1f} ms   (goal < 1000 ms)")
     print(f"  baseline SELECT   {med(baseline) * 1000:8.1f} ms   (all active alerts to the client)")
-    print(f"  upstream calls    {med([r[3] for r in results]):8.0f}      "
-          f"(ceil({n_coins} / {alerts.IDS_PER_CALL}) = {expected_calls})")
-    print(f"  firings per cycle {med([r[4] for r in results]):8.0f}      "
-          f"events {events}, ledger rows {ledger}, send jobs {jobs}")
+    print(
+        f"  upstream calls    {med([r[3] for r in results]):8.0f}      "
+        f"(ceil({n_coins} / {alerts.IDS_PER_CALL}) = {expected_calls})"
+    )
+    print(
+        f"  firings per cycle {med([r[4] for r in results]):8.0f}      "
+        f"events {events}, ledger rows {ledger}, send jobs {jobs}"
+    )
     ok = all(r[3] == expected_calls for r in results) and events == ledger
-    print("  calls per cycle == ceil(coins / ids-per-call) and one ledger row per event:",
-          "yes" if ok else "NO")
+    print(
+        "  calls per cycle == ceil(coins / ids-per-call) and one ledger row per event:",
+        "yes" if ok else "NO",
+    )
 
 
 if __name__ == "__main__":

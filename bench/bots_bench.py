@@ -69,16 +69,18 @@ async def empty_caches(deps: Deps) -> None:
     await deps.db.execute("TRUNCATE analysis_snapshots")
 
 
-async def telegram_sample(application: Any, fake: FakeBotApi, *, chat_id: int, user_id: int,
-                          group: bool) -> tuple[float, float]:
+async def telegram_sample(
+    application: Any, fake: FakeBotApi, *, chat_id: int, user_id: int, group: bool
+) -> tuple[float, float]:
     text = f"@{tu.BOT_USERNAME} {QUESTION}" if group else QUESTION
     update = tu.message(text, chat_id=chat_id, user_id=user_id)
     start_index = len(fake.calls)
     arrived = time.monotonic()
     await application.process_update(Update.de_json(update, application.bot))
     first = final = None
-    for (method, params), at in zip(fake.calls[start_index:], fake.call_times[start_index:],
-                                    strict=True):
+    for (method, params), at in zip(
+        fake.calls[start_index:], fake.call_times[start_index:], strict=True
+    ):
         if str(params.get("chat_id")) != str(chat_id):
             continue
         first = first if first is not None else at
@@ -91,9 +93,12 @@ async def telegram_sample(application: Any, fake: FakeBotApi, *, chat_id: int, u
 async def web_sample(client: httpx.AsyncClient, key: str, conversation: str) -> tuple[float, float]:
     start = time.monotonic()
     first = final = None
-    async with client.stream("POST", "/api/chat/stream", json={
-            "message": QUESTION, "conversation_id": conversation},
-            headers={"Authorization": f"Bearer {key}"}) as response:
+    async with client.stream(
+        "POST",
+        "/api/chat/stream",
+        json={"message": QUESTION, "conversation_id": conversation},
+        headers={"Authorization": f"Bearer {key}"},
+    ) as response:
         async for line in response.aiter_lines():
             if line.startswith("event:"):
                 now = time.monotonic()
@@ -108,9 +113,17 @@ async def web_sample(client: httpx.AsyncClient, key: str, conversation: str) -> 
 async def serving(app: Any) -> AsyncIterator[str]:
     """The app on a loopback port in this loop (ASGITransport would buffer the SSE stream)."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           log_level="warning", access_log=False,
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -127,7 +140,10 @@ async def latency(deps: Deps, application: Any, fake: FakeBotApi, samples: int) 
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
         for cached in (False, True):
             results: dict[str, tuple[list[float], list[float]]] = {
-                "telegram private": ([], []), "telegram group": ([], []), "web SSE": ([], [])}
+                "telegram private": ([], []),
+                "telegram group": ([], []),
+                "web SSE": ([], []),
+            }
             for i in range(samples):
                 for channel in results:
                     if not cached:
@@ -141,8 +157,12 @@ async def latency(deps: Deps, application: Any, fake: FakeBotApi, samples: int) 
                     else:
                         group = channel == "telegram group"
                         first, final = await telegram_sample(
-                            application, fake, chat_id=-user if group else user, user_id=user,
-                            group=group)
+                            application,
+                            fake,
+                            chat_id=-user if group else user,
+                            user_id=user,
+                            group=group,
+                        )
                     results[channel][0].append(first)
                     results[channel][1].append(final)
             for channel, (firsts, finals) in results.items():
@@ -150,8 +170,10 @@ async def latency(deps: Deps, application: Any, fake: FakeBotApi, samples: int) 
     print(f"\nlatency over {samples} questions each ({QUESTION!r}), milliseconds")
     print(f"{'path':32} {'first p50':>10} {'first p99':>10} {'final p50':>10} {'final p99':>10}")
     for name, firsts, finals in rows:
-        print(f"{name:32} {pct(firsts, .5):10.1f} {pct(firsts, .99):10.1f} "
-              f"{pct(finals, .5):10.1f} {pct(finals, .99):10.1f}")
+        print(
+            f"{name:32} {pct(firsts, 0.5):10.1f} {pct(firsts, 0.99):10.1f} "
+            f"{pct(finals, 0.5):10.1f} {pct(finals, 0.99):10.1f}"
+        )
 
 
 async def intake(deps: Deps, application: Any, updates: int) -> None:
@@ -166,16 +188,22 @@ async def intake(deps: Deps, application: Any, updates: int) -> None:
     secret = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(deps.settings)}
     gate = asyncio.Semaphore(50)
 
-    async def run(target: FastAPI, path: str, headers: dict[str, str],
-                  status: int = 200) -> float:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=target),
-                                     base_url="http://bench") as client:
+    async def run(target: FastAPI, path: str, headers: dict[str, str], status: int = 200) -> float:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=target), base_url="http://bench"
+        ) as client:
+
             async def one(i: int) -> None:
                 async with gate:
-                    body = tu.message("just chatting", chat_id=-42, user_id=i,
-                                      update_id=900_000_000 + i + int(time.time() * 1000) % 10**6 * 1000)
+                    body = tu.message(
+                        "just chatting",
+                        chat_id=-42,
+                        user_id=i,
+                        update_id=900_000_000 + i + int(time.time() * 1000) % 10**6 * 1000,
+                    )
                     response = await client.post(path, json=body, headers=headers)
                     assert response.status_code == status, response.text
+
             start = time.monotonic()
             await asyncio.gather(*(one(i) for i in range(updates)))
             return updates / (time.monotonic() - start)
@@ -198,12 +226,21 @@ async def main() -> None:
     args = parser.parse_args()
     async with scratch_space() as (db_url, prefix), running_fake_bot_api() as (fake, base_url):
         settings = Settings(
-            _env_file=None, environment="test", database_url=db_url, redis_url=REDIS_URL,  # type: ignore[call-arg]
-            redis_prefix=prefix, llm_models=[], telegram_bot_token=SecretStr("1:BENCH"),
-            telegram_api_base=base_url, public_base_url=AnyHttpUrl("https://chainlens.example"),
+            _env_file=None,
+            environment="test",
+            database_url=db_url,
+            redis_url=REDIS_URL,  # type: ignore[call-arg]
+            redis_prefix=prefix,
+            llm_models=[],
+            telegram_bot_token=SecretStr("1:BENCH"),
+            telegram_api_base=base_url,
+            public_base_url=AnyHttpUrl("https://chainlens.example"),
             telegram_webhook_url=AnyHttpUrl("https://bot.chainlens.example/api/telegram/webhook"),
-            send_rates=json.loads('{"telegram": [100000, 1], "telegram_private": [1000, 1],'
-                                  ' "telegram_group": [1000, 1]}'))
+            send_rates=json.loads(
+                '{"telegram": [100000, 1], "telegram_private": [1000, 1],'
+                ' "telegram_group": [1000, 1]}'
+            ),
+        )
         sources = FakeSources()
         async with open_deps(settings, http_transport=sources.transport()) as opened:
             deps = fast_http(opened)

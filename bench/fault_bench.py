@@ -55,11 +55,21 @@ from live_server import LiveServer
 from tools_fakes import FakeSources, fast_http
 from web.auth import SESSION_COOKIE, session_cookie_value
 
-QUESTIONS = ["Research Uniswap", "Bitcoin price", "Uniswap team", "Research Bitcoin",
-             "uniswap tokenomics", "Is UNI a good investment?"]
+QUESTIONS = [
+    "Research Uniswap",
+    "Bitcoin price",
+    "Uniswap team",
+    "Research Bitcoin",
+    "uniswap tokenomics",
+    "Is UNI a good investment?",
+]
 # (share of requests completed, seconds since the previous action at least, action)
-SCHEDULE = ((0.15, 0.0, "kill redis"), (0.30, 3.0, "start redis"),
-            (0.45, 1.5, "kill postgres"), (0.50, 2.5, "start postgres"))
+SCHEDULE = (
+    (0.15, 0.0, "kill redis"),
+    (0.30, 3.0, "start redis"),
+    (0.45, 1.5, "kill postgres"),
+    (0.50, 2.5, "start postgres"),
+)
 
 
 @dataclass
@@ -79,11 +89,19 @@ class Run:
 
 
 def settings_for(db_url: str, redis_url: str, data_dir: Path) -> Settings:
-    return Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
-                    redis_url=redis_url, redis_prefix=f"fault{uuid.uuid4().hex[:6]}:",
-                    chainlens_data_dir=data_dir, llm_models=[], telegram_bot_token=None,
-                    discord_bot_token=None, log_level="ERROR",
-                    tier_limits={"pro": TierLimits(daily=10**6, minute=10**6)})
+    return Settings(
+        _env_file=None,
+        environment="test",
+        database_url=db_url,  # type: ignore[call-arg]
+        redis_url=redis_url,
+        redis_prefix=f"fault{uuid.uuid4().hex[:6]}:",
+        chainlens_data_dir=data_dir,
+        llm_models=[],
+        telegram_bot_token=None,
+        discord_bot_token=None,
+        log_level="ERROR",
+        tier_limits={"pro": TierLimits(daily=10**6, minute=10**6)},
+    )
 
 
 async def create_database(admin_url: str, name: str) -> str:
@@ -114,8 +132,14 @@ async def make_callers(settings: Settings, n: int) -> tuple[list[dict[str, str]]
     return headers, ids
 
 
-async def drive(run: Run, url: str, callers: list[dict[str, str]], total: int,
-                redis: KillableRedis | None, pg: KillablePostgres | None) -> None:
+async def drive(
+    run: Run,
+    url: str,
+    callers: list[dict[str, str]],
+    total: int,
+    redis: KillableRedis | None,
+    pg: KillablePostgres | None,
+) -> None:
     done = 0
     stage = "no fault yet" if pg is not None else "no faults"
     issued = iter(range(total))
@@ -131,8 +155,9 @@ async def drive(run: Run, url: str, callers: list[dict[str, str]], total: int,
                 label = phase()
                 t = time.perf_counter()
                 try:
-                    response = await http.post("/api/chat/query",
-                                               json={"message": QUESTIONS[i % len(QUESTIONS)]})
+                    response = await http.post(
+                        "/api/chat/query", json={"message": QUESTIONS[i % len(QUESTIONS)]}
+                    )
                     status = response.status_code
                 except httpx.HTTPError as exc:
                     status, response = 0, None
@@ -181,8 +206,9 @@ async def drive(run: Run, url: str, callers: list[dict[str, str]], total: int,
 
 async def count(run: Run, settings: Settings, account_ids: list[int]) -> None:
     async with open_deps(settings, migrate=False) as deps:
-        run.usage_rows = int(await deps.db.fetchval(
-            "SELECT count(*) FROM usage_logs WHERE status = 'ok'"))
+        run.usage_rows = int(
+            await deps.db.fetchval("SELECT count(*) FROM usage_logs WHERE status = 'ok'")
+        )
         for account_id in account_ids:
             from billing.accounts import get_account
 
@@ -190,8 +216,15 @@ async def count(run: Run, settings: Settings, account_ids: list[int]) -> None:
             run.charged += status.limit - status.remaining
 
 
-async def one_run(name: str, admin_url: str, redis: KillableRedis, pg: KillablePostgres | None,
-                  data_dir: Path, total: int, concurrency: int) -> Run:
+async def one_run(
+    name: str,
+    admin_url: str,
+    redis: KillableRedis,
+    pg: KillablePostgres | None,
+    data_dir: Path,
+    total: int,
+    concurrency: int,
+) -> Run:
     db_url = await create_database(admin_url, f"fault_{name}_{uuid.uuid4().hex[:6]}")
     settings = settings_for(db_url, redis.url, data_dir)
     callers, ids = await make_callers(settings, concurrency)
@@ -217,28 +250,36 @@ def pct(values: list[float], q: float) -> str:
 
 def report(runs: list[Run]) -> None:
     print(f"\n{'':28}" + "".join(f"{r.name:>16}" for r in runs))
-    for label, get in (("requests", lambda r: sum(r.codes.values())),
-                       ("answered (200)", lambda r: r.answered),
-                       ("503 (Retry-After)", lambda r: r.codes["503"]),
-                       ("500", lambda r: r.codes["500"]),
-                       ("other", lambda r: sum(v for k, v in r.codes.items()
-                                               if k not in ("answered", "503", "500"))),
-                       ("charged (quota used)", lambda r: r.charged),
-                       ("usage rows", lambda r: r.usage_rows),
-                       ("wall time s", lambda r: f"{r.elapsed_s:.1f}")):
+    for label, get in (
+        ("requests", lambda r: sum(r.codes.values())),
+        ("answered (200)", lambda r: r.answered),
+        ("503 (Retry-After)", lambda r: r.codes["503"]),
+        ("500", lambda r: r.codes["500"]),
+        (
+            "other",
+            lambda r: sum(v for k, v in r.codes.items() if k not in ("answered", "503", "500")),
+        ),
+        ("charged (quota used)", lambda r: r.charged),
+        ("usage rows", lambda r: r.usage_rows),
+        ("wall time s", lambda r: f"{r.elapsed_s:.1f}"),
+    ):
         print(f"{label:<28}" + "".join(f"{get(r)!s:>16}" for r in runs))
     for run in runs:
         print(f"\n{run.name}: per phase (answered / 503 / 500, answer latency p50 / p99 ms)")
         for label, codes in run.by_phase.items():
             lat = run.latency[label]
-            print(f"  {label:<26} {codes['answered']:>4} / {codes['503']:>3} / {codes['500']:>3}"
-                  f"   p50 {pct(lat, 0.5):>5}  p99 {pct(lat, 0.99):>5}"
-                  f"   median {statistics.median(lat) * 1000 if lat else 0:.0f}")
+            print(
+                f"  {label:<26} {codes['answered']:>4} / {codes['503']:>3} / {codes['500']:>3}"
+                f"   p50 {pct(lat, 0.5):>5}  p99 {pct(lat, 0.99):>5}"
+                f"   median {statistics.median(lat) * 1000 if lat else 0:.0f}"
+            )
         for event in run.events:
             print(f"  {event}")
         exact = run.charged == run.answered == run.usage_rows
-        print(f"  charged = answered = usage rows: {'yes' if exact else 'NO'} "
-              f"({run.charged} / {run.answered} / {run.usage_rows})")
+        print(
+            f"  charged = answered = usage rows: {'yes' if exact else 'NO'} "
+            f"({run.charged} / {run.answered} / {run.usage_rows})"
+        )
 
 
 async def main(total: int, concurrency: int) -> None:
@@ -250,10 +291,13 @@ async def main(total: int, concurrency: int) -> None:
         redis.start()
         pg = KillablePostgres(root / "pg")
         try:
-            print(f"{total} chat requests at concurrency {concurrency}; redis-server pid "
-                  f"{redis.pid}, PostgreSQL pid {pg.pid}")
-            baseline = await one_run("no faults", pg.url, redis, None, root / "data", total,
-                                     concurrency)
+            print(
+                f"{total} chat requests at concurrency {concurrency}; redis-server pid "
+                f"{redis.pid}, PostgreSQL pid {pg.pid}"
+            )
+            baseline = await one_run(
+                "no faults", pg.url, redis, None, root / "data", total, concurrency
+            )
             faults = await one_run("faults", pg.url, redis, pg, root / "data", total, concurrency)
             report([baseline, faults])
         finally:

@@ -30,22 +30,30 @@ from tests.freshness_sim import SimResult, simulate
 def line(label: str, r: SimResult) -> str:
     budgets = ", ".join(
         f"{src} {len(r.calls.get(src, []))} calls, busiest window {r.max_in_window(src)}/{lim}"
-        f" ({r.max_in_window(src) / lim:.0%})" for src, (lim, _w) in sorted(r.limits.items()))
-    return (f"{label:<22} fresh {r.fresh_share:6.1%} of {r.market_answers} market answers · "
-            f"from snapshots {r.snapshot_share:5.1%} · {budgets} · wall {r.wall_s:.0f} s")
+        f" ({r.max_in_window(src) / lim:.0%})"
+        for src, (lim, _w) in sorted(r.limits.items())
+    )
+    return (
+        f"{label:<22} fresh {r.fresh_share:6.1%} of {r.market_answers} market answers · "
+        f"from snapshots {r.snapshot_share:5.1%} · {budgets} · wall {r.wall_s:.0f} s"
+    )
 
 
 async def main(scale: float, questions: int) -> None:
     results = []
     for quotes in (False, True):
         async with scratch_space() as (db_url, prefix):
-            settings = make_test_settings(db_url, REDIS_URL, Path(tempfile.mkdtemp()),
-                                          redis_prefix=prefix)
+            settings = make_test_settings(
+                db_url, REDIS_URL, Path(tempfile.mkdtemp()), redis_prefix=prefix
+            )
             async with open_deps(settings) as deps:
-                results.append(await simulate(deps, scale=scale, questions=questions,
-                                              quotes=quotes))
-    print(f"simulated hour: {questions} questions, 100 coins, CoinGecko 10/min and GitHub "
-          f"60/h keyless, time compressed {scale:g}x")
+                results.append(
+                    await simulate(deps, scale=scale, questions=questions, quotes=quotes)
+                )
+    print(
+        f"simulated hour: {questions} questions, 100 coins, CoinGecko 10/min and GitHub "
+        f"60/h keyless, time compressed {scale:g}x"
+    )
     print(line("baseline (no quotes)", results[0]))
     print(line("batched quotes", results[1]))
 

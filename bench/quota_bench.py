@@ -35,8 +35,9 @@ from tests.tools_fakes import FakeSources, fast_http
 RAW_LUA = "local v = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], 60) return v"
 
 
-async def measure(name: str, n: int, concurrency: int, op: Callable[[], Awaitable[object]],
-                  *, quiet: bool = False) -> dict[str, float]:
+async def measure(
+    name: str, n: int, concurrency: int, op: Callable[[], Awaitable[object]], *, quiet: bool = False
+) -> dict[str, float]:
     latencies: list[float] = []
 
     async def worker(count: int) -> None:
@@ -49,20 +50,30 @@ async def measure(name: str, n: int, concurrency: int, op: Callable[[], Awaitabl
     await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     latencies.sort()
-    result = {"ops_s": len(latencies) / elapsed,
-              "p50_ms": statistics.median(latencies) * 1000,
-              "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
+    result = {
+        "ops_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
     if not quiet:
-        print(f"{name:<22} {result['ops_s']:>10.0f} ops/s   p50 {result['p50_ms']:.3f} ms   "
-              f"p99 {result['p99_ms']:.3f} ms")
+        print(
+            f"{name:<22} {result['ops_s']:>10.0f} ops/s   p50 {result['p50_ms']:.3f} ms   "
+            f"p99 {result['p99_ms']:.3f} ms"
+        )
     return result
 
 
 async def main(n: int, concurrency: int) -> None:
     async with scratch_space() as (db_url, prefix):
-        settings = Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
-                            redis_url=REDIS_URL, redis_prefix=prefix, llm_models=[],
-                            tier_limits={"pro": TierLimits(daily=10**9, minute=10**9)})
+        settings = Settings(
+            _env_file=None,
+            environment="test",
+            database_url=db_url,  # type: ignore[call-arg]
+            redis_url=REDIS_URL,
+            redis_prefix=prefix,
+            llm_models=[],
+            tier_limits={"pro": TierLimits(daily=10**9, minute=10**9)},
+        )
         async with open_deps(settings) as deps:
             account = await account_for_identity(deps, "telegram:1")
             account = await set_base_tier(deps, account.id, "pro")
@@ -80,12 +91,16 @@ async def main(n: int, concurrency: int) -> None:
             print(f"n={n} concurrency={concurrency}")
             base = await measure("raw EVALSHA", n, concurrency, raw)
             ours = await measure("consume_request", n, concurrency, consume)
-            print(f"ratio (consume/raw): throughput {base['ops_s'] / ours['ops_s']:.2f}x slower, "
-                  f"p99 {ours['p99_ms'] / base['p99_ms']:.2f}x   (goal: within 1.5x)")
+            print(
+                f"ratio (consume/raw): throughput {base['ops_s'] / ours['ops_s']:.2f}x slower, "
+                f"p99 {ours['p99_ms'] / base['p99_ms']:.2f}x   (goal: within 1.5x)"
+            )
             base1 = await measure("raw EVALSHA c=1", n // 4, 1, raw)
             ours1 = await measure("consume_request c=1", n // 4, 1, consume)
-            print(f"ratio at concurrency 1: p50 {ours1['p50_ms'] / base1['p50_ms']:.2f}x, "
-                  f"p99 {ours1['p99_ms'] / base1['p99_ms']:.2f}x")
+            print(
+                f"ratio at concurrency 1: p50 {ours1['p50_ms'] / base1['p50_ms']:.2f}x, "
+                f"p99 {ours1['p99_ms'] / base1['p99_ms']:.2f}x"
+            )
             await hot_path(deps, account, n // 2, concurrency)
             await flush_pending(deps)
 
@@ -96,45 +111,62 @@ async def hot_path(deps: Deps, account: Account, n: int, concurrency: int) -> No
     fake = dataclasses.replace(deps, http=httpx.AsyncClient(transport=FakeSources().transport()))
     first = await answer(fast_http(fake), "Research Uniswap")  # fills the caches, stores the turn
     await fake.http.aclose()
-    turn = ChatTurn(identity="telegram:1", channel="telegram", text="Research Uniswap",
-                    conversation_id="telegram:1:bench")
+    turn = ChatTurn(
+        identity="telegram:1",
+        channel="telegram",
+        text="Research Uniswap",
+        conversation_id="telegram:1:bench",
+    )
     key = turn_cache.turn_key(deps, "Research Uniswap", None, "en")
 
     async def two_calls() -> object:
         decision = await consume_request(deps, account)
-        found = await turn_cache.replay(deps, key, conversation_id=turn.conversation_id,
-                                        started=time.perf_counter())
+        found = await turn_cache.replay(
+            deps, key, conversation_id=turn.conversation_id, started=time.perf_counter()
+        )
         assert decision.allowed and found is not None and found.final.answer == first.answer
         return found
 
     async def one_script() -> object:
         decision = await consume_request(deps, account, rider=replay_rider(deps, turn))
         assert decision.ridden is not None
-        found = await turn_cache.replay(deps, key, conversation_id=turn.conversation_id,
-                                        started=time.perf_counter(), reply=decision.ridden[1])
+        found = await turn_cache.replay(
+            deps,
+            key,
+            conversation_id=turn.conversation_id,
+            started=time.perf_counter(),
+            reply=decision.ridden[1],
+        )
         assert decision.allowed and found is not None and found.final.answer == first.answer
         return found
 
     await measure("warm-up", 1000, concurrency, two_calls)
     await measure("warm-up", 1000, concurrency, one_script)
-    print(f"quota + replay of a stored answer, n={n} per variant in 8 alternating rounds, "
-          "medians (the machine is shared: compare within this run only)")
+    print(
+        f"quota + replay of a stored answer, n={n} per variant in 8 alternating rounds, "
+        "medians (the machine is shared: compare within this run only)"
+    )
     for c in (concurrency, 1):
         rounds: dict[str, list[dict[str, float]]] = {"two calls": [], "one script": []}
         per_round = max(c, (n if c > 1 else n // 4) // 8)
         for _ in range(8):
             for name, op in (("two calls", two_calls), ("one script", one_script)):
-                rounds[name].append(await measure(f"{name} c={c}", per_round, c, op,
-                                                  quiet=True))
-        med = {name: {k: statistics.median(r[k] for r in figures) for k in figures[0]}
-               for name, figures in rounds.items()}
+                rounds[name].append(await measure(f"{name} c={c}", per_round, c, op, quiet=True))
+        med = {
+            name: {k: statistics.median(r[k] for r in figures) for k in figures[0]}
+            for name, figures in rounds.items()
+        }
         for name, figures in med.items():
-            print(f"{name + f' c={c}':<22} {figures['ops_s']:>10.0f} ops/s   "
-                  f"p50 {figures['p50_ms']:.3f} ms   p99 {figures['p99_ms']:.3f} ms")
+            print(
+                f"{name + f' c={c}':<22} {figures['ops_s']:>10.0f} ops/s   "
+                f"p50 {figures['p50_ms']:.3f} ms   p99 {figures['p99_ms']:.3f} ms"
+            )
         one, two = med["one script"], med["two calls"]
-        print(f"one script vs two calls at concurrency {c}: throughput "
-              f"{one['ops_s'] / two['ops_s']:.2f}x, p50 {one['p50_ms'] / two['p50_ms']:.2f}x, "
-              f"p99 {one['p99_ms'] / two['p99_ms']:.2f}x")
+        print(
+            f"one script vs two calls at concurrency {c}: throughput "
+            f"{one['ops_s'] / two['ops_s']:.2f}x, p50 {one['p50_ms'] / two['p50_ms']:.2f}x, "
+            f"p99 {one['p99_ms'] / two['p99_ms']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

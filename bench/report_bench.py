@@ -50,9 +50,15 @@ async def main(n: int, upstream_ms: float) -> None:
 
     sources = AnyCoinSources(latency_s=upstream_ms / 1000)
     async with scratch_space() as (db_url, prefix):
-        settings = Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
-                            redis_url=REDIS_URL, redis_prefix=prefix, llm_models=[],
-                            report_top_n=n)
+        settings = Settings(
+            _env_file=None,
+            environment="test",
+            database_url=db_url,  # type: ignore[call-arg]
+            redis_url=REDIS_URL,
+            redis_prefix=prefix,
+            llm_models=[],
+            report_top_n=n,
+        )
         async with open_deps(settings) as base:
             client = make_http_client(settings, transport=sources.transport())
             deps = fast_http(dataclasses.replace(base, http=client))
@@ -60,9 +66,14 @@ async def main(n: int, upstream_ms: float) -> None:
             for i in range(n):
                 await deps.db.execute(
                     "INSERT INTO projects (id, symbol, name, platforms) VALUES ($1, $2, $3, $4)",
-                    f"coin-{i}", f"c{i}", f"Coin {i}", {"ethereum": UNI_ADDRESS})
-                await deps.db.execute("INSERT INTO project_usage VALUES ($1, $2, $3)",
-                                      f"coin-{i}", today, 100 - i)
+                    f"coin-{i}",
+                    f"c{i}",
+                    f"Coin {i}",
+                    {"ethereum": UNI_ADDRESS},
+                )
+                await deps.db.execute(
+                    "INSERT INTO project_usage VALUES ($1, $2, $3)", f"coin-{i}", today, 100 - i
+                )
             projects: list[Project] = await known_projects(deps, [f"coin-{i}" for i in range(n)])
 
             started = time.perf_counter()
@@ -94,14 +105,18 @@ async def main(n: int, upstream_ms: float) -> None:
             calls_build = sum(sources.calls.values())
             await client.aclose()
 
-    print(f"{n} projects x tools {', '.join(REPORT_TOOLS)}; upstream latency {upstream_ms:g} ms "
-          "per call")
+    print(
+        f"{n} projects x tools {', '.join(REPORT_TOOLS)}; upstream latency {upstream_ms:g} ms "
+        "per call"
+    )
     print(f"one by one, cold cache : {cold_serial:7.2f} s  ({calls_cold} upstream calls)")
     print(f"one by one, warm cache : {warm_serial:7.2f} s")
-    print(f"report build, warm     : {build:7.2f} s  ({calls_build} upstream calls; "
-          f"{len(content.projects)} projects, chart "
-          f"{len(chart or b'') // 1024} KiB, of which rendering the chart {chart_s:.2f} s)"
-          "   goal < 5 s")
+    print(
+        f"report build, warm     : {build:7.2f} s  ({calls_build} upstream calls; "
+        f"{len(content.projects)} projects, chart "
+        f"{len(chart or b'') // 1024} KiB, of which rendering the chart {chart_s:.2f} s)"
+        "   goal < 5 s"
+    )
     print(f"build vs cold one-by-one: {cold_serial / build:.1f}x faster")
 
 

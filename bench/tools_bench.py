@@ -81,20 +81,29 @@ async def cache_hits(deps: Deps) -> None:
         wall.append(time.perf_counter() - w0)
         assert outcome.cache == "hot"
     print(f"cache hit (onchain, 200-point chart), {HITS} hits")
-    print(f"  CPU  p50 {pct(cpu, .5) * 1e6:.0f} us   p99 {pct(cpu, .99) * 1e6:.0f} us")
-    print(f"  wall p50 {pct(wall, .5) * 1e6:.0f} us   p99 {pct(wall, .99) * 1e6:.0f} us "
-          "(includes the Redis round trip)")
+    print(f"  CPU  p50 {pct(cpu, 0.5) * 1e6:.0f} us   p99 {pct(cpu, 0.99) * 1e6:.0f} us")
+    print(
+        f"  wall p50 {pct(wall, 0.5) * 1e6:.0f} us   p99 {pct(wall, 0.99) * 1e6:.0f} us "
+        "(includes the Redis round trip)"
+    )
 
 
 async def main() -> None:
     fake = TimedSources(latency_s=LATENCY_S)
     async with scratch_space() as (db_url, prefix):
-        settings = Settings(_env_file=None, environment="test", database_url=db_url,  # type: ignore[call-arg]
-                            redis_url=REDIS_URL, redis_prefix=prefix,
-                            coingecko_rate_per_min=10_000, llm_models=[])
+        settings = Settings(
+            _env_file=None,
+            environment="test",
+            database_url=db_url,  # type: ignore[call-arg]
+            redis_url=REDIS_URL,
+            redis_prefix=prefix,
+            coingecko_rate_per_min=10_000,
+            llm_models=[],
+        )
         async with open_deps(settings, http_transport=fake.transport()) as deps:
             await fan_out(deps, fake)
             await cache_hits(deps)
+
 
 if __name__ == "__main__":
     asyncio.run(main())

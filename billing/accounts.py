@@ -43,7 +43,7 @@ _IDENTITY_PATTERNS = {
     "discord": re.compile(r"\d{1,20}"),
     "web": re.compile(r"[^@\s:]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}"),
     "web-anon": re.compile(r"[A-Za-z0-9_-]{16,64}"),
-    "api-key": re.compile(r"\d{1,19}"),   # resolved through api_keys, never created here
+    "api-key": re.compile(r"\d{1,19}"),  # resolved through api_keys, never created here
 }
 
 
@@ -61,8 +61,9 @@ class Account:
     def limits(self, settings: Settings) -> TierLimits:
         """The account's own limits where set (enterprise), else its tier's defaults."""
         default = settings.limits_for(self.tier)
-        return TierLimits(daily=self.daily_limit or default.daily,
-                          minute=self.minute_limit or default.minute)
+        return TierLimits(
+            daily=self.daily_limit or default.daily, minute=self.minute_limit or default.minute
+        )
 
 
 def normalize_identity(identity: str) -> str:
@@ -131,14 +132,16 @@ async def account_for_identity(deps: Deps, identity: str) -> Account:
     identity = normalize_identity(identity)
     if identity_kind(identity) == "api-key":
         owner = await deps.db.fetchval(
-            "SELECT user_id FROM api_keys WHERE id = $1 AND revoked_at IS NULL", int(identity[8:]))
+            "SELECT user_id FROM api_keys WHERE id = $1 AND revoked_at IS NULL", int(identity[8:])
+        )
         if owner is None:
             raise AccountNotFound("API key unknown or revoked")
         return await get_account(deps, int(owner))
     for _ in range(3):
         row = await deps.db.fetchrow(
             "SELECT u.* FROM identities i JOIN users u ON u.id = i.user_id WHERE i.identity = $1",
-            identity)
+            identity,
+        )
         if row is not None:
             return _account(row)
         try:
@@ -154,14 +157,20 @@ async def _create_for_identity(deps: Deps, identity: str) -> Account:
         user_id = None
         if email is not None:
             user_id = await conn.fetchval(
-                "SELECT id FROM users WHERE email = $1 AND merged_into IS NULL", email)
+                "SELECT id FROM users WHERE email = $1 AND merged_into IS NULL", email
+            )
         if user_id is None:
             user_id = await conn.fetchval(
                 "INSERT INTO users (email) VALUES ($1) ON CONFLICT (email)"
-                " DO UPDATE SET updated_at = now() RETURNING id", email)
+                " DO UPDATE SET updated_at = now() RETURNING id",
+                email,
+            )
         inserted = await conn.fetchval(
             "INSERT INTO identities (identity, user_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING RETURNING user_id", identity, user_id)
+            " ON CONFLICT DO NOTHING RETURNING user_id",
+            identity,
+            user_id,
+        )
         if inserted is None:
             raise _LostRace
         row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
@@ -172,13 +181,19 @@ async def _create_for_identity(deps: Deps, identity: str) -> Account:
 async def identities_of(deps: Deps, account_id: int) -> list[str]:
     """Every identity attached to an account, sorted."""
     rows = await deps.db.fetch(
-        "SELECT identity FROM identities WHERE user_id = $1 ORDER BY identity", account_id)
+        "SELECT identity FROM identities WHERE user_id = $1 ORDER BY identity", account_id
+    )
     return [r["identity"] for r in rows]
 
 
-async def set_base_tier(deps: Deps, account_id: int, tier: TierName, *,
-                        daily_limit: int | None = None,
-                        minute_limit: int | None = None) -> Account:
+async def set_base_tier(
+    deps: Deps,
+    account_id: int,
+    tier: TierName,
+    *,
+    daily_limit: int | None = None,
+    minute_limit: int | None = None,
+) -> Account:
     """Admin: set the account's tier floor (and per-account limits); return the account."""
     if tier not in TIER_NAMES:
         raise ValueError(f"unknown tier {tier!r}")
@@ -186,7 +201,12 @@ async def set_base_tier(deps: Deps, account_id: int, tier: TierName, *,
         live = await _live_user_id(conn, account_id)
         await conn.execute(
             "UPDATE users SET base_tier = $2, daily_limit = $3, minute_limit = $4,"
-            " updated_at = now() WHERE id = $1", live, tier, daily_limit, minute_limit)
+            " updated_at = now() WHERE id = $1",
+            live,
+            tier,
+            daily_limit,
+            minute_limit,
+        )
         await recompute_tier(conn, live)
     return await get_account(deps, live)
 
@@ -200,8 +220,9 @@ async def set_language(deps: Deps, account_id: int, language: str | None) -> Acc
         raise ValueError(f"unsupported language {language!r}; choose one of {', '.join(LANGUAGES)}")
     async with deps.db.acquire() as conn, conn.transaction():
         live = await _live_user_id(conn, account_id)
-        await conn.execute("UPDATE users SET language = $2, updated_at = now() WHERE id = $1",
-                           live, language)
+        await conn.execute(
+            "UPDATE users SET language = $2, updated_at = now() WHERE id = $1", live, language
+        )
     return await get_account(deps, live)
 
 
@@ -210,7 +231,9 @@ async def language_of_identity(deps: Deps, identity: str) -> str | None:
     or there is no account yet (a read: unlike `account_for_identity`, it creates nothing)."""
     row = await deps.db.fetchrow(
         "SELECT u.id, u.merged_into, u.language FROM identities i JOIN users u "
-        "ON u.id = i.user_id WHERE i.identity = $1", normalize_identity(identity))
+        "ON u.id = i.user_id WHERE i.identity = $1",
+        normalize_identity(identity),
+    )
     if row is None:
         return None
     if row["merged_into"] is None:
@@ -233,7 +256,10 @@ async def create_link_code(deps: Deps, account: Account) -> str:
     raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
     await deps.db.execute(
         "INSERT INTO link_codes (code_hash, user_id, expires_at) VALUES ($1, $2, now() + $3)",
-        _code_hash(deps.settings, raw), account.id, LINK_CODE_TTL)
+        _code_hash(deps.settings, raw),
+        account.id,
+        LINK_CODE_TTL,
+    )
     return f"{raw[:4]}-{raw[4:]}"
 
 
@@ -264,15 +290,19 @@ async def redeem_link_code(deps: Deps, identity: str, code: str) -> Account:
     async with deps.db.acquire() as conn, conn.transaction():
         owner = await conn.fetchval(
             "UPDATE link_codes SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL"
-            " AND expires_at > now() RETURNING user_id", code_hash)
+            " AND expires_at > now() RETURNING user_id",
+            code_hash,
+        )
         if owner is None:
             raise LinkCodeInvalid("this link code is unknown, expired or already used")
         owner = await _live_user_id(conn, int(owner))
         current = await conn.fetchval(
-            "SELECT user_id FROM identities WHERE identity = $1 FOR UPDATE", identity)
+            "SELECT user_id FROM identities WHERE identity = $1 FOR UPDATE", identity
+        )
         if current is None:
             await conn.execute(
-                "INSERT INTO identities (identity, user_id) VALUES ($1, $2)", identity, owner)
+                "INSERT INTO identities (identity, user_id) VALUES ($1, $2)", identity, owner
+            )
             kept = owner
         elif int(current) == owner:
             kept = owner

@@ -37,7 +37,8 @@ async def find_account(deps: Deps, identity: str) -> Account | None:
     """The account an identity already has, or None; creates nothing."""
     row = await deps.db.fetchrow(
         "SELECT u.* FROM identities i JOIN users u ON u.id = i.user_id WHERE i.identity = $1",
-        identity)
+        identity,
+    )
     return await live_account_of_row(deps, row) if row is not None else None
 
 
@@ -98,7 +99,9 @@ async def purge_anonymous_accounts(deps: Deps, older_than: timedelta = timedelta
             )
             SELECT count(*) FROM gone
             """,
-            older_than, _PURGE_BATCH)
+            older_than,
+            _PURGE_BATCH,
+        )
         total += int(deleted)
         if deleted < _PURGE_BATCH:
             break

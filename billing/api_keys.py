@@ -35,14 +35,20 @@ async def create_api_key(deps: Deps, account: Account, name: str = "") -> tuple[
     row = await deps.db.fetchrow(
         "INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4)"
         " RETURNING id, name, prefix, created_at, revoked_at",
-        account.id, name[:100], key[:_SHOWN_PREFIX_LEN], hash_key(key))
+        account.id,
+        name[:100],
+        key[:_SHOWN_PREFIX_LEN],
+        hash_key(key),
+    )
     return key, ApiKeyInfo(**dict(row))
 
 
 async def list_api_keys(deps: Deps, account: Account) -> list[ApiKeyInfo]:
     rows = await deps.db.fetch(
         "SELECT id, name, prefix, created_at, revoked_at FROM api_keys WHERE user_id = $1"
-        " ORDER BY id", account.id)
+        " ORDER BY id",
+        account.id,
+    )
     return [ApiKeyInfo(**dict(r)) for r in rows]
 
 
@@ -50,7 +56,10 @@ async def revoke_api_key(deps: Deps, account: Account, key_id: int) -> bool:
     """Revoke one of the account's keys; False if it has no such live key."""
     done = await deps.db.fetchval(
         "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2"
-        " AND revoked_at IS NULL RETURNING id", key_id, account.id)
+        " AND revoked_at IS NULL RETURNING id",
+        key_id,
+        account.id,
+    )
     key_cache.forget_key(key_id)
     return done is not None
 
@@ -65,7 +74,9 @@ async def account_for_api_key(deps: Deps, key: str) -> tuple[int, Account] | Non
         return cached
     row = await deps.db.fetchrow(
         "SELECT k.id AS key_id, u.* FROM api_keys k JOIN users u ON u.id = k.user_id"
-        " WHERE k.key_hash = $1 AND k.revoked_at IS NULL", key_hash)
+        " WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+        key_hash,
+    )
     if row is None:
         return None
     key_id, account = int(row["key_id"]), await live_account_of_row(deps, row)

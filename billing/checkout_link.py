@@ -38,11 +38,15 @@ def read_checkout_token(settings: Settings, token: str) -> tuple[int, TierName]:
     try:
         data = _serializer(settings).loads(token, max_age=CHECKOUT_LINK_MAX_AGE_S)
     except SignatureExpired as exc:
-        raise CheckoutLinkInvalid("this upgrade link has expired; ask the bot for a new one "
-                                  "(/upgrade)") from exc
+        raise CheckoutLinkInvalid(
+            "this upgrade link has expired; ask the bot for a new one (/upgrade)"
+        ) from exc
     except BadSignature as exc:
         raise CheckoutLinkInvalid("this upgrade link is not valid") from exc
-    if not (isinstance(data, dict) and isinstance(data.get("a"), int)
-            and data.get("t") in ("pro", "enterprise")):
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("a"), int)
+        and data.get("t") in ("pro", "enterprise")
+    ):
         raise CheckoutLinkInvalid("this upgrade link is not valid")
     return int(data["a"]), cast(TierName, data["t"])

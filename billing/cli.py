@@ -32,9 +32,11 @@ def show(identity: str) -> None:
             acct = await account_for_identity(deps, identity)
             status = await quota_status(deps, acct)
             ids = await identities_of(deps, acct.id)
-        return (f"account {acct.id}  tier {acct.tier}  email {acct.email or '-'}\n"
-                f"identities: {', '.join(ids)}\n"
-                f"today: {status.day_used}/{status.day_limit} requests")
+        return (
+            f"account {acct.id}  tier {acct.tier}  email {acct.email or '-'}\n"
+            f"identities: {', '.join(ids)}\n"
+            f"today: {status.day_used}/{status.day_limit} requests"
+        )
 
     click.echo(asyncio.run(_run()))
 
@@ -57,8 +59,13 @@ def set_tier(identity: str, tier: str, daily_limit: int | None, minute_limit: in
         async with open_deps(settings) as deps:
             acct = await account_for_identity(deps, identity)
             # click.Choice(TIER_NAMES) lets only a tier name through
-            acct = await set_base_tier(deps, acct.id, cast("TierName", tier),
-                                       daily_limit=daily_limit, minute_limit=minute_limit)
+            acct = await set_base_tier(
+                deps,
+                acct.id,
+                cast("TierName", tier),
+                daily_limit=daily_limit,
+                minute_limit=minute_limit,
+            )
         return f"account {acct.id} is now {acct.tier}"
 
     click.echo(asyncio.run(_run()))

@@ -1,14 +1,14 @@
 """Billing's exceptions, one hierarchy for the package.
 
-    BillingError
-    ├── InvalidIdentity        an identity string that is not `<kind>:<id>` of a known kind
-    ├── AccountNotFound        no account with that id
-    ├── LinkCodeInvalid        unknown, expired, already used, or too many attempts
-    ├── QuotaUnavailable       neither Redis nor PostgreSQL could decide a free-tier request
-    ├── TooManyNewAccounts     a client network created its day's allowance of anonymous accounts
-    ├── BillingNotConfigured   Stripe keys or the tier's price id are not set
-    ├── PaymentProviderError   Stripe refused or could not be reached
-    └── WebhookRejected        bad signature, stale/future timestamp, or malformed payload
+BillingError
+├── InvalidIdentity        an identity string that is not `<kind>:<id>` of a known kind
+├── AccountNotFound        no account with that id
+├── LinkCodeInvalid        unknown, expired, already used, or too many attempts
+├── QuotaUnavailable       neither Redis nor PostgreSQL could decide a free-tier request
+├── TooManyNewAccounts     a client network created its day's allowance of anonymous accounts
+├── BillingNotConfigured   Stripe keys or the tier's price id are not set
+├── PaymentProviderError   Stripe refused or could not be reached
+└── WebhookRejected        bad signature, stale/future timestamp, or malformed payload
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ PAID_TIERS: tuple[TierName, ...] = ("pro", "enterprise")
 
 
 def price_for(settings: Settings, tier: TierName) -> str | None:
-    return {"pro": settings.stripe_price_pro,
-            "enterprise": settings.stripe_price_enterprise}.get(tier)
+    return {"pro": settings.stripe_price_pro, "enterprise": settings.stripe_price_enterprise}.get(
+        tier
+    )
 
 
 def tier_for_price(settings: Settings, price_id: str | None) -> TierName | None:
@@ -59,7 +60,9 @@ async def stripe_client(settings: Settings) -> AsyncIterator[stripe.StripeClient
         yield client
     except stripe.StripeError as exc:
         # Stripe's message names the problem (never the key); the code is stable for logs.
-        raise PaymentProviderError(f"Stripe refused the request: {exc.user_message or exc.code or type(exc).__name__}") from exc
+        raise PaymentProviderError(
+            f"Stripe refused the request: {exc.user_message or exc.code or type(exc).__name__}"
+        ) from exc
     finally:
         await http.close_async()  # type: ignore[no-untyped-call]  # stripe leaves it unannotated
 
@@ -103,8 +106,11 @@ async def create_portal(deps: Deps, account: Account) -> str:
         raise BillingNotConfigured("this account has no billing profile yet; subscribe first")
     async with stripe_client(deps.settings) as client:
         session = await client.v1.billing_portal.sessions.create_async(
-            {"customer": account.stripe_customer_id,
-             "return_url": _base_url(deps.settings) + "/account"})
+            {
+                "customer": account.stripe_customer_id,
+                "return_url": _base_url(deps.settings) + "/account",
+            }
+        )
     return str(session.url)
 
 
@@ -115,7 +121,11 @@ async def subscription_summary(deps: Deps, account: Account) -> dict[str, Any]:
         SELECT status, current_period_end FROM subscriptions WHERE user_id = $1
         ORDER BY (ended_at IS NULL) DESC, updated_at DESC LIMIT 1
         """,
-        account.id)
+        account.id,
+    )
     expires: datetime | None = row["current_period_end"] if row else None
-    return {"tier": account.tier, "status": row["status"] if row else "none",
-            "expires_at": expires.isoformat() if expires else None}
+    return {
+        "tier": account.tier,
+        "status": row["status"] if row else "none",
+        "expires_at": expires.isoformat() if expires else None,
+    }

@@ -56,16 +56,15 @@ class QuotaDecision:
     window: WindowName | None
     tier: TierName
     upgrade_url: str = ""
-    day_used: int = 0          # the day window of the tightest bucket, whatever refused
+    day_used: int = 0  # the day window of the tightest bucket, whatever refused
     day_limit: int = 0
     # What the decision consumed, so a refund gives back exactly that.
     plan: store.Plan | None = field(default=None, repr=False, compare=False)
     backend: Backend = "redis"
-    scope: Scope = "account"   # whose allowance refused: the account or the client network
+    scope: Scope = "account"  # whose allowance refused: the account or the client network
     # The read that rode in the quota script and its raw reply (`quota_store.Rider`); None
     # when it did not run (refused, decided in PostgreSQL, or a cluster): read it yourself.
-    ridden: tuple[store.Rider, list[Any]] | None = field(default=None, repr=False,
-                                                          compare=False)
+    ridden: tuple[store.Rider, list[Any]] | None = field(default=None, repr=False, compare=False)
 
     def refusal_message(self, loc: Localizer = ENGLISH) -> str:
         """The refusal in words, for bots and the web widget, in `loc`'s language."""
@@ -75,19 +74,32 @@ class QuotaDecision:
         limit = loc.count(self.limit)
         if self.scope == "network":
             if self.window == "minute":
-                text = loc._("Too many free requests from your network right now: {limit} per "
-                             "minute are allowed from one address. Try again in {wait}.")
+                text = loc._(
+                    "Too many free requests from your network right now: {limit} per "
+                    "minute are allowed from one address. Try again in {wait}."
+                )
             else:
-                text = loc._("Your network has used all {limit} free requests shared by its "
-                             "visitors today. They reset at 00:00 UTC (in {wait}).")
+                text = loc._(
+                    "Your network has used all {limit} free requests shared by its "
+                    "visitors today. They reset at 00:00 UTC (in {wait})."
+                )
         elif self.window == "minute":
-            text = (loc._("Slow down a little: the {tier} plan allows {limit} request per "
-                          "minute. Try again in {wait}.") if self.limit == 1 else
-                    loc._("Slow down a little: the {tier} plan allows {limit} requests per "
-                          "minute. Try again in {wait}."))
+            text = (
+                loc._(
+                    "Slow down a little: the {tier} plan allows {limit} request per "
+                    "minute. Try again in {wait}."
+                )
+                if self.limit == 1
+                else loc._(
+                    "Slow down a little: the {tier} plan allows {limit} requests per "
+                    "minute. Try again in {wait}."
+                )
+            )
         else:
-            text = loc._("You have used all {limit} requests for today on the {tier} plan. "
-                         "Your quota resets at 00:00 UTC (in {wait}).")
+            text = loc._(
+                "You have used all {limit} requests for today on the {tier} plan. "
+                "Your quota resets at 00:00 UTC (in {wait})."
+            )
         text = text.format(limit=limit, wait=wait, tier=self.tier)
         if self.tier != "enterprise" and self.upgrade_url:
             text += " " + loc._("Upgrade for more: {url}").format(url=self.upgrade_url)
@@ -125,8 +137,9 @@ def _buckets(deps: Deps, account: Account, client_ip: str | None) -> list[store.
         buckets.append(store.Bucket(f"email:{quota_email(account.email)}", minute, daily))
     if client_ip and account.tier == "free":
         settings = deps.settings
-        buckets.append(store.Bucket(f"{IP_BUCKET}{client_ip}", settings.free_ip_minute,
-                                    settings.free_ip_daily))
+        buckets.append(
+            store.Bucket(f"{IP_BUCKET}{client_ip}", settings.free_ip_minute, settings.free_ip_daily)
+        )
     return buckets
 
 
@@ -138,14 +151,23 @@ def _peek_buckets(deps: Deps, account: Account, client_ip: str | None) -> list[s
     buckets = [store.Bucket("acct:new", limits.minute, limits.daily)]
     if client_ip:
         settings = deps.settings
-        buckets.append(store.Bucket(f"{IP_BUCKET}{client_ip}", settings.free_ip_minute,
-                                    settings.free_ip_daily))
+        buckets.append(
+            store.Bucket(f"{IP_BUCKET}{client_ip}", settings.free_ip_minute, settings.free_ip_daily)
+        )
     return buckets
 
 
-def _decide(deps: Deps, tier: TierName, plan: store.Plan, now: float, *, allowed: bool,
-            refused: tuple[int, WindowName] | None, counts: dict[str, tuple[int, int]],
-            backend: Backend) -> QuotaDecision:
+def _decide(
+    deps: Deps,
+    tier: TierName,
+    plan: store.Plan,
+    now: float,
+    *,
+    allowed: bool,
+    refused: tuple[int, WindowName] | None,
+    counts: dict[str, tuple[int, int]],
+    backend: Backend,
+) -> QuotaDecision:
     """Build the decision from (minute, day) counts per bucket."""
     url = upgrade_url(deps)
     tightest = min(plan.buckets, key=lambda b: b.day_limit - counts[b.name][1])
@@ -156,27 +178,53 @@ def _decide(deps: Deps, tier: TierName, plan: store.Plan, now: float, *, allowed
         end = plan.minute.end_epoch if window == "minute" else plan.day.end_epoch
         limit = bucket.minute_limit if window == "minute" else bucket.day_limit
         return QuotaDecision(
-            allowed=False, limit=limit, remaining=0, reset_at=datetime.fromtimestamp(end, UTC),
-            retry_after_s=max(1, math.ceil(end - now)), window=window, tier=tier,
-            upgrade_url=url, plan=plan, backend=backend,
+            allowed=False,
+            limit=limit,
+            remaining=0,
+            reset_at=datetime.fromtimestamp(end, UTC),
+            retry_after_s=max(1, math.ceil(end - now)),
+            window=window,
+            tier=tier,
+            upgrade_url=url,
+            plan=plan,
+            backend=backend,
             scope="network" if bucket.name.startswith(IP_BUCKET) else "account",
-            day_used=day_used, day_limit=day_limit)
+            day_used=day_used,
+            day_limit=day_limit,
+        )
     # Allowed (or a peek): report the day window of the tightest bucket.
     return QuotaDecision(
-        allowed=allowed, limit=tightest.day_limit,
+        allowed=allowed,
+        limit=tightest.day_limit,
         remaining=max(0, tightest.day_limit - counts[tightest.name][1]),
-        reset_at=datetime.fromtimestamp(plan.day.end_epoch, UTC), retry_after_s=None,
-        window=None, tier=tier, upgrade_url=url, plan=plan, backend=backend,
-        day_used=day_used, day_limit=day_limit)
+        reset_at=datetime.fromtimestamp(plan.day.end_epoch, UTC),
+        retry_after_s=None,
+        window=None,
+        tier=tier,
+        upgrade_url=url,
+        plan=plan,
+        backend=backend,
+        day_used=day_used,
+        day_limit=day_limit,
+    )
 
 
-def _script_args(plan: store.Plan, mode: str,
-                 seeds: dict[tuple[str, str], int] | None) -> list[EncodableT]:
-    args: list[EncodableT] = [plan.minute.end_epoch + store._MINUTE_GRACE_S,
-                          plan.day.end_epoch + store._DAY_GRACE_S, mode, "1" if seeds else "0"]
+def _script_args(
+    plan: store.Plan, mode: str, seeds: dict[tuple[str, str], int] | None
+) -> list[EncodableT]:
+    args: list[EncodableT] = [
+        plan.minute.end_epoch + store._MINUTE_GRACE_S,
+        plan.day.end_epoch + store._DAY_GRACE_S,
+        mode,
+        "1" if seeds else "0",
+    ]
     for b in plan.buckets:
-        args += [b.minute_limit, b.day_limit,
-                 (seeds or {}).get((b.name, "minute"), 0), (seeds or {}).get((b.name, "day"), 0)]
+        args += [
+            b.minute_limit,
+            b.day_limit,
+            (seeds or {}).get((b.name, "minute"), 0),
+            (seeds or {}).get((b.name, "day"), 0),
+        ]
     return args
 
 
@@ -189,8 +237,9 @@ async def _reseed_dirty(deps: Deps, now: float) -> None:
     plan = store.Plan.at([store.Bucket(n, 1, 1) for n in names], now)
     seeds = await store.ledger_counts(deps.db, plan.ledger_rows())
     # peek mode with seeds: only raises counters, consumes nothing
-    await store.run_script(deps.redis, store.CONSUME_LUA, plan.redis_keys(deps),
-                           _script_args(plan, "peek", seeds))
+    await store.run_script(
+        deps.redis, store.CONSUME_LUA, plan.redis_keys(deps), _script_args(plan, "peek", seeds)
+    )
     dirty.difference_update(names)
     log.info("quota: re-seeded %d bucket(s) into Redis from PostgreSQL", len(names))
 
@@ -222,8 +271,14 @@ async def _seeds_for(deps: Deps, plan: store.Plan) -> dict[tuple[str, str], int]
     return seeds
 
 
-async def _via_redis(deps: Deps, tier: TierName, plan: store.Plan, now: float,
-                     mode: str, rider: store.Rider | None = None) -> QuotaDecision:
+async def _via_redis(
+    deps: Deps,
+    tier: TierName,
+    plan: store.Plan,
+    now: float,
+    mode: str,
+    rider: store.Rider | None = None,
+) -> QuotaDecision:
     try:
         await _reseed_dirty(deps, now)
     except _PG_DOWN_ERRORS as exc:
@@ -249,21 +304,26 @@ async def _via_redis(deps: Deps, tier: TierName, plan: store.Plan, now: float,
     allowed, index, window_code, flat = result[0] == 1, result[1], result[2], result[3:]
     counts = {b.name: (flat[2 * i], flat[2 * i + 1]) for i, b in enumerate(plan.buckets)}
     if allowed and mode == "consume":
-        rows = [(b.name, kind, w.start) for b in plan.buckets
-                for kind, w in (("minute", plan.minute), ("day", plan.day))]
+        rows = [
+            (b.name, kind, w.start)
+            for b in plan.buckets
+            for kind, w in (("minute", plan.minute), ("day", plan.day))
+        ]
         store.mirror_for(deps).record(rows, [c for b in plan.buckets for c in counts[b.name]])
     refused: tuple[int, WindowName] | None = None
     if not allowed:
         refused = (index - 1, "minute" if window_code == 1 else "day")
-    decision = _decide(deps, tier, plan, now, allowed=allowed, refused=refused, counts=counts,
-                       backend="redis")
+    decision = _decide(
+        deps, tier, plan, now, allowed=allowed, refused=refused, counts=counts, backend="redis"
+    )
     if rider is None or reply is None:
         return decision
     return dataclasses.replace(decision, ridden=(rider, reply))
 
 
-async def _via_postgres(deps: Deps, tier: TierName, plan: store.Plan, now: float,
-                        mode: str) -> QuotaDecision:
+async def _via_postgres(
+    deps: Deps, tier: TierName, plan: store.Plan, now: float, mode: str
+) -> QuotaDecision:
     await store.mirror_for(deps).flush()
     refused_at: tuple[str, str] | None = None
     async with deps.db.acquire() as conn:
@@ -283,12 +343,25 @@ async def _via_postgres(deps: Deps, tier: TierName, plan: store.Plan, now: float
             if d >= b.day_limit or m >= b.minute_limit:
                 refused = (i, "day" if d >= b.day_limit else "minute")
                 break
-    return _decide(deps, tier, plan, now, allowed=refused is None, refused=refused,
-                   counts=counts, backend="postgres")
+    return _decide(
+        deps,
+        tier,
+        plan,
+        now,
+        allowed=refused is None,
+        refused=refused,
+        counts=counts,
+        backend="postgres",
+    )
 
 
-async def _decide_buckets(deps: Deps, tier: TierName, buckets: list[store.Bucket],
-                          mode: str, rider: store.Rider | None = None) -> QuotaDecision:
+async def _decide_buckets(
+    deps: Deps,
+    tier: TierName,
+    buckets: list[store.Bucket],
+    mode: str,
+    rider: store.Rider | None = None,
+) -> QuotaDecision:
     now = time.time()
     plan = store.Plan.at(buckets, now)
     tried_redis = store.redis_usable(deps.redis)
@@ -297,8 +370,9 @@ async def _decide_buckets(deps: Deps, tier: TierName, buckets: list[store.Bucket
             return await _via_redis(deps, tier, plan, now, mode, rider)
         except store.REDIS_DOWN_ERRORS as exc:
             store.mark_redis_down(deps.redis)
-            log.warning("quota: Redis unavailable (%s); deciding from PostgreSQL",
-                        type(exc).__name__)
+            log.warning(
+                "quota: Redis unavailable (%s); deciding from PostgreSQL", type(exc).__name__
+            )
     try:
         return await _via_postgres(deps, tier, plan, now, mode)
     except _PG_DOWN_ERRORS as exc:
@@ -313,24 +387,29 @@ async def _decide_buckets(deps: Deps, tier: TierName, buckets: list[store.Bucket
             raise QuotaUnavailable("quota store unavailable") from exc
         log.error("quota: Redis and PostgreSQL unavailable; admitting %s request", tier)
         counts = {b.name: (0, 0) for b in plan.buckets}
-        return _decide(deps, tier, plan, now, allowed=True, refused=None, counts=counts,
-                       backend="none")
+        return _decide(
+            deps, tier, plan, now, allowed=True, refused=None, counts=counts, backend="none"
+        )
 
 
-async def consume_request(deps: Deps, account: Account, *, client_ip: str | None = None,
-                          rider: store.Rider | None = None) -> QuotaDecision:
+async def consume_request(
+    deps: Deps, account: Account, *, client_ip: str | None = None, rider: store.Rider | None = None
+) -> QuotaDecision:
     """Consume one request from the account (and, for free web callers, their network) or
     refuse. `rider` (the turn cache's replay) runs in the same script once admitted, where
     the keys allow (`quota_store.Rider`); its reply is the decision's `ridden`."""
-    return await _decide_buckets(deps, account.tier, _buckets(deps, account, client_ip),
-                                 "consume", rider)
+    return await _decide_buckets(
+        deps, account.tier, _buckets(deps, account, client_ip), "consume", rider
+    )
 
 
-async def quota_status(deps: Deps, account: Account, *,
-                       client_ip: str | None = None) -> QuotaDecision:
+async def quota_status(
+    deps: Deps, account: Account, *, client_ip: str | None = None
+) -> QuotaDecision:
     """Where the account stands now, without consuming anything."""
-    return await _decide_buckets(deps, account.tier, _peek_buckets(deps, account, client_ip),
-                                 "peek")
+    return await _decide_buckets(
+        deps, account.tier, _peek_buckets(deps, account, client_ip), "peek"
+    )
 
 
 async def consume_limits(deps: Deps, *buckets: store.Bucket) -> QuotaDecision:
@@ -360,7 +439,9 @@ async def refund_decision(deps: Deps, decision: QuotaDecision) -> None:
     # Decided (or now only reachable) in PostgreSQL: the ledger is where the count lives.
     await store.mirror_for(deps).flush()
     await store.ledger_refund(deps.db, plan)
-    if decision.backend == "postgres" and not (store.dirty_buckets(deps) & {b.name for b in plan.buckets}):
+    if decision.backend == "postgres" and not (
+        store.dirty_buckets(deps) & {b.name for b in plan.buckets}
+    ):
         # Already re-seeded into Redis, which therefore holds this request too.
         try:
             await store.run_script(deps.redis, store.REFUND_LUA, plan.redis_keys(deps), [])

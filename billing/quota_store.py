@@ -55,9 +55,13 @@ from chainlens.deps import Deps, RedisClient, is_cluster
 log = logging.getLogger(__name__)
 
 REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
-    RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
-_BREAKER_S = 2.0          # after a Redis failure, go straight to PostgreSQL this long
-_MINUTE_GRACE_S = 60      # keys outlive their window a little so late refunds find them
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+)
+_BREAKER_S = 2.0  # after a Redis failure, go straight to PostgreSQL this long
+_MINUTE_GRACE_S = 60  # keys outlive their window a little so late refunds find them
 _DAY_GRACE_S = 3600
 _PRUNE_EVERY_S = 600
 # Mirror writes are gathered this long into one upsert: one PostgreSQL round trip per batch
@@ -123,14 +127,21 @@ return {1}
 
 # Lock conflicts PostgreSQL resolves by aborting one transaction: safe to run again.
 LOCK_CONFLICTS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
-retry_lock_conflicts = retry(retry=retry_if_exception_type(LOCK_CONFLICTS),
-                             stop=stop_after_attempt(5), wait=wait_random(0.005, 0.05),
-                             reraise=True)
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+retry_lock_conflicts = retry(
+    retry=retry_if_exception_type(LOCK_CONFLICTS),
+    stop=stop_after_attempt(5),
+    wait=wait_random(0.005, 0.05),
+    reraise=True,
+)
 
 # EVALSHA names a script by its SHA-1 (Redis's choice): an identifier, not a security measure
-_SHA = {src: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()
-        for src in (CONSUME_LUA, REFUND_LUA)}
+_SHA = {
+    src: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()
+    for src in (CONSUME_LUA, REFUND_LUA)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +177,8 @@ def _with_rider(function: str, name: str) -> tuple[str, str]:
         f"{function}\n"
         "local decided = consume(qk, qa)\n"
         "if decided[1] ~= 1 then return {decided} end\n"
-        f"return {{decided, {name}(rk, ra)}}\n")
+        f"return {{decided, {name}(rk, ra)}}\n"
+    )
     return source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -177,9 +189,9 @@ def can_ride(redis: RedisClient, keys: Sequence[str], rider: Rider) -> bool:
     return len({key_slot(k.encode()) for k in (*keys, *rider.keys)}) == 1
 
 
-async def run_consume_with_rider(redis: RedisClient, keys: Sequence[str],
-                                 args: Sequence[EncodableT],
-                                 rider: Rider) -> tuple[list[int], list[Any] | None]:
+async def run_consume_with_rider(
+    redis: RedisClient, keys: Sequence[str], args: Sequence[EncodableT], rider: Rider
+) -> tuple[list[int], list[Any] | None]:
     """The consume script and then, when admitted, the rider, in one EVALSHA: the decision
     (as `run_script` returns it) and the rider's raw reply (None when it did not run)."""
     source, sha = _with_rider(rider.function, rider.name)
@@ -194,8 +206,9 @@ async def run_consume_with_rider(redis: RedisClient, keys: Sequence[str],
     return decided, (list(reply[1]) if len(reply) > 1 else None)
 
 
-async def run_script(redis: RedisClient, source: str, keys: Sequence[str],
-                     args: Sequence[EncodableT]) -> list[int]:
+async def run_script(
+    redis: RedisClient, source: str, keys: Sequence[str], args: Sequence[EncodableT]
+) -> list[int]:
     """EVALSHA, loading the script once if this Redis has not seen it."""
     try:
         result = await redis.evalsha(_SHA[source], len(keys), *keys, *args)
@@ -207,14 +220,14 @@ async def run_script(redis: RedisClient, source: str, keys: Sequence[str],
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    kind: str            # 'minute' | 'day'
-    start: datetime      # UTC
+    kind: str  # 'minute' | 'day'
+    start: datetime  # UTC
     end_epoch: int
 
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    name: str            # 'acct:<id>' or 'web-ip:<address>'
+    name: str  # 'acct:<id>' or 'web-ip:<address>'
     minute_limit: int
     day_limit: int
 
@@ -247,8 +260,10 @@ class Plan:
         minute_tag, day_tag = self.minute.end_epoch - 60, _DAY_TAGS[self.day.end_epoch]
         keys: list[str] = []
         for b in self.buckets:
-            keys += [deps.keys("quota", QUOTA_SLOT, b.name, "m", minute_tag),
-                     deps.keys("quota", QUOTA_SLOT, b.name, "d", day_tag)]
+            keys += [
+                deps.keys("quota", QUOTA_SLOT, b.name, "m", minute_tag),
+                deps.keys("quota", QUOTA_SLOT, b.name, "d", day_tag),
+            ]
         return keys
 
     def ledger_rows(self) -> list[tuple[str, str, datetime]]:
@@ -260,7 +275,7 @@ class Plan:
 # --- process-local state: breaker, dirty buckets, mirror -------------------------------------
 
 _redis_down_until: dict[int, float] = {}
-_dirty: dict[str, set[str]] = {}          # key prefix -> buckets decided from PostgreSQL
+_dirty: dict[str, set[str]] = {}  # key prefix -> buckets decided from PostgreSQL
 
 
 def redis_usable(redis: RedisClient) -> bool:
@@ -317,15 +332,24 @@ class Mirror:
             refunds, self.refunds = self.refunds, []
             try:
                 await self._write(highs, refunds)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError,
-                    asyncpg.exceptions.InternalClientError) as exc:  # the last: server died mid-call
+            except (
+                asyncpg.PostgresError,
+                OSError,
+                asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError,
+            ) as exc:  # the last: server died mid-call
                 # Redis still holds these counts; only a simultaneous Redis loss would miss them.
-                log.warning("quota mirror write failed (%s rows): %s", len(highs), type(exc).__name__)
+                log.warning(
+                    "quota mirror write failed (%s rows): %s", len(highs), type(exc).__name__
+                )
 
     @staticmethod
     @retry_lock_conflicts
-    async def _write_rows(pool: asyncpg.Pool, highs: dict[tuple[str, str, datetime], int],
-                          refunds: list[tuple[str, str, datetime]]) -> None:
+    async def _write_rows(
+        pool: asyncpg.Pool,
+        highs: dict[tuple[str, str, datetime], int],
+        refunds: list[tuple[str, str, datetime]],
+    ) -> None:
         items = sorted(highs.items())
         given_back: dict[tuple[str, str, datetime], int] = {}
         for row in refunds:
@@ -346,18 +370,23 @@ class Mirror:
                     ON CONFLICT (bucket, window_kind, window_start)
                     DO UPDATE SET count = GREATEST(quota_counters.count, EXCLUDED.count)
                     """,
-                    [k[0] for k, _ in items], [k[1] for k, _ in items],
-                    [k[2] for k, _ in items], [v for _, v in items])
+                    [k[0] for k, _ in items],
+                    [k[1] for k, _ in items],
+                    [k[2] for k, _ in items],
+                    [v for _, v in items],
+                )
             if back:
                 await _subtract(conn, [k for k, _ in back], [n for _, n in back])
 
-    async def _write(self, highs: dict[tuple[str, str, datetime], int],
-                     refunds: list[tuple[str, str, datetime]]) -> None:
+    async def _write(
+        self, highs: dict[tuple[str, str, datetime], int], refunds: list[tuple[str, str, datetime]]
+    ) -> None:
         await self._write_rows(self.pool, highs, refunds)
         if time.monotonic() - self.last_prune > _PRUNE_EVERY_S:
             self.last_prune = time.monotonic()
             await self.pool.execute(
-                "DELETE FROM quota_counters WHERE window_start < now() - interval '2 days'")
+                "DELETE FROM quota_counters WHERE window_start < now() - interval '2 days'"
+            )
 
 
 _mirrors: dict[int, Mirror] = {}
@@ -372,8 +401,10 @@ def mirror_for(deps: Deps) -> Mirror:
 
 # --- PostgreSQL ledger ------------------------------------------------------------------------
 
-async def ledger_counts(db: asyncpg.Pool | asyncpg.Connection,
-                        rows: Sequence[tuple[str, str, datetime]]) -> dict[tuple[str, str], int]:
+
+async def ledger_counts(
+    db: asyncpg.Pool | asyncpg.Connection, rows: Sequence[tuple[str, str, datetime]]
+) -> dict[tuple[str, str], int]:
     """Current PostgreSQL counts for (bucket, window) of the given rows (missing = 0)."""
     found = await db.fetch(
         """
@@ -381,7 +412,10 @@ async def ledger_counts(db: asyncpg.Pool | asyncpg.Connection,
         JOIN unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(bucket, kind, start)
           ON q.bucket = r.bucket AND q.window_kind = r.kind AND q.window_start = r.start
         """,
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+    )
     counts = {(r[0], r[1]): 0 for r in rows}
     counts.update({(r["bucket"], r["window_kind"]): int(r["count"]) for r in found})
     return counts
@@ -402,7 +436,11 @@ async def ledger_consume(conn: asyncpg.Connection, plan: Plan) -> tuple[str, str
             DO UPDATE SET count = quota_counters.count + 1 WHERE quota_counters.count < $4
             RETURNING count
             """,
-            bucket, kind, start, limits[bucket][kind])
+            bucket,
+            kind,
+            start,
+            limits[bucket][kind],
+        )
         if count is None:
             return bucket, kind
     return None
@@ -418,11 +456,15 @@ async def _lock_rows(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, da
         ORDER BY q.bucket COLLATE "C", q.window_kind COLLATE "C", q.window_start
         FOR UPDATE OF q
         """,
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+    )
 
 
-async def _subtract(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, datetime]],
-                    amounts: Sequence[int]) -> None:
+async def _subtract(
+    conn: asyncpg.Connection, rows: Sequence[tuple[str, str, datetime]], amounts: Sequence[int]
+) -> None:
     """Take `amounts` off the rows (never below zero); the caller holds their locks in order."""
     await _lock_rows(conn, rows)
     await conn.execute(
@@ -433,7 +475,11 @@ async def _subtract(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, dat
         WHERE q.bucket = r.bucket AND q.window_kind = r.kind AND q.window_start = r.start
           AND q.count > 0
         """,
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(amounts))
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        list(amounts),
+    )
 
 
 @retry_lock_conflicts

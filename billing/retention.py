@@ -81,10 +81,12 @@ class RetentionResult:
     batches: int
 
     def summary(self) -> str:
-        return (f"folded and deleted {self.usage_rows} usage_logs and {self.query_rows} "
-                f"query_logs row(s) older than {self.raw_cutoff:%Y-%m-%d %H:%M} UTC; deleted "
-                f"{self.daily_rows} daily aggregate row(s) before {self.daily_cutoff} "
-                f"({self.batches} batch(es))")
+        return (
+            f"folded and deleted {self.usage_rows} usage_logs and {self.query_rows} "
+            f"query_logs row(s) older than {self.raw_cutoff:%Y-%m-%d %H:%M} UTC; deleted "
+            f"{self.daily_rows} daily aggregate row(s) before {self.daily_cutoff} "
+            f"({self.batches} batch(es))"
+        )
 
 
 async def _drain(deps: Deps, batch: int, sql: str, *args: object) -> tuple[int, int]:
@@ -98,8 +100,9 @@ async def _drain(deps: Deps, batch: int, sql: str, *args: object) -> tuple[int, 
             return total, batches
 
 
-async def apply_retention(deps: Deps, *, now: datetime | None = None,
-                          batch: int | None = None) -> RetentionResult:
+async def apply_retention(
+    deps: Deps, *, now: datetime | None = None, batch: int | None = None
+) -> RetentionResult:
     """Fold and delete raw rows past the raw retention, then old daily rows; return counts."""
     settings = deps.settings
     batch = batch or settings.retention_batch
@@ -110,14 +113,15 @@ async def apply_retention(deps: Deps, *, now: datetime | None = None,
     query_rows, b2 = await _drain(deps, batch, _QUERY_BATCH, raw_cutoff)
     daily_rows, batches = 0, b1 + b2
     for table, key in _DAILY_TABLES:
-        sql = (f"WITH gone AS (DELETE FROM {table} WHERE ({key}) IN ("  # noqa: S608 - constants
-               f"SELECT {key} FROM {table} WHERE day < $1 ORDER BY day LIMIT $2"
-               f" FOR UPDATE SKIP LOCKED) RETURNING 1) SELECT count(*) FROM gone")
+        sql = (
+            f"WITH gone AS (DELETE FROM {table} WHERE ({key}) IN ("  # noqa: S608 - constants
+            f"SELECT {key} FROM {table} WHERE day < $1 ORDER BY day LIMIT $2"
+            f" FOR UPDATE SKIP LOCKED) RETURNING 1) SELECT count(*) FROM gone"
+        )
         rows, b = await _drain(deps, batch, sql, daily_cutoff)
         daily_rows += rows
         batches += b
-    result = RetentionResult(raw_cutoff, daily_cutoff, usage_rows, query_rows, daily_rows,
-                             batches)
+    result = RetentionResult(raw_cutoff, daily_cutoff, usage_rows, query_rows, daily_rows, batches)
     if usage_rows or query_rows or daily_rows:
         log.info("retention: %s", result.summary())
     return result

@@ -48,8 +48,11 @@ def read_invoice_payload(settings: Settings, payload: str) -> tuple[int, TierNam
     """(account id, tier) of a payload we signed; `InvalidStarsPayload` otherwise."""
     tier, _, rest = payload.partition(":")
     account, _, signature = rest.partition(":")
-    if tier not in ("pro", "enterprise") or not account.isdigit() or not hmac.compare_digest(
-            signature, _sign(settings, f"{tier}:{account}")):
+    if (
+        tier not in ("pro", "enterprise")
+        or not account.isdigit()
+        or not hmac.compare_digest(signature, _sign(settings, f"{tier}:{account}"))
+    ):
         raise InvalidStarsPayload("unknown invoice payload")
     return int(account), cast(TierName, tier)
 
@@ -72,34 +75,52 @@ async def record_stars_payment(deps: Deps, payment: StarsPayment) -> tuple[TierN
     async with deps.db.acquire() as conn, conn.transaction():
         user_id = await _live_user_id(conn, payment.account_id)
         await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
-        if await conn.fetchval("SELECT 1 FROM telegram_star_payments WHERE charge_id = $1",
-                               payment.charge_id):
+        if await conn.fetchval(
+            "SELECT 1 FROM telegram_star_payments WHERE charge_id = $1", payment.charge_id
+        ):
             tier = await conn.fetchval("SELECT tier FROM users WHERE id = $1", user_id)
             return cast(TierName, tier), False
         sub_id = await conn.fetchval(
             "SELECT id FROM subscriptions WHERE source = 'telegram_stars'"
             " AND telegram_user_id = $1 AND ended_at IS NULL FOR UPDATE",
-            payment.telegram_user_id)
+            payment.telegram_user_id,
+        )
         if sub_id is None:
             sub_id = await conn.fetchval(
                 "INSERT INTO subscriptions (user_id, tier, status, current_period_end, source,"
                 " telegram_user_id, last_paid_at) VALUES ($1, $2, 'active', $3,"
                 " 'telegram_stars', $4, now()) RETURNING id",
-                user_id, payment.tier, payment.expires_at, payment.telegram_user_id)
+                user_id,
+                payment.tier,
+                payment.expires_at,
+                payment.telegram_user_id,
+            )
         else:
             await conn.execute(
                 "UPDATE subscriptions SET user_id = $2, tier = $3, status = 'active',"
                 " current_period_end = GREATEST(current_period_end, $4), last_paid_at = now(),"
                 " updated_at = now() WHERE id = $1",
-                sub_id, user_id, payment.tier, payment.expires_at)
+                sub_id,
+                user_id,
+                payment.tier,
+                payment.expires_at,
+            )
         inserted = await conn.fetchval(
             "INSERT INTO telegram_star_payments (charge_id, subscription_id, user_id,"
             " telegram_user_id, tier, total_amount, currency, expires_at, is_recurring,"
             " is_first_recurring) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             " ON CONFLICT (charge_id) DO NOTHING RETURNING charge_id",
-            payment.charge_id, sub_id, user_id, payment.telegram_user_id, payment.tier,
-            payment.total_amount, payment.currency, payment.expires_at, payment.is_recurring,
-            payment.is_first_recurring)
+            payment.charge_id,
+            sub_id,
+            user_id,
+            payment.telegram_user_id,
+            payment.tier,
+            payment.total_amount,
+            payment.currency,
+            payment.expires_at,
+            payment.is_recurring,
+            payment.is_first_recurring,
+        )
         if inserted is None:  # a concurrent delivery of the same charge won
             raise _Duplicate
         tier = await recompute_tier(conn, user_id)
@@ -118,7 +139,9 @@ async def apply_stars_payment(deps: Deps, payment: StarsPayment) -> tuple[TierNa
     except _Duplicate:
         tier = await deps.db.fetchval(
             "SELECT u.tier FROM telegram_star_payments p JOIN users u ON u.id = p.user_id"
-            " WHERE p.charge_id = $1", payment.charge_id)
+            " WHERE p.charge_id = $1",
+            payment.charge_id,
+        )
         return cast(TierName, tier or "free"), False
 
 
@@ -128,7 +151,8 @@ async def expire_stars_subscriptions(deps: Deps) -> int:
         users = await conn.fetch(
             "UPDATE subscriptions SET status = 'expired', ended_at = now(), updated_at = now()"
             " WHERE source = 'telegram_stars' AND ended_at IS NULL"
-            " AND current_period_end <= now() RETURNING user_id")
+            " AND current_period_end <= now() RETURNING user_id"
+        )
         for user_id in sorted({int(r["user_id"]) for r in users}):
             await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
             await recompute_tier(conn, user_id)

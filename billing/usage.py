@@ -32,8 +32,13 @@ from chainlens.outages import postgres_down
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError,
-              asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)
+_TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
 MAX_BATCH = 500
 MAX_DEFERRED = 100_000
 DEFERRED_RETRY_S = (0.5, 10.0)  # first and longest wait between attempts
@@ -123,14 +128,20 @@ class _GroupWriter:
 
     def _defer(self, records: list[UsageRecord]) -> None:
         if not self.deferred:
-            log.warning("usage: PostgreSQL unreachable; keeping usage records in memory and "
-                        "writing them when it is back")
+            log.warning(
+                "usage: PostgreSQL unreachable; keeping usage records in memory and "
+                "writing them when it is back"
+            )
         self.deferred.extend(records)
         if len(self.deferred) > MAX_DEFERRED:
-            lost = self.deferred[:len(self.deferred) - MAX_DEFERRED]
-            del self.deferred[:len(lost)]
-            log.error("usage: %d records dropped (more than %d waiting for PostgreSQL): %s",
-                      len(lost), MAX_DEFERRED, ", ".join(str(r.request_id) for r in lost[:20]))
+            lost = self.deferred[: len(self.deferred) - MAX_DEFERRED]
+            del self.deferred[: len(lost)]
+            log.error(
+                "usage: %d records dropped (more than %d waiting for PostgreSQL): %s",
+                len(lost),
+                MAX_DEFERRED,
+                ", ".join(str(r.request_id) for r in lost[:20]),
+            )
         if self.retry_task is None or self.retry_task.done():
             self.retry_task = asyncio.get_running_loop().create_task(self._write_deferred())
 
@@ -146,12 +157,15 @@ class _GroupWriter:
                 if _unreachable(exc):
                     wait = min(wait * 2, DEFERRED_RETRY_S[1])
                     continue
-                log.exception("usage: %d deferred records could not be written; dropped: %s",
-                              len(batch), ", ".join(str(r.request_id) for r in batch[:20]))
+                log.exception(
+                    "usage: %d deferred records could not be written; dropped: %s",
+                    len(batch),
+                    ", ".join(str(r.request_id) for r in batch[:20]),
+                )
             else:
                 written += len(batch)
                 wait = 0.0  # PostgreSQL is back: write the rest at once
-            del self.deferred[:len(batch)]
+            del self.deferred[: len(batch)]
         log.info("usage: PostgreSQL is back; %d deferred usage records written", written)
 
     async def flush_deferred(self, timeout_s: float) -> int:
@@ -162,8 +176,11 @@ class _GroupWriter:
                 await asyncio.wait_for(asyncio.shield(task), timeout_s)
             self.wake.clear()  # still down: back to backing off
         if self.deferred:
-            log.error("usage: %d records still waiting for PostgreSQL: %s", len(self.deferred),
-                      ", ".join(str(r.request_id) for r in self.deferred[:20]))
+            log.error(
+                "usage: %d records still waiting for PostgreSQL: %s",
+                len(self.deferred),
+                ", ".join(str(r.request_id) for r in self.deferred[:20]),
+            )
         return len(self.deferred)
 
 
@@ -233,36 +250,55 @@ SELECT count(*) FROM fresh
 """
 
 
-@retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_attempt(4),
-       wait=wait_exponential(multiplier=0.1, max=2), reraise=True)
+@retry(
+    retry=retry_if_exception_type(_TRANSIENT),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.1, max=2),
+    reraise=True,
+)
 async def _write_batch(pool: asyncpg.Pool, records: list[UsageRecord]) -> None:
     unique = list({r.request_id: r for r in records}.values())
     await pool.execute(
         _WRITE_BATCH,
-        [r.request_id for r in unique], [r.account_id for r in unique],
-        [r.identity for r in unique], [r.channel for r in unique],
-        [r.project_id for r in unique], [",".join(r.tools) for r in unique],
-        [r.tokens_used for r in unique], [Decimal(str(r.cost_usd)) for r in unique],
-        [r.cache_hit for r in unique], [r.latency_ms for r in unique],
-        [r.status for r in unique], [r.conversation_id for r in unique],
-        [r.question[:4000] for r in unique], [r.router for r in unique],
+        [r.request_id for r in unique],
+        [r.account_id for r in unique],
+        [r.identity for r in unique],
+        [r.channel for r in unique],
+        [r.project_id for r in unique],
+        [",".join(r.tools) for r in unique],
+        [r.tokens_used for r in unique],
+        [Decimal(str(r.cost_usd)) for r in unique],
+        [r.cache_hit for r in unique],
+        [r.latency_ms for r in unique],
+        [r.status for r in unique],
+        [r.conversation_id for r in unique],
+        [r.question[:4000] for r in unique],
+        [r.router for r in unique],
         [r.error[:2000] if r.error else None for r in unique],
-        [r.project_symbol for r in unique], [r.project_name for r in unique],
-        datetime.now(UTC).date())
+        [r.project_symbol for r in unique],
+        [r.project_name for r in unique],
+        datetime.now(UTC).date(),
+    )
 
 
-async def count_project_request(conn: asyncpg.Connection, project_id: str, *,
-                                symbol: str | None = None, name: str | None = None) -> None:
+async def count_project_request(
+    conn: asyncpg.Connection, project_id: str, *, symbol: str | None = None, name: str | None = None
+) -> None:
     """Add one request to today's project_usage, creating a minimal projects row if needed."""
     await conn.execute(
         "INSERT INTO projects (id, symbol, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-        project_id, symbol or project_id.upper(), name or project_id)
+        project_id,
+        symbol or project_id.upper(),
+        name or project_id,
+    )
     await conn.execute(
         """
         INSERT INTO project_usage (project_id, day, requests) VALUES ($1, $2, 1)
         ON CONFLICT (project_id, day) DO UPDATE SET requests = project_usage.requests + 1
         """,
-        project_id, datetime.now(UTC).date())
+        project_id,
+        datetime.now(UTC).date(),
+    )
 
 
 async def monthly_cost(deps: Deps, account_id: int) -> Decimal:
@@ -270,7 +306,9 @@ async def monthly_cost(deps: Deps, account_id: int) -> Decimal:
     start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     value = await deps.db.fetchval(
         "SELECT COALESCE(sum(cost_usd), 0) FROM usage_logs WHERE user_id = $1 AND created_at >= $2",
-        account_id, start)
+        account_id,
+        start,
+    )
     return Decimal(value)
 
 
@@ -284,6 +322,11 @@ async def project_usage(deps: Deps, project_id: str) -> dict[str, int]:
                COALESCE(sum(requests) FILTER (WHERE day > $2 - 30), 0) AS d30
         FROM project_usage WHERE project_id = $1 AND day > $2 - 30
         """,
-        project_id, today)
-    return {"requests_today": int(row["today"]), "requests_7d": int(row["d7"]),
-            "requests_30d": int(row["d30"])}
+        project_id,
+        today,
+    )
+    return {
+        "requests_today": int(row["today"]),
+        "requests_7d": int(row["d7"]),
+        "requests_30d": int(row["d30"]),
+    }

@@ -34,8 +34,11 @@ from chainlens.settings import TIER_NAMES, Settings
 log = logging.getLogger(__name__)
 
 TOLERANCE_S = 300
-_SNAPSHOT_RANK = {"customer.subscription.created": 1, "customer.subscription.updated": 2,
-                  "customer.subscription.deleted": 3}
+_SNAPSHOT_RANK = {
+    "customer.subscription.created": 1,
+    "customer.subscription.updated": 2,
+    "customer.subscription.deleted": 3,
+}
 _TERMINAL = ("canceled", "incomplete_expired")
 
 Event = dict[str, Any]
@@ -56,10 +59,13 @@ def verify_event(settings: Settings, payload: bytes, signature: str | None) -> E
         raise WebhookRejected("Stripe signature timestamp is in the future")
     try:
         event = json.loads(payload)
-        valid = (isinstance(event, dict) and isinstance(event.get("id"), str)
-                 and isinstance(event.get("type"), str)
-                 and _ts(event.get("created")) is not None
-                 and isinstance(event.get("data", {}).get("object"), dict))
+        valid = (
+            isinstance(event, dict)
+            and isinstance(event.get("id"), str)
+            and isinstance(event.get("type"), str)
+            and _ts(event.get("created")) is not None
+            and isinstance(event.get("data", {}).get("object"), dict)
+        )
     except (ValueError, AttributeError):
         valid = False
     if not valid or not isinstance(event, dict):
@@ -75,17 +81,22 @@ async def apply_event(deps: Deps, event: Event) -> str:
         fresh = await conn.fetchval(
             "INSERT INTO stripe_events (event_id, type, created, outcome) VALUES ($1, $2, $3, '')"
             " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            event["id"], event["type"], created)
+            event["id"],
+            event["type"],
+            created,
+        )
         if fresh is None:
             return "duplicate"
         outcome = await handler(conn, deps.settings, event) if handler else "ignored"
-        await conn.execute("UPDATE stripe_events SET outcome = $2 WHERE event_id = $1",
-                           event["id"], outcome)
+        await conn.execute(
+            "UPDATE stripe_events SET outcome = $2 WHERE event_id = $1", event["id"], outcome
+        )
     log.info("stripe event %s (%s): %s", event["id"], event["type"], outcome)
     return outcome
 
 
 # --- field extraction across Stripe API versions ---------------------------------------------
+
 
 def _id(value: Any) -> str | None:
     if isinstance(value, dict):
@@ -109,19 +120,24 @@ def _ts(value: Any) -> datetime | None:
 
 
 def _invoice_subscription(inv: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    details = ((inv.get("parent") or {}).get("subscription_details")
-               or inv.get("subscription_details") or {})
+    details = (
+        (inv.get("parent") or {}).get("subscription_details")
+        or inv.get("subscription_details")
+        or {}
+    )
     sub_id = _id(inv.get("subscription")) or _id(details.get("subscription"))
     return sub_id, details.get("metadata") or {}
 
 
 def _invoice_price(inv: dict[str, Any]) -> str | None:
     line = _first_item(inv, "lines")
-    return (_id(line.get("price"))
-            or ((line.get("pricing") or {}).get("price_details") or {}).get("price"))
+    return _id(line.get("price")) or ((line.get("pricing") or {}).get("price_details") or {}).get(
+        "price"
+    )
 
 
 # --- account and row resolution --------------------------------------------------------------
+
 
 async def _live(conn: asyncpg.Connection, user_id: int | None) -> int | None:
     for _ in range(16):
@@ -143,33 +159,43 @@ def _int(value: Any) -> int | None:
         return None
 
 
-async def _resolve_account(conn: asyncpg.Connection, *, subscription_id: str | None,
-                           customer_id: str | None, hinted: Any) -> int | None:
+async def _resolve_account(
+    conn: asyncpg.Connection, *, subscription_id: str | None, customer_id: str | None, hinted: Any
+) -> int | None:
     if subscription_id:
         found = await conn.fetchval(
-            "SELECT user_id FROM subscriptions WHERE stripe_subscription_id = $1", subscription_id)
+            "SELECT user_id FROM subscriptions WHERE stripe_subscription_id = $1", subscription_id
+        )
         if found is not None:
             return await _live(conn, int(found))
     live = await _live(conn, _int(hinted))
     if live is not None:
         return live
     if customer_id:
-        found = await conn.fetchval("SELECT id FROM users WHERE stripe_customer_id = $1", customer_id)
+        found = await conn.fetchval(
+            "SELECT id FROM users WHERE stripe_customer_id = $1", customer_id
+        )
         return await _live(conn, found)
     return None
 
 
-async def _locked_subscription(conn: asyncpg.Connection, user_id: int, sub_id: str,
-                               customer_id: str | None, tier: str | None) -> asyncpg.Record:
+async def _locked_subscription(
+    conn: asyncpg.Connection, user_id: int, sub_id: str, customer_id: str | None, tier: str | None
+) -> asyncpg.Record:
     # Lock order matches merges: the user row first, then its subscription.
     await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
     await conn.execute(
         "INSERT INTO subscriptions"
         " (user_id, stripe_subscription_id, stripe_customer_id, tier, status)"
         " VALUES ($1, $2, $3, $4, 'incomplete') ON CONFLICT (stripe_subscription_id) DO NOTHING",
-        user_id, sub_id, customer_id, tier or "pro")
+        user_id,
+        sub_id,
+        customer_id,
+        tier or "pro",
+    )
     row = await conn.fetchrow(
-        "SELECT * FROM subscriptions WHERE stripe_subscription_id = $1 FOR UPDATE", sub_id)
+        "SELECT * FROM subscriptions WHERE stripe_subscription_id = $1 FOR UPDATE", sub_id
+    )
     assert row is not None
     return row
 
@@ -181,8 +207,11 @@ def _effective_status(r: dict[str, Any]) -> str:
     snap, snap_at = r["snapshot_status"], r["snapshot_at"]
     paid, failed = r["last_paid_at"], r["last_failed_at"]
     paid_since = paid is not None and (snap_at is None or paid >= snap_at)
-    failed_since = (failed is not None and (snap_at is None or failed >= snap_at)
-                    and (paid is None or failed > paid))
+    failed_since = (
+        failed is not None
+        and (snap_at is None or failed >= snap_at)
+        and (paid is None or failed > paid)
+    )
     if snap is None:
         return "past_due" if failed_since else ("active" if paid is not None else "incomplete")
     if snap in ("incomplete", "past_due", "unpaid") and paid_since and not failed_since:
@@ -203,10 +232,20 @@ async def _save(conn: asyncpg.Connection, row: asyncpg.Record, changes: dict[str
             stripe_customer_id = COALESCE(stripe_customer_id, $13), updated_at = now()
         WHERE id = $1
         """,
-        row["id"], regs["tier"], regs["price_id"], regs["snapshot_status"], regs["snapshot_at"],
-        regs["snapshot_rank"], regs["snapshot_event"], regs["last_paid_at"],
-        regs["last_failed_at"], regs["ended_at"], regs["current_period_end"], regs["status"],
-        regs["stripe_customer_id"])
+        row["id"],
+        regs["tier"],
+        regs["price_id"],
+        regs["snapshot_status"],
+        regs["snapshot_at"],
+        regs["snapshot_rank"],
+        regs["snapshot_event"],
+        regs["last_paid_at"],
+        regs["last_failed_at"],
+        regs["ended_at"],
+        regs["current_period_end"],
+        regs["status"],
+        regs["stripe_customer_id"],
+    )
     tier = await recompute_tier(conn, int(row["user_id"]))
     return f"{regs['status']}; account tier {tier}"
 
@@ -221,29 +260,36 @@ def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
 
 # --- handlers --------------------------------------------------------------------------------
 
+
 async def _on_subscription(conn: asyncpg.Connection, settings: Settings, event: Event) -> str:
     sub = event["data"]["object"]
     sub_id, customer = _id(sub), _id(sub.get("customer"))
     if sub_id is None:
         return "ignored: no subscription id"
     metadata = sub.get("metadata") or {}
-    user_id = await _resolve_account(conn, subscription_id=sub_id, customer_id=customer,
-                                     hinted=metadata.get("account_id"))
+    user_id = await _resolve_account(
+        conn, subscription_id=sub_id, customer_id=customer, hinted=metadata.get("account_id")
+    )
     if user_id is None:
         log.warning("stripe subscription event %s matches no account", event["id"])
         return "unmatched"
     item = _first_item(sub, "items")
     price = _id(item.get("price"))
     tier = tier_for_price(settings, price) or (
-        metadata.get("tier") if metadata.get("tier") in TIER_NAMES else None)
+        metadata.get("tier") if metadata.get("tier") in TIER_NAMES else None
+    )
     row = await _locked_subscription(conn, user_id, sub_id, customer, tier)
     at = datetime.fromtimestamp(event["created"], UTC)
     changes: dict[str, Any] = {}
     key = (at, _SNAPSHOT_RANK[event["type"]], event["id"])
     current = (row["snapshot_at"], row["snapshot_rank"], row["snapshot_event"] or "")
     if row["snapshot_at"] is None or key > current:
-        changes.update(snapshot_status=sub.get("status"), snapshot_at=at,
-                       snapshot_rank=key[1], snapshot_event=event["id"])
+        changes.update(
+            snapshot_status=sub.get("status"),
+            snapshot_at=at,
+            snapshot_rank=key[1],
+            snapshot_event=event["id"],
+        )
         if tier:
             changes.update(tier=tier, price_id=price)
     period_end = _ts(sub.get("current_period_end")) or _ts(item.get("current_period_end"))
@@ -260,8 +306,9 @@ async def _on_invoice(conn: asyncpg.Connection, settings: Settings, event: Event
     if sub_id is None:
         return "ignored: not a subscription invoice"
     customer = _id(inv.get("customer"))
-    user_id = await _resolve_account(conn, subscription_id=sub_id, customer_id=customer,
-                                     hinted=metadata.get("account_id"))
+    user_id = await _resolve_account(
+        conn, subscription_id=sub_id, customer_id=customer, hinted=metadata.get("account_id")
+    )
     if user_id is None:
         log.warning("stripe invoice event %s matches no account", event["id"])
         return "unmatched"
@@ -286,8 +333,9 @@ async def _on_checkout(conn: asyncpg.Connection, settings: Settings, event: Even
     sub_id, customer = _id(session.get("subscription")), _id(session.get("customer"))
     metadata = session.get("metadata") or {}
     hinted = session.get("client_reference_id") or metadata.get("account_id")
-    user_id = await _resolve_account(conn, subscription_id=sub_id, customer_id=customer,
-                                     hinted=hinted)
+    user_id = await _resolve_account(
+        conn, subscription_id=sub_id, customer_id=customer, hinted=hinted
+    )
     if user_id is None:
         log.warning("stripe checkout %s matches no account", event["id"])
         return "unmatched"
@@ -296,7 +344,10 @@ async def _on_checkout(conn: asyncpg.Connection, settings: Settings, event: Even
         await conn.execute(
             "UPDATE users SET stripe_customer_id = $2, updated_at = now() WHERE id = $1"
             " AND stripe_customer_id IS NULL AND NOT EXISTS"
-            " (SELECT 1 FROM users WHERE stripe_customer_id = $2)", user_id, customer)
+            " (SELECT 1 FROM users WHERE stripe_customer_id = $2)",
+            user_id,
+            customer,
+        )
         key_cache.forget_account(user_id)
     if sub_id is None:
         return "customer recorded"
@@ -306,8 +357,9 @@ async def _on_checkout(conn: asyncpg.Connection, settings: Settings, event: Even
     if row["snapshot_at"] is None and tier:
         changes["tier"] = tier
     if session.get("payment_status") in ("paid", "no_payment_required"):
-        changes["last_paid_at"] = _later(row["last_paid_at"],
-                                         datetime.fromtimestamp(event["created"], UTC))
+        changes["last_paid_at"] = _later(
+            row["last_paid_at"], datetime.fromtimestamp(event["created"], UTC)
+        )
     return await _save(conn, row, changes)
 
 

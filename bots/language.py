@@ -29,10 +29,22 @@ LANGUAGE_CHOICES: tuple[LanguageChoice, ...] = ("en", "vi", "auto")
 LANGUAGE_NAMES: dict[str, str] = {"en": "English", "vi": "Tiếng Việt"}
 AUTO_LABEL = N_("Auto")
 _ALIASES: dict[str, LanguageChoice] = {
-    "en": "en", "english": "en", "eng": "en", "tieng anh": "en", "tiếng anh": "en",
-    "vi": "vi", "vn": "vi", "vietnamese": "vi", "tieng viet": "vi", "tiếng việt": "vi",
-    "auto": "auto", "automatic": "auto", "reset": "auto", "default": "auto",
-    "tu dong": "auto", "tự động": "auto",
+    "en": "en",
+    "english": "en",
+    "eng": "en",
+    "tieng anh": "en",
+    "tiếng anh": "en",
+    "vi": "vi",
+    "vn": "vi",
+    "vietnamese": "vi",
+    "tieng viet": "vi",
+    "tiếng việt": "vi",
+    "auto": "auto",
+    "automatic": "auto",
+    "reset": "auto",
+    "default": "auto",
+    "tu dong": "auto",
+    "tự động": "auto",
 }
 
 
@@ -82,21 +94,27 @@ def choice_label(choice: LanguageChoice, loc: Localizer) -> str:
 def current_choice_text(language: UserLanguage, loc: Localizer) -> str:
     """/lang without an argument: the current choice and what it means."""
     if language.choice != "auto":
-        return loc._("Language: {language}. A message written in another language is still "
-                     "answered in that language.").format(
-            language=LANGUAGE_NAMES[language.choice])
-    return loc._("Language: automatic. I answer in the language of your message; commands "
-                 "and buttons follow your app's language ({language}).").format(
-        language=LANGUAGE_NAMES[language.of()])
+        return loc._(
+            "Language: {language}. A message written in another language is still "
+            "answered in that language."
+        ).format(language=LANGUAGE_NAMES[language.choice])
+    return loc._(
+        "Language: automatic. I answer in the language of your message; commands "
+        "and buttons follow your app's language ({language})."
+    ).format(language=LANGUAGE_NAMES[language.of()])
 
 
 def choice_set_text(choice: LanguageChoice, loc: Localizer) -> str:
     """The confirmation, in the language now in force (`loc`)."""
     if choice == "auto":
-        return loc._("Language set to automatic: I answer in the language of your message, "
-                     "and otherwise in your app's language.")
-    return loc._("Language set to {language}. A message written in another language is still "
-                 "answered in that language.").format(language=LANGUAGE_NAMES[choice])
+        return loc._(
+            "Language set to automatic: I answer in the language of your message, "
+            "and otherwise in your app's language."
+        )
+    return loc._(
+        "Language set to {language}. A message written in another language is still "
+        "answered in that language."
+    ).format(language=LANGUAGE_NAMES[choice])
 
 
 USAGE = N_("Usage: /lang en, /lang vi or /lang auto")

@@ -96,18 +96,33 @@ def _transport_outcome(exc: httpx.HTTPError) -> SendOutcome:
 
 # --- Telegram ---------------------------------------------------------------------------------
 
-_TELEGRAM_GONE = ("bot was blocked", "bot was kicked", "user is deactivated", "chat not found",
-                  "bot is not a member", "have no rights to send", "group chat was deactivated",
-                  "chat_write_forbidden", "need administrator rights", "peer_id_invalid")
+_TELEGRAM_GONE = (
+    "bot was blocked",
+    "bot was kicked",
+    "user is deactivated",
+    "chat not found",
+    "bot is not a member",
+    "have no rights to send",
+    "group chat was deactivated",
+    "chat_write_forbidden",
+    "need administrator rights",
+    "peer_id_invalid",
+)
 
 
 def _telegram_base(deps: Deps) -> str:
     return (deps.settings.telegram_api_base or TELEGRAM_API).rstrip("/")
 
 
-async def send_telegram(deps: Deps, chat_id: str | int, part: TelegramPart, *,
-                        photo: bytes | str | None = None, limiter: SendLimiter | None = None,
-                        on_slot: OnSlot | None = None) -> SendOutcome:
+async def send_telegram(
+    deps: Deps,
+    chat_id: str | int,
+    part: TelegramPart,
+    *,
+    photo: bytes | str | None = None,
+    limiter: SendLimiter | None = None,
+    on_slot: OnSlot | None = None,
+) -> SendOutcome:
     """Send one part to a Telegram chat through the limiter; never raises for platform errors.
 
     `photo` is the PNG to upload or the `file_id` of one already uploaded (`media_ref` of an
@@ -128,20 +143,40 @@ async def send_telegram(deps: Deps, chat_id: str | int, part: TelegramPart, *,
                 return SendOutcome("permanent", "photo part without an image")
             if isinstance(photo, str):
                 response = await deps.http.post(
-                    url + "sendPhoto", timeout=timeout,
-                    json={"chat_id": chat, "photo": photo, "caption": part.html,
-                          "parse_mode": "HTML", **_markup(part)})
+                    url + "sendPhoto",
+                    timeout=timeout,
+                    json={
+                        "chat_id": chat,
+                        "photo": photo,
+                        "caption": part.html,
+                        "parse_mode": "HTML",
+                        **_markup(part),
+                    },
+                )
             else:
                 response = await deps.http.post(
-                    url + "sendPhoto", timeout=timeout,
-                    data={"chat_id": chat, "caption": part.html, "parse_mode": "HTML",
-                          **{k: json.dumps(v) for k, v in _markup(part).items()}},
-                    files={"photo": ("chart.png", photo, "image/png")})
+                    url + "sendPhoto",
+                    timeout=timeout,
+                    data={
+                        "chat_id": chat,
+                        "caption": part.html,
+                        "parse_mode": "HTML",
+                        **{k: json.dumps(v) for k, v in _markup(part).items()},
+                    },
+                    files={"photo": ("chart.png", photo, "image/png")},
+                )
         else:
             response = await deps.http.post(
-                url + "sendMessage", timeout=timeout,
-                json={"chat_id": chat, "text": part.html, "parse_mode": "HTML",
-                      "link_preview_options": {"is_disabled": True}, **_markup(part)})
+                url + "sendMessage",
+                timeout=timeout,
+                json={
+                    "chat_id": chat,
+                    "text": part.html,
+                    "parse_mode": "HTML",
+                    "link_preview_options": {"is_disabled": True},
+                    **_markup(part),
+                },
+            )
     except httpx.HTTPError as exc:
         return _transport_outcome(exc)
     return await _telegram_outcome(limiter, chat, response)
@@ -151,8 +186,9 @@ def _markup(part: TelegramPart) -> dict[str, Any]:
     return {"reply_markup": part.reply_markup} if part.reply_markup else {}
 
 
-async def _telegram_outcome(limiter: SendLimiter, chat: str,
-                            response: httpx.Response) -> SendOutcome:
+async def _telegram_outcome(
+    limiter: SendLimiter, chat: str, response: httpx.Response
+) -> SendOutcome:
     try:
         body = response.json()
     except ValueError:
@@ -171,13 +207,18 @@ async def _telegram_outcome(limiter: SendLimiter, chat: str,
         return SendOutcome("retry", description, retry_after_s=5.0)
     moved = (body.get("parameters") or {}).get("migrate_to_chat_id")
     if moved:
-        return SendOutcome("permanent", f"group upgraded to a supergroup ({moved})",
-                           deactivate=True, moved_to=str(moved))
+        return SendOutcome(
+            "permanent",
+            f"group upgraded to a supergroup ({moved})",
+            deactivate=True,
+            moved_to=str(moved),
+        )
     gone = response.status_code == 403 or any(s in description.lower() for s in _TELEGRAM_GONE)
     return SendOutcome("permanent", description[:300], deactivate=gone)
 
 
 # --- Discord ----------------------------------------------------------------------------------
+
 
 def _discord_base(deps: Deps) -> str:
     return (deps.settings.discord_api_base or DISCORD_API).rstrip("/")
@@ -187,9 +228,15 @@ def _discord_base(deps: Deps) -> str:
 _DISCORD_GONE_CODES = {10003, 50001, 50013, 10004, 50007}
 
 
-async def send_discord(deps: Deps, channel_id: str | int, message: DiscordMessage, *,
-                       chart: bytes | str | None = None, limiter: SendLimiter | None = None,
-                       on_slot: OnSlot | None = None) -> SendOutcome:
+async def send_discord(
+    deps: Deps,
+    channel_id: str | int,
+    message: DiscordMessage,
+    *,
+    chart: bytes | str | None = None,
+    limiter: SendLimiter | None = None,
+    on_slot: OnSlot | None = None,
+) -> SendOutcome:
     """Post a message to a Discord channel through the limiter and Discord's own headers.
 
     `chart` is the PNG to attach or the URL of one attached before (`media_ref`)."""
@@ -203,8 +250,11 @@ async def send_discord(deps: Deps, channel_id: str | int, message: DiscordMessag
         return SendOutcome("skipped", "claimed elsewhere")
     url = f"{_discord_base(deps)}/channels/{channel}/messages"
     embeds = [dict(embed) for embed in message.embeds]
-    payload: dict[str, Any] = {"content": message.content, "embeds": embeds,
-                               "allowed_mentions": {"parse": []}}
+    payload: dict[str, Any] = {
+        "content": message.content,
+        "embeds": embeds,
+        "allowed_mentions": {"parse": []},
+    }
     if message.components:
         payload["components"] = message.components
     headers = {"Authorization": f"Bot {token.get_secret_value()}"}
@@ -212,24 +262,29 @@ async def send_discord(deps: Deps, channel_id: str | int, message: DiscordMessag
         if message.with_chart and isinstance(chart, bytes):
             payload["attachments"] = [{"id": 0, "filename": "chart.png"}]
             response = await deps.http.post(
-                url, headers=headers, timeout=deps.settings.send_timeout_s,
+                url,
+                headers=headers,
+                timeout=deps.settings.send_timeout_s,
                 data={"payload_json": json.dumps(payload)},
-                files={"files[0]": ("chart.png", chart, "image/png")})
+                files={"files[0]": ("chart.png", chart, "image/png")},
+            )
         else:
             for embed in payload["embeds"]:
                 if message.with_chart and isinstance(chart, str):
                     embed["image"] = {"url": chart}
                 else:
                     embed.pop("image", None)
-            response = await deps.http.post(url, headers=headers, json=payload,
-                                            timeout=deps.settings.send_timeout_s)
+            response = await deps.http.post(
+                url, headers=headers, json=payload, timeout=deps.settings.send_timeout_s
+            )
     except httpx.HTTPError as exc:
         return _transport_outcome(exc)
     return await _discord_outcome(limiter, channel, response)
 
 
-async def _discord_outcome(limiter: SendLimiter, channel: str,
-                           response: httpx.Response) -> SendOutcome:
+async def _discord_outcome(
+    limiter: SendLimiter, channel: str, response: httpx.Response
+) -> SendOutcome:
     try:
         body = response.json()
     except ValueError:
@@ -242,8 +297,9 @@ async def _discord_outcome(limiter: SendLimiter, channel: str,
         await limiter.hold("discord", chat=channel, seconds=reset_after)
     if response.status_code in (200, 201):
         attachments = body.get("attachments") or []
-        media = attachments[0].get("url") if attachments and isinstance(attachments[0], dict) \
-            else None
+        media = (
+            attachments[0].get("url") if attachments and isinstance(attachments[0], dict) else None
+        )
         return SendOutcome("sent", message_id=str(body.get("id")), media_ref=media)
     reason = str(body.get("message") or f"HTTP {response.status_code}")
     if response.status_code == 429:
@@ -259,9 +315,15 @@ async def _discord_outcome(limiter: SendLimiter, channel: str,
 
 # --- e-mail -----------------------------------------------------------------------------------
 
-async def send_email_batch(deps: Deps, message: EmailMessage, recipients: list[EmailRecipient],
-                           *, limiter: SendLimiter | None = None,
-                           on_slot: OnSlot | None = None) -> SendOutcome:
+
+async def send_email_batch(
+    deps: Deps,
+    message: EmailMessage,
+    recipients: list[EmailRecipient],
+    *,
+    limiter: SendLimiter | None = None,
+    on_slot: OnSlot | None = None,
+) -> SendOutcome:
     """One SendGrid request for up to 1,000 recipients (one personalization each).
 
     `on_slot` may remove recipients from the list (those claimed elsewhere)."""

@@ -21,8 +21,12 @@ from markdown_it.token import Token
 from chainlens.i18n import ENGLISH, N_, Localizer
 
 # English msgids; shown through the user's localizer (`tool_label`).
-TOOL_LABELS = {"onchain": N_("Market & on-chain"), "sentiment": N_("Sentiment"),
-               "tokenomics": N_("Tokenomics"), "team": N_("Team")}
+TOOL_LABELS = {
+    "onchain": N_("Market & on-chain"),
+    "sentiment": N_("Sentiment"),
+    "tokenomics": N_("Tokenomics"),
+    "team": N_("Team"),
+}
 
 
 def tool_label(tool: str, loc: Localizer = ENGLISH) -> str:
@@ -73,7 +77,8 @@ class CommandSpec:
 
     def usage(self, loc: Localizer) -> str:
         return loc._("Usage: /{command} <project>, for example /{command} {example}").format(
-            command=self.name, example=self.example)
+            command=self.name, example=self.example
+        )
 
     def question_for(self, project: str) -> str:
         assert self.question is not None
@@ -82,12 +87,16 @@ class CommandSpec:
 
 PROJECT_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("research", N_("Full research on a project"), "Research {project}", "Uniswap"),
-    CommandSpec("price", N_("Price, market and on-chain data"), "{project} price and market data",
-                "ETH"),
+    CommandSpec(
+        "price", N_("Price, market and on-chain data"), "{project} price and market data", "ETH"
+    ),
     CommandSpec("sentiment", N_("What the crowd and the news say"), "{project} sentiment", "PEPE"),
-    CommandSpec("tokenomics", N_("Supply, unlocks and contract risks"), "{project} tokenomics", "ARB"),
-    CommandSpec("team", N_("Team and development activity"), "{project} team and developers",
-                "Solana"),
+    CommandSpec(
+        "tokenomics", N_("Supply, unlocks and contract risks"), "{project} tokenomics", "ARB"
+    ),
+    CommandSpec(
+        "team", N_("Team and development activity"), "{project} team and developers", "Solana"
+    ),
 )
 OTHER_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("start", N_("What ChainLens does")),
@@ -133,8 +142,13 @@ class Progress:
         """Take one chat event; True when the plan arrived (worth showing at once)."""
         if event.type == "plan":
             projects = getattr(event, "projects", None) or []
-            self.project = (" vs ".join(p.display for p in projects) if projects
-                            else event.project.display if event.project else None)
+            self.project = (
+                " vs ".join(p.display for p in projects)
+                if projects
+                else event.project.display
+                if event.project
+                else None
+            )
             self.tools = dict.fromkeys(event.plan.tools, "running")
             return True
         if event.type == "tool_started":
@@ -153,14 +167,21 @@ class Progress:
         failed when all failed, partial when some failed or were partial, else done."""
         self._runs[(event.tool, getattr(event, "project_id", None))] = state
         states = {s for (tool, _), s in self._runs.items() if tool == event.tool}
-        self.tools[event.tool] = ("running" if "running" in states
-                                  else "failed" if states == {"failed"}
-                                  else "partial" if states & {"failed", "partial"} else "done")
+        self.tools[event.tool] = (
+            "running"
+            if "running" in states
+            else "failed"
+            if states == {"failed"}
+            else "partial"
+            if states & {"failed", "partial"}
+            else "done"
+        )
 
     @property
     def answer(self) -> str:
         return getattr(self.final, "answer", None) or self.loc._(
-            "Sorry, I could not build an answer this time.")
+            "Sorry, I could not build an answer this time."
+        )
 
     def status_line(self) -> str:
         """One line: the project and each tool's state (no answer text)."""
@@ -172,9 +193,10 @@ class Progress:
     def tool_line(self) -> str:
         """Each tool's state: ⏳ running, ✅ done, 🟡 partial (some sources missing), ⚠️ failed."""
         partial = " " + self.loc._("(partial)")
-        return "  ".join(f"{TOOL_MARKS[s]} {tool_label(t, self.loc)}"
-                         + (partial if s == "partial" else "")
-                         for t, s in self.tools.items())
+        return "  ".join(
+            f"{TOOL_MARKS[s]} {tool_label(t, self.loc)}" + (partial if s == "partial" else "")
+            for t, s in self.tools.items()
+        )
 
     def render(self) -> str:
         lines = []
@@ -204,7 +226,7 @@ def utf16_len(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RenderedPart:
-    html: str   # Telegram HTML
+    html: str  # Telegram HTML
     plain: str  # the same visible text without markup
 
 
@@ -223,8 +245,9 @@ class _Out:
         self.html.append(value)
 
     def result(self) -> RenderedPart:
-        return RenderedPart(html="".join(self.html).strip("\n"),
-                            plain="".join(self.plain).strip("\n"))
+        return RenderedPart(
+            html="".join(self.html).strip("\n"), plain="".join(self.plain).strip("\n")
+        )
 
 
 def _inline(children: Sequence[Token], out: _Out, *, outer: int) -> None:
@@ -300,7 +323,9 @@ def aligned_table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(display_width(r[i]) for r in padded) for i in range(columns)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c + " " * (w - display_width(c)) for c, w in zip(cells, widths, strict=False)).rstrip()
+        return "  ".join(
+            c + " " * (w - display_width(c)) for c, w in zip(cells, widths, strict=False)
+        ).rstrip()
 
     out = [line(padded[0]), "  ".join("-" * w for w in widths)] if padded else []
     out += [line(r) for r in padded[1:]]
@@ -322,7 +347,9 @@ def tables_as_code_blocks(markdown: str) -> str:
         elif span is not None and tok.type == "inline" and rows:
             rows[-1].append(_plain_inline(tok.children or []))
         elif span is not None and tok.type == "table_close":
-            replacements.append((span[0], span[1], ["```", *aligned_table(rows).split("\n"), "```"]))
+            replacements.append(
+                (span[0], span[1], ["```", *aligned_table(rows).split("\n"), "```"])
+            )
             span = None
     for start, end, block in reversed(replacements):
         lines[start:end] = block
@@ -509,8 +536,9 @@ def _cut_line(line: str, limit: int, measure: Measure) -> list[str]:
     return pieces
 
 
-def split_markdown(markdown: str, limit: int = TELEGRAM_LIMIT,
-                   measure: Measure = telegram_length) -> list[str]:
+def split_markdown(
+    markdown: str, limit: int = TELEGRAM_LIMIT, measure: Measure = telegram_length
+) -> list[str]:
     """Split markdown at paragraph (block) boundaries so each part is under `limit` as
     `measure` counts it: Telegram's rendered length by default; `len` of the markdown itself
     for platforms that render markdown (Discord)."""
@@ -538,8 +566,9 @@ def split_markdown(markdown: str, limit: int = TELEGRAM_LIMIT,
         packed.append("\n\n".join(current))
     parts: list[str] = []
     for part in packed:  # the sum is exact for our renderer; check anyway, it is cheap
-        parts.extend([part] if _fits(part, limit, measure)
-                     else _split_oversized(part, limit, measure))
+        parts.extend(
+            [part] if _fits(part, limit, measure) else _split_oversized(part, limit, measure)
+        )
     return parts or [""]
 
 
@@ -628,22 +657,23 @@ def upgrade_button(loc: Localizer = ENGLISH) -> Button:
     return Button(loc._(UPGRADE_LABEL), "upgrade")
 
 
-def answer_buttons(final: Any, *, upgrade: bool,
-                   loc: Localizer = ENGLISH) -> list[list[Button]]:
+def answer_buttons(final: Any, *, upgrade: bool, loc: Localizer = ENGLISH) -> list[list[Button]]:
     """The buttons under an answer: follow-ups on its project, did-you-mean suggestions,
     and Upgrade when it helps (a free account)."""
     rows: list[list[Button]] = []
     project = getattr(final, "project", None)
     if project is not None:
-        row = [Button(loc._(label), "ask", f"{kind}:{project.id}")
-               for kind, label, _ in FOLLOW_UPS]
+        row = [Button(loc._(label), "ask", f"{kind}:{project.id}") for kind, label, _ in FOLLOW_UPS]
         row = [b for b in row if len(b.data.encode()) <= _CALLBACK_LIMIT]
         if row:
             rows.append(row)
     else:
         suggestions = list(getattr(final, "suggestions", None) or [])[:4]
-        row = [Button(s.display, "research", s.id) for s in suggestions
-               if len(f"research:{s.id}".encode()) <= _CALLBACK_LIMIT]
+        row = [
+            Button(s.display, "research", s.id)
+            for s in suggestions
+            if len(f"research:{s.id}".encode()) <= _CALLBACK_LIMIT
+        ]
         if row:
             rows.append(row)
     if upgrade:

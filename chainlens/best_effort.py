@@ -78,8 +78,12 @@ def mark_failed(redis: Redis, what: str, exc: BaseException) -> None:
     if health.down_since is None:
         health.down_since = now
         health.skipped = 0
-        log.warning("Redis unavailable (%s during %s); caches and conversation memory are "
-                    "skipped until it is back", type(exc).__name__, what)
+        log.warning(
+            "Redis unavailable (%s during %s); caches and conversation memory are "
+            "skipped until it is back",
+            type(exc).__name__,
+            what,
+        )
     health.skip_until = now + BREAKER_S
 
 
@@ -88,8 +92,11 @@ def mark_ok(redis: Redis) -> None:
     health = _health.get(redis)
     if health is None or health.down_since is None:
         return
-    log.info("Redis is back after %.1fs (%d cache calls skipped meanwhile)",
-             time.monotonic() - health.down_since, health.skipped)
+    log.info(
+        "Redis is back after %.1fs (%d cache calls skipped meanwhile)",
+        time.monotonic() - health.down_since,
+        health.skipped,
+    )
     health.down_since = None
     health.skip_until = 0.0
 

@@ -56,35 +56,46 @@ async def snapshot_chart(deps: Deps, project_id: str, slots: asyncio.Semaphore) 
     """The PNG chart of the project's newest on-chain snapshot, rendered once per snapshot."""
     snapshot_id = await deps.db.fetchval(
         """SELECT id FROM analysis_snapshots WHERE project_id = $1 AND module = 'onchain'
-           ORDER BY fetched_at DESC LIMIT 1""", project_id)
+           ORDER BY fetched_at DESC LIMIT 1""",
+        project_id,
+    )
     if snapshot_id is None:
         raise NoChart(project_id)
-    png = await _cached_render(deps, deps.keys("chart", project_id, snapshot_id), slots,
-                               lambda: _render_snapshot(deps, project_id, int(snapshot_id)))
+    png = await _cached_render(
+        deps,
+        deps.keys("chart", project_id, snapshot_id),
+        slots,
+        lambda: _render_snapshot(deps, project_id, int(snapshot_id)),
+    )
     return Chart(png, str(snapshot_id))
 
 
-async def comparison_chart(deps: Deps, project_ids: Sequence[str], slots: asyncio.Semaphore,
-                           loc: Localizer = ENGLISH) -> Chart:
+async def comparison_chart(
+    deps: Deps, project_ids: Sequence[str], slots: asyncio.Semaphore, loc: Localizer = ENGLISH
+) -> Chart:
     """The projects' prices from each one's newest on-chain snapshot, normalised to 100 at a
     common start, one line each (in the order given); rendered once per set of snapshots."""
     rows = await deps.db.fetch(
         """SELECT DISTINCT ON (project_id) project_id, id FROM analysis_snapshots
            WHERE project_id = ANY($1::text[]) AND module = 'onchain'
-           ORDER BY project_id, fetched_at DESC""", list(project_ids))
+           ORDER BY project_id, fetched_at DESC""",
+        list(project_ids),
+    )
     snapshots = {str(r["project_id"]): int(r["id"]) for r in rows}
     missing = [p for p in project_ids if p not in snapshots]
     if missing:
         raise NoChart(*missing)
     version = "-".join(str(snapshots[p]) for p in project_ids)
     key = deps.keys("chart-compare", loc.language, ",".join(project_ids), version)
-    png = await _cached_render(deps, key, slots,
-                               lambda: _render_comparison(deps, project_ids, snapshots, loc))
+    png = await _cached_render(
+        deps, key, slots, lambda: _render_comparison(deps, project_ids, snapshots, loc)
+    )
     return Chart(png, version)
 
 
-async def _cached_render(deps: Deps, key: str, slots: asyncio.Semaphore,
-                         render: Callable[[], Awaitable[bytes]]) -> bytes:
+async def _cached_render(
+    deps: Deps, key: str, slots: asyncio.Semaphore, render: Callable[[], Awaitable[bytes]]
+) -> bytes:
     """The PNG kept at `key`, or rendered in one of the process's slots and kept there."""
     png = await _cached(deps, key)
     if png is not None:
@@ -127,8 +138,9 @@ def _history(result: Any) -> list[tuple[int, float]]:
 async def _render_snapshot(deps: Deps, project_id: str, snapshot_id: int) -> bytes:
     from tools.resolve import get_project
 
-    result = await deps.db.fetchval("SELECT result FROM analysis_snapshots WHERE id = $1",
-                                    snapshot_id)
+    result = await deps.db.fetchval(
+        "SELECT result FROM analysis_snapshots WHERE id = $1", snapshot_id
+    )
     points = _history(result)
     if len(points) < 2:
         raise NoChart(project_id)
@@ -136,26 +148,33 @@ async def _render_snapshot(deps: Deps, project_id: str, snapshot_id: int) -> byt
     # the answer's own figures from the same snapshot, so chart and text agree
     price, change = result.get("price_usd"), result.get("change_24h_pct")
     return await asyncio.to_thread(
-        render_price_chart, project.display if project else project_id, points,
+        render_price_chart,
+        project.display if project else project_id,
+        points,
         price_usd=float(price) if isinstance(price, int | float) else None,
-        change_24h_pct=float(change) if isinstance(change, int | float) else None)
+        change_24h_pct=float(change) if isinstance(change, int | float) else None,
+    )
 
 
-async def _render_comparison(deps: Deps, project_ids: Sequence[str], snapshots: dict[str, int],
-                             loc: Localizer) -> bytes:
+async def _render_comparison(
+    deps: Deps, project_ids: Sequence[str], snapshots: dict[str, int], loc: Localizer
+) -> bytes:
     from tools.resolve import get_project
 
-    rows = await deps.db.fetch("SELECT id, result FROM analysis_snapshots WHERE id = ANY($1)",
-                               [snapshots[p] for p in project_ids])
+    rows = await deps.db.fetch(
+        "SELECT id, result FROM analysis_snapshots WHERE id = ANY($1)",
+        [snapshots[p] for p in project_ids],
+    )
     by_id = {int(r["id"]): r["result"] for r in rows}
     series: dict[str, list[tuple[int, float]]] = {}
     for project_id in project_ids:
         project = await get_project(deps, project_id)
         series[project.display if project else project_id] = _history(
-            by_id.get(snapshots[project_id]))
+            by_id.get(snapshots[project_id])
+        )
     drawable = normalised_series(series)
     if len(drawable) < 2:
-        short = [p for p, label in zip(project_ids, series) if label not in drawable]
+        short = [p for p, label in zip(project_ids, series, strict=False) if label not in drawable]
         raise NoChart(*(short or project_ids))
     return await asyncio.to_thread(render_price_overlay, overlay_title(series, loc), series)
 
@@ -170,8 +189,13 @@ def period_label(first_ms: int, last_ms: int) -> str:
     return f"{round(days)} d"
 
 
-def chart_title(title: str, points: Sequence[tuple[int, float]], *,
-                price_usd: float | None = None, change_24h_pct: float | None = None) -> str:
+def chart_title(
+    title: str,
+    points: Sequence[tuple[int, float]],
+    *,
+    price_usd: float | None = None,
+    change_24h_pct: float | None = None,
+) -> str:
     """The title's figures: the answer's own price and 24 h change when given (so chart and
     text agree), then the change over the chart's period, with that period named."""
     first, last = points[0], points[-1]
@@ -183,22 +207,40 @@ def chart_title(title: str, points: Sequence[tuple[int, float]], *,
     return "  ·  ".join(parts)
 
 
-def render_price_chart(title: str, points: Sequence[tuple[int, float]], *,
-                       price_usd: float | None = None, change_24h_pct: float | None = None,
-                       width_px: int = 640, height_px: int = 320) -> bytes:
+def render_price_chart(
+    title: str,
+    points: Sequence[tuple[int, float]],
+    *,
+    price_usd: float | None = None,
+    change_24h_pct: float | None = None,
+    width_px: int = 640,
+    height_px: int = 320,
+) -> bytes:
     """A line chart of (epoch ms, USD) points as PNG bytes; raises ValueError with < 2 points.
 
     The title names the period its change covers; the date axis carries the year."""
-    figure = price_figure(title, points, price_usd=price_usd, change_24h_pct=change_24h_pct,
-                          width_px=width_px, height_px=height_px)
+    figure = price_figure(
+        title,
+        points,
+        price_usd=price_usd,
+        change_24h_pct=change_24h_pct,
+        width_px=width_px,
+        height_px=height_px,
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def price_figure(title: str, points: Sequence[tuple[int, float]], *,
-                 price_usd: float | None = None, change_24h_pct: float | None = None,
-                 width_px: int = 640, height_px: int = 320) -> Any:
+def price_figure(
+    title: str,
+    points: Sequence[tuple[int, float]],
+    *,
+    price_usd: float | None = None,
+    change_24h_pct: float | None = None,
+    width_px: int = 640,
+    height_px: int = 320,
+) -> Any:
     """The chart as a matplotlib Figure (what `render_price_chart` saves)."""
     if len(points) < 2:
         raise ValueError("a chart needs at least two price points")
@@ -218,8 +260,11 @@ def price_figure(title: str, points: Sequence[tuple[int, float]], *,
     # matplotlib plots datetimes through its units registry; its stubs list only numbers
     axes.plot(times, prices, color=color, linewidth=1.6)  # type: ignore[arg-type]
     axes.fill_between(times, prices, min(prices), color=color, alpha=0.08)  # type: ignore[arg-type]
-    axes.set_title(chart_title(title, points, price_usd=price_usd,
-                               change_24h_pct=change_24h_pct), fontsize=10, loc="left")
+    axes.set_title(
+        chart_title(title, points, price_usd=price_usd, change_24h_pct=change_24h_pct),
+        fontsize=10,
+        loc="left",
+    )
     axes.grid(True, alpha=0.25)
     span_days = (points[-1][0] - points[0][0]) / 86_400_000
     _date_ticks(axes, span_days)
@@ -238,8 +283,9 @@ def _usd(value: float) -> str:
     return f"${value:.6g}"
 
 
-def render_change_bars(title: str, bars: Sequence[tuple[str, float]], *,
-                       width_px: int = 640, height_px: int = 360) -> bytes:
+def render_change_bars(
+    title: str, bars: Sequence[tuple[str, float]], *, width_px: int = 640, height_px: int = 360
+) -> bytes:
     """A horizontal bar chart of (label, % change) as PNG bytes (the daily report's movers)."""
     if not bars:
         raise ValueError("a chart needs at least one bar")
@@ -257,9 +303,15 @@ def render_change_bars(title: str, bars: Sequence[tuple[str, float]], *,
     axes.barh(labels, values, color=colors)
     axes.axvline(0, color="#868e96", linewidth=0.8)
     for y, value in enumerate(values):
-        axes.annotate(f"{value:+.1f}%", (value, y), xytext=(3 if value >= 0 else -3, 0),
-                      textcoords="offset points", va="center", fontsize=8,
-                      ha="left" if value >= 0 else "right")
+        axes.annotate(
+            f"{value:+.1f}%",
+            (value, y),
+            xytext=(3 if value >= 0 else -3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            ha="left" if value >= 0 else "right",
+        )
     axes.set_title(title, fontsize=11, loc="left")
     axes.grid(True, axis="x", alpha=0.25)
     axes.xaxis.set_major_formatter(lambda value, _: f"{value:+.0f}%")
@@ -271,8 +323,9 @@ def render_change_bars(title: str, bars: Sequence[tuple[str, float]], *,
     return buffer.getvalue()
 
 
-def normalised_series(series: Mapping[str, Sequence[tuple[int, float]]]
-                      ) -> dict[str, list[tuple[int, float]]]:
+def normalised_series(
+    series: Mapping[str, Sequence[tuple[int, float]]],
+) -> dict[str, list[tuple[int, float]]]:
     """Each series rebased to 100 at the first time every series has a price, from then on,
     so projects of very different prices can share one axis (a comparison's chart)."""
     usable = {label: [(t, p) for t, p in points if p > 0] for label, points in series.items()}
@@ -294,8 +347,13 @@ def normalised_series(series: Mapping[str, Sequence[tuple[int, float]]]
 OVERLAY_COLORS = ("#1c7ed6", "#f08c00", "#7048e8")
 
 
-def render_price_overlay(title: str, series: Mapping[str, Sequence[tuple[int, float]]], *,
-                         width_px: int = 640, height_px: int = 320) -> bytes:
+def render_price_overlay(
+    title: str,
+    series: Mapping[str, Sequence[tuple[int, float]]],
+    *,
+    width_px: int = 640,
+    height_px: int = 320,
+) -> bytes:
     """The projects' prices normalised to 100 at a common start, one line each, as PNG."""
     rebased = normalised_series(series)
     if len(rebased) < 2:
@@ -342,21 +400,27 @@ def _date_ticks(axes: Axes, span_days: float) -> None:
     formatter = mdates.DateFormatter(date_format)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(formatter)
-def overlay_title(series: Mapping[str, Sequence[tuple[int, float]]],
-                  loc: Localizer = ENGLISH) -> str:
+
+
+def overlay_title(
+    series: Mapping[str, Sequence[tuple[int, float]]], loc: Localizer = ENGLISH
+) -> str:
     """'Solana (SOL) vs Ethereum (ETH): price since 2026-03-01 (start = 100)'."""
     rebased = normalised_series(series)
     names = " vs ".join(rebased or series)
     if not rebased:
         return names
     start = datetime.fromtimestamp(min(p[0][0] for p in rebased.values()) / 1000, tz=UTC)
-    return loc._("{names}: price since {date} (start = 100)").format(names=names,
-                                                                   date=loc.date(start))
+    return loc._("{names}: price since {date} (start = 100)").format(
+        names=names, date=loc.date(start)
+    )
 
 
-def answer_overlay(projects: Sequence[Project],
-                   histories: Mapping[str, Sequence[tuple[int, float]]],
-                   loc: Localizer = ENGLISH) -> bytes | None:
+def answer_overlay(
+    projects: Sequence[Project],
+    histories: Mapping[str, Sequence[tuple[int, float]]],
+    loc: Localizer = ENGLISH,
+) -> bytes | None:
     """A comparison answer's chart drawn from its own price histories (what the bots send);
     None when fewer than two of its projects have a price history to draw."""
     series = {p.display: list(histories.get(p.id, [])) for p in projects}

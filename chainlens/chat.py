@@ -56,9 +56,10 @@ class MessageTooLong(ValueError):
         super().__init__(self.text(ENGLISH))
 
     def text(self, loc: Localizer = ENGLISH) -> str:
-        return loc._("Your message is {length} characters; the limit is {limit}. Please ask a "
-                     "shorter question.").format(length=loc.count(self.length),
-                                                 limit=loc.count(MAX_QUESTION_CHARS))
+        return loc._(
+            "Your message is {length} characters; the limit is {limit}. Please ask a "
+            "shorter question."
+        ).format(length=loc.count(self.length), limit=loc.count(MAX_QUESTION_CHARS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,8 @@ class ChatTurn:
     def reply_language(self) -> Language:
         """The language the turn is answered in (the agent's rule, or the adapter's choice)."""
         return as_language(self.language) or detect_language(
-            self.text, saved=self.saved_language, hint=self.language_hint)
+            self.text, saved=self.saved_language, hint=self.language_hint
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +112,17 @@ class QuotaRefused:
 ChatEvent = QuotaGranted | QuotaRefused | AgentEvent
 
 
-async def admit(deps: Deps, turn: ChatTurn, *,
-                account: Account | None = None) -> tuple[Account, QuotaDecision]:
+async def admit(
+    deps: Deps, turn: ChatTurn, *, account: Account | None = None
+) -> tuple[Account, QuotaDecision]:
     """Map the identity to its account (unless the caller already has it, as the web does
     right after authenticating) and consume one request from its quota; a stored answer to
     the question is read in the same Redis call (`replay_rider`)."""
     if account is None:
         account = await account_for_identity(deps, turn.identity)
-    decision = await consume_request(deps, account, client_ip=turn.client_ip,
-                                     rider=replay_rider(deps, turn))
+    decision = await consume_request(
+        deps, account, client_ip=turn.client_ip, rider=replay_rider(deps, turn)
+    )
     return account, decision
 
 
@@ -132,7 +136,8 @@ def replay_rider(deps: Deps, turn: ChatTurn) -> Rider | None:
         return None
     question = clean_question(text)
     language = as_language(turn.language) or detect_language(
-        question, saved=turn.saved_language, hint=turn.language_hint)
+        question, saved=turn.saved_language, hint=turn.language_hint
+    )
     key = turn_cache.turn_key(deps, question, None, language)
     return turn_cache.lookup(deps, key, conversation_id=turn.conversation_id).rider(language)
 
@@ -166,8 +171,8 @@ class _Turn:
     started: float = field(default_factory=time.perf_counter)
     plan: Any = None
     final: Any = None
-    delivered: bool = False    # the adapter took answer text and asked for more
-    any_data: bool = False     # some planned tool returned data
+    delivered: bool = False  # the adapter took answer text and asked for more
+    any_data: bool = False  # some planned tool returned data
 
     @property
     def tools(self) -> list[str]:
@@ -178,15 +183,17 @@ class _Turn:
     def charged(self) -> bool:
         # Charged: answer text reached the caller, tools ran, and the answer has substance
         # (not only "no planned tool returned any data", which says it was not charged).
-        substantive = getattr(self.final, "substantive", True) if self.final is not None \
-            else self.any_data
+        substantive = (
+            getattr(self.final, "substantive", True) if self.final is not None else self.any_data
+        )
         source = self.final or self.plan
         market = source is not None and getattr(source.plan, "intent", None) == "market"
         return self.delivered and (bool(self.tools) or market) and substantive
 
 
-async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
-                          decision: QuotaDecision) -> AsyncGenerator[AgentEvent, None]:
+async def answer_admitted(
+    deps: Deps, turn: ChatTurn, account: Account, decision: QuotaDecision
+) -> AsyncGenerator[AgentEvent, None]:
     """Stream the agent's answer for a turn whose request was already consumed."""
     text = check_message(turn.text)
     turn = dataclasses.replace(turn, text=text)
@@ -200,13 +207,18 @@ async def answer_admitted(deps: Deps, turn: ChatTurn, account: Account,
             await finish_shielded(_settle(deps, turn, account, decision, progress))
         return
     try:
-        stream = cast(AsyncGenerator[AgentEvent, None],
-                      answer_stream(deps, text, conversation_id=turn.conversation_id,
-                                    language=(_ridden_language(decision)
-                                              or as_language(turn.language)),
-                                    saved_language=turn.saved_language,
-                                    language_hint=turn.language_hint,
-                                    ridden=decision.ridden))
+        stream = cast(
+            AsyncGenerator[AgentEvent, None],
+            answer_stream(
+                deps,
+                text,
+                conversation_id=turn.conversation_id,
+                language=(_ridden_language(decision) or as_language(turn.language)),
+                saved_language=turn.saved_language,
+                language_hint=turn.language_hint,
+                ridden=decision.ridden,
+            ),
+        )
         async with aclosing(stream) as events:
             async for event in events:
                 if event.type == "plan":
@@ -229,15 +241,17 @@ def _ridden_language(decision: QuotaDecision) -> Language | None:
     return rider.language if isinstance(rider, turn_cache.ReplayRider) else None
 
 
-async def give_back_unanswered(deps: Deps, turn: ChatTurn, account: Account,
-                               decision: QuotaDecision) -> None:
+async def give_back_unanswered(
+    deps: Deps, turn: ChatTurn, account: Account, decision: QuotaDecision
+) -> None:
     """Refund (and record) an admitted turn whose answer never started: the adapter lost its
     caller before it began `answer_admitted`, which otherwise settles the turn itself."""
     await finish_shielded(_settle(deps, turn, account, decision, _Turn()))
 
 
-async def _settle(deps: Deps, turn: ChatTurn, account: Account, decision: QuotaDecision,
-                  progress: _Turn) -> None:
+async def _settle(
+    deps: Deps, turn: ChatTurn, account: Account, decision: QuotaDecision, progress: _Turn
+) -> None:
     """Refund a turn that delivered nothing (or analysed nothing); record usage either way."""
     if not progress.charged:
         try:
@@ -295,8 +309,9 @@ def alert_destination(turn: ChatTurn, account: Account) -> tuple[str, str] | Non
     return None
 
 
-async def alert_turn(deps: Deps, turn: ChatTurn, account: Account,
-                     alert: str) -> AsyncGenerator[AgentEvent, None]:
+async def alert_turn(
+    deps: Deps, turn: ChatTurn, account: Account, alert: str
+) -> AsyncGenerator[AgentEvent, None]:
     """Set the alert a plain phrasing asked for and say so (or why not)."""
     from agent.events import FinalEvent, PlanEvent, PlanInfo, TextEvent
     from reports import watch
@@ -309,23 +324,37 @@ async def alert_turn(deps: Deps, turn: ChatTurn, account: Account,
     where = alert_destination(turn, account)
     try:
         if where is None:
-            raise watch.WatchError(N_(
-                "Alerts need somewhere to be delivered: sign in on the web (they come by "
-                "e-mail), or use /alert in the Telegram or Discord chat where you want them."))
+            raise watch.WatchError(
+                N_(
+                    "Alerts need somewhere to be delivered: sign in on the web (they come by "
+                    "e-mail), or use /alert in the Telegram or Discord chat where you want them."
+                )
+            )
         query, spec = watch.parse_alert(alert)
-        made = await watch.create_alert(deps, account.id, query, spec, channel=where[0],
-                                        destination=where[1])
+        made = await watch.create_alert(
+            deps, account.id, query, spec, channel=where[0], destination=where[1]
+        )
         if where[0] == "email":
-            answer = loc._("Alert set: {alert}. You get one message each time it happens; the "
-                           "account page lists your alerts.")
+            answer = loc._(
+                "Alert set: {alert}. You get one message each time it happens; the "
+                "account page lists your alerts."
+            )
         else:
-            answer = loc._("Alert set: {alert}. You get one message each time it happens; "
-                           "/alerts lists yours, /alert delete {id} stops it.")
+            answer = loc._(
+                "Alert set: {alert}. You get one message each time it happens; "
+                "/alerts lists yours, /alert delete {id} stops it."
+            )
         answer = answer.format(alert=watch.describe(made, loc), id=made.id)
     except watch.UnknownProject as exc:
         answer, suggestions = exc.text(loc), list(exc.suggestions)
     except watch.WatchError as exc:
         answer = exc.text(loc)
     yield TextEvent(text=answer)
-    yield FinalEvent(answer=answer, project=None, suggestions=suggestions, plan=plan,
-                     conversation_id=turn.conversation_id, language=language)
+    yield FinalEvent(
+        answer=answer,
+        project=None,
+        suggestions=suggestions,
+        plan=plan,
+        conversation_id=turn.conversation_id,
+        language=language,
+    )

@@ -62,6 +62,7 @@ def _is_verbose(ctx: click.Context) -> bool:
 
 # --- commands from other packages, listed without importing them -----------------------------
 
+
 def _module_source(module_name: str) -> Path | None:
     """The file of `package.module` found without importing the package (its __init__ may be
     heavy)."""
@@ -87,10 +88,14 @@ def _listed_commands(module_name: str) -> dict[str, str] | None:
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     exported: list[str] | None = None
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "COMMANDS"
-                and isinstance(node.value, ast.List | ast.Tuple)
-                and all(isinstance(e, ast.Name) for e in node.value.elts)):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "COMMANDS"
+            and isinstance(node.value, ast.List | ast.Tuple)
+            and all(isinstance(e, ast.Name) for e in node.value.elts)
+        ):
             exported = [e.id for e in node.value.elts if isinstance(e, ast.Name)]
     if exported is None:
         return None  # COMMANDS written some other way: import the module to find out
@@ -117,7 +122,9 @@ def _listed_commands(module_name: str) -> dict[str, str] | None:
                     if isinstance(keyword.value, ast.Constant) and keyword.arg == "name":
                         command_name = str(keyword.value.value)
                     if isinstance(keyword.value, ast.Constant) and keyword.arg in (
-                            "help", "short_help"):
+                        "help",
+                        "short_help",
+                    ):
                         help_text = str(keyword.value.value)
         if command_name is None:
             return None
@@ -219,8 +226,10 @@ def _one_line_error(exc: BaseException) -> str | None:
 
     driver_connect = module.startswith(("asyncpg", "redis")) and "Connect" in type(exc).__name__
     if driver_connect or isinstance(exc, ConnectionError | socket.gaierror | TimeoutError):
-        return (f"cannot reach a service: {type(exc).__name__}: {exc}"[:300]
-                + " (`chainlens doctor` checks every dependency)")
+        return (
+            f"cannot reach a service: {type(exc).__name__}: {exc}"[:300]
+            + " (`chainlens doctor` checks every dependency)"
+        )
     return None
 
 
@@ -240,8 +249,12 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on (default: HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default: PORT or 8000).")
-@click.option("--workers", default=None, type=click.IntRange(1, 64),
-              help="Web processes sharing the port (default: WEB_WORKERS or 1).")
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 64),
+    help="Web processes sharing the port (default: WEB_WORKERS or 1).",
+)
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the web API and chat widget, plus the Telegram/Discord bots whose tokens are set."""
     overrides: dict[str, object] = {}

@@ -67,9 +67,19 @@ class Deps:
 # Headers a request may carry to any host it is redirected to. Every other header (an API
 # key under any name: x-cg-demo-api-key, x-cg-pro-api-key, Authorization ...) stays with the
 # origin the request was first sent to; httpx itself strips only Authorization.
-_PORTABLE_HEADERS = frozenset({"host", "user-agent", "accept", "accept-encoding",
-                               "accept-language", "connection", "content-type",
-                               "content-length", "cookie"})
+_PORTABLE_HEADERS = frozenset(
+    {
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "connection",
+        "content-type",
+        "content-length",
+        "cookie",
+    }
+)
 _FIRST_ORIGIN = "chainlens.first_origin"
 
 
@@ -145,20 +155,32 @@ def make_cluster(url: str, settings: Settings) -> RedisCluster:
     parts = urlsplit(url)
     scheme = CLUSTER_SCHEMES.get(parts.scheme, parts.scheme)
     if scheme not in ("redis", "rediss"):
-        raise ValueError("a Redis Cluster is reached over redis:// or rediss://, not "
-                         f"{parts.scheme}://")
+        raise ValueError(
+            f"a Redis Cluster is reached over redis:// or rediss://, not {parts.scheme}://"
+        )
     auth, _, hosts = parts.netloc.rpartition("@")
     nodes: list[ClusterNode] = []
     for item in hosts.split(","):
         one = urlsplit(f"//{item}")
         nodes.append(ClusterNode(one.hostname or "127.0.0.1", one.port or 6379))
-    first = urlunsplit((scheme, f"{auth}@{hosts.split(',')[0]}" if auth else
-                        hosts.split(",")[0], parts.path, parts.query, ""))
+    first = urlunsplit(
+        (
+            scheme,
+            f"{auth}@{hosts.split(',')[0]}" if auth else hosts.split(",")[0],
+            parts.path,
+            parts.query,
+            "",
+        )
+    )
     # from_url reads credentials, TLS and query options; the startup nodes are all the hosts.
     return WaitingRedisCluster.from_url(
-        first, startup_nodes=nodes, max_connections=settings.redis_pool_max,
-        socket_timeout=REDIS_COMMAND_TIMEOUT_S, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-        health_check_interval=30)
+        first,
+        startup_nodes=nodes,
+        max_connections=settings.redis_pool_max,
+        socket_timeout=REDIS_COMMAND_TIMEOUT_S,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        health_check_interval=30,
+    )
 
 
 def make_redis(url: str, settings: Settings) -> RedisClient:
@@ -167,8 +189,11 @@ def make_redis(url: str, settings: Settings) -> RedisClient:
     # BlockingConnectionPool waits for a free connection instead of raising
     # "Too many connections" under bursts.
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=settings.redis_pool_max, timeout=5,
-        socket_timeout=REDIS_COMMAND_TIMEOUT_S, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        url,
+        max_connections=settings.redis_pool_max,
+        timeout=5,
+        socket_timeout=REDIS_COMMAND_TIMEOUT_S,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
         health_check_interval=30,
     )
     return Redis.from_pool(pool)  # the client owns the pool and closes it
@@ -207,7 +232,8 @@ async def create_db_pool(url: str, settings: Settings) -> asyncpg.Pool:
 
 
 def start_embedded(
-    settings: Settings, stack: AsyncExitStack,
+    settings: Settings,
+    stack: AsyncExitStack,
 ) -> tuple[EmbeddedPostgres | None, EmbeddedRedis | None]:
     """Start or join the embedded servers the settings leave unset (no DATABASE_URL /
     REDIS_URL); `stack` leaves them on exit, and the last ChainLens process to leave stops them

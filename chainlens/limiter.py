@@ -112,7 +112,9 @@ def telegram_chat_class(chat_id: int | str) -> str:
 
 
 class SendLimiter:
-    def __init__(self, redis: RedisClient, keys: KeySpace, rates: dict[str, Rate] | None = None) -> None:
+    def __init__(
+        self, redis: RedisClient, keys: KeySpace, rates: dict[str, Rate] | None = None
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self.rates = dict(DEFAULT_SEND_RATES)
@@ -122,25 +124,32 @@ class SendLimiter:
 
     @classmethod
     def from_deps(cls, deps: Deps) -> SendLimiter:
-        rates = {name: Rate(int(r[0]), float(r[1]))
-                 for name, r in deps.settings.send_rates.items()}
+        rates = {name: Rate(int(r[0]), float(r[1])) for name, r in deps.settings.send_rates.items()}
         return cls(deps.redis, deps.keys, rates)
 
     def _key(self, platform: str, *parts: object) -> str:
         return self._keys(f"send:{{{platform}}}", *parts)
 
-    def _buckets(self, platform: str, chat: str | None,
-                 chat_class: str | None) -> list[tuple[str, str, Rate]]:
-        buckets = [(self._key(platform, "global"), self._key(platform, "hold", "global"),
-                    self.rates[platform])]
+    def _buckets(
+        self, platform: str, chat: str | None, chat_class: str | None
+    ) -> list[tuple[str, str, Rate]]:
+        buckets = [
+            (
+                self._key(platform, "global"),
+                self._key(platform, "hold", "global"),
+                self.rates[platform],
+            )
+        ]
         if chat is not None:
             rate = self.rates[chat_class or f"{platform}_channel"]
-            buckets.append((self._key(platform, "chat", chat),
-                            self._key(platform, "hold", "chat", chat), rate))
+            buckets.append(
+                (self._key(platform, "chat", chat), self._key(platform, "hold", "chat", chat), rate)
+            )
         return buckets
 
-    async def try_acquire(self, platform: str, *, chat: str | None = None,
-                          chat_class: str | None = None) -> float:
+    async def try_acquire(
+        self, platform: str, *, chat: str | None = None, chat_class: str | None = None
+    ) -> float:
         """Take a slot now and return 0.0, or take nothing and return the seconds to wait."""
         buckets = self._buckets(platform, chat, chat_class)
         keys = [b[0] for b in buckets] + [b[1] for b in buckets]
@@ -150,8 +159,14 @@ class SendLimiter:
         wait_ms = int(await self._acquire(keys=keys, args=args))
         return wait_ms / 1000.0
 
-    async def acquire(self, platform: str, *, chat: str | None = None,
-                      chat_class: str | None = None, timeout_s: float | None = None) -> None:
+    async def acquire(
+        self,
+        platform: str,
+        *,
+        chat: str | None = None,
+        chat_class: str | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
         """Wait for a slot (however long the limits say), then take it.
 
         `SendQueueTimeout` when `timeout_s` passes first; nothing is taken then."""
@@ -168,6 +183,9 @@ class SendLimiter:
     async def hold(self, platform: str, *, chat: str | None = None, seconds: float) -> None:
         """Nobody sends to `chat` (or, with no chat, on `platform` at all) for `seconds`:
         what a 429's `retry_after` asks for."""
-        key = (self._key(platform, "hold", "chat", chat) if chat is not None
-               else self._key(platform, "hold", "global"))
+        key = (
+            self._key(platform, "hold", "chat", chat)
+            if chat is not None
+            else self._key(platform, "hold", "global")
+        )
         await self._hold(keys=[key], args=[max(1, int(seconds * 1000))])

@@ -41,8 +41,9 @@ def configure_logging(settings: Settings, tag: str = "") -> None:
     several."""
     handler = logging.StreamHandler()
     tagged = f"[{tag}] " if tag else ""
-    handler.setFormatter(logging.Formatter(
-        f"%(asctime)s %(levelname)s {tagged}%(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s %(levelname)s {tagged}%(name)s: %(message)s")
+    )
     handler.addFilter(SecretScrubber(secret_values(settings)))
     root = logging.getLogger()
     root.handlers[:] = [handler]

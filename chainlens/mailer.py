@@ -29,10 +29,17 @@ def _send_blocking(settings: Settings, to: str, subject: str, text: str, html: s
     from sendgrid.helpers.mail import Mail
 
     assert settings.sendgrid_api_key is not None
-    client = SendGridAPIClient(api_key=settings.sendgrid_api_key.get_secret_value(),
-                               host=settings.sendgrid_api_base or "https://api.sendgrid.com")
-    message = Mail(from_email=settings.sendgrid_from_email, to_emails=to, subject=subject,
-                   plain_text_content=text, html_content=html)
+    client = SendGridAPIClient(
+        api_key=settings.sendgrid_api_key.get_secret_value(),
+        host=settings.sendgrid_api_base or "https://api.sendgrid.com",
+    )
+    message = Mail(
+        from_email=settings.sendgrid_from_email,
+        to_emails=to,
+        subject=subject,
+        plain_text_content=text,
+        html_content=html,
+    )
     try:
         response = client.send(message)
     except HTTPError as exc:
@@ -63,8 +70,9 @@ if TYPE_CHECKING:
     from bots.outbound import EmailMessage, EmailRecipient, SendOutcome
 
 
-def _batch_blocking(settings: Settings, message: EmailMessage,
-                    recipients: list[EmailRecipient]) -> SendOutcome:
+def _batch_blocking(
+    settings: Settings, message: EmailMessage, recipients: list[EmailRecipient]
+) -> SendOutcome:
     import socket
     import urllib.error
 
@@ -75,11 +83,17 @@ def _batch_blocking(settings: Settings, message: EmailMessage,
     from bots.outbound import SendOutcome
 
     assert settings.sendgrid_api_key is not None
-    client = SendGridAPIClient(api_key=settings.sendgrid_api_key.get_secret_value(),
-                               host=settings.sendgrid_api_base or "https://api.sendgrid.com")
+    client = SendGridAPIClient(
+        api_key=settings.sendgrid_api_key.get_secret_value(),
+        host=settings.sendgrid_api_base or "https://api.sendgrid.com",
+    )
     client.client.timeout = settings.send_timeout_s
-    mail = Mail(from_email=settings.sendgrid_from_email, subject=message.subject,
-                plain_text_content=message.text, html_content=message.html)
+    mail = Mail(
+        from_email=settings.sendgrid_from_email,
+        subject=message.subject,
+        plain_text_content=message.text,
+        html_content=message.html,
+    )
     for recipient in recipients:
         personalization = Personalization()
         personalization.add_to(To(recipient.address))
@@ -105,8 +119,9 @@ def _batch_blocking(settings: Settings, message: EmailMessage,
         return SendOutcome("permanent", f"SendGrid refused the batch ({status})")
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
-            return SendOutcome("retry", f"SendGrid unreachable: {type(exc.reason).__name__}",
-                               retry_after_s=5.0)
+            return SendOutcome(
+                "retry", f"SendGrid unreachable: {type(exc.reason).__name__}", retry_after_s=5.0
+            )
         return SendOutcome("unknown", f"no answer from SendGrid: {type(exc.reason).__name__}")
     except ConnectionRefusedError:
         return SendOutcome("retry", "SendGrid unreachable: connection refused", retry_after_s=5.0)
@@ -119,8 +134,9 @@ def _batch_blocking(settings: Settings, message: EmailMessage,
     return SendOutcome("sent", message_id=message_id)
 
 
-async def send_email_batch(settings: Settings, message: EmailMessage,
-                           recipients: list[EmailRecipient]) -> SendOutcome:
+async def send_email_batch(
+    settings: Settings, message: EmailMessage, recipients: list[EmailRecipient]
+) -> SendOutcome:
     """One SendGrid request with one personalization per recipient; never raises for
     SendGrid's answers (see `bots.outbound` for what each outcome means)."""
     from bots.outbound import SendOutcome
@@ -128,6 +144,7 @@ async def send_email_batch(settings: Settings, message: EmailMessage,
     try:
         return await asyncio.wait_for(
             asyncio.to_thread(_batch_blocking, settings, message, recipients),
-            timeout=settings.send_timeout_s + 5)
+            timeout=settings.send_timeout_s + 5,
+        )
     except TimeoutError:
         return SendOutcome("unknown", "no answer from SendGrid in time")

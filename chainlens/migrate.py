@@ -15,6 +15,7 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+
 def _migrations_dir() -> Path:
     """The copy an installed wheel carries (`chainlens/migrations`, see setup.py), else the
     checkout's top-level `migrations/` (source tree, editable install)."""

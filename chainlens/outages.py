@@ -12,16 +12,24 @@ import asyncpg
 # asyncpg's "connection is closed"; its subclasses (DataError, ...) are bugs, not outages.
 # `InternalClientError` is a connection left mid-operation when the server vanished.
 POSTGRES_DOWN: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError, asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError, asyncpg.exceptions.InternalClientError)
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 # Anything a statement can fail with, the server's refusals included: for work that is optional
 # (a snapshot read or write) and must not cost the answer.
 POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
-    OSError, TimeoutError)
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 def postgres_down(exc: BaseException) -> bool:

@@ -22,9 +22,9 @@ from chainlens.settings import Settings
 
 log = logging.getLogger("chainlens.serve")
 _WATCHDOG_INTERVAL_S = 5.0
-_INT_GRACE_S = 0.5    # Ctrl-C: answers in progress get this long to finish
-_TERM_GRACE_S = 5.0   # SIGTERM: half of docker's 10 s before it kills
-_TASK_STOP_S = 0.8    # bots and background loops, after the web server stopped
+_INT_GRACE_S = 0.5  # Ctrl-C: answers in progress get this long to finish
+_TERM_GRACE_S = 5.0  # SIGTERM: half of docker's 10 s before it kills
+_TASK_STOP_S = 0.8  # bots and background loops, after the web server stopped
 
 
 async def watch_embedded(name: str, embedded: EmbeddedPostgres | EmbeddedRedis | None) -> None:
@@ -75,10 +75,14 @@ def channel_plan(settings: Settings) -> list[str]:
         lines.append(f"telegram: on (webhook {settings.telegram_webhook_url})")
     else:
         lines.append("telegram: on (long polling)")
-    lines.append("discord: on" if settings.discord_bot_token
-                 else "discord: off (DISCORD_BOT_TOKEN not set)")
-    lines.append("job worker: on (in-process)" if settings.serve_worker
-                 else "job worker: off (SERVE_WORKER=false; run `chainlens worker`)")
+    lines.append(
+        "discord: on" if settings.discord_bot_token else "discord: off (DISCORD_BOT_TOKEN not set)"
+    )
+    lines.append(
+        "job worker: on (in-process)"
+        if settings.serve_worker
+        else "job worker: off (SERVE_WORKER=false; run `chainlens worker`)"
+    )
     return lines
 
 
@@ -107,14 +111,19 @@ def web_server(app: Any, settings: Settings) -> uvicorn.Server:
     from web.server import server_config
 
     # X-Forwarded-For is read by web.auth.client_ip from FORWARDED_ALLOW_IPS proxies only.
-    config = server_config(app, settings, log_config=None, proxy_headers=False,
-                           timeout_graceful_shutdown=_TERM_GRACE_S)
+    config = server_config(
+        app, settings, log_config=None, proxy_headers=False, timeout_graceful_shutdown=_TERM_GRACE_S
+    )
     return _Server(config)
 
 
-async def serve_forever(settings: Settings, process: WebProcess | None = None, *,
-                        sockets: list[socket.socket] | None = None,
-                        on_started: Callable[[], None] | None = None) -> None:
+async def serve_forever(
+    settings: Settings,
+    process: WebProcess | None = None,
+    *,
+    sockets: list[socket.socket] | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
     """Run one web process until SIGTERM/SIGINT: the app on `sockets` (a listening socket the
     parent shares with its siblings) or on HOST:PORT, plus the tasks `process` owns."""
     from web.app import create_app
@@ -139,17 +148,19 @@ async def serve_forever(settings: Settings, process: WebProcess | None = None, *
             telegram = build_application(deps)
             if settings.telegram_webhook_url:
                 app.state.telegram = telegram
-            background.add(asyncio.create_task(
-                run_telegram_bot(deps, telegram, register=process.first),
-                name="run_telegram_bot"))
+            background.add(
+                asyncio.create_task(
+                    run_telegram_bot(deps, telegram, register=process.first),
+                    name="run_telegram_bot",
+                )
+            )
         if process.first:
             for starter in _bot_starters(settings):
                 background.add(asyncio.create_task(starter(deps), name=starter.__name__))
         if settings.serve_worker and process.first:
             background.add(asyncio.create_task(run_job_worker(deps, server), name="job-worker"))
         if on_started is not None:
-            background.add(asyncio.create_task(_when_started(server, on_started),
-                                               name="started"))
+            background.add(asyncio.create_task(_when_started(server, on_started), name="started"))
         if not process.alone:
             background.add(asyncio.create_task(_exit_with_parent(server), name="parent-watch"))
         for task in background:
@@ -161,7 +172,7 @@ async def serve_forever(settings: Settings, process: WebProcess | None = None, *
 
 
 async def _when_started(server: uvicorn.Server, callback: Callable[[], None]) -> None:
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
         await asyncio.sleep(0.02)
     callback()
 
@@ -169,7 +180,7 @@ async def _when_started(server: uvicorn.Server, callback: Callable[[], None]) ->
 async def _exit_with_parent(server: uvicorn.Server) -> None:
     """A web process whose supervisor died (SIGKILL) stops instead of serving unsupervised."""
     parent = os.getppid()
-    while os.getppid() == parent:
+    while os.getppid() == parent:  # noqa: ASYNC110 - polled: no event tells a parent's death
         await asyncio.sleep(1.0)
     log.warning("the supervising process %d is gone; stopping", parent)
     server.should_exit = True
@@ -184,8 +195,11 @@ async def stop_tasks(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
         return
     _, pending = await asyncio.wait(tasks, timeout=timeout_s)
     if pending:
-        log.warning("did not stop within %.1fs: %s", timeout_s,
-                    ", ".join(sorted(t.get_name() for t in pending)))
+        log.warning(
+            "did not stop within %.1fs: %s",
+            timeout_s,
+            ", ".join(sorted(t.get_name() for t in pending)),
+        )
 
 
 class _Server(uvicorn.Server):
@@ -208,8 +222,9 @@ class _Server(uvicorn.Server):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        original = {sig: signal.signal(sig, self.handle_exit)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        original = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             yield
         finally:

@@ -213,14 +213,16 @@ class Settings(BaseSettings):
     # SendGrid "Signed Event Webhook" verification key (base64 ECDSA public key)
     sendgrid_webhook_public_key: SecretStr | None = None
 
-    @field_validator("llm_models", "cors_origins", "news_feeds", "forwarded_allow_ips",
-                     mode="before")
+    @field_validator(
+        "llm_models", "cors_origins", "news_feeds", "forwarded_allow_ips", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("report_cron", "cache_warm_cron", "alert_cron", "alert_slow_cron",
-                     "retention_cron")
+    @field_validator(
+        "report_cron", "cache_warm_cron", "alert_cron", "alert_slow_cron", "retention_cron"
+    )
     @classmethod
     def _cron(cls, value: str) -> str:
         from croniter import croniter
@@ -239,8 +241,9 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("redis://", "rediss://", "unix://",
-                                           "redis+cluster://", "rediss+cluster://")):
+        if value and not value.startswith(
+            ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        ):
             raise ValueError("must be a redis://, rediss://, unix:// or redis+cluster:// URL")
         return value or None
 
@@ -278,11 +281,19 @@ class Settings(BaseSettings):
         # "null" (sandboxed frames, file://) would let any page use a visitor's session.
         for origin in value:
             if origin in ("*", "null"):
-                raise ValueError(f"{origin!r} is not allowed; list each site's exact origin "
-                                 "(https://blog.example)")
+                raise ValueError(
+                    f"{origin!r} is not allowed; list each site's exact origin "
+                    "(https://blog.example)"
+                )
             parts = urlsplit(origin)
-            if (parts.scheme not in ("http", "https") or not parts.hostname or "*" in origin
-                    or parts.path not in ("", "/") or parts.query or parts.fragment):
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or "*" in origin
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+            ):
                 raise ValueError(f"not an origin (scheme://host[:port]): {origin[:80]}")
         return [origin.rstrip("/") for origin in value]
 
@@ -292,8 +303,10 @@ class Settings(BaseSettings):
         if not value.get_secret_value().strip():
             return SecretStr("")  # filled in below from CHAINLENS_DATA_DIR
         if value.get_secret_value() == _PLACEHOLDER_SECRET:
-            raise ValueError("SECRET_KEY must be set to a real secret, not the public "
-                             "placeholder; or leave it unset to have one generated")
+            raise ValueError(
+                "SECRET_KEY must be set to a real secret, not the public "
+                "placeholder; or leave it unset to have one generated"
+            )
         return value
 
     @field_validator("telegram_webhook_url")
@@ -308,8 +321,9 @@ class Settings(BaseSettings):
     def _webhook_secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
         import re
 
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}",
-                                                  value.get_secret_value()):
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
             raise ValueError("use 1-256 characters from A-Z, a-z, 0-9, _ and -")
         return value
 
@@ -322,7 +336,8 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "SECRET_KEY is not set and no key could be kept under CHAINLENS_DATA_DIR "
                     f"({exc.strerror or exc}); set SECRET_KEY or a writable "
-                    "CHAINLENS_DATA_DIR") from None
+                    "CHAINLENS_DATA_DIR"
+                ) from None
             # Frozen model: the one place a value is filled in after validation.
             object.__setattr__(self, "secret_key", SecretStr(key))
         return self

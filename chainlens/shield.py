@@ -35,4 +35,3 @@ async def finish_shielded(work: Coroutine[Any, Any, None]) -> None:
     with anyio.CancelScope(shield=True):
         # A plain asyncio cancel (not anyio's) can still end this wait; the task runs on.
         await asyncio.shield(task)
-

@@ -49,22 +49,24 @@ log = logging.getLogger("chainlens.serve")
 STOP_TIMEOUT_S = _TERM_GRACE_S + _TASK_STOP_S + 4.0  # a web process's own grace, then closing
 RESTART_DELAY_S = 1.0
 RESTART_DELAY_MAX_S = 30.0
-HEALTHY_AFTER_S = 30.0   # a web process that served this long starts again after 1 s
-LISTEN_BACKLOG = 2048    # uvicorn's default: connections wait here until a process accepts
+HEALTHY_AFTER_S = 30.0  # a web process that served this long starts again after 1 s
+LISTEN_BACKLOG = 2048  # uvicorn's default: connections wait here until a process accepts
 _POLL_S = 0.2
 
 
 def bind_listening_socket(settings: Settings) -> socket.socket:
     """HOST:PORT bound and listening, inheritable by the web processes (OSError if taken)."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.create_server((settings.host, settings.port), family=family,
-                                backlog=LISTEN_BACKLOG)
+    sock = socket.create_server(
+        (settings.host, settings.port), family=family, backlog=LISTEN_BACKLOG
+    )
     sock.set_inheritable(True)
     return sock
 
 
-def web_process_main(settings: Settings, process: WebProcess, sock: socket.socket,
-                     ready: Connection) -> None:
+def web_process_main(
+    settings: Settings, process: WebProcess, sock: socket.socket, ready: Connection
+) -> None:
     """The entry point of one web process (run by multiprocessing in a fresh interpreter)."""
     os.setpgrp()  # the terminal's Ctrl-C reaches the parent only; it forwards it once
     from chainlens.logs import configure_logging
@@ -152,8 +154,10 @@ class Supervisor:
     def spawn(self, index: int) -> None:
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(
-            target=web_process_main, name=f"chainlens-web-{index}",
-            args=(self.settings, WebProcess(index=index, count=self.count), self.sock, writer))
+            target=web_process_main,
+            name=f"chainlens-web-{index}",
+            args=(self.settings, WebProcess(index=index, count=self.count), self.sock, writer),
+        )
         process.start()
         writer.close()  # the child holds its own end; EOF here when it dies
         self.children[index] = _Child(index, process, reader)
@@ -168,8 +172,12 @@ class Supervisor:
                 self.delays[index] = RESTART_DELAY_S
                 log.info("web process %d serving (pid %s)", index, child.process.pid)
                 if all(c.ready for c in self.children.values()):
-                    log.info("%d web processes serving on http://%s:%d", len(self.children),
-                             self.settings.host, self.settings.port)
+                    log.info(
+                        "%d web processes serving on http://%s:%d",
+                        len(self.children),
+                        self.settings.host,
+                        self.settings.port,
+                    )
             if child.process.is_alive() or self.stopping.is_set():
                 continue
             child.close()
@@ -181,12 +189,21 @@ class Supervisor:
                 self.stopping.set()
                 return
             lived = now - child.started_at
-            delay = RESTART_DELAY_S if lived >= HEALTHY_AFTER_S else self.delays.get(
-                index, RESTART_DELAY_S)
+            delay = (
+                RESTART_DELAY_S
+                if lived >= HEALTHY_AFTER_S
+                else self.delays.get(index, RESTART_DELAY_S)
+            )
             self.delays[index] = min(delay * 2, RESTART_DELAY_MAX_S)
             self.restart_at[index] = now + delay
-            log.warning("web process %d (pid %s) exited with %s after %.0f s; restarting it "
-                        "in %.0f s", index, child.process.pid, code, lived, delay)
+            log.warning(
+                "web process %d (pid %s) exited with %s after %.0f s; restarting it in %.0f s",
+                index,
+                child.process.pid,
+                code,
+                lived,
+                delay,
+            )
         for index, at in list(self.restart_at.items()):
             if now >= at and not self.stopping.is_set():
                 del self.restart_at[index]
@@ -212,8 +229,12 @@ class Supervisor:
             if time.monotonic() >= deadline:
                 for child in self.children.values():
                     if child.process.is_alive():
-                        log.warning("web process %d (pid %s) did not stop within %.0f s; "
-                                    "killing it", child.index, child.process.pid, STOP_TIMEOUT_S)
+                        log.warning(
+                            "web process %d (pid %s) did not stop within %.0f s; killing it",
+                            child.index,
+                            child.process.pid,
+                            STOP_TIMEOUT_S,
+                        )
                         child.process.kill()
                 break
             await asyncio.sleep(0.05)
@@ -251,9 +272,12 @@ async def supervise(settings: Settings) -> int:
         stack.callback(sock.close)
         embedded_pg, embedded_redis = start_embedded(settings, stack)
         # The web processes reach the embedded servers by URL; this process watches them.
-        settings = settings.model_copy(update={
-            "database_url": settings.database_url or (embedded_pg.url if embedded_pg else None),
-            "redis_url": settings.redis_url or (embedded_redis.url if embedded_redis else None)})
+        settings = settings.model_copy(
+            update={
+                "database_url": settings.database_url or (embedded_pg.url if embedded_pg else None),
+                "redis_url": settings.redis_url or (embedded_redis.url if embedded_redis else None),
+            }
+        )
         await _migrate(settings)
         for line in channel_plan(settings):
             log.info("channel %s", line)
@@ -261,8 +285,10 @@ async def supervise(settings: Settings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, supervisor.on_signal, sig)
             stack.callback(loop.remove_signal_handler, sig)
-        watchdogs = [asyncio.create_task(watch_embedded(name, server), name=f"{name}-watchdog")
-                     for name, server in (("PostgreSQL", embedded_pg), ("Redis", embedded_redis))]
+        watchdogs = [
+            asyncio.create_task(watch_embedded(name, server), name=f"{name}-watchdog")
+            for name, server in (("PostgreSQL", embedded_pg), ("Redis", embedded_redis))
+        ]
         try:
             return await supervisor.run()
         finally:

@@ -106,13 +106,18 @@ async def fetch_prices(deps: Deps, coin_ids: list[str]) -> tuple[list[Quote], in
     quotes: list[Quote] = []
     calls = 0
     for start in range(0, len(coin_ids), IDS_PER_CALL):
-        chunk = coin_ids[start:start + IDS_PER_CALL]
-        params = {"ids": ",".join(chunk), "vs_currencies": "usd",
-                  "include_24hr_change": "true", "include_last_updated_at": "true"}
+        chunk = coin_ids[start : start + IDS_PER_CALL]
+        params = {
+            "ids": ",".join(chunk),
+            "vs_currencies": "usd",
+            "include_24hr_change": "true",
+            "include_last_updated_at": "true",
+        }
         calls += 1
         try:
-            body = await get_json(deps, url, source=SOURCE, params=params, headers=headers,
-                                  background=True)
+            body = await get_json(
+                deps, url, source=SOURCE, params=params, headers=headers, background=True
+            )
         except SourceError as exc:
             log.warning("alerts: prices of %d coins unavailable: %s", len(chunk), exc.reason)
             continue
@@ -123,7 +128,8 @@ async def fetch_prices(deps: Deps, coin_ids: list[str]) -> tuple[list[Quote], in
 async def alerted_coins(deps: Deps) -> list[str]:
     rows = await deps.db.fetch(
         "SELECT DISTINCT project_id FROM alerts WHERE active AND kind IN ('above', 'below', "
-        "'move') ORDER BY project_id")
+        "'move') ORDER BY project_id"
+    )
     return [r["project_id"] for r in rows]
 
 
@@ -193,9 +199,13 @@ async def apply_quotes(deps: Deps, quotes: list[Quote]) -> tuple[int, int, list[
     if not quotes:
         return 0, 0, []
     row = await deps.db.fetchrow(
-        _PRICE_PASS, [q.project_id for q in quotes], [q.price for q in quotes],
-        [q.change_24h for q in quotes], [q.observed_at for q in quotes],
-        deps.settings.alert_rearm_margin)
+        _PRICE_PASS,
+        [q.project_id for q in quotes],
+        [q.price for q in quotes],
+        [q.change_24h for q in quotes],
+        [q.observed_at for q in quotes],
+        deps.settings.alert_rearm_margin,
+    )
     assert row is not None
     rows = list(zip(row["ids"], row["channels"], row["editions"], strict=True))
     return int(row["fired"]), int(row["rearmed"]), rows
@@ -211,13 +221,18 @@ async def defer(deps: Deps, rows: list[Row]) -> int:
 async def defer_orphaned(deps: Deps) -> int:
     """Defer sends for pending alert rows that no queued send job holds (a worker died between
     firing and deferring); the ledger's claim keeps a row from being sent twice anyway."""
-    queued = {int(i) for i in await deps.db.fetchval(
-        "SELECT coalesce(array_agg(DISTINCT e::bigint), '{}') FROM procrastinate_jobs j, "
-        "jsonb_array_elements_text(j.args -> 'delivery_ids') AS e "
-        "WHERE j.task_name = 'deliveries.send' AND j.status IN ('todo', 'doing')")}
+    queued = {
+        int(i)
+        for i in await deps.db.fetchval(
+            "SELECT coalesce(array_agg(DISTINCT e::bigint), '{}') FROM procrastinate_jobs j, "
+            "jsonb_array_elements_text(j.args -> 'delivery_ids') AS e "
+            "WHERE j.task_name = 'deliveries.send' AND j.status IN ('todo', 'doing')"
+        )
+    }
     pending = await deps.db.fetch(
         "SELECT id, channel, edition FROM deliveries WHERE kind = 'alert' AND state = 'pending' "
-        "ORDER BY id")
+        "ORDER BY id"
+    )
     rows = [r for r in pending if r["id"] not in queued]
     return await defer(deps, [(r["id"], r["channel"], r["edition"]) for r in rows])
 
@@ -234,10 +249,22 @@ async def evaluate_prices(deps: Deps) -> CycleSummary:
     db_s += time.perf_counter() - started
     deferred = await defer(deps, rows)
     if fired or orphans:
-        log.info("alerts: %d fired, %d re-armed, %d send jobs (%d for earlier firings)",
-                 fired, rearmed, deferred + orphans, orphans)
-    return CycleSummary(coins=len(coins), quotes=len(quotes), calls=calls, fired=fired,
-                        rearmed=rearmed, deferred=deferred + orphans, db_s=db_s)
+        log.info(
+            "alerts: %d fired, %d re-armed, %d send jobs (%d for earlier firings)",
+            fired,
+            rearmed,
+            deferred + orphans,
+            orphans,
+        )
+    return CycleSummary(
+        coins=len(coins),
+        quotes=len(quotes),
+        calls=calls,
+        fired=fired,
+        rearmed=rearmed,
+        deferred=deferred + orphans,
+        db_s=db_s,
+    )
 
 
 # --- risk flags and sentiment (slow cadence) -------------------------------------------------
@@ -278,7 +305,9 @@ async def _risk_pass(deps: Deps, project_id: str, result: TokenomicsResult) -> l
             "SELECT id, crossings, known_flags, channel, destination FROM alerts "
             "WHERE project_id = $1 AND kind = 'risk' AND active "
             "AND (last_observed_at IS NULL OR last_observed_at < $2) ORDER BY id FOR UPDATE",
-            project_id, result.as_of)
+            project_id,
+            result.as_of,
+        )
         for row in rows:
             known = row["known_flags"]
             new = [] if known is None else [f for f in yes if f not in known]
@@ -287,12 +316,27 @@ async def _risk_pass(deps: Deps, project_id: str, result: TokenomicsResult) -> l
             await conn.execute(
                 "UPDATE alerts SET known_flags = $2, last_observed_at = $3, crossings = $4, "
                 "last_fired_at = CASE WHEN $5 THEN now() ELSE last_fired_at END WHERE id = $1",
-                row["id"], keep, result.as_of, crossing, bool(new))
+                row["id"],
+                keep,
+                result.as_of,
+                crossing,
+                bool(new),
+            )
             if new:
-                refs += [(r["id"], r["channel"], r["edition"]) for r in await conn.fetch(
-                    _FIRE_SLOW,
-                    row["id"], crossing, float(len(new)), ", ".join(new), source,
-                    result.as_of, row["channel"], row["destination"])]
+                refs += [
+                    (r["id"], r["channel"], r["edition"])
+                    for r in await conn.fetch(
+                        _FIRE_SLOW,
+                        row["id"],
+                        crossing,
+                        float(len(new)),
+                        ", ".join(new),
+                        source,
+                        result.as_of,
+                        row["channel"],
+                        row["destination"],
+                    )
+                ]
     return refs
 
 
@@ -306,7 +350,9 @@ async def _sentiment_pass(deps: Deps, project_id: str, result: SentimentResult) 
             "SELECT id, level, crossings, baseline, channel, destination FROM alerts "
             "WHERE project_id = $1 AND kind = 'sentiment' AND active "
             "AND (last_observed_at IS NULL OR last_observed_at < $2) ORDER BY id FOR UPDATE",
-            project_id, result.as_of)
+            project_id,
+            result.as_of,
+        )
         for row in rows:
             base = row["baseline"]
             fired = base is not None and abs(score - base) >= row["level"]
@@ -315,12 +361,27 @@ async def _sentiment_pass(deps: Deps, project_id: str, result: SentimentResult) 
                 "UPDATE alerts SET baseline = CASE WHEN baseline IS NULL OR $5 THEN $2 "
                 "ELSE baseline END, last_value = $2, last_observed_at = $3, crossings = $4, "
                 "last_fired_at = CASE WHEN $5 THEN now() ELSE last_fired_at END WHERE id = $1",
-                row["id"], score, result.as_of, crossing, fired)
+                row["id"],
+                score,
+                result.as_of,
+                crossing,
+                fired,
+            )
             if fired:
-                refs += [(r["id"], r["channel"], r["edition"]) for r in await conn.fetch(
-                    _FIRE_SLOW,
-                    row["id"], crossing, score, f"{base:.0f} → {score:.0f}", SENTIMENT_SOURCE,
-                    result.as_of, row["channel"], row["destination"])]
+                refs += [
+                    (r["id"], r["channel"], r["edition"])
+                    for r in await conn.fetch(
+                        _FIRE_SLOW,
+                        row["id"],
+                        crossing,
+                        score,
+                        f"{base:.0f} → {score:.0f}",
+                        SENTIMENT_SOURCE,
+                        result.as_of,
+                        row["channel"],
+                        row["destination"],
+                    )
+                ]
     return refs
 
 
@@ -331,7 +392,8 @@ async def evaluate_slow(deps: Deps) -> int:
     rows = await deps.db.fetch(
         "SELECT project_id, kind, min(display) AS display FROM alerts "
         "WHERE active AND kind IN ('risk', 'sentiment') GROUP BY project_id, kind "
-        "ORDER BY project_id, kind")
+        "ORDER BY project_id, kind"
+    )
     gate = asyncio.Semaphore(SLOW_CONCURRENCY)
 
     async def one(project_id: str, kind: str, display: str) -> list[Row]:
@@ -345,14 +407,14 @@ async def evaluate_slow(deps: Deps) -> int:
                 return await _sentiment_pass(deps, project_id, outcome.result)
             return []
 
-    results = await asyncio.gather(*(one(r["project_id"], r["kind"], r["display"])
-                                     for r in rows))
+    results = await asyncio.gather(*(one(r["project_id"], r["kind"], r["display"]) for r in rows))
     refs = [ref for found in results for ref in found]
     await defer(deps, refs)
     return len(refs)
 
 
 # --- the alert message -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Firing:
@@ -374,36 +436,50 @@ class Firing:
     def headline(self, loc: Localizer = ENGLISH) -> str:
         _ = loc._
         if self.kind in ("above", "below") and self.value is not None and self.level is not None:
-            text = (_("{project} is above {level}: {price}") if self.kind == "above"
-                    else _("{project} is below {level}: {price}"))
-            return text.format(project=self.display, level=price_text(self.level, loc),
-                               price=price_text(self.value, loc))
+            text = (
+                _("{project} is above {level}: {price}")
+                if self.kind == "above"
+                else _("{project} is below {level}: {price}")
+            )
+            return text.format(
+                project=self.display,
+                level=price_text(self.level, loc),
+                price=price_text(self.value, loc),
+            )
         if self.kind == "move" and self.value is not None:
-            return _("{project} moved {change} in 24 h").format(project=self.display,
-                                                               change=loc.pct(self.value))
+            return _("{project} moved {change} in 24 h").format(
+                project=self.display, change=loc.pct(self.value)
+            )
         if self.kind == "risk":
             flags = ", ".join(_(name) for name in (self.detail or "").split(", ") if name)
             return _("{project}: new contract risk flag — {flags}").format(
-                project=self.display, flags=flags or _("see the report"))
-        return _("{project}: news sentiment swung {change}").format(
-            project=self.display, change=self.detail or "").rstrip()
+                project=self.display, flags=flags or _("see the report")
+            )
+        return (
+            _("{project}: news sentiment swung {change}")
+            .format(project=self.display, change=self.detail or "")
+            .rstrip()
+        )
 
     def when(self, loc: Localizer = ENGLISH) -> str:
         at = self.observed_at.astimezone(UTC)
         return f"{loc.date(at)} {at:%H:%M} UTC"
 
     def source_line(self, loc: Localizer = ENGLISH) -> str:
-        return loc._("Source: {source}, {time}").format(source=loc._(self.source),
-                                                        time=self.when(loc))
+        return loc._("Source: {source}, {time}").format(
+            source=loc._(self.source), time=self.when(loc)
+        )
 
     def footer(self, loc: Localizer = ENGLISH) -> str:
         _ = loc._
         line = _("Alert #{id}: {condition}.").format(
-            id=self.alert_id, condition=condition_text(self.kind, self.level, loc))
-        tail = {"above": N_("It re-arms once the price has fallen back."),
-                "below": N_("It re-arms once the price has recovered."),
-                "move": N_("It re-arms once the 24 h move is back inside the level.")
-                }.get(self.kind)
+            id=self.alert_id, condition=condition_text(self.kind, self.level, loc)
+        )
+        tail = {
+            "above": N_("It re-arms once the price has fallen back."),
+            "below": N_("It re-arms once the price has recovered."),
+            "move": N_("It re-arms once the 24 h move is back inside the level."),
+        }.get(self.kind)
         return f"{line} {_(tail)}" if tail else line
 
 
@@ -439,14 +515,25 @@ async def load_firing(deps: Deps, event_id: int) -> Firing | None:
     row = await deps.db.fetchrow(
         "SELECT e.id, e.alert_id, e.value, e.detail, e.source, e.observed_at, a.project_id, "
         "a.display, a.kind, a.level, a.channel, a.destination FROM alert_events e "
-        "JOIN alerts a ON a.id = e.alert_id WHERE e.id = $1", event_id)
+        "JOIN alerts a ON a.id = e.alert_id WHERE e.id = $1",
+        event_id,
+    )
     if row is None:
         return None
-    return Firing(event_id=row["id"], alert_id=row["alert_id"], project_id=row["project_id"],
-                  display=row["display"], kind=row["kind"], level=row["level"],
-                  value=row["value"], detail=row["detail"], source=row["source"],
-                  observed_at=row["observed_at"], channel=row["channel"],
-                  destination=row["destination"])
+    return Firing(
+        event_id=row["id"],
+        alert_id=row["alert_id"],
+        project_id=row["project_id"],
+        display=row["display"],
+        kind=row["kind"],
+        level=row["level"],
+        value=row["value"],
+        detail=row["detail"],
+        source=row["source"],
+        observed_at=row["observed_at"],
+        channel=row["channel"],
+        destination=row["destination"],
+    )
 
 
 def research_data(project_id: str) -> str:
@@ -462,26 +549,46 @@ def _stops(f: Firing, loc: Localizer) -> str:
 
 
 def telegram_html(f: Firing, loc: Localizer = ENGLISH) -> str:
-    return (f"🔔 <b>{html.escape(f.headline(loc))}</b>\n{html.escape(f.source_line(loc))}\n"
-            f"<i>{html.escape(f.footer(loc))}</i> {html.escape(_stops(f, loc))}")
+    return (
+        f"🔔 <b>{html.escape(f.headline(loc))}</b>\n{html.escape(f.source_line(loc))}\n"
+        f"<i>{html.escape(f.footer(loc))}</i> {html.escape(_stops(f, loc))}"
+    )
 
 
 def telegram_markup(f: Firing, loc: Localizer = ENGLISH) -> dict[str, Any] | None:
-    buttons = [{"text": "🔎 " + loc._("Research"), "callback_data": research_data(f.project_id)},
-               {"text": "📈 " + loc._("Chart"), "callback_data": chart_data(f.project_id)}]
+    buttons = [
+        {"text": "🔎 " + loc._("Research"), "callback_data": research_data(f.project_id)},
+        {"text": "📈 " + loc._("Chart"), "callback_data": chart_data(f.project_id)},
+    ]
     buttons = [b for b in buttons if len(b["callback_data"].encode()) <= 64]
     return {"inline_keyboard": [buttons]} if buttons else None
 
 
-def discord_payload(f: Firing, loc: Localizer = ENGLISH
-                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    embed = {"title": f"🔔 {f.headline(loc)}"[:256], "description": f.source_line(loc),
-             "footer": {"text": f"{f.footer(loc)} {_stops(f, loc)}"},
-             "timestamp": f.observed_at.astimezone(UTC).isoformat()}
-    buttons = [{"type": 2, "style": 2, "label": loc._("Research"), "emoji": {"name": "🔎"},
-                "custom_id": research_data(f.project_id)},
-               {"type": 2, "style": 2, "label": loc._("Chart"), "emoji": {"name": "📈"},
-                "custom_id": chart_data(f.project_id)}]
+def discord_payload(
+    f: Firing, loc: Localizer = ENGLISH
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    embed = {
+        "title": f"🔔 {f.headline(loc)}"[:256],
+        "description": f.source_line(loc),
+        "footer": {"text": f"{f.footer(loc)} {_stops(f, loc)}"},
+        "timestamp": f.observed_at.astimezone(UTC).isoformat(),
+    }
+    buttons = [
+        {
+            "type": 2,
+            "style": 2,
+            "label": loc._("Research"),
+            "emoji": {"name": "🔎"},
+            "custom_id": research_data(f.project_id),
+        },
+        {
+            "type": 2,
+            "style": 2,
+            "label": loc._("Chart"),
+            "emoji": {"name": "📈"},
+            "custom_id": chart_data(f.project_id),
+        },
+    ]
     buttons = [b for b in buttons if len(str(b["custom_id"])) <= 100]
     return [embed], ([{"type": 1, "components": buttons}] if buttons else [])
 
@@ -495,13 +602,26 @@ def email_parts(f: Firing, base_url: str, loc: Localizer = ENGLISH) -> tuple[str
     subject = _("ChainLens alert: {headline}").format(headline=headline)[:200]
     on_coingecko = _("{project} on CoinGecko").format(project=f.display)
     manage, chart_label = _("Manage your alerts"), _("Chart")
-    text = "\n".join([headline, source, "", footer, "",
-                      _("Chart: {url}").format(url=chart),
-                      _("On CoinGecko: {url}").format(url=research),
-                      _("Manage your alerts: {url}").format(url=account)]) + "\n"
-    body = (f"<p><b>🔔 {html.escape(headline)}</b><br>{html.escape(source)}</p>"
-            f"<p>{html.escape(footer)}</p>"
-            f"<p><a href=\"{html.escape(chart)}\">{html.escape(chart_label)}</a> · "
-            f"<a href=\"{html.escape(research)}\">{html.escape(on_coingecko)}</a> · "
-            f"<a href=\"{html.escape(account)}\">{html.escape(manage)}</a></p>")
+    text = (
+        "\n".join(
+            [
+                headline,
+                source,
+                "",
+                footer,
+                "",
+                _("Chart: {url}").format(url=chart),
+                _("On CoinGecko: {url}").format(url=research),
+                _("Manage your alerts: {url}").format(url=account),
+            ]
+        )
+        + "\n"
+    )
+    body = (
+        f"<p><b>🔔 {html.escape(headline)}</b><br>{html.escape(source)}</p>"
+        f"<p>{html.escape(footer)}</p>"
+        f'<p><a href="{html.escape(chart)}">{html.escape(chart_label)}</a> · '
+        f'<a href="{html.escape(research)}">{html.escape(on_coingecko)}</a> · '
+        f'<a href="{html.escape(account)}">{html.escape(manage)}</a></p>'
+    )
     return subject, body, text

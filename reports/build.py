@@ -48,7 +48,10 @@ async def top_projects(deps: Deps, report_date: date, limit: int) -> list[tuple[
         SELECT project_id, sum(requests)::int AS n FROM project_usage
          WHERE day BETWEEN $1::date - 1 AND $1::date
          GROUP BY project_id ORDER BY n DESC, project_id LIMIT $2
-        """, report_date, limit)
+        """,
+        report_date,
+        limit,
+    )
     counts = {r["project_id"]: r["n"] for r in rows}
     chosen = [(p, counts[p.id]) for p in await known_projects(deps, list(counts))]
     if len(chosen) < limit:
@@ -65,9 +68,14 @@ async def top_projects(deps: Deps, report_date: date, limit: int) -> list[tuple[
 def _quote(coin_id: str, symbol: str, line: CoinLine | None, stale: bool) -> Quote:
     if line is None:
         return Quote(id=coin_id, symbol=symbol)
-    return Quote(id=coin_id, symbol=symbol, price_usd=line.price_usd,
-                 change_24h_pct=line.change_24h_pct,
-                 as_of=line.as_of if line.price_usd is not None else None, stale=stale)
+    return Quote(
+        id=coin_id,
+        symbol=symbol,
+        price_usd=line.price_usd,
+        change_24h_pct=line.change_24h_pct,
+        as_of=line.as_of if line.price_usd is not None else None,
+        stale=stale,
+    )
 
 
 async def market_overview(deps: Deps) -> MarketOverview:
@@ -78,30 +86,43 @@ async def market_overview(deps: Deps) -> MarketOverview:
         btc=_quote(BTC.id, BTC.symbol, data.btc, data.stale),
         eth=_quote(ETH.id, ETH.symbol, data.eth, data.stale),
         total_market_cap_usd=data.total_market_cap_usd,
-        total_market_cap_change_24h_pct=(data.market_cap_change_24h_pct
-                                         if data.total_market_cap_usd is not None else None),
-        total_as_of=data.total_as_of, fear_greed=data.fear_greed,
-        fear_greed_label=data.fear_greed_label, fear_greed_as_of=data.fear_greed_as_of,
-        missing=dict(data.missing))
+        total_market_cap_change_24h_pct=(
+            data.market_cap_change_24h_pct if data.total_market_cap_usd is not None else None
+        ),
+        total_as_of=data.total_as_of,
+        fear_greed=data.fear_greed,
+        fear_greed_label=data.fear_greed_label,
+        fear_greed_as_of=data.fear_greed_as_of,
+        missing=dict(data.missing),
+    )
 
 
-def _insight(onchain: OnchainResult, sentiment: SentimentResult,
-             tokenomics: TokenomicsResult, loc: Localizer = ENGLISH) -> str:
+def _insight(
+    onchain: OnchainResult,
+    sentiment: SentimentResult,
+    tokenomics: TokenomicsResult,
+    loc: Localizer = ENGLISH,
+) -> str:
     """The one thing worth knowing about this project today, from its tools' own sentences."""
     for risks in (tokenomics.risks(loc), onchain.risks(loc), sentiment.risks(loc)):
         if risks:
             return risks[0]
     if sentiment.score is not None and sentiment.trend in ("bullish", "bearish"):
         return loc._("News sentiment is {trend}: {count} items in 24 h, score {score}/100").format(
-            trend=loc._(sentiment.trend), count=loc.number(sentiment.volume_24h),
-            score=f"{sentiment.score:.0f}")
+            trend=loc._(sentiment.trend),
+            count=loc.number(sentiment.volume_24h),
+            score=f"{sentiment.score:.0f}",
+        )
     facts = onchain.key_facts(loc) or sentiment.key_facts(loc)
     return facts[0] if facts else loc._("No fresh data today")
 
 
 def _flags(tokenomics: TokenomicsResult, loc: Localizer) -> list[str]:
-    return [loc._(f.name) + (f" ({loc._(f.detail)})" if f.detail else "")
-            for f in tokenomics.flags if f.status == "yes" and f.points]
+    return [
+        loc._(f.name) + (f" ({loc._(f.detail)})" if f.detail else "")
+        for f in tokenomics.flags
+        if f.status == "yes" and f.points
+    ]
 
 
 async def project_line(deps: Deps, project: Project, query_count: int) -> ProjectLine:
@@ -113,14 +134,23 @@ async def project_line(deps: Deps, project: Project, query_count: int) -> Projec
     newest = max(r.as_of for r in results)
     locs = [localizer(language) for language in LANGUAGES]
     return ProjectLine(
-        id=project.id, name=project.name, symbol=project.symbol.upper(), query_count=query_count,
-        price_usd=onchain.price_usd, change_24h_pct=onchain.change_24h_pct,
-        sentiment_score=sentiment.score, sentiment_label=sentiment.label,
-        insight=_insight(onchain, sentiment, tokenomics), risk_flags=_flags(tokenomics, ENGLISH),
+        id=project.id,
+        name=project.name,
+        symbol=project.symbol.upper(),
+        query_count=query_count,
+        price_usd=onchain.price_usd,
+        change_24h_pct=onchain.change_24h_pct,
+        sentiment_score=sentiment.score,
+        sentiment_label=sentiment.label,
+        insight=_insight(onchain, sentiment, tokenomics),
+        risk_flags=_flags(tokenomics, ENGLISH),
         insights={loc.language: _insight(onchain, sentiment, tokenomics, loc) for loc in locs},
         risk_flags_by_language={loc.language: _flags(tokenomics, loc) for loc in locs},
-        as_of=newest, age_seconds=round(max(0.0, (utcnow() - newest).total_seconds()), 1),
-        stale=any(r.stale for r in results), url=coingecko.page_url(project.id))
+        as_of=newest,
+        age_seconds=round(max(0.0, (utcnow() - newest).total_seconds()), 1),
+        stale=any(r.stale for r in results),
+        url=coingecko.page_url(project.id),
+    )
 
 
 def biggest_movers(lines: Sequence[ProjectLine], n: int = MOVERS) -> list[str]:
@@ -137,30 +167,44 @@ def _fear_greed_label(label: str | None, loc: Localizer) -> str:
     return loc._(label) if label else loc._("n/a")
 
 
-def deterministic_intro(market: MarketOverview, lines: Sequence[ProjectLine],
-                        movers: Sequence[str], loc: Localizer = ENGLISH) -> str:
+def deterministic_intro(
+    market: MarketOverview,
+    lines: Sequence[ProjectLine],
+    movers: Sequence[str],
+    loc: Localizer = ENGLISH,
+) -> str:
     _ = loc._
     parts = []
     if market.btc.price_usd is not None:
-        parts.append(_("Bitcoin is {btc} and Ether {eth} over 24 hours").format(
-            btc=_pct(market.btc.change_24h_pct, loc), eth=_pct(market.eth.change_24h_pct, loc)))
+        parts.append(
+            _("Bitcoin is {btc} and Ether {eth} over 24 hours").format(
+                btc=_pct(market.btc.change_24h_pct, loc), eth=_pct(market.eth.change_24h_pct, loc)
+            )
+        )
     if market.fear_greed is not None:
-        parts.append(_("the Fear & Greed index reads {value} ({label})").format(
-            value=market.fear_greed, label=_fear_greed_label(market.fear_greed_label, loc)))
+        parts.append(
+            _("the Fear & Greed index reads {value} ({label})").format(
+                value=market.fear_greed, label=_fear_greed_label(market.fear_greed_label, loc)
+            )
+        )
     text = ("; ".join(parts) + ".") if parts else _("Market data is unavailable this morning.")
     text = text[0].upper() + text[1:]
     if lines:
         asked = [p for p in lines if p.query_count > 0]
         if asked:
             top = asked[0]
-            text += " " + (_("You asked most about {project} ({n} questions).").format(
-                project=top.display, n=loc.number(top.query_count)) if top.query_count > 1
-                else _("You asked most about {project}.").format(project=top.display))
+            text += " " + (
+                _("You asked most about {project} ({n} questions).").format(
+                    project=top.display, n=loc.number(top.query_count)
+                )
+                if top.query_count > 1
+                else _("You asked most about {project}.").format(project=top.display)
+            )
         if movers:
             mover = next(p for p in lines if p.id == movers[0])
-            text += " " + _("The biggest mover among today's projects is {project}, "
-                            "{change}.").format(project=mover.display,
-                                                change=_pct(mover.change_24h_pct, loc))
+            text += " " + _(
+                "The biggest mover among today's projects is {project}, {change}."
+            ).format(project=mover.display, change=_pct(mover.change_24h_pct, loc))
     return text
 
 
@@ -170,30 +214,37 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 LANGUAGE_NAMES = {"en": "English", "vi": "Vietnamese"}
 
 
-async def llm_intro(deps: Deps, fallback: str, facts: str,
-                    language: str = "en") -> tuple[str, str]:
+async def llm_intro(deps: Deps, fallback: str, facts: str, language: str = "en") -> tuple[str, str]:
     """Two or three sentences by the model in `language`, or the deterministic text when it is
     absent, fails, or uses a figure the facts do not contain."""
     if deps.llm is None:
         return fallback, "deterministic"
     router = deps.llm
     messages = [
-        {"role": "system", "content": (
-            "You write the opening of a daily crypto market note. Two or three sentences, "
-            "plain words, no advice, no markdown. Use only figures that appear in the facts, "
-            "written exactly as given. Write in "
-            f"{LANGUAGE_NAMES.get(language, 'English')}.")},
+        {
+            "role": "system",
+            "content": (
+                "You write the opening of a daily crypto market note. Two or three sentences, "
+                "plain words, no advice, no markdown. Use only figures that appear in the facts, "
+                "written exactly as given. Write in "
+                f"{LANGUAGE_NAMES.get(language, 'English')}."
+            ),
+        },
         {"role": "user", "content": f"Facts:\n{facts}\n\nWrite the opening."},
     ]
     try:
         async with asyncio.timeout(deps.settings.llm_timeout_s + 5):
             response = await router.acompletion(
-                model=str(router.model_list[0]["model_name"]), messages=chat_messages(messages),
-                max_tokens=200, temperature=0.3)
+                model=str(router.model_list[0]["model_name"]),
+                messages=chat_messages(messages),
+                max_tokens=200,
+                temperature=0.3,
+            )
         text = str(response.choices[0].message.content or "").strip()
     except Exception as exc:  # noqa: BLE001 - any model failure: the deterministic writer
-        log.warning("report intro: model unavailable (%s); deterministic intro used",
-                    type(exc).__name__)
+        log.warning(
+            "report intro: model unavailable (%s); deterministic intro used", type(exc).__name__
+        )
         return fallback, "deterministic"
     allowed = set(_NUMBER.findall(facts))
     if len(text) < 20 or any(n not in allowed for n in _NUMBER.findall(text)):
@@ -203,17 +254,22 @@ async def llm_intro(deps: Deps, fallback: str, facts: str,
     return text[:800], model
 
 
-def _facts(market: MarketOverview, lines: Sequence[ProjectLine],
-           loc: Localizer = ENGLISH) -> str:
+def _facts(market: MarketOverview, lines: Sequence[ProjectLine], loc: Localizer = ENGLISH) -> str:
     """The model's facts, with figures formatted as the language writes them (the guard
     compares the model's figures with these)."""
-    out = [f"BTC 24h change {_pct(market.btc.change_24h_pct, loc)}",
-           f"ETH 24h change {_pct(market.eth.change_24h_pct, loc)}"]
+    out = [
+        f"BTC 24h change {_pct(market.btc.change_24h_pct, loc)}",
+        f"ETH 24h change {_pct(market.eth.change_24h_pct, loc)}",
+    ]
     if market.fear_greed is not None:
-        out.append(f"Fear & Greed {market.fear_greed} "
-                   f"({_fear_greed_label(market.fear_greed_label, loc)})")
-    out += [f"{p.display}: {p.query_count} questions, 24h {_pct(p.change_24h_pct, loc)}; "
-            f"{p.insight_in(loc.language)}" for p in lines]
+        out.append(
+            f"Fear & Greed {market.fear_greed} ({_fear_greed_label(market.fear_greed_label, loc)})"
+        )
+    out += [
+        f"{p.display}: {p.query_count} questions, 24h {_pct(p.change_24h_pct, loc)}; "
+        f"{p.insight_in(loc.language)}"
+        for p in lines
+    ]
     return "\n".join(out)
 
 
@@ -227,8 +283,9 @@ def change_chart(lines: Sequence[ProjectLine], report_date: date) -> bytes | Non
     return render_change_bars(f"24h % · {report_date.isoformat()}", bars)
 
 
-async def build_report(deps: Deps, report_date: date | None = None) -> tuple[ReportContent,
-                                                                               bytes | None]:
+async def build_report(
+    deps: Deps, report_date: date | None = None
+) -> tuple[ReportContent, bytes | None]:
     """The report's content and chart (PNG) for a date (default: today, UTC)."""
     report_date = report_date or datetime.now(UTC).date()
     chosen = await top_projects(deps, report_date, deps.settings.report_top_n)
@@ -239,7 +296,8 @@ async def build_report(deps: Deps, report_date: date | None = None) -> tuple[Rep
             return await project_line(deps, project, count)
 
     market, lines = await asyncio.gather(
-        market_overview(deps), asyncio.gather(*(one(p, n) for p, n in chosen)))
+        market_overview(deps), asyncio.gather(*(one(p, n) for p, n in chosen))
+    )
     movers = biggest_movers(lines)
     intros: dict[str, Intro] = {}
     for language in LANGUAGES:  # one opening per language, from the same data
@@ -249,9 +307,17 @@ async def build_report(deps: Deps, report_date: date | None = None) -> tuple[Rep
         intros[language] = Intro(text=text, by=by)
     chart = await asyncio.to_thread(change_chart, lines, report_date)
     english = intros[DEFAULT_LANGUAGE]
-    content = ReportContent(report_date=report_date, generated_at=utcnow(), market=market,
-                            projects=list(lines), movers=movers, intro=english.text,
-                            intro_by=english.by, intros=intros, has_chart=chart is not None)
+    content = ReportContent(
+        report_date=report_date,
+        generated_at=utcnow(),
+        market=market,
+        projects=list(lines),
+        movers=movers,
+        intro=english.text,
+        intro_by=english.by,
+        intros=intros,
+        has_chart=chart is not None,
+    )
     return content, chart
 
 

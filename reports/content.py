@@ -96,8 +96,14 @@ class ReportContent(BaseModel):
         sentimentScore], generatedAt."""
         return {
             "date": self.report_date.isoformat(),
-            "topProjects": [{"projectId": p.id, "queryCount": p.query_count,
-                             "priceChange24h": p.change_24h_pct,
-                             "sentimentScore": p.sentiment_score} for p in self.projects],
+            "topProjects": [
+                {
+                    "projectId": p.id,
+                    "queryCount": p.query_count,
+                    "priceChange24h": p.change_24h_pct,
+                    "sentimentScore": p.sentiment_score,
+                }
+                for p in self.projects
+            ],
             "generatedAt": self.generated_at.isoformat(),
         }

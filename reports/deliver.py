@@ -79,11 +79,15 @@ class Rendered:
     each edition is rendered on first use and kept, so a send run renders it once however many
     destinations receive it (see `rendering`)."""
 
-    def __init__(self, language: str, *,
-                 telegram: Callable[[Edition], list[TelegramPart]],
-                 discord: Callable[[Edition], DiscordMessage],
-                 email: Callable[[Edition], EmailMessage],
-                 image_png: bytes | None = None) -> None:
+    def __init__(
+        self,
+        language: str,
+        *,
+        telegram: Callable[[Edition], list[TelegramPart]],
+        discord: Callable[[Edition], DiscordMessage],
+        email: Callable[[Edition], EmailMessage],
+        image_png: bytes | None = None,
+    ) -> None:
         self.language = language
         self.image_png = image_png
         self.media: dict[str, str] = {}  # platform -> hosted copy of the image
@@ -119,7 +123,7 @@ _renders = 0
 
 
 def _count_render() -> None:
-    global _renders
+    global _renders  # noqa: PLW0603 - one process-wide counter, read by renders_done()
     _renders += 1
 
 
@@ -153,8 +157,10 @@ async def rendering(deps: Deps, kind: str, ref: str, language: str) -> Rendered:
 
 
 async def _report_version(deps: Deps, ref: str) -> str | None:
-    row = await deps.db.fetchrow("SELECT builds, updated_at FROM daily_reports "
-                                 "WHERE report_date = $1", date.fromisoformat(ref))
+    row = await deps.db.fetchrow(
+        "SELECT builds, updated_at FROM daily_reports WHERE report_date = $1",
+        date.fromisoformat(ref),
+    )
     if row is None:
         raise ReportMissing(f"no report built for {ref}")
     return f"{row['builds']}@{row['updated_at'].isoformat()}"
@@ -173,12 +179,14 @@ async def render_report(deps: Deps, ref: str, loc: Localizer = ENGLISH) -> Rende
     full_url = render.report_url(base, content)
     chart_url = f"{base}/reports/{ref}/chart.png" if stored.chart_png else None
     return Rendered(
-        loc.language, image_png=stored.chart_png,
+        loc.language,
+        image_png=stored.chart_png,
         telegram=lambda e: render.telegram_parts(content, _edition(e), full_url=full_url, loc=loc),
-        discord=lambda e: render.discord_message(content, _edition(e), full_url=full_url,
-                                                 loc=loc),
-        email=lambda e: render.email_message(content, _edition(e), full_url=full_url,
-                                             chart_url=chart_url, loc=loc))
+        discord=lambda e: render.discord_message(content, _edition(e), full_url=full_url, loc=loc),
+        email=lambda e: render.email_message(
+            content, _edition(e), full_url=full_url, chart_url=chart_url, loc=loc
+        ),
+    )
 
 
 def _edition(edition: str) -> render.Edition:
@@ -200,8 +208,13 @@ async def render_alert(deps: Deps, ref: str, loc: Localizer = ENGLISH) -> Render
     base = str(deps.settings.public_base_url).rstrip("/")
 
     def telegram(_: Edition) -> list[TelegramPart]:
-        return [TelegramPart("text", alerts.telegram_html(firing, loc),
-                             reply_markup=alerts.telegram_markup(firing, loc))]
+        return [
+            TelegramPart(
+                "text",
+                alerts.telegram_html(firing, loc),
+                reply_markup=alerts.telegram_markup(firing, loc),
+            )
+        ]
 
     def discord(_: Edition) -> DiscordMessage:
         embeds, components = alerts.discord_payload(firing, loc)
@@ -217,9 +230,13 @@ async def render_alert(deps: Deps, ref: str, loc: Localizer = ENGLISH) -> Render
 # kind -> (deps, ref, localizer) -> the message; kind -> (deps, ref) -> its version (None: the
 # message is rendered for each send job, not cached)
 RENDERERS: dict[str, Callable[[Deps, str, Localizer], Awaitable[Rendered]]] = {
-    "report": render_report, "alert": render_alert}
+    "report": render_report,
+    "alert": render_alert,
+}
 VERSIONS: dict[str, Callable[[Deps, str], Awaitable[str | None]]] = {
-    "report": _report_version, "alert": _alert_version}
+    "report": _report_version,
+    "alert": _alert_version,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +255,13 @@ async def broadcast_report(deps: Deps, report_date: date) -> BroadcastSummary:
     await refresh_watched_quotes(deps)
     jobs = await defer_open_rows(deps, "report", report_date.isoformat())
     pending = len(await ledger.open_rows(deps, "report", report_date.isoformat()))
-    log.info("report %s: %d new deliveries, %d pending in %d send jobs", report_date, added,
-             pending, jobs)
+    log.info(
+        "report %s: %d new deliveries, %d pending in %d send jobs",
+        report_date,
+        added,
+        pending,
+        jobs,
+    )
     return BroadcastSummary(added=added, jobs=jobs, pending=pending)
 
 
@@ -251,7 +273,8 @@ async def refresh_watched_quotes(deps: Deps) -> int:
     rows = await deps.db.fetch(
         "SELECT DISTINCT w.project_id FROM watchlist_items w JOIN report_subscribers s "
         "ON s.user_id = w.user_id WHERE s.active AND s.confirmed_at IS NOT NULL "
-        "ORDER BY w.project_id")
+        "ORDER BY w.project_id"
+    )
     return await refresh_quotes(deps, [r["project_id"] for r in rows])
 
 
@@ -268,13 +291,18 @@ async def watch_lines(deps: Deps, rows: list[Delivery]) -> dict[int, list[render
         "SELECT d.id, w.project_id, w.display FROM deliveries d "
         "JOIN report_subscribers s ON s.id = d.subscriber_id "
         "JOIN watchlist_items w ON w.user_id = s.user_id "
-        "WHERE d.id = ANY($1::bigint[]) ORDER BY d.id, w.added_at, w.project_id", ids)
+        "WHERE d.id = ANY($1::bigint[]) ORDER BY d.id, w.added_at, w.project_id",
+        ids,
+    )
     coins = sorted({r["project_id"] for r in found})
     quotes: dict[str, dict[str, object]] = {}
     if coins:
-        raw = await best_effort.attempt(deps.redis, "watchlist quotes",
-                                        lambda: mget(deps.redis, [deps.keys("quote", c)
-                                                                  for c in coins]), None)
+        raw = await best_effort.attempt(
+            deps.redis,
+            "watchlist quotes",
+            lambda: mget(deps.redis, [deps.keys("quote", c) for c in coins]),
+            None,
+        )
         for coin, value in zip(coins, raw or [None] * len(coins), strict=True):
             if value:
                 quotes[coin] = json.loads(value)
@@ -284,10 +312,14 @@ async def watch_lines(deps: Deps, rows: list[Delivery]) -> dict[int, list[render
         facts = quote.get("facts") if isinstance(quote.get("facts"), dict) else {}
         assert isinstance(facts, dict)
         price, change = facts.get("price_usd"), facts.get("change_24h_pct")
-        out.setdefault(r["id"], []).append(render.WatchLine(
-            display=r["display"], price_usd=float(price) if isinstance(price, int | float) else None,
-            change_24h_pct=float(change) if isinstance(change, int | float) else None,
-            as_of=iso(quote.get("last_updated"))))
+        out.setdefault(r["id"], []).append(
+            render.WatchLine(
+                display=r["display"],
+                price_usd=float(price) if isinstance(price, int | float) else None,
+                change_24h_pct=float(change) if isinstance(change, int | float) else None,
+                as_of=iso(quote.get("last_updated")),
+            )
+        )
     return out
 
 
@@ -299,8 +331,10 @@ def _telegram_parts(rendered: Rendered, delivery: Delivery, watch: Watch) -> lis
     lines = watch.get(delivery.id)
     if not lines:
         return parts
-    return [*parts, render.watchlist_telegram(lines, datetime.now(UTC),
-                                              localizer(rendered.language))]
+    return [
+        *parts,
+        render.watchlist_telegram(lines, datetime.now(UTC), localizer(rendered.language)),
+    ]
 
 
 def _discord_message(rendered: Rendered, delivery: Delivery, watch: Watch) -> DiscordMessage:
@@ -308,8 +342,10 @@ def _discord_message(rendered: Rendered, delivery: Delivery, watch: Watch) -> Di
     lines = watch.get(delivery.id)
     if not lines:
         return message
-    return dataclasses.replace(message, content=render.watchlist_discord(
-        lines, datetime.now(UTC), localizer(rendered.language)))
+    return dataclasses.replace(
+        message,
+        content=render.watchlist_discord(lines, datetime.now(UTC), localizer(rendered.language)),
+    )
 
 
 async def defer_open_rows(deps: Deps, kind: str, ref: str) -> int:
@@ -329,7 +365,7 @@ async def defer_rows(deps: Deps, rows: Sequence[tuple[int, str, str]]) -> int:
     for (channel, _), ids in groups.items():
         size = BATCH_SIZE[channel]
         for start in range(0, len(ids), size):
-            batch: list[JSONValue] = list(ids[start:start + size])
+            batch: list[JSONValue] = list(ids[start : start + size])
             await send_deliveries.configure(queue=channel).defer_async(delivery_ids=batch)
             jobs += 1
     return jobs
@@ -355,23 +391,31 @@ async def send_batch(deps: Deps, delivery_ids: list[int], job_id: int) -> dict[s
     # chat's own window imposes between its parts overlaps with sends to the others.
     remaining = [(d, d.parts_done) for d in rows if d.channel != "email"]
     while remaining:
-        outcomes = await asyncio.gather(*(
-            _send_next_part(deps, limiter, d, part, rendered[(d.kind, d.ref, d.language)],
-                            watch, job_id)
-            for d, part in remaining))
+        outcomes = await asyncio.gather(
+            *(
+                _send_next_part(
+                    deps, limiter, d, part, rendered[(d.kind, d.ref, d.language)], watch, job_id
+                )
+                for d, part in remaining
+            )
+        )
         results += [o for o in outcomes if isinstance(o, str)]
-        remaining = [(d, o) for (d, _), o in zip(remaining, outcomes, strict=True)
-                     if isinstance(o, int)]
+        remaining = [
+            (d, o) for (d, _), o in zip(remaining, outcomes, strict=True) if isinstance(o, int)
+        ]
     for (kind, ref, language, edition), group in _email_groups(email_rows).items():
-        results += await _send_emails(deps, limiter, group, rendered[(kind, ref, language)],
-                                      edition, watch, job_id)
+        results += await _send_emails(
+            deps, limiter, group, rendered[(kind, ref, language)], edition, watch, job_id
+        )
     for status in results:
         counts[status] += 1
     if counts["retry"]:
         # Rows released with a platform's wait: retry the job no sooner than that.
         due = await deps.db.fetchval(
             "SELECT min(not_before) FROM deliveries WHERE id = ANY($1::bigint[]) "
-            "AND state = 'pending'", delivery_ids)
+            "AND state = 'pending'",
+            delivery_ids,
+        )
         due_in = max(0.0, (due - datetime.now(UTC)).total_seconds()) if due else 0.0
         raise DeliveriesPending(f"{counts['retry']} deliveries will be retried", due_in)
     return counts
@@ -401,9 +445,16 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
                     # the chat is gone: its alerts stop too (the account keeps the others)
                     await deps.db.execute(
                         "UPDATE alerts SET active = false, deleted_at = now() WHERE active "
-                        "AND channel = $1 AND destination = $2", d.channel, d.destination)
-                await unsubscribe(deps, channel=d.channel,  # type: ignore[arg-type]
-                                  destination=d.destination, reason=outcome.reason[:200])
+                        "AND channel = $1 AND destination = $2",
+                        d.channel,
+                        d.destination,
+                    )
+                await unsubscribe(
+                    deps,
+                    channel=d.channel,  # type: ignore[arg-type]
+                    destination=d.destination,
+                    reason=outcome.reason[:200],
+                )
                 log.info("%s destination deactivated: %s", d.channel, outcome.reason)
                 if outcome.moved_to:
                     await _follow_move(deps, d, outcome.moved_to)
@@ -413,19 +464,26 @@ async def _finish(deps: Deps, deliveries: list[Delivery], outcome: SendOutcome) 
 async def _follow_move(deps: Deps, delivery: Delivery, new_destination: str) -> None:
     """A Telegram group that became a supergroup keeps its subscription under the new id; the
     next broadcast (or `report send` again) reaches it there."""
-    old = await deps.db.fetchrow("SELECT user_id, language FROM report_subscribers "
-                                 "WHERE id = $1", delivery.subscriber_id)
+    old = await deps.db.fetchrow(
+        "SELECT user_id, language FROM report_subscribers WHERE id = $1", delivery.subscriber_id
+    )
     if old is not None:
-        await subscribe(deps, account_id=old["user_id"], channel="telegram",
-                        destination=new_destination, language=old["language"])
+        await subscribe(
+            deps,
+            account_id=old["user_id"],
+            channel="telegram",
+            destination=new_destination,
+            language=old["language"],
+        )
         log.info("telegram subscription moved to supergroup %s", new_destination)
 
 
 # Sends in flight per platform in one process. Bounded so that waiters for the shared
 # limiter stay few (each polls Redis when a slot frees); the limiter, not this, sets the rate.
 IN_FLIGHT_PER_PLATFORM = 8
-_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = \
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
+)
 
 
 def _gate(platform: str) -> asyncio.Semaphore:
@@ -444,21 +502,31 @@ async def _media(deps: Deps, rendered: Rendered, platform: str) -> bytes | str |
     return rendered.media.get(platform) or rendered.image_png
 
 
-async def _remember_media(deps: Deps, rendered: Rendered, platform: str,
-                          outcome: SendOutcome) -> None:
+async def _remember_media(
+    deps: Deps, rendered: Rendered, platform: str, outcome: SendOutcome
+) -> None:
     if outcome.media_ref and platform not in rendered.media and rendered.image_png is not None:
         rendered.media[platform] = outcome.media_ref
         # Telegram file_ids do not expire; Discord's CDN links are signed for about a day.
-        await deps.redis.set(deps.keys("media", platform, rendered.image_key), outcome.media_ref,
-                             ex=3 * 86400 if platform == "telegram" else 6 * 3600)
+        await deps.redis.set(
+            deps.keys("media", platform, rendered.image_key),
+            outcome.media_ref,
+            ex=3 * 86400 if platform == "telegram" else 6 * 3600,
+        )
 
 
-async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, part: int,
-                          rendered: Rendered, watch: Watch, job_id: int) -> str | int:
+async def _send_next_part(
+    deps: Deps,
+    limiter: SendLimiter,
+    delivery: Delivery,
+    part: int,
+    rendered: Rendered,
+    watch: Watch,
+    job_id: int,
+) -> str | int:
     """Send the next part of a Telegram/Discord delivery: the index of the part after it when
     more remain (the row is pending again), else the row's final status."""
-    parts = _telegram_parts(rendered, delivery, watch) if delivery.channel == "telegram" \
-        else None
+    parts = _telegram_parts(rendered, delivery, watch) if delivery.channel == "telegram" else None
     retries = 0
     waited_s = 0.0
 
@@ -474,15 +542,28 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
     async with _gate(delivery.channel):
         while True:
             if parts is not None:
-                photo = await _media(deps, rendered, "telegram") \
-                    if parts[part].kind == "photo" else None
-                outcome = await send_telegram(deps, delivery.destination, parts[part],
-                                              photo=photo, limiter=limiter, on_slot=on_slot)
+                photo = (
+                    await _media(deps, rendered, "telegram")
+                    if parts[part].kind == "photo"
+                    else None
+                )
+                outcome = await send_telegram(
+                    deps,
+                    delivery.destination,
+                    parts[part],
+                    photo=photo,
+                    limiter=limiter,
+                    on_slot=on_slot,
+                )
             else:
-                outcome = await send_discord(deps, delivery.destination,
-                                             _discord_message(rendered, delivery, watch),
-                                             chart=await _media(deps, rendered, "discord"),
-                                             limiter=limiter, on_slot=on_slot)
+                outcome = await send_discord(
+                    deps,
+                    delivery.destination,
+                    _discord_message(rendered, delivery, watch),
+                    chart=await _media(deps, rendered, "discord"),
+                    limiter=limiter,
+                    on_slot=on_slot,
+                )
             if outcome.status == "skipped":
                 return "skipped"
             if outcome.status == "sent":
@@ -496,17 +577,26 @@ async def _send_next_part(deps: Deps, limiter: SendLimiter, delivery: Delivery, 
             else:
                 retries += outcome.status == "retry"
                 keep_trying = retries < RETRIES_IN_JOB
-            if outcome.status == "retry" and keep_trying \
-                    and outcome.retry_after_s <= MAX_WAIT_IN_JOB_S:
+            if (
+                outcome.status == "retry"
+                and keep_trying
+                and outcome.retry_after_s <= MAX_WAIT_IN_JOB_S
+            ):
                 # Nothing arrived: give the row back, wait for the hold (inside acquire), resend.
                 await ledger.release(deps, [delivery.id], reason=outcome.reason, after_s=0)
                 continue
             return await _finish(deps, [delivery], outcome)
 
 
-async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],
-                       rendered: Rendered, edition: str, watch: Watch,
-                       job_id: int) -> list[str]:
+async def _send_emails(
+    deps: Deps,
+    limiter: SendLimiter,
+    group: list[Delivery],
+    rendered: Rendered,
+    edition: str,
+    watch: Watch,
+    job_id: int,
+) -> list[str]:
     settings = deps.settings
     message = rendered.email(edition)
     loc = localizer(rendered.language)
@@ -523,12 +613,20 @@ async def _send_emails(deps: Deps, limiter: SendLimiter, group: list[Delivery],
             # is in the message), not by unsubscribing from the daily report
             recipients.append(EmailRecipient(address=d.destination))
             continue
-        recipients.append(EmailRecipient(
-            address=d.destination, substitutions={
-                "%unsubscribe_url%": url, render.WATCHLIST_HTML: watch_html,
-                render.WATCHLIST_TEXT: watch_text},
-            headers={"List-Unsubscribe": f"<{url}>",
-                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}))
+        recipients.append(
+            EmailRecipient(
+                address=d.destination,
+                substitutions={
+                    "%unsubscribe_url%": url,
+                    render.WATCHLIST_HTML: watch_html,
+                    render.WATCHLIST_TEXT: watch_text,
+                },
+                headers={
+                    "List-Unsubscribe": f"<{url}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                },
+            )
+        )
 
     async def on_slot() -> bool:
         ids = set(await ledger.claim(deps, [d.id for d in group], job_id))

@@ -19,6 +19,7 @@ from reports.queue import app, job_deps
 
 log = logging.getLogger(__name__)
 
+
 class SendRetry(BaseRetryStrategy):
     """A batch with rows a platform refused for now runs again: when the platform said (a
     429's retry_after beyond the in-job budget), else after 2, 4, 8 … s (at most 5 min) for
@@ -55,8 +56,12 @@ async def build_daily_report(context: JobContext, timestamp: int) -> None:
     report_date = datetime.fromtimestamp(timestamp, UTC).date()
     content, chart = await build_report(deps, report_date)
     stored = await save_report(deps, content, chart)
-    log.info("daily report %s built (%d projects, build #%d)", report_date,
-             len(content.projects), stored.builds)
+    log.info(
+        "daily report %s built (%d projects, build #%d)",
+        report_date,
+        len(content.projects),
+        stored.builds,
+    )
     await defer_broadcast(report_date)
 
 
@@ -64,14 +69,19 @@ async def defer_broadcast(report_date: date) -> bool:
     """Queue the broadcast of a built report; False when one is already queued."""
     try:
         await broadcast.configure(queueing_lock=f"broadcast:{report_date.isoformat()}").defer_async(
-            report_date=report_date.isoformat())
+            report_date=report_date.isoformat()
+        )
     except AlreadyEnqueued:
         return False
     return True
 
 
-@app.task(name="reports.broadcast", queue="reports", pass_context=True,
-          retry=RetryStrategy(max_attempts=5, exponential_wait=3))
+@app.task(
+    name="reports.broadcast",
+    queue="reports",
+    pass_context=True,
+    retry=RetryStrategy(max_attempts=5, exponential_wait=3),
+)
 async def broadcast(context: JobContext, report_date: str) -> None:
     from reports.deliver import broadcast_report
 
@@ -142,7 +152,9 @@ async def refresh_coin_index(context: JobContext, timestamp: int) -> None:
     from tools.index import refresh_index
 
     written = await refresh_index(job_deps(context))
-    log.info("coin index refresh: %s", f"{written} projects" if written else "CoinGecko unreachable")
+    log.info(
+        "coin index refresh: %s", f"{written} projects" if written else "CoinGecko unreachable"
+    )
 
 
 @app.task(name="alerts.evaluate", queue="default", pass_context=True)

@@ -40,11 +40,20 @@ class Delivery:
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
-    return Delivery(id=row["id"], kind=row["kind"], ref=row["ref"],
-                    subscriber_id=row["subscriber_id"], channel=row["channel"],
-                    destination=row["destination"], edition=row["edition"], state=row["state"],
-                    parts_done=row["parts_done"], attempts=row["attempts"],
-                    not_before=row["not_before"], language=row["language"] or "en")
+    return Delivery(
+        id=row["id"],
+        kind=row["kind"],
+        ref=row["ref"],
+        subscriber_id=row["subscriber_id"],
+        channel=row["channel"],
+        destination=row["destination"],
+        edition=row["edition"],
+        state=row["state"],
+        parts_done=row["parts_done"],
+        attempts=row["attempts"],
+        not_before=row["not_before"],
+        language=row["language"] or "en",
+    )
 
 
 async def fan_out_report(conn: asyncpg.Connection, report_date: date) -> int:
@@ -62,7 +71,9 @@ async def fan_out_report(conn: asyncpg.Connection, report_date: date) -> int:
           FROM report_subscribers s JOIN users u ON u.id = s.user_id
          WHERE s.active AND s.confirmed_at IS NOT NULL
         ON CONFLICT (kind, ref, channel, destination) DO NOTHING
-        """, report_date.isoformat())
+        """,
+        report_date.isoformat(),
+    )
     return int(result.split()[-1])
 
 
@@ -70,7 +81,10 @@ async def open_rows(deps: Deps, kind: Kind, ref: str) -> list[tuple[int, str, st
     """(id, channel, edition) of the rows still pending, in a stable order."""
     rows = await deps.db.fetch(
         "SELECT id, channel, edition FROM deliveries WHERE kind = $1 AND ref = $2 "
-        "AND state = 'pending' ORDER BY channel, edition, id", kind, ref)
+        "AND state = 'pending' ORDER BY channel, edition, id",
+        kind,
+        ref,
+    )
     return [(r["id"], r["channel"], r["edition"]) for r in rows]
 
 
@@ -86,7 +100,10 @@ async def settle_orphans(deps: Deps, ids: list[int], job_id: int) -> int:
            AND (d.claimed_by_job = $2 OR d.claimed_by_job IS NULL OR NOT EXISTS (
                 SELECT 1 FROM procrastinate_jobs j
                  WHERE j.id = d.claimed_by_job AND j.status = 'doing'))
-        """, ids, job_id)
+        """,
+        ids,
+        job_id,
+    )
     return int(result.split()[-1])
 
 
@@ -109,7 +126,8 @@ UPDATE deliveries d
 async def load(deps: Deps, ids: list[int]) -> list[Delivery]:
     await deps.db.execute(_FIX_LANGUAGE, ids)
     rows = await deps.db.fetch(
-        "SELECT * FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY id", ids)
+        "SELECT * FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY id", ids
+    )
     return [_delivery(r) for r in rows]
 
 
@@ -143,7 +161,10 @@ async def _claim(deps: Deps, ids: list[int], job_id: int) -> list[tuple[int, int
            AND (not_before IS NULL OR not_before <= now())
            AND id NOT IN (SELECT id FROM gone)
         RETURNING id, parts_done
-        """, ids, job_id)
+        """,
+        ids,
+        job_id,
+    )
     return [(r["id"], r["parts_done"]) for r in rows]
 
 
@@ -152,13 +173,18 @@ async def part_done(deps: Deps, delivery_id: int, parts_done: int) -> None:
     claims it next (this job, after its next slot) sends only the remaining parts."""
     await deps.db.execute(
         "UPDATE deliveries SET parts_done = $2, state = 'pending', not_before = NULL, "
-        "updated_at = now() WHERE id = $1 AND state = 'sending'", delivery_id, parts_done)
+        "updated_at = now() WHERE id = $1 AND state = 'sending'",
+        delivery_id,
+        parts_done,
+    )
 
 
 async def mark_sent(deps: Deps, ids: list[int]) -> None:
     await deps.db.execute(
         "UPDATE deliveries SET state = 'sent', sent_at = now(), updated_at = now(), error = NULL "
-        "WHERE id = ANY($1::bigint[]) AND state = 'sending'", ids)
+        "WHERE id = ANY($1::bigint[]) AND state = 'sending'",
+        ids,
+    )
 
 
 async def release(deps: Deps, ids: list[int], *, reason: str, after_s: float) -> None:
@@ -168,21 +194,32 @@ async def release(deps: Deps, ids: list[int], *, reason: str, after_s: float) ->
         UPDATE deliveries SET state = 'pending', error = $2, updated_at = now(),
                not_before = now() + make_interval(secs => $3)
          WHERE id = ANY($1::bigint[]) AND state = 'sending'
-        """, ids, reason[:500], float(after_s))
+        """,
+        ids,
+        reason[:500],
+        float(after_s),
+    )
 
 
 async def mark_final(deps: Deps, ids: list[int], state: str, reason: str) -> None:
     assert state in ("failed", "unknown")
     await deps.db.execute(
         "UPDATE deliveries SET state = $2, error = $3, updated_at = now() "
-        "WHERE id = ANY($1::bigint[]) AND state = 'sending'", ids, state, reason[:500])
+        "WHERE id = ANY($1::bigint[]) AND state = 'sending'",
+        ids,
+        state,
+        reason[:500],
+    )
 
 
 async def state_counts(deps: Deps, kind: Kind, ref: str) -> dict[str, dict[str, int]]:
     """channel -> state -> rows."""
     rows = await deps.db.fetch(
         "SELECT channel, state, count(*)::int AS n FROM deliveries WHERE kind = $1 AND ref = $2 "
-        "GROUP BY channel, state", kind, ref)
+        "GROUP BY channel, state",
+        kind,
+        ref,
+    )
     out: dict[str, dict[str, int]] = {}
     for r in rows:
         out.setdefault(r["channel"], {})[r["state"]] = r["n"]

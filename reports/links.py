@@ -44,8 +44,11 @@ def confirm_url(settings: Settings, email: str) -> str:
 
 def read_confirm_token(settings: Settings, token: str) -> str:
     try:
-        return str(URLSafeTimedSerializer(_secret(settings), salt="report-confirm").loads(
-            token, max_age=CONFIRM_MAX_AGE_S))
+        return str(
+            URLSafeTimedSerializer(_secret(settings), salt="report-confirm").loads(
+                token, max_age=CONFIRM_MAX_AGE_S
+            )
+        )
     except SignatureExpired:
         raise LinkInvalid("this confirmation link has expired; subscribe again") from None
     except BadSignature:

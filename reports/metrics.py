@@ -39,18 +39,21 @@ class DeliveryCollector(Collector):
         snap = self.snapshot
         deliveries = GaugeMetricFamily(
             "chainlens_report_deliveries",
-            "Deliveries of the newest daily report, per channel and state", labels=[
-                "report_date", "channel", "state"])
+            "Deliveries of the newest daily report, per channel and state",
+            labels=["report_date", "channel", "state"],
+        )
         if snap.report_date is not None:
             for channel in CHANNELS:
                 for state in STATES:
-                    deliveries.add_metric([snap.report_date, channel, state],
-                                          snap.counts.get((channel, state), 0))
+                    deliveries.add_metric(
+                        [snap.report_date, channel, state], snap.counts.get((channel, state), 0)
+                    )
         yield deliveries
         rate = GaugeMetricFamily(
             "chainlens_send_rate_per_second",
             f"Proactive messages sent per second over the last {RATE_WINDOW_S} s",
-            labels=["channel"])
+            labels=["channel"],
+        )
         for channel in CHANNELS:
             rate.add_metric([channel], snap.sent_last_window.get(channel, 0) / RATE_WINDOW_S)
         yield rate
@@ -58,23 +61,29 @@ class DeliveryCollector(Collector):
 
 async def read_snapshot(deps: Deps) -> DeliverySnapshot:
     snap = DeliverySnapshot()
-    newest = await deps.db.fetchval("SELECT max(report_date) FROM daily_reports "
-                                    "WHERE delivery_started_at IS NOT NULL")
+    newest = await deps.db.fetchval(
+        "SELECT max(report_date) FROM daily_reports WHERE delivery_started_at IS NOT NULL"
+    )
     if newest is not None:
         snap.report_date = newest.isoformat()
         for r in await deps.db.fetch(
-                "SELECT channel, state, count(*)::int AS n FROM deliveries "
-                "WHERE kind = 'report' AND ref = $1 GROUP BY channel, state", snap.report_date):
+            "SELECT channel, state, count(*)::int AS n FROM deliveries "
+            "WHERE kind = 'report' AND ref = $1 GROUP BY channel, state",
+            snap.report_date,
+        ):
             snap.counts[(r["channel"], r["state"])] = r["n"]
     for r in await deps.db.fetch(
-            "SELECT channel, count(*)::int AS n FROM deliveries WHERE state = 'sent' "
-            "AND sent_at > now() - make_interval(secs => $1) GROUP BY channel", RATE_WINDOW_S):
+        "SELECT channel, count(*)::int AS n FROM deliveries WHERE state = 'sent' "
+        "AND sent_at > now() - make_interval(secs => $1) GROUP BY channel",
+        RATE_WINDOW_S,
+    ):
         snap.sent_last_window[r["channel"]] = r["n"]
     return snap
 
 
-async def refresh_delivery_metrics(deps: Deps, registry: CollectorRegistry,
-                                   holder: dict[str, DeliveryCollector]) -> None:
+async def refresh_delivery_metrics(
+    deps: Deps, registry: CollectorRegistry, holder: dict[str, DeliveryCollector]
+) -> None:
     """Register the collector once per registry and load fresh numbers into it."""
     collector = holder.get("collector")
     if collector is None:

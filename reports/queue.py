@@ -66,7 +66,8 @@ async def apply_queue_schema(conn: asyncpg.Connection) -> bool:
 async def open_queue(deps: Deps, *, max_size: int = 4) -> AsyncIterator[procrastinate.App]:
     """Open the queue app on a psycopg pool of its own; close it afterwards."""
     connector = procrastinate.PsycopgConnector(
-        conninfo=database_url(deps), min_size=1, max_size=max_size, timeout=10)
+        conninfo=database_url(deps), min_size=1, max_size=max_size, timeout=10
+    )
     with app.replace_connector(connector):
         async with app.open_async():
             yield app
@@ -83,19 +84,19 @@ def register_periodic(deps: Deps) -> None:
 
     settings = deps.settings
     registry = app.periodic_registry
-    for task, cron, periodic_id in ((jobs.build_daily_report, settings.report_cron, "daily"),
-                                    (jobs.warm_cache, settings.cache_warm_cron, "warm"),
-                                    (jobs.refresh_coin_index, COIN_INDEX_CRON, "index"),
-                                    (jobs.refresh_quotes, QUOTES_CRON, "quotes"),
-                                    (jobs.purge_anonymous, PURGE_CRON, "purge-anonymous"),
-                                    (jobs.expire_stars, STARS_CRON, "stars"),
-                                    (jobs.apply_retention, settings.retention_cron, "retention"),
-                                    (jobs.evaluate_alerts, settings.alert_cron, "alerts"),
-                                    (jobs.evaluate_slow_alerts, settings.alert_slow_cron,
-                                     "alerts-slow")):
+    for task, cron, periodic_id in (
+        (jobs.build_daily_report, settings.report_cron, "daily"),
+        (jobs.warm_cache, settings.cache_warm_cron, "warm"),
+        (jobs.refresh_coin_index, COIN_INDEX_CRON, "index"),
+        (jobs.refresh_quotes, QUOTES_CRON, "quotes"),
+        (jobs.purge_anonymous, PURGE_CRON, "purge-anonymous"),
+        (jobs.expire_stars, STARS_CRON, "stars"),
+        (jobs.apply_retention, settings.retention_cron, "retention"),
+        (jobs.evaluate_alerts, settings.alert_cron, "alerts"),
+        (jobs.evaluate_slow_alerts, settings.alert_slow_cron, "alerts-slow"),
+    ):
         registry.periodic_tasks.pop((task.name, periodic_id), None)
-        registry.register_task(task=task, cron=cron, periodic_id=periodic_id,
-                               configure_kwargs={})
+        registry.register_task(task=task, cron=cron, periodic_id=periodic_id, configure_kwargs={})
 
 
 def stalled_after_s(deps: Deps) -> float:
@@ -109,8 +110,11 @@ async def recover_stalled_jobs(deps: Deps) -> int:
     await manager.prune_stalled_workers(seconds)
     stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=seconds)
     for job in stalled:
-        log.warning("job %s (%s) was left running by a dead worker; queueing it again",
-                    job.id, job.task_name)
+        log.warning(
+            "job %s (%s) was left running by a dead worker; queueing it again",
+            job.id,
+            job.task_name,
+        )
         await manager.retry_job(job, retry_at=datetime.now(UTC))
     return len(list(stalled))
 
@@ -124,18 +128,29 @@ async def _recover_loop(deps: Deps) -> None:
         await asyncio.sleep(stalled_after_s(deps))
 
 
-async def run_worker(deps: Deps, *, queues: Sequence[str] = QUEUES, wait: bool = True,
-                     concurrency: int | None = None, name: str | None = None,
-                     install_signal_handlers: bool = True) -> None:
+async def run_worker(
+    deps: Deps,
+    *,
+    queues: Sequence[str] = QUEUES,
+    wait: bool = True,
+    concurrency: int | None = None,
+    name: str | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
     """Run a worker on an opened app until stopped (or, with wait=False, until idle)."""
     register_periodic(deps)
     heartbeat = deps.settings.worker_heartbeat_s
     options: dict[str, Any] = dict(
-        queues=list(queues), wait=wait, name=name,
+        queues=list(queues),
+        wait=wait,
+        name=name,
         concurrency=concurrency or deps.settings.worker_concurrency,
-        additional_context={"deps": deps}, install_signal_handlers=install_signal_handlers,
-        update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after_s(deps),
-        fetch_job_polling_interval=min(5.0, heartbeat), delete_jobs="successful",
+        additional_context={"deps": deps},
+        install_signal_handlers=install_signal_handlers,
+        update_heartbeat_interval=heartbeat,
+        stalled_worker_timeout=stalled_after_s(deps),
+        fetch_job_polling_interval=min(5.0, heartbeat),
+        delete_jobs="successful",
         shutdown_graceful_timeout=deps.settings.send_timeout_s + 5,
     )
     recovery = asyncio.create_task(_recover_loop(deps), name="job-recovery") if wait else None

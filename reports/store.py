@@ -24,10 +24,15 @@ class StoredReport:
 
 
 def _stored(row: asyncpg.Record) -> StoredReport:
-    return StoredReport(content=ReportContent.model_validate(row["content"]),
-                        markdown=row["markdown"], chart_png=row["chart_png"], builds=row["builds"],
-                        created_at=row["created_at"], updated_at=row["updated_at"],
-                        delivery_started_at=row["delivery_started_at"])
+    return StoredReport(
+        content=ReportContent.model_validate(row["content"]),
+        markdown=row["markdown"],
+        chart_png=row["chart_png"],
+        builds=row["builds"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        delivery_started_at=row["delivery_started_at"],
+    )
 
 
 async def save_report(deps: Deps, content: ReportContent, chart_png: bytes | None) -> StoredReport:
@@ -43,8 +48,12 @@ async def save_report(deps: Deps, content: ReportContent, chart_png: bytes | Non
                chart_png = EXCLUDED.chart_png, builds = daily_reports.builds + 1,
                updated_at = now()
         RETURNING *
-        """, content.report_date, content.model_dump(mode="json"),
-        report_markdown(content, "full"), chart_png)
+        """,
+        content.report_date,
+        content.model_dump(mode="json"),
+        report_markdown(content, "full"),
+        chart_png,
+    )
     assert row is not None
     return _stored(row)
 
@@ -58,7 +67,9 @@ async def list_reports(deps: Deps, limit: int = 60) -> list[tuple[date, str, dat
     """(date, intro, generated) of the newest reports."""
     rows = await deps.db.fetch(
         "SELECT report_date, content->>'intro' AS intro, updated_at FROM daily_reports "
-        "ORDER BY report_date DESC LIMIT $1", limit)
+        "ORDER BY report_date DESC LIMIT $1",
+        limit,
+    )
     return [(r["report_date"], r["intro"] or "", r["updated_at"]) for r in rows]
 
 
@@ -66,5 +77,7 @@ async def mark_delivery_started(conn: asyncpg.Connection, report_date: date) -> 
     """Record the first broadcast; False when there is no report for the date."""
     result: str = await conn.execute(
         "UPDATE daily_reports SET delivery_started_at = COALESCE(delivery_started_at, now()) "
-        "WHERE report_date = $1", report_date)
+        "WHERE report_date = $1",
+        report_date,
+    )
     return result != "UPDATE 0"

@@ -41,16 +41,24 @@ class Subscription:
         return self.active and self.confirmed
 
 
-_COLUMNS = ("id, user_id, channel, destination, active, confirmed_at IS NOT NULL AS confirmed, "
-            "deactivated_reason, created_at, language")
+_COLUMNS = (
+    "id, user_id, channel, destination, active, confirmed_at IS NOT NULL AS confirmed, "
+    "deactivated_reason, created_at, language"
+)
 
 
 def _row(row: asyncpg.Record) -> Subscription:
-    return Subscription(id=row["id"], account_id=row["user_id"], channel=row["channel"],
-                        destination=row["destination"], active=row["active"],
-                        confirmed=row["confirmed"],
-                        deactivated_reason=row["deactivated_reason"],
-                        created_at=row["created_at"], language=row["language"])
+    return Subscription(
+        id=row["id"],
+        account_id=row["user_id"],
+        channel=row["channel"],
+        destination=row["destination"],
+        active=row["active"],
+        confirmed=row["confirmed"],
+        deactivated_reason=row["deactivated_reason"],
+        created_at=row["created_at"],
+        language=row["language"],
+    )
 
 
 def normalise_destination(channel: ReportChannel, destination: str) -> str:
@@ -58,9 +66,15 @@ def normalise_destination(channel: ReportChannel, destination: str) -> str:
     return destination.lower() if channel == "email" else destination
 
 
-async def subscribe(deps: Deps, *, account_id: int, channel: ReportChannel, destination: str,
-                    confirmed: bool = True,
-                    language: str | None = None) -> tuple[Subscription, bool]:
+async def subscribe(
+    deps: Deps,
+    *,
+    account_id: int,
+    channel: ReportChannel,
+    destination: str,
+    confirmed: bool = True,
+    language: str | None = None,
+) -> tuple[Subscription, bool]:
     """Subscribe (or re-activate) a destination; `(subscription, changed)`.
 
     `changed` is False when it was already active, so a repeated `/alpha` says so instead of
@@ -69,12 +83,14 @@ async def subscribe(deps: Deps, *, account_id: int, channel: ReportChannel, dest
     had (none: the account's)."""
     destination = normalise_destination(channel, destination)
     if language is not None and as_language(language) != language:
-        raise ValueError(f"unsupported language {language!r}; choose one of "
-                         f"{', '.join(LANGUAGES)}")
+        raise ValueError(f"unsupported language {language!r}; choose one of {', '.join(LANGUAGES)}")
     async with deps.db.acquire() as conn, conn.transaction():
         before = await conn.fetchrow(
             f"SELECT {_COLUMNS} FROM report_subscribers WHERE channel = $1 AND destination = $2 "
-            "FOR UPDATE", channel, destination)
+            "FOR UPDATE",
+            channel,
+            destination,
+        )
         row = await conn.fetchrow(
             f"""
             INSERT INTO report_subscribers (user_id, channel, destination, active, confirmed_at,
@@ -87,23 +103,32 @@ async def subscribe(deps: Deps, *, account_id: int, channel: ReportChannel, dest
                    language = COALESCE(EXCLUDED.language, report_subscribers.language),
                    updated_at = now()
             RETURNING {_COLUMNS}
-            """, account_id, channel, destination, confirmed, language)
+            """,
+            account_id,
+            channel,
+            destination,
+            confirmed,
+            language,
+        )
     assert row is not None
     changed = before is None or not before["active"]
     return _row(row), changed
 
 
-async def set_language(deps: Deps, *, channel: ReportChannel, destination: str,
-                       language: str | None) -> Subscription | None:
+async def set_language(
+    deps: Deps, *, channel: ReportChannel, destination: str, language: str | None
+) -> Subscription | None:
     """Set (or with None clear) a destination's report language; None when not subscribed.
     Deliveries already created keep the language they were created with."""
     if language is not None and as_language(language) != language:
-        raise ValueError(f"unsupported language {language!r}; choose one of "
-                         f"{', '.join(LANGUAGES)}")
+        raise ValueError(f"unsupported language {language!r}; choose one of {', '.join(LANGUAGES)}")
     row = await deps.db.fetchrow(
         f"UPDATE report_subscribers SET language = $3, updated_at = now() "
         f"WHERE channel = $1 AND destination = $2 RETURNING {_COLUMNS}",
-        channel, normalise_destination(channel, destination), language)
+        channel,
+        normalise_destination(channel, destination),
+        language,
+    )
     return _row(row) if row is not None else None
 
 
@@ -115,31 +140,43 @@ async def confirm(deps: Deps, *, channel: ReportChannel, destination: str) -> Su
            SET confirmed_at = COALESCE(confirmed_at, now()), updated_at = now()
          WHERE channel = $1 AND destination = $2
         RETURNING {_COLUMNS}
-        """, channel, normalise_destination(channel, destination))
+        """,
+        channel,
+        normalise_destination(channel, destination),
+    )
     return _row(row) if row is not None else None
 
 
-async def unsubscribe(deps: Deps, *, channel: ReportChannel, destination: str,
-                      reason: str = "unsubscribed") -> bool:
+async def unsubscribe(
+    deps: Deps, *, channel: ReportChannel, destination: str, reason: str = "unsubscribed"
+) -> bool:
     """Deactivate a destination with the reason; False when it was not active (idempotent)."""
     result: str = await deps.db.execute(
         """
         UPDATE report_subscribers
            SET active = false, deactivated_reason = $3, updated_at = now()
          WHERE channel = $1 AND destination = $2 AND active
-        """, channel, normalise_destination(channel, destination), reason)
+        """,
+        channel,
+        normalise_destination(channel, destination),
+        reason,
+    )
     return result != "UPDATE 0"
 
 
-async def get_subscription(deps: Deps, *, channel: ReportChannel,
-                           destination: str) -> Subscription | None:
+async def get_subscription(
+    deps: Deps, *, channel: ReportChannel, destination: str
+) -> Subscription | None:
     row = await deps.db.fetchrow(
         f"SELECT {_COLUMNS} FROM report_subscribers WHERE channel = $1 AND destination = $2",
-        channel, normalise_destination(channel, destination))
+        channel,
+        normalise_destination(channel, destination),
+    )
     return _row(row) if row is not None else None
 
 
 async def subscriptions_of(deps: Deps, account_id: int) -> list[Subscription]:
     rows = await deps.db.fetch(
-        f"SELECT {_COLUMNS} FROM report_subscribers WHERE user_id = $1 ORDER BY id", account_id)
+        f"SELECT {_COLUMNS} FROM report_subscribers WHERE user_id = $1 ORDER BY id", account_id
+    )
     return [_row(r) for r in rows]

@@ -36,8 +36,10 @@ ALERT_CHANNELS: tuple[AlertChannel, ...] = get_args(AlertChannel)
 DEFAULT_SENTIMENT_SWING = 20.0  # points on the 0..100 sentiment score
 MAX_QUERY_CHARS = 200
 
-ALERT_USAGE = N_("Try: /alert BTC above 70000, /alert ETH below 3000, /alert SOL move 10%, "
-                 "/alert PEPE risk or /alert UNI sentiment.")
+ALERT_USAGE = N_(
+    "Try: /alert BTC above 70000, /alert ETH below 3000, /alert SOL move 10%, "
+    "/alert PEPE risk or /alert UNI sentiment."
+)
 _USAGE = LazyText(ALERT_USAGE)
 
 
@@ -62,15 +64,20 @@ class LimitReached(WatchError):
 
     def __init__(self, kind: Literal["watchlist", "alerts"], limit: int, tier: str) -> None:
         if kind == "watchlist":
-            message = (N_("Your {tier} plan allows {limit} projects on your watchlist. Upgrade "
-                          "for more.") if tier != "enterprise" else
-                       N_("Your {tier} plan allows {limit} projects on your watchlist. Remove "
-                          "one to add another."))
+            message = (
+                N_("Your {tier} plan allows {limit} projects on your watchlist. Upgrade for more.")
+                if tier != "enterprise"
+                else N_(
+                    "Your {tier} plan allows {limit} projects on your watchlist. Remove "
+                    "one to add another."
+                )
+            )
         else:
-            message = (N_("Your {tier} plan allows {limit} active alerts. Upgrade for more.")
-                       if tier != "enterprise" else
-                       N_("Your {tier} plan allows {limit} active alerts. Remove one to add "
-                          "another."))
+            message = (
+                N_("Your {tier} plan allows {limit} active alerts. Upgrade for more.")
+                if tier != "enterprise"
+                else N_("Your {tier} plan allows {limit} active alerts. Remove one to add another.")
+            )
         super().__init__(message, tier=tier, limit=limit)
         self.kind = kind
         self.limit = limit
@@ -84,8 +91,11 @@ class UnknownProject(WatchError):
         shown = query.strip()[:60]
         if suggestions:
             names = ", ".join(p.display for p in suggestions[:5])
-            super().__init__(N_("I couldn't find exactly “{query}”. Did you mean: {names}?"),
-                             query=shown, names=names)
+            super().__init__(
+                N_("I couldn't find exactly “{query}”. Did you mean: {names}?"),
+                query=shown,
+                names=names,
+            )
         else:
             super().__init__(N_("I couldn't find a project called “{query}”."), query=shown)
         self.query = query
@@ -122,22 +132,25 @@ class Alert:
 
 # --- projects and accounts --------------------------------------------------------------------
 
+
 async def resolve(deps: Deps, query: str) -> Project:
     """The one project `query` names, or `UnknownProject` with suggestions."""
     query = query.strip()
     if not query:
         raise WatchError(N_("Name a project, e.g. BTC, ethereum or $PEPE."))
     if len(query) > MAX_QUERY_CHARS:
-        raise WatchError(N_("That project name is too long (at most {limit} characters)."),
-                         limit=MAX_QUERY_CHARS)
+        raise WatchError(
+            N_("That project name is too long (at most {limit} characters)."), limit=MAX_QUERY_CHARS
+        )
     resolution = await resolve_project(deps, query)
     if resolution.project is None:
         raise UnknownProject(query, list(resolution.suggestions))
     return resolution.project
 
 
-async def _lock_account(conn: asyncpg.Connection, deps: Deps,
-                        account_id: int) -> tuple[int, TierName]:
+async def _lock_account(
+    conn: asyncpg.Connection, deps: Deps, account_id: int
+) -> tuple[int, TierName]:
     """The live account id and tier, its row locked for the transaction (limit checks)."""
     account = await get_account(deps, account_id)
     await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", account.id)
@@ -150,21 +163,26 @@ async def _live_id(deps: Deps, account_id: int) -> int:
 
 # --- watchlist --------------------------------------------------------------------------------
 
+
 async def watch(deps: Deps, account_id: int, query: str) -> tuple[Project, bool]:
     """Add the project to the account's watchlist; `(project, newly added)`."""
     project = await resolve(deps, query)
     async with deps.db.acquire() as conn, conn.transaction():
         live, tier = await _lock_account(conn, deps, account_id)
-        if await conn.fetchval("SELECT 1 FROM watchlist_items WHERE user_id = $1 "
-                               "AND project_id = $2", live, project.id):
+        if await conn.fetchval(
+            "SELECT 1 FROM watchlist_items WHERE user_id = $1 AND project_id = $2", live, project.id
+        ):
             return project, False
         limit = deps.settings.watch_limits_for(tier).watchlist
-        count = await conn.fetchval("SELECT count(*) FROM watchlist_items WHERE user_id = $1",
-                                    live)
+        count = await conn.fetchval("SELECT count(*) FROM watchlist_items WHERE user_id = $1", live)
         if count >= limit:
             raise LimitReached("watchlist", limit, tier)
-        await conn.execute("INSERT INTO watchlist_items (user_id, project_id, display) "
-                           "VALUES ($1, $2, $3)", live, project.id, project.display)
+        await conn.execute(
+            "INSERT INTO watchlist_items (user_id, project_id, display) VALUES ($1, $2, $3)",
+            live,
+            project.id,
+            project.display,
+        )
     return project, True
 
 
@@ -174,14 +192,19 @@ async def unwatch(deps: Deps, account_id: int, query: str) -> tuple[Project, boo
     # A name exactly as the watchlist shows it (or its id) needs no resolution.
     row = await deps.db.fetchrow(
         "SELECT project_id, display FROM watchlist_items WHERE user_id = $1 "
-        "AND (project_id = lower($2) OR lower(display) = lower($2))", live, query.strip())
+        "AND (project_id = lower($2) OR lower(display) = lower($2))",
+        live,
+        query.strip(),
+    )
     if row is not None:
-        project = Project(id=row["project_id"], symbol=_symbol_of(row["display"]),
-                          name=_name_of(row["display"]))
+        project = Project(
+            id=row["project_id"], symbol=_symbol_of(row["display"]), name=_name_of(row["display"])
+        )
     else:
         project = await resolve(deps, query)
     result = await deps.db.execute(
-        "DELETE FROM watchlist_items WHERE user_id = $1 AND project_id = $2", live, project.id)
+        "DELETE FROM watchlist_items WHERE user_id = $1 AND project_id = $2", live, project.id
+    )
     return project, result != "DELETE 0"
 
 
@@ -190,9 +213,13 @@ async def watchlist(deps: Deps, account_id: int) -> list[WatchItem]:
     live = await _live_id(deps, account_id)
     rows = await deps.db.fetch(
         "SELECT project_id, display, added_at FROM watchlist_items WHERE user_id = $1 "
-        "ORDER BY added_at, project_id", live)
-    return [WatchItem(project_id=r["project_id"], display=r["display"],
-                      added_at=r["added_at"]) for r in rows]
+        "ORDER BY added_at, project_id",
+        live,
+    )
+    return [
+        WatchItem(project_id=r["project_id"], display=r["display"], added_at=r["added_at"])
+        for r in rows
+    ]
 
 
 def _name_of(display: str) -> str:
@@ -210,9 +237,14 @@ def _symbol_of(display: str) -> str:
 _NUMBER = r"\$?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*([kmb])?"
 _PRICE = re.compile(
     rf"^(?P<q>.+?)\s+(?:(?:goes|is|gets|trades|rises|falls|drops|moves|crosses)\s+)?"
-    rf"(?P<op>above|over|below|under|>=?|<=?)\s*{_NUMBER}\s*(?:usd|\$)?$", re.IGNORECASE)
-_MOVE = re.compile(r"^(?P<q>.+?)\s+(?:move[sd]?|change[sd]?|moves?\s+by)\s*[±+-]?\s*"
-                   r"(\d+(?:\.\d+)?)\s*%?$", re.IGNORECASE)
+    rf"(?P<op>above|over|below|under|>=?|<=?)\s*{_NUMBER}\s*(?:usd|\$)?$",
+    re.IGNORECASE,
+)
+_MOVE = re.compile(
+    r"^(?P<q>.+?)\s+(?:move[sd]?|change[sd]?|moves?\s+by)\s*[±+-]?\s*"
+    r"(\d+(?:\.\d+)?)\s*%?$",
+    re.IGNORECASE,
+)
 _RISK = re.compile(r"^(?P<q>.+?)\s+(?:risk|risks|risk\s+flags?|flags?)$", re.IGNORECASE)
 _SENTIMENT = re.compile(r"^(?P<q>.+?)\s+sentiment(?:\s+(\d+(?:\.\d+)?))?$", re.IGNORECASE)
 _SCALE = {"k": 1e3, "m": 1e6, "b": 1e9}
@@ -222,8 +254,9 @@ def _number(digits: str, scale: str | None) -> float:
     try:
         value = float(digits.replace(",", "")) * _SCALE.get((scale or "").lower(), 1.0)
     except ValueError:
-        raise WatchError(N_("“{value}” is not a number. {usage}"), value=digits,
-                         usage=_USAGE) from None
+        raise WatchError(
+            N_("“{value}” is not a number. {usage}"), value=digits, usage=_USAGE
+        ) from None
     if not math.isfinite(value) or value <= 0:
         raise WatchError(N_("The level must be a positive number. {usage}"), usage=_USAGE)
     return value
@@ -250,8 +283,9 @@ def parse_alert(text: str) -> tuple[str, AlertSpec]:
     if m := _SENTIMENT.match(text):
         swing = _number(m[2], None) if m[2] else DEFAULT_SENTIMENT_SWING
         if swing > 100:
-            raise WatchError(N_("A sentiment swing is measured in points of a 0-100 score "
-                                "(at most 100)."))
+            raise WatchError(
+                N_("A sentiment swing is measured in points of a 0-100 score (at most 100).")
+            )
         return m["q"].strip(), AlertSpec("sentiment", swing)
     raise WatchError(N_("I didn't understand that alert. {usage}"), usage=_USAGE)
 
@@ -262,23 +296,35 @@ def normalise_destination(channel: str, destination: str) -> str:
 
 
 def _alert(row: asyncpg.Record) -> Alert:
-    return Alert(id=int(row["id"]), account_id=int(row["user_id"]), project_id=row["project_id"],
-                 display=row["display"], kind=row["kind"], level=row["level"],
-                 channel=cast(AlertChannel, row["channel"]), destination=row["destination"],
-                 armed=row["armed"], created_at=row["created_at"],
-                 last_fired_at=row["last_fired_at"])
+    return Alert(
+        id=int(row["id"]),
+        account_id=int(row["user_id"]),
+        project_id=row["project_id"],
+        display=row["display"],
+        kind=row["kind"],
+        level=row["level"],
+        channel=cast(AlertChannel, row["channel"]),
+        destination=row["destination"],
+        armed=row["armed"],
+        created_at=row["created_at"],
+        last_fired_at=row["last_fired_at"],
+    )
 
 
-_ALERT_COLUMNS = ("id, user_id, project_id, display, kind, level, channel, destination, armed, "
-                  "created_at, last_fired_at")
+_ALERT_COLUMNS = (
+    "id, user_id, project_id, display, kind, level, channel, destination, armed, "
+    "created_at, last_fired_at"
+)
 
 
-async def create_alert(deps: Deps, account_id: int, query: str, spec: AlertSpec, *,
-                       channel: str, destination: str) -> Alert:
+async def create_alert(
+    deps: Deps, account_id: int, query: str, spec: AlertSpec, *, channel: str, destination: str
+) -> Alert:
     """Set an alert delivered to `channel`/`destination`; the same alert again is returned as is."""
     if channel not in ALERT_CHANNELS:
-        raise WatchError(N_("Alerts can be delivered by {channels}."),
-                         channels=", ".join(ALERT_CHANNELS))
+        raise WatchError(
+            N_("Alerts can be delivered by {channels}."), channels=", ".join(ALERT_CHANNELS)
+        )
     destination = normalise_destination(channel, destination)
     if not destination or len(destination) > 320:
         raise WatchError(N_("Alerts need a chat or an e-mail address to go to."))
@@ -290,26 +336,45 @@ async def create_alert(deps: Deps, account_id: int, query: str, spec: AlertSpec,
         raise WatchError(N_("The level must be a positive number. {usage}"), usage=_USAGE)
     project = await resolve(deps, query)
     if spec.kind == "risk" and not project.platforms:
-        raise WatchError(N_("{project} is a native coin with no token contract, so it has no "
-                            "contract risk flags to watch."), project=project.display)
+        raise WatchError(
+            N_(
+                "{project} is a native coin with no token contract, so it has no "
+                "contract risk flags to watch."
+            ),
+            project=project.display,
+        )
     async with deps.db.acquire() as conn, conn.transaction():
         live, tier = await _lock_account(conn, deps, account_id)
         same = await conn.fetchrow(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE user_id = $1 AND active "
             "AND project_id = $2 AND kind = $3 AND level IS NOT DISTINCT FROM $4 "
-            "AND channel = $5 AND destination = $6", live, project.id, spec.kind, spec.level,
-            channel, destination)
+            "AND channel = $5 AND destination = $6",
+            live,
+            project.id,
+            spec.kind,
+            spec.level,
+            channel,
+            destination,
+        )
         if same is not None:
             return _alert(same)
         limit = deps.settings.watch_limits_for(tier).alerts
-        count = await conn.fetchval("SELECT count(*) FROM alerts WHERE user_id = $1 AND active",
-                                    live)
+        count = await conn.fetchval(
+            "SELECT count(*) FROM alerts WHERE user_id = $1 AND active", live
+        )
         if count >= limit:
             raise LimitReached("alerts", limit, tier)
         row = await conn.fetchrow(
             f"INSERT INTO alerts (user_id, project_id, display, kind, level, channel, "
             f"destination) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_ALERT_COLUMNS}",
-            live, project.id, project.display, spec.kind, spec.level, channel, destination)
+            live,
+            project.id,
+            project.display,
+            spec.kind,
+            spec.level,
+            channel,
+            destination,
+        )
     assert row is not None
     return _alert(row)
 
@@ -318,7 +383,8 @@ async def alerts_of(deps: Deps, account_id: int) -> list[Alert]:
     """The account's active alerts, oldest first."""
     live = await _live_id(deps, account_id)
     rows = await deps.db.fetch(
-        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE user_id = $1 AND active ORDER BY id", live)
+        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE user_id = $1 AND active ORDER BY id", live
+    )
     return [_alert(r) for r in rows]
 
 
@@ -327,11 +393,15 @@ async def delete_alert(deps: Deps, account_id: int, alert_id: int) -> bool:
     live = await _live_id(deps, account_id)
     result: str = await deps.db.execute(
         "UPDATE alerts SET active = false, deleted_at = now() "
-        "WHERE id = $1 AND user_id = $2 AND active", alert_id, live)
+        "WHERE id = $1 AND user_id = $2 AND active",
+        alert_id,
+        live,
+    )
     return result != "UPDATE 0"
 
 
 # --- wording ----------------------------------------------------------------------------------
+
 
 def format_price(x: float, loc: Localizer = ENGLISH) -> str:
     """$70,000 / $3,012.50 / $0.00001234 — a price as a level or a figure (vi: 70.000 USD,
@@ -360,8 +430,7 @@ def condition(kind: str, level: float | None, loc: Localizer = ENGLISH) -> str:
     if kind == "move" and level is not None:
         return loc._("a 24 h move of ±{level}%").format(level=_number_text(level, loc))
     if kind == "sentiment" and level is not None:
-        return loc._("a sentiment swing of {level} points").format(
-            level=_number_text(level, loc))
+        return loc._("a sentiment swing of {level} points").format(level=_number_text(level, loc))
     return loc._("a new contract risk flag")
 
 
@@ -371,5 +440,7 @@ def destination_text(channel: str, destination: str, loc: Localizer = ENGLISH) -
 
 def describe(alert: Alert, loc: Localizer = ENGLISH) -> str:
     """One line: '#12 Bitcoin (BTC): price above $70,000 → this chat'."""
-    return (f"#{alert.id} {alert.display}: {condition(alert.kind, alert.level, loc)} "
-            f"→ {destination_text(alert.channel, alert.destination, loc)}")
+    return (
+        f"#{alert.id} {alert.display}: {condition(alert.kind, alert.level, loc)} "
+        f"→ {destination_text(alert.channel, alert.destination, loc)}"
+    )

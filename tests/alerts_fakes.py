@@ -18,8 +18,9 @@ class PriceSources(ReportSources):
     prices: dict[str, tuple[float, float | None, float]] = field(default_factory=dict)
     price_calls: list[list[str]] = field(default_factory=list)
 
-    def set(self, coin_id: str, price: float, change: float | None = 0.0,
-            at: float | None = None) -> None:
+    def set(
+        self, coin_id: str, price: float, change: float | None = 0.0, at: float | None = None
+    ) -> None:
         """The coin's price now (or at `at`, a unix time): each set is a new CoinGecko update."""
         stamp = float(int(at if at is not None else time.time()))
         old = self.prices.get(coin_id)

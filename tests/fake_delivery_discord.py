@@ -54,8 +54,12 @@ def embed_problems(payload: dict[str, Any]) -> list[str]:
                 problems.append("embeds.fields.name: Must be between 1 and 256 in length.")
             if not f.get("value") or len(f["value"]) > 1024:
                 problems.append("embeds.fields.value: Must be between 1 and 1024 in length.")
-        total += len(title) + len(desc) + len(footer) + sum(
-            len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
+        total += (
+            len(title)
+            + len(desc)
+            + len(footer)
+            + sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
+        )
     if total > 6000:
         problems.append("embeds: Embed size exceeds maximum size of 6000")
     if not content and not embeds:
@@ -66,12 +70,13 @@ def embed_problems(payload: dict[str, Any]) -> list[str]:
     for row in rows:
         buttons = row.get("components") or []
         if row.get("type") != 1 or not 1 <= len(buttons) <= 5:
-            problems.append("components.type: Value of field \"type\" must be one of (1,).")
+            problems.append('components.type: Value of field "type" must be one of (1,).')
             continue
         for b in buttons:
             if b.get("type") != 2 or not 1 <= len(b.get("custom_id") or "") <= 100:
-                problems.append("components.components.custom_id: Must be between 1 and 100 "
-                                "in length.")
+                problems.append(
+                    "components.components.custom_id: Must be between 1 and 100 in length."
+                )
             if len(b.get("label") or "") > 80:
                 problems.append("components.components.label: Must be 80 or fewer in length.")
     return problems
@@ -103,8 +108,9 @@ class FakeDiscord:
     def to(self, channel_id: str | int) -> list[Posted]:
         return [p for p in self.posted if p.channel_id == str(channel_id)]
 
-    def _refuse(self, channel: str, status: int, body: dict[str, Any],
-                headers: dict[str, str] | None = None) -> JSONResponse:
+    def _refuse(
+        self, channel: str, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> JSONResponse:
         self.refused.append((channel, status, str(body.get("message"))))
         return JSONResponse(body, status_code=status, headers=headers)
 
@@ -115,9 +121,12 @@ class FakeDiscord:
             recent.popleft()
         remaining = limit - len(recent)
         reset_after = (recent[0] + window - now) if recent else window
-        return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, remaining)),
-                "X-RateLimit-Reset-After": f"{max(0.0, reset_after):.3f}",
-                "X-RateLimit-Bucket": f"channel-{channel}"}
+        return {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(0, remaining)),
+            "X-RateLimit-Reset-After": f"{max(0.0, reset_after):.3f}",
+            "X-RateLimit-Bucket": f"channel-{channel}",
+        }
 
     async def endpoint(self, request: Request) -> JSONResponse:
         channel = request.path_params["channel_id"]
@@ -139,15 +148,23 @@ class FakeDiscord:
             payload = json.loads(await request.body() or b"{}")
         problems = embed_problems(payload)
         if problems:
-            return self._refuse(channel, 400, {"message": "Invalid Form Body", "code": 50035,
-                                               "errors": problems})
+            return self._refuse(
+                channel, 400, {"message": "Invalid Form Body", "code": 50035, "errors": problems}
+            )
         for e in payload.get("embeds") or []:
             url = (e.get("image") or {}).get("url", "")
             if (url.startswith("attachment://") and files == 0) or (
-                    url and not url.startswith(("attachment://", "https://"))):
-                return self._refuse(channel, 400, {"message": "Invalid Form Body", "code": 50035,
-                                                   "errors": ["embeds.image.url: Not a well "
-                                                              "formed URL."]})
+                url and not url.startswith(("attachment://", "https://"))
+            ):
+                return self._refuse(
+                    channel,
+                    400,
+                    {
+                        "message": "Invalid Form Body",
+                        "code": 50035,
+                        "errors": ["embeds.image.url: Not a well formed URL."],
+                    },
+                )
         cue = self.cues.get(channel)
         if cue == "missing_access":
             return self._refuse(channel, 403, {"message": "Missing Access", "code": 50001})
@@ -157,23 +174,39 @@ class FakeDiscord:
             now = time.monotonic()
             if cue == "429":
                 del self.cues[channel]
-                return self._refuse(channel, 429, {"message": "You are being rate limited.",
-                                                   "retry_after": 0.5, "global": False},
-                                    {**self._bucket_headers(channel, now), "Retry-After": "1"})
+                return self._refuse(
+                    channel,
+                    429,
+                    {"message": "You are being rate limited.", "retry_after": 0.5, "global": False},
+                    {**self._bucket_headers(channel, now), "Retry-After": "1"},
+                )
             limit, window = self.global_limit
             while self._recent and self._recent[0] <= now - window:
                 self._recent.popleft()
             if len(self._recent) >= limit:
                 wait = self._recent[0] + window - now
-                return self._refuse(channel, 429, {"message": "You are being rate limited.",
-                                                   "retry_after": round(wait, 3), "global": True},
-                                    {"X-RateLimit-Global": "true", "Retry-After": "1"})
+                return self._refuse(
+                    channel,
+                    429,
+                    {
+                        "message": "You are being rate limited.",
+                        "retry_after": round(wait, 3),
+                        "global": True,
+                    },
+                    {"X-RateLimit-Global": "true", "Retry-After": "1"},
+                )
             headers = self._bucket_headers(channel, now)
             if headers["X-RateLimit-Remaining"] == "0":
-                return self._refuse(channel, 429, {
-                    "message": "You are being rate limited.",
-                    "retry_after": float(headers["X-RateLimit-Reset-After"]), "global": False},
-                    headers)
+                return self._refuse(
+                    channel,
+                    429,
+                    {
+                        "message": "You are being rate limited.",
+                        "retry_after": float(headers["X-RateLimit-Reset-After"]),
+                        "global": False,
+                    },
+                    headers,
+                )
             self._recent.append(now)
             self._channel[channel].append(now)
             self.posted.append(Posted(channel, payload, files, now))
@@ -182,13 +215,32 @@ class FakeDiscord:
         if cue == "timeout":
             del self.cues[channel]
             await asyncio.sleep(self.hang_s)
-        attachments = [{"id": f"{message_id}0", "filename": "chart.png",
-                        "url": f"https://cdn.discordapp.com/attachments/{channel}/{message_id}0/"
-                               "chart.png"}] if files else []
-        return JSONResponse({"id": message_id, "channel_id": channel, "content":
-                             payload.get("content") or "", "embeds": payload.get("embeds") or [],
-                             "attachments": attachments}, headers=headers)
+        attachments = (
+            [
+                {
+                    "id": f"{message_id}0",
+                    "filename": "chart.png",
+                    "url": f"https://cdn.discordapp.com/attachments/{channel}/{message_id}0/"
+                    "chart.png",
+                }
+            ]
+            if files
+            else []
+        )
+        return JSONResponse(
+            {
+                "id": message_id,
+                "channel_id": channel,
+                "content": payload.get("content") or "",
+                "embeds": payload.get("embeds") or [],
+                "attachments": attachments,
+            },
+            headers=headers,
+        )
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/api/v10/channels/{channel_id}/messages", self.endpoint,
-                                       methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/api/v10/channels/{channel_id}/messages", self.endpoint, methods=["POST"])
+            ]
+        )

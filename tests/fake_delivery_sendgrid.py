@@ -87,12 +87,16 @@ class FakeSendGridBatch:
                     return text
 
                 for to in p["to"]:
-                    self.mails.append(Mail(
-                        to=to["email"].lower(), subject=p.get("subject") or body["subject"],
-                        html=apply(contents.get("text/html", "")),
-                        text=apply(contents.get("text/plain", "")),
-                        headers={**(body.get("headers") or {}), **(p.get("headers") or {})},
-                        at=now))
+                    self.mails.append(
+                        Mail(
+                            to=to["email"].lower(),
+                            subject=p.get("subject") or body["subject"],
+                            html=apply(contents.get("text/html", "")),
+                            text=apply(contents.get("text/plain", "")),
+                            headers={**(body.get("headers") or {}), **(p.get("headers") or {})},
+                            at=now,
+                        )
+                    )
         if cue == "timeout":
             await asyncio.sleep(self.hang_s)
         return Response(status_code=202, headers={"X-Message-Id": f"msg-{self.requests}"})
@@ -107,12 +111,15 @@ class WebhookSigner:
     def __init__(self) -> None:
         self._key = ec.generate_private_key(ec.SECP256R1())
         der = self._key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.public_key = base64.b64encode(der).decode()
 
     def headers(self, body: bytes, timestamp: str | None = None) -> dict[str, str]:
         timestamp = timestamp or str(int(time.time()))
         signature = self._key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-                "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-                "content-type": "application/json"}
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+            "content-type": "application/json",
+        }

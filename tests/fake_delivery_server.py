@@ -18,9 +18,18 @@ from tests.fake_telegram import _free_port
 def serving(app: Starlette) -> Iterator[str]:
     """Serve `app` on 127.0.0.1; yield its base URL; stop it afterwards."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", timeout_graceful_shutdown=1,
-                                           backlog=4096, limit_concurrency=None))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            backlog=4096,
+            limit_concurrency=None,
+        )
+    )
     started = threading.Event()
 
     def run() -> None:

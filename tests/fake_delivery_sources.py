@@ -7,11 +7,15 @@ import httpx
 
 from tests.tools_fakes import FakeSources, json_response
 
-GLOBAL_BODY = {"data": {"active_cryptocurrencies": 13000,
-                        "total_market_cap": {"usd": 2_400_000_000_000.0, "btc": 39_000_000.0},
-                        "market_cap_change_percentage_24h_usd": -1.25,
-                        "market_cap_percentage": {"btc": 52.1, "eth": 17.3},
-                        "updated_at": 1788825600}}
+GLOBAL_BODY = {
+    "data": {
+        "active_cryptocurrencies": 13000,
+        "total_market_cap": {"usd": 2_400_000_000_000.0, "btc": 39_000_000.0},
+        "market_cap_change_percentage_24h_usd": -1.25,
+        "market_cap_percentage": {"btc": 52.1, "eth": 17.3},
+        "updated_at": 1788825600,
+    }
+}
 
 
 class ReportSources(FakeSources):

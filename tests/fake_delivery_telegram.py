@@ -29,10 +29,24 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 TOKEN = "123456:report-test-token"
-ALLOWED_TAGS = {"b": set(), "strong": set(), "i": set(), "em": set(), "u": set(), "ins": set(),
-                "s": set(), "strike": set(), "del": set(), "a": {"href"}, "code": {"class"},
-                "pre": set(), "tg-spoiler": set(), "span": {"class"}, "blockquote": {"expandable"},
-                "tg-emoji": {"emoji-id"}}
+ALLOWED_TAGS = {
+    "b": set(),
+    "strong": set(),
+    "i": set(),
+    "em": set(),
+    "u": set(),
+    "ins": set(),
+    "s": set(),
+    "strike": set(),
+    "del": set(),
+    "a": {"href"},
+    "code": {"class"},
+    "pre": set(),
+    "tg-spoiler": set(),
+    "span": {"class"},
+    "blockquote": {"expandable"},
+    "tg-emoji": {"emoji-id"},
+}
 
 
 class EntityError(ValueError):
@@ -47,15 +61,15 @@ class _Checker(html.parser.HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in ALLOWED_TAGS:
-            raise EntityError(f"unsupported start tag \"{tag}\"")
+            raise EntityError(f'unsupported start tag "{tag}"')
         for name, _ in attrs:
             if name not in ALLOWED_TAGS[tag]:
-                raise EntityError(f"unsupported attribute \"{name}\" of tag \"{tag}\"")
+                raise EntityError(f'unsupported attribute "{name}" of tag "{tag}"')
         self.stack.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack or self.stack[-1] != tag:
-            raise EntityError(f"unexpected end tag \"{tag}\"")
+            raise EntityError(f'unexpected end tag "{tag}"')
         self.stack.pop()
 
     def handle_data(self, data: str) -> None:
@@ -69,13 +83,13 @@ def parse_html(text: str) -> str:
     i = 0
     while (i := text.find("&", i)) != -1:
         end = text.find(";", i)
-        if end == -1 or not (text[i + 1:end].isalnum() or text[i + 1:end].startswith("#")):
+        if end == -1 or not (text[i + 1 : end].isalnum() or text[i + 1 : end].startswith("#")):
             raise EntityError("can't find end of the entity")
         i = end
     checker.feed(text)
     checker.close()
     if checker.stack:
-        raise EntityError(f"can't find end tag corresponding to start tag \"{checker.stack[-1]}\"")
+        raise EntityError(f'can\'t find end tag corresponding to start tag "{checker.stack[-1]}"')
     return "".join(checker.text)
 
 
@@ -156,8 +170,9 @@ class FakeTelegramDelivery:
         if method == "sendPhoto":
             reused = params.get("photo")
             if photo is None and not (isinstance(reused, str) and reused in self.file_ids):
-                return self._refuse(chat, 400, "Bad Request: wrong file identifier/HTTP URL "
-                                    "specified")
+                return self._refuse(
+                    chat, 400, "Bad Request: wrong file identifier/HTTP URL specified"
+                )
             if photo is not None and photo[:4] not in (b"\x89PNG", b"\xff\xd8\xff\xe0"):
                 return self._refuse(chat, 400, "Bad Request: IMAGE_PROCESS_FAILED")
         if params.get("parse_mode") == "HTML":
@@ -169,16 +184,21 @@ class FakeTelegramDelivery:
             visible = text
         limit = 4096 if method == "sendMessage" else 1024
         if len(visible) > limit:
-            return self._refuse(chat, 400, "Bad Request: message is too long"
-                                if method == "sendMessage" else
-                                "Bad Request: message caption is too long")
+            return self._refuse(
+                chat,
+                400,
+                "Bad Request: message is too long"
+                if method == "sendMessage"
+                else "Bad Request: message caption is too long",
+            )
         markup = params.get("reply_markup")
         if isinstance(markup, str):
             try:
                 markup = json.loads(markup)
             except ValueError:
-                return self._refuse(chat, 400, "Bad Request: can't parse reply keyboard markup "
-                                    "JSON object")
+                return self._refuse(
+                    chat, 400, "Bad Request: can't parse reply keyboard markup JSON object"
+                )
         if markup is not None and (problem := _markup_problem(markup)):
             return self._refuse(chat, 400, f"Bad Request: {problem}")
         cue = self.cues.get(chat)
@@ -187,13 +207,17 @@ class FakeTelegramDelivery:
         if cue == "not_found":
             return self._refuse(chat, 400, "Bad Request: chat not found")
         if cue and cue.startswith("migrated:"):
-            return self._refuse(chat, 400, "Bad Request: group chat was upgraded to a "
-                                "supergroup chat", parameters={"migrate_to_chat_id":
-                                                               int(cue.split(":", 1)[1])})
+            return self._refuse(
+                chat,
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                parameters={"migrate_to_chat_id": int(cue.split(":", 1)[1])},
+            )
         if cue == "429":
             del self.cues[chat]
-            return self._refuse(chat, 429, "Too Many Requests: retry after 1",
-                                parameters={"retry_after": 1})
+            return self._refuse(
+                chat, 429, "Too Many Requests: retry after 1", parameters={"retry_after": 1}
+            )
         if cue == "error500":
             del self.cues[chat]
             return self._refuse(chat, 500, "Internal Server Error")
@@ -202,8 +226,12 @@ class FakeTelegramDelivery:
             wait = self._over_limit(chat, now)
             if wait > 0:
                 retry_after = max(1, int(wait + 0.999))
-                return self._refuse(chat, 429, f"Too Many Requests: retry after {retry_after}",
-                                    parameters={"retry_after": retry_after})
+                return self._refuse(
+                    chat,
+                    429,
+                    f"Too Many Requests: retry after {retry_after}",
+                    parameters={"retry_after": retry_after},
+                )
             self._recent.append(now)
             if int(chat) < 0:
                 self._group_recent.setdefault(chat, deque()).append(now)
@@ -221,12 +249,21 @@ class FakeTelegramDelivery:
         if self.answer_delay_s:
             await asyncio.sleep(self.answer_delay_s)
         result: dict[str, Any] = {
-            "message_id": message_id, "date": int(time.time()),
-            "chat": {"id": int(chat), "type": "group" if int(chat) < 0 else "private"}}
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": int(chat), "type": "group" if int(chat) < 0 else "private"},
+        }
         if method == "sendPhoto":
             result["caption"] = visible
-            result["photo"] = [{"file_id": file_id, "file_unique_id": f"u{file_id}",
-                                "width": 640, "height": 360, "file_size": 20000}]
+            result["photo"] = [
+                {
+                    "file_id": file_id,
+                    "file_unique_id": f"u{file_id}",
+                    "width": 640,
+                    "height": 360,
+                    "file_size": 20000,
+                }
+            ]
         else:
             result["text"] = visible
         return JSONResponse({"ok": True, "result": result})
@@ -239,18 +276,22 @@ def _markup_problem(markup: Any) -> str | None:
     """What the Bot API says about a bad inline keyboard (None when it is valid)."""
     rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-        return "field \"inline_keyboard\" of the InlineKeyboardMarkup should be an Array of Arrays"
+        return 'field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of Arrays'
     for row in rows:
         for button in row:
             if not isinstance(button, dict) or not button.get("text"):
-                return "can't parse inline keyboard button: Text buttons are unallowed in the " \
-                       "inline keyboard"
+                return (
+                    "can't parse inline keyboard button: Text buttons are unallowed in the "
+                    "inline keyboard"
+                )
             data = button.get("callback_data")
             if data is not None and not 1 <= len(str(data).encode()) <= 64:
                 return "BUTTON_DATA_INVALID"
             if data is None and not button.get("url"):
-                return "can't parse inline keyboard button: InlineKeyboardButton must have " \
-                       "exactly one optional field"
+                return (
+                    "can't parse inline keyboard button: InlineKeyboardButton must have "
+                    "exactly one optional field"
+                )
     return None
 
 

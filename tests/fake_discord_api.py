@@ -49,17 +49,30 @@ GUILD_ID = 700000000000000001
 CHANNEL_ID = 710000000000000001
 DM_CHANNEL_ID = 720000000000000001
 USER_ID = 730000000000000001
-BOT_USER = {"id": str(APP_ID), "username": "ChainLens", "discriminator": "0000",
-            "global_name": "ChainLens", "avatar": None, "bot": True, "flags": 0,
-            "verified": True, "mfa_enabled": False}
+BOT_USER = {
+    "id": str(APP_ID),
+    "username": "ChainLens",
+    "discriminator": "0000",
+    "global_name": "ChainLens",
+    "avatar": None,
+    "bot": True,
+    "flags": 0,
+    "verified": True,
+    "mfa_enabled": False,
+}
 EPHEMERAL = 64
 INTERACTION_DEADLINE_S = 3.0
 _DISCORD_EPOCH_MS = 1420070400000
 
 
 def user(user_id: int = USER_ID, name: str = "ann") -> dict[str, Any]:
-    return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": name,
-            "avatar": None}
+    return {
+        "id": str(user_id),
+        "username": name,
+        "discriminator": "0",
+        "global_name": name,
+        "avatar": None,
+    }
 
 
 @dataclass
@@ -107,8 +120,9 @@ class _RateLimit:
 
 
 class InvalidBody(Exception):
-    def __init__(self, errors: dict[str, Any], code: int = 50035,
-                 message: str = "Invalid Form Body") -> None:
+    def __init__(
+        self, errors: dict[str, Any], code: int = 50035, message: str = "Invalid Form Body"
+    ) -> None:
         super().__init__(message)
         self.errors, self.code, self.message = errors, code, message
 
@@ -125,8 +139,9 @@ def _max_len(errors: dict[str, Any], key: str, value: Any, limit: int) -> None:
 def embed_size(embed: Mapping[str, Any]) -> int:
     """The characters Discord counts towards the 6,000 limit of one embed."""
     size = len(embed.get("title") or "") + len(embed.get("description") or "")
-    size += sum(len(f.get("name") or "") + len(f.get("value") or "")
-                for f in embed.get("fields") or [])
+    size += sum(
+        len(f.get("name") or "") + len(f.get("value") or "") for f in embed.get("fields") or []
+    )
     size += len((embed.get("footer") or {}).get("text") or "")
     size += len((embed.get("author") or {}).get("name") or "")
     return size
@@ -164,8 +179,9 @@ def validate_embeds(embeds: list[dict[str, Any]]) -> dict[str, Any]:
     if errors:
         return {"embeds": errors}
     if sum(embed_size(e) for e in embeds) > 6000:
-        return {"embeds": _error("MAX_EMBED_SIZE_EXCEEDED",
-                                 "Embed size exceeds maximum size of 6000")}
+        return {
+            "embeds": _error("MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
+        }
     return {}
 
 
@@ -177,8 +193,9 @@ def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for r, row in enumerate(rows):
         buttons = row.get("components") or []
         if row.get("type") != 1 or not 1 <= len(buttons) <= 5:
-            errors[str(r)] = _error("COMPONENT_LAYOUT_WIDTH_EXCEEDED",
-                                    "An action row must hold 1 to 5 components")
+            errors[str(r)] = _error(
+                "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "An action row must hold 1 to 5 components"
+            )
             continue
         for b, button in enumerate(buttons):
             be: dict[str, Any] = {}
@@ -188,8 +205,10 @@ def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
             _max_len(be, "label", button.get("label"), 80)
             if style == 5:
                 if not button.get("url") or button.get("custom_id"):
-                    be["url"] = _error("BUTTON_COMPONENT_URL_REQUIRED",
-                                       "A link button needs a url and no custom_id")
+                    be["url"] = _error(
+                        "BUTTON_COMPONENT_URL_REQUIRED",
+                        "A link button needs a url and no custom_id",
+                    )
             else:
                 custom_id = button.get("custom_id")
                 if not custom_id:
@@ -197,8 +216,10 @@ def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 else:
                     _max_len(be, "custom_id", custom_id, 100)
                     if custom_id in seen:
-                        be["custom_id"] = _error("COMPONENT_CUSTOM_ID_DUPLICATED",
-                                                 "Component custom id cannot be duplicated")
+                        be["custom_id"] = _error(
+                            "COMPONENT_CUSTOM_ID_DUPLICATED",
+                            "Component custom id cannot be duplicated",
+                        )
                     seen.add(custom_id)
             if be:
                 errors.setdefault(str(r), {}).setdefault("components", {})[str(b)] = be
@@ -207,10 +228,42 @@ def validate_components(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 # Discord's locales (https://discord.com/developers/docs/reference#locales): localization
 # dictionaries keyed by anything else are refused.
-LOCALES = frozenset({
-    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl",
-    "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi",
-    "th", "zh-CN", "ja", "zh-TW", "ko"})
+LOCALES = frozenset(
+    {
+        "id",
+        "da",
+        "de",
+        "en-GB",
+        "en-US",
+        "es-ES",
+        "es-419",
+        "fr",
+        "hr",
+        "it",
+        "lt",
+        "hu",
+        "nl",
+        "no",
+        "pl",
+        "pt-BR",
+        "ro",
+        "fi",
+        "sv-SE",
+        "vi",
+        "tr",
+        "cs",
+        "el",
+        "bg",
+        "ru",
+        "uk",
+        "hi",
+        "th",
+        "zh-CN",
+        "ja",
+        "zh-TW",
+        "ko",
+    }
+)
 _COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$")
 
 
@@ -223,10 +276,12 @@ def _localizations(errors: dict[str, Any], key: str, value: Any, limit: int) -> 
     for locale, text in value.items():
         if locale not in LOCALES:
             errors.setdefault(key, {})[locale] = _error(
-                "LOCALE_INVALID", f"Invalid locale {locale!r}")
+                "LOCALE_INVALID", f"Invalid locale {locale!r}"
+            )
         elif not isinstance(text, str) or not 1 <= len(text) <= limit:
             errors.setdefault(key, {})[locale] = _error(
-                "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {limit} in length.")
+                "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {limit} in length."
+            )
 
 
 def validate_command(command: dict[str, Any], *, chat_input: bool = True) -> dict[str, Any]:
@@ -241,10 +296,12 @@ def validate_command(command: dict[str, Any], *, chat_input: bool = True) -> dic
     if chat_input:
         description = command.get("description")
         if not isinstance(description, str) or not 1 <= len(description) <= 100:
-            errors["description"] = _error("BASE_TYPE_BAD_LENGTH",
-                                           "Must be between 1 and 100 in length.")
-        _localizations(errors, "description_localizations",
-                       command.get("description_localizations"), 100)
+            errors["description"] = _error(
+                "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+            )
+        _localizations(
+            errors, "description_localizations", command.get("description_localizations"), 100
+        )
     options = command.get("options") or []
     if len(options) > 25:
         errors["options"] = _error("BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
@@ -253,10 +310,12 @@ def validate_command(command: dict[str, Any], *, chat_input: bool = True) -> dic
         for j, choice in enumerate(option.get("choices") or []):
             choice_errors: dict[str, Any] = {}
             if not 1 <= len(str(choice.get("name", ""))) <= 100:
-                choice_errors["name"] = _error("BASE_TYPE_BAD_LENGTH",
-                                               "Must be between 1 and 100 in length.")
-            _localizations(choice_errors, "name_localizations", choice.get("name_localizations"),
-                           100)
+                choice_errors["name"] = _error(
+                    "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+                )
+            _localizations(
+                choice_errors, "name_localizations", choice.get("name_localizations"), 100
+            )
             if choice_errors:
                 found.setdefault("choices", {})[str(j)] = choice_errors
         if found:
@@ -272,8 +331,13 @@ def validate_message(message: dict[str, Any], has_files: bool) -> None:
     errors.update(validate_components(message.get("components") or []))
     if errors:
         raise InvalidBody(errors)
-    if not (message.get("content") or message.get("embeds") or has_files
-            or message.get("attachments") or message.get("components")):
+    if not (
+        message.get("content")
+        or message.get("embeds")
+        or has_files
+        or message.get("attachments")
+        or message.get("components")
+    ):
         raise InvalidBody({}, code=50006, message="Cannot send an empty message")
 
 
@@ -294,22 +358,33 @@ class FakeDiscord:
 
     # --- test helpers -----------------------------------------------------------------------
 
-    def rate_limit_next(self, kind: str, retry_after: float = 0.3, *,
-                        global_: bool = False) -> None:
+    def rate_limit_next(
+        self, kind: str, retry_after: float = 0.3, *, global_: bool = False
+    ) -> None:
         """Answer the next request of `kind` with a 429."""
         self._rate_limits.append(_RateLimit(kind, retry_after, global_))
 
-    def refuse_next(self, kind: str, *, status: int = 403, code: int = 50001,
-                    message: str = "Missing Access", times: int = 1,
-                    when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    def refuse_next(
+        self,
+        kind: str,
+        *,
+        status: int = 403,
+        code: int = 50001,
+        message: str = "Missing Access",
+        times: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         """Refuse the next `times` requests of `kind` (whose payload satisfies `when`) the
         way Discord refuses a bot that lost access to a channel, or a body it rejects."""
         self._refusals.append(_Refusal(kind, status, code, message, times, when))
 
     def _scripted_refusal(self, call: Call) -> Response | None:
         for refusal in self._refusals:
-            if refusal.kind == call.kind and refusal.times > 0 and (
-                    refusal.when is None or refusal.when(call.payload)):
+            if (
+                refusal.kind == call.kind
+                and refusal.times > 0
+                and (refusal.when is None or refusal.when(call.payload))
+            ):
                 refusal.times -= 1
                 return self._refuse(refusal.status, refusal.code, refusal.message)
         return None
@@ -320,58 +395,97 @@ class FakeDiscord:
     def snowflake(self) -> int:
         return ((int(time.time() * 1000) - _DISCORD_EPOCH_MS) << 22) + next(self._ids)
 
-    def interaction(self, type_: int, data: dict[str, Any], *, dm: bool = False,
-                    user_id: int = USER_ID, permissions: int = 1 << 4,
-                    user_install: bool = False, message: dict[str, Any] | None = None,
-                    locale: str = "en-US", guild_locale: str = "en-US") -> dict[str, Any]:
+    def interaction(
+        self,
+        type_: int,
+        data: dict[str, Any],
+        *,
+        dm: bool = False,
+        user_id: int = USER_ID,
+        permissions: int = 1 << 4,
+        user_install: bool = False,
+        message: dict[str, Any] | None = None,
+        locale: str = "en-US",
+        guild_locale: str = "en-US",
+    ) -> dict[str, Any]:
         """A gateway INTERACTION_CREATE payload (and the fake starts its 3 s clock)."""
         interaction_id = self.snowflake()
         token = f"itoken-{interaction_id}"
         channel_id = DM_CHANNEL_ID if dm else CHANNEL_ID
         payload: dict[str, Any] = {
-            "id": str(interaction_id), "application_id": str(APP_ID), "type": type_,
-            "token": token, "version": 1, "data": data, "channel_id": str(channel_id),
-            "locale": locale, "entitlements": [], "attachment_size_limit": 8 * 1024 * 1024,
+            "id": str(interaction_id),
+            "application_id": str(APP_ID),
+            "type": type_,
+            "token": token,
+            "version": 1,
+            "data": data,
+            "channel_id": str(channel_id),
+            "locale": locale,
+            "entitlements": [],
+            "attachment_size_limit": 8 * 1024 * 1024,
             "app_permissions": str((1 << 11) | (1 << 14) | (1 << 15)),
-            "authorizing_integration_owners": ({"1": str(user_id)} if user_install or dm
-                                               else {"0": str(GUILD_ID)}),
+            "authorizing_integration_owners": (
+                {"1": str(user_id)} if user_install or dm else {"0": str(GUILD_ID)}
+            ),
         }
         if dm:
             payload["user"] = user(user_id)
             payload["context"] = 1
-            payload["channel"] = {"id": str(channel_id), "type": 1,
-                                  "recipients": [user(user_id)]}
+            payload["channel"] = {"id": str(channel_id), "type": 1, "recipients": [user(user_id)]}
         else:
             payload["guild_id"] = str(GUILD_ID)
             payload["guild_locale"] = guild_locale
             payload["context"] = 0
-            payload["member"] = {"user": user(user_id), "roles": [], "nick": None,
-                                 "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False,
-                                 "mute": False, "flags": 0, "permissions": str(permissions)}
-            payload["channel"] = {"id": str(channel_id), "type": 0, "guild_id": str(GUILD_ID),
-                                  "name": "general", "position": 0,
-                                  "permission_overwrites": [], "nsfw": False,
-                                  "parent_id": None}
+            payload["member"] = {
+                "user": user(user_id),
+                "roles": [],
+                "nick": None,
+                "joined_at": "2024-01-01T00:00:00+00:00",
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+                "permissions": str(permissions),
+            }
+            payload["channel"] = {
+                "id": str(channel_id),
+                "type": 0,
+                "guild_id": str(GUILD_ID),
+                "name": "general",
+                "position": 0,
+                "permission_overwrites": [],
+                "nsfw": False,
+                "parent_id": None,
+            }
         if message is not None:
             payload["message"] = message
         self.interactions[token] = InteractionState(
-            id=interaction_id, token=token, type=type_, channel_id=channel_id,
-            created_at=time.monotonic())
+            id=interaction_id,
+            token=token,
+            type=type_,
+            channel_id=channel_id,
+            created_at=time.monotonic(),
+        )
         return payload
 
-    def slash(self, name: str, options: list[dict[str, Any]] | None = None,
-              **kwargs: Any) -> dict[str, Any]:
+    def slash(
+        self, name: str, options: list[dict[str, Any]] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         data = {"id": str(self.snowflake()), "name": name, "type": 1, "options": options or []}
         return self.interaction(2, data, **kwargs)
 
     def autocomplete(self, name: str, option: str, typed: str, **kwargs: Any) -> dict[str, Any]:
-        data = {"id": str(self.snowflake()), "name": name, "type": 1,
-                "options": [{"name": option, "type": 3, "value": typed, "focused": True}]}
+        data = {
+            "id": str(self.snowflake()),
+            "name": name,
+            "type": 1,
+            "options": [{"name": option, "type": 3, "value": typed, "focused": True}],
+        }
         return self.interaction(4, data, **kwargs)
 
     def press(self, custom_id: str, message: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return self.interaction(3, {"custom_id": custom_id, "component_type": 2},
-                                message=message, **kwargs)
+        return self.interaction(
+            3, {"custom_id": custom_id, "component_type": 2}, message=message, **kwargs
+        )
 
     def state(self, payload: dict[str, Any]) -> InteractionState:
         return self.interactions[payload["token"]]
@@ -384,28 +498,53 @@ class FakeDiscord:
 
     # --- HTTP ---------------------------------------------------------------------------------
 
-    def _message(self, channel_id: int, body: dict[str, Any], files: list[tuple[str, int]],
-                 *, message_id: int | None = None) -> dict[str, Any]:
+    def _message(
+        self,
+        channel_id: int,
+        body: dict[str, Any],
+        files: list[tuple[str, int]],
+        *,
+        message_id: int | None = None,
+    ) -> dict[str, Any]:
         attachments = [
-            {"id": str(self.snowflake()), "filename": name, "size": size,
-             "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{name}",
-             "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{name}",
-             "content_type": "image/png" if name.endswith(".png") else None}
-            for name, size in files]
-        return {"id": str(message_id or self.snowflake()), "channel_id": str(channel_id),
-                "type": 0, "content": body.get("content") or "", "author": BOT_USER,
-                "embeds": body.get("embeds") or [], "components": body.get("components") or [],
-                "attachments": attachments, "flags": int(body.get("flags") or 0),
-                "timestamp": datetime.now(UTC).isoformat(), "edited_timestamp": None,
-                "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
-                "pinned": False, "webhook_id": str(APP_ID), "application_id": str(APP_ID)}
+            {
+                "id": str(self.snowflake()),
+                "filename": name,
+                "size": size,
+                "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{name}",
+                "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{name}",
+                "content_type": "image/png" if name.endswith(".png") else None,
+            }
+            for name, size in files
+        ]
+        return {
+            "id": str(message_id or self.snowflake()),
+            "channel_id": str(channel_id),
+            "type": 0,
+            "content": body.get("content") or "",
+            "author": BOT_USER,
+            "embeds": body.get("embeds") or [],
+            "components": body.get("components") or [],
+            "attachments": attachments,
+            "flags": int(body.get("flags") or 0),
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": False,
+            "webhook_id": str(APP_ID),
+            "application_id": str(APP_ID),
+        }
 
     async def _parse(self, request: Request) -> tuple[Any, list[tuple[str, int]]]:
         body = await request.body()
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
             parsed = BytesParser(policy=HTTP).parsebytes(
-                f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+                f"Content-Type: {content_type}\r\n\r\n".encode() + body
+            )
             payload: dict[str, Any] = {}
             files: list[tuple[str, int]] = []
             for part in parsed.iter_parts():
@@ -435,22 +574,37 @@ class FakeDiscord:
 
     @staticmethod
     def _429(retry_after: float, global_: bool) -> Response:
-        headers = {"Retry-After": str(math.ceil(retry_after)), "Via": "1.1 google",
-                   "X-RateLimit-Scope": "global" if global_ else "user"}
+        headers = {
+            "Retry-After": str(math.ceil(retry_after)),
+            "Via": "1.1 google",
+            "X-RateLimit-Scope": "global" if global_ else "user",
+        }
         if global_:
             headers["X-RateLimit-Global"] = "true"
         else:
-            headers.update({"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
-                            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
-                            "X-RateLimit-Bucket": "fake-bucket-0001"})
-        return JSONResponse({"message": "You are being rate limited.",
-                             "retry_after": round(retry_after, 3), "global": global_},
-                            status_code=429, headers=headers)
+            headers.update(
+                {
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                    "X-RateLimit-Bucket": "fake-bucket-0001",
+                }
+            )
+        return JSONResponse(
+            {
+                "message": "You are being rate limited.",
+                "retry_after": round(retry_after, 3),
+                "global": global_,
+            },
+            status_code=429,
+            headers=headers,
+        )
 
     @staticmethod
-    def _refuse(status: int, code: int, message: str,
-                errors: dict[str, Any] | None = None) -> JSONResponse:
+    def _refuse(
+        status: int, code: int, message: str, errors: dict[str, Any] | None = None
+    ) -> JSONResponse:
         body: dict[str, Any] = {"code": code, "message": message}
         if errors:
             body["errors"] = errors
@@ -488,8 +642,11 @@ class FakeDiscord:
             if len(parts) == 3:
                 return "followup", token
             if parts[-1] == "@original":
-                return {"PATCH": "edit_original", "DELETE": "delete_original",
-                        "GET": "get_original"}[method], token
+                return {
+                    "PATCH": "edit_original",
+                    "DELETE": "delete_original",
+                    "GET": "get_original",
+                }[method], token
             return f"{method.lower()}_followup", token
         if parts[0] == "channels" and parts[-1] == "messages":
             return "channel_message", None
@@ -499,17 +656,33 @@ class FakeDiscord:
         if call.kind == "GET /users/@me":
             return JSONResponse(BOT_USER)
         if call.kind == "GET /oauth2/applications/@me":
-            return JSONResponse({
-                "id": str(APP_ID), "name": "ChainLens", "description": "", "icon": None,
-                "bot_public": True, "bot_require_code_grant": False, "verify_key": "00",
-                "owner": user(1, "owner"), "flags": 0, "summary": "", "team": None})
+            return JSONResponse(
+                {
+                    "id": str(APP_ID),
+                    "name": "ChainLens",
+                    "description": "",
+                    "icon": None,
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "verify_key": "00",
+                    "owner": user(1, "owner"),
+                    "flags": 0,
+                    "summary": "",
+                    "team": None,
+                }
+            )
         if call.kind == f"PUT /applications/{APP_ID}/commands":
-            errors = {str(i): e for i, c in enumerate(call.payload)
-                      if (e := validate_command(c, chat_input=c.get("type", 1) == 1))}
+            errors = {
+                str(i): e
+                for i, c in enumerate(call.payload)
+                if (e := validate_command(c, chat_input=c.get("type", 1) == 1))
+            }
             if errors:
                 raise InvalidBody(errors)
-            self.commands = [dict(c, id=str(self.snowflake()), application_id=str(APP_ID),
-                                  version="1") for c in call.payload]
+            self.commands = [
+                dict(c, id=str(self.snowflake()), application_id=str(APP_ID), version="1")
+                for c in call.payload
+            ]
             return JSONResponse(self.commands)
         if call.kind == "channel_message":
             validate_message(call.payload, bool(call.files))
@@ -527,8 +700,9 @@ class FakeDiscord:
                 return self._refuse(404, 10008, "Unknown Message")
             merged = {**state.original, **call.payload}
             validate_message(merged, bool(call.files))
-            message = self._message(state.channel_id, merged, call.files,
-                                    message_id=int(state.original["id"]))
+            message = self._message(
+                state.channel_id, merged, call.files, message_id=int(state.original["id"])
+            )
             message["flags"] = state.original["flags"]
             state.original, state.original_loading = message, False
             return JSONResponse(message)
@@ -543,8 +717,9 @@ class FakeDiscord:
             validate_message(call.payload, bool(call.files))
             if state.original_loading and not state.original_deleted:
                 assert state.original is not None
-                message = self._message(state.channel_id, call.payload, call.files,
-                                        message_id=int(state.original["id"]))
+                message = self._message(
+                    state.channel_id, call.payload, call.files, message_id=int(state.original["id"])
+                )
                 message["flags"] = state.original["flags"]
                 state.original, state.original_loading = message, False
                 return JSONResponse(message)
@@ -564,9 +739,16 @@ class FakeDiscord:
         data = call.payload.get("data") or {}
         allowed = {2: (4, 5), 3: (4, 5, 6, 7), 4: (8,), 5: (4, 5, 6, 7)}[state.type]
         if response_type not in allowed:
-            return self._refuse(400, 50035, "Invalid Form Body",
-                                {"type": _error("INTERACTION_RESPONSE_TYPE_INVALID",
-                                                "Invalid interaction response type")})
+            return self._refuse(
+                400,
+                50035,
+                "Invalid Form Body",
+                {
+                    "type": _error(
+                        "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type"
+                    )
+                },
+            )
         if response_type == 8:
             choices = data.get("choices") or []
             errors: dict[str, Any] = {}
@@ -575,8 +757,9 @@ class FakeDiscord:
             for n, choice in enumerate(choices):
                 ce: dict[str, Any] = {}
                 if not 1 <= len(choice.get("name") or "") <= 100:
-                    ce["name"] = _error("BASE_TYPE_BAD_LENGTH",
-                                        "Must be between 1 and 100 in length.")
+                    ce["name"] = _error(
+                        "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+                    )
                 _max_len(ce, "value", choice.get("value"), 100)
                 if ce:
                     errors.setdefault("choices", {})[str(n)] = ce
@@ -593,24 +776,37 @@ class FakeDiscord:
         resource: dict[str, Any] = {"type": response_type}
         if response_type == 4 and state.original is not None:
             resource["message"] = state.original
-        return JSONResponse({
-            "interaction": {"id": str(state.id), "type": state.type,
-                            "response_message_id": state.original["id"] if state.original else None,
-                            "response_message_loading": response_type == 5,
-                            "response_message_ephemeral": bool(int(data.get("flags") or 0)
-                                                               & EPHEMERAL)},
-            "resource": resource})
+        return JSONResponse(
+            {
+                "interaction": {
+                    "id": str(state.id),
+                    "type": state.type,
+                    "response_message_id": state.original["id"] if state.original else None,
+                    "response_message_loading": response_type == 5,
+                    "response_message_ephemeral": bool(int(data.get("flags") or 0) & EPHEMERAL),
+                },
+                "resource": resource,
+            }
+        )
 
 
 @contextlib.asynccontextmanager
 async def running_fake_discord() -> AsyncIterator[tuple[FakeDiscord, str]]:
     """Start the fake on a free loopback port; yield it and the API base for `Route.BASE`."""
     fake = FakeDiscord()
-    app = Starlette(routes=[Route("/api/v10/{path:path}", fake.endpoint,
-                                  methods=["GET", "POST", "PATCH", "PUT", "DELETE"])])
+    app = Starlette(
+        routes=[
+            Route(
+                "/api/v10/{path:path}",
+                fake.endpoint,
+                methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            )
+        ]
+    )
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

@@ -42,15 +42,20 @@ class SourcesOverHttp:
             url += f"?{request.url.query}"
         upstream = httpx.Request(request.method, url, content=await request.body())
         reply = await self.sources.handler(upstream)
-        headers = {k: v for k, v in reply.headers.items()
-                   if k.lower() in ("content-type", "retry-after", "x-ratelimit-remaining")}
+        headers = {
+            k: v
+            for k, v in reply.headers.items()
+            if k.lower() in ("content-type", "retry-after", "x-ratelimit-remaining")
+        }
         return Response(await reply.aread(), status_code=reply.status_code, headers=headers)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/{source}/{path:path}", self.endpoint,
-                                       methods=["GET", "POST"])])
+        return Starlette(
+            routes=[Route("/{source}/{path:path}", self.endpoint, methods=["GET", "POST"])]
+        )
 
     @staticmethod
     def env(base_url: str) -> dict[str, str]:
-        return {setting: f"{base_url}/{prefix}{path}"
-                for prefix, (_, setting, path) in SOURCES.items()}
+        return {
+            setting: f"{base_url}/{prefix}{path}" for prefix, (_, setting, path) in SOURCES.items()
+        }

@@ -17,11 +17,18 @@ class FakeStripe(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
         self.requests.append((self.path, parse_qs(body), dict(self.headers)))
         if self.path == "/v1/checkout/sessions":
-            reply = {"id": "cs_test_1", "object": "checkout.session", "mode": "subscription",
-                     "url": "https://checkout.stripe.com/c/pay/cs_test_1"}
+            reply = {
+                "id": "cs_test_1",
+                "object": "checkout.session",
+                "mode": "subscription",
+                "url": "https://checkout.stripe.com/c/pay/cs_test_1",
+            }
         elif self.path == "/v1/billing_portal/sessions":
-            reply = {"id": "bps_1", "object": "billing_portal.session",
-                     "url": "https://billing.stripe.com/p/session/test_1"}
+            reply = {
+                "id": "bps_1",
+                "object": "billing_portal.session",
+                "url": "https://billing.stripe.com/p/session/test_1",
+            }
         else:
             self.send_response(404)
             self.end_headers()

@@ -37,9 +37,9 @@ CG_LAG_S = 60.0  # CoinGecko's own `last_updated` trails real time by about a mi
 
 # What people ask, and which tools that runs (the rule planner's choices for these shapes).
 MIX: list[tuple[float, tuple[ToolName, ...]]] = [
-    (0.60, ("onchain",)),                                        # "price of X"
-    (0.25, ("onchain", "sentiment", "tokenomics", "team")),      # "research X"
-    (0.15, ("tokenomics",)),                                     # "X tokenomics?"
+    (0.60, ("onchain",)),  # "price of X"
+    (0.25, ("onchain", "sentiment", "tokenomics", "team")),  # "research X"
+    (0.15, ("tokenomics",)),  # "X tokenomics?"
 ]
 
 
@@ -92,29 +92,53 @@ class _SimSources(FakeSources):
             body: Any = json.loads(response.content)
             for item in body if isinstance(body, list) else [body]:
                 item["last_updated"] = stamp
-            return httpx.Response(200, content=json.dumps(body).encode(),
-                                  headers={"content-type": "application/json"})
+            return httpx.Response(
+                200, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+            )
         return response
 
 
-async def simulate(base: Deps, *, scale: float, questions: int, coins: int = 100,
-                   seed: int = 7, quotes: bool = True) -> SimResult:
+async def simulate(
+    base: Deps,
+    *,
+    scale: float,
+    questions: int,
+    coins: int = 100,
+    seed: int = 7,
+    quotes: bool = True,
+) -> SimResult:
     """`questions` spread over one simulated hour about `coins` coins (popularity ~ 1/rank).
 
     `quotes=False` runs the same hour without the batched quote refresh (the baseline)."""
     result = SimResult(scale=scale)
     ids = [f"sim-coin-{i:03d}" for i in range(coins)]
     sources = _SimSources(ids, scale, result)
-    settings = base.settings.model_copy(update={
-        "coingecko_rate_per_min": 10, "github_rate_per_hour": 60, "coingecko_api_key": None,
-        "cache_ttl_s": max(1, round(300 / scale)), "news_feeds": ["https://www.coindesk.com/rss"],
-    })
+    settings = base.settings.model_copy(
+        update={
+            "coingecko_rate_per_min": 10,
+            "github_rate_per_hour": 60,
+            "coingecko_api_key": None,
+            "cache_ttl_s": max(1, round(300 / scale)),
+            "news_feeds": ["https://www.coindesk.com/rss"],
+        }
+    )
     http = make_http_client(settings, transport=httpx.MockTransport(sources.handler))
     deps = dataclasses.replace(base, settings=settings, http=http)
-    configure_http(deps, HttpOptions(
-        retry=RetryPolicy(attempts=2, base_wait_s=0.001, max_wait_s=0.01,
-                          retry_after_cap_s=0.05, limiter_wait_cap_s=5.0 / scale),
-        github_stats_attempts=1, github_stats_wait_s=0.0, time_scale=scale))
+    configure_http(
+        deps,
+        HttpOptions(
+            retry=RetryPolicy(
+                attempts=2,
+                base_wait_s=0.001,
+                max_wait_s=0.01,
+                retry_after_cap_s=0.05,
+                limiter_wait_cap_s=5.0 / scale,
+            ),
+            github_stats_attempts=1,
+            github_stats_wait_s=0.0,
+            time_scale=scale,
+        ),
+    )
     cg_host = httpx.URL(str(settings.coingecko_base_url)).host
     gh_host = httpx.URL(str(settings.github_api_url)).host
     for source, host in (("coingecko", cg_host), ("github", gh_host)):
@@ -126,8 +150,14 @@ async def simulate(base: Deps, *, scale: float, questions: int, coins: int = 100
     weights = [1 / (rank + 1) for rank in range(coins)]
     duration = HOUR_S / scale
     arrivals = sorted(rng.uniform(0, duration) for _ in range(questions))
-    asks = [(at, rng.choices(projects, weights)[0],
-             rng.choices([m[1] for m in MIX], [m[0] for m in MIX])[0]) for at in arrivals]
+    asks = [
+        (
+            at,
+            rng.choices(projects, weights)[0],
+            rng.choices([m[1] for m in MIX], [m[0] for m in MIX])[0],
+        )
+        for at in arrivals
+    ]
     started = time.monotonic()
 
     async def warmer() -> None:

@@ -19,8 +19,13 @@ from tests.fake_telegram import _free_port
 
 
 class LiveServer:
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
-                 configure: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        configure: Any = None,
+    ) -> None:
         self.settings = settings
         self.transport = transport
         self.configure = configure  # called with the server's Deps before it starts serving
@@ -45,8 +50,14 @@ class LiveServer:
             if self.configure is not None:
                 deps = self.configure(deps)
             app = create_app(self.settings, deps=deps)
-            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                    lifespan="off", timeout_graceful_shutdown=2)
+            config = uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+            )
             self._server = uvicorn.Server(config)
             serving = asyncio.create_task(self._server.serve())
             while not self._server.started and not serving.done():

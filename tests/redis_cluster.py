@@ -73,12 +73,33 @@ class RedisClusterProcesses:
             node_dir = self.directory / str(port)
             node_dir.mkdir(parents=True, exist_ok=True)
             with (node_dir / "redis.log").open("wb") as log:  # the child keeps its own copy
-                self.processes.append(subprocess.Popen(
-                    [self.binary, "--port", str(port), "--bind", "127.0.0.1",
-                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                     "--cluster-node-timeout", "5000", "--dir", str(node_dir),
-                     "--save", "", "--appendonly", "no", "--daemonize", "no"],
-                    stdout=log, stderr=subprocess.STDOUT))
+                self.processes.append(
+                    subprocess.Popen(
+                        [
+                            self.binary,
+                            "--port",
+                            str(port),
+                            "--bind",
+                            "127.0.0.1",
+                            "--cluster-enabled",
+                            "yes",
+                            "--cluster-config-file",
+                            "nodes.conf",
+                            "--cluster-node-timeout",
+                            "5000",
+                            "--dir",
+                            str(node_dir),
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                            "--daemonize",
+                            "no",
+                        ],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
         clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=5) for p in self.ports]
         try:
             self._wait(lambda: all(self._pings(c) for c in clients), "the nodes to start")
@@ -98,8 +119,9 @@ class RedisClusterProcesses:
         while time.monotonic() < deadline:
             for proc in self.processes:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited ({proc.returncode}); see "
-                                       f"{self.directory}/*/redis.log")
+                    raise RuntimeError(
+                        f"redis-server exited ({proc.returncode}); see {self.directory}/*/redis.log"
+                    )
             if callable(ready) and ready():
                 return
             time.sleep(0.1)
@@ -115,8 +137,10 @@ class RedisClusterProcesses:
     @staticmethod
     def _ok(client: redis.Redis) -> bool:
         info = client.cluster("INFO")  # parsed into a dict by redis-py
-        return (str(info.get("cluster_state")) == "ok"
-                and int(info.get("cluster_known_nodes", 0)) == MASTERS)
+        return (
+            str(info.get("cluster_state")) == "ok"
+            and int(info.get("cluster_known_nodes", 0)) == MASTERS
+        )
 
     def stop(self) -> None:
         for proc in self.processes:

@@ -30,14 +30,26 @@ def chat(chat_id: int, kind: str | None = None) -> dict[str, Any]:
     return {"id": chat_id, "type": kind, "title": "Crypto group"}
 
 
-def message(text: str, *, chat_id: int = 555, user_id: int | None = 777,
-            kind: str | None = None, reply_to: dict[str, Any] | None = None,
-            sender_chat: dict[str, Any] | None = None, update_id: int | None = None,
-            field: str = "message", language_code: str | None = None) -> dict[str, Any]:
+def message(
+    text: str,
+    *,
+    chat_id: int = 555,
+    user_id: int | None = 777,
+    kind: str | None = None,
+    reply_to: dict[str, Any] | None = None,
+    sender_chat: dict[str, Any] | None = None,
+    update_id: int | None = None,
+    field: str = "message",
+    language_code: str | None = None,
+) -> dict[str, Any]:
     """An update carrying a text message (commands and mentions get their entities)."""
     update_id = update_id or next_id()
-    body: dict[str, Any] = {"message_id": update_id, "date": int(time.time()),
-                            "chat": chat(chat_id, kind), "text": text}
+    body: dict[str, Any] = {
+        "message_id": update_id,
+        "date": int(time.time()),
+        "chat": chat(chat_id, kind),
+        "text": text,
+    }
     if user_id is not None:
         body["from"] = user(user_id, language_code)
     if sender_chat is not None:
@@ -47,8 +59,13 @@ def message(text: str, *, chat_id: int = 555, user_id: int | None = 777,
         entities.append({"type": "bot_command", "offset": 0, "length": len(text.split()[0])})
     at = text.find("@" + BOT_USERNAME)
     if at >= 0 and not text.startswith("/"):
-        entities.append({"type": "mention", "offset": len(text[:at].encode("utf-16-le")) // 2,
-                         "length": len(BOT_USERNAME) + 1})
+        entities.append(
+            {
+                "type": "mention",
+                "offset": len(text[:at].encode("utf-16-le")) // 2,
+                "length": len(BOT_USERNAME) + 1,
+            }
+        )
     if entities:
         body["entities"] = entities
     if reply_to is not None:
@@ -59,35 +76,78 @@ def message(text: str, *, chat_id: int = 555, user_id: int | None = 777,
 
 
 def bot_message(chat_id: int, message_id: int = 1) -> dict[str, Any]:
-    return {"message_id": message_id, "date": int(time.time()), "chat": chat(chat_id),
-            "from": {"id": BOT_ID, "is_bot": True, "first_name": "ChainLens",
-                     "username": BOT_USERNAME}, "text": "an earlier answer"}
+    return {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": chat(chat_id),
+        "from": {"id": BOT_ID, "is_bot": True, "first_name": "ChainLens", "username": BOT_USERNAME},
+        "text": "an earlier answer",
+    }
 
 
-def callback(data: str, *, chat_id: int = 555, user_id: int = 777,
-             message_id: int = 1, language_code: str | None = None) -> dict[str, Any]:
+def callback(
+    data: str,
+    *,
+    chat_id: int = 555,
+    user_id: int = 777,
+    message_id: int = 1,
+    language_code: str | None = None,
+) -> dict[str, Any]:
     update_id = next_id()
-    return {"update_id": update_id, "callback_query": {
-        "id": f"cbq{update_id}", "from": user(user_id, language_code), "chat_instance": "ci1",
-        "data": data,
-        "message": bot_message(chat_id, message_id)}}
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": f"cbq{update_id}",
+            "from": user(user_id, language_code),
+            "chat_instance": "ci1",
+            "data": data,
+            "message": bot_message(chat_id, message_id),
+        },
+    }
 
 
-def pre_checkout(payload: str, *, amount: int, user_id: int = 777,
-                 currency: str = "XTR") -> dict[str, Any]:
+def pre_checkout(
+    payload: str, *, amount: int, user_id: int = 777, currency: str = "XTR"
+) -> dict[str, Any]:
     update_id = next_id()
-    return {"update_id": update_id, "pre_checkout_query": {
-        "id": f"pcq{update_id}", "from": user(user_id), "currency": currency,
-        "total_amount": amount, "invoice_payload": payload}}
+    return {
+        "update_id": update_id,
+        "pre_checkout_query": {
+            "id": f"pcq{update_id}",
+            "from": user(user_id),
+            "currency": currency,
+            "total_amount": amount,
+            "invoice_payload": payload,
+        },
+    }
 
 
-def successful_payment(payload: str, *, amount: int, charge_id: str, expires: int,
-                       user_id: int = 777, chat_id: int = 555) -> dict[str, Any]:
+def successful_payment(
+    payload: str,
+    *,
+    amount: int,
+    charge_id: str,
+    expires: int,
+    user_id: int = 777,
+    chat_id: int = 555,
+) -> dict[str, Any]:
     update_id = next_id()
-    return {"update_id": update_id, "message": {
-        "message_id": update_id, "date": int(time.time()), "chat": chat(chat_id),
-        "from": user(user_id), "successful_payment": {
-            "currency": "XTR", "total_amount": amount, "invoice_payload": payload,
-            "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": "",
-            "subscription_expiration_date": expires, "is_recurring": True,
-            "is_first_recurring": True}}}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": chat(chat_id),
+            "from": user(user_id),
+            "successful_payment": {
+                "currency": "XTR",
+                "total_amount": amount,
+                "invoice_payload": payload,
+                "telegram_payment_charge_id": charge_id,
+                "provider_payment_charge_id": "",
+                "subscription_expiration_date": expires,
+                "is_recurring": True,
+                "is_first_recurring": True,
+            },
+        },
+    }

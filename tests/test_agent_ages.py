@@ -16,7 +16,8 @@ from tools.results import utcnow
 
 
 async def test_an_old_coingecko_payload_is_labelled_with_its_own_age(
-        deps: Deps, with_http: object, sources: FakeSources) -> None:
+    deps: Deps, with_http: object, sources: FakeSources
+) -> None:
     old = "2021-05-15T15:58:12.266Z"
     coin = coin_body("uniswap")
     coin["last_updated"] = old
@@ -29,14 +30,18 @@ async def test_an_old_coingecko_payload_is_labelled_with_its_own_age(
     assert result.age_seconds > 5 * 365 * 86400
     cg = [s for s in sources_of({"onchain": result}) if s.source == "CoinGecko"]
     assert cg and cg[0].stale and cg[0].age_seconds > 5 * 365 * 86400
-    answer, report = write_answer(UNISWAP, {"onchain": result}, assess({"onchain": result}),
-                                  sources_of({"onchain": result}))
-    assert "data just now" not in answer.split("**Sources**")[1].split("CoinGecko")[1].split("\n")[0]
+    answer, report = write_answer(
+        UNISWAP, {"onchain": result}, assess({"onchain": result}), sources_of({"onchain": result})
+    )
+    assert (
+        "data just now" not in answer.split("**Sources**")[1].split("CoinGecko")[1].split("\n")[0]
+    )
     assert any("Market & on-chain:" in a and "(stale)" in a for a in report.data_ages)
 
 
-async def test_a_cached_result_reports_its_true_age(deps: Deps, with_http: object,
-                                                   sources: FakeSources) -> None:
+async def test_a_cached_result_reports_its_true_age(
+    deps: Deps, with_http: object, sources: FakeSources
+) -> None:
     fresh = (utcnow() - timedelta(minutes=10)).isoformat()
     coin = coin_body("uniswap")
     coin["last_updated"] = fresh
@@ -52,12 +57,23 @@ def test_fear_and_greed_is_judged_by_its_daily_rhythm() -> None:
     from tools.results import Evidence, SentimentResult
 
     now = utcnow()
-    result = SentimentResult(project_id="x", evidence=[
-        Evidence(source="alternative.me", url="https://alternative.me/crypto/fear-and-greed-index/",
-                 fetched_at=now, data_as_of=now - timedelta(hours=20)),
-        Evidence(source="alternative.me", url="https://alternative.me/x",
-                 fetched_at=now, data_as_of=now - timedelta(days=84)),
-    ])
+    result = SentimentResult(
+        project_id="x",
+        evidence=[
+            Evidence(
+                source="alternative.me",
+                url="https://alternative.me/crypto/fear-and-greed-index/",
+                fetched_at=now,
+                data_as_of=now - timedelta(hours=20),
+            ),
+            Evidence(
+                source="alternative.me",
+                url="https://alternative.me/x",
+                fetched_at=now,
+                data_as_of=now - timedelta(days=84),
+            ),
+        ],
+    )
     ages = {s.url: s for s in sources_of({"sentiment": result}, now=now)}
     assert not ages["https://alternative.me/crypto/fear-and-greed-index/"].stale
     assert ages["https://alternative.me/x"].stale

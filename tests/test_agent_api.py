@@ -14,8 +14,10 @@ from tests.tools_fakes import FakeSources
 
 
 async def test_comprehensive_returns_the_seed_shape(paid_client: httpx.AsyncClient) -> None:
-    response = await paid_client.post("/api/v1/analysis/comprehensive", json={
-        "symbol": "UNI", "options": {"depth": "standard", "format": "markdown"}})
+    response = await paid_client.post(
+        "/api/v1/analysis/comprehensive",
+        json={"symbol": "UNI", "options": {"depth": "standard", "format": "markdown"}},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["summary"].startswith("Uniswap (UNI)")
@@ -31,20 +33,25 @@ async def test_comprehensive_returns_the_seed_shape(paid_client: httpx.AsyncClie
     assert "Not financial advice" in body["markdown"]
 
 
-async def test_comprehensive_runs_only_the_modules_asked_for(paid_client: httpx.AsyncClient) -> None:
-    response = await paid_client.post("/api/v1/analysis/comprehensive",
-                                 json={"symbol": "uniswap", "modules": ["team"]})
+async def test_comprehensive_runs_only_the_modules_asked_for(
+    paid_client: httpx.AsyncClient,
+) -> None:
+    response = await paid_client.post(
+        "/api/v1/analysis/comprehensive", json={"symbol": "uniswap", "modules": ["team"]}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert list(body["detailed_sections"]) == ["team"] and body["markdown"] is None
-    quick = await paid_client.post("/api/v1/analysis/comprehensive",
-                              json={"symbol": "uniswap", "options": {"depth": "quick"}})
+    quick = await paid_client.post(
+        "/api/v1/analysis/comprehensive", json={"symbol": "uniswap", "options": {"depth": "quick"}}
+    )
     assert sorted(quick.json()["detailed_sections"]) == ["onchain", "sentiment"]
 
 
 async def test_comprehensive_errors(paid_client: httpx.AsyncClient, sources: FakeSources) -> None:
-    bad = await paid_client.post("/api/v1/analysis/comprehensive", json={"symbol": "UNI",
-                                                                     "modules": ["astrology"]})
+    bad = await paid_client.post(
+        "/api/v1/analysis/comprehensive", json={"symbol": "UNI", "modules": ["astrology"]}
+    )
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
     missing = await paid_client.post("/api/v1/analysis/comprehensive", json={"symbol": "zzqxv"})
     assert missing.status_code == 404
@@ -58,8 +65,13 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
     monkeypatch.setenv("LLM_MODELS", "")
     # Every data source on a closed local port: the commands must still answer, not hang.
-    for var in ("COINGECKO_BASE_URL", "DEFILLAMA_BASE_URL", "GOPLUS_BASE_URL",
-                "GITHUB_API_URL", "FEAR_GREED_URL"):
+    for var in (
+        "COINGECKO_BASE_URL",
+        "DEFILLAMA_BASE_URL",
+        "GOPLUS_BASE_URL",
+        "GITHUB_API_URL",
+        "FEAR_GREED_URL",
+    ):
         monkeypatch.setenv(var, "http://127.0.0.1:9/x")
     monkeypatch.setenv("NEWS_FEEDS", "http://127.0.0.1:9/feed.xml")
     monkeypatch.setenv("HTTP_TIMEOUT_S", "0.5")
@@ -69,8 +81,10 @@ def test_plan_prints_one_json_object_per_question(cli_env: None) -> None:
     single = CliRunner().invoke(main, ["plan", "Analyze Curve"])
     assert single.exit_code == 0, single.output
     assert json.loads(single.stdout) == {
-        "project_id": "curve-dao-token", "router": "rules",
-        "tools": ["onchain", "sentiment", "team", "tokenomics"]}
+        "project_id": "curve-dao-token",
+        "router": "rules",
+        "tools": ["onchain", "sentiment", "team", "tokenomics"],
+    }
     lines = "what's SOL trading at?\ngood morning\nwhen is the next OP unlock?\n"
     many = CliRunner().invoke(main, ["plan", "-"], input=lines)
     assert many.exit_code == 0, many.output

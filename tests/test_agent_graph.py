@@ -33,26 +33,40 @@ async def collect(deps: Deps, question: str, **kwargs: object) -> list[AgentEven
     return [event async for event in answer_stream(deps, question, **kwargs)]  # type: ignore[arg-type]
 
 
-async def test_research_runs_all_tools_in_parallel_and_writes_every_section(agent_deps: Deps) -> None:
+async def test_research_runs_all_tools_in_parallel_and_writes_every_section(
+    agent_deps: Deps,
+) -> None:
     events = await collect(agent_deps, "Research Uniswap")
     kinds = [e.type for e in events]
     assert kinds[0] == "plan" and kinds[-1] == "final"
     plan = events[0]
     assert isinstance(plan, PlanEvent) and plan.project is not None
-    assert plan.project.id == "uniswap" and sorted(plan.plan.tools) == sorted(
-        ["onchain", "sentiment", "tokenomics", "team"]) and plan.plan.router == "rules"
+    assert (
+        plan.project.id == "uniswap"
+        and sorted(plan.plan.tools) == sorted(["onchain", "sentiment", "tokenomics", "team"])
+        and plan.plan.router == "rules"
+    )
     started = [e.tool for e in events if isinstance(e, ToolStartedEvent)]
     finished = [e for e in events if isinstance(e, ToolFinishedEvent)]
     assert sorted(started) == sorted(plan.plan.tools) and len(finished) == 4
     # fanned out: every tool starts before the first one finishes
-    assert max(kinds.index("tool_started"), *[i for i, k in enumerate(kinds) if k == "tool_started"]) \
-        < kinds.index("tool_finished")
+    assert max(
+        kinds.index("tool_started"), *[i for i, k in enumerate(kinds) if k == "tool_started"]
+    ) < kinds.index("tool_finished")
     final = events[-1]
     assert isinstance(final, FinalEvent)
     text = "".join(e.text for e in events if isinstance(e, TextEvent))
     assert text == final.answer
-    for section in ("## Uniswap (UNI)", "Executive summary", "Risk score:", "Top insights",
-                    "Stance:", "Key risks", "Not financial advice", "**Sources**"):
+    for section in (
+        "## Uniswap (UNI)",
+        "Executive summary",
+        "Risk score:",
+        "Top insights",
+        "Stance:",
+        "Key risks",
+        "Not financial advice",
+        "**Sources**",
+    ):
         assert section in final.answer, section
     assert final.usage.model == "deterministic" and final.usage.cost_usd == 0
     assert final.writer == "deterministic" and "rule-based writer" in final.answer
@@ -65,7 +79,9 @@ async def test_research_runs_all_tools_in_parallel_and_writes_every_section(agen
     assert 1 <= (final.report.risk_score or 0) <= 10
 
 
-async def test_second_answer_comes_from_the_tools_cache(agent_deps: Deps, sources: FakeSources) -> None:
+async def test_second_answer_comes_from_the_tools_cache(
+    agent_deps: Deps, sources: FakeSources
+) -> None:
     await answer(agent_deps, "Research Uniswap")
     calls = sum(sources.calls.values())
     final = await answer(agent_deps, "analyze uniswap")
@@ -86,7 +102,9 @@ async def test_follow_up_uses_the_conversation_project(agent_deps: Deps) -> None
     assert 0 < await agent_deps.redis.ttl(key) <= 3600
 
 
-async def test_greeting_gets_a_short_reply_without_tools(agent_deps: Deps, sources: FakeSources) -> None:
+async def test_greeting_gets_a_short_reply_without_tools(
+    agent_deps: Deps, sources: FakeSources
+) -> None:
     events = await collect(agent_deps, "good morning")
     assert [e.type for e in events] == ["plan", "text", "final"]
     final = events[-1]
@@ -95,7 +113,9 @@ async def test_greeting_gets_a_short_reply_without_tools(agent_deps: Deps, sourc
     assert set(sources.calls) <= {"coingecko:search"}  # resolution may search; no tool ran
 
 
-async def test_one_tool_failing_leaves_the_others_intact(agent_deps: Deps, sources: FakeSources) -> None:
+async def test_one_tool_failing_leaves_the_others_intact(
+    agent_deps: Deps, sources: FakeSources
+) -> None:
     sources.down.add("github")
     final = await answer(agent_deps, "Research Uniswap")
     assert final.results["team"].missing  # GitHub is down: team says what is unknown
@@ -104,8 +124,9 @@ async def test_one_tool_failing_leaves_the_others_intact(agent_deps: Deps, sourc
     assert "Top insights" in final.answer
 
 
-async def test_a_slow_tool_times_out_without_holding_the_answer(agent_deps: Deps,
-                                                                sources: FakeSources) -> None:
+async def test_a_slow_tool_times_out_without_holding_the_answer(
+    agent_deps: Deps, sources: FakeSources
+) -> None:
     sources.latency_s = 1.0
     events = await collect(agent_deps, "Research Uniswap", tool_timeout_s=0.2)
     finished = [e for e in events if isinstance(e, ToolFinishedEvent)]
@@ -118,8 +139,9 @@ async def test_a_slow_tool_times_out_without_holding_the_answer(agent_deps: Deps
     assert "not charged" in final.answer
 
 
-async def test_unknown_project_gets_suggestions_not_a_guess(agent_deps: Deps,
-                                                            sources: FakeSources) -> None:
+async def test_unknown_project_gets_suggestions_not_a_guess(
+    agent_deps: Deps, sources: FakeSources
+) -> None:
     sources.script("coingecko:coin", httpx.Response(404))
     final = await answer(agent_deps, "Research Zzyzxcoin")
     assert final.project is None and final.plan.tools == []

@@ -24,7 +24,9 @@ from test_agent_support import (  # noqa: F401  (fixtures)
 from tests.tools_fakes import FakeSources, fast_http
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
-PLAN_ALL = Reply(tool_calls=["onchain", "sentiment", "tokenomics", "team"], tokens_in=40, tokens_out=6)
+PLAN_ALL = Reply(
+    tool_calls=["onchain", "sentiment", "tokenomics", "team"], tokens_in=40, tokens_out=6
+)
 ANSWER = (
     "**Executive summary.** Uniswap looks healthy on every measure we track.\n\n"
     "**Top insights**\n1. The market is deep.\n2. Developers are active.\n3. The mood is calm.\n\n"
@@ -82,8 +84,9 @@ async def test_fallback_order_and_cost(data_deps: Deps, llm_server: FakeLLM) -> 
     assert not any(isinstance(e, ErrorEvent) for e in events)
 
 
-async def test_slow_first_token_times_out_to_the_next_model(data_deps: Deps,
-                                                            llm_server: FakeLLM) -> None:
+async def test_slow_first_token_times_out_to_the_next_model(
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.script("slow", PLAN_ALL, Reply(text=ANSWER, first_token_delay_s=4.0))
     llm_server.script("quick", Reply(text=ANSWER))
     deps = with_llm(data_deps, llm_server, "slow", "quick", llm_timeout_s=1.0)
@@ -94,8 +97,9 @@ async def test_slow_first_token_times_out_to_the_next_model(data_deps: Deps,
     assert final.writer == "llm" and final.usage.model == "openai/quick"
 
 
-async def test_every_model_failing_gives_the_deterministic_answer(data_deps: Deps,
-                                                                  llm_server: FakeLLM) -> None:
+async def test_every_model_failing_gives_the_deterministic_answer(
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.default = Fail(500)
     deps = with_llm(data_deps, llm_server, "a", "b")
     events = await collect(deps, "Research Uniswap")
@@ -109,7 +113,8 @@ async def test_every_model_failing_gives_the_deterministic_answer(data_deps: Dep
 
 
 async def test_stream_cut_midway_ends_with_one_error_and_the_deterministic_answer(
-        data_deps: Deps, llm_server: FakeLLM) -> None:
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.script("a", PLAN_ALL, Reply(text=ANSWER, chunk_chars=10, cut_after_chunks=8))
     deps = with_llm(data_deps, llm_server, "a", "b")
     events = await collect(deps, "Research Uniswap")
@@ -124,8 +129,9 @@ async def test_stream_cut_midway_ends_with_one_error_and_the_deterministic_answe
     assert writer_calls(llm_server) == ["a"]  # text had started: no second model restarts it
 
 
-async def test_answers_are_cached_for_the_same_intent_and_data(data_deps: Deps,
-                                                               llm_server: FakeLLM) -> None:
+async def test_answers_are_cached_for_the_same_intent_and_data(
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.default = Reply(text=ANSWER)
     deps = with_llm(data_deps, llm_server, "a", prices={"a": PRICE})
     first = await answer(deps, "Research Uniswap")
@@ -138,7 +144,9 @@ async def test_answers_are_cached_for_the_same_intent_and_data(data_deps: Deps,
     assert len(writer_calls(llm_server)) == 2 and not other.cache_hit
 
 
-async def test_cost_cap_leaves_the_answer_to_the_writer(data_deps: Deps, llm_server: FakeLLM) -> None:
+async def test_cost_cap_leaves_the_answer_to_the_writer(
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.default = Reply(text=ANSWER)
     deps = with_llm(data_deps, llm_server, "a", prices={"a": PRICE}, llm_max_cost_usd=0.0005)
     final = await answer(deps, "Research Uniswap")

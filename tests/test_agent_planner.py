@@ -132,9 +132,18 @@ WITH_PROJECT: list[tuple[str, set[str]]] = [
 
 # Messages that name no project.
 WITHOUT_PROJECT: list[str] = [
-    "good morning", "hi", "hello there!", "help", "what can you do?", "how do I upgrade to pro?",
-    "cancel my subscription", "thanks!", "what's the weather in Paris?", "tell me a joke",
-    "research", "how much does the pro plan cost?",
+    "good morning",
+    "hi",
+    "hello there!",
+    "help",
+    "what can you do?",
+    "how do I upgrade to pro?",
+    "cancel my subscription",
+    "thanks!",
+    "what's the weather in Paris?",
+    "tell me a joke",
+    "research",
+    "how much does the pro plan cost?",
 ]
 
 
@@ -154,10 +163,18 @@ def test_plan_tools_are_in_canonical_order_and_deduplicated() -> None:
     assert plan.tools == ("onchain", "team")
 
 
-@pytest.mark.parametrize(("question", "follows"), [
-    ("what about its team?", True), ("and the tokenomics?", True), ("how is it doing?", True),
-    ("price?", True), ("should I buy?", True), ("good morning", False), ("thanks", False),
-])
+@pytest.mark.parametrize(
+    ("question", "follows"),
+    [
+        ("what about its team?", True),
+        ("and the tokenomics?", True),
+        ("how is it doing?", True),
+        ("price?", True),
+        ("should I buy?", True),
+        ("good morning", False),
+        ("thanks", False),
+    ],
+)
 def test_follow_up_detection(question: str, follows: bool) -> None:
     assert refers_back(question) is follows
 
@@ -166,7 +183,9 @@ UNI = Project(id="uniswap", symbol="UNI", name="Uniswap")
 
 
 async def test_llm_planner_uses_tool_calls(deps: Deps, llm_server: FakeLLM) -> None:
-    llm_server.script("planner", Reply(tool_calls=["team", "tokenomics"], tokens_in=40, tokens_out=6))
+    llm_server.script(
+        "planner", Reply(tool_calls=["team", "tokenomics"], tokens_in=40, tokens_out=6)
+    )
     plan, usage = await plan_tools(with_llm(deps, llm_server, "planner"), "is it legit?", UNI)
     assert plan.router == "llm" and set(plan.tools) == {"team", "tokenomics"}
     assert (usage.tokens_in, usage.tokens_out) == (40, 6)

@@ -98,7 +98,13 @@ class FakeLLM:
         behaviour = queue.popleft() if queue else self.default
         if isinstance(behaviour, Fail):
             return JSONResponse(
-                {"error": {"message": behaviour.message, "type": "scripted", "code": behaviour.status}},
+                {
+                    "error": {
+                        "message": behaviour.message,
+                        "type": "scripted",
+                        "code": behaviour.status,
+                    }
+                },
                 status_code=behaviour.status,
             )
         if behaviour.first_token_delay_s:
@@ -111,25 +117,44 @@ class FakeLLM:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
         if reply.tool_calls:
             message["tool_calls"] = [
-                {"id": f"call_{i}", "type": "function",
-                 "function": {"name": name, "arguments": "{}"}}
+                {
+                    "id": f"call_{i}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": "{}"},
+                }
                 for i, name in enumerate(reply.tool_calls)
             ]
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion",
-            "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
-            "usage": {"prompt_tokens": reply.tokens_in, "completion_tokens": reply.tokens_out,
-                      "total_tokens": reply.tokens_in + reply.tokens_out},
+            "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": reply.tokens_in,
+                "completion_tokens": reply.tokens_out,
+                "total_tokens": reply.tokens_in + reply.tokens_out,
+            },
         }
 
     async def _sse(self, model: str, reply: Reply) -> AsyncIterator[bytes]:
         cid = f"chatcmpl-{uuid.uuid4().hex[:8]}"
-        base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": model}
-        pieces = [reply.text[i:i + reply.chunk_chars]
-                  for i in range(0, len(reply.text), reply.chunk_chars)]
+        base = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        pieces = [
+            reply.text[i : i + reply.chunk_chars]
+            for i in range(0, len(reply.text), reply.chunk_chars)
+        ]
         finished = False
         try:
             for n, piece in enumerate(pieces):
@@ -147,9 +172,15 @@ class FakeLLM:
             self.stream_ends.append((time.monotonic(), finished))
         final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         yield f"data: {json.dumps(final)}\n\n".encode()
-        usage = {**base, "choices": [],
-                 "usage": {"prompt_tokens": reply.tokens_in, "completion_tokens": reply.tokens_out,
-                           "total_tokens": reply.tokens_in + reply.tokens_out}}
+        usage = {
+            **base,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": reply.tokens_in,
+                "completion_tokens": reply.tokens_out,
+                "total_tokens": reply.tokens_in + reply.tokens_out,
+            },
+        }
         yield f"data: {json.dumps(usage)}\n\n".encode()
         yield b"data: [DONE]\n\n"
 
@@ -162,8 +193,9 @@ class FakeLLM:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="critical", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -178,16 +210,27 @@ class FakeLLM:
             self._thread.join(timeout=10)
 
 
-def with_llm(deps: Deps, server: FakeLLM, *models: str,
-             prices: Mapping[str, ModelPrice] | None = None, **overrides: object) -> Deps:
+def with_llm(
+    deps: Deps,
+    server: FakeLLM,
+    *models: str,
+    prices: Mapping[str, ModelPrice] | None = None,
+    **overrides: object,
+) -> Deps:
     """`deps` whose Router talks to the fake server: models "openai/<name>" in this order."""
-    values: dict[str, Any] = {**deps.settings.model_dump(), "llm_api_base": server.base_url,
-                              "openai_api_key": "sk-test-0000", "llm_timeout_s": 2.0}
+    values: dict[str, Any] = {
+        **deps.settings.model_dump(),
+        "llm_api_base": server.base_url,
+        "openai_api_key": "sk-test-0000",
+        "llm_timeout_s": 2.0,
+    }
     values.update(overrides)
     values["llm_models"] = [f"openai/{m}" for m in models]
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     full_prices = {f"openai/{m}": p for m, p in (prices or {}).items()}
-    return dataclasses.replace(deps, settings=settings, llm=build_router(settings, prices=full_prices))
+    return dataclasses.replace(
+        deps, settings=settings, llm=build_router(settings, prices=full_prices)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -209,7 +252,8 @@ def llm_server(llm_server_session: FakeLLM) -> Iterator[FakeLLM]:
 async def test_fake_server_speaks_openai_chat(llm_server: FakeLLM) -> None:
     llm_server.script("m", Reply(text="hello", tool_calls=["onchain"]))
     async with httpx.AsyncClient() as client:
-        response = await client.post(f"{llm_server.base_url}/chat/completions",
-                                     json={"model": "m", "messages": []})
+        response = await client.post(
+            f"{llm_server.base_url}/chat/completions", json={"model": "m", "messages": []}
+        )
     body = response.json()
     assert body["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "onchain"

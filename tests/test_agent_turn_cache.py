@@ -61,8 +61,9 @@ async def counting() -> AsyncIterator[Counting]:
     def factory(deps: Deps) -> tuple[Deps, Counter[str]]:
         client: CountingRedis | CountingCluster
         if isinstance(deps.redis, RedisCluster):
-            client = CountingCluster(startup_nodes=[ClusterNode(n.host, n.port)
-                                                    for n in deps.redis.get_primaries()])
+            client = CountingCluster(
+                startup_nodes=[ClusterNode(n.host, n.port) for n in deps.redis.get_primaries()]
+            )
             opened.append(client)
         else:
             client = CountingRedis(connection_pool=deps.redis.connection_pool)
@@ -83,7 +84,8 @@ def replay_commands(deps: Deps) -> Counter[str]:
 
 
 async def test_a_repeated_question_is_replayed_in_one_redis_call(
-        fast_deps: Deps, sources: FakeSources, counting: Counting) -> None:
+    fast_deps: Deps, sources: FakeSources, counting: Counting
+) -> None:
     first = await answer(fast_deps, "Research Uniswap", conversation_id="a")
     # one replay first, so every server has seen the scripts (a server new to one is sent
     # it whole once: EVALSHA, NOSCRIPT, EVAL)
@@ -98,7 +100,8 @@ async def test_a_repeated_question_is_replayed_in_one_redis_call(
     kinds = [e.type for e in events]
     assert kinds[0] == "plan" and kinds[-1] == "final"
     assert sorted(e.tool for e in events if isinstance(e, ToolFinishedEvent)) == sorted(
-        first.plan.tools)
+        first.plan.tools
+    )
     final = events[-1]
     assert isinstance(final, FinalEvent) and final.cache_hit
     assert "".join(e.text for e in events if isinstance(e, TextEvent)) == final.answer
@@ -132,7 +135,8 @@ async def test_changed_data_is_answered_afresh(fast_deps: Deps, counting: Counti
 
 
 async def test_a_follow_up_resolved_from_the_conversation_is_not_replayed_elsewhere(
-        fast_deps: Deps) -> None:
+    fast_deps: Deps,
+) -> None:
     await answer(fast_deps, "Research Uniswap", conversation_id="one")
     follow = await answer(fast_deps, "what about its team?", conversation_id="one")
     assert follow.project is not None and follow.project.id == "uniswap"
@@ -141,7 +145,8 @@ async def test_a_follow_up_resolved_from_the_conversation_is_not_replayed_elsewh
 
 
 async def test_answers_without_live_data_or_with_refresh_are_not_replayed(
-        fast_deps: Deps, sources: FakeSources) -> None:
+    fast_deps: Deps, sources: FakeSources
+) -> None:
     sources.down.update({"coingecko", "defillama", "goplus"})  # every on-chain source
     degraded = await answer(fast_deps, "What's the Uniswap price?")
     assert degraded.plan.tools == ["onchain"] and "onchain" in degraded.results
@@ -154,8 +159,9 @@ async def test_answers_without_live_data_or_with_refresh_are_not_replayed(
     assert not refreshed.cache_hit  # a replay is always a cache hit
 
 
-async def test_the_web_api_still_counts_every_replayed_request(paid_client: httpx.AsyncClient,
-                                                              fast_deps: Deps) -> None:
+async def test_the_web_api_still_counts_every_replayed_request(
+    paid_client: httpx.AsyncClient, fast_deps: Deps
+) -> None:
     answers = []
     for _ in range(3):
         response = await paid_client.post("/api/chat/query", json={"message": "Research Uniswap"})
@@ -165,8 +171,12 @@ async def test_the_web_api_still_counts_every_replayed_request(paid_client: http
     remaining = [a["usage"]["requests_remaining"] for a in answers]
     assert remaining[0] - remaining[2] == 2
     assert await fast_deps.db.fetchval("SELECT count(*) FROM usage_logs") == 3
-    assert await fast_deps.db.fetchval(
-        "SELECT requests FROM project_usage WHERE project_id = 'uniswap'") == 3
+    assert (
+        await fast_deps.db.fetchval(
+            "SELECT requests FROM project_usage WHERE project_id = 'uniswap'"
+        )
+        == 3
+    )
 
 
 def chat_commands(deps: Deps) -> Counter[str]:
@@ -178,16 +188,19 @@ def chat_commands(deps: Deps) -> Counter[str]:
 
 
 async def test_a_cached_chat_request_is_one_redis_round_trip(
-        fast_deps: Deps, counting: Counting) -> None:
+    fast_deps: Deps, counting: Counting
+) -> None:
     from conftest import paid_api_key
     from web.app import create_app
 
     key = await paid_api_key(fast_deps)
     counted, sent = counting(fast_deps)
     app = create_app(fast_deps.settings, deps=counted)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 headers={"Authorization": f"Bearer {key}"},
-                                 base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        headers={"Authorization": f"Bearer {key}"},
+        base_url="http://testserver",
+    ) as http:
         first = await http.post("/api/chat/query", json={"message": "Research Uniswap"})
         assert first.status_code == 200
         await asyncio.sleep(0.1)  # the first answer's write-behind (quota mirror) settles
@@ -202,28 +215,37 @@ async def test_a_cached_chat_request_is_one_redis_round_trip(
 
 
 async def test_a_refused_request_never_reads_the_stored_answer(
-        fast_deps: Deps, counting: Counting) -> None:
+    fast_deps: Deps, counting: Counting
+) -> None:
     from billing.accounts import account_for_identity
     from chainlens.chat import ChatTurn, chat, replay_rider
 
     await answer(fast_deps, "Research Uniswap", conversation_id="first")
-    rider = replay_rider(fast_deps, ChatTurn(identity="telegram:1", channel="telegram",
-                                             text="Research Uniswap"))
+    rider = replay_rider(
+        fast_deps, ChatTurn(identity="telegram:1", channel="telegram", text="Research Uniswap")
+    )
     assert rider is not None
     turn_key = rider.keys[0]
     stored = await fast_deps.redis.hgetall(turn_key)
     assert stored  # the answer is stored
-    turn = ChatTurn(identity="telegram:77", channel="telegram", text="Research Uniswap",
-                    conversation_id="telegram:77:refused")
+    turn = ChatTurn(
+        identity="telegram:77",
+        channel="telegram",
+        text="Research Uniswap",
+        conversation_id="telegram:77:refused",
+    )
     account = await account_for_identity(fast_deps, turn.identity)
-    spent = await fast_deps.db.fetchval(
-        "SELECT count(*) FROM quota_counters") or 0  # nothing yet
+    spent = await fast_deps.db.fetchval("SELECT count(*) FROM quota_counters") or 0  # nothing yet
     assert spent == 0
     limits = fast_deps.settings.limits_for(account.tier)
     granted = []
     for n in range(limits.minute + 1):
-        events = [e async for e in chat(fast_deps, dataclasses.replace(
-            turn, conversation_id=f"telegram:77:c{n}"))]
+        events = [
+            e
+            async for e in chat(
+                fast_deps, dataclasses.replace(turn, conversation_id=f"telegram:77:c{n}")
+            )
+        ]
         granted.append(events[0].type)
     assert granted[-1] == "refused" and set(granted[:-1]) == {"quota"}
 
@@ -238,15 +260,19 @@ async def test_a_refused_request_never_reads_the_stored_answer(
 
 
 async def test_a_process_new_to_a_turn_declares_its_inputs_then_replays(
-        fast_deps: Deps, counting: Counting) -> None:
+    fast_deps: Deps, counting: Counting
+) -> None:
     first = await answer(fast_deps, "Research Uniswap", conversation_id="a")
     turn_cache._parsed.clear()  # what a process that did not store the turn knows of it
     deps, sent = counting(fast_deps)
     again = await answer(deps, "Research Uniswap", conversation_id="b")
     assert again.cache_hit and again.answer == first.answer
     # standalone: the first call returns the inputs to declare, the second checks them
-    cold = Counter({"EVALSHA": 2}) if not isinstance(deps.redis, RedisCluster) \
+    cold = (
+        Counter({"EVALSHA": 2})
+        if not isinstance(deps.redis, RedisCluster)
         else replay_commands(deps)
+    )
     assert sent == cold
     sent.clear()
     third = await answer(deps, "Research Uniswap", conversation_id="c")

@@ -43,26 +43,47 @@ async def adeps(deps: Deps, fakes: Fakes, prices: PriceSources) -> AsyncIterator
         yield opened
 
 
-async def alert(deps: Deps, query: str, kind: str, level: float | None, *,
-                chat: str = "7001", channel: str = "telegram") -> Alert:
+async def alert(
+    deps: Deps,
+    query: str,
+    kind: str,
+    level: float | None,
+    *,
+    chat: str = "7001",
+    channel: str = "telegram",
+) -> Alert:
     account = await account_for_identity(
-        deps, f"telegram:{chat}" if channel == "telegram" else f"{channel}:{chat}"
-        if channel == "discord" else f"web:{chat}")
-    return await create_alert(deps, account.id, query, AlertSpec(kind, level),  # type: ignore[arg-type]
-                              channel=channel, destination=chat)
+        deps,
+        f"telegram:{chat}"
+        if channel == "telegram"
+        else f"{channel}:{chat}"
+        if channel == "discord"
+        else f"web:{chat}",
+    )
+    return await create_alert(
+        deps,
+        account.id,
+        query,
+        AlertSpec(kind, level),  # type: ignore[arg-type]
+        channel=channel,
+        destination=chat,
+    )
 
 
 async def events(deps: Deps, alert_id: int) -> list[float]:
-    rows = await deps.db.fetch("SELECT value FROM alert_events WHERE alert_id = $1 ORDER BY "
-                               "crossing", alert_id)
+    rows = await deps.db.fetch(
+        "SELECT value FROM alert_events WHERE alert_id = $1 ORDER BY crossing", alert_id
+    )
     return [r["value"] for r in rows]
 
 
 async def open_work(deps: Deps) -> int:
-    rows = await deps.db.fetchval("SELECT count(*) FROM deliveries WHERE kind = 'alert' "
-                                  "AND state IN ('pending', 'sending')")
-    jobs = await deps.db.fetchval("SELECT count(*) FROM procrastinate_jobs "
-                                  "WHERE status IN ('todo', 'doing')")
+    rows = await deps.db.fetchval(
+        "SELECT count(*) FROM deliveries WHERE kind = 'alert' AND state IN ('pending', 'sending')"
+    )
+    jobs = await deps.db.fetchval(
+        "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+    )
     return int(rows) + int(jobs)
 
 
@@ -79,12 +100,23 @@ async def drain(deps: Deps, timeout_s: float = 30.0) -> None:
 
 # --- crossing semantics ----------------------------------------------------------------------
 
+
 async def test_above_fires_once_per_crossing_and_rearms_after_the_margin(
-        adeps: Deps, prices: PriceSources) -> None:
+    adeps: Deps, prices: PriceSources
+) -> None:
     a = await alert(adeps, "BTC", "above", 70000.0)
     # margin 1 %: re-arms below 69,300
-    for price, fired in [(69000, 0), (70000, 1), (71000, 0), (69900, 0), (70500, 0),
-                         (69400, 0), (69200, 0), (70100, 1), (75000, 0)]:
+    for price, fired in [
+        (69000, 0),
+        (70000, 1),
+        (71000, 0),
+        (69900, 0),
+        (70500, 0),
+        (69400, 0),
+        (69200, 0),
+        (70100, 1),
+        (75000, 0),
+    ]:
         prices.set("bitcoin", price)
         summary = await evaluate_prices(adeps)
         assert summary.fired == fired, price
@@ -98,7 +130,7 @@ async def test_below_and_a_gap_over_the_level(adeps: Deps, prices: PriceSources)
     prices.set("uniswap", 8.0)
     assert (await evaluate_prices(adeps)).fired == 0
     prices.set("ethereum", 2500)  # from well above to well below between two runs
-    prices.set("uniswap", 14.0)   # a jump over the level: no run ever saw 10
+    prices.set("uniswap", 14.0)  # a jump over the level: no run ever saw 10
     assert (await evaluate_prices(adeps)).fired == 2
     prices.set("ethereum", 3010)  # within 1 % above the level: still disarmed
     assert (await evaluate_prices(adeps)).fired == 0
@@ -119,7 +151,8 @@ async def test_move_alerts_fire_on_either_direction(adeps: Deps, prices: PriceSo
 
 
 async def test_a_coin_that_stops_reporting_or_goes_stale_is_left_alone(
-        adeps: Deps, prices: PriceSources) -> None:
+    adeps: Deps, prices: PriceSources
+) -> None:
     btc = await alert(adeps, "BTC", "above", 70000.0)
     eth = await alert(adeps, "ETH", "above", 3000.0)
     prices.set("ethereum", 3100)  # bitcoin never reported
@@ -157,8 +190,10 @@ async def test_one_upstream_call_per_ids_chunk(adeps: Deps, prices: PriceSources
 
 # --- delivered once --------------------------------------------------------------------------
 
+
 async def test_two_evaluations_at_the_same_minute_deliver_each_crossing_once(
-        adeps: Deps, prices: PriceSources, fakes: Fakes) -> None:
+    adeps: Deps, prices: PriceSources, fakes: Fakes
+) -> None:
     chats = [str(7100 + i) for i in range(5)]
     for chat in chats:
         await alert(adeps, "BTC", "above", 70000.0, chat=chat)
@@ -174,13 +209,20 @@ async def test_two_evaluations_at_the_same_minute_deliver_each_crossing_once(
         text = arrived[0].text
         assert "Bitcoin (BTC) is above $70,000: $70,250.50" in text
         assert "Source: CoinGecko" in text and "UTC" in text
-        assert arrived[0].markup == {"inline_keyboard": [[
-            {"text": "🔎 Research", "callback_data": "research:bitcoin"},
-            {"text": "📈 Chart", "callback_data": "ask:chart:bitcoin"}]]}
+        assert arrived[0].markup == {
+            "inline_keyboard": [
+                [
+                    {"text": "🔎 Research", "callback_data": "research:bitcoin"},
+                    {"text": "📈 Chart", "callback_data": "ask:chart:bitcoin"},
+                ]
+            ]
+        }
     posted = fakes.discord.to("910001")
     assert len(posted) == 1
     assert [b["custom_id"] for b in posted[0].payload["components"][0]["components"]] == [
-        "research:ethereum", "ask:chart:ethereum"]
+        "research:ethereum",
+        "ask:chart:ethereum",
+    ]
     assert "Ethereum (ETH) is above $3,000: $3,100" in posted[0].payload["embeds"][0]["title"]
     # a later evaluation of the same prices sends nothing more
     await evaluate_prices(adeps)
@@ -189,7 +231,8 @@ async def test_two_evaluations_at_the_same_minute_deliver_each_crossing_once(
 
 
 async def test_killed_between_firing_and_delivery_is_delivered_once_after_restart(
-        adeps: Deps, prices: PriceSources, fakes: Fakes) -> None:
+    adeps: Deps, prices: PriceSources, fakes: Fakes
+) -> None:
     await alert(adeps, "BTC", "above", 70000.0, chat="7201")
     prices.set("bitcoin", 71000)
     quotes, _ = await fetch_prices(adeps, ["bitcoin"])
@@ -210,8 +253,9 @@ async def test_killed_between_firing_and_delivery_is_delivered_once_after_restar
     assert len(fakes.telegram.to("7201")) == 1
 
 
-async def test_email_alert_and_a_blocked_chat(adeps: Deps, prices: PriceSources,
-                                              fakes: Fakes) -> None:
+async def test_email_alert_and_a_blocked_chat(
+    adeps: Deps, prices: PriceSources, fakes: Fakes
+) -> None:
     await alert(adeps, "ETH", "below", 3000.0, chat="ann@example.com", channel="email")
     blocked = await alert(adeps, "ETH", "below", 3000.0, chat="7301")
     fakes.telegram.cue("7301", "blocked")
@@ -229,25 +273,30 @@ async def test_email_alert_and_a_blocked_chat(adeps: Deps, prices: PriceSources,
 
 # --- risk flags and sentiment ----------------------------------------------------------------
 
+
 def _tokenomics(flags: dict[str, str], minutes_ago: int) -> TokenomicsResult:
     at = utcnow().replace(microsecond=0)
     from datetime import timedelta
 
     at -= timedelta(minutes=minutes_ago)
-    return TokenomicsResult(project_id="uniswap", as_of=at,
-                            evidence=[Evidence(source="GoPlus", url="https://api.gopluslabs.io",
-                                               fetched_at=at)],
-                            flags=[RiskFlag(name=n, status=s) for n, s in flags.items()])  # type: ignore[arg-type]
+    return TokenomicsResult(
+        project_id="uniswap",
+        as_of=at,
+        evidence=[Evidence(source="GoPlus", url="https://api.gopluslabs.io", fetched_at=at)],
+        flags=[RiskFlag(name=n, status=s) for n, s in flags.items()],
+    )  # type: ignore[arg-type]
 
 
 async def test_risk_alert_fires_on_a_new_flag_only(adeps: Deps, fakes: Fakes) -> None:
     a = await alert(adeps, "UNI", "risk", None, chat="7401")
-    await cache.write_l1(adeps, _tokenomics({"mintable": "yes", "honeypot (cannot sell)": "no"},
-                                            30), 600)
+    await cache.write_l1(
+        adeps, _tokenomics({"mintable": "yes", "honeypot (cannot sell)": "no"}, 30), 600
+    )
     assert await evaluate_slow(adeps) == 0  # the first reading is the baseline
     assert await evaluate_slow(adeps) == 0  # the same reading again: nothing new
-    await cache.write_l1(adeps, _tokenomics({"mintable": "yes", "honeypot (cannot sell)": "yes"},
-                                            5), 600)
+    await cache.write_l1(
+        adeps, _tokenomics({"mintable": "yes", "honeypot (cannot sell)": "yes"}, 5), 600
+    )
     assert await evaluate_slow(adeps) == 1
     await drain(adeps)
     arrived = fakes.telegram.to("7401")
@@ -263,9 +312,16 @@ async def test_sentiment_alert_fires_on_a_swing(adeps: Deps, fakes: Fakes) -> No
     now = utcnow().replace(microsecond=0)
     for minutes_ago, score, fired in [(60, 50.0, 0), (40, 62.0, 0), (20, 72.0, 1), (1, 60.0, 0)]:
         at = now - timedelta(minutes=minutes_ago)
-        await cache.write_l1(adeps, SentimentResult(
-            project_id="uniswap", as_of=at, score=score,
-            evidence=[Evidence(source="CoinDesk RSS", url="https://x", fetched_at=at)]), 600)
+        await cache.write_l1(
+            adeps,
+            SentimentResult(
+                project_id="uniswap",
+                as_of=at,
+                score=score,
+                evidence=[Evidence(source="CoinDesk RSS", url="https://x", fetched_at=at)],
+            ),
+            600,
+        )
         assert await evaluate_slow(adeps) == fired, score
     await drain(adeps)
     arrived = fakes.telegram.to("7501")

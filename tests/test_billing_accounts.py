@@ -22,7 +22,9 @@ from chainlens.deps import Deps
 
 
 async def test_first_contact_creates_one_free_account_even_concurrently(deps: Deps) -> None:
-    accounts = await asyncio.gather(*(account_for_identity(deps, "telegram:123") for _ in range(20)))
+    accounts = await asyncio.gather(
+        *(account_for_identity(deps, "telegram:123") for _ in range(20))
+    )
     assert len({a.id for a in accounts}) == 1 and accounts[0].tier == "free"
     web = await account_for_identity(deps, "web:Alice@Example.com")
     assert web.email == "alice@example.com"
@@ -50,10 +52,18 @@ async def test_merge_keeps_higher_tier_usage_and_records_it(deps: Deps) -> None:
     tg = await account_for_identity(deps, "telegram:42")
     web = await account_for_identity(deps, "web:carol@example.com")
     await set_base_tier(deps, web.id, "pro")
-    await record_usage(deps, UsageRecord(request_id=uuid.uuid4(), account_id=tg.id,
-                                         identity="telegram:42", channel="telegram",
-                                         question="research uniswap", tokens_used=10))
-    code = await create_link_code(deps, tg)            # created on Telegram (free) ...
+    await record_usage(
+        deps,
+        UsageRecord(
+            request_id=uuid.uuid4(),
+            account_id=tg.id,
+            identity="telegram:42",
+            channel="telegram",
+            question="research uniswap",
+            tokens_used=10,
+        ),
+    )
+    code = await create_link_code(deps, tg)  # created on Telegram (free) ...
     merged = await redeem_link_code(deps, "web:carol@example.com", code)  # ... entered on the web
     assert merged.id == web.id and merged.tier == "pro"
     assert (await account_for_identity(deps, "telegram:42")).id == web.id
@@ -81,25 +91,50 @@ async def test_expired_and_wrong_codes_are_refused(deps: Deps) -> None:
 
 async def test_usage_record_is_idempotent_and_counts_projects(deps: Deps) -> None:
     account = await account_for_identity(deps, "telegram:1")
-    record = UsageRecord(request_id=uuid.uuid4(), account_id=account.id, identity="telegram:1",
-                         channel="telegram", project_id="uniswap", project_symbol="UNI",
-                         project_name="Uniswap", tools=["onchain", "team"], tokens_used=321,
-                         cost_usd=0.0042, cache_hit=True, latency_ms=850, question="Research Uniswap",
-                         conversation_id="c1", router="rules")
+    record = UsageRecord(
+        request_id=uuid.uuid4(),
+        account_id=account.id,
+        identity="telegram:1",
+        channel="telegram",
+        project_id="uniswap",
+        project_symbol="UNI",
+        project_name="Uniswap",
+        tools=["onchain", "team"],
+        tokens_used=321,
+        cost_usd=0.0042,
+        cache_hit=True,
+        latency_ms=850,
+        question="Research Uniswap",
+        conversation_id="c1",
+        router="rules",
+    )
     await asyncio.gather(*(record_usage(deps, record) for _ in range(5)))
     assert await deps.db.fetchval("SELECT count(*) FROM usage_logs") == 1
     assert await deps.db.fetchval("SELECT count(*) FROM query_logs") == 1
     row = await deps.db.fetchrow("SELECT tokens_used, cost_usd, tools FROM usage_logs")
-    assert (row["tokens_used"], float(row["cost_usd"]), row["tools"]) == (321, 0.0042, ["onchain", "team"])
+    assert (row["tokens_used"], float(row["cost_usd"]), row["tools"]) == (
+        321,
+        0.0042,
+        ["onchain", "team"],
+    )
     assert (await project_usage(deps, "uniswap"))["requests_today"] == 1
     assert await deps.db.fetchval("SELECT symbol FROM projects WHERE id = 'uniswap'") == "UNI"
 
 
 async def test_concurrent_usage_records_are_group_committed_without_loss(deps: Deps) -> None:
     account = await account_for_identity(deps, "telegram:2")
-    records = [UsageRecord(request_id=uuid.uuid4(), account_id=account.id, channel="telegram",
-                           project_id=("uniswap", "new-coin")[i % 2], project_symbol="X",
-                           tools=["onchain"], question=f"q{i}") for i in range(120)]
+    records = [
+        UsageRecord(
+            request_id=uuid.uuid4(),
+            account_id=account.id,
+            channel="telegram",
+            project_id=("uniswap", "new-coin")[i % 2],
+            project_symbol="X",
+            tools=["onchain"],
+            question=f"q{i}",
+        )
+        for i in range(120)
+    ]
     # Every record once, some twice at the same time (a retry racing the original).
     await asyncio.gather(*(record_usage(deps, r) for r in records + records[:30]))
     assert await deps.db.fetchval("SELECT count(*) FROM usage_logs") == 120
@@ -114,11 +149,14 @@ async def test_one_bad_usage_record_does_not_cost_the_others(deps: Deps) -> None
     import asyncpg
 
     account = await account_for_identity(deps, "telegram:3")
-    good = [UsageRecord(request_id=uuid.uuid4(), account_id=account.id, question="ok")
-            for _ in range(10)]
+    good = [
+        UsageRecord(request_id=uuid.uuid4(), account_id=account.id, question="ok")
+        for _ in range(10)
+    ]
     bad = UsageRecord(request_id=uuid.uuid4(), account_id=account.id + 10_000, question="gone")
-    outcomes = await asyncio.gather(*(record_usage(deps, r) for r in [*good[:5], bad, *good[5:]]),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(record_usage(deps, r) for r in [*good[:5], bad, *good[5:]]), return_exceptions=True
+    )
     assert isinstance(outcomes[5], asyncpg.ForeignKeyViolationError)
     assert [o for i, o in enumerate(outcomes) if i != 5] == [None] * 10
     assert await deps.db.fetchval("SELECT count(*) FROM usage_logs") == 10

@@ -21,15 +21,21 @@ from chainlens.deps import Deps, make_redis
 from chainlens.settings import TierLimits
 from conftest import REPO_ROOT, make_test_settings
 
-LIMITS = {"free": TierLimits(daily=5, minute=1000), "pro": TierLimits(daily=1000, minute=10),
-          "enterprise": TierLimits(daily=100_000, minute=100)}
+LIMITS = {
+    "free": TierLimits(daily=5, minute=1000),
+    "pro": TierLimits(daily=1000, minute=10),
+    "enterprise": TierLimits(daily=100_000, minute=100),
+}
 
 
 @pytest.fixture
-async def qdeps(deps: Deps, database_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Deps]:
+async def qdeps(
+    deps: Deps, database_url: str, redis_url: str, tmp_path: Path
+) -> AsyncIterator[Deps]:
     """Deps whose free tier allows 5 a day but many a minute, so day counts are testable."""
-    settings = make_test_settings(database_url, redis_url, tmp_path, tier_limits=LIMITS,
-                                  redis_prefix=deps.keys.prefix)
+    settings = make_test_settings(
+        database_url, redis_url, tmp_path, tier_limits=LIMITS, redis_prefix=deps.keys.prefix
+    )
     yield dataclasses.replace(deps, settings=settings)
     await flush_pending(deps)
 
@@ -95,8 +101,9 @@ async def test_concurrent_requests_in_one_process_admit_exactly_five(qdeps: Deps
 
 
 async def test_anonymous_ip_bucket_survives_new_cookies(qdeps: Deps) -> None:
-    qdeps = dataclasses.replace(qdeps, settings=qdeps.settings.model_copy(
-        update={"free_ip_daily": 6}))
+    qdeps = dataclasses.replace(
+        qdeps, settings=qdeps.settings.model_copy(update={"free_ip_daily": 6})
+    )
     decisions = []
     for n in range(8):  # a fresh anonymous identity each time, same address
         visitor = await account_for_identity(qdeps, f"web-anon:visitor-{n:02d}-abcdefghijkl")
@@ -173,16 +180,34 @@ asyncio.run(main(json.loads(sys.argv[1])))
 
 @pytest.mark.slow
 async def test_thousand_concurrent_from_two_processes_admit_exactly_five_twenty_times(
-        qdeps: Deps, database_url: str, redis_url: str) -> None:
+    qdeps: Deps, database_url: str, redis_url: str
+) -> None:
     rounds, workers = 20, 2
-    accounts = [(await account_for_identity(qdeps, f"telegram:{900000 + n}")).id
-                for n in range(rounds)]
-    cfg = {"db": database_url, "redis": redis_url, "prefix": qdeps.keys.prefix,
-           "accounts": accounts, "workers": workers, "per_worker": 1000 // workers}
+    accounts = [
+        (await account_for_identity(qdeps, f"telegram:{900000 + n}")).id for n in range(rounds)
+    ]
+    cfg = {
+        "db": database_url,
+        "redis": redis_url,
+        "prefix": qdeps.keys.prefix,
+        "accounts": accounts,
+        "workers": workers,
+        "per_worker": 1000 // workers,
+    }
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    procs = [await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _WORKER, json.dumps(cfg), cwd=REPO_ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(workers)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _WORKER,
+            json.dumps(cfg),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(workers)
+    ]
     outputs = await asyncio.gather(*(p.communicate() for p in procs))
     per_worker = []
     for proc, (out, err) in zip(procs, outputs, strict=True):

@@ -39,9 +39,11 @@ from tests.test_agent_support import llm_server, llm_server_session  # noqa: F40
 
 IDENTITY = f"discord:{USER_ID}"
 # Five a day as usual, but no per-minute limit in the way of several questions in one test.
-ROOMY_FREE_TIER = {"free": TierLimits(daily=5, minute=100),
-                   "pro": TierLimits(daily=1000, minute=100),
-                   "enterprise": TierLimits(daily=100000, minute=100)}
+ROOMY_FREE_TIER = {
+    "free": TierLimits(daily=5, minute=100),
+    "pro": TierLimits(daily=1000, minute=100),
+    "enterprise": TierLimits(daily=100000, minute=100),
+}
 
 
 @dataclass
@@ -59,8 +61,11 @@ class Bot:
 
 async def settle() -> None:
     while True:
-        pending = [t for t in asyncio.all_tasks() if not t.done() and t.get_name().startswith(
-            ("CommandTree-invoker", "discord-ui-"))]
+        pending = [
+            t
+            for t in asyncio.all_tasks()
+            if not t.done() and t.get_name().startswith(("CommandTree-invoker", "discord-ui-"))
+        ]
         if not pending:
             return
         await asyncio.wait(pending, timeout=60)
@@ -69,10 +74,15 @@ async def settle() -> None:
 async def start_bot(deps: Deps, **settings: Any) -> AsyncIterator[Bot]:
     original_base = discord.http.Route.BASE
     async with running_fake_discord() as (fake, base):
-        bot_settings = deps.settings.model_copy(update={
-            "discord_bot_token": SecretStr("test-token"), "discord_api_base": base,
-            "send_rates": {"discord_channel": (100, 1.0)}, "tier_limits": ROOMY_FREE_TIER,
-            **settings})
+        bot_settings = deps.settings.model_copy(
+            update={
+                "discord_bot_token": SecretStr("test-token"),
+                "discord_api_base": base,
+                "send_rates": {"discord_channel": (100, 1.0)},
+                "tier_limits": ROOMY_FREE_TIER,
+                **settings,
+            }
+        )
         bot_deps = dataclasses.replace(deps, settings=bot_settings)
         client = ChainLensDiscord(bot_deps)
         try:
@@ -99,21 +109,47 @@ def buttons_of(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 # --- the command tree ------------------------------------------------------------------------
 
+
 async def test_command_tree_as_synced_to_discord(bot: Bot) -> None:
     synced = {c["name"]: c for c in bot.fake.commands}
-    assert set(synced) == {"ask", "research", "price", "sentiment", "tokenomics", "team",
-                           "usage", "upgrade", "link", "alpha", "help", "watch", "unwatch",
-                           "watchlist", "alerts", "alert", "lang"}
+    assert set(synced) == {
+        "ask",
+        "research",
+        "price",
+        "sentiment",
+        "tokenomics",
+        "team",
+        "usage",
+        "upgrade",
+        "link",
+        "alpha",
+        "help",
+        "watch",
+        "unwatch",
+        "watchlist",
+        "alerts",
+        "alert",
+        "lang",
+    }
     translator = bot.client.tree.translator
     assert translator is not None  # descriptions go out with their Vietnamese translations
-    assert synced == {c.name: await c.get_translated_payload(bot.client.tree, translator)
-                      | {"id": synced[c.name]["id"],
-                         "application_id": synced[c.name]["application_id"], "version": "1"}
-                      for c in bot.client.tree.get_commands()}
+    assert synced == {
+        c.name: await c.get_translated_payload(bot.client.tree, translator)
+        | {
+            "id": synced[c.name]["id"],
+            "application_id": synced[c.name]["application_id"],
+            "version": "1",
+        }
+        for c in bot.client.tree.get_commands()
+    }
     for name in ("research", "price", "sentiment", "tokenomics", "team"):
         [option] = synced[name]["options"]
         assert (option["name"], option["type"], option["required"], option["autocomplete"]) == (
-            "project", 3, True, True)
+            "project",
+            3,
+            True,
+            True,
+        )
     assert [o["name"] for o in synced["ask"]["options"]] == ["question"]
     assert synced["link"]["options"][0]["required"] is False
     # installable to servers and users; usable in servers, the bot's DM and group DMs
@@ -122,19 +158,25 @@ async def test_command_tree_as_synced_to_discord(bot: Bot) -> None:
         assert command["contexts"] == ([0, 1] if name == "alpha" else [0, 1, 2]), name
     alpha = synced["alpha"]
     assert alpha["default_member_permissions"] == discord.Permissions(manage_channels=True).value
-    assert [(o["name"], o["type"]) for o in alpha["options"]] == [("subscribe", 1),
-                                                                   ("unsubscribe", 1)]
+    assert [(o["name"], o["type"]) for o in alpha["options"]] == [
+        ("subscribe", 1),
+        ("unsubscribe", 1),
+    ]
     assert all(synced[n]["default_member_permissions"] is None for n in synced if n != "alpha")
 
 
 # --- answering -----------------------------------------------------------------------------
 
+
 async def test_research_defers_before_any_work_then_answers_with_embeds(bot: Bot) -> None:
     seen_at_defer: list[int] = []
 
     async def look_at_database(call: Call) -> None:
-        seen_at_defer.append(await bot.deps.db.fetchval(
-            "SELECT count(*) FROM identities WHERE identity = $1", IDENTITY))
+        seen_at_defer.append(
+            await bot.deps.db.fetchval(
+                "SELECT count(*) FROM identities WHERE identity = $1", IDENTITY
+            )
+        )
 
     bot.fake.on_callback = look_at_database
     payload = bot.fake.slash("research", [{"name": "project", "type": 3, "value": "uniswap"}])
@@ -151,8 +193,12 @@ async def test_research_defers_before_any_work_then_answers_with_embeds(bot: Bot
     assert embed["title"] == "Uniswap (UNI)"
     assert "Uniswap" in embed["description"]
     field_names = [f["name"] for f in embed["fields"]]
-    assert field_names and set(field_names) <= {"Market & on-chain", "Sentiment", "Tokenomics",
-                                                "Team"}
+    assert field_names and set(field_names) <= {
+        "Market & on-chain",
+        "Sentiment",
+        "Tokenomics",
+        "Team",
+    }
     footer = embed["footer"]["text"]
     assert footer.startswith("Sources: ") and "CoinGecko" in footer
     assert embed["color"] in {c.value for c in STANCE_COLOURS.values()}
@@ -166,11 +212,18 @@ async def test_research_defers_before_any_work_then_answers_with_embeds(bot: Bot
     assert status.remaining == status.limit - 1  # charged once
 
 
-@pytest.mark.parametrize(("command", "tool_field"), [
-    ("price", "Market & on-chain"), ("sentiment", "Sentiment"),
-    ("tokenomics", "Tokenomics"), ("team", "Team")])
-async def test_each_project_command_answers_its_aspect(bot: Bot, command: str,
-                                                       tool_field: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "tool_field"),
+    [
+        ("price", "Market & on-chain"),
+        ("sentiment", "Sentiment"),
+        ("tokenomics", "Tokenomics"),
+        ("team", "Team"),
+    ],
+)
+async def test_each_project_command_answers_its_aspect(
+    bot: Bot, command: str, tool_field: str
+) -> None:
     payload = bot.fake.slash(command, [{"name": "project", "type": 3, "value": "uniswap"}])
     await bot.dispatch(payload)
     [message] = bot.fake.messages_of(payload)
@@ -180,9 +233,12 @@ async def test_each_project_command_answers_its_aspect(bot: Bot, command: str,
 
 
 async def test_ask_works_in_a_dm_of_a_user_install(bot: Bot) -> None:
-    payload = bot.fake.slash("ask", [{"name": "question", "type": 3,
-                                      "value": "what's the crowd saying about $UNI"}],
-                             dm=True, user_install=True)
+    payload = bot.fake.slash(
+        "ask",
+        [{"name": "question", "type": 3, "value": "what's the crowd saying about $UNI"}],
+        dm=True,
+        user_install=True,
+    )
     await bot.dispatch(payload)
     state = bot.fake.state(payload)
     assert state.channel_id == DM_CHANNEL_ID
@@ -200,6 +256,7 @@ async def test_help_answers_at_once_and_privately(bot: Bot) -> None:
 
 
 # --- ephemeral account commands and Upgrade -----------------------------------------------
+
 
 async def test_usage_upgrade_and_link_are_ephemeral(bot: Bot) -> None:
     texts = []
@@ -241,12 +298,14 @@ async def test_quota_refusal_is_ephemeral_with_upgrade_and_costs_nothing(bot: Bo
     assert "/pricing" not in refusal["content"] and "button below" in refusal["content"]
     [button] = buttons_of(refusal)
     assert button["style"] == 5 and read_checkout_token(
-        bot.deps.settings, button["url"].rsplit("/", 1)[1]) == (account.id, "pro")
+        bot.deps.settings, button["url"].rsplit("/", 1)[1]
+    ) == (account.id, "pro")
     status = await quota_status(bot.deps, account)
     assert status.remaining == 0 and status.day_used == 5
 
 
 # --- autocomplete and buttons ------------------------------------------------------------
+
 
 async def test_project_autocomplete_from_the_coin_index(bot: Bot) -> None:
     payload = bot.fake.autocomplete("research", "project", "uni")
@@ -288,8 +347,10 @@ async def test_follow_up_button_asks_a_new_charged_question(bot: Bot) -> None:
 
 # --- limits, 429s and errors ---------------------------------------------------------------
 
+
 async def test_error_gets_an_apology_with_the_reference_id_in_the_log(
-        fast_deps: Deps, caplog: pytest.LogCaptureFixture) -> None:
+    fast_deps: Deps, caplog: pytest.LogCaptureFixture
+) -> None:
     from chainlens.deps import create_db_pool
 
     assert fast_deps.settings.database_url is not None
@@ -307,22 +368,26 @@ async def test_error_gets_an_apology_with_the_reference_id_in_the_log(
 
 
 async def test_long_answer_continues_in_follow_ups_within_limits_through_a_429(
-        fast_deps: Deps, request: pytest.FixtureRequest) -> None:
+    fast_deps: Deps, request: pytest.FixtureRequest
+) -> None:
     from tests.test_agent_llm import PLAN_ALL
     from tests.test_agent_support import Reply, with_llm
 
     llm = request.getfixturevalue("llm_server")
 
-    paragraphs = [f"Paragraph {chr(65 + i % 26)}: " + " ".join(["liquidity depth matters"] * 40)
-                  for i in range(14)]
+    paragraphs = [
+        f"Paragraph {chr(65 + i % 26)}: " + " ".join(["liquidity depth matters"] * 40)
+        for i in range(14)
+    ]
     long_text = "\n\n".join(paragraphs)
     assert len(long_text) > 12_000
     llm.script("writer", PLAN_ALL, Reply(text=long_text, chunk_chars=2000))
     deps = with_llm(fast_deps, llm, "writer")
     async for bot in start_bot(deps):
         bot.fake.rate_limit_next("followup", retry_after=0.4)
-        payload = bot.fake.slash("ask", [{"name": "question", "type": 3,
-                                          "value": "Research Uniswap"}])
+        payload = bot.fake.slash(
+            "ask", [{"name": "question", "type": 3, "value": "Research Uniswap"}]
+        )
         await bot.dispatch(payload)
         messages = bot.fake.messages_of(payload)
         assert len(messages) >= 3
@@ -340,7 +405,11 @@ async def test_long_answer_continues_in_follow_ups_within_limits_through_a_429(
             assert paragraph in text
         last = messages[-1]
         assert [b.get("label") for b in buttons_of(last)][:4] == [
-            "Sentiment", "Tokenomics", "Team", "Chart"]
+            "Sentiment",
+            "Tokenomics",
+            "Team",
+            "Chart",
+        ]
         assert all(not m["components"] for m in messages[:-1])
 
 
@@ -357,6 +426,7 @@ async def test_a_global_429_on_the_final_edit_is_waited_out(bot: Bot) -> None:
 
 # --- /alpha ----------------------------------------------------------------------------------
 
+
 async def test_alpha_subscribes_and_unsubscribes_this_channel(bot: Bot) -> None:
     def alpha(sub: str, **kwargs: Any) -> dict[str, Any]:
         return bot.fake.slash("alpha", [{"name": sub, "type": 1, "options": []}], **kwargs)
@@ -369,29 +439,37 @@ async def test_alpha_subscribes_and_unsubscribes_this_channel(bot: Bot) -> None:
         assert message["flags"] & EPHEMERAL
         replies.append(message["content"])
         if sub == "subscribe":
-            subscription = await get_subscription(bot.deps, channel="discord",
-                                                  destination=str(payload["channel_id"]))
+            subscription = await get_subscription(
+                bot.deps, channel="discord", destination=str(payload["channel_id"])
+            )
             assert subscription is not None and subscription.receiving
     assert replies[0].startswith("Subscribed") and "already" in replies[1]
     assert replies[2].startswith("Unsubscribed") and "already" in replies[3]
-    subscription = await get_subscription(bot.deps, channel="discord",
-                                          destination=str(CHANNEL_ID))
+    subscription = await get_subscription(bot.deps, channel="discord", destination=str(CHANNEL_ID))
     assert subscription is not None and not subscription.active
 
 
 async def test_alpha_in_a_server_without_the_bot_is_refused(bot: Bot) -> None:
-    payload = bot.fake.slash("alpha", [{"name": "subscribe", "type": 1, "options": []}],
-                             user_install=True)
+    payload = bot.fake.slash(
+        "alpha", [{"name": "subscribe", "type": 1, "options": []}], user_install=True
+    )
     await bot.dispatch(payload)
     [message] = bot.fake.messages_of(payload)
     assert "Add me to this server" in message["content"]
-    assert await get_subscription(bot.deps, channel="discord",
-                                  destination=str(payload["channel_id"])) is None
+    assert (
+        await get_subscription(bot.deps, channel="discord", destination=str(payload["channel_id"]))
+        is None
+    )
 
 
 async def test_refused_embeds_fall_back_to_plain_text_and_are_charged_once(bot: Bot) -> None:
-    bot.fake.refuse_next("edit_original", status=400, code=50035, message="Invalid Form Body",
-                         when=lambda payload: bool(payload.get("embeds")))
+    bot.fake.refuse_next(
+        "edit_original",
+        status=400,
+        code=50035,
+        message="Invalid Form Body",
+        when=lambda payload: bool(payload.get("embeds")),
+    )
     payload = bot.fake.slash("research", [{"name": "project", "type": 3, "value": "uniswap"}])
     await bot.dispatch(payload)
     messages = bot.fake.messages_of(payload)
@@ -440,11 +518,13 @@ async def test_did_you_mean_buttons_when_the_project_is_unknown(bot: Bot) -> Non
 
 # --- the channel sender (reports, alerts) and shared 429 holds ----------------------------
 
+
 async def held(bot: Bot, *, chat: str, sending: asyncio.Task[Any]) -> bool:
     """Whether the shared limiter holds sends to `chat` while discord.py waits out a 429."""
     while not sending.done():
-        if [c for c in bot.fake.calls if c.status == 429] and \
-                await bot.client.limiter.try_acquire("discord", chat=chat) > 0:
+        if [c for c in bot.fake.calls if c.status == 429] and await bot.client.limiter.try_acquire(
+            "discord", chat=chat
+        ) > 0:
             return True
         await asyncio.sleep(0.01)
     return False
@@ -453,8 +533,9 @@ async def held(bot: Bot, *, chat: str, sending: asyncio.Task[Any]) -> bool:
 async def test_send_to_channel_passes_the_limiter_and_shares_a_global_429(bot: Bot) -> None:
     bot.fake.rate_limit_next("channel_message", retry_after=0.6, global_=True)
     embed = discord.Embed(title="Daily alpha", description="x" * 4000)
-    sending = asyncio.create_task(send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID,
-                                                  embeds=[embed]))
+    sending = asyncio.create_task(
+        send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID, embeds=[embed])
+    )
     # Every process now waits: the whole platform is on hold, whatever the channel.
     assert await held(bot, chat="123", sending=sending)
     message = await sending
@@ -466,8 +547,9 @@ async def test_send_to_channel_passes_the_limiter_and_shares_a_global_429(bot: B
 
 async def test_a_channel_429_holds_that_channel_only(bot: Bot) -> None:
     bot.fake.rate_limit_next("channel_message", retry_after=0.6)
-    sending = asyncio.create_task(send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID,
-                                                  content="hello"))
+    sending = asyncio.create_task(
+        send_to_channel(bot.client, bot.client.limiter, CHANNEL_ID, content="hello")
+    )
     assert await held(bot, chat=str(CHANNEL_ID), sending=sending)
     assert await bot.client.limiter.try_acquire("discord", chat="123") == 0
     await sending
@@ -487,8 +569,9 @@ async def test_alpha_in_the_bots_dm_subscribes_that_dm(bot: Bot) -> None:
     await bot.dispatch(payload)
     [message] = bot.fake.messages_of(payload)
     assert message["content"].startswith("Subscribed")
-    subscription = await get_subscription(bot.deps, channel="discord",
-                                          destination=str(DM_CHANNEL_ID))
+    subscription = await get_subscription(
+        bot.deps, channel="discord", destination=str(DM_CHANNEL_ID)
+    )
     assert subscription is not None and subscription.receiving
     account = await account_for_identity(bot.deps, IDENTITY)
     assert subscription.account_id == account.id
@@ -523,6 +606,7 @@ async def test_chart_button_answers_with_the_price_chart(bot: Bot) -> None:
 
 # --- the fake refuses what Discord refuses --------------------------------------------------
 
+
 async def test_the_fake_discord_is_strict() -> None:
     import aiohttp
 
@@ -536,18 +620,22 @@ async def test_the_fake_discord_is_strict() -> None:
                 return response.status, await response.json(content_type=None)
 
         assert await call("POST", webhook, {"content": "early"}) == (
-            404, {"code": 10015, "message": "Unknown Webhook"})
+            404,
+            {"code": 10015, "message": "Unknown Webhook"},
+        )
         assert (await call("PATCH", f"{webhook}/messages/@original", {"content": "x"}))[1][
-            "code"] == 10008
-        status, _ = await call("POST", f"{base}/interactions/{iid}/{token}/callback",
-                               {"type": 5})
+            "code"
+        ] == 10008
+        status, _ = await call("POST", f"{base}/interactions/{iid}/{token}/callback", {"type": 5})
         assert status == 200
-        status, body = await call("POST", f"{base}/interactions/{iid}/{token}/callback",
-                                  {"type": 5})
+        status, body = await call(
+            "POST", f"{base}/interactions/{iid}/{token}/callback", {"type": 5}
+        )
         assert (status, body["code"]) == (400, 40060)
         fields = [{"name": "n", "value": "v"}] * 26
-        status, body = await call("PATCH", f"{webhook}/messages/@original",
-                                  {"embeds": [{"fields": fields}]})
+        status, body = await call(
+            "PATCH", f"{webhook}/messages/@original", {"embeds": [{"fields": fields}]}
+        )
         assert (status, body["code"], body["message"]) == (400, 50035, "Invalid Form Body")
         assert "fields" in body["errors"]["embeds"]["0"]
         status, body = await call("POST", webhook, {"content": "x" * 2001})
@@ -557,7 +645,8 @@ async def test_the_fake_discord_is_strict() -> None:
         late = fake.slash("ask", [{"name": "question", "type": 3, "value": "hi"}])
         fake.state(late).created_at -= 3.5
         status, body = await call(
-            "POST", f"{base}/interactions/{late['id']}/{late['token']}/callback", {"type": 5})
+            "POST", f"{base}/interactions/{late['id']}/{late['token']}/callback", {"type": 5}
+        )
         assert (status, body["code"]) == (404, 10062)
         fake.rate_limit_next("followup", retry_after=1.0)
         async with http.post(webhook, json={"content": "a"}) as limited:
@@ -571,11 +660,13 @@ async def test_the_fake_discord_is_strict() -> None:
 async def test_a_worker_sends_to_a_channel_without_a_gateway(fast_deps: Deps) -> None:
     original_base = discord.http.Route.BASE
     async with running_fake_discord() as (fake, base):
-        settings = fast_deps.settings.model_copy(update={
-            "discord_bot_token": SecretStr("test-token"), "discord_api_base": base})
+        settings = fast_deps.settings.model_copy(
+            update={"discord_bot_token": SecretStr("test-token"), "discord_api_base": base}
+        )
         try:
-            async with open_channel_sender(dataclasses.replace(fast_deps, settings=settings)
-                                           ) as send:
+            async with open_channel_sender(
+                dataclasses.replace(fast_deps, settings=settings)
+            ) as send:
                 message = await send(CHANNEL_ID, content="Daily alpha is out")
         finally:
             discord.http.Route.BASE = original_base

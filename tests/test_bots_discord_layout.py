@@ -28,8 +28,14 @@ def _valid(messages: list[list[discord.Embed]]) -> None:
 def test_everything_oversized_still_fits_discord() -> None:
     answer = "\n\n".join(f"## Part {i}\n" + "word " * 700 for i in range(12))
     fields = [(f"Tool {i} " + "n" * 300, "v" * 3000) for i in range(30)]
-    messages = answer_messages(answer, title="T" * 400, colour=discord.Colour.green(),
-                               fields=fields, footer="Sources: " + "s" * 3000, chart=True)
+    messages = answer_messages(
+        answer,
+        title="T" * 400,
+        colour=discord.Colour.green(),
+        fields=fields,
+        footer="Sources: " + "s" * 3000,
+        chart=True,
+    )
     _valid([m.embeds for m in messages])
     assert len(messages) > 2
     embeds = [e for m in messages for e in m.embeds]
@@ -42,9 +48,13 @@ def test_everything_oversized_still_fits_discord() -> None:
 
 
 def test_a_short_answer_is_one_message_with_fields_and_footer() -> None:
-    [message] = answer_messages("## Summary\nAll good.", title="Uniswap (UNI)",
-                                colour=discord.Colour.green(),
-                                fields=[("Sentiment", "• calm")], footer="Sources: CoinGecko")
+    [message] = answer_messages(
+        "## Summary\nAll good.",
+        title="Uniswap (UNI)",
+        colour=discord.Colour.green(),
+        fields=[("Sentiment", "• calm")],
+        footer="Sources: CoinGecko",
+    )
     [embed] = message.embeds
     assert embed.description == "**Summary**\nAll good."
     assert [f.name for f in embed.fields] == ["Sentiment"]
@@ -67,8 +77,12 @@ def test_plain_text_parts_fit_message_content() -> None:
 
 def test_progress_keeps_the_project_and_the_newest_text_within_2000() -> None:
     progress = Progress()
-    progress.apply(PlanEvent(project=UNISWAP, plan=PlanInfo(tools=["onchain", "team"],
-                                                             router="rules", intent="research")))
+    progress.apply(
+        PlanEvent(
+            project=UNISWAP,
+            plan=PlanInfo(tools=["onchain", "team"], router="rules", intent="research"),
+        )
+    )
     for i in range(400):
         progress.apply(TextEvent(text=f"sentence {i}. "))
     content = progress_content(progress)

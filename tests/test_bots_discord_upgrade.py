@@ -28,30 +28,44 @@ def fake_stripe() -> Iterator[str]:
 
 
 @pytest.fixture
-async def stripe_deps(deps: Deps, database_url: str, redis_url: str, tmp_path: Path,
-                      fake_stripe: str) -> Deps:
+async def stripe_deps(
+    deps: Deps, database_url: str, redis_url: str, tmp_path: Path, fake_stripe: str
+) -> Deps:
     settings = make_test_settings(
-        database_url, redis_url, tmp_path, redis_prefix=deps.keys.prefix,
-        stripe_secret_key="sk_test_fake", stripe_price_pro="price_pro",
-        stripe_api_base=fake_stripe, secret_key="discord-test-secret-0123456789")
+        database_url,
+        redis_url,
+        tmp_path,
+        redis_prefix=deps.keys.prefix,
+        stripe_secret_key="sk_test_fake",
+        stripe_price_pro="price_pro",
+        stripe_api_base=fake_stripe,
+        secret_key="discord-test-secret-0123456789",
+    )
     FakeStripe.requests.clear()
     return dataclasses.replace(deps, settings=settings)
 
 
 async def _get(deps: Deps, url: str, cookies: dict[str, str] | None = None) -> httpx.Response:
     app = create_app(deps.settings, deps=deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), cookies=cookies,
-                                 base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), cookies=cookies, base_url="http://testserver"
+    ) as client:
         return await client.get(httpx.URL(url).path)
 
 
 async def test_link_starts_checkout_for_the_discord_account_not_the_browsers(
-        stripe_deps: Deps) -> None:
+    stripe_deps: Deps,
+) -> None:
     account = await account_for_identity(stripe_deps, "discord:42")
     browser = await account_for_identity(stripe_deps, "web:someone@example.com")
     url = checkout_link(stripe_deps.settings, account.id)
-    reply = await _get(stripe_deps, url, cookies={"cl_session": session_cookie_value(
-        stripe_deps.settings, "web:someone@example.com")})
+    reply = await _get(
+        stripe_deps,
+        url,
+        cookies={
+            "cl_session": session_cookie_value(stripe_deps.settings, "web:someone@example.com")
+        },
+    )
     assert reply.status_code == 303
     assert reply.headers["location"] == "https://checkout.stripe.com/c/pay/cs_test_1"
     [(path, form, _)] = FakeStripe.requests
@@ -65,8 +79,7 @@ async def test_a_forged_link_is_refused_and_creates_nothing(stripe_deps: Deps) -
     account = await account_for_identity(stripe_deps, "discord:42")
     good = checkout_link(stripe_deps.settings, account.id).rsplit("/", 1)[1]
     payload = URLSafeTimedSerializer("x").loads_unsafe(good)[1]
-    forged = URLSafeTimedSerializer("another-secret", salt="chainlens-checkout-link").dumps(
-        payload)
+    forged = URLSafeTimedSerializer("another-secret", salt="chainlens-checkout-link").dumps(payload)
     reply = await _get(stripe_deps, f"/api/payment/checkout-link/{forged}")
     assert reply.status_code == 400 and "not valid" in reply.text
     assert not FakeStripe.requests

@@ -30,24 +30,28 @@ from tests.fake_discord_api import EPHEMERAL, USER_ID
 from tests.test_bots_discord import Bot, start_bot
 from tests.test_bots_telegram import PRIVATE, USER, Harness, last_markup, tg  # noqa: F401
 
-VI_HELP = "Các lệnh:"          # the Vietnamese help text's "Commands:"
+VI_HELP = "Các lệnh:"  # the Vietnamese help text's "Commands:"
 EN_HELP = "Commands:"
 VI_NOT_ADVICE = "Không phải lời khuyên tài chính"
 EN_NOT_ADVICE = "Not financial advice"
 
 
 def buttons(markup: dict[str, Any]) -> dict[str, str]:
-    return {b["text"]: b.get("callback_data", b.get("url", ""))
-            for row in markup["inline_keyboard"] for b in row}
+    return {
+        b["text"]: b.get("callback_data", b.get("url", ""))
+        for row in markup["inline_keyboard"]
+        for b in row
+    }
 
 
 # --- the shared rule ------------------------------------------------------------------------
 
+
 def test_one_rule_for_both_bots() -> None:
     nothing = UserLanguage(saved=None, hint=None)
     assert nothing.of() == "en" and nothing.choice == "auto"
-    assert UserLanguage(saved=None, hint="vi").of() == "vi"            # the app's language
-    assert UserLanguage(saved="en", hint="vi").of() == "en"            # the saved choice first
+    assert UserLanguage(saved=None, hint="vi").of() == "vi"  # the app's language
+    assert UserLanguage(saved="en", hint="vi").of() == "en"  # the saved choice first
     assert UserLanguage(saved="en", hint=None).of("Phân tích Uniswap") == "vi"  # the message
     assert UserLanguage(saved="vi", hint=None).of("is the team legit?") == "en"
     assert UserLanguage(saved="vi", hint=None).of("uniswap") == "vi"  # a name says nothing
@@ -55,7 +59,12 @@ def test_one_rule_for_both_bots() -> None:
     assert UserLanguage(saved=None, hint=platform_hint("fr", "vi")).of() == "vi"
     assert UserLanguage(saved=None, hint=platform_hint("en-US", "vi")).of() == "en"
     assert [parse_choice(x) for x in ("vi", "EN", "Tiếng Việt", "auto", "fr")] == [
-        "vi", "en", "vi", "auto", None]
+        "vi",
+        "en",
+        "vi",
+        "auto",
+        None,
+    ]
 
 
 async def test_quota_refusals_in_vietnamese(fast_deps: Deps) -> None:
@@ -88,11 +97,15 @@ def test_shared_messages_render_in_the_users_language() -> None:
 
 # --- Telegram ---------------------------------------------------------------------------------
 
-async def test_telegram_lang_sets_and_persists_the_choice(tg: Harness) -> None:  # noqa: F811
+
+async def test_telegram_lang_sets_and_persists_the_choice(tg: Harness) -> None:
     await tg.send(tu.message("/lang"))
     assert tg.replies()[-1].startswith("Language: automatic.")
-    assert buttons(last_markup(tg.fake)) == {"English": "lang:en", "Tiếng Việt": "lang:vi",
-                                             "Auto": "lang:auto"}
+    assert buttons(last_markup(tg.fake)) == {
+        "English": "lang:en",
+        "Tiếng Việt": "lang:vi",
+        "Auto": "lang:auto",
+    }
     await tg.send(tu.message("/lang vi"))
     assert tg.replies()[-1].startswith("Đã chọn ngôn ngữ: Tiếng Việt.")
     account = await account_for_identity(tg.deps, f"telegram:{USER}")
@@ -109,7 +122,8 @@ async def test_telegram_lang_sets_and_persists_the_choice(tg: Harness) -> None: 
 
 
 async def test_telegram_command_answers_follow_the_choice_and_english_messages_stay_english(
-        tg: Harness) -> None:  # noqa: F811
+    tg: Harness,
+) -> None:
     account = await account_for_identity(tg.deps, f"telegram:{USER}")
     await set_language(tg.deps, account.id, "vi")
     await tg.send(tu.message("/research uniswap"))
@@ -130,8 +144,7 @@ async def test_telegram_command_answers_follow_the_choice_and_english_messages_s
     assert "Sentiment" in buttons(last_markup(tg.fake))
 
 
-async def test_telegram_language_buttons_set_and_clear_the_choice(
-        tg: Harness) -> None:  # noqa: F811
+async def test_telegram_language_buttons_set_and_clear_the_choice(tg: Harness) -> None:
     await tg.send(tu.callback("lang:vi"))
     assert tg.fake.sent("answerCallbackQuery")[-1]["callback_query_id"]
     assert (await account_for_identity(tg.deps, f"telegram:{USER}")).language == "vi"
@@ -145,8 +158,7 @@ async def test_telegram_language_buttons_set_and_clear_the_choice(
     assert (await get_account(tg.deps, account.id)).language is None
 
 
-async def test_telegram_app_language_vi_without_a_saved_choice(
-        tg: Harness) -> None:  # noqa: F811
+async def test_telegram_app_language_vi_without_a_saved_choice(tg: Harness) -> None:
     await tg.send(tu.message("/help", language_code="vi"))
     assert VI_HELP in tg.replies()[-1]
     await tg.send(tu.message("/help", language_code="en"))
@@ -162,13 +174,14 @@ async def test_telegram_app_language_vi_without_a_saved_choice(
     await tg.send(tu.message("/research uniswap", language_code="vi"))
     assert "gói free cho phép 1 lượt hỏi mỗi phút" in tg.replies()[-1]
     assert last_markup(tg.fake)["inline_keyboard"] == [
-        [{"text": "⭐ Nâng cấp", "callback_data": "upgrade"}]]
+        [{"text": "⭐ Nâng cấp", "callback_data": "upgrade"}]
+    ]
     # an English message from the same user is refused in English
     await tg.send(tu.message("Research Uniswap", language_code="vi"))
     assert "the free plan allows 1 request per minute" in tg.replies()[-1]
 
 
-async def test_telegram_menu_lists_lang_in_both_languages(tg: Harness) -> None:  # noqa: F811
+async def test_telegram_menu_lists_lang_in_both_languages(tg: Harness) -> None:
     from bots.telegram.app import register_commands
 
     await register_commands(tg.application)
@@ -180,6 +193,7 @@ async def test_telegram_menu_lists_lang_in_both_languages(tg: Harness) -> None: 
 
 
 # --- Discord ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 async def dc(fast_deps: Deps) -> AsyncIterator[Bot]:
@@ -205,9 +219,11 @@ async def test_discord_translator_gives_vietnamese_descriptions(dc: Bot) -> None
     # What Discord received on sync (the fake refuses bad locales and over-long texts):
     synced = {c["name"]: c for c in dc.fake.commands}
     assert synced["research"]["description_localizations"]["vi"] == (
-        "Phân tích đầy đủ một dự án: thị trường, tâm lý, tokenomics, đội ngũ")
+        "Phân tích đầy đủ một dự án: thị trường, tâm lý, tokenomics, đội ngũ"
+    )
     assert synced["lang"]["description_localizations"] == {
-        "vi": "Ngôn ngữ trả lời: English, Tiếng Việt hoặc tự động"}
+        "vi": "Ngôn ngữ trả lời: English, Tiếng Việt hoặc tự động"
+    }
     assert all(not c.get("name_localizations") for c in synced.values())
 
     native = {"English", "Tiếng Việt"}  # language names are shown in their own language
@@ -226,10 +242,12 @@ async def test_discord_translator_gives_vietnamese_descriptions(dc: Bot) -> None
         described(command, command["name"])
     project = synced["research"]["options"][0]
     assert project["description_localizations"]["vi"] == (
-        "Tên, mã token hoặc địa chỉ hợp đồng, ví dụ Uniswap, $PEPE")
+        "Tên, mã token hoặc địa chỉ hợp đồng, ví dụ Uniswap, $PEPE"
+    )
     [language] = synced["lang"]["options"]
-    assert [(c["name"], c.get("name_localizations", {}).get("vi")) for c in language["choices"]] \
-        == [("English", None), ("Tiếng Việt", None), ("Auto", "Tự động")]
+    assert [
+        (c["name"], c.get("name_localizations", {}).get("vi")) for c in language["choices"]
+    ] == [("English", None), ("Tiếng Việt", None), ("Auto", "Tự động")]
 
 
 async def test_discord_locale_vi_without_a_saved_choice(dc: Bot) -> None:
@@ -245,7 +263,8 @@ async def test_discord_locale_vi_without_a_saved_choice(dc: Bot) -> None:
     assert content_of(dc, usage).startswith("Gói: **free**. Hôm nay còn 5/5 lượt hỏi")
     [message] = dc.fake.messages_of(usage)
     assert [b.get("label") for row in message["components"] for b in row["components"]] == [
-        "Nâng cấp lên Pro"]
+        "Nâng cấp lên Pro"
+    ]
 
 
 async def test_discord_lang_sets_the_choice_and_messages_keep_their_language(dc: Bot) -> None:
@@ -266,13 +285,22 @@ async def test_discord_lang_sets_the_choice_and_messages_keep_their_language(dc:
     [answer] = dc.fake.messages_of(research)
     [embed] = answer["embeds"]
     assert embed["footer"]["text"].startswith("Nguồn: ")
-    assert {f["name"] for f in embed["fields"]} <= {"Thị trường & on-chain", "Tâm lý",
-                                                    "Tokenomics", "Đội ngũ"}
+    assert {f["name"] for f in embed["fields"]} <= {
+        "Thị trường & on-chain",
+        "Tâm lý",
+        "Tokenomics",
+        "Đội ngũ",
+    }
     assert [b.get("label") for row in answer["components"] for b in row["components"]][:4] == [
-        "Tâm lý", "Tokenomics", "Đội ngũ", "Biểu đồ"]
+        "Tâm lý",
+        "Tokenomics",
+        "Đội ngũ",
+        "Biểu đồ",
+    ]
     # ... but a question written in English is answered in English
-    ask = dc.fake.slash("ask", [{"name": "question", "type": 3,
-                                 "value": "what is the sentiment on uniswap"}])
+    ask = dc.fake.slash(
+        "ask", [{"name": "question", "type": 3, "value": "what is the sentiment on uniswap"}]
+    )
     await dc.dispatch(ask)
     [english] = dc.fake.messages_of(ask)
     assert english["embeds"][0]["footer"]["text"].startswith("Sources: ")
@@ -286,8 +314,9 @@ async def test_discord_quota_refusal_in_vietnamese(dc: Bot) -> None:
     account = await account_for_identity(dc.deps, f"discord:{USER_ID}")
     while (await consume_request(dc.deps, account)).allowed:
         pass
-    payload = dc.fake.slash("research", [{"name": "project", "type": 3, "value": "uniswap"}],
-                            locale="vi")
+    payload = dc.fake.slash(
+        "research", [{"name": "project", "type": 3, "value": "uniswap"}], locale="vi"
+    )
     await dc.dispatch(payload)
     refusal = dc.fake.messages_of(payload)[-1]
     assert refusal["flags"] & EPHEMERAL

@@ -45,8 +45,11 @@ PRIVATE = 555
 USER = 777
 GROUP = -100123
 CHANNEL = -100999
-FAST_RATES = {"telegram": (1000, 1.0), "telegram_private": (1000, 1.0),
-              "telegram_group": (1000, 1.0)}
+FAST_RATES = {
+    "telegram": (1000, 1.0),
+    "telegram_private": (1000, 1.0),
+    "telegram_group": (1000, 1.0),
+}
 
 
 @dataclass
@@ -68,10 +71,15 @@ class Harness:
 
 
 def bot_settings(deps: Deps, base_url: str, **extra: Any) -> Deps:
-    settings = deps.settings.model_copy(update={
-        "telegram_bot_token": SecretStr("123456:TEST-TOKEN"), "telegram_api_base": base_url,
-        "public_base_url": AnyHttpUrl("https://chainlens.example"),
-        "send_rates": FAST_RATES, **extra})
+    settings = deps.settings.model_copy(
+        update={
+            "telegram_bot_token": SecretStr("123456:TEST-TOKEN"),
+            "telegram_api_base": base_url,
+            "public_base_url": AnyHttpUrl("https://chainlens.example"),
+            "send_rates": FAST_RATES,
+            **extra,
+        }
+    )
     return dataclasses.replace(deps, settings=settings)
 
 
@@ -87,13 +95,17 @@ async def tg(fast_deps: Deps) -> AsyncIterator[Harness]:
 
 def last_markup(fake: FakeBotApi, chat_id: int = PRIVATE) -> dict[str, Any]:
     for name, params in reversed(fake.calls):
-        if name in ("sendMessage", "editMessageText") and params.get("reply_markup") and \
-                str(params.get("chat_id")) == str(chat_id):
+        if (
+            name in ("sendMessage", "editMessageText")
+            and params.get("reply_markup")
+            and str(params.get("chat_id")) == str(chat_id)
+        ):
             return dict(json.loads(params["reply_markup"]))
     raise AssertionError("no keyboard sent")
 
 
 # --- commands ---------------------------------------------------------------------------------
+
 
 async def test_polling_registers_the_command_menu_and_answers(fast_deps: Deps) -> None:
     async with running_fake_bot_api() as (fake, base_url):
@@ -109,9 +121,25 @@ async def test_polling_registers_the_command_menu_and_answers(fast_deps: Deps) -
             await stop_bot(application)
     menu, menu_vi = fake.sent("setMyCommands")
     names = [c["command"] for c in json.loads(menu["commands"])]
-    assert names == ["start", "research", "price", "sentiment", "tokenomics", "team", "help",
-                     "usage", "upgrade", "link", "alpha", "watch", "unwatch", "watchlist",
-                     "alert", "alerts", "lang"]
+    assert names == [
+        "start",
+        "research",
+        "price",
+        "sentiment",
+        "tokenomics",
+        "team",
+        "help",
+        "usage",
+        "upgrade",
+        "link",
+        "alpha",
+        "watch",
+        "unwatch",
+        "watchlist",
+        "alert",
+        "alerts",
+        "lang",
+    ]
     # the same menu for users whose Telegram is in Vietnamese, described in Vietnamese
     assert "language_code" not in menu and menu_vi["language_code"] == "vi"
     vi = {c["command"]: c["description"] for c in json.loads(menu_vi["commands"])}
@@ -123,14 +151,24 @@ async def test_polling_registers_the_command_menu_and_answers(fast_deps: Deps) -
 async def test_help_lists_every_command(tg: Harness) -> None:
     await tg.send(tu.message("/help"))
     [text] = tg.replies()
-    for command in ("/research", "/price", "/sentiment", "/tokenomics", "/team", "/usage",
-                    "/upgrade", "/link", "/alpha"):
+    for command in (
+        "/research",
+        "/price",
+        "/sentiment",
+        "/tokenomics",
+        "/team",
+        "/usage",
+        "/upgrade",
+        "/link",
+        "/alpha",
+    ):
         assert command in text
 
 
 @pytest.mark.parametrize("command", ["research", "price", "sentiment", "tokenomics", "team"])
 async def test_bare_project_command_gets_a_usage_hint_and_costs_nothing(
-        tg: Harness, command: str) -> None:
+    tg: Harness, command: str
+) -> None:
     before = await tg.remaining()
     await tg.send(tu.message(f"/{command}"))
     [text] = tg.replies()
@@ -138,15 +176,19 @@ async def test_bare_project_command_gets_a_usage_hint_and_costs_nothing(
     assert await tg.remaining() == before
 
 
-@pytest.mark.parametrize(("command", "expected"), [
-    ("research Uniswap", ["Market & on-chain", "Sentiment", "Tokenomics", "Team"]),
-    ("price uniswap", ["Market & on-chain"]),
-    ("sentiment uniswap", ["Sentiment"]),
-    ("tokenomics uniswap", ["Tokenomics"]),
-    ("team uniswap", ["Team"]),
-])
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("research Uniswap", ["Market & on-chain", "Sentiment", "Tokenomics", "Team"]),
+        ("price uniswap", ["Market & on-chain"]),
+        ("sentiment uniswap", ["Sentiment"]),
+        ("tokenomics uniswap", ["Tokenomics"]),
+        ("team uniswap", ["Team"]),
+    ],
+)
 async def test_project_commands_answer_and_charge_one_request(
-        tg: Harness, command: str, expected: list[str]) -> None:
+    tg: Harness, command: str, expected: list[str]
+) -> None:
     before = await tg.remaining()
     await tg.send(tu.message(f"/{command}"))
     finals = tg.fake.sent("sendMessage", PRIVATE)
@@ -220,24 +262,42 @@ async def test_alpha_in_a_group_is_for_admins_only(tg: Harness) -> None:
     await tg.send(tu.message("/alpha", chat_id=GROUP, user_id=802))
     assert tg.replies(GROUP)[-1].startswith("Subscribed")
     # An anonymous admin posts as the group itself: an admin, and no crash.
-    anonymous = tu.message("/alpha off", chat_id=GROUP, user_id=1087968824,
-                           sender_chat=tu.chat(GROUP))
+    anonymous = tu.message(
+        "/alpha off", chat_id=GROUP, user_id=1087968824, sender_chat=tu.chat(GROUP)
+    )
     await tg.send(anonymous)
     assert tg.replies(GROUP)[-1].startswith("Unsubscribed")
 
 
 async def test_channel_posts_never_crash_and_alpha_works_there(tg: Harness) -> None:
-    await tg.send(tu.message("gm everyone", chat_id=CHANNEL, user_id=None, kind="channel",
-                             sender_chat=tu.chat(CHANNEL, "channel"), field="channel_post"))
+    await tg.send(
+        tu.message(
+            "gm everyone",
+            chat_id=CHANNEL,
+            user_id=None,
+            kind="channel",
+            sender_chat=tu.chat(CHANNEL, "channel"),
+            field="channel_post",
+        )
+    )
     assert tg.fake.calls == []
-    await tg.send(tu.message("/alpha", chat_id=CHANNEL, user_id=None, kind="channel",
-                             sender_chat=tu.chat(CHANNEL, "channel"), field="channel_post"))
+    await tg.send(
+        tu.message(
+            "/alpha",
+            chat_id=CHANNEL,
+            user_id=None,
+            kind="channel",
+            sender_chat=tu.chat(CHANNEL, "channel"),
+            field="channel_post",
+        )
+    )
     assert tg.replies(CHANNEL)[-1].startswith("Subscribed")
     sub = await get_subscription(tg.deps, channel="telegram", destination=str(CHANNEL))
     assert sub is not None and sub.receiving
 
 
 # --- groups -----------------------------------------------------------------------------------
+
 
 async def test_group_messages_without_mention_are_ignored_and_free(tg: Harness) -> None:
     await tg.send(tu.message("Research Uniswap", chat_id=GROUP, user_id=801))
@@ -265,15 +325,27 @@ async def test_group_commands_addressed_to_us_only(tg: Harness) -> None:
 
 
 async def test_group_reply_to_the_bot_is_answered(tg: Harness) -> None:
-    await tg.send(tu.message("and its tokenomics? uniswap", chat_id=GROUP, user_id=802,
-                             reply_to=tu.bot_message(GROUP)))
+    await tg.send(
+        tu.message(
+            "and its tokenomics? uniswap",
+            chat_id=GROUP,
+            user_id=802,
+            reply_to=tu.bot_message(GROUP),
+        )
+    )
     assert any("Uniswap" in t for t in tg.replies(GROUP))
     assert await tg.remaining(802) == 4
 
 
 async def test_anonymous_admin_question_is_answered_as_the_group(tg: Harness) -> None:
-    await tg.send(tu.message("@chainlens_bot uniswap team", chat_id=GROUP, user_id=1087968824,
-                             sender_chat=tu.chat(GROUP)))
+    await tg.send(
+        tu.message(
+            "@chainlens_bot uniswap team",
+            chat_id=GROUP,
+            user_id=1087968824,
+            sender_chat=tu.chat(GROUP),
+        )
+    )
     assert any(t.startswith("Uniswap (UNI)") for t in tg.replies(GROUP))
     assert await tg.remaining(GROUP) == 4  # the group's own account was charged
 
@@ -292,7 +364,8 @@ async def test_group_members_have_their_own_conversations(tg: Harness) -> None:
     await tg.send(tu.message("@chainlens_bot its team?", chat_id=GROUP, user_id=802))
     rows = await tg.deps.db.fetch(
         "SELECT i.identity, q.project_id FROM query_logs q JOIN identities i"
-        " ON i.user_id = q.user_id ORDER BY q.id")
+        " ON i.user_id = q.user_id ORDER BY q.id"
+    )
     by_user = {r["identity"]: r for r in rows}
     assert by_user["telegram:801"]["project_id"] == "uniswap"
     # 802 never named a project: "its" must not resolve to 801's Uniswap.
@@ -301,16 +374,19 @@ async def test_group_members_have_their_own_conversations(tg: Harness) -> None:
 
 async def test_edited_messages_are_not_answered_again(tg: Harness) -> None:
     await tg.send(tu.message("Research Uniswap", field="edited_message"))
-    await tg.send(tu.message("@chainlens_bot research uniswap", chat_id=GROUP, user_id=801,
-                             field="edited_message"))
+    await tg.send(
+        tu.message(
+            "@chainlens_bot research uniswap", chat_id=GROUP, user_id=801, field="edited_message"
+        )
+    )
     assert tg.fake.calls == []
     assert await tg.remaining() == 5
 
 
 # --- answers, buttons, delivery ---------------------------------------------------------------
 
-async def test_answer_has_follow_up_buttons_and_a_press_is_a_charged_question(
-        tg: Harness) -> None:
+
+async def test_answer_has_follow_up_buttons_and_a_press_is_a_charged_question(tg: Harness) -> None:
     await tg.send(tu.message("Research Uniswap"))
     keyboard = last_markup(tg.fake)["inline_keyboard"]
     buttons = {b["text"]: b["callback_data"] for row in keyboard for b in row}
@@ -337,8 +413,10 @@ async def test_did_you_mean_suggestions_are_buttons(tg: Harness) -> None:
     assert await tg.remaining() == 5  # a suggestion is not an answer: not charged
     press = tu.callback("research:cardano", user_id=USER)
     await tg.send(press)
-    assert tg.fake.sent("answerCallbackQuery")[-1]["callback_query_id"] == \
-        press["callback_query"]["id"]
+    assert (
+        tg.fake.sent("answerCallbackQuery")[-1]["callback_query_id"]
+        == press["callback_query"]["id"]
+    )
     assert "Cardano" in tg.replies()[-1]
     assert await tg.remaining() == 4
 
@@ -362,8 +440,11 @@ async def test_crossed_markup_is_accepted_by_telegram(tg: Harness) -> None:
 
 
 async def test_refused_html_is_resent_as_plain_text_not_the_same_html(tg: Harness) -> None:
-    tg.fake.cue("sendMessage", status=400,
-                description="Bad Request: can't parse entities: Unsupported start tag")
+    tg.fake.cue(
+        "sendMessage",
+        status=400,
+        description="Bad Request: can't parse entities: Unsupported start tag",
+    )
     await send_markdown(tg.application.bot, PRIVATE, "**Uniswap** is <fine> & `ok`")
     first, second = tg.fake.sent("sendMessage")
     assert first["parse_mode"] == "HTML"
@@ -401,8 +482,11 @@ async def test_429_on_a_group_progress_edit_never_sticks(tg: Harness) -> None:
     tg.fake.cue("editMessageText", retry_after=1, chat_id=GROUP, times=2)
     await tg.send(tu.message("@chainlens_bot research uniswap", chat_id=GROUP, user_id=801))
     assert len(tg.fake.served_429) == 2
-    [progress] = [m for (chat, _), m in tg.fake.messages.items() if chat == GROUP
-                  and not m.text.endswith(" price")]
+    [progress] = [
+        m
+        for (chat, _), m in tg.fake.messages.items()
+        if chat == GROUP and not m.text.endswith(" price")
+    ]
     assert progress.text.startswith("Uniswap (UNI)")  # became the answer, not stuck
     assert "went wrong" not in " ".join(tg.replies(GROUP))
 
@@ -418,7 +502,8 @@ async def test_quota_refusal_has_an_upgrade_button(tg: Harness) -> None:
 
 
 async def test_internal_error_gives_a_reference_id_that_is_in_the_log(
-        tg: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    tg: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     tg.fake.cue("sendMessage", status=500, description="Internal Server Error")
     with caplog.at_level(logging.ERROR, logger="bots.telegram"):
         await tg.send(tu.message("/help"))
@@ -430,14 +515,15 @@ async def test_internal_error_gives_a_reference_id_that_is_in_the_log(
 
 
 async def test_a_failed_answer_ends_in_an_apology_not_a_stuck_progress_message(
-        tg: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    tg: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     # Telegram fails (500) on every edit of the group's progress message: progress edits are
     # cosmetic and skipped; the final edit fails; the error handler says so with a reference.
-    tg.fake.cue("editMessageText", status=500, description="Internal Server Error",
-                chat_id=GROUP, times=100)
+    tg.fake.cue(
+        "editMessageText", status=500, description="Internal Server Error", chat_id=GROUP, times=100
+    )
     with caplog.at_level(logging.ERROR, logger="bots.telegram"):
-        await tg.send(tu.message("@chainlens_bot uniswap sentiment", chat_id=GROUP,
-                                 user_id=801))
+        await tg.send(tu.message("@chainlens_bot uniswap sentiment", chat_id=GROUP, user_id=801))
     delivered = [m.text for (chat, _), m in tg.fake.messages.items() if chat == GROUP]
     apology = delivered[-1]  # sent afresh, since the progress message cannot be edited
     ref = re.search(r"\(ref ([0-9a-f]{8})\)", apology)
@@ -451,10 +537,16 @@ async def test_oversized_message_gets_the_limit_and_costs_nothing(tg: Harness) -
 
 
 def test_rendered_parts_always_parse_as_telegram_html() -> None:
-    samples = ["**a `b** c`", "# <T> & _x_ *y*", "[l](javascript:x) [m](https://e.x/?a=1&b=2)",
-               "> q `c`\n> > nested\n\n```py\nx<1 && y>2\n```", "|a|b|\n|-|-|\n|<1>|&|",
-               "***bold italic*** ~~gone~~ __u__ <script>alert(1)</script>",
-               "- a\n  - b **c `d` e**\n1. x\n2. y", "line\\\nbreak &nbsp; &#x1F600; &bogus;"]
+    samples = [
+        "**a `b** c`",
+        "# <T> & _x_ *y*",
+        "[l](javascript:x) [m](https://e.x/?a=1&b=2)",
+        "> q `c`\n> > nested\n\n```py\nx<1 && y>2\n```",
+        "|a|b|\n|-|-|\n|<1>|&|",
+        "***bold italic*** ~~gone~~ __u__ <script>alert(1)</script>",
+        "- a\n  - b **c `d` e**\n1. x\n2. y",
+        "line\\\nbreak &nbsp; &#x1F600; &bogus;",
+    ]
     for sample in samples:
         for part in render_telegram(sample):
             text, _ = parse_telegram_html(part.html)
@@ -462,6 +554,7 @@ def test_rendered_parts_always_parse_as_telegram_html() -> None:
 
 
 # --- the fake refuses what Telegram refuses (so the tests above prove something) -------------
+
 
 async def test_the_fake_bot_api_is_strict(tg: Harness) -> None:
     from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -476,8 +569,12 @@ async def test_the_fake_bot_api_is_strict(tg: Harness) -> None:
         await bot.send_message(PRIVATE, "x" * 4097)
     message = await bot.send_message(PRIVATE, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
     with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
-        await bot.edit_message_text("<b>" + "x" * 4096 + "</b>", chat_id=PRIVATE,
-                                    message_id=message.message_id, parse_mode="HTML")
+        await bot.edit_message_text(
+            "<b>" + "x" * 4096 + "</b>",
+            chat_id=PRIVATE,
+            message_id=message.message_id,
+            parse_mode="HTML",
+        )
     local = InlineKeyboardMarkup([[InlineKeyboardButton("Pay", url="http://localhost:8000/x")]])
     with pytest.raises(BadRequest, match=r"(?i)wrong http url"):
         await bot.send_message(PRIVATE, "pay", reply_markup=local)
@@ -496,15 +593,17 @@ def test_webhook_settings_are_validated(settings: Any) -> None:
 
 # --- model-written answers (a local OpenAI-compatible server that LiteLLM really calls) -----
 
-CROSSED = ("**Executive summary.** Uniswap `v3** trades at <1.2x> & looks *deep `code** here`\n\n"
-           "**Key risks**\n- Volatility_remains **high\n- Fees [docs](https://docs.uniswap.org\n")
-PLAN_ALL = Reply(tool_calls=["onchain", "sentiment", "tokenomics", "team"], tokens_in=40,
-                 tokens_out=6)
+CROSSED = (
+    "**Executive summary.** Uniswap `v3** trades at <1.2x> & looks *deep `code** here`\n\n"
+    "**Key risks**\n- Volatility_remains **high\n- Fees [docs](https://docs.uniswap.org\n"
+)
+PLAN_ALL = Reply(
+    tool_calls=["onchain", "sentiment", "tokenomics", "team"], tokens_in=40, tokens_out=6
+)
 
 
 @pytest.fixture
-async def tg_llm(fast_deps: Deps,
-                 llm_server: FakeLLM) -> AsyncIterator[tuple[Harness, FakeLLM]]:
+async def tg_llm(fast_deps: Deps, llm_server: FakeLLM) -> AsyncIterator[tuple[Harness, FakeLLM]]:
     async with running_fake_bot_api() as (fake, base_url):
         bot_deps = bot_settings(with_llm(fast_deps, llm_server, "c"), base_url)
         application = build_application(bot_deps)
@@ -514,7 +613,8 @@ async def tg_llm(fast_deps: Deps,
 
 
 async def test_a_model_answer_with_crossed_markup_is_delivered_formatted(
-        tg_llm: tuple[Harness, FakeLLM]) -> None:
+    tg_llm: tuple[Harness, FakeLLM],
+) -> None:
     tg, llm = tg_llm
     llm.script("c", PLAN_ALL, Reply(text=CROSSED, tokens_in=900, tokens_out=120))
     await tg.send(tu.message("Research Uniswap"))
@@ -528,12 +628,13 @@ async def test_a_model_answer_with_crossed_markup_is_delivered_formatted(
 
 
 async def test_a_7000_character_model_answer_arrives_in_two_messages(
-        tg_llm: tuple[Harness, FakeLLM]) -> None:
+    tg_llm: tuple[Harness, FakeLLM],
+) -> None:
     tg, llm = tg_llm
-    paragraphs = [f"**Point {i}.** " + "Uniswap liquidity stays deep across pools. " * 8
-                  for i in range(20)]
-    llm.script("c", PLAN_ALL, Reply(text="\n\n".join(paragraphs), tokens_in=900,
-                                    tokens_out=1100))
+    paragraphs = [
+        f"**Point {i}.** " + "Uniswap liquidity stays deep across pools. " * 8 for i in range(20)
+    ]
+    llm.script("c", PLAN_ALL, Reply(text="\n\n".join(paragraphs), tokens_in=900, tokens_out=1100))
     await tg.send(tu.message("Research Uniswap"))
     parts = [p for p in tg.fake.sent("sendMessage", PRIVATE) if p.get("parse_mode") == "HTML"]
     texts = [parse_telegram_html(p["text"])[0] for p in parts]

@@ -40,12 +40,18 @@ def fake_stripe() -> Iterator[str]:
 @pytest.fixture
 async def paybot(deps: Deps, fake_stripe: str) -> AsyncIterator[tuple[FakeBotApi, Any, Deps]]:
     async with running_fake_bot_api() as (fake, base_url):
-        settings = deps.settings.model_copy(update={
-            "telegram_bot_token": SecretStr("123456:TEST-TOKEN"), "telegram_api_base": base_url,
-            "public_base_url": AnyHttpUrl("https://chainlens.example"),
-            "send_rates": {"telegram_private": (1000, 1.0)},
-            "stripe_secret_key": SecretStr("sk_test_fake"), "stripe_price_pro": "price_pro",
-            "stripe_api_base": fake_stripe, "telegram_stars_pro_price": PRICE})
+        settings = deps.settings.model_copy(
+            update={
+                "telegram_bot_token": SecretStr("123456:TEST-TOKEN"),
+                "telegram_api_base": base_url,
+                "public_base_url": AnyHttpUrl("https://chainlens.example"),
+                "send_rates": {"telegram_private": (1000, 1.0)},
+                "stripe_secret_key": SecretStr("sk_test_fake"),
+                "stripe_price_pro": "price_pro",
+                "stripe_api_base": fake_stripe,
+                "telegram_stars_pro_price": PRICE,
+            }
+        )
         bot_deps = dataclasses.replace(deps, settings=settings)
         FakeStripe.requests.clear()
         application = build_application(bot_deps)
@@ -60,12 +66,16 @@ async def send(application: Any, update: dict[str, Any]) -> None:
 
 def buttons(fake: FakeBotApi) -> dict[str, str]:
     markup = json.loads(fake.sent("sendMessage")[-1]["reply_markup"])
-    return {b["text"]: b.get("url", b.get("callback_data")) for row in markup["inline_keyboard"]
-            for b in row}
+    return {
+        b["text"]: b.get("url", b.get("callback_data"))
+        for row in markup["inline_keyboard"]
+        for b in row
+    }
 
 
 async def test_upgrade_offers_card_checkout_for_this_account_and_stars(
-        paybot: tuple[FakeBotApi, Any, Deps]) -> None:
+    paybot: tuple[FakeBotApi, Any, Deps],
+) -> None:
     fake, application, deps = paybot
     await send(application, tu.message("/upgrade"))
     offer = buttons(fake)
@@ -81,10 +91,12 @@ async def test_upgrade_offers_card_checkout_for_this_account_and_stars(
     # Opened in a browser signed in as someone else: Checkout is still for the Telegram account.
     await account_for_identity(deps, "web:someone@example.com")
     app = create_app(deps.settings, deps=deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as client:
-        client.cookies.set("cl_session", session_cookie_value(deps.settings,
-                                                              "web:someone@example.com"))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        client.cookies.set(
+            "cl_session", session_cookie_value(deps.settings, "web:someone@example.com")
+        )
         reply = await client.get(urlsplit(card).path)
         assert reply.status_code == 303
         assert reply.headers["location"] == "https://checkout.stripe.com/c/pay/cs_test_1"
@@ -95,8 +107,9 @@ async def test_upgrade_offers_card_checkout_for_this_account_and_stars(
         assert tampered.status_code == 400 and "not valid" in tampered.text
 
 
-async def test_expired_checkout_link_is_refused(paybot: tuple[FakeBotApi, Any, Deps],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_expired_checkout_link_is_refused(
+    paybot: tuple[FakeBotApi, Any, Deps], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, _, deps = paybot
     account = await account_for_identity(deps, f"telegram:{USER}")
     real_time = time.time
@@ -104,15 +117,17 @@ async def test_expired_checkout_link_is_refused(paybot: tuple[FakeBotApi, Any, D
     link = checkout_link(deps.settings, account.id)
     monkeypatch.setattr(time, "time", real_time)
     app = create_app(deps.settings, deps=deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
         reply = await client.get(urlsplit(link).path)
     assert reply.status_code == 400 and "expired" in reply.text
     assert FakeStripe.requests == []
 
 
 async def test_pre_checkout_accepts_only_our_payload_at_our_price(
-        paybot: tuple[FakeBotApi, Any, Deps]) -> None:
+    paybot: tuple[FakeBotApi, Any, Deps],
+) -> None:
     fake, application, deps = paybot
     account = await account_for_identity(deps, f"telegram:{USER}")
     good = invoice_payload(deps.settings, account.id)
@@ -126,13 +141,13 @@ async def test_pre_checkout_accepts_only_our_payload_at_our_price(
 
 
 async def test_stars_payment_grants_pro_once_and_expires_unrenewed(
-        paybot: tuple[FakeBotApi, Any, Deps]) -> None:
+    paybot: tuple[FakeBotApi, Any, Deps],
+) -> None:
     fake, application, deps = paybot
     account = await account_for_identity(deps, f"telegram:{USER}")
     payload = invoice_payload(deps.settings, account.id)
     expires = int(time.time()) + 30 * 86400
-    payment = tu.successful_payment(payload, amount=PRICE, charge_id="stxCHARGE1",
-                                    expires=expires)
+    payment = tu.successful_payment(payload, amount=PRICE, charge_id="stxCHARGE1", expires=expires)
     await send(application, payment)
     await send(application, dict(payment, update_id=payment["update_id"] + 10_000))  # again
     assert (await get_account(deps, account.id)).tier == "pro"
@@ -140,13 +155,16 @@ async def test_stars_payment_grants_pro_once_and_expires_unrenewed(
     thanks = [t for t in fake.texts() if "Thank you" in t]
     assert len(thanks) == 1 and "pro" in thanks[0]
     # The period ends without a renewal payment: back to free.
-    await deps.db.execute("UPDATE subscriptions SET current_period_end = now() - interval '1 s'"
-                          " WHERE source = 'telegram_stars'")
+    await deps.db.execute(
+        "UPDATE subscriptions SET current_period_end = now() - interval '1 s'"
+        " WHERE source = 'telegram_stars'"
+    )
     assert await expire_stars_subscriptions(deps) == 1
     assert (await get_account(deps, account.id)).tier == "free"
     # A renewal later starts a new period on the same account.
-    renewal = tu.successful_payment(payload, amount=PRICE, charge_id="stxCHARGE2",
-                                    expires=expires + 30 * 86400)
+    renewal = tu.successful_payment(
+        payload, amount=PRICE, charge_id="stxCHARGE2", expires=expires + 30 * 86400
+    )
     await send(application, renewal)
     assert (await get_account(deps, account.id)).tier == "pro"
     assert await expire_stars_subscriptions(deps) == 0

@@ -57,8 +57,9 @@ async def test_bare_commands_get_usage_hints(tg: Harness) -> None:
     hints = tg.replies()
     assert hints[0] == "Usage: /watch <project>, for example /watch ETH"
     assert hints[1] == "Usage: /unwatch <project>, for example /unwatch ETH"
-    assert hints[2].startswith("Usage: /alert <project> <condition>, for example /alert BTC "
-                               "above 70000")
+    assert hints[2].startswith(
+        "Usage: /alert <project> <condition>, for example /alert BTC above 70000"
+    )
     assert "move 10%" in hints[2] and "/alert delete <id>" in hints[2]
     assert hints[3].startswith("Usage: /alert delete <id>") and hints[4] == hints[3]
     assert tg.fake.sent("sendMessage", PRIVATE)[0]["parse_mode"] == "HTML"
@@ -93,8 +94,10 @@ async def test_unknown_project_gets_suggestion_buttons_that_watch_it(tg: Harness
     assert await watchlist(tg.deps, await account_id(tg)) == []
     press = tu.callback("watch:cardano")
     await tg.send(press)
-    assert tg.fake.sent("answerCallbackQuery")[-1]["callback_query_id"] == \
-        press["callback_query"]["id"]
+    assert (
+        tg.fake.sent("answerCallbackQuery")[-1]["callback_query_id"]
+        == press["callback_query"]["id"]
+    )
     assert tg.replies()[-1].startswith("👀 Added Cardano (ADA)")
     assert [i.project_id for i in await watchlist(tg.deps, await account_id(tg))] == ["cardano"]
 
@@ -123,7 +126,8 @@ async def test_alerts_are_set_listed_and_deleted(tg: Harness) -> None:
     alerts = await alerts_of(tg.deps, await account_id(tg))
     assert [(a.project_id, a.kind, a.level, a.channel, a.destination) for a in alerts] == [
         ("bitcoin", "above", 70000.0, "telegram", str(PRIVATE)),
-        ("ethereum", "move", 10.0, "telegram", str(PRIVATE))]
+        ("ethereum", "move", 10.0, "telegram", str(PRIVATE)),
+    ]
     first, second = alerts
 
     await tg.send(tu.message("/alerts"))
@@ -207,4 +211,3 @@ async def test_native_coins_have_no_risk_alerts(tg: Harness) -> None:
     await tg.send(tu.message("/alert BTC risk"))
     assert "native coin" in tg.replies()[-1]
     assert await alerts_of(tg.deps, await account_id(tg)) == []
-

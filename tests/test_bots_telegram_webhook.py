@@ -33,18 +33,24 @@ GROUP = -100777
 
 
 def webhook_deps(deps: Deps, base_url: str, **rates: tuple[int, float]) -> Deps:
-    settings = deps.settings.model_copy(update={
-        "telegram_bot_token": SecretStr("123456:TEST-TOKEN"), "telegram_api_base": base_url,
-        "telegram_webhook_url": AnyHttpUrl(WEBHOOK_URL),
-        "public_base_url": AnyHttpUrl("https://chainlens.example"),
-        "send_rates": {"telegram": (100000, 1.0), "telegram_private": (1000, 1.0), **rates}})
+    settings = deps.settings.model_copy(
+        update={
+            "telegram_bot_token": SecretStr("123456:TEST-TOKEN"),
+            "telegram_api_base": base_url,
+            "telegram_webhook_url": AnyHttpUrl(WEBHOOK_URL),
+            "public_base_url": AnyHttpUrl("https://chainlens.example"),
+            "send_rates": {"telegram": (100000, 1.0), "telegram_private": (1000, 1.0), **rates},
+        }
+    )
     return dataclasses.replace(deps, settings=settings)
 
 
 @pytest.fixture
 async def replicas(deps: Deps) -> AsyncIterator[tuple[FakeBotApi, list[httpx.AsyncClient], Deps]]:
-    async with running_fake_bot_api() as (fake, base_url), open_deps(deps.settings,
-                                                                      migrate=False) as other:
+    async with (
+        running_fake_bot_api() as (fake, base_url),
+        open_deps(deps.settings, migrate=False) as other,
+    ):
         clients, applications = [], []
         for base in (deps, other):
             replica = webhook_deps(base, base_url)
@@ -53,8 +59,11 @@ async def replicas(deps: Deps) -> AsyncIterator[tuple[FakeBotApi, list[httpx.Asy
             app = create_app(replica.settings, deps=replica)
             app.state.telegram = application
             applications.append(application)
-            clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                             base_url="http://testserver"))
+            clients.append(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+                )
+            )
         try:
             yield fake, clients, webhook_deps(deps, base_url)
         finally:
@@ -72,13 +81,16 @@ async def _wait_for(condition: Any, timeout: float) -> None:
 
 @pytest.mark.slow
 async def test_1000_concurrent_updates_with_duplicates_are_each_answered_once(
-        replicas: tuple[FakeBotApi, list[httpx.AsyncClient], Deps]) -> None:
+    replicas: tuple[FakeBotApi, list[httpx.AsyncClient], Deps],
+) -> None:
     fake, clients, deps = replicas
     assert fake.webhook["url"] == WEBHOOK_URL
     assert fake.webhook["secret_token"] == webhook_secret(deps.settings)
     secret = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(deps.settings)}
-    distinct = [tu.message("/help", chat_id=100_000 + i, user_id=100_000 + i,
-                           update_id=500_000 + i) for i in range(900)]
+    distinct = [
+        tu.message("/help", chat_id=100_000 + i, user_id=100_000 + i, update_id=500_000 + i)
+        for i in range(900)
+    ]
     posts = distinct + random.Random(7).sample(distinct, 100)  # 10 % redelivered
     random.Random(8).shuffle(posts)
     gate = asyncio.Semaphore(100)
@@ -88,7 +100,8 @@ async def test_1000_concurrent_updates_with_duplicates_are_each_answered_once(
         for attempt in range(20):
             async with gate:
                 response = await clients[(index + attempt) % 2].post(
-                    "/api/telegram/webhook", json=update, headers=secret)
+                    "/api/telegram/webhook", json=update, headers=secret
+                )
             if response.status_code < 500:
                 return response.status_code
             await asyncio.sleep(0.5)
@@ -104,7 +117,8 @@ async def test_1000_concurrent_updates_with_duplicates_are_each_answered_once(
 
 
 async def test_wrong_secret_is_403_and_nothing_is_processed(
-        replicas: tuple[FakeBotApi, list[httpx.AsyncClient], Deps]) -> None:
+    replicas: tuple[FakeBotApi, list[httpx.AsyncClient], Deps],
+) -> None:
     fake, clients, deps = replicas
     update = tu.message("/help", chat_id=4321, user_id=4321)
     for headers in ({"X-Telegram-Bot-Api-Secret-Token": "wrong"}, {}):
@@ -114,7 +128,9 @@ async def test_wrong_secret_is_403_and_nothing_is_processed(
     assert fake.sent("sendMessage") == []
     # The refused delivery claimed nothing: the real one is answered.
     good = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(deps.settings)}
-    assert (await clients[1].post("/api/telegram/webhook", json=update, headers=good)).status_code == 200
+    assert (
+        await clients[1].post("/api/telegram/webhook", json=update, headers=good)
+    ).status_code == 200
     await _wait_for(lambda: bool(fake.sent("sendMessage")), 10)
     assert len(fake.sent("sendMessage", 4321)) == 1
 
@@ -128,22 +144,30 @@ async def test_burst_of_60_group_mentions_stays_under_the_group_limit(fast_deps:
     at Telegram's real 60 s window the limiter's own margin covers network jitter."""
     async with running_fake_bot_api(group_limit=(20, 3.0)) as (fake, base_url):
         bot_deps = webhook_deps(fast_deps, base_url, telegram_group=(20, 3.2))
-        bot_deps = dataclasses.replace(bot_deps, settings=bot_deps.settings.model_copy(
-            update={"telegram_webhook_url": None}))
+        bot_deps = dataclasses.replace(
+            bot_deps, settings=bot_deps.settings.model_copy(update={"telegram_webhook_url": None})
+        )
         application = build_application(bot_deps)
         async with application:
             tasks = []
             for i in range(60):
-                update = tu.message("@chainlens_bot uniswap sentiment", chat_id=GROUP,
-                                    user_id=9000 + i)
-                tasks.append(asyncio.create_task(application.process_update(
-                    Update.de_json(update, application.bot))))
+                update = tu.message(
+                    "@chainlens_bot uniswap sentiment", chat_id=GROUP, user_id=9000 + i
+                )
+                tasks.append(
+                    asyncio.create_task(
+                        application.process_update(Update.de_json(update, application.bot))
+                    )
+                )
                 await asyncio.sleep(10 / 60)
             await asyncio.wait_for(asyncio.gather(*tasks), 120)
     assert fake.served_429 == []
     assert fake.max_in_window(GROUP, 3.0) <= 20
-    answers = [m for (chat, _), m in fake.messages.items()
-               if chat == GROUP and "Uniswap" in m.text and "Sentiment" in m.text]
+    answers = [
+        m
+        for (chat, _), m in fake.messages.items()
+        if chat == GROUP and "Uniswap" in m.text and "Sentiment" in m.text
+    ]
     assert len(answers) == 60
     for i in range(60):
         account = await account_for_identity(bot_deps, f"telegram:{9000 + i}")

@@ -21,8 +21,7 @@ def _deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
     limits = dict(deps.settings.tier_limits)
     limits["free"] = TierLimits(daily=5, minute=10)
     settings = deps.settings.model_copy(update={"tier_limits": limits})
-    return fast_http(with_http(dataclasses.replace(deps, settings=settings),
-                               sources.transport()))
+    return fast_http(with_http(dataclasses.replace(deps, settings=settings), sources.transport()))
 
 
 async def _ask(deps: Deps, identity: str, text: str) -> list[Any]:
@@ -41,7 +40,8 @@ async def test_an_answer_without_any_data_is_refunded(deps: Deps, with_http: Any
 
 
 async def test_a_partial_answer_is_charged_and_shows_partial_tools(
-        deps: Deps, with_http: Any) -> None:
+    deps: Deps, with_http: Any
+) -> None:
     fast = _deps(deps, with_http, FakeSources(down={"github"}))
     events = await _ask(fast, "telegram:502", "Research Uniswap")
     final = events[-1]

@@ -34,8 +34,13 @@ def test_doctor_prints_a_table(settings: Settings, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:doctor-secret-token-value")
     # Point every data source at a closed local port: reachable must say NO, not hang.
-    for var in ("COINGECKO_BASE_URL", "DEFILLAMA_BASE_URL", "GOPLUS_BASE_URL",
-                "GITHUB_API_URL", "FEAR_GREED_URL"):
+    for var in (
+        "COINGECKO_BASE_URL",
+        "DEFILLAMA_BASE_URL",
+        "GOPLUS_BASE_URL",
+        "GITHUB_API_URL",
+        "FEAR_GREED_URL",
+    ):
         monkeypatch.setenv(var, "http://127.0.0.1:9/x")
     monkeypatch.setenv("NEWS_FEEDS", "http://127.0.0.1:9/feed.xml")
     monkeypatch.setenv("TELEGRAM_API_BASE", "http://127.0.0.1:9/bot")
@@ -52,8 +57,15 @@ def test_doctor_prints_a_table(settings: Settings, monkeypatch: pytest.MonkeyPat
 
 def test_bad_setting_stops_start_up_with_one_line() -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "DATABASE_URL": "not-a-url"}
-    proc = subprocess.run([sys.executable, "-m", "chainlens.cli", "migrate"], env=env,
-                          capture_output=True, text=True, timeout=60, cwd="/tmp", check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "chainlens.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/tmp",
+        check=False,
+    )
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
         "invalid setting DATABASE_URL: Value error, must be a postgresql:// URL"
@@ -106,8 +118,14 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
     monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
     monkeypatch.setenv("LLM_MODELS", "")
-    for var in ("COINGECKO_BASE_URL", "DEFILLAMA_BASE_URL", "GOPLUS_BASE_URL",
-                "GITHUB_API_URL", "FEAR_GREED_URL", "TELEGRAM_API_BASE"):
+    for var in (
+        "COINGECKO_BASE_URL",
+        "DEFILLAMA_BASE_URL",
+        "GOPLUS_BASE_URL",
+        "GITHUB_API_URL",
+        "FEAR_GREED_URL",
+        "TELEGRAM_API_BASE",
+    ):
         monkeypatch.setenv(var, "http://127.0.0.1:9/x")
     monkeypatch.setenv("NEWS_FEEDS", "http://127.0.0.1:9/feed.xml")
     monkeypatch.setenv("HTTP_TIMEOUT_S", "0.5")
@@ -125,7 +143,8 @@ def test_account_show_of_a_malformed_identity_is_one_line(cli_env: None) -> None
 
 
 def test_doctor_with_postgres_down_prints_the_table_and_exits_1(
-        cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:9/postgres")
     result = CliRunner().invoke(main, ["doctor"])
     assert result.exit_code == 1, result.output
@@ -146,8 +165,9 @@ def test_doctor_with_redis_down_exits_1(cli_env: None, monkeypatch: pytest.Monke
     assert re.search(r"Redis\s+yes\s+NO", lines["Redis"])
 
 
-def test_info_logs_only_with_verbose(cli_env: None, monkeypatch: pytest.MonkeyPatch,
-                                     tmp_path: Path) -> None:
+def test_info_logs_only_with_verbose(
+    cli_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # An embedded Redis (quick to start) logs one INFO line when it starts.
     monkeypatch.delenv("REDIS_URL")
     monkeypatch.setenv("CHAINLENS_DATA_DIR", str(tmp_path))
@@ -162,19 +182,40 @@ def test_info_logs_only_with_verbose(cli_env: None, monkeypatch: pytest.MonkeyPa
 
 
 def test_help_is_quick_because_it_imports_nothing_heavy() -> None:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "chainlens.cli", "--help"],
-                          capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "chainlens.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
-                if line.startswith("import time:")}
-    heavy = {"pydantic", "pydantic_settings", "asyncpg", "redis", "httpx", "fastapi",
-             "langgraph", "litellm", "rich", "billing", "agent.stream", "chainlens.settings"}
+    imported = {
+        line.split("|")[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    heavy = {
+        "pydantic",
+        "pydantic_settings",
+        "asyncpg",
+        "redis",
+        "httpx",
+        "fastapi",
+        "langgraph",
+        "litellm",
+        "rich",
+        "billing",
+        "agent.stream",
+        "chainlens.settings",
+    }
     assert imported & heavy == set()
     # ... and still lists every command with its help, including the other packages' ones.
     commands = dict(re.findall(r"^  (\w[\w-]*)\s{2,}(\S.*)$", proc.stdout, flags=re.MULTILINE))
-    assert {"serve", "migrate", "doctor", "ask", "plan", "analyze", "cache", "account"} \
-        <= set(commands)
+    assert {"serve", "migrate", "doctor", "ask", "plan", "analyze", "cache", "account"} <= set(
+        commands
+    )
     assert commands["account"] == "Inspect and change accounts (admin)."
 
 
@@ -185,9 +226,14 @@ def test_ask_in_a_terminal_renders_markdown(cli_env: None) -> None:
     import select
 
     leader, follower = pty.openpty()
-    with subprocess.Popen([sys.executable, "-m", "chainlens.cli", "ask", "what's SOL trading at?"],
-                          stdout=follower, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                          cwd=REPO_ROOT, env={**os.environ, "COLUMNS": "100"}) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "chainlens.cli", "ask", "what's SOL trading at?"],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+        env={**os.environ, "COLUMNS": "100"},
+    ) as proc:
         os.close(follower)
         screen = b""
         while select.select([leader], [], [], 60)[0]:
@@ -213,6 +259,7 @@ def test_ask_in_a_terminal_renders_markdown(cli_env: None) -> None:
 def _docker_ignored(path: str, patterns: list[str]) -> bool:
     """Docker's rule: the last matching pattern wins, `!` re-includes, and a pattern that
     matches a directory excludes everything in it."""
+
     def regex(pattern: str) -> str:
         out, i = "", 0
         while i < len(pattern):
@@ -226,7 +273,7 @@ def _docker_ignored(path: str, patterns: list[str]) -> bool:
                 out, i = out + "[^/]", i + 1
             elif pattern[i] == "[":
                 end = pattern.index("]", i)
-                out, i = out + pattern[i:end + 1], end + 1
+                out, i = out + pattern[i : end + 1], end + 1
             else:
                 out, i = out + re.escape(pattern[i]), i + 1
         return out
@@ -245,15 +292,31 @@ def _docker_ignored(path: str, patterns: list[str]) -> bool:
 def test_dockerignore_keeps_secrets_venv_and_git_out_of_the_image() -> None:
     lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    for path in (".venv/lib/python3.11/site-packages/x.py", ".env", ".env.production",
-                 ".git/HEAD", "test-artifacts/widget.png", ".chainlens/postgres/PG_VERSION",
-                 "chainlens/__pycache__/cli.cpython-311.pyc", ".pytest_cache/v/x",
-                 "chainlens.egg-info/PKG-INFO", "build/lib/chainlens/cli.py"):
+    for path in (
+        ".venv/lib/python3.11/site-packages/x.py",
+        ".env",
+        ".env.production",
+        ".git/HEAD",
+        "test-artifacts/widget.png",
+        ".chainlens/postgres/PG_VERSION",
+        "chainlens/__pycache__/cli.cpython-311.pyc",
+        ".pytest_cache/v/x",
+        "chainlens.egg-info/PKG-INFO",
+        "build/lib/chainlens/cli.py",
+    ):
         assert _docker_ignored(path, patterns), path
     # ... while the Dockerfile's `pip install -e .` has everything it reads.
-    for path in ("pyproject.toml", "setup.py", "README.md", "requirements.lock",
-                 "chainlens/cli.py", "web/static/widget.js", "web/routes/chat.py",
-                 "migrations/0001_seed_schema.sql", "tools/coin_index.json"):
+    for path in (
+        "pyproject.toml",
+        "setup.py",
+        "README.md",
+        "requirements.lock",
+        "chainlens/cli.py",
+        "web/static/widget.js",
+        "web/routes/chat.py",
+        "migrations/0001_seed_schema.sql",
+        "tools/coin_index.json",
+    ):
         assert not _docker_ignored(path, patterns), path
         assert (REPO_ROOT / path).exists(), path
 

@@ -36,7 +36,8 @@ async def discord_bot(fast_deps: Deps, sources: FakeSources) -> AsyncIterator[Bo
 
 
 async def test_telegram_comparison_is_a_monospace_table_and_one_overlay_photo(
-        tg: Harness, sources: FakeSources) -> None:  # noqa: F811
+    tg: Harness, sources: FakeSources
+) -> None:
     sources.extra_coins |= COMPARED
     before = await tg.remaining()
     await tg.send(tu.message("compare uniswap, solana and ethereum"))
@@ -52,13 +53,14 @@ async def test_telegram_comparison_is_a_monospace_table_and_one_overlay_photo(
     assert "| Metric |" not in text and "<b>Aspect by aspect</b>" in text
     [photo] = tg.fake.sent("sendPhoto", PRIVATE)
     assert photo["_photo_png"]
-    assert photo["caption"] == ("Uniswap (UNI) vs Solana (SOL) vs Ethereum (ETH): prices "
-                                "normalised to 100 at a common start")
+    assert photo["caption"] == (
+        "Uniswap (UNI) vs Solana (SOL) vs Ethereum (ETH): prices "
+        "normalised to 100 at a common start"
+    )
     assert await tg.remaining() == before - 1  # 12 tool runs, one request
 
 
-async def test_telegram_vietnamese_comparison_caption(tg: Harness,  # noqa: F811
-                                                      sources: FakeSources) -> None:
+async def test_telegram_vietnamese_comparison_caption(tg: Harness, sources: FakeSources) -> None:
     sources.extra_coins |= COMPARED
     await tg.send(tu.message("so sánh giá SOL và ETH", user_id=USER + 1))
     [photo] = tg.fake.sent("sendPhoto", PRIVATE)
@@ -67,8 +69,9 @@ async def test_telegram_vietnamese_comparison_caption(tg: Harness,  # noqa: F811
 
 async def test_discord_comparison_is_inline_fields_with_the_overlay(discord_bot: Bot) -> None:
     bot = discord_bot
-    payload = bot.fake.slash("ask", [{"name": "question", "type": 3,
-                                      "value": "compare uniswap, solana and ethereum"}])
+    payload = bot.fake.slash(
+        "ask", [{"name": "question", "type": 3, "value": "compare uniswap, solana and ethereum"}]
+    )
     await bot.dispatch(payload)
     messages = bot.fake.messages_of(payload)
     embeds = [e for m in messages for e in m["embeds"]]
@@ -95,11 +98,13 @@ async def test_discord_comparison_is_inline_fields_with_the_overlay(discord_bot:
 
 async def test_discord_two_projects_keep_their_columns(discord_bot: Bot) -> None:
     bot = discord_bot
-    payload = bot.fake.slash("ask", [{"name": "question", "type": 3,
-                                      "value": "uniswap vs aave tokenomics"}])
+    payload = bot.fake.slash(
+        "ask", [{"name": "question", "type": 3, "value": "uniswap vs aave tokenomics"}]
+    )
     await bot.dispatch(payload)
-    fields = [f for m in bot.fake.messages_of(payload) for e in m["embeds"]
-              for f in e.get("fields", [])]
+    fields = [
+        f for m in bot.fake.messages_of(payload) for e in m["embeds"] for f in e.get("fields", [])
+    ]
     # two columns and a spacer per row of the grid, so Discord keeps the columns aligned
     assert [f["name"] for f in fields[:3]] == ["Uniswap (UNI)", "Aave (AAVE)", SPACER]
     assert "**Tokenomics score**" in fields[0]["value"]
@@ -127,17 +132,28 @@ def test_progress_names_the_projects_and_joins_each_tools_runs() -> None:
     from tools.results import Project
 
     progress = Progress()
-    projects = [Project(id="solana", symbol="sol", name="Solana"),
-                Project(id="ethereum", symbol="eth", name="Ethereum")]
-    progress.apply(PlanEvent(project=projects[0], projects=projects,
-                             plan=PlanInfo(tools=["onchain"], router="rules", intent="compare")))
+    projects = [
+        Project(id="solana", symbol="sol", name="Solana"),
+        Project(id="ethereum", symbol="eth", name="Ethereum"),
+    ]
+    progress.apply(
+        PlanEvent(
+            project=projects[0],
+            projects=projects,
+            plan=PlanInfo(tools=["onchain"], router="rules", intent="compare"),
+        )
+    )
     assert progress.project == "Solana (SOL) vs Ethereum (ETH)"
     for p in ("solana", "ethereum"):
         progress.apply(ToolStartedEvent(tool="onchain", project_id=p))
-    progress.apply(ToolFinishedEvent(tool="onchain", project_id="solana", ok=True, cache="hot",
-                                     elapsed_ms=1.0))
+    progress.apply(
+        ToolFinishedEvent(tool="onchain", project_id="solana", ok=True, cache="hot", elapsed_ms=1.0)
+    )
     assert progress.tools == {"onchain": "running"}  # Ethereum's run is still going
-    progress.apply(ToolFinishedEvent(tool="onchain", project_id="ethereum", ok=False,
-                                     cache="none", elapsed_ms=1.0))
+    progress.apply(
+        ToolFinishedEvent(
+            tool="onchain", project_id="ethereum", ok=False, cache="none", elapsed_ms=1.0
+        )
+    )
     assert progress.tools == {"onchain": "partial"}  # one project's data failed
     assert "🟡 Market & on-chain (partial)" in progress.status_line()

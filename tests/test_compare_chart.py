@@ -32,8 +32,14 @@ def client_for(app: object, ip: str = "203.0.113.9") -> httpx.AsyncClient:
 
 @pytest.fixture
 async def chart_deps(deps: Deps, database_url: str, redis_url: str, tmp_path: Path) -> Deps:
-    settings = make_test_settings(database_url, redis_url, tmp_path, redis_prefix=deps.keys.prefix,
-                                  chart_requests_per_min=6, chart_render_concurrency=1)
+    settings = make_test_settings(
+        database_url,
+        redis_url,
+        tmp_path,
+        redis_prefix=deps.keys.prefix,
+        chart_requests_per_min=6,
+        chart_render_concurrency=1,
+    )
     return dataclasses.replace(deps, settings=settings)
 
 
@@ -45,13 +51,19 @@ async def client(chart_deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
 
 async def _snapshot(deps: Deps, project_id: str, prices: list[float], offset_days: int = 0) -> int:
     history = [[START + (i + offset_days) * DAY, p] for i, p in enumerate(prices)]
-    return int(await deps.db.fetchval(
-        "INSERT INTO analysis_snapshots (project_id, module, result) VALUES ($1, 'onchain', $2)"
-        " RETURNING id", project_id, {"price_history": history}))
+    return int(
+        await deps.db.fetchval(
+            "INSERT INTO analysis_snapshots (project_id, module, result) VALUES ($1, 'onchain', $2)"
+            " RETURNING id",
+            project_id,
+            {"price_history": history},
+        )
+    )
 
 
 async def test_comparison_chart_is_a_png_cached_per_set_of_snapshots(
-        chart_deps: Deps, client: httpx.AsyncClient) -> None:
+    chart_deps: Deps, client: httpx.AsyncClient
+) -> None:
     await _snapshot(chart_deps, "uniswap", [5.0, 6.0, 7.0])
     aave = await _snapshot(chart_deps, "aave", [100.0, 90.0, 80.0], offset_days=1)
     first = await client.get("/api/chart/compare.png?ids=uniswap,aave")
@@ -62,8 +74,12 @@ async def test_comparison_chart_is_a_png_cached_per_set_of_snapshots(
     await chart_deps.db.execute("UPDATE analysis_snapshots SET result = '{}' WHERE id = $1", aave)
     again = await client.get("/api/chart/compare.png?ids=uniswap,aave")
     assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
-    assert (await client.get("/api/chart/compare.png?ids=uniswap,aave", headers={
-        "If-None-Match": first.headers["etag"]})).status_code == 304
+    assert (
+        await client.get(
+            "/api/chart/compare.png?ids=uniswap,aave",
+            headers={"If-None-Match": first.headers["etag"]},
+        )
+    ).status_code == 304
     # the order is the legend's: another order is another chart, not a stale copy
     other = await client.get("/api/chart/compare.png?ids=aave,uniswap")
     assert other.status_code == 404  # aave's newest snapshot no longer has a history
@@ -78,15 +94,18 @@ async def test_comparison_chart_is_a_png_cached_per_set_of_snapshots(
     assert vi.status_code == 200 and vi.content != newer.content
 
 
-@pytest.mark.parametrize(("query", "says"), [
-    ("", "ids is required"),
-    ("?ids=", "ids is required"),
-    ("?ids=uniswap", "needs 2 to 3 project ids; got 1"),
-    ("?ids=uniswap,aave,solana,ethereum", "needs 2 to 3 project ids; got 4"),
-    ("?ids=uniswap,uniswap", "only once"),
-    ("?ids=uniswap,Aave", "invalid project id 'Aave'"),
-    ("?ids=uniswap,../etc", "invalid project id '../etc'"),
-])
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("", "ids is required"),
+        ("?ids=", "ids is required"),
+        ("?ids=uniswap", "needs 2 to 3 project ids; got 1"),
+        ("?ids=uniswap,aave,solana,ethereum", "needs 2 to 3 project ids; got 4"),
+        ("?ids=uniswap,uniswap", "only once"),
+        ("?ids=uniswap,Aave", "invalid project id 'Aave'"),
+        ("?ids=uniswap,../etc", "invalid project id '../etc'"),
+    ],
+)
 async def test_bad_ids_are_a_clear_400(client: httpx.AsyncClient, query: str, says: str) -> None:
     reply = await client.get("/api/chart/compare.png" + query)
     assert reply.status_code == 400
@@ -94,8 +113,9 @@ async def test_bad_ids_are_a_clear_400(client: httpx.AsyncClient, query: str, sa
     assert error["code"] == "invalid_request" and says in error["message"], error
 
 
-async def test_a_project_without_history_is_named_in_the_404(chart_deps: Deps,
-                                                              client: httpx.AsyncClient) -> None:
+async def test_a_project_without_history_is_named_in_the_404(
+    chart_deps: Deps, client: httpx.AsyncClient
+) -> None:
     await _snapshot(chart_deps, "uniswap", [5.0, 6.0])
     reply = await client.get("/api/chart/compare.png?ids=uniswap,solana,aave")
     assert reply.status_code == 404
@@ -111,8 +131,9 @@ async def test_comparison_charts_share_the_per_ip_budget(chart_deps: Deps) -> No
     await _snapshot(chart_deps, "aave", [2.0, 1.0])
     app = create_app(chart_deps.settings, deps=chart_deps)
     async with client_for(app, "198.51.100.7") as one, client_for(app, "198.51.100.8") as two:
-        statuses = [(await one.get("/api/chart/compare.png?ids=uniswap,aave")).status_code
-                    for _ in range(3)]
+        statuses = [
+            (await one.get("/api/chart/compare.png?ids=uniswap,aave")).status_code for _ in range(3)
+        ]
         statuses += [(await one.get("/api/chart/uniswap.png")).status_code for _ in range(3)]
         assert statuses == [200] * 6
         refused = await one.get("/api/chart/compare.png?ids=uniswap,aave")
@@ -122,14 +143,19 @@ async def test_comparison_charts_share_the_per_ip_budget(chart_deps: Deps) -> No
 
 
 def test_overlay_title_and_caption_in_both_languages() -> None:
-    series = {"Solana (SOL)": [(START, 1.0), (START + DAY, 2.0), (START + 2 * DAY, 2.5)],
-              "Ethereum (ETH)": [(START + DAY, 3.0), (START + 2 * DAY, 4.0)]}
-    assert overlay_title(series) == ("Solana (SOL) vs Ethereum (ETH): price since 2023-11-15 "
-                                     "(start = 100)")
+    series = {
+        "Solana (SOL)": [(START, 1.0), (START + DAY, 2.0), (START + 2 * DAY, 2.5)],
+        "Ethereum (ETH)": [(START + DAY, 3.0), (START + 2 * DAY, 4.0)],
+    }
+    assert overlay_title(series) == (
+        "Solana (SOL) vs Ethereum (ETH): price since 2023-11-15 (start = 100)"
+    )
     vi = overlay_title(series, localizer("vi"))
     assert vi.startswith("Solana (SOL) vs Ethereum (ETH): giá từ 15/11/2023")
-    projects = [Project(id="solana", symbol="sol", name="Solana"),
-                Project(id="ethereum", symbol="eth", name="Ethereum")]
+    projects = [
+        Project(id="solana", symbol="sol", name="Solana"),
+        Project(id="ethereum", symbol="eth", name="Ethereum"),
+    ]
     assert "Solana (SOL) vs Ethereum (ETH)" in comparison_caption(projects, localizer("vi"))
     histories = {"solana": series["Solana (SOL)"], "ethereum": series["Ethereum (ETH)"]}
     png = answer_overlay(projects, histories)
@@ -139,13 +165,16 @@ def test_overlay_title_and_caption_in_both_languages() -> None:
 
 # --- the answer links it (web) ------------------------------------------------------------------
 
+
 @pytest.fixture
 def chat_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
     limits = dict(deps.settings.tier_limits)
     limits["free"] = TierLimits(daily=5, minute=10)
     settings = deps.settings.model_copy(update={"tier_limits": limits})
     sources.extra_coins |= {"solana", "ethereum"}
-    fast: Deps = fast_http(with_http(dataclasses.replace(deps, settings=settings), sources.transport()))
+    fast: Deps = fast_http(
+        with_http(dataclasses.replace(deps, settings=settings), sources.transport())
+    )
     return fast
 
 

@@ -28,29 +28,58 @@ def cdeps(deps: Deps, with_http: WithHttp, sources: FakeSources) -> Deps:
     return fast_http(with_http(deps, sources.transport()))
 
 
-@pytest.mark.parametrize(("text", "ids", "tools"), [
-    ("compare SOL and ETH", ["solana", "ethereum"], ["onchain", "sentiment", "team", "tokenomics"]),
-    ("ARB vs OP tokenomics?", ["arbitrum", "optimism"], ["tokenomics"]),
-    ("uni vs aave: whose team is stronger?", ["uniswap", "aave"], ["team"]),
-    ("which is better, SOL or AVAX", ["solana", "avalanche-2"],
-     ["onchain", "sentiment", "team", "tokenomics"]),
-    ("SOL or ETH?", ["solana", "ethereum"], ["onchain", "sentiment", "team", "tokenomics"]),
-    ("Chainlink versus Aave price and sentiment", ["chainlink", "aave"], ["onchain", "sentiment"]),
-    ("bitcoin vs ethereum vs solana", ["bitcoin", "ethereum", "solana"],
-     ["onchain", "sentiment", "team", "tokenomics"]),
-    ("so sánh SOL và ETH", ["solana", "ethereum"], ["onchain", "sentiment", "team", "tokenomics"]),
-    ("so sanh tokenomics cua ARB va OP", ["arbitrum", "optimism"], ["tokenomics"]),
-    ("SOL hay ETH, đội ngũ nào mạnh hơn?", ["solana", "ethereum"], ["team"]),
-])
-async def test_comparison_phrasings_plan_every_project(cdeps: Deps, text: str, ids: list[str],
-                                                       tools: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("text", "ids", "tools"),
+    [
+        (
+            "compare SOL and ETH",
+            ["solana", "ethereum"],
+            ["onchain", "sentiment", "team", "tokenomics"],
+        ),
+        ("ARB vs OP tokenomics?", ["arbitrum", "optimism"], ["tokenomics"]),
+        ("uni vs aave: whose team is stronger?", ["uniswap", "aave"], ["team"]),
+        (
+            "which is better, SOL or AVAX",
+            ["solana", "avalanche-2"],
+            ["onchain", "sentiment", "team", "tokenomics"],
+        ),
+        ("SOL or ETH?", ["solana", "ethereum"], ["onchain", "sentiment", "team", "tokenomics"]),
+        (
+            "Chainlink versus Aave price and sentiment",
+            ["chainlink", "aave"],
+            ["onchain", "sentiment"],
+        ),
+        (
+            "bitcoin vs ethereum vs solana",
+            ["bitcoin", "ethereum", "solana"],
+            ["onchain", "sentiment", "team", "tokenomics"],
+        ),
+        (
+            "so sánh SOL và ETH",
+            ["solana", "ethereum"],
+            ["onchain", "sentiment", "team", "tokenomics"],
+        ),
+        ("so sanh tokenomics cua ARB va OP", ["arbitrum", "optimism"], ["tokenomics"]),
+        ("SOL hay ETH, đội ngũ nào mạnh hơn?", ["solana", "ethereum"], ["team"]),
+    ],
+)
+async def test_comparison_phrasings_plan_every_project(
+    cdeps: Deps, text: str, ids: list[str], tools: list[str]
+) -> None:
     plan = await plan_one(cdeps, text)
     assert plan["project_ids"] == ids and plan["project_id"] == ids[0]
     assert plan["tools"] == tools
 
 
-@pytest.mark.parametrize("text", ["Research Uniswap", "should I buy or sell SOL",
-                                  "uniswap tokenomics and team", "Is the PEPE team legit?"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Research Uniswap",
+        "should I buy or sell SOL",
+        "uniswap tokenomics and team",
+        "Is the PEPE team legit?",
+    ],
+)
 async def test_single_project_questions_are_not_comparisons(cdeps: Deps, text: str) -> None:
     assert "project_ids" not in await plan_one(cdeps, text)
 
@@ -71,9 +100,16 @@ async def test_comparison_fans_out_in_one_step_and_writes_the_table(cdeps: Deps)
     text = final.answer
     assert text.startswith("## Solana (SOL) vs Ethereum (ETH)")
     assert "| Metric | Solana (SOL) | Ethereum (ETH) |" in text
-    for row in ("| Price |", "| Market cap |", "| Market score |", "| Tokenomics score |",
-                "| Team score |", "| Market & on-chain data |", "| Sentiment data |",
-                "| Team & development data |"):
+    for row in (
+        "| Price |",
+        "| Market cap |",
+        "| Market score |",
+        "| Tokenomics score |",
+        "| Team score |",
+        "| Market & on-chain data |",
+        "| Sentiment data |",
+        "| Team & development data |",
+    ):
         assert row in text, row
     assert "CoinGecko · " in text.split("| Market & on-chain data |")[1].split("\n")[0]
     # the fake's news is too thin to score sentiment: the verdict says so instead of guessing
@@ -86,8 +122,9 @@ async def test_comparison_fans_out_in_one_step_and_writes_the_table(cdeps: Deps)
     assert final.usage.cost_usd == 0 and final.substantive
 
 
-async def test_one_projects_failing_source_is_named_in_the_table(cdeps: Deps,
-                                                                  sources: FakeSources) -> None:
+async def test_one_projects_failing_source_is_named_in_the_table(
+    cdeps: Deps, sources: FakeSources
+) -> None:
     sources.extra_coins.discard("aave")  # CoinGecko says aave does not exist: its market data fails
     final = await answer(cdeps, "compare uniswap and aave price")
     row = final.answer.split("| Market & on-chain data |")[1].split("\n")[0]
@@ -141,13 +178,15 @@ async def test_the_table_renders_as_monospace_in_telegram(cdeps: Deps) -> None:
     col = lines[0].index("Arbitrum (ARB)")
     assert set(lines[1]) <= {"-", " "}
     for line in lines[2:]:
-        assert line[col - 2:col] == "  " and line[col] != " ", line
+        assert line[col - 2 : col] == "  " and line[col] != " ", line
 
 
 def test_overlay_normalises_prices_to_a_common_start() -> None:
     day = 86_400_000
-    series = {"SOL": [(0, 100.0), (day, 110.0), (2 * day, 120.0)],
-              "ETH": [(day, 2000.0), (2 * day, 1000.0)]}
+    series = {
+        "SOL": [(0, 100.0), (day, 110.0), (2 * day, 120.0)],
+        "ETH": [(day, 2000.0), (2 * day, 1000.0)],
+    }
     rebased = normalised_series(series)
     assert rebased["SOL"] == [(day, 100.0), (2 * day, 120.0 / 110.0 * 100)]
     assert rebased["ETH"] == [(day, 100.0), (2 * day, 50.0)]

@@ -9,6 +9,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
+from agent import answer, answer_stream
+from agent.events import AgentEvent, ErrorEvent, FinalEvent, TextEvent
+from chainlens.deps import Deps
 from test_agent_support import (  # noqa: F401  (fixtures)
     Fail,
     FakeLLM,
@@ -17,18 +21,16 @@ from test_agent_support import (  # noqa: F401  (fixtures)
     llm_server_session,
     with_llm,
 )
-
-from agent import answer, answer_stream
-from agent.events import AgentEvent, ErrorEvent, FinalEvent, TextEvent
-from chainlens.deps import Deps
 from tests.tools_fakes import FakeSources, fast_http
 
 WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 COMPARISON = "compare SOL and ETH tokenomics"
-PROSE = ("Solana and Ethereum look alike on tokenomics, with a score of 95 each. "
-         "Ethereum's supply will reach 999,999,999 tokens next year.\n"
-         "You should buy SOL now.\n"
-         "Read more at https://evil.example/pump for details.\n")
+PROSE = (
+    "Solana and Ethereum look alike on tokenomics, with a score of 95 each. "
+    "Ethereum's supply will reach 999,999,999 tokens next year.\n"
+    "You should buy SOL now.\n"
+    "Read more at https://evil.example/pump for details.\n"
+)
 
 
 @pytest.fixture
@@ -51,7 +53,8 @@ def streamed(events: list[AgentEvent]) -> str:
 
 
 async def test_the_model_writes_a_checked_paragraph_between_table_and_verdicts(
-        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.default = Reply(text=PROSE)
     deps = with_llm(data_deps, llm_server, "a")
     events = await collect(deps, COMPARISON)
@@ -60,8 +63,11 @@ async def test_the_model_writes_a_checked_paragraph_between_table_and_verdicts(
     assert final.writer == "llm" and final.usage.tokens_out > 0
     text = final.answer
     assert streamed(events) == text  # the stream is exactly the answer, nothing twice
-    table, paragraph, verdicts = (text.index("| Metric |"), text.index("Solana and Ethereum"),
-                                  text.index("**Aspect by aspect**"))
+    table, paragraph, verdicts = (
+        text.index("| Metric |"),
+        text.index("Solana and Ethereum"),
+        text.index("**Aspect by aspect**"),
+    )
     assert table < paragraph < verdicts
     assert "| Tokenomics score | 95/100 | 95/100 |" in text  # the figures stay the rules'
     assert "a score of 95 each" in text  # a figure the table shows passes
@@ -82,7 +88,8 @@ async def test_the_model_writes_a_checked_paragraph_between_table_and_verdicts(
 
 
 async def test_a_vietnamese_comparison_asks_for_vietnamese(
-        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.default = Reply(text="Solana và Ethereum có điểm tokenomics như nhau: 95.\n")
     deps = with_llm(data_deps, llm_server, "a")
     final = await answer(deps, "so sánh tokenomics của SOL và ETH")
@@ -96,7 +103,8 @@ async def test_a_vietnamese_comparison_asks_for_vietnamese(
 
 
 async def test_without_a_working_model_the_comparison_is_the_rules_answer(
-        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.default = Fail(500)
     deps = with_llm(data_deps, llm_server, "a", "b")
     events = await collect(deps, COMPARISON)
@@ -110,7 +118,8 @@ async def test_without_a_working_model_the_comparison_is_the_rules_answer(
 
 
 async def test_a_paragraph_cut_midway_ends_with_one_error_and_the_rules_answer(
-        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     text = "Both projects are covered.\n" + "More words about them that go on. " * 10 + "\n"
     llm_server.default = Reply(text=text, chunk_chars=10, cut_after_chunks=5)
     deps = with_llm(data_deps, llm_server, "a", "b")
@@ -125,10 +134,12 @@ async def test_a_paragraph_cut_midway_ends_with_one_error_and_the_rules_answer(
 
 
 async def test_the_market_answer_gets_a_checked_paragraph_after_its_figures(
-        data_deps: Deps, llm_server: FakeLLM) -> None:  # noqa: F811
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     llm_server.default = Reply(
         text="Sentiment leans to greed, with the index at 69/100 and Bitcoin's share at "
-             "52.1%. Analysts expect the total to hit $9.99T by Friday.\n")
+        "52.1%. Analysts expect the total to hit $9.99T by Friday.\n"
+    )
     deps = with_llm(data_deps, llm_server, "a")
     events = await collect(deps, "how is the market today?")
     final = events[-1]
@@ -147,7 +158,8 @@ async def test_the_market_answer_gets_a_checked_paragraph_after_its_figures(
 
 
 async def test_a_market_answer_without_data_never_calls_the_model(
-        deps: Deps, with_http: WithHttp, llm_server: FakeLLM) -> None:  # noqa: F811
+    deps: Deps, with_http: WithHttp, llm_server: FakeLLM
+) -> None:
     down = fast_http(with_http(deps, FakeSources(down={"coingecko", "feargreed"}).transport()))
     final = await answer(with_llm(down, llm_server, "a"), "what's trending?")
     assert not final.substantive and "couldn't get market data" in final.answer
@@ -155,7 +167,8 @@ async def test_a_market_answer_without_data_never_calls_the_model(
 
 
 async def test_the_daily_report_reads_the_chat_answers_market_figures(
-        data_deps: Deps, sources: FakeSources) -> None:
+    data_deps: Deps, sources: FakeSources
+) -> None:
     from reports.build import market_overview
 
     chat = await answer(data_deps, "what's the fear and greed index today?")

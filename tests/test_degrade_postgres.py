@@ -44,13 +44,20 @@ def own_pg() -> Iterator[KillablePostgres]:
 
 
 @pytest.fixture
-async def pg_deps(own_pg: KillablePostgres, redis_url: str, tmp_path: Path,
-                  sources: FakeSources) -> AsyncIterator[Deps]:
-    settings = make_test_settings(own_pg.url, redis_url, tmp_path / "data",
-                                  redis_prefix=f"pgdown{uuid.uuid4().hex[:8]}:",
-                                  api_key_cache_s=60,
-                                  tier_limits={"free": TierLimits(daily=5, minute=5),
-                                               "pro": TierLimits(daily=100, minute=10)})
+async def pg_deps(
+    own_pg: KillablePostgres, redis_url: str, tmp_path: Path, sources: FakeSources
+) -> AsyncIterator[Deps]:
+    settings = make_test_settings(
+        own_pg.url,
+        redis_url,
+        tmp_path / "data",
+        redis_prefix=f"pgdown{uuid.uuid4().hex[:8]}:",
+        api_key_cache_s=60,
+        tier_limits={
+            "free": TierLimits(daily=5, minute=5),
+            "pro": TierLimits(daily=100, minute=10),
+        },
+    )
     async with open_deps(settings, http_transport=sources.transport()) as deps:
         yield fast_http(deps)
         keys = [k async for k in deps.redis.scan_iter(match=deps.keys.prefix + "*")]
@@ -60,8 +67,11 @@ async def pg_deps(own_pg: KillablePostgres, redis_url: str, tmp_path: Path,
 
 def client_for(deps: Deps, **headers: str) -> httpx.AsyncClient:
     app = create_app(deps.settings, deps=deps)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("192.0.2.9", 4000)),
-                             base_url="http://test", headers=headers)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("192.0.2.9", 4000)),
+        base_url="http://test",
+        headers=headers,
+    )
 
 
 def assert_unavailable(response: httpx.Response) -> None:
@@ -74,28 +84,39 @@ def assert_unavailable(response: httpx.Response) -> None:
 
 
 async def test_postgres_down_is_503_with_retry_after_and_charges_only_answers(
-        pg_deps: Deps, own_pg: KillablePostgres) -> None:
+    pg_deps: Deps, own_pg: KillablePostgres
+) -> None:
     deps = pg_deps
-    pro = await set_base_tier(deps, (await account_for_identity(deps, "web:p@example.com")).id,
-                              "pro")
+    pro = await set_base_tier(
+        deps, (await account_for_identity(deps, "web:p@example.com")).id, "pro"
+    )
     key, _ = await create_api_key(deps, pro, "tests")
     other = await account_for_identity(deps, "web:q@example.com")
     other_key, _ = await create_api_key(deps, other, "tests")
-    async with client_for(deps, authorization=f"Bearer {key}") as api, \
-            client_for(deps) as visitor, \
-            client_for(deps, authorization=f"Bearer {other_key}") as uncached:
+    async with (
+        client_for(deps, authorization=f"Bearer {key}") as api,
+        client_for(deps) as visitor,
+        client_for(deps, authorization=f"Bearer {other_key}") as uncached,
+    ):
         first = await api.post("/api/chat/query", json={"message": "Research Uniswap"})
         assert first.status_code == 200, first.text
-        assert (await visitor.post("/api/chat/query",
-                                   json={"message": "Research Uniswap"})).status_code == 200
+        assert (
+            await visitor.post("/api/chat/query", json={"message": "Research Uniswap"})
+        ).status_code == 200
 
         own_pg.kill()
 
         # Nothing can authenticate or count these: 503, the reason, when to retry.
-        assert_unavailable(await visitor.post("/api/chat/query", json={"message": "Research Uniswap"}))
-        assert_unavailable(await visitor.post("/api/chat/stream", json={"message": "Research Uniswap"}))
+        assert_unavailable(
+            await visitor.post("/api/chat/query", json={"message": "Research Uniswap"})
+        )
+        assert_unavailable(
+            await visitor.post("/api/chat/stream", json={"message": "Research Uniswap"})
+        )
         assert_unavailable(await visitor.get("/api/chat/quota"))
-        assert_unavailable(await uncached.post("/api/chat/query", json={"message": "Research Uniswap"}))
+        assert_unavailable(
+            await uncached.post("/api/chat/query", json={"message": "Research Uniswap"})
+        )
         fresh = client_for(deps)
         async with fresh:
             assert_unavailable(await fresh.post("/api/chat/query", json={"message": "hi"}))
@@ -114,8 +135,12 @@ async def test_postgres_down_is_503_with_retry_after_and_charges_only_answers(
         again = await visitor.post("/api/chat/query", json={"message": "Uniswap price"})
         assert again.status_code == 200, again.text
 
-    usage = {r["identity"]: r["n"] for r in await deps.db.fetch(
-        "SELECT identity, count(*) AS n FROM usage_logs WHERE status = 'ok' GROUP BY identity")}
+    usage = {
+        r["identity"]: r["n"]
+        for r in await deps.db.fetch(
+            "SELECT identity, count(*) AS n FROM usage_logs WHERE status = 'ok' GROUP BY identity"
+        )
+    }
     api_identity = next(i for i in usage if i.startswith("api-key:"))
     assert usage[api_identity] == 2  # both answers, the one during the outage included
     assert sorted(usage.values()) == [2, 2]  # the visitor: before and after, nothing between
@@ -126,7 +151,8 @@ async def test_postgres_down_is_503_with_retry_after_and_charges_only_answers(
 
 
 async def test_quota_counts_in_redis_when_postgres_dies_right_after_a_redis_outage(
-        own_pg: KillablePostgres, tmp_path: Path) -> None:
+    own_pg: KillablePostgres, tmp_path: Path
+) -> None:
     """The quota's Redis breaker is still open when PostgreSQL dies: the request is counted
     in Redis (back already), not admitted uncounted."""
     from billing.quota import consume_request
@@ -140,7 +166,8 @@ async def test_quota_counts_in_redis_when_postgres_dies_right_after_a_redis_outa
     try:
         async with open_deps(settings) as deps:
             account = await set_base_tier(
-                deps, (await account_for_identity(deps, "web:r@example.com")).id, "pro")
+                deps, (await account_for_identity(deps, "web:r@example.com")).id, "pro"
+            )
             assert (await consume_request(deps, account)).backend == "redis"
             redis.kill()
             own_pg.kill()

@@ -26,8 +26,9 @@ from tests.tools_fakes import FakeSources, fast_http
 from tools.cache import l1_key
 from web.app import create_app
 
-pytestmark = pytest.mark.skipif(redis_server_binary() is None,
-                                reason="redis-server is not installed")
+pytestmark = pytest.mark.skipif(
+    redis_server_binary() is None, reason="redis-server is not installed"
+)
 
 SORRY = "couldn't look that up"
 
@@ -41,16 +42,17 @@ def own_redis(tmp_path: Path) -> Iterator[KillableRedis]:
 
 
 @pytest.fixture
-async def redis_deps(deps: Deps, own_redis: KillableRedis, with_http: Any,
-                     sources: FakeSources) -> AsyncIterator[Deps]:
+async def redis_deps(
+    deps: Deps, own_redis: KillableRedis, with_http: Any, sources: FakeSources
+) -> AsyncIterator[Deps]:
     """The run's database, the killable Redis, the fake sources; free tier 4 a day."""
     limits = dict(deps.settings.tier_limits)
     limits["free"] = TierLimits(daily=4, minute=10)
-    settings = deps.settings.model_copy(update={"tier_limits": limits,
-                                                "redis_url": own_redis.url})
+    settings = deps.settings.model_copy(update={"tier_limits": limits, "redis_url": own_redis.url})
     redis = make_redis(own_redis.url, settings)
-    yield fast_http(with_http(dataclasses.replace(deps, settings=settings, redis=redis),
-                              sources.transport()))
+    yield fast_http(
+        with_http(dataclasses.replace(deps, settings=settings, redis=redis), sources.transport())
+    )
     await redis.aclose()
 
 
@@ -69,8 +71,12 @@ def assert_real_answer(text: str, display: str) -> None:
 
 
 async def test_chat_answers_while_redis_is_dead_and_the_quota_holds(
-        client: httpx.AsyncClient, redis_deps: Deps, own_redis: KillableRedis,
-        sources: FakeSources, caplog: pytest.LogCaptureFixture) -> None:
+    client: httpx.AsyncClient,
+    redis_deps: Deps,
+    own_redis: KillableRedis,
+    sources: FakeSources,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="chainlens.best_effort")
     first = await client.post("/api/chat/query", json={"message": "Research Uniswap"})
     assert first.status_code == 200, first.text
@@ -81,8 +87,9 @@ async def test_chat_answers_while_redis_is_dead_and_the_quota_holds(
     own_redis.kill()
 
     # Same question: the hot cache is gone, the snapshots in PostgreSQL answer it.
-    second = await client.post("/api/chat/query", json={"message": "research uniswap",
-                                                        "conversation_id": "c1"})
+    second = await client.post(
+        "/api/chat/query", json={"message": "research uniswap", "conversation_id": "c1"}
+    )
     assert second.status_code == 200, second.text
     body = second.json()
     assert_real_answer(body["response"], "Uniswap (UNI)")
@@ -120,22 +127,25 @@ async def test_chat_answers_while_redis_is_dead_and_the_quota_holds(
 
     refused = await client.post("/api/chat/query", json={"message": "Research Uniswap"})
     assert refused.status_code == 429
-    rows = await redis_deps.db.fetchval(
-        "SELECT count(*) FROM usage_logs WHERE status = 'ok'")
+    rows = await redis_deps.db.fetchval("SELECT count(*) FROM usage_logs WHERE status = 'ok'")
     assert rows == 4
 
 
 async def test_quota_is_exact_in_postgres_while_redis_is_dead(
-        client: httpx.AsyncClient, redis_deps: Deps, own_redis: KillableRedis) -> None:
+    client: httpx.AsyncClient, redis_deps: Deps, own_redis: KillableRedis
+) -> None:
     own_redis.kill()
-    codes = [(await client.post("/api/chat/query", json={"message": "Research Uniswap"})).status_code
-             for _ in range(6)]
+    codes = [
+        (await client.post("/api/chat/query", json={"message": "Research Uniswap"})).status_code
+        for _ in range(6)
+    ]
     assert codes == [200] * 4 + [429] * 2
     assert await redis_deps.db.fetchval("SELECT count(*) FROM usage_logs WHERE status = 'ok'") == 4
 
 
 async def test_best_effort_skips_calls_while_the_breaker_is_open(
-        redis_deps: Deps, own_redis: KillableRedis, caplog: pytest.LogCaptureFixture) -> None:
+    redis_deps: Deps, own_redis: KillableRedis, caplog: pytest.LogCaptureFixture
+) -> None:
     from agent.memory import remember_project, remembered_project
     from tests.tools_fakes import UNISWAP
 
@@ -152,14 +162,17 @@ async def test_best_effort_skips_calls_while_the_breaker_is_open(
 
 
 async def test_a_hung_redis_costs_a_request_seconds_not_minutes(
-        client: httpx.AsyncClient, own_redis: KillableRedis) -> None:
+    client: httpx.AsyncClient, own_redis: KillableRedis
+) -> None:
     """SIGSTOP: connections hang instead of failing. Short Redis timeouts and the breakers
     bound what the first request pays; the ones right after skip Redis."""
     import os
     import signal
     import time
 
-    assert (await client.post("/api/chat/query", json={"message": "Research Uniswap"})).status_code == 200
+    assert (
+        await client.post("/api/chat/query", json={"message": "Research Uniswap"})
+    ).status_code == 200
     os.kill(own_redis.pid, signal.SIGSTOP)
     try:
         started = time.monotonic()

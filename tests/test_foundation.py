@@ -19,8 +19,16 @@ from tests.conftest import InternetAccessError, make_test_settings
 from web.app import create_app
 
 SEED_TABLES = {
-    "users", "subscriptions", "usage_logs", "report_subscribers", "project_usage",
-    "daily_reports", "query_logs", "projects", "analysis_snapshots", "schema_migrations",
+    "users",
+    "subscriptions",
+    "usage_logs",
+    "report_subscribers",
+    "project_usage",
+    "daily_reports",
+    "query_logs",
+    "projects",
+    "analysis_snapshots",
+    "schema_migrations",
 }
 
 
@@ -88,7 +96,10 @@ async def test_ready_and_metrics(deps: Deps) -> None:
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert 'chainlens_http_requests_total{method="GET",route="/ready",status="200"} 1.0' in text
-    assert 'chainlens_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/v1/health"}' in text
+    assert (
+        'chainlens_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/v1/health"}'
+        in text
+    )
 
 
 async def test_redis_down_gives_503_with_reason(deps: Deps) -> None:

@@ -44,9 +44,16 @@ class Server:
 
         async with open_deps(self.settings) as deps:
             app = create_app(self.settings, deps=deps)
-            config = server_config(app, self.settings, host="127.0.0.1", port=self.port,
-                                   log_level="warning", lifespan="off",
-                                   timeout_graceful_shutdown=2, **self.options)
+            config = server_config(
+                app,
+                self.settings,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+                **self.options,
+            )
             self.server = uvicorn.Server(config)
             serving = asyncio.create_task(self.server.serve())
             while not self.server.started and not serving.done():
@@ -69,9 +76,15 @@ class Server:
 
 
 def _limits_settings(deps: Deps, database_url: str, redis_url: str, tmp_path: Path) -> Settings:
-    return make_test_settings(database_url, redis_url, tmp_path, redis_prefix=deps.keys.prefix,
-                              header_timeout_s=HEADER_TIMEOUT_S, body_timeout_s=BODY_TIMEOUT_S,
-                              stripe_webhook_secret="whsec_test_secret")
+    return make_test_settings(
+        database_url,
+        redis_url,
+        tmp_path,
+        redis_prefix=deps.keys.prefix,
+        header_timeout_s=HEADER_TIMEOUT_S,
+        body_timeout_s=BODY_TIMEOUT_S,
+        stripe_webhook_secret="whsec_test_secret",
+    )
 
 
 @pytest.fixture
@@ -144,8 +157,10 @@ def rss_bytes() -> int:
 def test_declared_oversized_webhook_body_is_refused_before_it_is_read(server: Server) -> None:
     with server.connect() as sock:
         # 300 MB announced, nothing sent: the answer must not wait for the body.
-        sock.sendall(b"POST /api/stripe/webhook HTTP/1.1\r\nHost: localhost\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 314572800\r\n\r\n")
+        sock.sendall(
+            b"POST /api/stripe/webhook HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 314572800\r\n\r\n"
+        )
         status, headers, body = read_response(sock, timeout=5)
     assert status == 413
     assert headers["connection"] == "close"
@@ -163,14 +178,17 @@ def test_streamed_body_stops_at_the_limit_and_memory_stays_flat(server: Server) 
     sent = 0
     response = b""
     with server.connect() as sock:
-        sock.sendall(b"POST /api/stripe/webhook HTTP/1.1\r\nHost: localhost\r\n"
-                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /api/stripe/webhook HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         sock.setblocking(False)
         deadline = time.monotonic() + 20
         closed = False
         while time.monotonic() < deadline and not closed:
-            readable, writable, _ = select.select([sock], [sock] if sent < total_to_send else [],
-                                                  [], 0.5)
+            readable, writable, _ = select.select(
+                [sock], [sock] if sent < total_to_send else [], [], 0.5
+            )
             if readable:
                 try:
                     data = sock.recv(65536)
@@ -194,10 +212,12 @@ def test_streamed_body_stops_at_the_limit_and_memory_stays_flat(server: Server) 
 def test_ordinary_endpoints_have_the_smaller_limit(server: Server) -> None:
     body = json.dumps({"email": "a" * 70_000 + "@example.com"}).encode()
     with server.connect() as sock:
-        sock.sendall(b"POST /api/auth/magic-link HTTP/1.1\r\nHost: localhost\r\n"
-                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /api/auth/magic-link HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         for start in range(0, len(body), 16384):
-            part = body[start:start + 16384]
+            part = body[start : start + 16384]
             try:
                 sock.sendall(f"{len(part):x}\r\n".encode() + part + b"\r\n")
             except (BrokenPipeError, ConnectionResetError):
@@ -209,8 +229,10 @@ def test_ordinary_endpoints_have_the_smaller_limit(server: Server) -> None:
 
 def test_a_body_that_trickles_past_its_time_is_408(server: Server) -> None:
     with server.connect() as sock:
-        sock.sendall(b"POST /api/auth/magic-link HTTP/1.1\r\nHost: localhost\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{")
+        sock.sendall(
+            b"POST /api/auth/magic-link HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
+        )
         start = time.monotonic()
         sock.settimeout(0.25)
         response = b""
@@ -238,8 +260,10 @@ def test_a_body_that_trickles_past_its_time_is_408(server: Server) -> None:
 
 def test_a_stalled_body_is_408(server: Server) -> None:
     with server.connect() as sock:
-        sock.sendall(b"POST /api/stripe/webhook HTTP/1.1\r\nHost: localhost\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"id\"")
+        sock.sendall(
+            b"POST /api/stripe/webhook HTTP/1.1\r\nHost: localhost\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id"'
+        )
         start = time.monotonic()
         status, headers, _ = read_response(sock, timeout=BODY_TIMEOUT_S + SLACK_S + 1)
         assert status == 408 and headers["connection"] == "close"

@@ -68,8 +68,9 @@ def redirector(target: str) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 async def real_http_deps(deps: Deps) -> AsyncIterator[Deps]:
-    settings = deps.settings.model_copy(update={
-        "coingecko_api_key": SecretStr(CG_KEY), "github_token": SecretStr(GH_TOKEN)})
+    settings = deps.settings.model_copy(
+        update={"coingecko_api_key": SecretStr(CG_KEY), "github_token": SecretStr(GH_TOKEN)}
+    )
     client = make_http_client(settings)  # the real transport, as in production
     yield fast_http(dataclasses.replace(deps, settings=settings, http=client))
     await client.aclose()
@@ -85,7 +86,8 @@ async def test_coingecko_key_is_not_sent_to_another_origin(real_http_deps: Deps)
         handler = redirector(other_origin)
         with running_http_server(handler) as first:
             settings = real_http_deps.settings.model_copy(
-                update={"coingecko_base_url": AnyHttpUrl(first)})
+                update={"coingecko_base_url": AnyHttpUrl(first)}
+            )
             deps = dataclasses.replace(real_http_deps, settings=settings)
             assert await fetch_trending(deps) == ["uniswap"]
     assert handler.seen[0]["x-cg-demo-api-key"] == CG_KEY  # its own host gets it
@@ -103,7 +105,8 @@ async def test_github_token_is_not_sent_to_another_port(real_http_deps: Deps) ->
         handler = redirector(other)
         with running_http_server(handler) as first:
             settings = real_http_deps.settings.model_copy(
-                update={"github_api_url": AnyHttpUrl(first)})
+                update={"github_api_url": AnyHttpUrl(first)}
+            )
             deps = dataclasses.replace(real_http_deps, settings=settings)
             await fetch_repo(deps, "x/y")
     assert handler.seen[0]["authorization"] == f"Bearer {GH_TOKEN}"
@@ -115,7 +118,11 @@ async def test_a_same_origin_redirect_keeps_the_key(real_http_deps: Deps) -> Non
 
     handler = redirector("http://unused.invalid")
     with running_http_server(handler) as first:
-        body = await get_json(real_http_deps, f"{first}/same/trending", source="CoinGecko",
-                              headers={"x-cg-demo-api-key": CG_KEY})
+        body = await get_json(
+            real_http_deps,
+            f"{first}/same/trending",
+            source="CoinGecko",
+            headers={"x-cg-demo-api-key": CG_KEY},
+        )
     assert body == {"coins": [{"item": {"id": "aave"}}]}
     assert [h.get("x-cg-demo-api-key") for h in handler.seen] == [CG_KEY, CG_KEY]

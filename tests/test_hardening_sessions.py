@@ -26,8 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 # --- the secret ------------------------------------------------------------------------------
 
+
 def test_without_secret_key_one_is_generated_kept_private_and_reused(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.setenv("CHAINLENS_DATA_DIR", str(tmp_path / "data"))
     first = load_settings(_env_file=None)
@@ -45,7 +47,8 @@ def test_without_secret_key_one_is_generated_kept_private_and_reused(
 
 @pytest.mark.parametrize("environment", ["development", "test", "production"])
 def test_placeholder_secret_is_refused_in_every_environment(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environment: str) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environment: str
+) -> None:
     monkeypatch.setenv("ENVIRONMENT", environment)
     monkeypatch.setenv("SECRET_KEY", "dev-insecure-change-me")
     monkeypatch.setenv("CHAINLENS_DATA_DIR", str(tmp_path))
@@ -55,7 +58,8 @@ def test_placeholder_secret_is_refused_in_every_environment(
 
 
 def test_an_unwritable_data_dir_without_secret_key_stops_start_up(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.delenv("SECRET_KEY", raising=False)
@@ -65,7 +69,9 @@ def test_an_unwritable_data_dir_without_secret_key_stops_start_up(
 
 
 def test_images_run_in_production_mode() -> None:
-    assert re.search(r"^ENV ENVIRONMENT=production$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert re.search(
+        r"^ENV ENVIRONMENT=production$", (REPO / "Dockerfile").read_text(), re.MULTILINE
+    )
     compose = (REPO / "docker-compose.yml").read_text()
     assert re.search(r"^\s+ENVIRONMENT: production$", compose, re.MULTILINE)
 
@@ -74,12 +80,14 @@ def test_a_cookie_signed_with_the_old_placeholder_is_not_accepted(settings: Sett
     from web.auth import read_session
 
     forged = URLSafeTimedSerializer("dev-insecure-change-me", salt="chainlens.session").dumps(
-        {"i": "web:victim@example.com", "v": 0})
+        {"i": "web:victim@example.com", "v": 0}
+    )
     assert read_session(settings, forged) is None
     assert read_session(settings, session_cookie_value(settings, "web:victim@example.com"))
 
 
 # --- expiry and sign-out ------------------------------------------------------------------------
+
 
 def backdated_cookie(settings: Settings, identity: str, days_ago: float, version: int = 0) -> str:
     """A cookie signed `days_ago` (a browser that kept it since then)."""
@@ -89,16 +97,18 @@ def backdated_cookie(settings: Settings, identity: str, days_ago: float, version
         def get_timestamp(self) -> int:
             return int(time.time() - days_ago * 86400)
 
-    signer = URLSafeTimedSerializer(settings.secret_key.get_secret_value(),
-                                    salt="chainlens.session", signer=Backdated)
+    signer = URLSafeTimedSerializer(
+        settings.secret_key.get_secret_value(), salt="chainlens.session", signer=Backdated
+    )
     return signer.dumps({"i": identity, "v": version})
 
 
 @pytest.fixture
 async def client(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(deps.settings, deps=deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         yield c
 
 
@@ -121,7 +131,8 @@ async def test_sessions_expire_after_30_unused_days(deps: Deps, client: httpx.As
 
 
 async def test_a_fresh_cookie_is_not_reissued_on_every_request(
-        deps: Deps, client: httpx.AsyncClient) -> None:
+    deps: Deps, client: httpx.AsyncClient
+) -> None:
     client.cookies.set(SESSION_COOKIE, session_cookie_value(deps.settings, "web:new@example.com"))
     reply = await client.get("/api/account")
     assert reply.json()["anonymous"] is False and "set-cookie" not in reply.headers
@@ -132,14 +143,19 @@ async def test_logout_revokes_every_session_of_the_account(deps: Deps) -> None:
     cookie = session_cookie_value(deps.settings, "web:lou@example.com")
     app = create_app(deps.settings, deps=deps)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as laptop, \
-            httpx.AsyncClient(transport=transport, base_url="http://testserver") as phone:
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as laptop,
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as phone,
+    ):
         for device in (laptop, phone):
             device.cookies.set(SESSION_COOKIE, cookie)
             assert (await who(device))[0] is False
         out = await laptop.post("/api/auth/logout")
         assert out.status_code == 204
-        assert 'cl_session=""' in out.headers["set-cookie"] and "Max-Age=0" in out.headers["set-cookie"]
+        assert (
+            'cl_session=""' in out.headers["set-cookie"]
+            and "Max-Age=0" in out.headers["set-cookie"]
+        )
         # A copy of the cookie (the other device, or a thief) no longer signs anyone in.
         anonymous, identities = await who(phone)
         assert anonymous is True and "web:lou@example.com" not in identities
@@ -147,7 +163,8 @@ async def test_logout_revokes_every_session_of_the_account(deps: Deps) -> None:
         # A revoked cookie cannot sign the account out again after it signs in anew.
         version = await deps.db.fetchval(
             "SELECT session_version FROM users u JOIN identities i ON i.user_id = u.id"
-            " WHERE i.identity = 'web:lou@example.com'")
+            " WHERE i.identity = 'web:lou@example.com'"
+        )
         fresh = session_cookie_value(deps.settings, "web:lou@example.com", version)
         phone.cookies.clear()
         phone.cookies.set(SESSION_COOKIE, cookie)
@@ -163,15 +180,18 @@ async def test_logout_without_a_session_is_harmless(client: httpx.AsyncClient) -
 
 # --- the magic link ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def mail_client(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
     FakeSendGrid.messages.clear()
     with running_http_server(FakeSendGrid) as host:
-        settings = deps.settings.model_copy(update={
-            "sendgrid_api_key": SecretStr(API_KEY), "sendgrid_api_base": host})
+        settings = deps.settings.model_copy(
+            update={"sendgrid_api_key": SecretStr(API_KEY), "sendgrid_api_base": host}
+        )
         app = create_app(settings, deps=dataclasses.replace(deps, settings=settings))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://testserver") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as c:
             yield c
 
 
@@ -188,7 +208,8 @@ def form_fields(page: str) -> dict[str, str]:
 
 
 async def test_opening_the_link_does_not_sign_in_pressing_the_button_does(
-        mail_client: httpx.AsyncClient) -> None:
+    mail_client: httpx.AsyncClient,
+) -> None:
     link = await emailed_link(mail_client, "Ann@Example.com")
     page = await mail_client.get(link)  # what a mail scanner or another site's GET does
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
@@ -196,8 +217,9 @@ async def test_opening_the_link_does_not_sign_in_pressing_the_button_does(
     assert SESSION_COOKIE not in page.headers.get("set-cookie", "")
     assert (await who(mail_client))[0] is True
     assert (await mail_client.get(link)).status_code == 200  # still unused
-    signed = await mail_client.post("/auth/verify", data=form_fields(page.text),
-                                    headers={"Origin": "http://testserver"})  # our own page
+    signed = await mail_client.post(
+        "/auth/verify", data=form_fields(page.text), headers={"Origin": "http://testserver"}
+    )  # our own page
     assert signed.status_code == 303 and signed.headers["location"] == "/account"
     anonymous, identities = await who(mail_client)
     assert anonymous is False and "web:ann@example.com" in identities
@@ -207,7 +229,8 @@ async def test_opening_the_link_does_not_sign_in_pressing_the_button_does(
 
 
 async def test_another_site_cannot_post_its_own_link_into_a_browser(
-        deps: Deps, mail_client: httpx.AsyncClient) -> None:
+    deps: Deps, mail_client: httpx.AsyncClient
+) -> None:
     """Login CSRF: the attacker has a valid link of their own and a form on their site."""
     link = await emailed_link(mail_client, "attacker@example.com")
     token = link.split("token=")[1]
@@ -215,8 +238,11 @@ async def test_another_site_cannot_post_its_own_link_into_a_browser(
     forged = await victim.post("/auth/verify", data={"token": token, "csrf": "guess"})
     assert forged.status_code == 403
     assert (await who(victim))[0] is True
-    cross = await victim.post("/auth/verify", data={"token": token, "csrf": "guess"},
-                              headers={"Origin": "https://evil.example"})
+    cross = await victim.post(
+        "/auth/verify",
+        data={"token": token, "csrf": "guess"},
+        headers={"Origin": "https://evil.example"},
+    )
     assert cross.status_code == 403
     used = await deps.db.fetchval("SELECT used_at FROM magic_links")
     assert used is None  # the link was not spent by the refused attempts

@@ -49,8 +49,9 @@ async def test_private_and_global_buckets_are_separate(deps: Deps) -> None:
 
 
 async def test_a_refused_try_takes_nothing(deps: Deps) -> None:
-    limiter = SendLimiter(deps.redis, deps.keys,
-                          {"telegram": Rate(2, 10.0), "telegram_private": Rate(100, 1.0)})
+    limiter = SendLimiter(
+        deps.redis, deps.keys, {"telegram": Rate(2, 10.0), "telegram_private": Rate(100, 1.0)}
+    )
     assert await limiter.try_acquire("telegram", chat="1", chat_class="telegram_private") == 0
     assert await limiter.try_acquire("telegram", chat="2", chat_class="telegram_private") == 0
     # the global window is full: chat 3 waits, and its refused attempt left no trace in

@@ -19,8 +19,7 @@ def _deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
     limits = dict(deps.settings.tier_limits)
     limits["free"] = TierLimits(daily=5, minute=10)
     settings = deps.settings.model_copy(update={"tier_limits": limits})
-    return fast_http(with_http(dataclasses.replace(deps, settings=settings),
-                               sources.transport()))
+    return fast_http(with_http(dataclasses.replace(deps, settings=settings), sources.transport()))
 
 
 async def _ask(deps: Deps, identity: str, text: str) -> FinalEvent:

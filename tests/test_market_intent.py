@@ -25,30 +25,33 @@ def mdeps(deps: Deps, with_http: WithHttp, sources: FakeSources) -> Deps:
     return fast_http(with_http(deps, sources.transport()))
 
 
-@pytest.mark.parametrize(("text", "kind", "window"), [
-    ("What's the Fear and Greed index today?", "overview", "24h"),
-    ("fear & greed?", "overview", "24h"),
-    ("how is the market today?", "overview", "24h"),
-    ("How's the crypto market looking", "overview", "24h"),
-    ("BTC dominance now", "overview", "24h"),
-    ("total market cap", "overview", "24h"),
-    ("what's trending?", "trending", "24h"),
-    ("which coins are hot right now? what's hot", "trending", "24h"),
-    ("top gainers this week", "movers", "7d"),
-    ("biggest losers today", "movers", "24h"),
-    ("what's pumping", "movers", "24h"),
-    ("chỉ số sợ hãi và tham lam hôm nay", "overview", "24h"),
-    ("chi so so hai va tham lam", "overview", "24h"),
-    ("thị trường hôm nay thế nào", "overview", "24h"),
-    ("thi truong hom nay ra sao", "overview", "24h"),
-    ("tỷ lệ thống trị của BTC", "overview", "24h"),
-    ("coin nào đang hot", "trending", "24h"),
-    ("coin nao dang hot", "trending", "24h"),
-    ("đồng nào đang thịnh hành", "trending", "24h"),
-    ("top tăng giá tuần này", "movers", "7d"),
-    ("top giam gia hom nay", "movers", "24h"),
-    ("coin nào tăng mạnh nhất 7 ngày qua", "movers", "7d"),
-])
+@pytest.mark.parametrize(
+    ("text", "kind", "window"),
+    [
+        ("What's the Fear and Greed index today?", "overview", "24h"),
+        ("fear & greed?", "overview", "24h"),
+        ("how is the market today?", "overview", "24h"),
+        ("How's the crypto market looking", "overview", "24h"),
+        ("BTC dominance now", "overview", "24h"),
+        ("total market cap", "overview", "24h"),
+        ("what's trending?", "trending", "24h"),
+        ("which coins are hot right now? what's hot", "trending", "24h"),
+        ("top gainers this week", "movers", "7d"),
+        ("biggest losers today", "movers", "24h"),
+        ("what's pumping", "movers", "24h"),
+        ("chỉ số sợ hãi và tham lam hôm nay", "overview", "24h"),
+        ("chi so so hai va tham lam", "overview", "24h"),
+        ("thị trường hôm nay thế nào", "overview", "24h"),
+        ("thi truong hom nay ra sao", "overview", "24h"),
+        ("tỷ lệ thống trị của BTC", "overview", "24h"),
+        ("coin nào đang hot", "trending", "24h"),
+        ("coin nao dang hot", "trending", "24h"),
+        ("đồng nào đang thịnh hành", "trending", "24h"),
+        ("top tăng giá tuần này", "movers", "7d"),
+        ("top giam gia hom nay", "movers", "24h"),
+        ("coin nào tăng mạnh nhất 7 ngày qua", "movers", "7d"),
+    ],
+)
 def test_market_phrasings_route_to_the_market(text: str, kind: str, window: str) -> None:
     assert market_intent(text) == kind
     assert movers_window(text) == window
@@ -56,17 +59,30 @@ def test_market_phrasings_route_to_the_market(text: str, kind: str, window: str)
     assert (plan.intent, plan.market, plan.tools) == ("market", kind, ())
 
 
-@pytest.mark.parametrize("text", [
-    "research uniswap", "and its team?", "what about its market cap?", "ETH tokenomics?",
-    "tâm lý thị trường của SOL", "còn đội ngũ thì sao?", "hello",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "research uniswap",
+        "and its team?",
+        "what about its market cap?",
+        "ETH tokenomics?",
+        "tâm lý thị trường của SOL",
+        "còn đội ngũ thì sao?",
+        "hello",
+    ],
+)
 def test_project_questions_are_not_market_questions(text: str) -> None:
     assert market_intent(text) is None
 
 
 async def test_plan_reports_the_market_intent(mdeps: Deps, sources: FakeSources) -> None:
     assert await plan_one(mdeps, "top gainers this week") == {
-        "project_id": None, "tools": [], "router": "rules", "market": "movers", "window": "7d"}
+        "project_id": None,
+        "tools": [],
+        "router": "rules",
+        "market": "movers",
+        "window": "7d",
+    }
     assert (await plan_one(mdeps, "coin nào đang hot"))["market"] == "trending"
     assert (await plan_one(mdeps, "what's the fear and greed index today?"))["market"] == "overview"
     assert sources.total("coingecko:search") == 0  # market words are never searched as coins
@@ -124,8 +140,9 @@ async def test_market_data_is_cached_and_single_flight(mdeps: Deps, sources: Fak
     assert sources.calls["coingecko:global"] == 1
 
 
-async def test_a_failed_part_is_named_and_the_rest_still_answers(mdeps: Deps,
-                                                                 sources: FakeSources) -> None:
+async def test_a_failed_part_is_named_and_the_rest_still_answers(
+    mdeps: Deps, sources: FakeSources
+) -> None:
     sources.down.add("feargreed")
     final = await answer(mdeps, "how is the market today?")
     assert final.substantive and "Total market cap" in final.answer
@@ -134,7 +151,8 @@ async def test_a_failed_part_is_named_and_the_rest_still_answers(mdeps: Deps,
 
 
 async def test_everything_down_serves_the_last_good_copy_marked_stale(
-        mdeps: Deps, sources: FakeSources) -> None:
+    mdeps: Deps, sources: FakeSources
+) -> None:
     await market_data(mdeps, "overview")
     await mdeps.redis.delete(mdeps.keys("market", "overview"))  # the hot entry expired
     mdeps = fast_http(mdeps)  # a fresh HTTP state: the short per-URL memo is gone too
@@ -155,8 +173,12 @@ async def test_market_question_never_falls_back_to_the_conversation(mdeps: Deps)
     conversation = uuid.uuid4().hex
     first = await answer(mdeps, "Research Uniswap", conversation_id=conversation)
     assert first.project is not None and first.project.id == "uniswap"
-    for question in ("what's trending?", "How is the market today?",
-                     "what's the fear and greed index?", "thị trường hôm nay thế nào"):
+    for question in (
+        "what's trending?",
+        "How is the market today?",
+        "what's the fear and greed index?",
+        "thị trường hôm nay thế nào",
+    ):
         market = await answer(mdeps, question, conversation_id=conversation)
         assert market.project is None and market.plan.intent == "market", question
     # the conversation still remembers its project: a true follow-up uses it

@@ -23,15 +23,21 @@ async def _ask(client: httpx.AsyncClient, headers: dict[str, str] | None = None)
     return await client.post("/api/chat/query", json={"message": "UNI price?"}, headers=headers)
 
 
-ROOMY_MINUTE = {"free": TierLimits(daily=5, minute=100), "pro": TierLimits(daily=1000, minute=10),
-                "enterprise": TierLimits(daily=100_000, minute=100)}
+ROOMY_MINUTE = {
+    "free": TierLimits(daily=5, minute=100),
+    "pro": TierLimits(daily=1000, minute=10),
+    "enterprise": TierLimits(daily=100_000, minute=100),
+}
 
 
-async def test_sub_address_aliases_share_one_free_allowance(fast_deps: Deps,
-                                                            make_client: AppFactory) -> None:
+async def test_sub_address_aliases_share_one_free_allowance(
+    fast_deps: Deps, make_client: AppFactory
+) -> None:
     client = make_client(tier_limits=ROOMY_MINUTE)
-    statuses = [(await _ask(client, _signed_in(fast_deps, f"mallory+{n}@example.com"))).status_code
-                for n in range(6)]
+    statuses = [
+        (await _ask(client, _signed_in(fast_deps, f"mallory+{n}@example.com"))).status_code
+        for n in range(6)
+    ]
     assert statuses == [200] * 5 + [429]
     # The plain address is the same person too.
     refused = await _ask(client, _signed_in(fast_deps, "Mallory@example.com"))
@@ -39,11 +45,14 @@ async def test_sub_address_aliases_share_one_free_allowance(fast_deps: Deps,
     assert "used all 5 requests for today" in refused.json()["error"]["message"]
 
 
-async def test_six_aliases_in_one_minute_get_one_answer(fast_deps: Deps,
-                                                        make_client: AppFactory) -> None:
+async def test_six_aliases_in_one_minute_get_one_answer(
+    fast_deps: Deps, make_client: AppFactory
+) -> None:
     client = make_client()  # the default free tier: 5 a day, 1 a minute
-    statuses = [(await _ask(client, _signed_in(fast_deps, f"eve+{n}@example.com"))).status_code
-                for n in range(6)]
+    statuses = [
+        (await _ask(client, _signed_in(fast_deps, f"eve+{n}@example.com"))).status_code
+        for n in range(6)
+    ]
     assert statuses == [200] + [429] * 5
 
 
@@ -60,18 +69,21 @@ async def test_new_visitor_behind_a_busy_address_is_served(make_client: AppFacto
 
 
 async def test_signed_in_free_accounts_count_against_their_network(
-        fast_deps: Deps, make_client: AppFactory) -> None:
+    fast_deps: Deps, make_client: AppFactory
+) -> None:
     client = make_client(tier_limits=ROOMY_MINUTE, free_ip_daily=3)
     people = ["ann", "bob", "cy", "dee"]
-    statuses = [(await _ask(client, _signed_in(fast_deps, f"{p}@example.com"))).status_code
-                for p in people]
+    statuses = [
+        (await _ask(client, _signed_in(fast_deps, f"{p}@example.com"))).status_code for p in people
+    ]
     assert statuses == [200, 200, 200, 429]
     elsewhere = make_client(peer="198.51.100.20", tier_limits=ROOMY_MINUTE, free_ip_daily=3)
     assert (await _ask(elsewhere, _signed_in(fast_deps, "dee@example.com"))).status_code == 200
 
 
 async def test_paid_accounts_are_not_limited_by_their_network(
-        fast_deps: Deps, make_client: AppFactory) -> None:
+    fast_deps: Deps, make_client: AppFactory
+) -> None:
     from conftest import paid_api_key
 
     key = await paid_api_key(fast_deps)
@@ -82,8 +94,9 @@ async def test_paid_accounts_are_not_limited_by_their_network(
 
 
 async def _send_links(client: httpx.AsyncClient, emails: list[str]) -> list[int]:
-    return [(await client.post("/api/auth/magic-link", json={"email": e})).status_code
-            for e in emails]
+    return [
+        (await client.post("/api/auth/magic-link", json={"email": e})).status_code for e in emails
+    ]
 
 
 async def test_magic_links_are_capped_per_network(make_client: AppFactory) -> None:
@@ -96,8 +109,11 @@ async def test_magic_links_are_capped_per_network(make_client: AppFactory) -> No
         assert len(FakeSendGrid.messages) == 3
         FakeSendGrid.messages.clear()
         daily = make_client(peer="198.51.100.30", magic_links_per_ip_daily=2, **mail)
-        assert await _send_links(daily, ["a@example.com", "b@example.com",
-                                         "c@example.com"]) == [200, 200, 429]
+        assert await _send_links(daily, ["a@example.com", "b@example.com", "c@example.com"]) == [
+            200,
+            200,
+            429,
+        ]
         elsewhere = make_client(peer="198.51.100.31", **mail)
         assert await _send_links(elsewhere, ["d@example.com"]) == [200]
     assert len(FakeSendGrid.messages) == 3
@@ -106,10 +122,19 @@ async def test_magic_links_are_capped_per_network(make_client: AppFactory) -> No
 async def test_magic_link_global_cap(make_client: AppFactory) -> None:
     FakeSendGrid.messages.clear()
     with running_http_server(FakeSendGrid) as host:
-        mail = {"sendgrid_api_key": SecretStr(API_KEY), "sendgrid_api_base": host,
-                "magic_links_daily": 3}
-        statuses = [(await _send_links(make_client(peer=f"198.51.100.{n}", **mail),
-                                       [f"user{n}@example.com"]))[0] for n in range(1, 6)]
+        mail = {
+            "sendgrid_api_key": SecretStr(API_KEY),
+            "sendgrid_api_base": host,
+            "magic_links_daily": 3,
+        }
+        statuses = [
+            (
+                await _send_links(
+                    make_client(peer=f"198.51.100.{n}", **mail), [f"user{n}@example.com"]
+                )
+            )[0]
+            for n in range(1, 6)
+        ]
     assert statuses == [200, 200, 200, 429, 429]
     assert len(FakeSendGrid.messages) == 3
 
@@ -143,7 +168,8 @@ def test_ipv6_clients_are_counted_per_64() -> None:
 
 
 async def test_visitors_behind_a_configured_proxy_get_their_own_allowance(
-        make_client: AppFactory) -> None:
+    make_client: AppFactory,
+) -> None:
     limits = {"free_ip_daily": 1, "free_ip_minute": 1}
     proxy = make_client(peer="10.0.0.2", forwarded_allow_ips=["10.0.0.0/8"], **limits)
     for visitor in ("198.51.100.4", "198.51.100.5"):

@@ -36,23 +36,34 @@ def report_sources() -> ReportSources:
 
 
 @pytest.fixture
-def rdeps(deps: Deps, with_http: Callable[[Deps, httpx.AsyncBaseTransport], Deps],
-          report_sources: ReportSources) -> Deps:
+def rdeps(
+    deps: Deps,
+    with_http: Callable[[Deps, httpx.AsyncBaseTransport], Deps],
+    report_sources: ReportSources,
+) -> Deps:
     return fast_http(with_http(deps, report_sources.transport()))
 
 
-async def ask_about(deps: Deps, project_id: str, symbol: str, name: str, n: int,
-                    day: date = DAY) -> None:
+async def ask_about(
+    deps: Deps, project_id: str, symbol: str, name: str, n: int, day: date = DAY
+) -> None:
     await deps.db.execute(
         "INSERT INTO projects (id, symbol, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        project_id, symbol, name)
+        project_id,
+        symbol,
+        name,
+    )
     await deps.db.execute(
         "INSERT INTO project_usage (project_id, day, requests) VALUES ($1, $2, $3)",
-        project_id, day, n)
+        project_id,
+        day,
+        n,
+    )
 
 
-async def test_report_content_comes_from_tool_data(rdeps: Deps,
-                                                   report_sources: ReportSources) -> None:
+async def test_report_content_comes_from_tool_data(
+    rdeps: Deps, report_sources: ReportSources
+) -> None:
     await ask_about(rdeps, "uniswap", "uni", "Uniswap", 7)
     await ask_about(rdeps, "bitcoin", "btc", "Bitcoin", 3, date(2026, 11, 30))
     await ask_about(rdeps, "bitcoin-old", "old", "Old", 50, date(2026, 11, 20))  # outside 24 h
@@ -76,11 +87,13 @@ async def test_report_content_comes_from_tool_data(rdeps: Deps,
     assert report_sources.calls["coingecko:coin"] == coin_calls
 
 
-async def test_missing_market_data_is_said_not_invented(rdeps: Deps,
-                                                        report_sources: ReportSources) -> None:
+async def test_missing_market_data_is_said_not_invented(
+    rdeps: Deps, report_sources: ReportSources
+) -> None:
     report_sources.down.add("feargreed")
-    report_sources.script("coingecko:global", httpx.Response(500), httpx.Response(500),
-                          httpx.Response(500))
+    report_sources.script(
+        "coingecko:global", httpx.Response(500), httpx.Response(500), httpx.Response(500)
+    )
     await ask_about(rdeps, "uniswap", "uni", "Uniswap", 2)
     content, _ = await build_report(rdeps, DAY)
     assert content.market.fear_greed is None and "fear_greed" in content.market.missing
@@ -117,8 +130,9 @@ async def test_renderings_fit_each_platform(rdeps: Deps) -> None:
         assert "&lt;0&gt; &amp; *Friends*" in parts[-1].html or edition == "headline"
         message = render.discord_message(content, edition, full_url="https://x.test/r")
         assert embed_problems({"embeds": message.embeds}) == []
-        mail = render.email_message(content, edition, full_url="https://x.test/r",
-                                    chart_url="https://x.test/c.png")
+        mail = render.email_message(
+            content, edition, full_url="https://x.test/r", chart_url="https://x.test/c.png"
+        )
         assert "%unsubscribe_url%" in mail.html and "%unsubscribe_url%" in mail.text
         assert "<0>" not in mail.html  # escaped by the markdown renderer
     headline = render.report_markdown(content, "headline", full_url="https://x.test/r")
@@ -136,8 +150,9 @@ async def test_web_archive_and_api(rdeps: Deps) -> None:
     await save_report(rdeps, content, chart)
     key = await paid_api_key(rdeps, "pro")
     app = create_app(rdeps.settings, deps=rdeps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as web:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as web:
         index = await web.get("/reports")
         assert index.status_code == 200 and "/reports/2026-12-01" in index.text
         assert 'action="/reports/subscribe"' in index.text
@@ -149,34 +164,49 @@ async def test_web_archive_and_api(rdeps: Deps) -> None:
         free = (await web.get("/api/reports/2026-12-01")).json()
         assert free["edition"] == "headline" and free["topProjects"][0]["projectId"] == "uniswap"
         assert free["projects"][0]["risk_flags"] == []
-        paid = (await web.get("/api/reports/2026-12-01",
-                              headers={"Authorization": f"Bearer {key}"})).json()
+        paid = (
+            await web.get("/api/reports/2026-12-01", headers={"Authorization": f"Bearer {key}"})
+        ).json()
         assert paid["edition"] == "full" and paid["projects"][0]["risk_flags"]
         assert (await web.get("/api/reports/2026-11-01")).status_code == 404
         assert (await web.get("/api/reports/not-a-date")).status_code == 400
         assert (await web.get("/api/reports/generate")).status_code == 401
-        built = await web.get("/api/reports/generate", params={"day": "2026-12-01"},
-                              headers={"X-Admin-Key": "test-admin-key-0123456789"})
+        built = await web.get(
+            "/api/reports/generate",
+            params={"day": "2026-12-01"},
+            headers={"X-Admin-Key": "test-admin-key-0123456789"},
+        )
         assert built.status_code == 200
         body = built.json()
         assert set(body) == {"date", "topProjects", "generatedAt"}
-        assert body["topProjects"][0] == {"projectId": "uniswap", "queryCount": 5,
-                                          "priceChange24h": 2.5,
-                                          "sentimentScore": content.projects[0].sentiment_score}
+        assert body["topProjects"][0] == {
+            "projectId": "uniswap",
+            "queryCount": 5,
+            "priceChange24h": 2.5,
+            "sentimentScore": content.projects[0].sentiment_score,
+        }
     stored = await get_report(rdeps, DAY)
     assert stored is not None and stored.builds == 2
 
 
 async def test_intro_by_the_model_only_with_figures_from_the_data(
-        rdeps: Deps, llm_server: FakeLLM) -> None:
+    rdeps: Deps, llm_server: FakeLLM
+) -> None:
     await ask_about(rdeps, "uniswap", "uni", "Uniswap", 4)
     llm = with_llm(rdeps, llm_server, "writer")
     grounded = "Markets are calm: Bitcoin is +2.5% and Uniswap drew 4 questions."
     invented = "Bitcoin will reach 250000 this year while Uniswap drew 4 questions."
     # one opening per language (English, then Vietnamese), each checked against its own facts
     grounded_vi = "Thị trường bình lặng: Bitcoin tăng +2,5% và Uniswap có 4 câu hỏi."
-    llm_server.script("writer", Reply(text=grounded), Reply(text=grounded_vi),
-                      Reply(text=invented), Reply(text=invented), Fail(500), Fail(500))
+    llm_server.script(
+        "writer",
+        Reply(text=grounded),
+        Reply(text=grounded_vi),
+        Reply(text=invented),
+        Reply(text=invented),
+        Fail(500),
+        Fail(500),
+    )
     content, _ = await build_report(llm, DAY)
     assert content.intro == grounded and "writer" in content.intro_by
     assert content.intro_in("vi").text == grounded_vi and "writer" in content.intro_in("vi").by

@@ -36,10 +36,13 @@ async def ddeps(deps: Deps, fakes: Fakes) -> AsyncIterator[Deps]:
 
 
 async def built(deps: Deps, day: date = DAY) -> None:
-    await deps.db.execute("INSERT INTO projects (id, symbol, name) VALUES ('uniswap', 'uni', "
-                          "'Uniswap') ON CONFLICT DO NOTHING")
-    await deps.db.execute("INSERT INTO project_usage VALUES ('uniswap', $1, 4) "
-                          "ON CONFLICT DO NOTHING", day)
+    await deps.db.execute(
+        "INSERT INTO projects (id, symbol, name) VALUES ('uniswap', 'uni', "
+        "'Uniswap') ON CONFLICT DO NOTHING"
+    )
+    await deps.db.execute(
+        "INSERT INTO project_usage VALUES ('uniswap', $1, 4) ON CONFLICT DO NOTHING", day
+    )
     content, chart = await build_report(deps, day)
     await save_report(deps, content, chart)
 
@@ -74,8 +77,11 @@ async def test_everyone_once_with_429s_and_within_the_limits(ddeps: Deps, fakes:
         posted = fakes.discord.to(channel)
         assert len(posted) == 1
         image = posted[0].payload["embeds"][0]["image"]["url"]
-        assert image == "attachment://chart.png" if posted[0].files else \
-            image.startswith("https://cdn.discordapp.com/attachments/")
+        assert (
+            image == "attachment://chart.png"
+            if posted[0].files
+            else image.startswith("https://cdn.discordapp.com/attachments/")
+        )
     # the chart is uploaded a few times at most, then reused by reference
     assert fakes.telegram.uploads < len(private + groups)
     for email in emails:
@@ -101,7 +107,8 @@ async def test_everyone_once_with_429s_and_within_the_limits(ddeps: Deps, fakes:
 
 
 async def test_blocked_bot_and_deleted_channel_deactivate_without_retrying(
-        ddeps: Deps, fakes: Fakes) -> None:
+    ddeps: Deps, fakes: Fakes
+) -> None:
     await built(ddeps)
     await add_subscriber(ddeps, "telegram", "2001")
     await add_subscriber(ddeps, "telegram", "2002")
@@ -146,8 +153,9 @@ async def test_a_group_upgraded_to_a_supergroup_is_followed(ddeps: Deps, fakes: 
     assert "Risk flags" in fakes.telegram.to("-1004242")[1].text  # still the Pro edition
 
 
-async def test_a_send_that_timed_out_after_arriving_is_not_repeated(ddeps: Deps,
-                                                                    fakes: Fakes) -> None:
+async def test_a_send_that_timed_out_after_arriving_is_not_repeated(
+    ddeps: Deps, fakes: Fakes
+) -> None:
     fakes.telegram.hang_s = 3.0  # longer than SEND_TIMEOUT_S (1 s)
     await built(ddeps)
     await add_subscriber(ddeps, "telegram", "4001")
@@ -160,15 +168,14 @@ async def test_a_send_that_timed_out_after_arriving_is_not_repeated(ddeps: Deps,
     await broadcast_report(ddeps, DAY)  # a second `report send`
     await drain(ddeps, REF)
     assert [a.method for a in fakes.telegram.to("4001")] == ["sendPhoto"]  # arrived once, then
-    assert len(fakes.telegram.to("4002")) == 2                            # never resent
+    assert len(fakes.telegram.to("4002")) == 2  # never resent
     row = await ddeps.db.fetchrow("SELECT state, error FROM deliveries WHERE destination = '4001'")
     assert row["state"] == "unknown" and "ReadTimeout" in row["error"]
     sub = await get_subscription(ddeps, channel="telegram", destination="4001")
     assert sub is not None and sub.active  # unknown is not a reason to unsubscribe
 
 
-async def test_rebuild_after_delivery_started_sends_nobody_again(ddeps: Deps,
-                                                                 fakes: Fakes) -> None:
+async def test_rebuild_after_delivery_started_sends_nobody_again(ddeps: Deps, fakes: Fakes) -> None:
     await built(ddeps)
     await add_subscriber(ddeps, "telegram", "5001")
     await defer_broadcast(DAY)
@@ -181,25 +188,31 @@ async def test_rebuild_after_delivery_started_sends_nobody_again(ddeps: Deps,
 
 
 async def test_two_workers_at_the_same_minute_build_once_and_send_once(
-        deps: Deps, fakes: Fakes) -> None:
+    deps: Deps, fakes: Fakes
+) -> None:
     from reports.queue import run_worker
 
     at = datetime.now(UTC) + timedelta(seconds=3)
     cron = f"{at.minute} {at.hour} * * * {at.second}"  # croniter: seconds come last
     today = at.date()
     async with delivery_deps(deps, fakes, ReportSources(), report_cron=cron) as ddeps:
-        await ddeps.db.execute("INSERT INTO projects (id, symbol, name) VALUES ('uniswap', 'uni', "
-                               "'Uniswap')")
+        await ddeps.db.execute(
+            "INSERT INTO projects (id, symbol, name) VALUES ('uniswap', 'uni', 'Uniswap')"
+        )
         await ddeps.db.execute("INSERT INTO project_usage VALUES ('uniswap', $1, 4)", today)
         for chat in ("6001", "6002", "-6003"):
             await add_subscriber(ddeps, "telegram", chat)
-        workers = [asyncio.create_task(run_worker(ddeps, install_signal_handlers=False,
-                                                  name=f"w{i}", concurrency=4))
-                   for i in range(2)]
+        workers = [
+            asyncio.create_task(
+                run_worker(ddeps, install_signal_handlers=False, name=f"w{i}", concurrency=4)
+            )
+            for i in range(2)
+        ]
         try:
             async with asyncio.timeout(40):
                 while len(fakes.telegram.arrived) < 6 or await ddeps.db.fetchval(
-                        "SELECT count(*) FROM deliveries WHERE state <> 'sent'"):
+                    "SELECT count(*) FROM deliveries WHERE state <> 'sent'"
+                ):
                     await asyncio.sleep(0.2)
             await asyncio.sleep(1.5)  # room for a duplicate to show up, if there were one
         finally:
@@ -208,11 +221,19 @@ async def test_two_workers_at_the_same_minute_build_once_and_send_once(
             for task in workers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        assert await ddeps.db.fetchval("SELECT builds FROM daily_reports "
-                                       "WHERE report_date = $1", today) == 1
-        assert await ddeps.db.fetchval(
-            "SELECT count(*) FROM procrastinate_periodic_defers "
-            "WHERE task_name = 'reports.build_daily_report'") == 1
+        assert (
+            await ddeps.db.fetchval(
+                "SELECT builds FROM daily_reports WHERE report_date = $1", today
+            )
+            == 1
+        )
+        assert (
+            await ddeps.db.fetchval(
+                "SELECT count(*) FROM procrastinate_periodic_defers "
+                "WHERE task_name = 'reports.build_daily_report'"
+            )
+            == 1
+        )
         for chat in ("6001", "6002", "-6003"):
             assert len(fakes.telegram.to(chat)) == 2
 
@@ -226,16 +247,27 @@ def worker_env(deps: Deps, fakes: Fakes, **extra: str) -> dict[str, str]:
     closed = "http://127.0.0.1:9"  # nothing listens: a worker here never reaches a data API
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DISCORD_"))}
     env.update(fakes.env())
-    env.update({
-        "PYTHONPATH": str(REPO_ROOT), "ENVIRONMENT": "test", "LOG_LEVEL": "INFO",
-        "DATABASE_URL": str(deps.settings.database_url), "REDIS_URL": str(deps.settings.redis_url),
-        "REDIS_PREFIX": deps.settings.redis_prefix, "SEND_TIMEOUT_S": "1",
-        "WORKER_HEARTBEAT_S": "0.5", "WORKER_CONCURRENCY": "2",
-        "SEND_RATES": json.dumps(json.loads(extra.pop("SEND_RATES", "{}"))),
-        "COINGECKO_BASE_URL": closed, "DEFILLAMA_BASE_URL": closed, "GOPLUS_BASE_URL": closed,
-        "GITHUB_API_URL": closed, "FEAR_GREED_URL": closed, "NEWS_FEEDS": closed + "/rss",
-        "LLM_MODELS": "",
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(REPO_ROOT),
+            "ENVIRONMENT": "test",
+            "LOG_LEVEL": "INFO",
+            "DATABASE_URL": str(deps.settings.database_url),
+            "REDIS_URL": str(deps.settings.redis_url),
+            "REDIS_PREFIX": deps.settings.redis_prefix,
+            "SEND_TIMEOUT_S": "1",
+            "WORKER_HEARTBEAT_S": "0.5",
+            "WORKER_CONCURRENCY": "2",
+            "SEND_RATES": json.dumps(json.loads(extra.pop("SEND_RATES", "{}"))),
+            "COINGECKO_BASE_URL": closed,
+            "DEFILLAMA_BASE_URL": closed,
+            "GOPLUS_BASE_URL": closed,
+            "GITHUB_API_URL": closed,
+            "FEAR_GREED_URL": closed,
+            "NEWS_FEEDS": closed + "/rss",
+            "LLM_MODELS": "",
+        }
+    )
     env.update(extra)
     return env
 
@@ -244,19 +276,31 @@ async def start_worker(env: dict[str, str], cwd: str, *args: str) -> asyncio.sub
     import sys
 
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chainlens.cli", "worker", "--queues", "telegram,reports", *args,
-        env=env, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "chainlens.cli",
+        "worker",
+        "--queues",
+        "telegram,reports",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
 async def test_worker_killed_mid_broadcast_restarts_and_repeats_nobody(
-        deps: Deps, tmp_path: object) -> None:
+    deps: Deps, tmp_path: object
+) -> None:
     import signal
 
     from reports.deliver import broadcast_report
 
     telegram_fake = __import__("tests.fake_delivery_telegram", fromlist=["x"]).FakeTelegramDelivery(
-        answer_delay_s=0.05, hang_s=4.0)
+        answer_delay_s=0.05, hang_s=4.0
+    )
     with running_fakes(telegram=telegram_fake) as fakes:
         async with delivery_deps(deps, fakes, ReportSources()) as ddeps:
             await built(ddeps)
@@ -282,7 +326,8 @@ async def test_worker_killed_mid_broadcast_restarts_and_repeats_nobody(
             try:
                 async with asyncio.timeout(90):
                     while await ddeps.db.fetchval(
-                            "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"):
+                        "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+                    ):
                         await asyncio.sleep(0.2)
                     await second.wait()
             finally:
@@ -290,8 +335,10 @@ async def test_worker_killed_mid_broadcast_restarts_and_repeats_nobody(
                     second.kill()
                     await second.wait()
 
-            states = {r["destination"]: r["state"] for r in await ddeps.db.fetch(
-                "SELECT destination, state FROM deliveries")}
+            states = {
+                r["destination"]: r["state"]
+                for r in await ddeps.db.fetch("SELECT destination, state FROM deliveries")
+            }
             for chat in chats:
                 methods = [a.method for a in fakes.telegram.to(chat)]
                 assert len(methods) == len(set(methods)), (chat, methods)  # nothing twice
@@ -321,24 +368,31 @@ async def test_status_command_and_metrics_show_the_ledger(ddeps: Deps, fakes: Fa
     await defer_broadcast(DAY)
     await drain(ddeps, REF)
     app = create_app(ddeps.settings, deps=ddeps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as web:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as web:
         text = (await web.get("/metrics")).text
-    assert ('chainlens_report_deliveries{channel="telegram",report_date="2026-12-01",'
-            'state="sent"} 1.0') in text
-    assert ('chainlens_report_deliveries{channel="telegram",report_date="2026-12-01",'
-            'state="failed"} 1.0') in text
+    assert (
+        'chainlens_report_deliveries{channel="telegram",report_date="2026-12-01",state="sent"} 1.0'
+    ) in text
+    assert (
+        'chainlens_report_deliveries{channel="telegram",report_date="2026-12-01",'
+        'state="failed"} 1.0'
+    ) in text
     assert 'chainlens_send_rate_per_second{channel="telegram"} 0.0166' in text
 
     from chainlens.cli import main
 
-    env = {"DATABASE_URL": str(ddeps.settings.database_url),
-           "REDIS_URL": str(ddeps.settings.redis_url), "REDIS_PREFIX": ddeps.settings.redis_prefix}
-    result = await asyncio.to_thread(CliRunner().invoke, main, ["report", "status", "--date",
-                                                                "2026-12-01"], env=env)
+    env = {
+        "DATABASE_URL": str(ddeps.settings.database_url),
+        "REDIS_URL": str(ddeps.settings.redis_url),
+        "REDIS_PREFIX": ddeps.settings.redis_prefix,
+    }
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["report", "status", "--date", "2026-12-01"], env=env
+    )
     assert result.exit_code == 0, result.output
-    telegram_line = next(line for line in result.output.splitlines()
-                         if line.startswith("telegram"))
+    telegram_line = next(line for line in result.output.splitlines() if line.startswith("telegram"))
     assert telegram_line.split() == ["telegram", "0", "0", "1", "1", "0"]
 
 
@@ -383,5 +437,11 @@ def test_every_scheduled_job_is_registered_with_the_queue(deps: Deps) -> None:
 
     register_periodic(deps)
     registered = {name for name, _periodic_id in app.periodic_registry.periodic_tasks}
-    assert {"reports.build_daily_report", "tools.warm_cache", "tools.refresh_coin_index",
-            "tools.refresh_quotes", "billing.purge_anonymous", "billing.expire_stars"} <= registered
+    assert {
+        "reports.build_daily_report",
+        "tools.warm_cache",
+        "tools.refresh_coin_index",
+        "tools.refresh_quotes",
+        "billing.purge_anonymous",
+        "billing.expire_stars",
+    } <= registered

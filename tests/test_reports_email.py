@@ -35,8 +35,9 @@ def signer() -> WebhookSigner:
 async def edeps(deps: Deps, fakes: Fakes, signer: WebhookSigner) -> AsyncIterator[Deps]:
     from pydantic import SecretStr
 
-    async with delivery_deps(deps, fakes, ReportSources(), sendgrid_webhook_public_key=SecretStr(
-            signer.public_key)) as opened:
+    async with delivery_deps(
+        deps, fakes, ReportSources(), sendgrid_webhook_public_key=SecretStr(signer.public_key)
+    ) as opened:
         yield opened
 
 
@@ -45,8 +46,9 @@ async def web(edeps: Deps) -> AsyncIterator[httpx.AsyncClient]:
     from web.app import create_app
 
     app = create_app(edeps.settings, deps=edeps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
         yield client
 
 
@@ -57,7 +59,8 @@ def link_in(text: str, path: str) -> str:
 
 
 async def test_double_opt_in_then_report_then_one_click_unsubscribe(
-        edeps: Deps, fakes: Fakes, web: httpx.AsyncClient) -> None:
+    edeps: Deps, fakes: Fakes, web: httpx.AsyncClient
+) -> None:
     await built(edeps)
     sent = await web.post("/reports/subscribe", data={"email": " Ann@Example.com "})
     assert sent.status_code == 200 and "Check your inbox" in sent.text
@@ -93,8 +96,11 @@ async def test_double_opt_in_then_report_then_one_click_unsubscribe(
     sub = await get_subscription(edeps, channel="email", destination="ann@example.com")
     assert sub is not None and sub.receiving
     for _ in range(2):  # one-click POST (RFC 8058), no login, idempotent
-        done = await web.post(unsubscribe_path, content=b"List-Unsubscribe=One-Click",
-                              headers={"content-type": "application/x-www-form-urlencoded"})
+        done = await web.post(
+            unsubscribe_path,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
         assert done.status_code == 200 and "will not receive" in done.text
     sub = await get_subscription(edeps, channel="email", destination="ann@example.com")
     assert sub is not None and not sub.active
@@ -110,27 +116,40 @@ async def test_subscribe_form_refuses_bad_addresses(web: httpx.AsyncClient, edep
 
 
 async def test_signed_event_webhook_deactivates_hard_bounces_once(
-        edeps: Deps, web: httpx.AsyncClient, signer: WebhookSigner) -> None:
+    edeps: Deps, web: httpx.AsyncClient, signer: WebhookSigner
+) -> None:
     from tests.fake_delivery_env import add_subscriber
 
     await add_subscriber(edeps, "email", "gone@example.com")
     await add_subscriber(edeps, "email", "spam@example.com")
     await add_subscriber(edeps, "email", "soft@example.com")
     events = [
-        {"email": "gone@example.com", "event": "bounce", "type": "bounce",
-         "reason": "550 5.1.1 user unknown", "sg_event_id": "ev-1", "timestamp": 1},
-        {"email": "spam@example.com", "event": "spamreport", "sg_event_id": "ev-2",
-         "timestamp": 1},
-        {"email": "soft@example.com", "event": "bounce", "type": "blocked", "sg_event_id": "ev-3",
-         "timestamp": 1},
+        {
+            "email": "gone@example.com",
+            "event": "bounce",
+            "type": "bounce",
+            "reason": "550 5.1.1 user unknown",
+            "sg_event_id": "ev-1",
+            "timestamp": 1,
+        },
+        {"email": "spam@example.com", "event": "spamreport", "sg_event_id": "ev-2", "timestamp": 1},
+        {
+            "email": "soft@example.com",
+            "event": "bounce",
+            "type": "blocked",
+            "sg_event_id": "ev-3",
+            "timestamp": 1,
+        },
         {"email": "soft@example.com", "event": "delivered", "sg_event_id": "ev-4", "timestamp": 1},
     ]
     body = json.dumps(events).encode()
-    forged = await web.post("/api/sendgrid/events", content=body,
-                            headers=WebhookSigner().headers(body))
+    forged = await web.post(
+        "/api/sendgrid/events", content=body, headers=WebhookSigner().headers(body)
+    )
     assert forged.status_code == 403
-    unsigned = await web.post("/api/sendgrid/events", content=body,
-                              headers={"content-type": "application/json"})
+    unsigned = await web.post(
+        "/api/sendgrid/events", content=body, headers={"content-type": "application/json"}
+    )
     assert unsigned.status_code == 403
     assert await edeps.db.fetchval("SELECT count(*) FROM email_events") == 0
 
@@ -147,8 +166,9 @@ async def test_signed_event_webhook_deactivates_hard_bounces_once(
     assert soft is not None and soft.active
 
 
-async def test_account_lists_and_stops_its_subscriptions(edeps: Deps,
-                                                         web: httpx.AsyncClient) -> None:
+async def test_account_lists_and_stops_its_subscriptions(
+    edeps: Deps, web: httpx.AsyncClient
+) -> None:
     from billing.accounts import account_for_identity
     from reports.subscriptions import subscribe
     from tests.conftest import paid_api_key
@@ -159,7 +179,8 @@ async def test_account_lists_and_stops_its_subscriptions(edeps: Deps,
     headers = {"Authorization": f"Bearer {key}"}
     listed = (await web.get("/api/reports/subscriptions", headers=headers)).json()
     assert [(s["channel"], s["destination"], s["active"]) for s in listed] == [
-        ("telegram", "-42", True)]
+        ("telegram", "-42", True)
+    ]
     other = await web.delete(f"/api/reports/subscriptions/{sub.id}")  # anonymous caller
     assert other.status_code == 404
     stopped = await web.delete(f"/api/reports/subscriptions/{sub.id}", headers=headers)
@@ -168,18 +189,23 @@ async def test_account_lists_and_stops_its_subscriptions(edeps: Deps,
     assert listed[0]["active"] is False
 
 
-async def test_a_signed_in_pro_subscribes_for_their_own_account(edeps: Deps,
-                                                                web: httpx.AsyncClient) -> None:
+async def test_a_signed_in_pro_subscribes_for_their_own_account(
+    edeps: Deps, web: httpx.AsyncClient
+) -> None:
     from billing.accounts import account_for_identity
     from tests.conftest import paid_api_key
 
     key = await paid_api_key(edeps, "pro")
     pro = await account_for_identity(edeps, "web:pro-user@example.com")
-    sent = await web.post("/reports/subscribe", data={"email": "work@example.com"},
-                          headers={"Authorization": f"Bearer {key}"})
+    sent = await web.post(
+        "/reports/subscribe",
+        data={"email": "work@example.com"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert sent.status_code == 200
     owner = await edeps.db.fetchval(
-        "SELECT user_id FROM report_subscribers WHERE destination = 'work@example.com'")
+        "SELECT user_id FROM report_subscribers WHERE destination = 'work@example.com'"
+    )
     assert owner == pro.id  # the report this address gets is the Pro (full) edition
 
 

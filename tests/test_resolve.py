@@ -26,81 +26,85 @@ INDEX = bundled_index()
 
 # --- one exact coin from many phrasings ------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "coin_id", "matched"), [
-    # the issue's phrasings
-    ("Research Uniswap", "uniswap", "Uniswap"),
-    ("is the PEPE team legit?", "pepe", "PEPE"),
-    ("ETH tokenomics?", "ethereum", "ETH"),
-    ("what's SOL trading at?", "solana", "SOL"),
-    ("what's the crowd saying about $ARB", "arbitrum", "$ARB"),
-    ("when is the next OP unlock?", "optimism", "OP"),
-    ("is the Polygon team still shipping?", "polygon-ecosystem-token", "Polygon"),
-    ("Analyze Curve", "curve-dao-token", "Curve"),
-    ("tell me about the sandbox", "the-sandbox", "the sandbox"),
-    ("Curve DAO", "curve-dao-token", "Curve DAO"),
-    ("the sandbox", "the-sandbox", "the sandbox"),
-    ("ethereum name service", "ethereum-name-service", "ethereum name service"),
-    ("CRV", "curve-dao-token", "CRV"),
-    ("$ENA", "ethena", "$ENA"),
-    ("ENA", "ethena", "ENA"),
-    ("eth", "ethereum", "eth"),
-    ("avax", "avalanche-2", "avax"),
-    ("ens", "ethereum-name-service", "ens"),
-    # tickers, names, ids, aliases
-    ("BTC", "bitcoin", "BTC"),
-    ("btc", "bitcoin", "btc"),
-    ("Bitcoin", "bitcoin", "Bitcoin"),
-    ("what is the price of bitcoin right now?", "bitcoin", "bitcoin"),
-    ("Just bought some ETH", "ethereum", "ETH"),
-    ("gas fees on ethereum are high", "ethereum", "ethereum"),
-    ("XRP or ADA?", "ripple", "XRP"),
-    ("xrp", "ripple", "xrp"),
-    ("bnb chain", "binancecoin", "bnb chain"),
-    ("binance coin", "binancecoin", "binance coin"),
-    ("matic", "polygon-ecosystem-token", "matic"),
-    ("avalanche-2", "avalanche-2", "avalanche-2"),
-    ("ether.fi", "ether-fi", "ether.fi"),
-    ("yearn.finance", "yearn-finance", "yearn.finance"),
-    ("1inch", "1inch", "1inch"),
-    ("dogwifhat", "dogwifcoin", "dogwifhat"),
-    ("WIF", "dogwifcoin", "WIF"),
-    ("shiba inu price", "shiba-inu", "shiba inu"),
-    ("wrapped bitcoin", "wrapped-bitcoin", "wrapped bitcoin"),
-    ("bitcoin cash vs bitcoin", "bitcoin-cash", "bitcoin cash"),
-    ("ETH Classic", "ethereum-classic", "ETH Classic"),
-    ("near protocol", "near", "near protocol"),
-    ("NEAR", "near", "NEAR"),
-    ("internet computer", "internet-computer", "internet computer"),
-    ("The Graph", "the-graph", "The Graph"),
-    ("Uniswap's roadmap", "uniswap", "Uniswap"),
-    ("what are people saying about solana", "solana", "solana"),
-    ("compare ETH and SOL", "ethereum", "ETH"),
-    ("magic eden", "magic-eden", "magic eden"),
-    ("TRUMP coin", "official-trump", "TRUMP coin"),
-    ("polkadot", "polkadot", "polkadot"),
-    ("DOT price", "polkadot", "DOT"),
-    ("chainlink", "chainlink", "chainlink"),
-    ("thoughts on $W", "wormhole", "$W"),
-    ("$ME", "magic-eden", "$ME"),
-    ("hyperliquid", "hyperliquid", "hyperliquid"),
-    ("is lido safe?", "lido-dao", "lido"),
-    # everyday words the sentence treats as a coin
-    ("research link", "chainlink", "link"),
-    ("$LINK", "chainlink", "$LINK"),
-    ("LINK price", "chainlink", "LINK"),
-    ("price of link", "chainlink", "link"),
-    ("sentiment on link", "chainlink", "link"),
-    ("LINK/USDT", "chainlink", "LINK"),
-    ("link", "chainlink", "link"),
-    ("ton price", "the-open-network", "ton"),
-    ("ape price", "apecoin", "ape"),
-    ("ONE token", "harmony", "ONE"),
-    ("research harmony", "harmony", "harmony"),
-    ("the graph", "the-graph", "the graph"),
-    # symbol collision: Toncoin and Tokamak Network are both TON
-    ("TON", "the-open-network", "TON"),
-    ("$TON", "the-open-network", "$TON"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "coin_id", "matched"),
+    [
+        # the issue's phrasings
+        ("Research Uniswap", "uniswap", "Uniswap"),
+        ("is the PEPE team legit?", "pepe", "PEPE"),
+        ("ETH tokenomics?", "ethereum", "ETH"),
+        ("what's SOL trading at?", "solana", "SOL"),
+        ("what's the crowd saying about $ARB", "arbitrum", "$ARB"),
+        ("when is the next OP unlock?", "optimism", "OP"),
+        ("is the Polygon team still shipping?", "polygon-ecosystem-token", "Polygon"),
+        ("Analyze Curve", "curve-dao-token", "Curve"),
+        ("tell me about the sandbox", "the-sandbox", "the sandbox"),
+        ("Curve DAO", "curve-dao-token", "Curve DAO"),
+        ("the sandbox", "the-sandbox", "the sandbox"),
+        ("ethereum name service", "ethereum-name-service", "ethereum name service"),
+        ("CRV", "curve-dao-token", "CRV"),
+        ("$ENA", "ethena", "$ENA"),
+        ("ENA", "ethena", "ENA"),
+        ("eth", "ethereum", "eth"),
+        ("avax", "avalanche-2", "avax"),
+        ("ens", "ethereum-name-service", "ens"),
+        # tickers, names, ids, aliases
+        ("BTC", "bitcoin", "BTC"),
+        ("btc", "bitcoin", "btc"),
+        ("Bitcoin", "bitcoin", "Bitcoin"),
+        ("what is the price of bitcoin right now?", "bitcoin", "bitcoin"),
+        ("Just bought some ETH", "ethereum", "ETH"),
+        ("gas fees on ethereum are high", "ethereum", "ethereum"),
+        ("XRP or ADA?", "ripple", "XRP"),
+        ("xrp", "ripple", "xrp"),
+        ("bnb chain", "binancecoin", "bnb chain"),
+        ("binance coin", "binancecoin", "binance coin"),
+        ("matic", "polygon-ecosystem-token", "matic"),
+        ("avalanche-2", "avalanche-2", "avalanche-2"),
+        ("ether.fi", "ether-fi", "ether.fi"),
+        ("yearn.finance", "yearn-finance", "yearn.finance"),
+        ("1inch", "1inch", "1inch"),
+        ("dogwifhat", "dogwifcoin", "dogwifhat"),
+        ("WIF", "dogwifcoin", "WIF"),
+        ("shiba inu price", "shiba-inu", "shiba inu"),
+        ("wrapped bitcoin", "wrapped-bitcoin", "wrapped bitcoin"),
+        ("bitcoin cash vs bitcoin", "bitcoin-cash", "bitcoin cash"),
+        ("ETH Classic", "ethereum-classic", "ETH Classic"),
+        ("near protocol", "near", "near protocol"),
+        ("NEAR", "near", "NEAR"),
+        ("internet computer", "internet-computer", "internet computer"),
+        ("The Graph", "the-graph", "The Graph"),
+        ("Uniswap's roadmap", "uniswap", "Uniswap"),
+        ("what are people saying about solana", "solana", "solana"),
+        ("compare ETH and SOL", "ethereum", "ETH"),
+        ("magic eden", "magic-eden", "magic eden"),
+        ("TRUMP coin", "official-trump", "TRUMP coin"),
+        ("polkadot", "polkadot", "polkadot"),
+        ("DOT price", "polkadot", "DOT"),
+        ("chainlink", "chainlink", "chainlink"),
+        ("thoughts on $W", "wormhole", "$W"),
+        ("$ME", "magic-eden", "$ME"),
+        ("hyperliquid", "hyperliquid", "hyperliquid"),
+        ("is lido safe?", "lido-dao", "lido"),
+        # everyday words the sentence treats as a coin
+        ("research link", "chainlink", "link"),
+        ("$LINK", "chainlink", "$LINK"),
+        ("LINK price", "chainlink", "LINK"),
+        ("price of link", "chainlink", "link"),
+        ("sentiment on link", "chainlink", "link"),
+        ("LINK/USDT", "chainlink", "LINK"),
+        ("link", "chainlink", "link"),
+        ("ton price", "the-open-network", "ton"),
+        ("ape price", "apecoin", "ape"),
+        ("ONE token", "harmony", "ONE"),
+        ("research harmony", "harmony", "harmony"),
+        ("the graph", "the-graph", "the graph"),
+        # symbol collision: Toncoin and Tokamak Network are both TON
+        ("TON", "the-open-network", "TON"),
+        ("$TON", "the-open-network", "$TON"),
+    ],
+)
 def test_resolves_one_exact_coin(text: str, coin_id: str, matched: str) -> None:
     resolution = resolve_offline(text, INDEX)
     assert resolution.project is not None, text
@@ -110,31 +114,34 @@ def test_resolves_one_exact_coin(text: str, coin_id: str, matched: str) -> None:
     assert resolution.suggestions == []
 
 
-@pytest.mark.parametrize("text", [
-    "send me the link",
-    "check the link in bio",
-    "a ton of people",
-    "explain the bonding curve",
-    "check the graph",
-    "this is NOT financial advice",
-    "it's about time",
-    "open the app",
-    "what's up with ai coins",
-    "me and my friends",
-    "people are bullish",
-    "i just want the sun",
-    "we should ape in",
-    "ape into it",
-    "one more question",
-    "what does Trump say about crypto",
-    "is it safe?",
-    "how's the weather",
-    "hello there",
-    "how's the market today",
-    "what about its team?",
-    "gas is expensive today",
-    "ETH near ATH",  # ETH, not Aethir (ATH)
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "send me the link",
+        "check the link in bio",
+        "a ton of people",
+        "explain the bonding curve",
+        "check the graph",
+        "this is NOT financial advice",
+        "it's about time",
+        "open the app",
+        "what's up with ai coins",
+        "me and my friends",
+        "people are bullish",
+        "i just want the sun",
+        "we should ape in",
+        "ape into it",
+        "one more question",
+        "what does Trump say about crypto",
+        "is it safe?",
+        "how's the weather",
+        "hello there",
+        "how's the market today",
+        "what about its team?",
+        "gas is expensive today",
+        "ETH near ATH",  # ETH, not Aethir (ATH)
+    ],
+)
 def test_everyday_words_are_not_coins(text: str) -> None:
     resolution = resolve_offline(text, INDEX)
     project_id = resolution.project.id if resolution.project else None
@@ -143,17 +150,20 @@ def test_everyday_words_are_not_coins(text: str) -> None:
         assert resolution.project is None and resolution.suggestions == [], text
 
 
-@pytest.mark.parametrize(("text", "coin_id"), [
-    ("how is etherium doing", "ethereum"),
-    ("uniswp", "uniswap"),
-    ("polkadott", "polkadot"),
-    ("avalance", "avalanche-2"),
-    ("solanna news", "solana"),
-    ("bitcon", "bitcoin"),
-    ("chainlnk", "chainlink"),
-    ("dogecion", "dogecoin"),
-    ("arbitrun", "arbitrum"),
-])
+@pytest.mark.parametrize(
+    ("text", "coin_id"),
+    [
+        ("how is etherium doing", "ethereum"),
+        ("uniswp", "uniswap"),
+        ("polkadott", "polkadot"),
+        ("avalance", "avalanche-2"),
+        ("solanna news", "solana"),
+        ("bitcon", "bitcoin"),
+        ("chainlnk", "chainlink"),
+        ("dogecion", "dogecoin"),
+        ("arbitrun", "arbitrum"),
+    ],
+)
 def test_close_unambiguous_typos_resolve(text: str, coin_id: str) -> None:
     resolution = resolve_offline(text, INDEX)
     assert resolution.project is not None and resolution.project.id == coin_id
@@ -177,11 +187,13 @@ def test_upper_case_tickers_count_unless_the_message_is_shouted() -> None:
 
 
 def test_collision_goes_to_the_highest_market_cap() -> None:
-    index = CoinIndex([
-        IndexEntry(id="small-ape", symbol="APE", name="Small Ape", market_cap_rank=900),
-        IndexEntry(id="apecoin", symbol="APE", name="ApeCoin", market_cap_rank=98),
-        IndexEntry(id="unranked-ape", symbol="APE", name="Unranked Ape"),
-    ])
+    index = CoinIndex(
+        [
+            IndexEntry(id="small-ape", symbol="APE", name="Small Ape", market_cap_rank=900),
+            IndexEntry(id="apecoin", symbol="APE", name="ApeCoin", market_cap_rank=98),
+            IndexEntry(id="unranked-ape", symbol="APE", name="Unranked Ape"),
+        ]
+    )
     for text in ("APE", "$APE", "ape price"):
         resolution = resolve_offline(text, index)
         assert resolution.project is not None and resolution.project.id == "apecoin", text
@@ -213,12 +225,17 @@ def test_search_query_keeps_only_unknown_words() -> None:
 
 # --- live fallbacks through a fake CoinGecko -------------------------------------------------
 
+
 class FakeCoinGecko:
     """Serves /search and /coins/{platform}/contract/{address} with bodies in CoinGecko's shape."""
 
-    def __init__(self, *, search: dict[str, list[dict[str, object]]] | None = None,
-                 contracts: dict[tuple[str, str], dict[str, object]] | None = None,
-                 fail: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        search: dict[str, list[dict[str, object]]] | None = None,
+        contracts: dict[tuple[str, str], dict[str, object]] | None = None,
+        fail: bool = False,
+    ) -> None:
         self.search = search or {}
         self.contracts = contracts or {}
         self.fail = fail
@@ -230,8 +247,14 @@ class FakeCoinGecko:
             raise httpx.ConnectError("connection refused", request=request)
         parts = request.url.path.split("/")
         if parts[-1] == "search":
-            return httpx.Response(200, json={"coins": self.search.get(
-                request.url.params["query"].lower(), []), "exchanges": [], "nfts": []})
+            return httpx.Response(
+                200,
+                json={
+                    "coins": self.search.get(request.url.params["query"].lower(), []),
+                    "exchanges": [],
+                    "nfts": [],
+                },
+            )
         if len(parts) >= 4 and parts[-2] == "contract":
             body = self.contracts.get((parts[-3], parts[-1]))
             if body is None:
@@ -241,9 +264,15 @@ class FakeCoinGecko:
 
 
 def _coin(cid: str, symbol: str, name: str, rank: int | None) -> dict[str, object]:
-    return {"id": cid, "name": name, "api_symbol": cid, "symbol": symbol,
-            "market_cap_rank": rank, "thumb": "https://example.invalid/t.png",
-            "large": "https://example.invalid/l.png"}
+    return {
+        "id": cid,
+        "name": name,
+        "api_symbol": cid,
+        "symbol": symbol,
+        "market_cap_rank": rank,
+        "thumb": "https://example.invalid/t.png",
+        "large": "https://example.invalid/l.png",
+    }
 
 
 CAKE_ON_BSC = "0x0e09fabb73bd3ade0a17ecc321fd13a19e81ce82"
@@ -253,15 +282,20 @@ UNLISTED = "0x" + "12" * 20
 async def test_contract_address_detects_its_chain(deps: Deps, with_http: WithHttp) -> None:
     address = "0x" + "ab" * 20
     body = {
-        "id": "some-bsc-token", "symbol": "sbt", "name": "Some BSC Token",
-        "asset_platform_id": "binance-smart-chain", "market_cap_rank": 812,
+        "id": "some-bsc-token",
+        "symbol": "sbt",
+        "name": "Some BSC Token",
+        "asset_platform_id": "binance-smart-chain",
+        "market_cap_rank": 812,
         "platforms": {"binance-smart-chain": address, "ethereum": "0x" + "cd" * 20},
         "links": {"repos_url": {"github": ["https://github.com/some-org/token", ""]}},
         "market_data": {"market_cap_rank": 812},
     }
     fake = FakeCoinGecko(contracts={("binance-smart-chain", address): body})
-    resolution = await resolve_project(with_http(deps, httpx.MockTransport(fake)),
-                                       f"is {address.upper().replace('0X', '0x')} a scam?")
+    resolution = await resolve_project(
+        with_http(deps, httpx.MockTransport(fake)),
+        f"is {address.upper().replace('0X', '0x')} a scam?",
+    )
     assert resolution.project is not None and resolution.method == "contract"
     assert resolution.project.display == "Some BSC Token (SBT)"
     assert next(iter(resolution.project.platforms)) == "binance-smart-chain"
@@ -286,17 +320,22 @@ async def test_contract_lookup_failure_does_not_raise(deps: Deps, with_http: Wit
 
 async def test_known_contract_needs_no_network(deps: Deps, with_http: WithHttp) -> None:
     fake = FakeCoinGecko(fail=True)
-    resolution = await resolve_project(with_http(deps, httpx.MockTransport(fake)),
-                                       f"analyze {CAKE_ON_BSC}")
+    resolution = await resolve_project(
+        with_http(deps, httpx.MockTransport(fake)), f"analyze {CAKE_ON_BSC}"
+    )
     assert resolution.project is not None and resolution.project.id == "pancakeswap-token"
     assert fake.requests == []
 
 
 async def test_live_search_finds_names_the_index_lacks(deps: Deps, with_http: WithHttp) -> None:
-    fake = FakeCoinGecko(search={"zerebro": [
-        _coin("zerebro-copy", "ZEREBRO", "Zerebro Copy", None),
-        _coin("zerebro", "ZEREBRO", "Zerebro", 488),
-    ]})
+    fake = FakeCoinGecko(
+        search={
+            "zerebro": [
+                _coin("zerebro-copy", "ZEREBRO", "Zerebro Copy", None),
+                _coin("zerebro", "ZEREBRO", "Zerebro", 488),
+            ]
+        }
+    )
     live = with_http(deps, httpx.MockTransport(fake))
     resolution = await resolve_project(live, "tell me about zerebro")
     assert resolution.project is not None and resolution.project.id == "zerebro"
@@ -308,11 +347,17 @@ async def test_live_search_finds_names_the_index_lacks(deps: Deps, with_http: Wi
 
 
 async def test_live_search_without_exact_match_suggests(deps: Deps, with_http: WithHttp) -> None:
-    fake = FakeCoinGecko(search={"solname": [
-        _coin("solana-name-service", "SNS", "SNS", 1900), _coin("solana", "SOL", "Solana", 6),
-    ]})
-    resolution = await resolve_project(with_http(deps, httpx.MockTransport(fake)),
-                                       "research solname")
+    fake = FakeCoinGecko(
+        search={
+            "solname": [
+                _coin("solana-name-service", "SNS", "SNS", 1900),
+                _coin("solana", "SOL", "Solana", 6),
+            ]
+        }
+    )
+    resolution = await resolve_project(
+        with_http(deps, httpx.MockTransport(fake)), "research solname"
+    )
     assert resolution.project is None
     assert [p.id for p in resolution.suggestions][:2] == ["solana", "solana-name-service"]
 
@@ -324,11 +369,13 @@ async def test_unknown_coin_with_empty_search(deps: Deps, with_http: WithHttp) -
     assert [r.url.params["query"] for r in fake.requests] == ["asdfgh"]
 
 
-async def test_search_failure_falls_back_to_index_suggestions(deps: Deps,
-                                                              with_http: WithHttp) -> None:
+async def test_search_failure_falls_back_to_index_suggestions(
+    deps: Deps, with_http: WithHttp
+) -> None:
     fake = FakeCoinGecko(fail=True)
-    resolution = await resolve_project(with_http(deps, httpx.MockTransport(fake)),
-                                       "what about cardona?")
+    resolution = await resolve_project(
+        with_http(deps, httpx.MockTransport(fake)), "what about cardona?"
+    )
     assert resolution.project is None
     assert [p.id for p in resolution.suggestions][:1] == ["cardano"]
     nothing = await resolve_project(with_http(deps, httpx.MockTransport(fake)), "asdfgh coin")
@@ -346,34 +393,45 @@ async def test_everyday_sentences_make_no_network_call(deps: Deps, with_http: Wi
 
 async def test_indexed_coins_make_no_network_call(deps: Deps, with_http: WithHttp) -> None:
     fake = FakeCoinGecko(fail=True)
-    resolution = await resolve_project(with_http(deps, httpx.MockTransport(fake)),
-                                       "is the PEPE team legit?")
+    resolution = await resolve_project(
+        with_http(deps, httpx.MockTransport(fake)), "is the PEPE team legit?"
+    )
     assert resolution.project is not None and resolution.project.display == "Pepe (PEPE)"
     assert fake.requests == []
 
 
 async def test_a_longer_name_beats_its_first_word(deps: Deps, with_http: WithHttp) -> None:
-    fake = FakeCoinGecko(search={"bitcoin gold": [
-        _coin("bitcoin-gold", "BTG", "Bitcoin Gold", 700), _coin("bitcoin", "BTC", "Bitcoin", 1),
-    ]})
-    offline = await resolve_project(with_http(deps, httpx.MockTransport(
-        FakeCoinGecko(fail=True))), "tell me about Bitcoin Gold")
+    fake = FakeCoinGecko(
+        search={
+            "bitcoin gold": [
+                _coin("bitcoin-gold", "BTG", "Bitcoin Gold", 700),
+                _coin("bitcoin", "BTC", "Bitcoin", 1),
+            ]
+        }
+    )
+    offline = await resolve_project(
+        with_http(deps, httpx.MockTransport(FakeCoinGecko(fail=True))), "tell me about Bitcoin Gold"
+    )
     assert offline.project is not None and offline.project.id == "bitcoin"
-    resolution = await resolve_project(with_http(deps, httpx.MockTransport(fake)),
-                                       "tell me about Bitcoin Gold")
+    resolution = await resolve_project(
+        with_http(deps, httpx.MockTransport(fake)), "tell me about Bitcoin Gold"
+    )
     assert resolution.project is not None and resolution.project.id == "bitcoin-gold"
     assert resolution.method == "search" and resolution.matched == "Bitcoin Gold"
 
 
-async def test_a_capitalised_word_after_a_name_keeps_the_name(deps: Deps,
-                                                              with_http: WithHttp) -> None:
+async def test_a_capitalised_word_after_a_name_keeps_the_name(
+    deps: Deps, with_http: WithHttp
+) -> None:
     fake = FakeCoinGecko()
-    resolution = await resolve_project(with_http(deps, httpx.MockTransport(fake)),
-                                       "Is Solana Down?")
+    resolution = await resolve_project(
+        with_http(deps, httpx.MockTransport(fake)), "Is Solana Down?"
+    )
     assert resolution.project is not None and resolution.project.id == "solana"
 
 
 # --- parsing CoinGecko bodies ----------------------------------------------------------------
+
 
 def test_pick_search_result_prefers_ranked_exact_matches() -> None:
     coins = [_coin("pepe-unranked", "PEPE", "Pepe", None), _coin("pepe", "PEPE", "Pepe", 31)]
@@ -418,8 +476,9 @@ async def test_search_fixture_served_live(deps: Deps, with_http: WithHttp) -> No
         assert request.url.path.endswith("/search")
         return httpx.Response(200, json=body)
 
-    resolution = await resolve_project(with_http(deps, httpx.MockTransport(handler)),
-                                       "what is Solayer?")
+    resolution = await resolve_project(
+        with_http(deps, httpx.MockTransport(handler)), "what is Solayer?"
+    )
     assert resolution.project is not None and resolution.project.display == "Solayer (LAYER)"
 
 
@@ -428,8 +487,11 @@ def test_contract_fixture_contract() -> None:
     path = SHARED_FIXTURES / "coingecko" / "coins_ethereum_contract_usdt_2021-08-13.json"
     if not path.exists():
         pytest.skip("shared fixtures not present")
-    project = project_from_coin(json.loads(path.read_text()), platform="ethereum",
-                                address="0xdAC17F958D2ee523a2206206994597C13D831ec7")
+    project = project_from_coin(
+        json.loads(path.read_text()),
+        platform="ethereum",
+        address="0xdAC17F958D2ee523a2206206994597C13D831ec7",
+    )
     assert project is not None and project.display == "Tether (USDT)"
     assert next(iter(project.platforms)) == "ethereum"
     assert project.platforms["ethereum"] == "0xdac17f958d2ee523a2206206994597c13d831ec7"
@@ -438,8 +500,9 @@ def test_contract_fixture_contract() -> None:
 
 
 @pytest.mark.parametrize("text", ["good morning", "gm!", "hello there", "help", "thanks!"])
-async def test_small_talk_makes_no_upstream_call(deps: Deps, with_http: WithHttp,
-                                                 text: str) -> None:
+async def test_small_talk_makes_no_upstream_call(
+    deps: Deps, with_http: WithHttp, text: str
+) -> None:
     calls: list[str] = []
 
     def record(request: httpx.Request) -> httpx.Response:

@@ -12,7 +12,9 @@ def test_malformed_database_url_names_the_variable(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DATABASE_URL", "mysql://nope")
     with pytest.raises(SettingsError) as err:
         load_settings(_env_file=None)
-    assert str(err.value) == "invalid setting DATABASE_URL: Value error, must be a postgresql:// URL"
+    assert (
+        str(err.value) == "invalid setting DATABASE_URL: Value error, must be a postgresql:// URL"
+    )
 
 
 def test_unknown_tier_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,8 +57,9 @@ def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.news_feeds == ["http://127.0.0.1:1/a.xml", "http://127.0.0.1:1/b.xml"]
 
 
-def test_log_scrubber_removes_secrets(monkeypatch: pytest.MonkeyPatch,
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_log_scrubber_removes_secrets(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.super-secret-sendgrid")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     logger = logging.getLogger("test.scrub")

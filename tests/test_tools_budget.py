@@ -22,9 +22,16 @@ def _process(deps: Deps, with_http: Any, sources: FakeSources, rate: int) -> Dep
     """A Deps with its own HTTP client, as another process would have, sharing Redis."""
     settings = deps.settings.model_copy(update={"coingecko_rate_per_min": rate})
     own = with_http(dataclasses.replace(deps, settings=settings), sources.transport())
-    configure_http(own, HttpOptions(retry=RetryPolicy(attempts=1, base_wait_s=0.001,
-                                                      max_wait_s=0.01, limiter_wait_cap_s=0.2),
-                                    github_stats_attempts=1, github_stats_wait_s=0.0))
+    configure_http(
+        own,
+        HttpOptions(
+            retry=RetryPolicy(
+                attempts=1, base_wait_s=0.001, max_wait_s=0.01, limiter_wait_cap_s=0.2
+            ),
+            github_stats_attempts=1,
+            github_stats_wait_s=0.0,
+        ),
+    )
     return own  # type: ignore[no-any-return]
 
 
@@ -50,7 +57,9 @@ async def test_a_spent_budget_serves_the_snapshot_with_its_age(deps: Deps, with_
     roomy = _process(deps, with_http, sources, rate=1000)
     first = await run_tool(roomy, "onchain", UNISWAP)
     assert first.cache == "live" and first.result.price_usd is not None  # type: ignore[attr-defined]
-    await deps.db.execute("UPDATE analysis_snapshots SET fetched_at = now() - interval '30 minutes'")
+    await deps.db.execute(
+        "UPDATE analysis_snapshots SET fetched_at = now() - interval '30 minutes'"
+    )
     await deps.redis.delete(l1_key(deps, "onchain", UNISWAP.id))
 
     # another process whose budget is 1 call a minute: the calls above already spent it
@@ -60,8 +69,9 @@ async def test_a_spent_budget_serves_the_snapshot_with_its_age(deps: Deps, with_
     assert outcome.cache == "stale" and result.stale
     assert result.price_usd == first.result.price_usd  # type: ignore[attr-defined]
     assert 1700 < result.age_seconds < 2000
-    answer, _ = write_answer(UNISWAP, {"onchain": result}, assess({"onchain": result}),
-                             sources_of({"onchain": result}))
+    answer, _ = write_answer(
+        UNISWAP, {"onchain": result}, assess({"onchain": result}), sources_of({"onchain": result})
+    )
     assert "budget" not in answer and "local rate" not in answer
     assert "30 min old" in answer
 
@@ -79,9 +89,15 @@ async def test_one_batched_call_keeps_many_quotes_fresh(deps: Deps, with_http: A
     assert first.cache == "live"
     # newer quotes (the coin payload was a minute old) arrive in one call for both coins
     now = utcnow() - timedelta(seconds=1)
-    sources.script("coingecko:markets", json_response(
-        [markets_row("uniswap", price=12.34, last_updated=now),
-         markets_row("bitcoin", price=99_000.0, last_updated=now)]))
+    sources.script(
+        "coingecko:markets",
+        json_response(
+            [
+                markets_row("uniswap", price=12.34, last_updated=now),
+                markets_row("bitcoin", price=99_000.0, last_updated=now),
+            ]
+        ),
+    )
     assert await refresh_quotes(fast, ["uniswap", "bitcoin"] * 3) == 2
     assert sources.calls["coingecko:markets"] == 1
 

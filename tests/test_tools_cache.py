@@ -19,9 +19,13 @@ ALL_SOURCES = {"coingecko", "defillama", "goplus", "github", "feargreed", "rss"}
 
 
 async def _snapshots(deps: Deps, module: str) -> int:
-    return int(await deps.db.fetchval(
-        "SELECT count(*) FROM analysis_snapshots WHERE project_id = $1 AND module = $2",
-        UNISWAP.id, module))
+    return int(
+        await deps.db.fetchval(
+            "SELECT count(*) FROM analysis_snapshots WHERE project_id = $1 AND module = $2",
+            UNISWAP.id,
+            module,
+        )
+    )
 
 
 async def test_live_then_hot_then_warm_then_refresh(fast_deps: Deps, sources: FakeSources) -> None:
@@ -71,8 +75,9 @@ async def test_single_flight_200_concurrent_requests(fast_deps: Deps, sources: F
     assert await _snapshots(fast_deps, "team") == 1
 
 
-async def test_waits_for_another_process_holding_the_lock(fast_deps: Deps, sources: FakeSources,
-                                                          deps: Deps) -> None:
+async def test_waits_for_another_process_holding_the_lock(
+    fast_deps: Deps, sources: FakeSources, deps: Deps
+) -> None:
     key = l1_key(fast_deps, "onchain", UNISWAP.id)
     await fast_deps.redis.set(key + ":lock", "other-process", px=5000)
     ours = asyncio.create_task(run_tool(fast_deps, "onchain", UNISWAP))
@@ -83,15 +88,19 @@ async def test_waits_for_another_process_holding_the_lock(fast_deps: Deps, sourc
     from tools.cache import write_l1
     from tools.results import OnchainResult
 
-    await write_l1(fast_deps, OnchainResult(project_id=UNISWAP.id, price_usd=42.0,
-                                        as_of=other.result.as_of), 300)
+    await write_l1(
+        fast_deps,
+        OnchainResult(project_id=UNISWAP.id, price_usd=42.0, as_of=other.result.as_of),
+        300,
+    )
     outcome = await asyncio.wait_for(ours, 5)
     assert outcome.cache == "hot" and outcome.result.price_usd == 42.0  # type: ignore[attr-defined]
     assert sources.total("coingecko") == 0
 
 
-async def test_stale_snapshot_served_when_sources_are_down(fast_deps: Deps, deps: Deps,
-                                                           with_http: MakeDeps) -> None:
+async def test_stale_snapshot_served_when_sources_are_down(
+    fast_deps: Deps, deps: Deps, with_http: MakeDeps
+) -> None:
     assert (await run_tool(fast_deps, "onchain", UNISWAP)).cache == "live"
     await deps.db.execute("UPDATE analysis_snapshots SET fetched_at = now() - interval '2 hours'")
     await deps.redis.delete(l1_key(deps, "onchain", UNISWAP.id))
@@ -125,23 +134,28 @@ async def test_nothing_reachable_and_no_history_says_why(deps: Deps, with_http: 
     assert await deps.db.fetchval("SELECT count(*) FROM analysis_snapshots") == 0
 
 
-async def test_warm_cache_covers_most_queried_and_trending(fast_deps: Deps, sources: FakeSources) -> None:
+async def test_warm_cache_covers_most_queried_and_trending(
+    fast_deps: Deps, sources: FakeSources
+) -> None:
     from tools.warm import warm_cache
 
     await fast_deps.db.execute(
         "INSERT INTO projects (id, symbol, name, platforms)"
-        " VALUES ('bitcoin', 'btc', 'Bitcoin', '{}')")
+        " VALUES ('bitcoin', 'btc', 'Bitcoin', '{}')"
+    )
     await fast_deps.db.execute(
         "INSERT INTO query_logs (question, project_id)"
-        " SELECT 'btc?', 'bitcoin' FROM generate_series(1, 3)")
+        " SELECT 'btc?', 'bitcoin' FROM generate_series(1, 3)"
+    )
     warmed = await warm_cache(fast_deps, limit=5, tools=("onchain",))
     assert warmed == {"bitcoin": {"onchain": "live"}, "uniswap": {"onchain": "live"}}
     again = await warm_cache(fast_deps, limit=5, tools=("onchain",))
     assert again == {"bitcoin": {"onchain": "hot"}, "uniswap": {"onchain": "hot"}}
 
 
-async def test_a_cancelled_caller_does_not_cancel_the_shared_fetch(fast_deps: Deps,
-                                                                    sources: FakeSources) -> None:
+async def test_a_cancelled_caller_does_not_cancel_the_shared_fetch(
+    fast_deps: Deps, sources: FakeSources
+) -> None:
     """Two answers share one fetch; the first is cancelled (its client left) mid-fetch."""
     sources.latency_s = 0.2
     first = asyncio.create_task(run_tool(fast_deps, "onchain", UNISWAP))

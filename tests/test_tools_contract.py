@@ -39,8 +39,12 @@ def test_coingecko_coin_bitcoin_2021() -> None:
 def test_coingecko_contract_body_has_platforms() -> None:
     coin = load("coingecko/coins_ethereum_contract_usdt_2021-08-13.json")
     assert len(coingecko.platforms(coin)) == 7
-    assert coingecko.supply_facts(load("coingecko/coins_ark_trimmed_arkscan.json"))[
-        "circulating_supply"] is not None
+    assert (
+        coingecko.supply_facts(load("coingecko/coins_ark_trimmed_arkscan.json"))[
+            "circulating_supply"
+        ]
+        is not None
+    )
 
 
 def test_market_chart_inflation_matches_bitcoin_issuance() -> None:
@@ -77,7 +81,9 @@ def test_github_bodies() -> None:
     from datetime import UTC, datetime
 
     then = datetime(2013, 11, 11, tzinfo=UTC)
-    assert (gh.commits_from_activity(load("github/stats_commit_activity_PyGithub.json"), then) or 0) > 0
+    assert (
+        gh.commits_from_activity(load("github/stats_commit_activity_PyGithub.json"), then) or 0
+    ) > 0
     assert (gh.active_contributors(load("github/stats_contributors_PyGithub.json"), then) or 0) >= 1
     assert gh.commit_authors(load("github/commits_PyGithub_page1.json")) >= 1
 

@@ -16,9 +16,14 @@ from tools.tokenomics import run_tokenomics
 
 
 async def test_429_then_success_is_retried(fast_deps: Deps, sources: FakeSources) -> None:
-    sources.script("coingecko:coin", json_response(
-        {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit"}}, 429,
-        {"Retry-After": "0"}))
+    sources.script(
+        "coingecko:coin",
+        json_response(
+            {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit"}},
+            429,
+            {"Retry-After": "0"},
+        ),
+    )
     run = await run_onchain(fast_deps, UNISWAP)
     assert run.result.price_usd == 10.0
     assert sources.calls["coingecko:coin"] == 2
@@ -41,13 +46,19 @@ async def test_timeout_costs_only_coingecko_fields(fast_deps: Deps, sources: Fak
 async def test_unknown_coin_404_is_a_reason_not_an_exception(fast_deps: Deps) -> None:
     ghost = Project(id="no-such-coin", symbol="NSC", name="No Such Coin")
     run = await run_onchain(fast_deps, ghost)
-    assert "coin not found" in run.result.missing["price_usd"] or \
-        "not found" in run.result.missing["price_usd"]
+    assert (
+        "coin not found" in run.result.missing["price_usd"]
+        or "not found" in run.result.missing["price_usd"]
+    )
     with pytest.raises(NotFound):
-        await get_json(fast_deps, "https://api.coingecko.com/api/v3/coins/no-such-coin", source="CoinGecko")
+        await get_json(
+            fast_deps, "https://api.coingecko.com/api/v3/coins/no-such-coin", source="CoinGecko"
+        )
 
 
-async def test_5xx_exhausts_retries_into_source_unavailable(fast_deps: Deps, sources: FakeSources) -> None:
+async def test_5xx_exhausts_retries_into_source_unavailable(
+    fast_deps: Deps, sources: FakeSources
+) -> None:
     sources.script("feargreed", *[json_response({}, 503)] * 3)
     with pytest.raises(SourceUnavailable, match="HTTP 503 after 3 attempts"):
         await get_json(fast_deps, "https://api.alternative.me/fng/", source="alternative.me")
@@ -68,7 +79,9 @@ async def test_github_202_is_retried_then_read(fast_deps: Deps, sources: FakeSou
     assert sources.calls["github:commits"] == 0
 
 
-async def test_github_stuck_at_202_falls_back_to_commits(fast_deps: Deps, sources: FakeSources) -> None:
+async def test_github_stuck_at_202_falls_back_to_commits(
+    fast_deps: Deps, sources: FakeSources
+) -> None:
     sources.script("github:stats_commit_activity", *[json_response({}, 202)] * 3)
     sources.script("github:stats_contributors", *[json_response({}, 202)] * 3)
     run = await run_team(fast_deps, UNISWAP)
@@ -76,9 +89,13 @@ async def test_github_stuck_at_202_falls_back_to_commits(fast_deps: Deps, source
     assert sources.calls["github:commits"] == 1
 
 
-async def test_goplus_error_code_leaves_flags_unknown(fast_deps: Deps, sources: FakeSources) -> None:
-    sources.script("goplus", json_response({"code": 2004, "message": "contract address format error",
-                                         "result": {}}))
+async def test_goplus_error_code_leaves_flags_unknown(
+    fast_deps: Deps, sources: FakeSources
+) -> None:
+    sources.script(
+        "goplus",
+        json_response({"code": 2004, "message": "contract address format error", "result": {}}),
+    )
     run = await run_tokenomics(fast_deps, UNISWAP)
     r = run.result
     assert r.flags == [] and r.risk_score is None
@@ -88,8 +105,10 @@ async def test_goplus_error_code_leaves_flags_unknown(fast_deps: Deps, sources: 
 
 
 async def test_malformed_json_is_a_bad_response(fast_deps: Deps, sources: FakeSources) -> None:
-    sources.script("defillama:protocol", httpx.Response(200, content=b"{not json",
-                                                     headers={"content-type": "application/json"}))
+    sources.script(
+        "defillama:protocol",
+        httpx.Response(200, content=b"{not json", headers={"content-type": "application/json"}),
+    )
     run = await run_onchain(fast_deps, UNISWAP)
     assert run.result.tvl_usd is None
     assert "not valid JSON" in run.result.missing["tvl_usd"]

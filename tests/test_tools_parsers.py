@@ -91,7 +91,11 @@ def test_defillama_slug_audits_and_backers() -> None:
     assert defillama.audits({"audits": "3"})[0] == "audited fork"
     assert defillama.audits({})[0] == "unknown"
     assert defillama.backers(protocol_body()) == [
-        "Andreessen Horowitz", "Paradigm", "Union Square Ventures", "Polychain Capital"]
+        "Andreessen Horowitz",
+        "Paradigm",
+        "Union Square Ventures",
+        "Polychain Capital",
+    ]
 
 
 def test_concentration_excludes_burn_locked_and_exchange_wallets() -> None:
@@ -109,10 +113,18 @@ def test_flags_mitigations_and_points() -> None:
     token = goplus_body()["result"][address]
     flags, points = contract_flags(token, concentration(token))
     by_name = {f.name: f for f in flags}
-    assert by_name["mintable"].status == "yes" and by_name["mintable"].points == 20  # trusted: halved
+    assert (
+        by_name["mintable"].status == "yes" and by_name["mintable"].points == 20
+    )  # trusted: halved
     assert points == 20
-    scam = goplus_body(is_honeypot="1", trust_list="0", is_in_cex={"listed": "0"}, sell_tax="0.3",
-                       owner_address="", hidden_owner="")["result"][address]
+    scam = goplus_body(
+        is_honeypot="1",
+        trust_list="0",
+        is_in_cex={"listed": "0"},
+        sell_tax="0.3",
+        owner_address="",
+        hidden_owner="",
+    )["result"][address]
     flags, points = contract_flags(scam, concentration(scam))
     by_name = {f.name: f for f in flags}
     assert by_name["honeypot (cannot sell)"].points == 40
@@ -123,10 +135,18 @@ def test_flags_mitigations_and_points() -> None:
 
 
 def test_news_matching_uses_word_boundaries_and_dollar_for_short_symbols() -> None:
-    items = news.parse_feed(rss_body([
-        ("Uniswap grows", "", 1), ("Uniswapper is a different thing", "", 1),
-        ("OP rallies", "", 1), ("$OP rallies", "", 1), ("Optimism news", "", 1),
-    ]), "https://www.coindesk.com/arc/outboundfeeds/rss")
+    items = news.parse_feed(
+        rss_body(
+            [
+                ("Uniswap grows", "", 1),
+                ("Uniswapper is a different thing", "", 1),
+                ("OP rallies", "", 1),
+                ("$OP rallies", "", 1),
+                ("Optimism news", "", 1),
+            ]
+        ),
+        "https://www.coindesk.com/arc/outboundfeeds/rss",
+    )
     assert [i.title for i in news.matching(items, UNISWAP)] == ["Uniswap grows"]
     op = Project(id="optimism", symbol="OP", name="Optimism")
     assert sorted(i.title for i in news.matching(items, op)) == ["$OP rallies", "Optimism news"]
@@ -141,8 +161,12 @@ def test_feed_summary_survives_empty_dc_description() -> None:
 
 
 def test_fear_greed_parse_and_error_envelope() -> None:
-    fng = feargreed.parse({"data": [{"value": "26", "value_classification": "Fear",
-                                     "timestamp": "1783728000"}], "metadata": {"error": None}})
+    fng = feargreed.parse(
+        {
+            "data": [{"value": "26", "value_classification": "Fear", "timestamp": "1783728000"}],
+            "metadata": {"error": None},
+        }
+    )
     assert (fng.value, fng.label) == (26, "Fear")
     with pytest.raises(BadResponse):
         feargreed.parse({"data": [], "metadata": {"error": "rate limited"}})
@@ -170,7 +194,9 @@ def test_scores_renormalise_and_refuse_to_guess() -> None:
     assert scoring.news_score([(0.5, 1.0), (-0.5, 1.0)]) == pytest.approx(50)
     assert scoring.news_score([(1.0, 24 * 8)]) is None  # older than a week
     assert scoring.band(50) == "Neutral" and scoring.band(80) == "Extreme Greed"
-    assert scoring.trend(60, 70, 60) == "bullish" and scoring.trend(None, 1, 1) == "insufficient data"
+    assert (
+        scoring.trend(60, 70, 60) == "bullish" and scoring.trend(None, 1, 1) == "insufficient data"
+    )
     assert scoring.risk_score_1_10(0) == 1 and scoring.risk_score_1_10(100) == 10
     assert scoring.fundamentals_component(3) == pytest.approx(0.75)
     assert scoring.size_component(1e6) == 0 and math.isclose(scoring.size_component(1e11) or 0, 1)

@@ -28,7 +28,8 @@ def code_messages() -> set[str]:
         if not (ROOT / package).is_dir():
             continue
         for _file, _line, message, _comments, _context in extract_from_dir(
-                str(ROOT / package), method_map=[("**.py", "python")], keywords=KEYWORDS):
+            str(ROOT / package), method_map=[("**.py", "python")], keywords=KEYWORDS
+        ):
             found.add(message if isinstance(message, str) else message[0])
     return found
 
@@ -56,10 +57,13 @@ def test_every_message_is_translated(language: str) -> None:
     for msgid in template_messages():
         message = translated.get(msgid)
         assert message is not None, f"{language}: no entry for {msgid!r}"
-        assert isinstance(message.string, str) and message.string.strip(), f"{language}: empty {msgid!r}"
+        assert isinstance(message.string, str) and message.string.strip(), (
+            f"{language}: empty {msgid!r}"
+        )
         assert not message.fuzzy, f"{language}: fuzzy {msgid!r}"
-        assert sorted(PLACEHOLDER.findall(message.string)) == sorted(PLACEHOLDER.findall(msgid)), \
+        assert sorted(PLACEHOLDER.findall(message.string)) == sorted(PLACEHOLDER.findall(msgid)), (
             f"{language}: placeholders differ in {msgid!r}"
+        )
     assert set(translated) - template_messages() == set(), f"{language}: obsolete entries"
 
 

@@ -29,26 +29,43 @@ WithHttp = Callable[[Deps, httpx.AsyncBaseTransport], Deps]
 
 def vi_guard(stance: str = "HOLD") -> AnswerGuard:
     values = [1.52e9, 7.4231, 234_567_890.0, 384_512, 0.5812, -3.21, 1234.5]
-    return AnswerGuard(allowed=allowed_values(values, language="vi"), urls=[],
-                       stance=stance, risk_score=6, language="vi")  # type: ignore[arg-type]
+    return AnswerGuard(
+        allowed=allowed_values(values, language="vi"),
+        urls=[],
+        stance=stance,
+        risk_score=6,
+        language="vi",
+    )  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("line", [
-    "Vốn hóa đạt 1,52 tỷ USD.", "Giá hiện tại 7,42 USD.", "Khối lượng 234,57 triệu USD.",
-    "Có 384.512 người nắm giữ.", "10 ví lớn nhất nắm 58,1%.", "Giá giảm 3,2% trong 24 giờ.",
-    "Con số 1.234,5 khớp dữ liệu.", "Vốn hóa $1.52B (English slip).", "Trong 90 ngày qua.",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Vốn hóa đạt 1,52 tỷ USD.",
+        "Giá hiện tại 7,42 USD.",
+        "Khối lượng 234,57 triệu USD.",
+        "Có 384.512 người nắm giữ.",
+        "10 ví lớn nhất nắm 58,1%.",
+        "Giá giảm 3,2% trong 24 giờ.",
+        "Con số 1.234,5 khớp dữ liệu.",
+        "Vốn hóa $1.52B (English slip).",
+        "Trong 90 ngày qua.",
+    ],
+)
 def test_vietnamese_figures_from_the_data_pass(line: str) -> None:
     guard = vi_guard()
     assert guard.check_line(line) == line and guard.withheld == 0
 
 
-@pytest.mark.parametrize(("line", "shown"), [
-    ("Vốn hóa đạt 2,7 tỷ USD.", f"Vốn hóa đạt {WITHHELD} USD."),
-    ("Giá mục tiêu 15,80 USD.", f"Giá mục tiêu {WITHHELD} USD."),
-    ("Có 999.999 người nắm giữ.", f"Có {WITHHELD} người nắm giữ."),
-    ("Khối lượng 88 triệu USD.", f"Khối lượng {WITHHELD} USD."),
-])
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("Vốn hóa đạt 2,7 tỷ USD.", f"Vốn hóa đạt {WITHHELD} USD."),
+        ("Giá mục tiêu 15,80 USD.", f"Giá mục tiêu {WITHHELD} USD."),
+        ("Có 999.999 người nắm giữ.", f"Có {WITHHELD} người nắm giữ."),
+        ("Khối lượng 88 triệu USD.", f"Khối lượng {WITHHELD} USD."),
+    ],
+)
 def test_invented_vietnamese_figures_are_withheld(line: str, shown: str) -> None:
     guard = vi_guard()
     assert guard.check_line(line) == shown and guard.withheld == 1
@@ -67,8 +84,10 @@ def test_vietnamese_stance_words_cannot_change_the_stance() -> None:
 
 def test_a_different_vietnamese_risk_score_is_corrected() -> None:
     guard = vi_guard()
-    assert guard.check_line("**Điểm rủi ro: 2/10** · **Quan điểm: GIỮ (HOLD)**") == \
-        "**Điểm rủi ro: 6/10** · **Quan điểm: GIỮ (HOLD)**"
+    assert (
+        guard.check_line("**Điểm rủi ro: 2/10** · **Quan điểm: GIỮ (HOLD)**")
+        == "**Điểm rủi ro: 6/10** · **Quan điểm: GIỮ (HOLD)**"
+    )
 
 
 def test_readings_of_ambiguous_digits() -> None:
@@ -94,15 +113,23 @@ def data_deps(deps: Deps, with_http: WithHttp, sources: FakeSources) -> Deps:
 
 
 async def test_model_answers_in_vietnamese_and_the_guard_checks_its_figures(
-        data_deps: Deps, llm_server: FakeLLM) -> None:
+    data_deps: Deps, llm_server: FakeLLM
+) -> None:
     plain = await answer(data_deps, "Giá Uniswap")  # no model: the tools' data, hot-cached
     onchain = plain.results["onchain"]
     assert isinstance(onchain, OnchainResult) and onchain.price_usd is not None
     price = localizer("vi").usd(onchain.price_usd)
-    llm_server.script("m", Reply(tool_calls=["onchain"]), Reply(text=(
-        f"**Tóm tắt.** Giá Uniswap hiện là {price}; mục tiêu 987,65 USD là bịa.\n\n"
-        "**Điểm nổi bật**\n1. Giá ổn định.\n2. Thanh khoản tốt.\n3. Cộng đồng lớn.\n\n"
-        "**Rủi ro chính**\n- Biến động.\n")))
+    llm_server.script(
+        "m",
+        Reply(tool_calls=["onchain"]),
+        Reply(
+            text=(
+                f"**Tóm tắt.** Giá Uniswap hiện là {price}; mục tiêu 987,65 USD là bịa.\n\n"
+                "**Điểm nổi bật**\n1. Giá ổn định.\n2. Thanh khoản tốt.\n3. Cộng đồng lớn.\n\n"
+                "**Rủi ro chính**\n- Biến động.\n"
+            )
+        ),
+    )
     deps = with_llm(data_deps, llm_server, "m")
     final = await answer(deps, "Giá Uniswap")
     assert final.writer == "llm" and final.language == "vi"

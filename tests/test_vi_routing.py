@@ -111,7 +111,8 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
 
 @pytest.mark.parametrize(("question", "tools", "coin"), CASES, ids=[c[0] for c in CASES])
 def test_vietnamese_question_plans_tools_and_resolves_project(
-        question: str, tools: tuple[str, ...], coin: str) -> None:
+    question: str, tools: tuple[str, ...], coin: str
+) -> None:
     resolution = resolve_offline(question, bundled_index())
     assert resolution.project is not None, question
     assert resolution.project.id == coin, (question, resolution.matched)
@@ -126,10 +127,21 @@ def test_suite_is_large_and_covers_both_spellings() -> None:
     assert len(CASES) >= 60 and len(accented) >= 30 and len(plain) >= 25
 
 
-@pytest.mark.parametrize("question", [
-    "xin chào", "Cho tôi hỏi", "cảm ơn bạn nhé", "thế nào", "có không", "là gì vậy",
-    "giá bao nhiêu", "gia bao nhieu", "doi ngu the nao", "nguồn cung lưu hành của nó",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "xin chào",
+        "Cho tôi hỏi",
+        "cảm ơn bạn nhé",
+        "thế nào",
+        "có không",
+        "là gì vậy",
+        "giá bao nhiêu",
+        "gia bao nhieu",
+        "doi ngu the nao",
+        "nguồn cung lưu hành của nó",
+    ],
+)
 def test_vietnamese_words_never_resolve_as_coins(question: str) -> None:
     resolution = resolve_offline(question, bundled_index())
     assert resolution.project is None, (question, resolution.matched)
@@ -138,8 +150,12 @@ def test_vietnamese_words_never_resolve_as_coins(question: str) -> None:
 
 
 def test_vietnamese_follow_ups_refer_back() -> None:
-    for question in ("còn đội ngũ thì sao?", "nguồn cung của nó", "có nên mua không",
-                     "con tokenomics thi sao"):
+    for question in (
+        "còn đội ngũ thì sao?",
+        "nguồn cung của nó",
+        "có nên mua không",
+        "con tokenomics thi sao",
+    ):
         assert refers_back(question), question
     assert not refers_back("xin chào")
 
@@ -157,9 +173,11 @@ async def test_graph_answers_the_issue_examples_in_vietnamese(agent_deps: Deps) 
     assert "**Tóm tắt.**" in full.answer and "**Rủi ro chính**" in full.answer
     assert "Không phải lời khuyên tài chính" in full.answer and "**Nguồn**" in full.answer
     assert "Executive summary" not in full.answer and "Not financial advice" not in full.answer
-    for question, tool, coin in (("Tokenomics của PEPE thế nào?", "tokenomics", "pepe"),
-                                 ("Đội ngũ Chainlink có uy tín không?", "team", "chainlink"),
-                                 ("Nguồn cung lưu hành của Arbitrum", "tokenomics", "arbitrum")):
+    for question, tool, coin in (
+        ("Tokenomics của PEPE thế nào?", "tokenomics", "pepe"),
+        ("Đội ngũ Chainlink có uy tín không?", "team", "chainlink"),
+        ("Nguồn cung lưu hành của Arbitrum", "tokenomics", "arbitrum"),
+    ):
         final = await answer(agent_deps, question)
         assert final.project is not None and final.project.id == coin, question
         assert final.plan.tools == [tool] and final.language == "vi", question
@@ -187,16 +205,30 @@ def test_cached_answers_are_kept_per_language(deps: Deps) -> None:
     assert turn_key(deps, "$UNI?", None, "vi") != turn_key(deps, "$UNI?", None, "en")
     assert turn_key(deps, "$UNI?", None) == turn_key(deps, "$UNI?", None, "en")
     plan = Plan.of(["onchain"], intent="aspects")
-    keys = {answer_key(deps, plan=plan, project_id="uniswap", results={}, models=["m"],
-                       language=lang) for lang in ("en", "vi")}
+    keys = {
+        answer_key(deps, plan=plan, project_id="uniswap", results={}, models=["m"], language=lang)
+        for lang in ("en", "vi")
+    }
     assert len(keys) == 2
 
 
 def test_llm_planner_prompt_has_the_vietnamese_vocabulary() -> None:
     from agent.prompts import PLANNER_RULES
 
-    for word in ("phân tích", "đánh giá", "có nên mua", "vốn hóa", "thanh khoản", "cộng đồng",
-                 "tâm lý", "nguồn cung", "mở khóa", "đội ngũ", "kiểm toán", "thế nào"):
+    for word in (
+        "phân tích",
+        "đánh giá",
+        "có nên mua",
+        "vốn hóa",
+        "thanh khoản",
+        "cộng đồng",
+        "tâm lý",
+        "nguồn cung",
+        "mở khóa",
+        "đội ngũ",
+        "kiểm toán",
+        "thế nào",
+    ):
         assert word in PLANNER_RULES, word
 
 
@@ -209,8 +241,9 @@ async def test_vietnamese_greeting_gets_vietnamese_help(agent_deps: Deps) -> Non
 async def test_chat_turn_passes_the_channels_language_hints(agent_deps: Deps) -> None:
     from chainlens.chat import ChatTurn, chat
 
-    turn = ChatTurn(identity="telegram:991", channel="telegram", text="$UNI?",
-                    language_hint="vi")  # Telegram's language_code
+    turn = ChatTurn(
+        identity="telegram:991", channel="telegram", text="$UNI?", language_hint="vi"
+    )  # Telegram's language_code
     events = [event async for event in chat(agent_deps, turn)]
     final = events[-1]
     assert isinstance(final, FinalEvent) and final.language == "vi"

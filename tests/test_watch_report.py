@@ -41,7 +41,8 @@ async def ddeps(deps: Deps, fakes: Fakes, sources: ReportSources) -> AsyncIterat
 
 
 async def test_subscribers_with_a_watchlist_get_their_section(
-        ddeps: Deps, fakes: Fakes, sources: ReportSources) -> None:
+    ddeps: Deps, fakes: Fakes, sources: ReportSources
+) -> None:
     await built(ddeps)
     await add_subscriber(ddeps, "telegram", "4101")
     await add_subscriber(ddeps, "telegram", "4102")  # no watchlist

@@ -15,8 +15,9 @@ from web.auth import SESSION_COOKIE, session_cookie_value, sign_in_email
 @pytest.fixture
 async def client(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(deps.settings, deps=deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         yield c
 
 
@@ -26,8 +27,11 @@ async def signed_in(deps: Deps, client: httpx.AsyncClient, email: str) -> None:
 
 
 async def test_anonymous_callers_are_asked_to_sign_in(client: httpx.AsyncClient) -> None:
-    for reply in (await client.get("/api/watchlist"), await client.get("/api/alerts"),
-                  await client.post("/api/watchlist", json={"project": "BTC"})):
+    for reply in (
+        await client.get("/api/watchlist"),
+        await client.get("/api/alerts"),
+        await client.post("/api/watchlist", json={"project": "BTC"}),
+    ):
         assert reply.status_code == 401
         assert reply.json()["error"]["code"] == "sign_in_required"
 
@@ -63,10 +67,15 @@ async def test_alerts_set_on_the_web_go_by_email(deps: Deps, client: httpx.Async
     assert made.status_code == 201
     body = made.json()
     assert (body["channel"], body["destination"], body["kind"], body["level"]) == (
-        "email", "ann@example.com", "above", 70000.0)
+        "email",
+        "ann@example.com",
+        "above",
+        70000.0,
+    )
     assert body["description"].endswith("Bitcoin (BTC): price above $70,000 → ann@example.com")
-    structured = await client.post("/api/alerts", json={"project": "sol", "kind": "move",
-                                                        "level": 10})
+    structured = await client.post(
+        "/api/alerts", json={"project": "sol", "kind": "move", "level": 10}
+    )
     assert structured.status_code == 201 and structured.json()["kind"] == "move"
     bad = await client.post("/api/alerts", json={"alert": "BTC to the moon"})
     assert bad.status_code == 400 and "/alert BTC above 70000" in bad.json()["error"]["message"]
@@ -79,8 +88,9 @@ async def test_alerts_set_on_the_web_go_by_email(deps: Deps, client: httpx.Async
 
 async def test_unknown_project_lists_suggestions(fast_deps: Deps) -> None:
     app = create_app(fast_deps.settings, deps=fast_deps)  # CoinGecko /search: the fake
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
         await signed_in(fast_deps, client, "sug@example.com")
         reply = await client.post("/api/watchlist", json={"project": "cardona"})
     assert reply.status_code == 404
@@ -91,8 +101,9 @@ async def test_unknown_project_lists_suggestions(fast_deps: Deps) -> None:
 
 async def test_cross_site_posts_are_refused(deps: Deps, client: httpx.AsyncClient) -> None:
     await signed_in(deps, client, "xs@example.com")
-    reply = await client.post("/api/watchlist", json={"project": "BTC"},
-                              headers={"Origin": "https://evil.example"})
+    reply = await client.post(
+        "/api/watchlist", json={"project": "BTC"}, headers={"Origin": "https://evil.example"}
+    )
     assert reply.status_code == 403
     assert (await client.get("/api/watchlist")).json() == []
 

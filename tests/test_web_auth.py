@@ -30,13 +30,20 @@ async def client(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
 
     # a stand-in for the chat endpoint: consume one request, report the caller
     @app.get("/test/whoami")
-    async def whoami(request: Request, caller: Caller = Depends(current_caller)) -> dict[str, object]:
+    async def whoami(
+        request: Request, caller: Caller = Depends(current_caller)
+    ) -> dict[str, object]:
         decision = await consume_web_request(request, caller)
-        return {"identity": caller.identity, "account": caller.account.id,
-                "tier": caller.account.tier, "headers": rate_limit_headers(decision)}
+        return {
+            "identity": caller.identity,
+            "account": caller.account.id,
+            "tier": caller.account.tier,
+            "headers": rate_limit_headers(decision),
+        }
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         yield c
     await flush_pending(deps)
 
@@ -51,7 +58,9 @@ async def test_anonymous_visitor_gets_a_signed_httponly_cookie(client: httpx.Asy
     assert again.json() == {"daily_used": 0, "daily_limit": 5, "monthly_cost": 0.0}
 
 
-async def test_tampered_cookie_is_a_new_anonymous_session(deps: Deps, client: httpx.AsyncClient) -> None:
+async def test_tampered_cookie_is_a_new_anonymous_session(
+    deps: Deps, client: httpx.AsyncClient
+) -> None:
     value = session_cookie_value(deps.settings, "web:dave@example.com")
     client.cookies.set(SESSION_COOKIE, value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1])
     reply = await client.get("/test/whoami")
@@ -114,22 +123,30 @@ async def test_api_keys_create_use_list_revoke(deps: Deps, client: httpx.AsyncCl
     client.cookies.clear()
     revoked = await client.get("/test/whoami", headers=bearer)
     assert revoked.status_code == 401
-    assert (await client.get("/test/whoami", headers={"Authorization": "Bearer nope"})).status_code == 401
+    assert (
+        await client.get("/test/whoami", headers={"Authorization": "Bearer nope"})
+    ).status_code == 401
 
 
-async def test_secure_cookie_when_public_url_is_https(deps: Deps, database_url: str, redis_url: str,
-                                                      tmp_path: object) -> None:
+async def test_secure_cookie_when_public_url_is_https(
+    deps: Deps, database_url: str, redis_url: str, tmp_path: object
+) -> None:
     import dataclasses
 
     from conftest import make_test_settings
 
-    settings = make_test_settings(database_url, redis_url, tmp_path,  # type: ignore[arg-type]
-                                  redis_prefix=deps.keys.prefix,
-                                  public_base_url="https://chainlens.example")
+    settings = make_test_settings(
+        database_url,
+        redis_url,
+        tmp_path,  # type: ignore[arg-type]
+        redis_prefix=deps.keys.prefix,
+        public_base_url="https://chainlens.example",
+    )
     https_deps = dataclasses.replace(deps, settings=settings)
     app = create_app(settings, deps=https_deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         reply = await c.get("/api/payment/subscription")
     assert "Secure" in reply.headers["set-cookie"]
 
@@ -142,8 +159,12 @@ def test_session_cookie_is_cross_site_only_for_an_https_embed(settings: Settings
     local = Response()
     set_session_cookie(local, settings, "web:ann@example.com")
     assert "samesite=lax" in local.headers["set-cookie"].lower()
-    embedded = settings.model_copy(update={
-        "public_base_url": "https://chainlens.example", "cors_origins": ["https://blog.example"]})
+    embedded = settings.model_copy(
+        update={
+            "public_base_url": "https://chainlens.example",
+            "cors_origins": ["https://blog.example"],
+        }
+    )
     remote = Response()
     set_session_cookie(remote, embedded, "web:ann@example.com")
     cookie = remote.headers["set-cookie"].lower()
@@ -151,15 +172,21 @@ def test_session_cookie_is_cross_site_only_for_an_https_embed(settings: Settings
 
 
 async def test_api_key_cache_applies_tier_changes_at_once_and_other_replicas_within_its_time(
-        deps: Deps, database_url: str, redis_url: str, tmp_path: object) -> None:
+    deps: Deps, database_url: str, redis_url: str, tmp_path: object
+) -> None:
     import asyncio
     import dataclasses
 
     from billing.api_keys import create_api_key
     from conftest import make_test_settings
 
-    settings = make_test_settings(database_url, redis_url, tmp_path,  # type: ignore[arg-type]
-                                  redis_prefix=deps.keys.prefix, api_key_cache_s=0.3)
+    settings = make_test_settings(
+        database_url,
+        redis_url,
+        tmp_path,  # type: ignore[arg-type]
+        redis_prefix=deps.keys.prefix,
+        api_key_cache_s=0.3,
+    )
     short = dataclasses.replace(deps, settings=settings)
     app = create_app(settings, deps=short)
 
@@ -170,8 +197,9 @@ async def test_api_key_cache_applies_tier_changes_at_once_and_other_replicas_wit
     account = await sign_in_email(deps, "kim@example.com")
     key, info = await create_api_key(deps, account, "ci")
     bearer = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         assert (await c.get("/test/whoami", headers=bearer)).json()["tier"] == "free"
         # A tier change in this process is seen by the very next request.
         await set_base_tier(short, account.id, "pro")

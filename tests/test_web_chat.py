@@ -74,7 +74,8 @@ async def test_stream_sends_plan_tools_text_and_final(client: httpx.AsyncClient)
     assert sorted(plan["tools"]) == ["onchain", "sentiment", "team", "tokenomics"]
     tool_events = [data for name, data in events if name == "tool"]
     assert {(t["tool"], t["status"]) for t in tool_events} >= {
-        (tool, status) for tool in plan["tools"] for status in ("started", "finished")}
+        (tool, status) for tool in plan["tools"] for status in ("started", "finished")
+    }
     assert "text" in names
     final = events[-1][1]
     streamed = "".join(data["chunk"] for name, data in events if name == "text")
@@ -85,18 +86,21 @@ async def test_stream_sends_plan_tools_text_and_final(client: httpx.AsyncClient)
 
 
 async def test_follow_up_uses_the_conversation(client: httpx.AsyncClient) -> None:
-    first = await client.post("/api/chat/query",
-                              json={"message": "Research Uniswap", "conversation_id": "c1"})
+    first = await client.post(
+        "/api/chat/query", json={"message": "Research Uniswap", "conversation_id": "c1"}
+    )
     assert first.status_code == 200
-    follow = await client.post("/api/chat/stream",
-                               json={"message": "what about its team?", "conversation_id": "c1"})
+    follow = await client.post(
+        "/api/chat/stream", json={"message": "what about its team?", "conversation_id": "c1"}
+    )
     plan = dict(parse_sse(follow.text))["plan"]
     assert plan["project"]["id"] == "uniswap"
     assert plan["tools"] == ["team"]
 
 
 async def test_free_visitor_hits_the_daily_quota_with_upgrade_link(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     for _ in range(5):
         ok = await client.post("/api/chat/query", json={"message": "UNI price?"})
         assert ok.status_code == 200, ok.text
@@ -116,11 +120,15 @@ async def test_clearing_cookies_does_not_reset_the_networks_quota(chat_deps: Dep
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         for _ in range(5):
-            assert (await client.post("/api/chat/query", json={"message": "UNI price?"})).status_code == 200
+            assert (
+                await client.post("/api/chat/query", json={"message": "UNI price?"})
+            ).status_code == 200
         client.cookies.clear()
         # A new visitor behind the same address is served: its network has 2 requests left.
         for _ in range(2):
-            assert (await client.post("/api/chat/query", json={"message": "UNI price?"})).status_code == 200
+            assert (
+                await client.post("/api/chat/query", json={"message": "UNI price?"})
+            ).status_code == 200
         client.cookies.clear()
         again = await client.post("/api/chat/query", json={"message": "UNI price?"})
     assert again.status_code == 429
@@ -136,7 +144,8 @@ async def test_greeting_is_answered_without_spending_quota(client: httpx.AsyncCl
 
 
 async def test_oversized_message_gets_the_limit_and_costs_nothing(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post("/api/chat/query", json={"message": "Research Uniswap " * 200})
     assert response.status_code == 413
     assert "the limit is 2000" in response.json()["error"]["message"]
@@ -144,20 +153,23 @@ async def test_oversized_message_gets_the_limit_and_costs_nothing(
 
 
 async def test_client_tier_header_is_not_trusted(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/chat/query", json={"message": "UNI price?"},
-                                 headers={"X-User-Tier": "enterprise"})
+    response = await client.post(
+        "/api/chat/query", json={"message": "UNI price?"}, headers={"X-User-Tier": "enterprise"}
+    )
     assert response.headers["x-ratelimit-limit"] == "5"
 
 
 async def test_magic_link_signs_in_once(chat_deps: Deps) -> None:
     FakeSendGrid.messages.clear()
     with running_http_server(FakeSendGrid) as host:
-        settings = chat_deps.settings.model_copy(update={
-            "sendgrid_api_key": SecretStr(API_KEY), "sendgrid_api_base": host})
+        settings = chat_deps.settings.model_copy(
+            update={"sendgrid_api_key": SecretStr(API_KEY), "sendgrid_api_base": host}
+        )
         deps = dataclasses.replace(chat_deps, settings=settings)
         app = create_app(settings, deps=deps)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
             sent = await client.post("/api/auth/magic-link", json={"email": "Ann@Example.com"})
             assert sent.status_code == 200, sent.text
             [message] = FakeSendGrid.messages
@@ -182,25 +194,32 @@ async def test_magic_link_without_sendgrid_is_503(client: httpx.AsyncClient) -> 
     assert response.json()["error"]["code"] == "email_not_configured"
 
 
-async def test_api_key_caller_shares_the_account(client: httpx.AsyncClient,
-                                                 chat_deps: Deps) -> None:
+async def test_api_key_caller_shares_the_account(
+    client: httpx.AsyncClient, chat_deps: Deps
+) -> None:
     from web.auth import SESSION_COOKIE, session_cookie_value
 
-    client.cookies.set(SESSION_COOKIE,
-                       session_cookie_value(chat_deps.settings, "web:ann@example.com"))
+    client.cookies.set(
+        SESSION_COOKIE, session_cookie_value(chat_deps.settings, "web:ann@example.com")
+    )
     created = await client.post("/api/keys", json={"name": "bot"})
     assert created.status_code == 201, created.text
     key = created.json()["key"]
     client.cookies.clear()
-    answered = await client.post("/api/chat/query", json={"message": "UNI price?"},
-                                 headers={"Authorization": f"Bearer {key}"})
+    answered = await client.post(
+        "/api/chat/query",
+        json={"message": "UNI price?"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert answered.status_code == 200
     # One account behind the session and the key: the key's request shows on the account.
-    client.cookies.set(SESSION_COOKIE,
-                       session_cookie_value(chat_deps.settings, "web:ann@example.com"))
+    client.cookies.set(
+        SESSION_COOKIE, session_cookie_value(chat_deps.settings, "web:ann@example.com")
+    )
     assert (await client.get("/api/account")).json()["daily_used"] == 1
-    bad = await client.post("/api/chat/query", json={"message": "UNI price?"},
-                            headers={"Authorization": "Bearer nope"})
+    bad = await client.post(
+        "/api/chat/query", json={"message": "UNI price?"}, headers={"Authorization": "Bearer nope"}
+    )
     assert bad.status_code == 401
 
 

@@ -32,21 +32,25 @@ def live(settings: Settings, model: FakeLLM) -> Iterator[LiveServer]:
     def configure(deps: Deps) -> Deps:
         return with_llm(fast_http(deps), model, "slow", llm_timeout_s=30.0)
 
-    server = LiveServer(settings, transport=FakeSources().transport(),
-                        configure=configure).start()
+    server = LiveServer(settings, transport=FakeSources().transport(), configure=configure).start()
     yield server
     server.stop()
 
 
-async def test_disconnect_cancels_the_llm_stream_within_a_second(live: LiveServer,
-                                                                  model: FakeLLM) -> None:
+async def test_disconnect_cancels_the_llm_stream_within_a_second(
+    live: LiveServer, model: FakeLLM
+) -> None:
     model.reset()
     # Planner call (tool-calling), then a composer that streams slowly: ~40 s if left alone.
-    model.script("slow", Reply(tool_calls=["onchain"]),
-                 Reply(text=SLOW_ANSWER, chunk_chars=20, chunk_delay_s=0.4))
+    model.script(
+        "slow",
+        Reply(tool_calls=["onchain"]),
+        Reply(text=SLOW_ANSWER, chunk_chars=20, chunk_delay_s=0.4),
+    )
     async with httpx.AsyncClient(timeout=30) as client:
-        async with client.stream("POST", f"{live.url}/api/chat/stream",
-                                 json={"message": "UNI price?"}) as response:
+        async with client.stream(
+            "POST", f"{live.url}/api/chat/stream", json={"message": "UNI price?"}
+        ) as response:
             assert response.status_code == 200
             async for line in response.aiter_lines():
                 if line == "event: text":

@@ -17,7 +17,7 @@ from billing.accounts import account_for_identity, set_language
 from chainlens.deps import Deps
 from chainlens.i18n import localizer
 from chainlens.settings import TierLimits
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, AppFactory
 from tests.tools_fakes import FakeSources, fast_http
 from web.app import create_app
 from web.auth import SESSION_COOKIE, session_cookie_value
@@ -41,8 +41,9 @@ def chat_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
     limits = dict(deps.settings.tier_limits)
     limits["free"] = TierLimits(daily=2, minute=10)
     settings = deps.settings.model_copy(update={"tier_limits": limits})
-    fast: Deps = fast_http(with_http(dataclasses.replace(deps, settings=settings),
-                                     sources.transport()))
+    fast: Deps = fast_http(
+        with_http(dataclasses.replace(deps, settings=settings), sources.transport())
+    )
     return fast
 
 
@@ -54,19 +55,25 @@ async def client(chat_deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def sign_in(client: httpx.AsyncClient, deps: Deps, email: str,
-                  language: str | None = None) -> int:
+async def sign_in(
+    client: httpx.AsyncClient, deps: Deps, email: str, language: str | None = None
+) -> int:
     account = await account_for_identity(deps, f"web:{email}")
     if language is not None:
         await set_language(deps, account.id, language)
-    client.cookies.set(SESSION_COOKIE, session_cookie_value(deps.settings, f"web:{email}"),
-                       domain="test.local", path="/")
+    client.cookies.set(
+        SESSION_COOKIE,
+        session_cookie_value(deps.settings, f"web:{email}"),
+        domain="test.local",
+        path="/",
+    )
     return account.id
 
 
 def final_answer(stream: httpx.Response) -> str:
-    finals = [json.loads(m.group(1))
-              for m in re.finditer(r"event: final\ndata: (.*)\n", stream.text)]
+    finals = [
+        json.loads(m.group(1)) for m in re.finditer(r"event: final\ndata: (.*)\n", stream.text)
+    ]
     assert len(finals) == 1, stream.text[:800]
     answer: str = finals[0]["response"]
     return answer
@@ -86,6 +93,7 @@ def script_text(page: str) -> dict[str, str]:
 
 
 # --- pages -------------------------------------------------------------------------------------
+
 
 async def test_accept_language_vi_gives_vietnamese_pages(client: httpx.AsyncClient) -> None:
     vi = localizer("vi")
@@ -145,6 +153,7 @@ async def test_signin_page_follows_the_language(client: httpx.AsyncClient) -> No
 
 # --- the widget's strings ------------------------------------------------------------------------
 
+
 async def test_widget_strings_have_every_key_in_both_languages(client: httpx.AsyncClient) -> None:
     en = await client.get("/api/i18n/en")
     vi = await client.get("/api/i18n/vi")
@@ -155,7 +164,8 @@ async def test_widget_strings_have_every_key_in_both_languages(client: httpx.Asy
     for key, english in WIDGET_TEXT.items():
         assert vi.json()["strings"][key].strip(), key
         assert sorted(re.findall(r"\{\w+\}", vi.json()["strings"][key])) == sorted(
-            re.findall(r"\{\w+\}", english)), key
+            re.findall(r"\{\w+\}", english)
+        ), key
     assert vi.json()["strings"]["new_chat"] == "Chat mới"
     assert vi.json()["strings"]["tool_team"] == "Đội ngũ"
     assert len(vi.json()["strings"]["examples"].split("|")) == 3
@@ -175,7 +185,8 @@ def test_scripts_use_only_catalogue_keys() -> None:
     every `[[mark]]` of a page is a catalogue key or a value its route supplies."""
     widget = (STATIC / "widget.js").read_text()
     used = set(re.findall(r'\bt\("(\w+)"', widget)) | {
-        "tool_" + t for t in ("onchain", "sentiment", "tokenomics", "team")}
+        "tool_" + t for t in ("onchain", "sentiment", "tokenomics", "team")
+    }
     assert used and used <= set(WIDGET_TEXT), used - set(WIDGET_TEXT)
     assert set(WIDGET_TEXT) <= used, set(WIDGET_TEXT) - used  # no key left unused
     for name in ("account.js", "account_reports.js", "account_watch.js"):
@@ -183,18 +194,37 @@ def test_scripts_use_only_catalogue_keys() -> None:
         assert keys <= set(ACCOUNT_SCRIPT_TEXT), (name, keys - set(ACCOUNT_SCRIPT_TEXT))
     pricing_keys = set(re.findall(r'\bt\("(\w+)"', (STATIC / "pricing.js").read_text()))
     assert pricing_keys <= set(PRICING_SCRIPT_TEXT)
-    supplied = {"lang", "script_text", "base", "free_daily", "account_link", "lang_saved",
-                "email", "command", "archive_link", "alpha", "watch_command", "alert_command",
-                *(f"{tier}_{window}" for tier in ("free", "pro", "enterprise")
-                  for window in ("daily", "minute"))}
-    for template, table in (("index.html", DEMO_TEXT), ("account.html", ACCOUNT_TEXT),
-                            ("pricing.html", PRICING_TEXT)):
+    supplied = {
+        "lang",
+        "script_text",
+        "base",
+        "free_daily",
+        "account_link",
+        "lang_saved",
+        "email",
+        "command",
+        "archive_link",
+        "alpha",
+        "watch_command",
+        "alert_command",
+        *(
+            f"{tier}_{window}"
+            for tier in ("free", "pro", "enterprise")
+            for window in ("daily", "minute")
+        ),
+    }
+    for template, table in (
+        ("index.html", DEMO_TEXT),
+        ("account.html", ACCOUNT_TEXT),
+        ("pricing.html", PRICING_TEXT),
+    ):
         marks = set(re.findall(r"\[\[(\w+)\]\]", (STATIC / template).read_text()))
         assert marks <= set(table) | supplied, (template, marks - set(table) - supplied)
 
 
 async def test_widget_language_follows_accept_language_then_the_cookie(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     assert (await client.get("/api/chat/history", headers=VI)).json()["language"] == "vi"
     assert (await client.get("/api/chat/history", headers=EN)).json()["language"] == "en"
     # the widget's switch, for an anonymous visitor: a cookie, not an account change
@@ -210,8 +240,10 @@ async def test_widget_language_follows_accept_language_then_the_cookie(
 
 # --- the language choice -------------------------------------------------------------------------
 
-async def test_language_endpoint_needs_sign_in_and_valid_input(client: httpx.AsyncClient,
-                                                               chat_deps: Deps) -> None:
+
+async def test_language_endpoint_needs_sign_in_and_valid_input(
+    client: httpx.AsyncClient, chat_deps: Deps
+) -> None:
     anonymous = await client.put("/api/account/language", json={"language": "vi"}, headers=VI)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "sign_in_required"
@@ -226,8 +258,9 @@ async def test_language_endpoint_needs_sign_in_and_valid_input(client: httpx.Asy
             assert refused.json()["error"]["code"] == "unsupported_language"
     assert (await account_for_identity(chat_deps, "web:lang@example.com")).language is None
 
-    cross_site = await client.put("/api/account/language", json={"language": "vi"},
-                                  headers={"Origin": "https://evil.example"})
+    cross_site = await client.put(
+        "/api/account/language", json={"language": "vi"}, headers={"Origin": "https://evil.example"}
+    )
     assert cross_site.status_code == 403
     assert (await account_for_identity(chat_deps, "web:lang@example.com")).language is None
 
@@ -247,8 +280,9 @@ async def test_language_endpoint_needs_sign_in_and_valid_input(client: httpx.Asy
     assert lang_of(page.text) == "en" and 'data-current="auto"' in page.text
 
 
-async def test_saved_choice_wins_over_accept_language(client: httpx.AsyncClient,
-                                                      chat_deps: Deps) -> None:
+async def test_saved_choice_wins_over_accept_language(
+    client: httpx.AsyncClient, chat_deps: Deps
+) -> None:
     await sign_in(client, chat_deps, "saved-en@example.com", language="en")
     for path in ("/", "/account", "/pricing"):
         assert lang_of((await client.get(path, headers=VI)).text) == "en", path
@@ -263,24 +297,29 @@ async def test_saved_choice_wins_over_accept_language(client: httpx.AsyncClient,
 
 # --- chat ----------------------------------------------------------------------------------------
 
-async def test_message_language_wins_over_the_saved_choice(client: httpx.AsyncClient,
-                                                           chat_deps: Deps) -> None:
+
+async def test_message_language_wins_over_the_saved_choice(
+    client: httpx.AsyncClient, chat_deps: Deps
+) -> None:
     await sign_in(client, chat_deps, "vi-user@example.com", language="vi")
-    english = await client.post("/api/chat/stream", headers=VI,
-                                json={"message": "Research Uniswap"})
+    english = await client.post(
+        "/api/chat/stream", headers=VI, json={"message": "Research Uniswap"}
+    )
     assert english.status_code == 200
     answer = final_answer(english)
     assert "not financial advice" in answer.lower(), answer[-400:]
     assert "lời khuyên tài chính" not in answer.lower()
 
-    vietnamese = await client.post("/api/chat/query", headers=EN,
-                                   json={"message": "Phân tích Uniswap"})
+    vietnamese = await client.post(
+        "/api/chat/query", headers=EN, json={"message": "Phân tích Uniswap"}
+    )
     assert vietnamese.status_code == 200, vietnamese.text
     assert "lời khuyên tài chính" in vietnamese.json()["response"].lower()
 
 
 async def test_no_language_in_the_message_follows_the_saved_choice(
-        client: httpx.AsyncClient, chat_deps: Deps) -> None:
+    client: httpx.AsyncClient, chat_deps: Deps
+) -> None:
     await sign_in(client, chat_deps, "vi-pref@example.com", language="vi")
     answered = await client.post("/api/chat/query", headers=EN, json={"message": "$UNI"})
     assert answered.status_code == 200, answered.text
@@ -289,34 +328,42 @@ async def test_no_language_in_the_message_follows_the_saved_choice(
 
 async def test_quota_refusal_in_vietnamese_on_the_web(client: httpx.AsyncClient) -> None:
     for _ in range(2):
-        assert (await client.post("/api/chat/query", headers=VI,
-                                  json={"message": "Phân tích Uniswap"})).status_code == 200
-    refused = await client.post("/api/chat/stream", headers=VI,
-                                json={"message": "Giá UNI hôm nay bao nhiêu?"})
+        assert (
+            await client.post("/api/chat/query", headers=VI, json={"message": "Phân tích Uniswap"})
+        ).status_code == 200
+    refused = await client.post(
+        "/api/chat/stream", headers=VI, json={"message": "Giá UNI hôm nay bao nhiêu?"}
+    )
     assert refused.status_code == 429
     error = refused.json()["error"]
     assert error["code"] == "quota_exceeded"
     assert error["message"].startswith("Bạn đã dùng hết 2 lượt hỏi"), error["message"]
     assert "/pricing" in error["message"] and error["details"]["window"] == "day"
     # the same refusal to an English question is in English, whatever the browser says
-    english = await client.post("/api/chat/query", headers=VI,
-                                json={"message": "What is the price of UNI today?"})
+    english = await client.post(
+        "/api/chat/query", headers=VI, json={"message": "What is the price of UNI today?"}
+    )
     assert english.status_code == 429
     assert english.json()["error"]["message"].startswith(
-        "You have used all 2 requests for today on the free plan")
+        "You have used all 2 requests for today on the free plan"
+    )
 
 
 async def test_errors_are_in_the_callers_language(client: httpx.AsyncClient) -> None:
-    too_long = await client.post("/api/chat/query", headers=VI,
-                                 json={"message": "phân tích " * 300})
+    too_long = await client.post(
+        "/api/chat/query", headers=VI, json={"message": "phân tích " * 300}
+    )
     assert too_long.status_code == 413
     assert too_long.json()["error"]["message"].startswith("Tin nhắn của bạn dài")
     invalid = await client.post("/api/chat/query", headers=VI, json={"message": ""})
     assert invalid.status_code == 422
     assert invalid.json()["error"]["message"] == "Yêu cầu không hợp lệ."
     missing = await client.get("/no/such/page", headers=VI)
-    assert missing.json()["error"] == {"code": "not_found", "message": "Không tìm thấy",
-                                       "details": None}
+    assert missing.json()["error"] == {
+        "code": "not_found",
+        "message": "Không tìm thấy",
+        "details": None,
+    }
     assert (await client.get("/no/such/page")).json()["error"]["message"] == "Not Found"
 
 
@@ -324,16 +371,21 @@ async def test_edge_refusals_follow_the_callers_language(make_client: AppFactory
     """413 and the cross-site 403 are answered before any route, in the caller's language."""
     async with make_client() as client:
         big = "x" * 2_000_000
-        en = await client.post("/api/chat/query", content=big,
-                               headers={"content-type": "application/json"})
-        vi = await client.post("/api/chat/query", content=big,
-                               headers={"content-type": "application/json",
-                                        "accept-language": "vi-VN,vi;q=0.9"})
+        en = await client.post(
+            "/api/chat/query", content=big, headers={"content-type": "application/json"}
+        )
+        vi = await client.post(
+            "/api/chat/query",
+            content=big,
+            headers={"content-type": "application/json", "accept-language": "vi-VN,vi;q=0.9"},
+        )
         assert (en.status_code, vi.status_code) == (413, 413)
         assert en.json()["error"]["message"].startswith("The request body is larger than")
         assert vi.json()["error"]["message"].startswith("Nội dung yêu cầu lớn hơn")
-        cross = await client.post("/api/account/keys", json={},
-                                  headers={"origin": "https://evil.example",
-                                           "accept-language": "vi"})
+        cross = await client.post(
+            "/api/account/keys",
+            json={},
+            headers={"origin": "https://evil.example", "accept-language": "vi"},
+        )
         assert cross.status_code == 403
         assert cross.json()["error"]["message"] == "Ở đây không cho phép yêu cầu từ trang web khác."

@@ -55,7 +55,9 @@ async def test_errors_have_one_json_shape(deps: Deps) -> None:
     async with client_for(deps) as client:
         missing = await client.get("/no/such/page")
     assert missing.status_code == 404
-    assert missing.json() == {"error": {"code": "not_found", "message": "Not Found", "details": None}}
+    assert missing.json() == {
+        "error": {"code": "not_found", "message": "Not Found", "details": None}
+    }
 
 
 # --- issue 18: the web's rough edges ----------------------------------------------------------
@@ -90,8 +92,9 @@ async def test_api_docs_load_only_same_origin_assets(deps: Deps, page: str) -> N
 
 async def test_embed_snippet_names_the_host_and_port_the_page_was_reached_on(deps: Deps) -> None:
     app = create_app(deps.settings, deps=deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://chat.example.org:8123") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://chat.example.org:8123"
+    ) as client:
         page = await client.get("/")
     assert '&lt;script src="http://chat.example.org:8123/widget.js"' in page.text
     assert "localhost:8000" not in page.text
@@ -102,8 +105,9 @@ async def test_embed_snippet_names_the_host_and_port_the_page_was_reached_on(dep
 async def test_embed_snippet_uses_public_base_url_when_it_is_set(deps: Deps) -> None:
     settings = deps.settings.model_copy(update={"public_base_url": "https://research.example.com"})
     app = create_app(settings, deps=dataclasses.replace(deps, settings=settings))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://10.0.0.5:9000") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://10.0.0.5:9000"
+    ) as client:
         page = await client.get("/")
     assert '&lt;script src="https://research.example.com/widget.js"' in page.text
     assert "10.0.0.5" not in page.text
@@ -129,11 +133,16 @@ async def test_favicon_is_served_and_linked_from_every_page(deps: Deps) -> None:
 
 # --- what the account and pricing pages offer -----------------------------------------------
 
+
 async def _signed_in(client: httpx.AsyncClient, deps: Deps, email: str) -> None:
     # As the server would have set it for host "test" (the cookie jar calls it "test.local"),
     # so that the server can also remove it.
-    client.cookies.set(SESSION_COOKIE, session_cookie_value(deps.settings, f"web:{email}"),
-                       domain="test.local", path="/")
+    client.cookies.set(
+        SESSION_COOKIE,
+        session_cookie_value(deps.settings, f"web:{email}"),
+        domain="test.local",
+        path="/",
+    )
 
 
 async def test_account_offers_upgrade_only_to_free_accounts(deps: Deps) -> None:
@@ -155,32 +164,69 @@ async def test_account_offers_upgrade_only_to_free_accounts(deps: Deps) -> None:
 
 
 async def test_manage_subscription_only_with_a_live_stripe_subscription(deps: Deps) -> None:
-    settings = deps.settings.model_copy(update={
-        "stripe_secret_key": SecretStr("sk_test_fake"), "stripe_webhook_secret": SecretStr(SECRET),
-        "stripe_price_pro": "price_pro"})
+    settings = deps.settings.model_copy(
+        update={
+            "stripe_secret_key": SecretStr("sk_test_fake"),
+            "stripe_webhook_secret": SecretStr(SECRET),
+            "stripe_price_pro": "price_pro",
+        }
+    )
     sdeps = dataclasses.replace(deps, settings=settings)
     account = await account_for_identity(sdeps, "web:sub@example.com")
     now = int(time.time())
     async with client_for(sdeps) as client:
         await _signed_in(client, sdeps, "sub@example.com")
         # What Stripe sends after a checkout: the session (naming the customer), the subscription.
-        checkout = {"id": "evt_cs", "object": "event", "type": "checkout.session.completed",
-                    "created": now, "data": {"object": {
-                        "id": "cs_1", "object": "checkout.session", "customer": "cus_sub_a",
-                        "subscription": "sub_a", "client_reference_id": str(account.id),
-                        "payment_status": "paid", "metadata": {"tier": "pro"}}}}
-        for event in (checkout, sub_event("evt_a", "created", now, account_id=account.id,
-                                          sub_id="sub_a", status="active", price="price_pro")):
+        checkout = {
+            "id": "evt_cs",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "created": now,
+            "data": {
+                "object": {
+                    "id": "cs_1",
+                    "object": "checkout.session",
+                    "customer": "cus_sub_a",
+                    "subscription": "sub_a",
+                    "client_reference_id": str(account.id),
+                    "payment_status": "paid",
+                    "metadata": {"tier": "pro"},
+                }
+            },
+        }
+        for event in (
+            checkout,
+            sub_event(
+                "evt_a",
+                "created",
+                now,
+                account_id=account.id,
+                sub_id="sub_a",
+                status="active",
+                price="price_pro",
+            ),
+        ):
             payload = json.dumps(event).encode()
-            delivered = await client.post("/api/stripe/webhook", content=payload,
-                                          headers={"Stripe-Signature": sign(payload)})
+            delivered = await client.post(
+                "/api/stripe/webhook", content=payload, headers={"Stripe-Signature": sign(payload)}
+            )
             assert delivered.status_code == 200, delivered.text
         subscribed = (await client.get("/api/account")).json()
-        ended = sub_event("evt_b", "deleted", now + 5, account_id=account.id, sub_id="sub_a",
-                          status="canceled", price="price_pro")
+        ended = sub_event(
+            "evt_b",
+            "deleted",
+            now + 5,
+            account_id=account.id,
+            sub_id="sub_a",
+            status="canceled",
+            price="price_pro",
+        )
         payload = json.dumps(ended).encode()
-        assert (await client.post("/api/stripe/webhook", content=payload,
-                                  headers={"Stripe-Signature": sign(payload)})).status_code == 200
+        assert (
+            await client.post(
+                "/api/stripe/webhook", content=payload, headers={"Stripe-Signature": sign(payload)}
+            )
+        ).status_code == 200
         cancelled = (await client.get("/api/account")).json()
     assert subscribed["tier"] == "pro"
     assert subscribed["can_manage_subscription"] and not subscribed["can_upgrade"]
@@ -200,6 +246,7 @@ async def test_pages_hide_upgrade_and_portal_until_the_account_says_so(deps: Dep
 
 # --- sign-out -----------------------------------------------------------------------------------
 
+
 async def test_logout_ends_the_signed_in_session(deps: Deps) -> None:
     async with client_for(deps) as client:
         await _signed_in(client, deps, "out@example.com")
@@ -216,6 +263,7 @@ async def test_logout_ends_the_signed_in_session(deps: Deps) -> None:
 
 
 # --- the widget's conversation, quota and refusals (server side) ------------------------------
+
 
 @pytest.fixture
 def chat_deps(deps: Deps, with_http: Any, sources: FakeSources) -> Deps:
@@ -235,7 +283,9 @@ async def chat(chat_deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _final(stream: httpx.Response) -> dict[str, Any]:
-    finals = [json.loads(m.group(1)) for m in re.finditer(r"event: final\ndata: (.*)\n", stream.text)]
+    finals = [
+        json.loads(m.group(1)) for m in re.finditer(r"event: final\ndata: (.*)\n", stream.text)
+    ]
     assert len(finals) == 1, stream.text[:500]
     return finals[0]
 
@@ -253,13 +303,19 @@ async def test_per_minute_refusal_reports_the_days_quota(chat: httpx.AsyncClient
     assert (quota["remaining"], quota["limit"]) == (4, 5)
 
 
-async def test_history_returns_this_sessions_recent_turns(chat: httpx.AsyncClient,
-                                                          chat_deps: Deps) -> None:
+async def test_history_returns_this_sessions_recent_turns(
+    chat: httpx.AsyncClient, chat_deps: Deps
+) -> None:
     empty = (await chat.get("/api/chat/history")).json()
-    assert empty == {"conversation_id": "default", "turns": [], "signed_in_as": None,
-                     "language": "en"}
-    answered = await chat.post("/api/chat/stream", json={"message": "Research Uniswap",
-                                                         "conversation_id": "default"})
+    assert empty == {
+        "conversation_id": "default",
+        "turns": [],
+        "signed_in_as": None,
+        "language": "en",
+    }
+    answered = await chat.post(
+        "/api/chat/stream", json={"message": "Research Uniswap", "conversation_id": "default"}
+    )
     final = _final(answered)
     history = (await chat.get("/api/chat/history")).json()
     assert history["conversation_id"] == "default"
@@ -272,15 +328,18 @@ async def test_history_returns_this_sessions_recent_turns(chat: httpx.AsyncClien
 
     # Another visitor (another cookie) sees nothing of it, even naming the same conversation.
     app = create_app(chat_deps.settings, deps=chat_deps)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.1", 1)),
-                                 base_url="http://test") as stranger:
-        theirs = (await stranger.get("/api/chat/history",
-                                     params={"conversation_id": "default"})).json()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("198.51.100.1", 1)), base_url="http://test"
+    ) as stranger:
+        theirs = (
+            await stranger.get("/api/chat/history", params={"conversation_id": "default"})
+        ).json()
     assert theirs["turns"] == []
 
 
 async def test_new_chat_starts_an_empty_conversation_that_survives_a_reload(
-        chat: httpx.AsyncClient) -> None:
+    chat: httpx.AsyncClient,
+) -> None:
     _final(await chat.post("/api/chat/stream", json={"message": "hello"}))
     assert len((await chat.get("/api/chat/history")).json()["turns"]) == 1
     started = await chat.post("/api/chat/conversations")
@@ -289,8 +348,9 @@ async def test_new_chat_starts_an_empty_conversation_that_survives_a_reload(
     assert re.fullmatch(r"[A-Za-z0-9_-]{8,100}", new_id) and new_id != "default"
     reloaded = (await chat.get("/api/chat/history")).json()
     assert reloaded["conversation_id"] == new_id and reloaded["turns"] == []
-    _final(await chat.post("/api/chat/stream", json={"message": "hi there",
-                                                     "conversation_id": new_id}))
+    _final(
+        await chat.post("/api/chat/stream", json={"message": "hi there", "conversation_id": new_id})
+    )
     now = (await chat.get("/api/chat/history")).json()
     assert [t["question"] for t in now["turns"]] == ["hi there"]
     earlier = (await chat.get("/api/chat/history", params={"conversation_id": "default"})).json()
@@ -300,19 +360,24 @@ async def test_new_chat_starts_an_empty_conversation_that_survives_a_reload(
 async def test_history_keeps_the_last_turns_only(deps: Deps) -> None:
     final = {"response": "ok", "sources": [], "project": None, "chart_url": None}
     for i in range(MAX_TURNS + 5):
-        await record_turn(deps, identity="web-anon:abc", conversation_id="c1",
-                          question=f"q{i}", final=final)
+        await record_turn(
+            deps, identity="web-anon:abc", conversation_id="c1", question=f"q{i}", final=final
+        )
     turns = await recent_turns(deps, identity="web-anon:abc", conversation_id="c1")
     assert [t.question for t in turns] == [f"q{i}" for i in range(5, MAX_TURNS + 5)]
     key = deps.keys("web", "turns", "{web-anon:abc}", "web-anon:abc:c1")  # tagged: see history
     assert 0 < await deps.redis.ttl(key) <= HISTORY_TTL_S
 
 
-async def test_api_key_answers_are_not_kept_as_widget_history(paid_client: httpx.AsyncClient,
-                                                              fast_deps: Deps) -> None:
-    answered = await paid_client.post("/api/chat/query", json={"message": "Research Uniswap",
-                                                               "conversation_id": "k1"})
+async def test_api_key_answers_are_not_kept_as_widget_history(
+    paid_client: httpx.AsyncClient, fast_deps: Deps
+) -> None:
+    answered = await paid_client.post(
+        "/api/chat/query", json={"message": "Research Uniswap", "conversation_id": "k1"}
+    )
     assert answered.status_code == 200, answered.text
     history = (await paid_client.get("/api/chat/history", params={"conversation_id": "k1"})).json()
     assert history["turns"] == []
-    assert [k async for k in fast_deps.redis.scan_iter(match=fast_deps.keys("web", "turns", "*"))] == []
+    assert [
+        k async for k in fast_deps.redis.scan_iter(match=fast_deps.keys("web", "turns", "*"))
+    ] == []

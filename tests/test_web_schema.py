@@ -33,18 +33,25 @@ def live(settings: Settings) -> Iterator[LiveServer]:
     """The app with every feature on: fake data sources, Stripe and SendGrid on loopback."""
     limits = dict(settings.tier_limits)
     limits["free"] = TierLimits(daily=100_000, minute=100_000)  # explore, don't hit quotas
-    with running_http_server(FakeStripe) as stripe_url, \
-            running_http_server(FakeSendGrid) as sendgrid_url:
-        configured = settings.model_copy(update={
-            "tier_limits": limits,
-            "stripe_secret_key": SecretStr("sk_test_fake"),
-            "stripe_webhook_secret": SecretStr("whsec_test_secret_0123456789"),
-            "stripe_price_pro": "price_pro", "stripe_price_enterprise": "price_ent",
-            "stripe_api_base": stripe_url,
-            "sendgrid_api_key": SecretStr(SENDGRID_KEY), "sendgrid_api_base": sendgrid_url,
-        })
-        server = LiveServer(configured, transport=FakeSources().transport(),
-                            configure=fast_http).start()
+    with (
+        running_http_server(FakeStripe) as stripe_url,
+        running_http_server(FakeSendGrid) as sendgrid_url,
+    ):
+        configured = settings.model_copy(
+            update={
+                "tier_limits": limits,
+                "stripe_secret_key": SecretStr("sk_test_fake"),
+                "stripe_webhook_secret": SecretStr("whsec_test_secret_0123456789"),
+                "stripe_price_pro": "price_pro",
+                "stripe_price_enterprise": "price_ent",
+                "stripe_api_base": stripe_url,
+                "sendgrid_api_key": SecretStr(SENDGRID_KEY),
+                "sendgrid_api_base": sendgrid_url,
+            }
+        )
+        server = LiveServer(
+            configured, transport=FakeSources().transport(), configure=fast_http
+        ).start()
         yield server
         server.stop()
 
@@ -54,18 +61,35 @@ def test_api_conforms_to_its_schema(live: LiveServer, tmp_path: Path) -> None:
     executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert executable, "schemathesis is installed with the test extra"
     proc = subprocess.run(
-        [executable, "run", f"{live.url}/openapi.json",
-         "--checks", "not_a_server_error,status_code_conformance,"
-                     "content_type_conformance,response_schema_conformance",
-         "--max-examples", "12", "--seed", "1", "--generation-deterministic",
-         "--header", f"X-Admin-Key: {ADMIN_KEY}",
-         # A signed-in visitor, so account-only operations (API keys) are reached too.
-         "--header", f"Cookie: {SESSION_COOKIE}="
-                     f"{session_cookie_value(live.settings, 'web:schema@example.com')}",
-         # Signature checks are covered with real Stripe signatures in the billing tests.
-         "--exclude-path", "/api/stripe/webhook",
-         "--phases", "examples,coverage,fuzzing"],
-        capture_output=True, text=True, timeout=580, cwd=tmp_path, check=False,
+        [
+            executable,
+            "run",
+            f"{live.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,"
+            "content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "12",
+            "--seed",
+            "1",
+            "--generation-deterministic",
+            "--header",
+            f"X-Admin-Key: {ADMIN_KEY}",
+            # A signed-in visitor, so account-only operations (API keys) are reached too.
+            "--header",
+            f"Cookie: {SESSION_COOKIE}="
+            f"{session_cookie_value(live.settings, 'web:schema@example.com')}",
+            # Signature checks are covered with real Stripe signatures in the billing tests.
+            "--exclude-path",
+            "/api/stripe/webhook",
+            "--phases",
+            "examples,coverage,fuzzing",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=580,
+        cwd=tmp_path,
+        check=False,
     )
     report = proc.stdout[-6000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, report

@@ -47,8 +47,9 @@ def _unavailable(tool: ToolName, project: Project, why: str) -> ToolResult:
     return RESULT_TYPES[tool](project_id=project.id, missing={"all": why})
 
 
-async def run_tool(deps: Deps, tool: ToolName, project: Project, *,
-                   refresh: bool = False) -> ToolOutcome:
+async def run_tool(
+    deps: Deps, tool: ToolName, project: Project, *, refresh: bool = False
+) -> ToolOutcome:
     """One tool's result for one project, through the cache; never raises.
 
     Whatever layer served it, the result's `age_seconds` is the true age of its data now
@@ -65,8 +66,7 @@ async def run_tool(deps: Deps, tool: ToolName, project: Project, *,
     return dataclasses.replace(outcome, result=result.model_copy(update={"age_seconds": age}))
 
 
-async def _run_tool(deps: Deps, tool: ToolName, project: Project, *,
-                    refresh: bool) -> ToolOutcome:
+async def _run_tool(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) -> ToolOutcome:
     try:
         if not refresh:
             hot = await cache.read_l1(deps, tool, project.id)
@@ -78,16 +78,21 @@ async def _run_tool(deps: Deps, tool: ToolName, project: Project, *,
             return None if found is None else ToolOutcome(found.result, "hot", [], found.digest)
 
         return await cache.single_flight(
-            deps, cache.l1_key(deps, tool, project.id),
-            lambda: _fill(deps, tool, project, refresh=refresh), poll)
+            deps,
+            cache.l1_key(deps, tool, project.id),
+            lambda: _fill(deps, tool, project, refresh=refresh),
+            poll,
+        )
     except Exception as exc:  # the contract: a caller always gets a result with its reason
         log.exception("analysis %s/%s failed", tool, project.id)
-        return ToolOutcome(_unavailable(tool, project, f"internal error ({type(exc).__name__})"),
-                           "none", [])
+        return ToolOutcome(
+            _unavailable(tool, project, f"internal error ({type(exc).__name__})"), "none", []
+        )
 
 
-async def _snapshot(deps: Deps, tool: ToolName,
-                    project: Project) -> tuple[ToolResult, float] | None:
+async def _snapshot(
+    deps: Deps, tool: ToolName, project: Project
+) -> tuple[ToolResult, float] | None:
     try:
         found = await cache.latest_snapshot(deps, tool, project.id)
     except POSTGRES_ERRORS as exc:
@@ -116,8 +121,11 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
         run = await RUNNERS[tool](deps, project)
     except Exception as exc:  # a parser bug must cost this tool, not the whole answer
         log.exception("tool %s crashed for %s", tool, project.id)
-        run = ToolRun(_unavailable(tool, project, f"internal error ({type(exc).__name__})"),
-                      ["internal"], set())
+        run = ToolRun(
+            _unavailable(tool, project, f"internal error ({type(exc).__name__})"),
+            ["internal"],
+            set(),
+        )
 
     lost = _lost_sources(run)
     if lost:
@@ -132,11 +140,17 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
     if snapshot is not None and lost:
         old, age = snapshot
         reasons = "; ".join(sorted(set(run.result.missing.values())))[:500]
-        stale = old.model_copy(update={
-            "stale": True, "age_seconds": round(age, 1),
-            "missing": {**old.missing, "live_data": f"live sources failed ({reasons}); "
-                        f"showing data from {round(age / 60)} min ago"},
-        })
+        stale = old.model_copy(
+            update={
+                "stale": True,
+                "age_seconds": round(age, 1),
+                "missing": {
+                    **old.missing,
+                    "live_data": f"live sources failed ({reasons}); "
+                    f"showing data from {round(age / 60)} min ago",
+                },
+            }
+        )
         return ToolOutcome(stale, "stale", run.called)
 
     result = run.result
@@ -146,7 +160,9 @@ async def _fill(deps: Deps, tool: ToolName, project: Project, *, refresh: bool) 
     except POSTGRES_ERRORS as exc:
         log.warning("could not save snapshot %s/%s: %s", tool, project.id, exc)
     if tool == "onchain":
-        await cache.remember_volatility(deps, project.id, getattr(result, "volatility_annual", None))
+        await cache.remember_volatility(
+            deps, project.id, getattr(result, "volatility_annual", None)
+        )
     written = await cache.write_l1(deps, result, await _ttl(deps, result, project.id, partial))
     return ToolOutcome(result, "live", run.called, written)
 
@@ -161,8 +177,9 @@ def _covers(snapshot: ToolResult, lost: set[str]) -> bool:
     return lost <= had and not snapshot.sources_failed
 
 
-async def analyze(deps: Deps, project: Project, tools: Sequence[ToolName], *,
-                  refresh: bool = False) -> dict[ToolName, ToolOutcome]:
+async def analyze(
+    deps: Deps, project: Project, tools: Sequence[ToolName], *, refresh: bool = False
+) -> dict[ToolName, ToolOutcome]:
     """Run several tools in parallel for one project; never raises."""
     wanted = list(dict.fromkeys(tools))
     outcomes = await asyncio.gather(*(run_tool(deps, t, project, refresh=refresh) for t in wanted))
@@ -173,5 +190,3 @@ def as_of(outcomes: dict[ToolName, ToolOutcome]) -> str:
     """ISO time of the newest result, for response metadata."""
     stamps = [o.result.as_of for o in outcomes.values()]
     return (max(stamps) if stamps else utcnow()).isoformat()
-
-

@@ -34,7 +34,9 @@ LOCK_MS = 30_000
 WAIT_POLL_S = 0.05
 
 # Release the cross-process lock only if we still own it.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 
 
 def l1_key(deps: Deps, tool: ToolName, project_id: str) -> str:
@@ -94,14 +96,17 @@ async def write_l1(deps: Deps, result: ToolResult, ttl_s: int) -> str | None:
     """Store `result` in the hot cache; the entry's digest, or None when Redis is down."""
     raw, key = encode(result), l1_key(deps, result.tool, result.project_id)
     written = await best_effort.attempt(
-        deps.redis, "hot cache write", lambda: deps.redis.set(key, raw, ex=max(1, ttl_s)), None)
+        deps.redis, "hot cache write", lambda: deps.redis.set(key, raw, ex=max(1, ttl_s)), None
+    )
     return digest(raw) if written else None
 
 
 async def volatility_hint(deps: Deps, project_id: str) -> float | None:
     """The project's last known annualised volatility (set by the onchain tool)."""
     key = deps.keys("volatility", project_id)
-    raw = await best_effort.attempt(deps.redis, "volatility read", lambda: deps.redis.get(key), None)
+    raw = await best_effort.attempt(
+        deps.redis, "volatility read", lambda: deps.redis.get(key), None
+    )
     try:
         return float(raw) if raw is not None else None
     except ValueError:
@@ -113,8 +118,11 @@ async def remember_volatility(deps: Deps, project_id: str, volatility: float | N
         return
     key = deps.keys("volatility", project_id)
     await best_effort.attempt(
-        deps.redis, "volatility write",
-        lambda: deps.redis.set(key, f"{volatility:.4f}", ex=VOLATILITY_HINT_TTL_S), None)
+        deps.redis,
+        "volatility write",
+        lambda: deps.redis.set(key, f"{volatility:.4f}", ex=VOLATILITY_HINT_TTL_S),
+        None,
+    )
 
 
 async def save_snapshot(deps: Deps, result: ToolResult) -> None:
@@ -126,14 +134,22 @@ async def save_snapshot(deps: Deps, result: ToolResult) -> None:
     await deps.db.execute(
         "INSERT INTO analysis_snapshots (project_id, module, result, fetched_at) "
         "VALUES ($1, $2, $3::jsonb, $4)",
-        result.project_id, result.tool, result.model_dump(mode="json"), fetched_at)
+        result.project_id,
+        result.tool,
+        result.model_dump(mode="json"),
+        fetched_at,
+    )
 
 
-async def latest_snapshot(deps: Deps, tool: ToolName,
-                          project_id: str) -> tuple[ToolResult, datetime] | None:
+async def latest_snapshot(
+    deps: Deps, tool: ToolName, project_id: str
+) -> tuple[ToolResult, datetime] | None:
     row = await deps.db.fetchrow(
         "SELECT result, fetched_at FROM analysis_snapshots WHERE project_id = $1 AND module = $2 "
-        "ORDER BY fetched_at DESC LIMIT 1", project_id, tool)
+        "ORDER BY fetched_at DESC LIMIT 1",
+        project_id,
+        tool,
+    )
     if row is None:
         return None
     return RESULT_TYPES[tool].model_validate(row["result"]), row["fetched_at"]
@@ -149,9 +165,14 @@ _INFLIGHT: dict[str, asyncio.Future[Any]] = {}
 _UNREACHABLE = object()
 
 
-async def single_flight(deps: Deps, key: str, produce: Callable[[], Awaitable[T]],
-                        poll: Callable[[], Awaitable[T | None]], *,
-                        wait_s: float = LOCK_MS / 1000) -> T:
+async def single_flight(
+    deps: Deps,
+    key: str,
+    produce: Callable[[], Awaitable[T]],
+    poll: Callable[[], Awaitable[T | None]],
+    *,
+    wait_s: float = LOCK_MS / 1000,
+) -> T:
     """One `produce()` per key: in-process callers share a future; other processes wait on a
     Redis lock (SET NX PX) and poll `poll()` (the hot cache) until the owner has written it."""
     # The fetch runs as its own task and every caller awaits it through a shield: a caller
@@ -174,15 +195,23 @@ def _forget_inflight(key: str, task: asyncio.Future[Any]) -> None:
         task.exception()  # retrieved here: a fetch nobody waits for any more must not warn
 
 
-async def _across_processes(deps: Deps, key: str, produce: Callable[[], Awaitable[T]],
-                            poll: Callable[[], Awaitable[T | None]], wait_s: float) -> T:
+async def _across_processes(
+    deps: Deps,
+    key: str,
+    produce: Callable[[], Awaitable[T]],
+    poll: Callable[[], Awaitable[T | None]],
+    wait_s: float,
+) -> T:
     lock_key, token = key + ":lock", uuid.uuid4().hex
     deadline = asyncio.get_running_loop().time() + wait_s
     redis = deps.redis
     while True:
         acquired = await best_effort.attempt(
-            redis, "single-flight lock", lambda: redis.set(lock_key, token, nx=True, px=LOCK_MS),
-            _UNREACHABLE)
+            redis,
+            "single-flight lock",
+            lambda: redis.set(lock_key, token, nx=True, px=LOCK_MS),
+            _UNREACHABLE,
+        )
         if acquired is _UNREACHABLE:  # no Redis: the in-process single-flight still holds
             return await produce()
         if acquired:
@@ -191,8 +220,11 @@ async def _across_processes(deps: Deps, key: str, produce: Callable[[], Awaitabl
             finally:
                 # a lock we cannot release expires by itself after LOCK_MS
                 await best_effort.attempt(
-                    redis, "single-flight unlock",
-                    lambda: redis.eval(_RELEASE, 1, lock_key, token), None)
+                    redis,
+                    "single-flight unlock",
+                    lambda: redis.eval(_RELEASE, 1, lock_key, token),
+                    None,
+                )
         # another process is fetching: wait for its result in the hot cache
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(WAIT_POLL_S)
@@ -200,8 +232,9 @@ async def _across_processes(deps: Deps, key: str, produce: Callable[[], Awaitabl
             if found is not None:
                 return found
             # the owner finished without caching (sources down), or Redis went: try ourselves
-            if not await best_effort.attempt(redis, "single-flight wait",
-                                             lambda: redis.exists(lock_key), 0):
+            if not await best_effort.attempt(
+                redis, "single-flight wait", lambda: redis.exists(lock_key), 0
+            ):
                 break
         else:
             log.warning("gave up waiting for %s after %.0fs; fetching ourselves", key, wait_s)

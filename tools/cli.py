@@ -22,8 +22,10 @@ def _parse_tools(raw: str | None) -> tuple[ToolName, ...]:
     names = [t.strip().lower() for t in raw.split(",") if t.strip()]
     unknown = [n for n in names if n not in TOOL_NAMES]
     if unknown:
-        raise click.BadParameter(f"unknown tool(s) {', '.join(unknown)}; choose from "
-                                 f"{', '.join(TOOL_NAMES)}", param_hint="--tools")
+        raise click.BadParameter(
+            f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOL_NAMES)}",
+            param_hint="--tools",
+        )
     return tuple(dict.fromkeys(n for n in names if n in TOOL_NAMES))
 
 
@@ -43,7 +45,12 @@ def _human(outcomes: Mapping[ToolName, ToolOutcome], display: str) -> str:
 
 @click.command()
 @click.argument("project")
-@click.option("--tools", "tools_csv", default=None, help="Comma-separated: onchain,sentiment,tokenomics,team (default: all).")
+@click.option(
+    "--tools",
+    "tools_csv",
+    default=None,
+    help="Comma-separated: onchain,sentiment,tokenomics,team (default: all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--refresh", is_flag=True, help="Skip the cache and fetch live data.")
 def analyze(project: str, tools_csv: str | None, as_json: bool, refresh: bool) -> None:
@@ -70,12 +77,22 @@ def analyze(project: str, tools_csv: str | None, as_json: bool, refresh: bool) -
             click.echo(f"analysing {target.display} with {', '.join(tools)}…", err=True)
             outcomes = await analyze_project(deps, target, tools, refresh=refresh)
             if as_json:
-                click.echo(json.dumps({
-                    "project": target.model_dump(mode="json"),
-                    "results": {t: {"cache": o.cache, "services_called": o.services_called,
-                                    **o.result.model_dump(mode="json")}
-                                for t, o in outcomes.items()},
-                }, indent=2))
+                click.echo(
+                    json.dumps(
+                        {
+                            "project": target.model_dump(mode="json"),
+                            "results": {
+                                t: {
+                                    "cache": o.cache,
+                                    "services_called": o.services_called,
+                                    **o.result.model_dump(mode="json"),
+                                }
+                                for t, o in outcomes.items()
+                            },
+                        },
+                        indent=2,
+                    )
+                )
             else:
                 click.echo(_human(dict(outcomes), target.display))
             return 0

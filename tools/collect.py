@@ -22,8 +22,15 @@ class Collector:
     called: list[str] = field(default_factory=list)
     ok: set[str] = field(default_factory=set)
 
-    async def fetch(self, source: str, call: Awaitable[T], *, fields: tuple[str, ...],
-                    url: str, dated: Callable[[T], datetime | None] | None = None) -> T | None:
+    async def fetch(
+        self,
+        source: str,
+        call: Awaitable[T],
+        *,
+        fields: tuple[str, ...],
+        url: str,
+        dated: Callable[[T], datetime | None] | None = None,
+    ) -> T | None:
         """Await one source call; on failure record why each of `fields` is unknown.
 
         `dated` reads the source's own timestamp out of the answer: the evidence's age is
@@ -44,8 +51,9 @@ class Collector:
                     self.evidence[i] = ev.model_copy(update={"data_as_of": when})
                 break
         else:
-            self.evidence.append(Evidence(source=source, url=url, fetched_at=utcnow(),
-                                          data_as_of=when))
+            self.evidence.append(
+                Evidence(source=source, url=url, fetched_at=utcnow(), data_as_of=when)
+            )
         return value
 
     def lack(self, name: str, why: str) -> None:

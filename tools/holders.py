@@ -30,8 +30,24 @@ EXCHANGE_WALLETS = {
     "0x2910543af39aba0cd09dbb2d50200b3e800a63d2",  # Kraken 1
     "0x6cc5f688a315f3dc28a7781717a9a798a59fda7b",  # OKX
 }
-_NON_WHALE_TAGS = ("lp", "pool", "pair", "uniswap", "pancake", "sushi", "exchange", "binance",
-                   "coinbase", "kraken", "okx", "bybit", "burn", "lock", "vesting", "bridge")
+_NON_WHALE_TAGS = (
+    "lp",
+    "pool",
+    "pair",
+    "uniswap",
+    "pancake",
+    "sushi",
+    "exchange",
+    "binance",
+    "coinbase",
+    "kraken",
+    "okx",
+    "bybit",
+    "burn",
+    "lock",
+    "vesting",
+    "bridge",
+)
 
 
 @dataclass(slots=True)
@@ -73,7 +89,9 @@ def concentration(token: dict[str, Any]) -> Concentration:
     out = Concentration()
     if not isinstance(holders, list) or not holders:
         return out
-    lp_pairs = {str(d.get("pair") or "").lower() for d in token.get("dex") or [] if isinstance(d, dict)}
+    lp_pairs = {
+        str(d.get("pair") or "").lower() for d in token.get("dex") or [] if isinstance(d, dict)
+    }
     shares: list[float] = []
     for holder in holders:
         if not isinstance(holder, dict):

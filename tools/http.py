@@ -137,8 +137,9 @@ def source_budget(deps: Deps, host: str) -> Rate:
         return Rate(coingecko_rate(deps), 60.0)
     if host == urlsplit(str(settings.github_api_url)).netloc:
         # GitHub: 60 calls/hour keyless, 5000 with a token
-        return Rate(settings.github_rate_per_hour or (5000 if settings.github_token else 60),
-                    3600.0)
+        return Rate(
+            settings.github_rate_per_hour or (5000 if settings.github_token else 60), 3600.0
+        )
     return Rate(_DEFAULT_RATE_PER_MIN, 60.0)
 
 
@@ -171,8 +172,9 @@ async def _take_budget(deps: Deps, source: str, url: str, *, background: bool = 
         rate = source_budget(deps, host)
         limit = rate.limit if background else foreground_share(rate.limit)
         rate = Rate(limit, rate.window_s / state.options.time_scale)
-        shared = state.shared[(host, background)] = SendLimiter(deps.redis, deps.keys,
-                                                               {bucket: rate})
+        shared = state.shared[(host, background)] = SendLimiter(
+            deps.redis, deps.keys, {bucket: rate}
+        )
     if best_effort.usable(deps.redis):
         try:
             await shared.acquire(bucket, timeout_s=cap)
@@ -218,8 +220,14 @@ def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return wait
 
 
-async def _send_once(deps: Deps, source: str, url: str, params: dict[str, Any] | None,
-                     headers: dict[str, str] | None, background: bool) -> httpx.Response:
+async def _send_once(
+    deps: Deps,
+    source: str,
+    url: str,
+    params: dict[str, Any] | None,
+    headers: dict[str, str] | None,
+    background: bool,
+) -> httpx.Response:
     await _take_budget(deps, source, url, background=background)
     try:
         response = await deps.http.get(url, params=params, headers=headers)
@@ -237,8 +245,15 @@ async def _send_once(deps: Deps, source: str, url: str, params: dict[str, Any] |
     return response
 
 
-async def get(deps: Deps, url: str, *, source: str, params: dict[str, Any] | None = None,
-              headers: dict[str, str] | None = None, background: bool = False) -> httpx.Response:
+async def get(
+    deps: Deps,
+    url: str,
+    *,
+    source: str,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    background: bool = False,
+) -> httpx.Response:
     """GET with retries on transport errors, 429 and 5xx; any 2xx response is returned.
 
     `background` calls (the warming job's batched quotes) may use the share of the budget
@@ -256,8 +271,9 @@ async def get(deps: Deps, url: str, *, source: str, params: dict[str, Any] | Non
                 return await _send_once(deps, source, url, params, headers, background)
     except _Transient as exc:
         log.warning("%s unavailable after %d attempts: %s", source, policy.attempts, exc.reason)
-        raise SourceUnavailable(source, url, f"{exc.reason} after {policy.attempts} attempts") \
-            from exc
+        raise SourceUnavailable(
+            source, url, f"{exc.reason} after {policy.attempts} attempts"
+        ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -288,14 +304,22 @@ def _memo_key(url: str, params: dict[str, Any] | None) -> str:
     return url + ("?" + urlencode(sorted(params.items())) if params else "")
 
 
-async def get_json(deps: Deps, url: str, *, source: str, params: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None, memo_ttl: float = 0.0,
-                   background: bool = False) -> Any:
+async def get_json(
+    deps: Deps,
+    url: str,
+    *,
+    source: str,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    memo_ttl: float = 0.0,
+    background: bool = False,
+) -> Any:
     """GET and decode JSON; BadResponse when the body is not JSON."""
 
     async def fetch() -> Any:
-        response = await get(deps, url, source=source, params=params, headers=headers,
-                             background=background)
+        response = await get(
+            deps, url, source=source, params=params, headers=headers, background=background
+        )
         try:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
@@ -306,8 +330,15 @@ async def get_json(deps: Deps, url: str, *, source: str, params: dict[str, Any] 
     return await memoized(deps, "json " + _memo_key(url, params), memo_ttl, fetch)
 
 
-async def get_bytes(deps: Deps, url: str, *, source: str, params: dict[str, Any] | None = None,
-                    headers: dict[str, str] | None = None, memo_ttl: float = 0.0) -> bytes:
+async def get_bytes(
+    deps: Deps,
+    url: str,
+    *,
+    source: str,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    memo_ttl: float = 0.0,
+) -> bytes:
     """GET a raw body (RSS feeds)."""
 
     async def fetch() -> bytes:

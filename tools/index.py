@@ -202,8 +202,12 @@ async def load_index(deps: Deps) -> CoinIndex:
         cached = _cache.get("merged")
         if cached and cached[0] == fingerprint:
             return cached[1]
-        rows = [] if fingerprint[0] == 0 else await deps.db.fetch(
-            "SELECT id, symbol, name, market_cap_rank, aliases, platforms FROM projects"
+        rows = (
+            []
+            if fingerprint[0] == 0
+            else await deps.db.fetch(
+                "SELECT id, symbol, name, market_cap_rank, aliases, platforms FROM projects"
+            )
         )
     except _DB_ERRORS as exc:
         log.warning("coin index: projects table unavailable, using the bundled index: %s", exc)
@@ -222,13 +226,16 @@ def coingecko_headers(settings: Settings) -> dict[str, str]:
     """Request headers for CoinGecko: the Demo key when one is configured."""
     if settings.coingecko_api_key is None:
         return {"accept": "application/json"}
-    return {"accept": "application/json",
-            "x-cg-demo-api-key": settings.coingecko_api_key.get_secret_value()}
+    return {
+        "accept": "application/json",
+        "x-cg-demo-api-key": settings.coingecko_api_key.get_secret_value(),
+    }
 
 
 async def _get_json(deps: Deps, path: str, params: Mapping[str, str | int]) -> Any:
     response = await deps.http.get(
-        coingecko_url(deps.settings, path), params=dict(params),
+        coingecko_url(deps.settings, path),
+        params=dict(params),
         headers=coingecko_headers(deps.settings),
     )
     response.raise_for_status()
@@ -239,8 +246,13 @@ async def fetch_markets(deps: Deps, *, pages: int = MARKETS_PAGES) -> list[dict[
     """The top coins by market cap from `/coins/markets` (stops at the first failing page)."""
     coins: list[dict[str, Any]] = []
     for page in range(1, pages + 1):
-        params: dict[str, str | int] = {"vs_currency": "usd", "order": "market_cap_desc",
-                                        "per_page": 250, "page": page, "sparkline": "false"}
+        params: dict[str, str | int] = {
+            "vs_currency": "usd",
+            "order": "market_cap_desc",
+            "per_page": 250,
+            "page": page,
+            "sparkline": "false",
+        }
         try:
             body = await _get_json(deps, "/coins/markets", params)
         except (httpx.HTTPError, ValueError) as exc:
@@ -285,8 +297,9 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-async def refresh_index(deps: Deps, *, pages: int = MARKETS_PAGES,
-                        include_platforms: bool = True) -> int:
+async def refresh_index(
+    deps: Deps, *, pages: int = MARKETS_PAGES, include_platforms: bool = True
+) -> int:
     """Upsert the top coins from CoinGecko into `projects`; return how many rows were written."""
     coins = await fetch_markets(deps, pages=pages)
     if not coins:
@@ -299,9 +312,16 @@ async def refresh_index(deps: Deps, *, pages: int = MARKETS_PAGES,
         cid = str(c["id"])
         rank = c.get("market_cap_rank")
         aliases = list(bundled[cid].aliases) if cid in bundled else []
-        records.append((cid, str(c["symbol"]).upper(), str(c.get("name") or cid),
-                        rank if isinstance(rank, int) else None, aliases,
-                        platforms.get(cid, {})))
+        records.append(
+            (
+                cid,
+                str(c["symbol"]).upper(),
+                str(c.get("name") or cid),
+                rank if isinstance(rank, int) else None,
+                aliases,
+                platforms.get(cid, {}),
+            )
+        )
     try:
         await deps.db.executemany(_UPSERT, records)
     except _DB_ERRORS as exc:

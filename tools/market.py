@@ -90,12 +90,19 @@ class MarketData(BaseModel):
 
     @property
     def has_data(self) -> bool:
-        return bool(self.total_market_cap_usd is not None or self.btc or self.eth
-                    or self.fear_greed is not None or self.coins)
+        return bool(
+            self.total_market_cap_usd is not None
+            or self.btc
+            or self.eth
+            or self.fear_greed is not None
+            or self.coins
+        )
 
-    def movers(self, window: Literal["24h", "7d"] = "24h",
-               n: int = MOVERS_SHOWN) -> tuple[list[CoinLine], list[CoinLine]]:
+    def movers(
+        self, window: Literal["24h", "7d"] = "24h", n: int = MOVERS_SHOWN
+    ) -> tuple[list[CoinLine], list[CoinLine]]:
         """(gainers, losers) among `coins` over `window`, biggest first."""
+
         def change(c: CoinLine) -> float | None:
             return c.change_24h_pct if window == "24h" else c.change_7d_pct
 
@@ -109,13 +116,20 @@ def coin_line(row: dict[str, Any]) -> CoinLine:
     """A `/coins/markets` row as a CoinLine."""
     rank = num(row.get("market_cap_rank"))
     return CoinLine(
-        id=str(row["id"]), symbol=str(row.get("symbol") or row["id"]),
-        name=str(row.get("name") or row["id"]), rank=int(rank) if rank is not None else None,
-        price_usd=num(row.get("current_price")), market_cap_usd=num(row.get("market_cap")),
-        change_24h_pct=num(row.get("price_change_percentage_24h_in_currency",
-                                   row.get("price_change_percentage_24h"))),
+        id=str(row["id"]),
+        symbol=str(row.get("symbol") or row["id"]),
+        name=str(row.get("name") or row["id"]),
+        rank=int(rank) if rank is not None else None,
+        price_usd=num(row.get("current_price")),
+        market_cap_usd=num(row.get("market_cap")),
+        change_24h_pct=num(
+            row.get(
+                "price_change_percentage_24h_in_currency", row.get("price_change_percentage_24h")
+            )
+        ),
         change_7d_pct=num(row.get("price_change_percentage_7d_in_currency")),
-        as_of=iso(row.get("last_updated")))
+        as_of=iso(row.get("last_updated")),
+    )
 
 
 def trending_line(item: dict[str, Any]) -> CoinLine:
@@ -123,19 +137,25 @@ def trending_line(item: dict[str, Any]) -> CoinLine:
     rank = num(item.get("market_cap_rank"))
     data = item.get("data") if isinstance(item.get("data"), dict) else {}
     change = data.get("price_change_percentage_24h") if isinstance(data, dict) else None
-    return CoinLine(id=str(item["id"]), symbol=str(item.get("symbol") or item["id"]),
-                    name=str(item.get("name") or item["id"]),
-                    rank=int(rank) if rank is not None else None,
-                    price_usd=num(data.get("price")) if isinstance(data, dict) else None,
-                    change_24h_pct=usd(change) if isinstance(change, dict) else num(change))
+    return CoinLine(
+        id=str(item["id"]),
+        symbol=str(item.get("symbol") or item["id"]),
+        name=str(item.get("name") or item["id"]),
+        rank=int(rank) if rank is not None else None,
+        price_usd=num(data.get("price")) if isinstance(data, dict) else None,
+        change_24h_pct=usd(change) if isinstance(change, dict) else num(change),
+    )
 
 
 async def _fetch_overview(deps: Deps) -> MarketData:
     now = utcnow()
     out = MarketData(kind="overview", fetched_at=now)
     glob, quotes, index = await asyncio.gather(
-        coingecko.fetch_global(deps), coingecko.fetch_markets(deps, ["bitcoin", "ethereum"]),
-        feargreed.fetch(deps), return_exceptions=True)
+        coingecko.fetch_global(deps),
+        coingecko.fetch_markets(deps, ["bitcoin", "ethereum"]),
+        feargreed.fetch(deps),
+        return_exceptions=True,
+    )
     if isinstance(glob, SourceError):
         out.missing["total_market_cap"] = glob.reason
     elif isinstance(glob, BaseException):
@@ -146,10 +166,14 @@ async def _fetch_overview(deps: Deps) -> MarketData:
         out.market_cap_change_24h_pct = num(glob.get("market_cap_change_percentage_24h_usd"))
         shares = glob.get("market_cap_percentage")
         if isinstance(shares, dict):
-            out.btc_dominance_pct, out.eth_dominance_pct = num(shares.get("btc")), num(shares.get("eth"))
+            out.btc_dominance_pct, out.eth_dominance_pct = (
+                num(shares.get("btc")),
+                num(shares.get("eth")),
+            )
         out.total_as_of = from_unix(glob.get("updated_at")) or now
-        out.sources.append(MarketSource(source=coingecko.SOURCE, url=GLOBAL_URL,
-                                        as_of=out.total_as_of))
+        out.sources.append(
+            MarketSource(source=coingecko.SOURCE, url=GLOBAL_URL, as_of=out.total_as_of)
+        )
     if isinstance(quotes, SourceError):
         out.missing["quotes"] = quotes.reason
     elif isinstance(quotes, BaseException):
@@ -159,9 +183,13 @@ async def _fetch_overview(deps: Deps) -> MarketData:
         out.btc, out.eth = lines.get("bitcoin"), lines.get("ethereum")
         for coin in (out.btc, out.eth):
             if coin is not None:
-                out.sources.append(MarketSource(source=coingecko.SOURCE,
-                                                url=coingecko.page_url(coin.id),
-                                                as_of=coin.as_of or now))
+                out.sources.append(
+                    MarketSource(
+                        source=coingecko.SOURCE,
+                        url=coingecko.page_url(coin.id),
+                        as_of=coin.as_of or now,
+                    )
+                )
         if out.btc is None and out.eth is None:
             out.missing["quotes"] = "no BTC or ETH quote in the answer"
     if isinstance(index, SourceError):
@@ -171,8 +199,11 @@ async def _fetch_overview(deps: Deps) -> MarketData:
     else:
         out.fear_greed, out.fear_greed_label = index.value, index.label
         out.fear_greed_as_of = index.as_of or now
-        out.sources.append(MarketSource(source=feargreed.SOURCE, url=feargreed.PAGE_URL,
-                                        as_of=out.fear_greed_as_of))
+        out.sources.append(
+            MarketSource(
+                source=feargreed.SOURCE, url=feargreed.PAGE_URL, as_of=out.fear_greed_as_of
+            )
+        )
     return out
 
 
@@ -211,8 +242,9 @@ def _key(deps: Deps, kind: MarketKind, *parts: str) -> str:
 
 
 async def _read(deps: Deps, key: str) -> MarketData | None:
-    raw = await best_effort.attempt(deps.redis, "market cache read", lambda: deps.redis.get(key),
-                                    None)
+    raw = await best_effort.attempt(
+        deps.redis, "market cache read", lambda: deps.redis.get(key), None
+    )
     if raw is None:
         return None
     try:
@@ -224,8 +256,9 @@ async def _read(deps: Deps, key: str) -> MarketData | None:
 
 async def _write(deps: Deps, key: str, data: MarketData, ttl_s: int) -> None:
     raw = data.model_dump_json()
-    await best_effort.attempt(deps.redis, "market cache write",
-                              lambda: deps.redis.set(key, raw, ex=max(1, ttl_s)), None)
+    await best_effort.attempt(
+        deps.redis, "market cache write", lambda: deps.redis.set(key, raw, ex=max(1, ttl_s)), None
+    )
 
 
 async def market_data(deps: Deps, kind: MarketKind, *, refresh: bool = False) -> MarketData:
@@ -246,8 +279,13 @@ async def market_data(deps: Deps, kind: MarketKind, *, refresh: bool = False) ->
             return fresh
         last = await _read(deps, _key(deps, kind, "last"))
         if last is not None:
-            return last.model_copy(update={"stale": True, "cache": "stale",
-                                           "missing": {**last.missing, **fresh.missing}})
+            return last.model_copy(
+                update={
+                    "stale": True,
+                    "cache": "stale",
+                    "missing": {**last.missing, **fresh.missing},
+                }
+            )
         return fresh.model_copy(update={"cache": "none"})
 
     async def poll() -> MarketData | None:

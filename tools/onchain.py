@@ -14,12 +14,23 @@ from tools.results import OnchainResult, Project
 from tools.sources import coingecko, defillama, goplus
 from tools.sources._util import num
 
-_CG_FIELDS = ("price_usd", "market_cap_usd", "market_cap_rank", "volume_24h_usd", "change_24h_pct",
-              "change_7d_pct", "ath_usd", "ath_change_pct", "fdv_usd", "green_volume_share")
+_CG_FIELDS = (
+    "price_usd",
+    "market_cap_usd",
+    "market_cap_rank",
+    "volume_24h_usd",
+    "change_24h_pct",
+    "change_7d_pct",
+    "ath_usd",
+    "ath_change_pct",
+    "fdv_usd",
+    "green_volume_share",
+)
 
 
-async def defillama_slug(deps: Deps, c: Collector, project: Project,
-                         fields: tuple[str, ...]) -> str | None:
+async def defillama_slug(
+    deps: Deps, c: Collector, project: Project, fields: tuple[str, ...]
+) -> str | None:
     """The project's DefiLlama slug; the lookup alone does not count as DefiLlama answering."""
     if project.defillama_slug:
         return project.defillama_slug
@@ -42,14 +53,22 @@ async def tvl_for(deps: Deps, c: Collector, project: Project) -> float | None:
     slug = await defillama_slug(deps, c, project, ("tvl_usd",))
     if slug is None:
         return None
-    protocol = await c.fetch(defillama.SOURCE, defillama.fetch_protocol(deps, slug),
-                             fields=("tvl_usd",), url=defillama.page_url(slug))
+    protocol = await c.fetch(
+        defillama.SOURCE,
+        defillama.fetch_protocol(deps, slug),
+        fields=("tvl_usd",),
+        url=defillama.page_url(slug),
+    )
     return defillama.current_tvl(protocol) if protocol else None
 
 
-async def goplus_token(deps: Deps, c: Collector, project: Project,
-                       coin_task: asyncio.Task[dict[str, Any] | None],
-                       fields: tuple[str, ...]) -> dict[str, Any] | None:
+async def goplus_token(
+    deps: Deps,
+    c: Collector,
+    project: Project,
+    coin_task: asyncio.Task[dict[str, Any] | None],
+    fields: tuple[str, ...],
+) -> dict[str, Any] | None:
     """The GoPlus token object for the project's first supported contract, if any."""
     platforms = project.platforms
     if not platforms:
@@ -69,22 +88,38 @@ async def goplus_token(deps: Deps, c: Collector, project: Project,
             c.lack(name, f"GoPlus keyless API does not cover {', '.join(sorted(platforms))}")
         return None
     chain_id, address = contract
-    return await c.fetch(goplus.SOURCE, goplus.fetch_token_security(deps, chain_id, address),
-                         fields=fields, url=goplus.page_url(chain_id, address))
+    return await c.fetch(
+        goplus.SOURCE,
+        goplus.fetch_token_security(deps, chain_id, address),
+        fields=fields,
+        url=goplus.page_url(chain_id, address),
+    )
 
 
 async def run_onchain(deps: Deps, project: Project) -> ToolRun:
     """Fetch every market source in parallel and build the scored OnchainResult."""
     c = Collector()
     page = coingecko.page_url(project.id)
-    coin_call = c.fetch(coingecko.SOURCE, coingecko.fetch_coin(deps, project.id),
-                        fields=_CG_FIELDS, url=page, dated=coingecko.last_updated)
+    coin_call = c.fetch(
+        coingecko.SOURCE,
+        coingecko.fetch_coin(deps, project.id),
+        fields=_CG_FIELDS,
+        url=page,
+        dated=coingecko.last_updated,
+    )
     coin_task = asyncio.ensure_future(coin_call)  # (a call inside it: mypy misreads its type)
-    chart_call = c.fetch(coingecko.SOURCE, coingecko.fetch_market_chart(deps, project.id),
-                         fields=("price_history", "volatility_annual"), url=page)
+    chart_call = c.fetch(
+        coingecko.SOURCE,
+        coingecko.fetch_market_chart(deps, project.id),
+        fields=("price_history", "volatility_annual"),
+        url=page,
+    )
     chart, tvl, token, coin = await asyncio.gather(
-        chart_call, tvl_for(deps, c, project),
-        goplus_token(deps, c, project, coin_task, ("holder_count", "top10_share")), coin_task)
+        chart_call,
+        tvl_for(deps, c, project),
+        goplus_token(deps, c, project, coin_task, ("holder_count", "top10_share")),
+        coin_task,
+    )
 
     r = OnchainResult(project_id=project.id)
     if coin:
@@ -107,8 +142,9 @@ async def run_onchain(deps: Deps, project: Project) -> ToolRun:
 
     components = {
         "size": scoring.size_component(r.market_cap_usd),
-        "liquidity": scoring.liquidity_component(r.volume_24h_usd, r.market_cap_usd,
-                                                 r.green_volume_share),
+        "liquidity": scoring.liquidity_component(
+            r.volume_24h_usd, r.market_cap_usd, r.green_volume_share
+        ),
         "momentum": scoring.momentum_component(r.change_24h_pct, r.change_7d_pct),
         "volatility": scoring.volatility_component(r.volatility_annual),
         "fundamentals": scoring.fundamentals_component(r.mcap_to_tvl),
@@ -118,9 +154,16 @@ async def run_onchain(deps: Deps, project: Project) -> ToolRun:
     if r.market_score is None:
         c.lack("market_score", "no market data could be fetched")
 
-    c.fill_unreported(r, {**dict.fromkeys(_CG_FIELDS, coingecko.SOURCE),
-                          "volatility_annual": coingecko.SOURCE, "holder_count": goplus.SOURCE,
-                          "top10_share": goplus.SOURCE, "tvl_usd": defillama.SOURCE})
+    c.fill_unreported(
+        r,
+        {
+            **dict.fromkeys(_CG_FIELDS, coingecko.SOURCE),
+            "volatility_annual": coingecko.SOURCE,
+            "holder_count": goplus.SOURCE,
+            "top10_share": goplus.SOURCE,
+            "tvl_usd": defillama.SOURCE,
+        },
+    )
     if r.mcap_to_tvl is None and "mcap_to_tvl" not in c.missing:
         c.lack("mcap_to_tvl", "needs both market cap and TVL")
     c.finish(r)

@@ -47,8 +47,11 @@ async def refresh_quotes(deps: Deps, coin_ids: Sequence[str]) -> int:
     try:
         async with deps.redis.pipeline(transaction=False) as pipe:
             for row in rows:
-                quote = {"facts": coingecko.market_row_facts(row),
-                         "last_updated": row.get("last_updated"), "fetched_at": fetched}
+                quote = {
+                    "facts": coingecko.market_row_facts(row),
+                    "last_updated": row.get("last_updated"),
+                    "fetched_at": fetched,
+                }
                 pipe.set(_key(deps, row["id"]), json.dumps(quote), ex=QUOTE_TTL_S)
             await pipe.execute()
     except (RedisError, OSError) as exc:
@@ -77,8 +80,20 @@ async def with_fresh_quote(deps: Deps, result: ToolResult) -> ToolResult | None:
         return None
     facts = {k: v for k, v in quote["facts"].items() if v is not None}
     evidence = [e for e in result.evidence if e.source != coingecko.SOURCE]
-    evidence.append(Evidence(source=coingecko.SOURCE, url=coingecko.page_url(result.project_id),
-                             fetched_at=fetched, data_as_of=when))
+    evidence.append(
+        Evidence(
+            source=coingecko.SOURCE,
+            url=coingecko.page_url(result.project_id),
+            fetched_at=fetched,
+            data_as_of=when,
+        )
+    )
     # the figures' age is now the quote's (`age_seconds` is measured again when served)
-    return result.model_copy(update={**facts, "evidence": evidence, "age_seconds": 0.0,
-                                     "as_of": section_as_of(evidence) or when})
+    return result.model_copy(
+        update={
+            **facts,
+            "evidence": evidence,
+            "age_seconds": 0.0,
+            "as_of": section_as_of(evidence) or when,
+        }
+    )

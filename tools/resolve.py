@@ -39,8 +39,15 @@ from tools.results import Project, Resolution
 log = logging.getLogger(__name__)
 
 # The CoinGecko platforms a pasted 0x address is tried on, most used first.
-CONTRACT_PLATFORMS = ("ethereum", "binance-smart-chain", "polygon-pos", "arbitrum-one",
-                      "optimistic-ethereum", "base", "avalanche")
+CONTRACT_PLATFORMS = (
+    "ethereum",
+    "binance-smart-chain",
+    "polygon-pos",
+    "arbitrum-one",
+    "optimistic-ethereum",
+    "base",
+    "avalanche",
+)
 SUGGESTIONS = 5
 FUZZY_ACCEPT = 0.84  # "etherium" ~ "ethereum" scores 0.875; unrelated words stay below 0.8
 FUZZY_MARGIN = 0.06  # the runner-up coin must be clearly worse for a typo to resolve
@@ -58,12 +65,15 @@ _CONTRACTION = re.compile(r"['’](s|re|ll|ve|d|m|t)$", re.IGNORECASE)
 # so ("ONE token", "$ME"); upper case does not help because people shout "NOT" and write "ATH".
 # "weak" words are coins in upper case ("LINK"), as $TICKER, or next to a cue ("research link",
 # "link price"); in plain lower case they are English ("send me the link").
-_STOP = frozenset("""
+_STOP = frozenset(
+    """
 me one just not time people open ai it its sun hot safe id ip gas alt ath atl gmt s w a i
 us uk eu usa ok tv pc gm gn ceo cto api nft nfts dex cex dao etf etfs kyc aml ama fud fomo dca
 roi apy apr pnl ta fa ico ido tge otc p2p evm pos pow rpc ui ux faq l1 l2 imo tldr lol usd eur
-""".split())
-_WEAK = frozenset("""
+""".split()
+)
+_WEAK = frozenset(
+    """
 link ape sand mana uni dot atom ton near op arb curve graph render flow stellar optimism
 immutable maker compound ripple stacks quant helium harmony jupiter osmosis secret cake sushi
 rune blur magic hype move trump dash nano iota woo cow sky beam mask band core prime degen
@@ -71,10 +81,12 @@ drift orca grass usual virtual turbo goat mew spell scroll blast rose vet algo l
 brett neo zen ark hive status dent amp ren comp apt flux meme aero wax chia audio waves elf om
 gt sc zk theta zeta flare gate venus gains verge komodo reserve origin ocean golem casper terra
 arkham radix kava celo gala bat power trust treasure stargate
-""".split())
+""".split()
+)
 # Coin names that are also ordinary phrases; lower case needs a cue ("check the graph").
 _EVERYDAY_PHRASES = frozenset({"the graph", "space id", "one inch", "not coin", "trust wallet"})
-_COMMON = frozenset("""
+_COMMON = frozenset(
+    """
 the a an and or but if then than so as at by for from in into of off on onto out over to up
 with without about above after again against all am any are aren be because been before being
 below between both can cannot could couldn did didn do does doesn doing don down during each
@@ -101,8 +113,10 @@ safe risky risk risks happy sad mad crazy weird doing shipping ship shipped buil
 built launch launched launching trading trade trades trader traders doing weather news update
 updates latest current currently recent recently again why yet since just even though enough
 quite rather pretty overall next upcoming future past history plan plans planning team teams
-""".split())
-_CRYPTO = frozenset("""
+""".split()
+)
+_CRYPTO = frozenset(
+    """
 crypto cryptos cryptocurrency cryptocurrencies coin coins token tokens tokenomics blockchain
 blockchains chain chains defi cefi nft dex cex exchange exchanges wallet wallets price prices
 market markets cap mcap marketcap volume liquidity chart charts devs dev developers roadmap
@@ -116,14 +130,16 @@ swaps perp perps futures leverage long longs shorts short outlook prediction for
 dip dips bags bag holdings emissions inflation treasury fundamentals valuation usdt hodl
 hodling accumulate accumulating bought sold selling buying holding longing shorting tps
 onchain offchain score rating risk audit audits audited partnership partnerships backers vc
-""".split())
+""".split()
+)
 
 # Vietnamese, folded (no diacritics): function words and the syllables of research and aspect
 # words. They are never a coin by themselves ("có", "giá", "nào"); like English stop words they
 # count as one only as $TICKER or with a plain cue ("research co", "co token"). "xem" (see) is
 # also NEM's ticker: it stays a weak word, a coin in upper case ("XEM") or as $XEM.
 _VI_WEAK = frozenset({"xem"})
-_VI_COMMON = frozenset("""
+_VI_COMMON = frozenset(
+    """
 cua co khong ko k the nao la gi nao cho toi tui minh ban ve voi va hay hoac thi ma nhung cac
 mot nhieu it bao sao duoc dang da se roi chua nua vay nhe nha a oi ah u uh vang da neu khi
 nay do kia day dau ai gio luc hom qua mai tuan thang nam ngay nay truoc sau moi cu nhat hon
@@ -139,42 +155,62 @@ gia tri thuc loi nhuan lo lai dau co ti ty trieu nghin ngan dola usd
 trien xin chao cam on hoi thu nghe thay nghi dung sai vui long giai thich tinh hinh trung binh
 chung rieng lam sao bat ky tat ca moi nguoi chung ta cac ban em anh chi oi ca nhan tot nhat
 nhanh cham luon ngay lien het con cung nhu vay nen can phai biet them lan bang tien te ky so
-""".split())
+""".split()
+)
 
-ANY_VERB_CUES = frozenset("""
+ANY_VERB_CUES = frozenset(
+    """
 research analyze analyse analysis about buy buying bought sell selling sold hold holding hodl
 hodling long longing short shorting stake staking accumulate accumulating
-""".split())
+""".split()
+)
 STRICT_VERB_CUES = frozenset({"research", "analyze", "analyse"})
-ANY_NOUN_CUES = frozenset("""
+ANY_NOUN_CUES = frozenset(
+    """
 price prices token tokens coin coins tokenomics team chart charts holders holder sentiment
 unlock unlocks supply mcap marketcap market staking airdrop whales news trading ecosystem
 protocol dao governance devs developers roadmap tvl fdv ticker contract outlook prediction
 forecast rally listing etf usd usdt perp perps analysis pump dump bags holdings emissions
 inflation vesting treasury whitepaper community fundamentals valuation mainnet testnet
-""".split())
-STRICT_NOUN_CUES = frozenset("""
+""".split()
+)
+STRICT_NOUN_CUES = frozenset(
+    """
 token tokens coin coins tokenomics ticker contract holders airdrop mcap marketcap fdv tvl
 staking unlock unlocks
-""".split())
+""".split()
+)
 # Greetings and small talk: never worth a live /search call.
-_SMALL_TALK = frozenset("""
+_SMALL_TALK = frozenset(
+    """
 good morning afternoon evening night day hello hi hey hiya yo gm gn thanks thank thx ty
 please help ok okay yes yeah no nope bye goodbye cheers sir mate friend bot chainlens welcome
-""".split())
+""".split()
+)
 # Vietnamese cues, folded: the word before a coin ("phân tích X", "giá X", "token X") and the last
 # syllable of an aspect noun followed by "của"/"về" ("thanh khoản của X", "đội ngũ của X").
 VI_VERB_CUES = frozenset("tich gia hieu cuu mua ban giu gom token coin".split())
-VI_NOUN_CUES = frozenset("""
+VI_NOUN_CUES = frozenset(
+    """
 gia hoa luong dich khoan giu cung hanh phat khoa bo phoi dong ngu lap vien tac toan tuc ly an
 trien truong tri token coin tien sach trinh
-""".split())
+""".split()
+)
 VI_OF = frozenset({"cua", "ve"})
-_VOCABULARY = _STOP | _WEAK | _COMMON | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | _SMALL_TALK \
-    | _VI_COMMON
+_VOCABULARY = (
+    _STOP | _WEAK | _COMMON | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | _SMALL_TALK | _VI_COMMON
+)
 # Words after a name that cannot extend it into a longer coin name ("Solana Team").
-_NOT_NAME_PARTS = _STOP | _CRYPTO | ANY_VERB_CUES | ANY_NOUN_CUES | _VI_COMMON | frozenset(
-    "the a an and or but vs versus is are was were to in on for of with from by at".split())
+_NOT_NAME_PARTS = (
+    _STOP
+    | _CRYPTO
+    | ANY_VERB_CUES
+    | ANY_NOUN_CUES
+    | _VI_COMMON
+    | frozenset(
+        "the a an and or but vs versus is are was were to in on for of with from by at".split()
+    )
+)
 
 
 def everyday_level(key: str) -> Literal["stop", "weak"] | None:
@@ -229,8 +265,16 @@ def tokenize(text: str) -> list[Word]:
         raw = _CONTRACTION.sub("", raw.lstrip("$"))
         key = compact(fold(raw))
         if key:
-            words.append(Word(raw, key, m.start(), m.start() + len(m.group()), dollar,
-                              accented=not raw.isascii()))
+            words.append(
+                Word(
+                    raw,
+                    key,
+                    m.start(),
+                    m.start() + len(m.group()),
+                    dollar,
+                    accented=not raw.isascii(),
+                )
+            )
     return words
 
 
@@ -242,8 +286,9 @@ def _caps_informative(text: str) -> bool:
 
 def _has_cue(words: Sequence[Word], i: int, j: int, *, strict: bool) -> bool:
     """Does the sentence treat words[i:j] as a coin ('research link', 'link price')?"""
-    verbs, nouns = ((STRICT_VERB_CUES, STRICT_NOUN_CUES) if strict
-                    else (ANY_VERB_CUES, ANY_NOUN_CUES))
+    verbs, nouns = (
+        (STRICT_VERB_CUES, STRICT_NOUN_CUES) if strict else (ANY_VERB_CUES, ANY_NOUN_CUES)
+    )
     before = words[i - 1].key if i > 0 else None
     after = words[j].key if j < len(words) else None
     if before in verbs or after in nouns:
@@ -253,8 +298,9 @@ def _has_cue(words: Sequence[Word], i: int, j: int, *, strict: bool) -> bool:
     if not strict and before in {"of", "on", "for"} and two_before in ANY_NOUN_CUES:
         return True
     # Vietnamese puts the noun first: "phân tích link", "giá link", "thanh khoản của link"
-    if not strict and (before in VI_VERB_CUES
-                       or (before in VI_OF and two_before in VI_NOUN_CUES | ANY_NOUN_CUES)):
+    if not strict and (
+        before in VI_VERB_CUES or (before in VI_OF and two_before in VI_NOUN_CUES | ANY_NOUN_CUES)
+    ):
         return True
     # a message that is only the word ("link?") asks about the coin
     return not strict and len(words) == j - i
@@ -262,17 +308,20 @@ def _has_cue(words: Sequence[Word], i: int, j: int, *, strict: bool) -> bool:
 
 def _pick(entries: Sequence[tuple[IndexEntry, Method]]) -> tuple[IndexEntry, Method]:
     # collisions go to the highest market cap
-    return min(entries, key=lambda hit: (hit[0].market_cap_rank is None,
-                                         hit[0].market_cap_rank or 0, hit[0].id))
+    return min(
+        entries,
+        key=lambda hit: (hit[0].market_cap_rank is None, hit[0].market_cap_rank or 0, hit[0].id),
+    )
 
 
 def _match_phrase(words: Sequence[Word], i: int, n: int, index: CoinIndex) -> Mention | None:
-    span = words[i:i + n]
+    span = words[i : i + n]
     if any(w.accented for w in span):
         return None  # "Đội ngũ", "thế nào": Vietnamese words, never part of a coin's name
     spaced = " ".join(normalize(w.raw) for w in span)
     hits: list[tuple[IndexEntry, Method]] = [
-        hit for key in {spaced, spaced.replace(" ", "")} for hit in index.by_name(key)]
+        hit for key in {spaced, spaced.replace(" ", "")} for hit in index.by_name(key)
+    ]
     if not hits:
         return None
     entry, method = _pick(hits)
@@ -336,12 +385,12 @@ def find_mentions(text: str, index: CoinIndex) -> list[Mention]:
     found: list[Mention] = []
     for n in (4, 3, 2, 1):
         for i in range(len(words) - n + 1):
-            if any(used[i:i + n]):
+            if any(used[i : i + n]):
                 continue
             m = _match_word(words, i, index, caps) if n == 1 else _match_phrase(words, i, n, index)
             if m is not None:
                 found.append(m)
-                used[i:i + n] = [True] * n
+                used[i : i + n] = [True] * n
     return found
 
 
@@ -361,13 +410,17 @@ class FuzzyHit:
 def fuzzy_hits(text: str, index: CoinIndex, *, cutoff: float = FUZZY_SUGGEST) -> list[FuzzyHit]:
     """Coins whose name/alias is close to a word (or two joined words) of the text, best first."""
     all_words = tokenize(text)
-    keep = [not is_vocabulary(w.key) and not w.key.isdigit() and not w.accented
-            for w in all_words]
+    keep = [not is_vocabulary(w.key) and not w.key.isdigit() and not w.accented for w in all_words]
     probes = [(w.key, w.raw) for w, k in zip(all_words, keep, strict=True) if k and len(w.key) >= 4]
-    probes += [(a.key + b.key, f"{a.raw} {b.raw}")
-               for (a, ka), (b, kb) in zip(zip(all_words, keep, strict=True),
-                                           zip(all_words[1:], keep[1:], strict=True), strict=False)
-               if ka and kb]
+    probes += [
+        (a.key + b.key, f"{a.raw} {b.raw}")
+        for (a, ka), (b, kb) in zip(
+            zip(all_words, keep, strict=True),
+            zip(all_words[1:], keep[1:], strict=True),
+            strict=False,
+        )
+        if ka and kb
+    ]
     keys = [k for k in index.name_keys() if " " not in k and len(k) >= 4]
     best: dict[str, FuzzyHit] = {}
     for probe, raw in probes:
@@ -395,9 +448,11 @@ def unique_typo(hits: Sequence[FuzzyHit]) -> FuzzyHit | None:
 
 def search_query(text: str) -> str | None:
     """The words left when everyday and crypto vocabulary is removed: what to ask /search."""
-    words = [w.raw for w in tokenize(text)
-             if not is_vocabulary(w.key) and not w.key.isdigit() and len(w.key) >= 2
-             and not w.accented]
+    words = [
+        w.raw
+        for w in tokenize(text)
+        if not is_vocabulary(w.key) and not w.key.isdigit() and len(w.key) >= 2 and not w.accented
+    ]
     return " ".join(words[:3]) or None
 
 
@@ -412,22 +467,29 @@ def _resolve_offline(text: str, index: CoinIndex) -> tuple[Resolution, Mention |
         for m in pattern.finditer(query):
             if hit := index.by_address(m.group()):
                 project = hit[0].to_project(first_platform=hit[1])
-                return Resolution(query=text, project=project, matched=m.group(),
-                                  method="contract"), None
+                return Resolution(
+                    query=text, project=project, matched=m.group(), method="contract"
+                ), None
     mention = find_project_mention(query, index)
     if mention is not None:
-        return Resolution(query=text, project=mention.entry.to_project(),
-                          matched=mention.matched, method=mention.method), mention
+        return Resolution(
+            query=text,
+            project=mention.entry.to_project(),
+            matched=mention.matched,
+            method=mention.method,
+        ), mention
     hits = fuzzy_hits(query, index)
     if (typo := unique_typo(hits)) is not None:
-        return Resolution(query=text, project=typo.entry.to_project(), matched=typo.probe,
-                          method="fuzzy"), None
+        return Resolution(
+            query=text, project=typo.entry.to_project(), matched=typo.probe, method="fuzzy"
+        ), None
     suggestions = [h.entry.to_project() for h in hits[:SUGGESTIONS]]
     return Resolution(query=text, suggestions=suggestions), None
 
 
-def project_from_coin(body: Any, *, platform: str | None = None,
-                      address: str | None = None) -> Project | None:
+def project_from_coin(
+    body: Any, *, platform: str | None = None, address: str | None = None
+) -> Project | None:
     """A `Project` from a CoinGecko `/coins/{id}` (or contract) body; None if it lacks an id."""
     if not isinstance(body, dict) or not body.get("id") or not body.get("symbol"):
         return None
@@ -443,10 +505,14 @@ def project_from_coin(body: Any, *, platform: str | None = None,
         path = str(url).removeprefix("https://github.com/").strip("/")
         if path and "://" not in path:
             github.append(path)
-    return Project(id=str(body["id"]), symbol=str(body["symbol"]).upper(),
-                   name=str(body.get("name") or body["id"]),
-                   market_cap_rank=rank if isinstance(rank, int) else None,
-                   platforms=platforms, github_repos=github)
+    return Project(
+        id=str(body["id"]),
+        symbol=str(body["symbol"]).upper(),
+        name=str(body.get("name") or body["id"]),
+        market_cap_rank=rank if isinstance(rank, int) else None,
+        platforms=platforms,
+        github_repos=github,
+    )
 
 
 def parse_search_coins(coins: Any) -> list[Project]:
@@ -455,9 +521,14 @@ def parse_search_coins(coins: Any) -> list[Project]:
     for c in coins if isinstance(coins, list) else []:
         if isinstance(c, dict) and c.get("id") and c.get("symbol") and c.get("name"):
             rank = c.get("market_cap_rank")
-            projects.append(Project(id=str(c["id"]), symbol=str(c["symbol"]).upper(),
-                                    name=str(c["name"]),
-                                    market_cap_rank=rank if isinstance(rank, int) else None))
+            projects.append(
+                Project(
+                    id=str(c["id"]),
+                    symbol=str(c["symbol"]).upper(),
+                    name=str(c["name"]),
+                    market_cap_rank=rank if isinstance(rank, int) else None,
+                )
+            )
     return sorted(projects, key=lambda p: (p.market_cap_rank is None, p.market_cap_rank or 0))
 
 
@@ -483,22 +554,26 @@ def _full_name_match(coins: Any, phrase: str) -> Project | None:
     return None
 
 
-async def _cached_get(deps: Deps, cache_key: str, path: str,
-                      params: dict[str, str] | None = None) -> tuple[int, Any]:
+async def _cached_get(
+    deps: Deps, cache_key: str, path: str, params: dict[str, str] | None = None
+) -> tuple[int, Any]:
     """GET a CoinGecko path, reusing a 200 answer from Redis for an hour."""
     key = deps.keys("resolve", cache_key)
     redis = deps.redis
-    if (hit := await best_effort.attempt(redis, "resolve cache read",
-                                         lambda: redis.get(key), None)) is not None:
+    if (
+        hit := await best_effort.attempt(redis, "resolve cache read", lambda: redis.get(key), None)
+    ) is not None:
         return 200, json.loads(hit)
-    response = await deps.http.get(coingecko_url(deps.settings, path), params=params,
-                                   headers=coingecko_headers(deps.settings))
+    response = await deps.http.get(
+        coingecko_url(deps.settings, path), params=params, headers=coingecko_headers(deps.settings)
+    )
     if response.status_code != 200:
         return response.status_code, None
     body = response.json()
     raw = json.dumps(body)
-    await best_effort.attempt(redis, "resolve cache write",
-                              lambda: redis.set(key, raw, ex=SEARCH_TTL_S), None)
+    await best_effort.attempt(
+        redis, "resolve cache write", lambda: redis.set(key, raw, ex=SEARCH_TTL_S), None
+    )
     return 200, body
 
 
@@ -507,8 +582,9 @@ async def resolve_contract(deps: Deps, text: str, address: str) -> Resolution:
     address = address.lower()
     for platform in CONTRACT_PLATFORMS:
         try:
-            status, body = await _cached_get(deps, f"contract:{platform}:{address}",
-                                             f"/coins/{platform}/contract/{address}")
+            status, body = await _cached_get(
+                deps, f"contract:{platform}:{address}", f"/coins/{platform}/contract/{address}"
+            )
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("resolve: contract lookup failed on %s: %s", platform, exc)
             return Resolution(query=text)
@@ -525,8 +601,9 @@ async def resolve_contract(deps: Deps, text: str, address: str) -> Resolution:
 async def search_coins(deps: Deps, query: str) -> list[Any] | None:
     """CoinGecko `/search` coins[] for a query, or None when CoinGecko cannot be reached."""
     try:
-        status, body = await _cached_get(deps, f"search:{compact(query)}", "/search",
-                                         {"query": query})
+        status, body = await _cached_get(
+            deps, f"search:{compact(query)}", "/search", {"query": query}
+        )
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("resolve: /search failed: %s", exc)
         return None
@@ -546,11 +623,13 @@ async def resolve_project(deps: Deps, text: str) -> Resolution:
     if offline.project is None and (address := _EVM_ADDRESS.search(text)):
         return await resolve_contract(deps, text, address.group())
     if mention is not None and mention.extension:
-        longer = _full_name_match(await search_coins(deps, mention.extension) or [],
-                                  mention.extension)
+        longer = _full_name_match(
+            await search_coins(deps, mention.extension) or [], mention.extension
+        )
         if longer is not None and longer.id != mention.entry.id:
-            return Resolution(query=text, project=longer, matched=mention.extension,
-                              method="search")
+            return Resolution(
+                query=text, project=longer, matched=mention.extension, method="search"
+            )
     if offline.project is not None or (subject := search_query(text)) is None:
         return offline
     coins = await search_coins(deps, subject)
@@ -578,15 +657,20 @@ MAX_COMPARED = 3
 # resolve is reported, never dropped.
 COMPARE_EXPLICIT = re.compile(
     r"(?<!\w)(?:compar(?:e|es|ed|ing|ison)|vs\.?|v\.s\.?|versus|against|head[\s-]to[\s-]head|"
-    r"so\s+sanh|doi\s+chieu)(?!\w)", re.IGNORECASE)
+    r"so\s+sanh|doi\s+chieu)(?!\w)",
+    re.IGNORECASE,
+)
 # Words that make a comparison only when two or more projects are named around them.
 COMPARE_SOFT = re.compile(
     r"(?<!\w)(?:or|and|better|stronger|weaker|safer|riskier|which|whose|hay|hoac|va|voi|hon|nao)"
-    r"(?!\w)", re.IGNORECASE)
+    r"(?!\w)",
+    re.IGNORECASE,
+)
 _SEPARATORS = re.compile(
     r"(?<!\w)(?:vs\.?|v\.s\.?|versus|against|or|and|with|hay|hoac|hoặc|va|và|voi|với|than|hon|hơn)"
     r"(?!\w)|[,/&;:?!]",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # What is left of a part once these are gone is taken for a project's name.
 _FILLER = re.compile(
     r"(?<!\w)(?:compar\w*|which|whose|who|what|whats|is|are|was|the|a|an|of|to|me|please|"
@@ -594,7 +678,9 @@ _FILLER = re.compile(
     r"tokens|project|projects|team|teams|tokenomics|sentiment|market|price|prices|performance|"
     r"fundamentals|investment|long\s+term|now|today|so\s+sanh|doi\s+chieu|giua|nao|tot|manh|"
     r"hon|du\s+an|dong|cua|ve|thi|sao|the|gi|doi\s+ngu|gia|tam\s+ly|nen|mua|should|i|buy|"
-    r"why|how|do|does|you|think|head|to)(?!\w)", re.IGNORECASE)
+    r"why|how|do|does|you|think|head|to)(?!\w)",
+    re.IGNORECASE,
+)
 
 
 class Comparison(BaseModel):

@@ -30,18 +30,46 @@ def utcnow() -> datetime:
 
 # Words inside fact sentences that come from fixed vocabularies (translated when shown).
 VOCABULARY = (
-    N_("bullish"), N_("bearish"), N_("neutral"), N_("insufficient data"),
-    N_("Extreme Fear"), N_("Fear"), N_("Neutral"), N_("Greed"), N_("Extreme Greed"),
-    N_("healthy"), N_("moderate"), N_("concentrated"),
-    N_("high"), N_("medium"), N_("low"), N_("none"),
-    N_("audited"), N_("partly audited"), N_("audited fork"), N_("no audits"),
+    N_("bullish"),
+    N_("bearish"),
+    N_("neutral"),
+    N_("insufficient data"),
+    N_("Extreme Fear"),
+    N_("Fear"),
+    N_("Neutral"),
+    N_("Greed"),
+    N_("Extreme Greed"),
+    N_("healthy"),
+    N_("moderate"),
+    N_("concentrated"),
+    N_("high"),
+    N_("medium"),
+    N_("low"),
+    N_("none"),
+    N_("audited"),
+    N_("partly audited"),
+    N_("audited fork"),
+    N_("no audits"),
     # contract risk flags (tools/flags.py) and their fixed details
-    N_("honeypot (cannot sell)"), N_("source code not verified"), N_("mintable"),
-    N_("owner can change balances"), N_("hidden owner"), N_("can reclaim ownership"),
-    N_("transfers pausable"), N_("self-destruct"), N_("upgradeable proxy"),
-    N_("blacklist function"), N_("tax can be changed"), N_("buy tax"), N_("sell tax"),
-    N_("team wallet share"), N_("single whale"), N_("top-10 concentration"), N_("few holders"),
-    N_("ownership renounced"), N_("halved: on GoPlus trust list or listed on a major exchange"),
+    N_("honeypot (cannot sell)"),
+    N_("source code not verified"),
+    N_("mintable"),
+    N_("owner can change balances"),
+    N_("hidden owner"),
+    N_("can reclaim ownership"),
+    N_("transfers pausable"),
+    N_("self-destruct"),
+    N_("upgradeable proxy"),
+    N_("blacklist function"),
+    N_("tax can be changed"),
+    N_("buy tax"),
+    N_("sell tax"),
+    N_("team wallet share"),
+    N_("single whale"),
+    N_("top-10 concentration"),
+    N_("few holders"),
+    N_("ownership renounced"),
+    N_("halved: on GoPlus trust list or listed on a major exchange"),
     N_("native coin: no token contract"),
 )
 
@@ -82,7 +110,9 @@ class Resolution(BaseModel):
     project: Project | None = None
     suggestions: list[Project] = Field(default_factory=list)
     matched: str | None = None  # the text span that named the project, e.g. "$ENA"
-    method: Literal["index", "alias", "symbol", "contract", "fuzzy", "search", "context", "none"] = "none"
+    method: Literal[
+        "index", "alias", "symbol", "contract", "fuzzy", "search", "context", "none"
+    ] = "none"
 
 
 class Evidence(BaseModel):
@@ -164,32 +194,46 @@ class OnchainResult(ToolResult):
         _ = loc._
         facts: list[str] = []
         if self.price_usd is not None:
-            moves = [f"{loc.pct(v)} {label}" for v, label in
-                     ((self.change_24h_pct, _("24h")), (self.change_7d_pct, _("7d")))
-                     if v is not None]
-            facts.append(_("Price {price}").format(price=loc.usd(self.price_usd))
-                         + (f" ({', '.join(moves)})" if moves else ""))
+            moves = [
+                f"{loc.pct(v)} {label}"
+                for v, label in ((self.change_24h_pct, _("24h")), (self.change_7d_pct, _("7d")))
+                if v is not None
+            ]
+            facts.append(
+                _("Price {price}").format(price=loc.usd(self.price_usd))
+                + (f" ({', '.join(moves)})" if moves else "")
+            )
         if self.market_cap_usd is not None:
-            rank = _(", rank #{rank}").format(rank=self.market_cap_rank) \
-                if self.market_cap_rank else ""
+            rank = (
+                _(", rank #{rank}").format(rank=self.market_cap_rank)
+                if self.market_cap_rank
+                else ""
+            )
             facts.append(_("Market cap {value}").format(value=loc.usd(self.market_cap_usd)) + rank)
         if self.volume_24h_usd is not None:
             facts.append(_("24h volume {value}").format(value=loc.usd(self.volume_24h_usd)))
         if self.fdv_usd is not None:
             facts.append(_("Fully diluted valuation {value}").format(value=loc.usd(self.fdv_usd)))
         if self.ath_change_pct is not None and self.ath_usd is not None:
-            facts.append(_("{change} from its all-time high of {ath}").format(
-                change=loc.pct(self.ath_change_pct), ath=loc.usd(self.ath_usd)))
+            facts.append(
+                _("{change} from its all-time high of {ath}").format(
+                    change=loc.pct(self.ath_change_pct), ath=loc.usd(self.ath_usd)
+                )
+            )
         if self.tvl_usd is not None:
             facts.append(_("TVL {value}").format(value=loc.usd(self.tvl_usd)))
         if self.holder_count is not None:
             facts.append(_("{count} holders").format(count=loc.number(self.holder_count)))
         if self.top10_share is not None:
-            facts.append(_("Top 10 wallets hold {share} (excluding burn, locked, LP and exchange "
-                           "wallets)").format(share=loc.share(self.top10_share, 1)))
+            facts.append(
+                _(
+                    "Top 10 wallets hold {share} (excluding burn, locked, LP and exchange wallets)"
+                ).format(share=loc.share(self.top10_share, 1))
+            )
         if self.volatility_annual is not None:
-            facts.append(_("Annualised volatility {share}").format(
-                share=loc.share(self.volatility_annual)))
+            facts.append(
+                _("Annualised volatility {share}").format(share=loc.share(self.volatility_annual))
+            )
         if self.market_score is not None:
             facts.append(_("Market score {score}/100").format(score=f"{self.market_score:.0f}"))
         return facts
@@ -198,15 +242,27 @@ class OnchainResult(ToolResult):
         _ = loc._
         out: list[str] = []
         if self.top10_share is not None and self.top10_share > 0.5:
-            out.append(_("Top 10 wallets control {share} of supply").format(
-                share=loc.share(self.top10_share)))
+            out.append(
+                _("Top 10 wallets control {share} of supply").format(
+                    share=loc.share(self.top10_share)
+                )
+            )
         if self.volatility_annual is not None and self.volatility_annual > 1.0:
-            out.append(_("Very volatile: {share} annualised").format(
-                share=loc.share(self.volatility_annual)))
-        if self.market_cap_usd and self.volume_24h_usd is not None \
-                and self.volume_24h_usd / self.market_cap_usd < 0.002:
-            out.append(_("Thin trading: 24h volume under {share} of market cap").format(
-                share=loc.share(0.002, 1)))
+            out.append(
+                _("Very volatile: {share} annualised").format(
+                    share=loc.share(self.volatility_annual)
+                )
+            )
+        if (
+            self.market_cap_usd
+            and self.volume_24h_usd is not None
+            and self.volume_24h_usd / self.market_cap_usd < 0.002
+        ):
+            out.append(
+                _("Thin trading: 24h volume under {share} of market cap").format(
+                    share=loc.share(0.002, 1)
+                )
+            )
         if self.green_volume_share is not None and self.green_volume_share < 0.3:
             out.append(_("Most volume trades on venues CoinGecko does not rate as trusted"))
         return out
@@ -236,24 +292,39 @@ class SentimentResult(ToolResult):
         _ = loc._
         facts: list[str] = []
         if self.score is not None:
-            facts.append(_("Sentiment {score}/100 ({label}), trend {trend}").format(
-                score=f"{self.score:.0f}", label=_(self.label or "unknown"), trend=_(self.trend)))
+            facts.append(
+                _("Sentiment {score}/100 ({label}), trend {trend}").format(
+                    score=f"{self.score:.0f}", label=_(self.label or "unknown"), trend=_(self.trend)
+                )
+            )
         else:
             facts.append(_("Sentiment: insufficient data (fewer than 3 recent news items)"))
-        facts.append(_("{day} news items in 24h, {week} in 7 days").format(
-            day=self.volume_24h, week=self.volume_7d))
+        facts.append(
+            _("{day} news items in 24h, {week} in 7 days").format(
+                day=self.volume_24h, week=self.volume_7d
+            )
+        )
         if self.votes_up_pct is not None:
-            facts.append(_("{share}% of CoinGecko voters are positive").format(
-                share=loc.number(self.votes_up_pct)))
+            facts.append(
+                _("{share}% of CoinGecko voters are positive").format(
+                    share=loc.number(self.votes_up_pct)
+                )
+            )
         if self.fear_greed is not None:
-            facts.append(_("Market-wide Fear & Greed {value} ({label})").format(
-                value=self.fear_greed, label=_(self.fear_greed_label or "unknown")))
+            facts.append(
+                _("Market-wide Fear & Greed {value} ({label})").format(
+                    value=self.fear_greed, label=_(self.fear_greed_label or "unknown")
+                )
+            )
         return facts
 
     def risks(self, loc: Localizer = ENGLISH) -> list[str]:
         _ = loc._
-        out = [_("Negative headline: {title}").format(title=h.title) for h in self.headlines
-               if h.compound is not None and h.compound <= -0.5][:2]
+        out = [
+            _("Negative headline: {title}").format(title=h.title)
+            for h in self.headlines
+            if h.compound is not None and h.compound <= -0.5
+        ][:2]
         if self.trend == "bearish":
             out.insert(0, _("News sentiment is turning bearish"))
         return out
@@ -287,36 +358,58 @@ class TokenomicsResult(ToolResult):
         facts: list[str] = []
         if self.circulating_supply is not None:
             cap = self.max_supply or self.total_supply
-            ratio = _(" ({share} of {cap})").format(share=loc.share(self.circulating_ratio),
-                                                     cap=loc.number(cap)) \
-                if cap and self.circulating_ratio is not None else ""
-            facts.append(_("Circulating supply {supply}").format(
-                supply=loc.number(self.circulating_supply)) + ratio)
+            ratio = (
+                _(" ({share} of {cap})").format(
+                    share=loc.share(self.circulating_ratio), cap=loc.number(cap)
+                )
+                if cap and self.circulating_ratio is not None
+                else ""
+            )
+            facts.append(
+                _("Circulating supply {supply}").format(supply=loc.number(self.circulating_supply))
+                + ratio
+            )
         if self.fdv_to_mcap is not None:
-            facts.append(_("FDV / market cap {ratio}x").format(ratio=loc.number(self.fdv_to_mcap, 2)))
+            facts.append(
+                _("FDV / market cap {ratio}x").format(ratio=loc.number(self.fdv_to_mcap, 2))
+            )
         if self.inflation_annual_pct is not None:
-            facts.append(_("Implied supply inflation {pct}/yr").format(
-                pct=loc.pct(self.inflation_annual_pct, signed=False)))
+            facts.append(
+                _("Implied supply inflation {pct}/yr").format(
+                    pct=loc.pct(self.inflation_annual_pct, signed=False)
+                )
+            )
         if not self.contract_applicable:
             facts.append(_("Native coin: contract risk checks are not applicable"))
         if self.risk_score is not None:
             facts.append(_("Risk score {score}/10").format(score=self.risk_score))
         if self.distribution_health != "unknown":
-            facts.append(_("Holder distribution {health}").format(health=_(self.distribution_health)))
+            facts.append(
+                _("Holder distribution {health}").format(health=_(self.distribution_health))
+            )
         if self.lock_ends:
             facts.append(_("Next token lock ends {date}").format(date=loc.date(self.lock_ends[0])))
         return facts
 
     def risks(self, loc: Localizer = ENGLISH) -> list[str]:
         _ = loc._
-        out = [_(f.name) + (f" ({_(f.detail)})" if f.detail else "")
-               for f in sorted(self.flags, key=lambda f: -f.points) if f.status == "yes" and f.points]
+        out = [
+            _(f.name) + (f" ({_(f.detail)})" if f.detail else "")
+            for f in sorted(self.flags, key=lambda f: -f.points)
+            if f.status == "yes" and f.points
+        ]
         if self.fdv_to_mcap is not None and self.fdv_to_mcap >= 3:
-            out.append(_("Large dilution overhang: FDV is {ratio}x market cap").format(
-                ratio=loc.number(self.fdv_to_mcap, 1)))
+            out.append(
+                _("Large dilution overhang: FDV is {ratio}x market cap").format(
+                    ratio=loc.number(self.fdv_to_mcap, 1)
+                )
+            )
         if self.inflation_annual_pct is not None and self.inflation_annual_pct >= 20:
-            out.append(_("High supply inflation: {pct}/yr").format(
-                pct=loc.pct(self.inflation_annual_pct, signed=False, digits=0)))
+            out.append(
+                _("High supply inflation: {pct}/yr").format(
+                    pct=loc.pct(self.inflation_annual_pct, signed=False, digits=0)
+                )
+            )
         if self.distribution_health == "concentrated":
             out.append(_("Holdings are concentrated in a few wallets"))
         return out
@@ -354,29 +447,42 @@ class TeamResult(ToolResult):
         _ = loc._
         facts: list[str] = []
         if self.repos:
-            facts.append(_("GitHub activity {level}: {commits} commits by {contributors} "
-                           "contributors in 90 days ({repos})").format(
-                level=_(self.github_activity), commits=self.commits_90d,
-                contributors=self.active_contributors_90d,
-                repos=", ".join(r.full_name for r in self.repos)))
+            facts.append(
+                _(
+                    "GitHub activity {level}: {commits} commits by {contributors} "
+                    "contributors in 90 days ({repos})"
+                ).format(
+                    level=_(self.github_activity),
+                    commits=self.commits_90d,
+                    contributors=self.active_contributors_90d,
+                    repos=", ".join(r.full_name for r in self.repos),
+                )
+            )
         elif self.github_activity == "none":
             facts.append(_("No public code repository linked"))
         if self.stars is not None:
-            facts.append(_("{stars} GitHub stars, {forks} forks").format(
-                stars=loc.number(self.stars), forks=loc.number(self.forks or 0)))
+            facts.append(
+                _("{stars} GitHub stars, {forks} forks").format(
+                    stars=loc.number(self.stars), forks=loc.number(self.forks or 0)
+                )
+            )
         if self.last_push is not None:
             facts.append(_("Last code push {date}").format(date=loc.date(self.last_push)))
         if self.audits_status != "unknown":
-            reports = _(" ({n} reports)").format(n=len(self.audit_links)) if self.audit_links else ""
+            reports = (
+                _(" ({n} reports)").format(n=len(self.audit_links)) if self.audit_links else ""
+            )
             facts.append(_("Audits: {status}").format(status=_(self.audits_status)) + reports)
         if self.backers:
             facts.append(_("Backers: {names}").format(names=", ".join(self.backers[:5])))
         if self.partnerships:
-            facts.append(_("{n} recent partnership/integration headlines").format(
-                n=len(self.partnerships)))
+            facts.append(
+                _("{n} recent partnership/integration headlines").format(n=len(self.partnerships))
+            )
         if self.credibility_score is not None:
-            facts.append(_("Credibility {score}/10").format(
-                score=loc.number(self.credibility_score, 1)))
+            facts.append(
+                _("Credibility {score}/10").format(score=loc.number(self.credibility_score, 1))
+            )
         return facts
 
     def risks(self, loc: Localizer = ENGLISH) -> list[str]:

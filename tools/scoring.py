@@ -28,8 +28,14 @@ def weighted(parts: Iterable[tuple[float | None, float]]) -> float | None:
 
 # --- market (DATA_SOURCES §1) -------------------------------------------------------------------
 
-MARKET_WEIGHTS = {"size": 20, "liquidity": 25, "momentum": 15, "volatility": 15,
-                  "fundamentals": 10, "distribution": 15}
+MARKET_WEIGHTS = {
+    "size": 20,
+    "liquidity": 25,
+    "momentum": 15,
+    "volatility": 15,
+    "fundamentals": 10,
+    "distribution": 15,
+}
 
 
 def size_component(market_cap: float | None) -> float | None:
@@ -50,8 +56,9 @@ def turnover_component(volume: float | None, market_cap: float | None) -> float 
     return max(0.3, 1 - (v - 2) / 8)
 
 
-def liquidity_component(volume: float | None, market_cap: float | None,
-                        green_share: float | None) -> float | None:
+def liquidity_component(
+    volume: float | None, market_cap: float | None, green_share: float | None
+) -> float | None:
     return weighted([(turnover_component(volume, market_cap), 0.7), (green_share, 0.3)])
 
 
@@ -98,10 +105,16 @@ def news_score(scored: Iterable[tuple[float, float]]) -> float | None:
     return 50 * (1 + sum(c * w for c, w in pairs) / total) if total else None
 
 
-def sentiment_score(news: float | None, votes_up_pct: float | None,
-                    fear_greed: int | None) -> float | None:
-    value = weighted([(news, SENTIMENT_WEIGHTS["news"]), (votes_up_pct, SENTIMENT_WEIGHTS["votes"]),
-                      (None if fear_greed is None else float(fear_greed), SENTIMENT_WEIGHTS["fear_greed"])])
+def sentiment_score(
+    news: float | None, votes_up_pct: float | None, fear_greed: int | None
+) -> float | None:
+    value = weighted(
+        [
+            (news, SENTIMENT_WEIGHTS["news"]),
+            (votes_up_pct, SENTIMENT_WEIGHTS["votes"]),
+            (None if fear_greed is None else float(fear_greed), SENTIMENT_WEIGHTS["fear_greed"]),
+        ]
+    )
     return None if value is None else round(value, 1)
 
 
@@ -137,14 +150,18 @@ def band(score: float | None) -> str | None:
 
 # --- tokenomics (DATA_SOURCES §3) --------------------------------------------------------------
 
-def supply_health(circulating_ratio: float | None, overhang: float | None,
-                  inflation_pct: float | None) -> float | None:
+
+def supply_health(
+    circulating_ratio: float | None, overhang: float | None, inflation_pct: float | None
+) -> float | None:
     """0..1: circulating ratio, FDV/mcap overhang and annual inflation, each ramped."""
-    return weighted([
-        (None if circulating_ratio is None else ramp(circulating_ratio, 0.2, 0.8), 1.0),
-        (None if overhang is None else ramp(overhang, 5.0, 1.2), 1.0),
-        (None if inflation_pct is None else ramp(inflation_pct, 50.0, 2.0), 1.0),
-    ])
+    return weighted(
+        [
+            (None if circulating_ratio is None else ramp(circulating_ratio, 0.2, 0.8), 1.0),
+            (None if overhang is None else ramp(overhang, 5.0, 1.2), 1.0),
+            (None if inflation_pct is None else ramp(inflation_pct, 50.0, 2.0), 1.0),
+        ]
+    )
 
 
 def risk_score_1_10(risk_points: int) -> int:
@@ -153,8 +170,12 @@ def risk_score_1_10(risk_points: int) -> int:
 
 
 def tokenomics_score(risk_points: int | None, health: float | None) -> float | None:
-    value = weighted([(None if risk_points is None else 100 - risk_points, 0.7),
-                      (None if health is None else 100 * health, 0.3)])
+    value = weighted(
+        [
+            (None if risk_points is None else 100 - risk_points, 0.7),
+            (None if health is None else 100 * health, 0.3),
+        ]
+    )
     return None if value is None else round(value, 1)
 
 
@@ -176,10 +197,17 @@ TRANSPARENCY_ITEMS = ("homepage", "github", "twitter", "whitepaper", "backers")
 
 
 def activity_component(commits_90d: int | None, contributors_90d: int | None) -> float | None:
-    return weighted([
-        (None if commits_90d is None else clip(math.log10(1 + commits_90d) / math.log10(301)), 1.0),
-        (None if contributors_90d is None else clip(contributors_90d / 15), 1.0),
-    ])
+    return weighted(
+        [
+            (
+                None
+                if commits_90d is None
+                else clip(math.log10(1 + commits_90d) / math.log10(301)),
+                1.0,
+            ),
+            (None if contributors_90d is None else clip(contributors_90d / 15), 1.0),
+        ]
+    )
 
 
 def recency_component(days_since_push: float | None, all_archived: bool) -> float | None:
@@ -189,10 +217,12 @@ def recency_component(days_since_push: float | None, all_archived: bool) -> floa
 
 
 def adoption_component(stars: int | None, forks: int | None) -> float | None:
-    return weighted([
-        (None if stars is None else clip(math.log10(1 + stars) / 5), 1.0),
-        (None if forks is None else clip(math.log10(1 + forks) / 4), 1.0),
-    ])
+    return weighted(
+        [
+            (None if stars is None else clip(math.log10(1 + stars) / 5), 1.0),
+            (None if forks is None else clip(math.log10(1 + forks) / 4), 1.0),
+        ]
+    )
 
 
 def audits_component(status: str, n_links: int) -> float | None:

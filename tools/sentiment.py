@@ -16,10 +16,27 @@ from tools.sources import coingecko, feargreed, news
 
 # Crypto jargon missing from VADER's stock lexicon (valence on VADER's −4..+4 scale).
 CRYPTO_LEXICON = {
-    "bullish": 2.5, "bearish": -2.5, "rug": -3.0, "rugpull": -3.5, "rugged": -3.0,
-    "exploit": -2.8, "exploited": -2.8, "hack": -3.0, "hacked": -3.0, "hacker": -2.5,
-    "ath": 2.0, "pump": 1.2, "dump": -2.0, "dumps": -2.0, "moon": 2.0, "mooning": 2.3,
-    "heist": -3.0, "drained": -2.8, "depeg": -2.5, "liquidated": -2.0, "outage": -2.0,
+    "bullish": 2.5,
+    "bearish": -2.5,
+    "rug": -3.0,
+    "rugpull": -3.5,
+    "rugged": -3.0,
+    "exploit": -2.8,
+    "exploited": -2.8,
+    "hack": -3.0,
+    "hacked": -3.0,
+    "hacker": -2.5,
+    "ath": 2.0,
+    "pump": 1.2,
+    "dump": -2.0,
+    "dumps": -2.0,
+    "moon": 2.0,
+    "mooning": 2.3,
+    "heist": -3.0,
+    "drained": -2.8,
+    "depeg": -2.5,
+    "liquidated": -2.0,
+    "outage": -2.0,
 }
 MAX_HEADLINES = 5
 
@@ -36,14 +53,20 @@ def compound(text: str) -> float:
     return float(analyzer().polarity_scores(text)["compound"])
 
 
-async def project_news(deps: Deps, c: Collector, project: Project,
-                       fields: tuple[str, ...]) -> list[news.NewsItem] | None:
+async def project_news(
+    deps: Deps, c: Collector, project: Project, fields: tuple[str, ...]
+) -> list[news.NewsItem] | None:
     """Matched items from every configured feed; None when no feed could be read."""
     feeds = deps.settings.news_feeds
 
     async def feed(url: str) -> list[news.NewsItem] | None:
-        return await c.fetch(news.source_name(url), news.fetch_feed(deps, url), fields=(),
-                             url=url, dated=news.newest_published)
+        return await c.fetch(
+            news.source_name(url),
+            news.fetch_feed(deps, url),
+            fields=(),
+            url=url,
+            dated=news.newest_published,
+        )
 
     results = await asyncio.gather(*(feed(url) for url in feeds))
     if feeds and all(r is None for r in results):
@@ -65,10 +88,20 @@ async def run_sentiment(deps: Deps, project: Project) -> ToolRun:
     c = Collector()
     page = coingecko.page_url(project.id)
     news_call = project_news(deps, c, project, ("headlines", "score"))
-    coin_call = c.fetch(coingecko.SOURCE, coingecko.fetch_coin(deps, project.id),
-                        fields=("votes_up_pct",), url=page, dated=coingecko.last_updated)
-    fng_call = c.fetch(feargreed.SOURCE, feargreed.fetch(deps), fields=("fear_greed",),
-                       url=feargreed.PAGE_URL, dated=lambda fg: fg.as_of)
+    coin_call = c.fetch(
+        coingecko.SOURCE,
+        coingecko.fetch_coin(deps, project.id),
+        fields=("votes_up_pct",),
+        url=page,
+        dated=coingecko.last_updated,
+    )
+    fng_call = c.fetch(
+        feargreed.SOURCE,
+        feargreed.fetch(deps),
+        fields=("fear_greed",),
+        url=feargreed.PAGE_URL,
+        dated=lambda fg: fg.as_of,
+    )
     # (made before gather: inside it mypy would infer each call's type from gather's)
     matched, coin, fng = await asyncio.gather(news_call, coin_call, fng_call)
     r = SentimentResult(project_id=project.id)
@@ -80,16 +113,27 @@ async def run_sentiment(deps: Deps, project: Project) -> ToolRun:
             scored.append((compound(item.text), age, item))
     r.volume_24h = sum(1 for _, age, _ in scored if age <= 24)
     r.volume_7d = len(scored)
-    r.headlines = [Headline(title=i.title, url=i.url, source=i.source, published_at=i.published_at,
-                            compound=round(cmp, 3)) for cmp, _, i in scored[:MAX_HEADLINES]]
+    r.headlines = [
+        Headline(
+            title=i.title,
+            url=i.url,
+            source=i.source,
+            published_at=i.published_at,
+            compound=round(cmp, 3),
+        )
+        for cmp, _, i in scored[:MAX_HEADLINES]
+    ]
     if coin:
         r.votes_up_pct = coingecko.votes_up_pct(coin)
     if fng:
         r.fear_greed, r.fear_greed_label = fng.value, fng.label
 
     if matched is not None and len(scored) < scoring.MIN_NEWS_ITEMS:
-        c.lack("score", f"only {len(scored)} news item(s) about {project.name} in the last 7 days "
-                        f"(need {scoring.MIN_NEWS_ITEMS})")
+        c.lack(
+            "score",
+            f"only {len(scored)} news item(s) about {project.name} in the last 7 days "
+            f"(need {scoring.MIN_NEWS_ITEMS})",
+        )
     if len(scored) >= scoring.MIN_NEWS_ITEMS:
         news_part = scoring.news_score((cmp, age) for cmp, age, _ in scored)
         r.score = scoring.sentiment_score(news_part, r.votes_up_pct, r.fear_greed)

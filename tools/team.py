@@ -36,8 +36,12 @@ async def _repo_names(deps: Deps, c: Collector, refs: list[str]) -> list[str]:
         if repo:
             candidates = [f"{owner}/{repo}"]
         else:
-            found = await c.fetch(gh.SOURCE, gh.org_repos(deps, owner, limit),
-                                  fields=_GITHUB_FIELDS, url=f"https://github.com/{owner}")
+            found = await c.fetch(
+                gh.SOURCE,
+                gh.org_repos(deps, owner, limit),
+                fields=_GITHUB_FIELDS,
+                url=f"https://github.com/{owner}",
+            )
             candidates = found or []
         names.extend(n for n in candidates if n.lower() not in {x.lower() for x in names})
         if len(names) >= limit:
@@ -49,8 +53,10 @@ async def _one_repo(deps: Deps, full_name: str) -> RepoStats:
     """Repo facts plus 90-day commits and contributors (stats, else /commits fallback)."""
     now = gh.now_utc()
     repo, activity, contributors = await asyncio.gather(
-        gh.fetch_repo(deps, full_name), gh.fetch_stats(deps, full_name, "commit_activity"),
-        gh.fetch_stats(deps, full_name, "contributors"))
+        gh.fetch_repo(deps, full_name),
+        gh.fetch_stats(deps, full_name, "commit_activity"),
+        gh.fetch_stats(deps, full_name, "contributors"),
+    )
     stats = gh.repo_stats(repo)
     stats.commits_90d = gh.commits_from_activity(activity, now)
     stats.active_contributors_90d = gh.active_contributors(contributors, now)
@@ -65,8 +71,12 @@ async def _one_repo(deps: Deps, full_name: str) -> RepoStats:
 
 async def _repos(deps: Deps, c: Collector, names: list[str]) -> list[RepoStats]:
     async def one(name: str) -> RepoStats | None:
-        return await c.fetch(gh.SOURCE, _one_repo(deps, name), fields=_GITHUB_FIELDS,
-                             url=f"https://github.com/{name}")
+        return await c.fetch(
+            gh.SOURCE,
+            _one_repo(deps, name),
+            fields=_GITHUB_FIELDS,
+            url=f"https://github.com/{name}",
+        )
 
     return [r for r in await asyncio.gather(*(one(n) for n in names)) if r is not None]
 
@@ -84,11 +94,18 @@ async def run_team(deps: Deps, project: Project) -> ToolRun:
         slug = await defillama_slug(deps, c, project, ("audits_status", "backers"))
         if slug is None:
             return None
-        return await c.fetch(defillama.SOURCE, defillama.fetch_protocol(deps, slug),
-                             fields=("audits_status", "backers"), url=defillama.page_url(slug))
+        return await c.fetch(
+            defillama.SOURCE,
+            defillama.fetch_protocol(deps, slug),
+            fields=("audits_status", "backers"),
+            url=defillama.page_url(slug),
+        )
 
-    coin_task = asyncio.ensure_future(c.fetch(
-        coingecko.SOURCE, coingecko.fetch_coin(deps, project.id), fields=("links",), url=page))
+    coin_task = asyncio.ensure_future(
+        c.fetch(
+            coingecko.SOURCE, coingecko.fetch_coin(deps, project.id), fields=("links",), url=page
+        )
+    )
     proto_task = asyncio.ensure_future(protocol())
     news_task = asyncio.ensure_future(project_news(deps, c, project, ("partnerships",)))
 
@@ -107,7 +124,8 @@ async def run_team(deps: Deps, project: Project) -> ToolRun:
         return refs, (await _repos(deps, c, await _repo_names(deps, c, refs)) if refs else [])
 
     (refs, repo_stats), coin, proto, matched = await asyncio.gather(
-        repos(), coin_task, proto_task, news_task)
+        repos(), coin_task, proto_task, news_task
+    )
     r = TeamResult(project_id=project.id, repos=repo_stats)
     if coin:
         r.links = coingecko.links(coin)
@@ -119,8 +137,11 @@ async def run_team(deps: Deps, project: Project) -> ToolRun:
             r.links["twitter"] = f"https://twitter.com/{proto['twitter']}"
         if isinstance(proto.get("url"), str) and proto["url"] and "homepage" not in r.links:
             r.links["homepage"] = proto["url"]
-    r.partnerships = [Headline(title=i.title, url=i.url, source=i.source, published_at=i.published_at)
-                      for i in (matched or []) if _PARTNER_WORDS.search(i.text)][:5]
+    r.partnerships = [
+        Headline(title=i.title, url=i.url, source=i.source, published_at=i.published_at)
+        for i in (matched or [])
+        if _PARTNER_WORDS.search(i.text)
+    ][:5]
 
     github_known = True
     if refs:
@@ -154,18 +175,26 @@ async def run_team(deps: Deps, project: Project) -> ToolRun:
         activity = recency = adoption = 0.0  # "no public code" counts against, it is not unknown
     else:
         activity = recency = adoption = None
-    present = {"homepage": "homepage" in r.links, "github": bool(r.repos) or "github" in r.links,
-               "twitter": "twitter" in r.links, "whitepaper": "whitepaper" in r.links,
-               "backers": bool(r.backers)}
+    present = {
+        "homepage": "homepage" in r.links,
+        "github": bool(r.repos) or "github" in r.links,
+        "twitter": "twitter" in r.links,
+        "whitepaper": "whitepaper" in r.links,
+        "backers": bool(r.backers),
+    }
     transparency = sum(present.values()) / len(present) if (coin or proto) else None
     audits = scoring.audits_component(r.audits_status, len(r.audit_links)) if proto else None
-    r.team_score = scoring.team_score({"activity": activity, "recency": recency,
-                                       "adoption": adoption, "audits": audits,
-                                       "transparency": transparency})
+    r.team_score = scoring.team_score(
+        {
+            "activity": activity,
+            "recency": recency,
+            "adoption": adoption,
+            "audits": audits,
+            "transparency": transparency,
+        }
+    )
     r.credibility_score = None if r.team_score is None else round(r.team_score / 10, 1)
     if r.team_score is None:
         c.lack("credibility_score", "no team source could be fetched")
     c.finish(r)
     return ToolRun(r, c.called, c.ok)
-
-

@@ -13,20 +13,34 @@ from tools.onchain import goplus_token
 from tools.results import Project, TokenomicsResult
 from tools.sources import coingecko, goplus
 
-_SUPPLY_FIELDS = ("circulating_supply", "total_supply", "max_supply", "circulating_ratio",
-                  "fdv_to_mcap")
+_SUPPLY_FIELDS = (
+    "circulating_supply",
+    "total_supply",
+    "max_supply",
+    "circulating_ratio",
+    "fdv_to_mcap",
+)
 _GOPLUS_FIELDS = ("flags", "top10_share", "risk_score")
 
 
 async def run_tokenomics(deps: Deps, project: Project) -> ToolRun:
     c = Collector()
     page = coingecko.page_url(project.id)
-    coin_call = c.fetch(coingecko.SOURCE, coingecko.fetch_coin(deps, project.id),
-                        fields=_SUPPLY_FIELDS, url=page, dated=coingecko.last_updated)
+    coin_call = c.fetch(
+        coingecko.SOURCE,
+        coingecko.fetch_coin(deps, project.id),
+        fields=_SUPPLY_FIELDS,
+        url=page,
+        dated=coingecko.last_updated,
+    )
     coin_task = asyncio.ensure_future(coin_call)  # (a call inside it: mypy misreads its type)
     chart, token, coin = await asyncio.gather(
-        c.fetch(coingecko.SOURCE, coingecko.fetch_market_chart(deps, project.id),
-                fields=("inflation_annual_pct",), url=page),
+        c.fetch(
+            coingecko.SOURCE,
+            coingecko.fetch_market_chart(deps, project.id),
+            fields=("inflation_annual_pct",),
+            url=page,
+        ),
         goplus_token(deps, c, project, coin_task, _GOPLUS_FIELDS),
         coin_task,
     )
@@ -69,8 +83,15 @@ async def run_tokenomics(deps: Deps, project: Project) -> ToolRun:
         c.lack("lock_ends", "no unlock schedule: keyless sources only show locks of top holders")
     if not r.contract_applicable:
         c.lack("top10_share", "native coin: no token contract to read holders from")
-    c.fill_unreported(r, {"circulating_supply": coingecko.SOURCE, "total_supply": coingecko.SOURCE,
-                          "max_supply": coingecko.SOURCE, "top10_share": goplus.SOURCE})
+    c.fill_unreported(
+        r,
+        {
+            "circulating_supply": coingecko.SOURCE,
+            "total_supply": coingecko.SOURCE,
+            "max_supply": coingecko.SOURCE,
+            "top10_share": goplus.SOURCE,
+        },
+    )
     if r.max_supply is None and "max_supply" in c.missing and coin:
         c.missing["max_supply"] = "no maximum supply (uncapped) or not reported by CoinGecko"
     if r.fdv_to_mcap is None and coin:

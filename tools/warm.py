@@ -32,7 +32,10 @@ async def most_queried(deps: Deps, limit: int, days: int = 7) -> list[str]:
             SELECT project_id, sum(requests) AS n FROM project_usage
              WHERE day > current_date - $1::int GROUP BY project_id
         ) t GROUP BY project_id ORDER BY n DESC, project_id LIMIT $2
-        """, days, limit)
+        """,
+        days,
+        limit,
+    )
     return [r["project_id"] for r in rows]
 
 
@@ -48,23 +51,36 @@ async def trending_projects(deps: Deps) -> list[Project]:
     for coin in body.get("coins", []) if isinstance(body, dict) else []:
         item = dig(coin, "item")
         if isinstance(item, dict) and item.get("id") and item.get("symbol") and item.get("name"):
-            out.append(Project(id=str(item["id"]), symbol=str(item["symbol"]).upper(),
-                               name=str(item["name"]), market_cap_rank=item.get("market_cap_rank")))
+            out.append(
+                Project(
+                    id=str(item["id"]),
+                    symbol=str(item["symbol"]).upper(),
+                    name=str(item["name"]),
+                    market_cap_rank=item.get("market_cap_rank"),
+                )
+            )
     return out
 
 
 async def known_projects(deps: Deps, ids: Sequence[str]) -> list[Project]:
     rows = await deps.db.fetch(
         "SELECT id, symbol, name, market_cap_rank, platforms FROM projects WHERE id = ANY($1)",
-        list(ids))
+        list(ids),
+    )
     by_id = {r["id"]: r for r in rows}
     out = []
     for pid in ids:
         if (r := by_id.get(pid)) is not None:
             platforms = r["platforms"] if isinstance(r["platforms"], dict) else {}
-            out.append(Project(id=r["id"], symbol=r["symbol"].upper(), name=r["name"],
-                               market_cap_rank=r["market_cap_rank"],
-                               platforms={k: v for k, v in platforms.items() if k and v}))
+            out.append(
+                Project(
+                    id=r["id"],
+                    symbol=r["symbol"].upper(),
+                    name=r["name"],
+                    market_cap_rank=r["market_cap_rank"],
+                    platforms={k: v for k, v in platforms.items() if k and v},
+                )
+            )
     return out
 
 
@@ -86,8 +102,9 @@ async def refresh_hot_quotes(deps: Deps, limit: int = HOT_QUOTES) -> int:
     return await refresh_quotes(deps, ids[:limit])
 
 
-async def warm_cache(deps: Deps, limit: int = 20,
-                     tools: Sequence[ToolName] = TOOL_NAMES) -> dict[str, dict[ToolName, str]]:
+async def warm_cache(
+    deps: Deps, limit: int = 20, tools: Sequence[ToolName] = TOOL_NAMES
+) -> dict[str, dict[ToolName, str]]:
     """Fill the cache for the most queried and trending projects; returns layer per tool.
     The hot set's market quotes are refreshed first, in one batched call."""
     await refresh_hot_quotes(deps)

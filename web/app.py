@@ -48,7 +48,8 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
 
     # Swagger UI and ReDoc assets come from the fastapi-offline package, not a CDN.
     app = FastAPIOffline(
-        favicon_url="/favicon.svg", static_url="/static/docs",
+        favicon_url="/favicon.svg",
+        static_url="/static/docs",
         title="ChainLens API",
         version="0.1.0",
         description="Crypto project research: on-chain, sentiment, tokenomics and team analysis.",
@@ -63,13 +64,16 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     # One pure ASGI layer: metrics, security headers, session cookies, widget CORS, bounded
     # bodies (bounded before any route reads them; the widget's 413s get CORS headers too).
     public = urlsplit(str(settings.public_base_url))
-    app.add_middleware(EdgeMiddleware, metrics=app.state.metrics,
-                       hsts=str(settings.public_base_url).startswith("https://"),
-                       max_body=settings.max_body_bytes,
-                       max_webhook_body=settings.max_webhook_body_bytes,
-                       body_timeout_s=settings.body_timeout_s,
-                       cors_origins=settings.cors_origins,
-                       public_origin=f"{public.scheme}://{public.netloc}")
+    app.add_middleware(
+        EdgeMiddleware,
+        metrics=app.state.metrics,
+        hsts=str(settings.public_base_url).startswith("https://"),
+        max_body=settings.max_body_bytes,
+        max_webhook_body=settings.max_webhook_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        cors_origins=settings.cors_origins,
+        public_origin=f"{public.scheme}://{public.netloc}",
+    )
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(chat.router)

@@ -100,7 +100,8 @@ def read_session(settings: Settings, value: str | None) -> Session | None:
         return None
     try:
         data, issued = _serializer(settings).loads(
-            value, max_age=session_max_age_s(settings), return_timestamp=True)
+            value, max_age=session_max_age_s(settings), return_timestamp=True
+        )
         identity = normalize_identity(str(data["i"]))
         version = int(data.get("v", 0))
     except (BadSignature, InvalidIdentity, KeyError, TypeError, ValueError, AttributeError):
@@ -123,27 +124,31 @@ def _cookie_flags(settings: Settings) -> tuple[bool, Literal["lax", "none"]]:
     return https, "none" if https and settings.cors_origins else "lax"
 
 
-def set_session_cookie(response: Response, settings: Settings, identity: str,
-                       version: int = 0) -> None:
+def set_session_cookie(
+    response: Response, settings: Settings, identity: str, version: int = 0
+) -> None:
     """Sign `identity` into the session cookie on `response` (e.g. after a magic-link sign-in)."""
     https, samesite = _cookie_flags(settings)
     response.set_cookie(
-        SESSION_COOKIE, session_cookie_value(settings, identity, version),
-        max_age=session_max_age_s(settings), path="/", httponly=True, samesite=samesite,
-        secure=https)
+        SESSION_COOKIE,
+        session_cookie_value(settings, identity, version),
+        max_age=session_max_age_s(settings),
+        path="/",
+        httponly=True,
+        samesite=samesite,
+        secure=https,
+    )
 
 
 def clear_session_cookie(response: Response, settings: Settings) -> None:
     """Remove the session cookie from the browser."""
     https, samesite = _cookie_flags(settings)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite=samesite,
-                           secure=https)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite=samesite, secure=https)
 
 
 async def session_version(deps: Deps, account_id: int) -> int:
     """The account's current session version (bumped by each sign-out)."""
-    version = await deps.db.fetchval("SELECT session_version FROM users WHERE id = $1",
-                                     account_id)
+    version = await deps.db.fetchval("SELECT session_version FROM users WHERE id = $1", account_id)
     return int(version or 0)
 
 
@@ -162,7 +167,10 @@ async def revoke_sessions(deps: Deps, session: Session) -> None:
     await deps.db.execute(
         "UPDATE users SET session_version = session_version + 1, updated_at = now()"
         " WHERE id = (SELECT user_id FROM identities WHERE identity = $1)"
-        " AND session_version = $2", session.identity, session.version)
+        " AND session_version = $2",
+        session.identity,
+        session.version,
+    )
 
 
 async def sign_in_email(deps: Deps, email: str) -> Account:
@@ -193,7 +201,9 @@ async def _session_identity(request: Request, response: Response, deps: Deps) ->
     if identity_kind(session.identity) == "web":
         version = await deps.db.fetchval(
             "SELECT u.session_version FROM identities i JOIN users u ON u.id = i.user_id"
-            " WHERE i.identity = $1", session.identity)
+            " WHERE i.identity = $1",
+            session.identity,
+        )
         if (version or 0) != session.version:
             return None  # signed out since this cookie was issued
     if time.time() - session.issued_at > _RENEW_AFTER_S:
@@ -211,8 +221,12 @@ async def current_caller(request: Request, response: Response) -> Caller:
     if auth[:7].lower() == "bearer ":
         found = await account_for_api_key(deps, auth[7:].strip())
         if found is None:
-            raise ApiError(401, "invalid_api_key", N_("The API key is not valid or was revoked."),
-                           headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "invalid_api_key",
+                N_("The API key is not valid or was revoked."),
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         key_id, account = found
         caller = Caller(f"api-key:{key_id}", account, "api_key")
     else:
@@ -228,8 +242,7 @@ async def current_caller(request: Request, response: Response) -> Caller:
             else:
                 account = await account_for_identity(deps, identity)
         except AccountNotFound as exc:
-            raise ApiError(401, "unauthorized",
-                           N_("Your session is no longer valid.")) from exc
+            raise ApiError(401, "unauthorized", N_("Your session is no longer valid.")) from exc
         caller = Caller(identity, account, via)
     request.scope["chainlens.caller"] = caller
     return caller
@@ -255,9 +268,9 @@ def _trusted_networks(entries: tuple[str, ...]) -> tuple[_Network, ...]:
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     text = text.strip()
-    if text.startswith("[") and "]" in text:          # [2001:db8::1]:443
-        text = text[1:text.index("]")]
-    elif text.count(":") == 1:                        # 203.0.113.7:5000
+    if text.startswith("[") and "]" in text:  # [2001:db8::1]:443
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # 203.0.113.7:5000
         text = text.partition(":")[0]
     try:
         address = ipaddress.ip_address(text)
@@ -275,8 +288,9 @@ def _network_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return str(address)
 
 
-def resolve_client_ip(peer: str | None, forwarded_for: Sequence[str],
-                      trusted: Sequence[str]) -> str:
+def resolve_client_ip(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[str]
+) -> str:
     """The client network for quotas: the peer, or behind trusted proxies the nearest
     untrusted hop of X-Forwarded-For (read right to left, so a client cannot prepend one)."""
     networks = _trusted_networks(tuple(trusted))
@@ -298,9 +312,11 @@ def client_ip(request: Request) -> str:
     if isinstance(cached, str):
         return cached
     settings = _deps(request).settings
-    found = resolve_client_ip(request.client.host if request.client else None,
-                              request.headers.getlist("x-forwarded-for"),
-                              settings.forwarded_allow_ips)
+    found = resolve_client_ip(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        settings.forwarded_allow_ips,
+    )
     request.scope["chainlens.client_ip"] = found
     return found
 
@@ -312,9 +328,11 @@ def quota_ip(request: Request, caller: Caller) -> str | None:
 
 def rate_limit_headers(decision: QuotaDecision) -> dict[str, str]:
     """X-RateLimit-* (and Retry-After on a refusal) for a quota decision."""
-    headers = {"X-RateLimit-Limit": str(decision.limit),
-               "X-RateLimit-Remaining": str(decision.remaining),
-               "X-RateLimit-Reset": str(int(decision.reset_at.timestamp()))}
+    headers = {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(int(decision.reset_at.timestamp())),
+    }
     if not decision.allowed and decision.retry_after_s is not None:
         headers["Retry-After"] = str(decision.retry_after_s)
     return headers
@@ -323,19 +341,30 @@ def rate_limit_headers(decision: QuotaDecision) -> dict[str, str]:
 def quota_refused(decision: QuotaDecision, language: str | None = None) -> ApiError:
     """The 429 for a refused decision: message in words (in `language`), upgrade link,
     rate-limit headers."""
-    return ApiError(429, "quota_exceeded", quota_refusal(decision, language),
-                    details={"window": decision.window, "limit": decision.limit,
-                             "tier": decision.tier, "reset_at": decision.reset_at.isoformat(),
-                             "upgrade_url": decision.upgrade_url,
-                             # A per-minute refusal leaves the day's count as it was.
-                             "day_limit": decision.day_limit,
-                             "day_remaining": max(0, decision.day_limit - decision.day_used)},
-                    headers=rate_limit_headers(decision))
+    return ApiError(
+        429,
+        "quota_exceeded",
+        quota_refusal(decision, language),
+        details={
+            "window": decision.window,
+            "limit": decision.limit,
+            "tier": decision.tier,
+            "reset_at": decision.reset_at.isoformat(),
+            "upgrade_url": decision.upgrade_url,
+            # A per-minute refusal leaves the day's count as it was.
+            "day_limit": decision.day_limit,
+            "day_remaining": max(0, decision.day_limit - decision.day_used),
+        },
+        headers=rate_limit_headers(decision),
+    )
 
 
 def _quota_unavailable() -> ApiError:
-    return ApiError(503, "quota_unavailable",
-                    N_("We cannot check your quota right now; please try again shortly."))
+    return ApiError(
+        503,
+        "quota_unavailable",
+        N_("We cannot check your quota right now; please try again shortly."),
+    )
 
 
 async def saved_caller(request: Request, caller: Caller) -> Caller:
@@ -344,14 +373,18 @@ async def saved_caller(request: Request, caller: Caller) -> Caller:
     if not is_provisional(caller.account):
         return caller
     try:
-        account = await save_anonymous_account(_deps(request), caller.identity,
-                                               client_ip=client_ip(request))
+        account = await save_anonymous_account(
+            _deps(request), caller.identity, client_ip=client_ip(request)
+        )
     except TooManyNewAccounts as exc:
         decision: QuotaDecision = exc.decision
-        raise ApiError(429, "too_many_new_sessions",
-                       N_("Too many new visitors from your network today. Please sign in to "
-                          "continue."), headers=rate_limit_headers(decision),
-                       details={"reset_at": decision.reset_at.isoformat()}) from None
+        raise ApiError(
+            429,
+            "too_many_new_sessions",
+            N_("Too many new visitors from your network today. Please sign in to continue."),
+            headers=rate_limit_headers(decision),
+            details={"reset_at": decision.reset_at.isoformat()},
+        ) from None
     except QuotaUnavailable:
         raise _quota_unavailable() from None
     saved = replace(caller, account=account)
@@ -359,8 +392,9 @@ async def saved_caller(request: Request, caller: Caller) -> Caller:
     return saved
 
 
-async def admit_web_request(request: Request, caller: Caller, *,
-                            rider: Rider | None = None) -> tuple[Caller, QuotaDecision]:
+async def admit_web_request(
+    request: Request, caller: Caller, *, rider: Rider | None = None
+) -> tuple[Caller, QuotaDecision]:
     """Consume one request for a web caller (free ones also per client network); 429 when
     refused. A provisional anonymous account is saved only when the request is admitted.
     `rider`: a read to run in the same quota script (`billing.quota.consume_request`)."""

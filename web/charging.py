@@ -20,13 +20,18 @@ PAID_TIERS = ("pro", "enterprise")
 def require_paid(caller: Caller, feature: str, upgrade_url: str) -> None:
     """403 with an upgrade link when a free account asks for a paid feature."""
     if caller.account.tier not in PAID_TIERS:
-        raise ApiError(403, "upgrade_required", f"{feature} is part of the Pro plan.",
-                       details={"tier": caller.account.tier, "upgrade_url": upgrade_url})
+        raise ApiError(
+            403,
+            "upgrade_required",
+            f"{feature} is part of the Pro plan.",
+            details={"tier": caller.account.tier, "upgrade_url": upgrade_url},
+        )
 
 
 @asynccontextmanager
-async def charged(request: Request, response: Response,
-                  caller: Caller) -> AsyncIterator[QuotaDecision]:
+async def charged(
+    request: Request, response: Response, caller: Caller
+) -> AsyncIterator[QuotaDecision]:
     """Consume one request (429 when spent); give it back if the body raises."""
     deps: Deps = request.app.state.deps
     caller, decision = await admit_web_request(request, caller)

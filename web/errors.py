@@ -33,13 +33,19 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
 _REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
 _UNAVAILABLE = {
-    "database": N_("Our database is unreachable right now, so this request was not carried out. "
-                   "Please try again in a few seconds."),
-    "redis": N_("Our cache is unreachable right now, so this request was not carried out. "
-                "Please try again in a few seconds."),
+    "database": N_(
+        "Our database is unreachable right now, so this request was not carried out. "
+        "Please try again in a few seconds."
+    ),
+    "redis": N_(
+        "Our cache is unreachable right now, so this request was not carried out. "
+        "Please try again in a few seconds."
+    ),
 }
-_UNAVAILABLE_OTHER = N_("A service we depend on is unreachable right now, so this request was "
-                        "not carried out. Please try again in a few seconds.")
+_UNAVAILABLE_OTHER = N_(
+    "A service we depend on is unreachable right now, so this request was "
+    "not carried out. Please try again in a few seconds."
+)
 # Messages of the handlers below (translated into the request's language like ApiError's).
 _INVALID = N_("The request is not valid.")
 _BAD_TEXT = N_("The request contains characters we cannot store (such as NUL).")
@@ -61,8 +67,15 @@ class ApiError(Exception):
     """An error answer. `message` is English; when it is a catalogue message (marked with
     `N_` where it is written) people read it in the request's language (web.i18n)."""
 
-    def __init__(self, status: int, code: str, message: str, *, details: Any | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Any | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -71,8 +84,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, *, details: Any | None = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Any | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -81,17 +100,31 @@ def error_response(status: int, code: str, message: str, *, details: Any | None 
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
-        (400, "malformed request"), (401, "authentication required or invalid"),
-        (403, "not allowed"), (404, "not found"), (408, "the request body arrived too slowly"),
-        (409, "conflicts with the current state"), (413, "the request body is too large"),
+        (400, "malformed request"),
+        (401, "authentication required or invalid"),
+        (403, "not allowed"),
+        (404, "not found"),
+        (408, "the request body arrived too slowly"),
+        (409, "conflicts with the current state"),
+        (413, "the request body is too large"),
         (429, "quota spent; see Retry-After"),
-        (503, "a dependency or feature is unavailable"))
+        (503, "a dependency or feature is unavailable"),
+    )
 }
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 408: "request_timeout", 409: "conflict",
-                 413: "payload_too_large", 422: "invalid_request", 429: "rate_limited",
-                 503: "unavailable"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "unavailable",
+}
 
 
 def status_code_name(status: int) -> str:
@@ -128,18 +161,25 @@ def _log_unavailable(dependency: str, request: Request, exc: BaseException) -> N
         _unavailable_log[dependency] = (last, since + 1)
         return
     _unavailable_log[dependency] = (now, 0)
-    log.warning("%s unavailable (%s on %s %s); answering 503%s", dependency,
-                type(exc).__name__, request.method, request.url.path,
-                f" ({since} more since the last warning)" if since else "")
+    log.warning(
+        "%s unavailable (%s on %s %s); answering 503%s",
+        dependency,
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        f" ({since} more since the last warning)" if since else "",
+    )
 
 
 def unavailable_response(dependency: str, language: str | None = None) -> JSONResponse:
     """503 in the common shape: which dependency, and when to try again."""
     return error_response(
-        503, f"{dependency}_unavailable",
+        503,
+        f"{dependency}_unavailable",
         localizer(language)._(_UNAVAILABLE.get(dependency, _UNAVAILABLE_OTHER)),
         details={"dependency": dependency, "retry_after_s": RETRY_AFTER_S},
-        headers={"Retry-After": str(RETRY_AFTER_S)})
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -149,8 +189,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, said(request, exc.message),
-                              details=exc.details, headers=exc.headers)
+        return error_response(
+            exc.status,
+            exc.code,
+            said(request, exc.message),
+            details=exc.details,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -165,10 +210,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = status_code_name(exc.status_code)
         # an edge error (web.middleware.EdgeError) words itself, with its numbers formatted
         render = getattr(exc, "text", None)
-        message = (render(localizer(request_language(request))) if callable(render)
-                   else said(request, str(exc.detail)))
-        return error_response(exc.status_code, code, message,
-                              headers=getattr(exc, "headers", None))
+        message = (
+            render(localizer(request_language(request)))
+            if callable(render)
+            else said(request, str(exc.detail))
+        )
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError)
     async def _bad_text(request: Request, exc: Exception) -> JSONResponse:

@@ -53,8 +53,9 @@ def scoped_conversation_id(identity: str, conversation_id: str | None) -> str:
 # Both keys of an identity carry its hash tag: `record_turn` writes them in one MULTI, which a
 # Redis Cluster runs only on keys of one slot.
 def _turns_key(deps: Deps, identity: str, conversation_id: str | None) -> str:
-    return deps.keys("web", "turns", hash_tag(identity),
-                     scoped_conversation_id(identity, conversation_id))
+    return deps.keys(
+        "web", "turns", hash_tag(identity), scoped_conversation_id(identity, conversation_id)
+    )
 
 
 def _current_key(deps: Deps, identity: str) -> str:
@@ -65,14 +66,19 @@ def new_conversation_id() -> str:
     return "c" + secrets.token_urlsafe(12)
 
 
-async def record_turn(deps: Deps, *, identity: str, conversation_id: str | None,
-                      question: str, final: dict[str, Any]) -> None:
+async def record_turn(
+    deps: Deps, *, identity: str, conversation_id: str | None, question: str, final: dict[str, Any]
+) -> None:
     """Keep an answered turn (`final` is the answer as the API returns it) as the newest of
     its conversation, and make that conversation the identity's current one."""
     turn = StoredTurn(
-        question=question, answer=str(final.get("response", "")),
+        question=question,
+        answer=str(final.get("response", "")),
         sources=[TurnSource(source=s["source"], url=s["url"]) for s in final.get("sources", [])],
-        project=final.get("project"), chart_url=final.get("chart_url"), at=datetime.now(UTC))
+        project=final.get("project"),
+        chart_url=final.get("chart_url"),
+        at=datetime.now(UTC),
+    )
     key = _turns_key(deps, identity, conversation_id)
 
     async def write() -> None:
@@ -80,8 +86,11 @@ async def record_turn(deps: Deps, *, identity: str, conversation_id: str | None,
             pipe.rpush(key, turn.model_dump_json())
             pipe.ltrim(key, -MAX_TURNS, -1)
             pipe.expire(key, HISTORY_TTL_S)
-            pipe.set(_current_key(deps, identity), conversation_id or DEFAULT_CONVERSATION,
-                     ex=HISTORY_TTL_S)
+            pipe.set(
+                _current_key(deps, identity),
+                conversation_id or DEFAULT_CONVERSATION,
+                ex=HISTORY_TTL_S,
+            )
             await pipe.execute()
 
     # Best effort: an outage is logged once (chainlens.best_effort), not per turn.

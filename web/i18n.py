@@ -40,14 +40,15 @@ if TYPE_CHECKING:
 
 LANG_COOKIE = "cl_lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
-_TURN_LANGUAGE = "chainlens.language"   # request scope: the language a chat turn decided
-_CALLER = "chainlens.caller"            # request scope: web.auth's resolved caller
-_SESSION_COOKIE = "cl_session"          # web.auth.SESSION_COOKIE (not imported: no cycle)
+_TURN_LANGUAGE = "chainlens.language"  # request scope: the language a chat turn decided
+_CALLER = "chainlens.caller"  # request scope: web.auth's resolved caller
+_SESSION_COOKIE = "cl_session"  # web.auth.SESSION_COOKIE (not imported: no cycle)
 # The choices offered on the account page and in the widget; None is "Automatic".
 LANGUAGE_NAMES: dict[str, str] = {"en": "English", "vi": "Tiếng Việt"}
 
 
 # --- the request's language ------------------------------------------------------------------
+
 
 def set_turn_language(request: Request, language: Language) -> None:
     """The language a chat turn decided (its message's own first): errors and refusals of this
@@ -84,8 +85,7 @@ def request_language(request: Request) -> Language:
     turn = request.scope.get(_TURN_LANGUAGE)
     if isinstance(turn, str) and (lang := as_language(turn)):
         return lang
-    return (saved_language(request) or hint_language(accept_language(request))
-            or DEFAULT_LANGUAGE)
+    return saved_language(request) or hint_language(accept_language(request)) or DEFAULT_LANGUAGE
 
 
 async def account_choice(request: Request) -> Language | None:
@@ -101,7 +101,9 @@ async def account_choice(request: Request) -> Language | None:
         return None
     saved = await request.app.state.deps.db.fetchval(
         "SELECT u.language FROM identities i JOIN users u ON u.id = i.user_id"
-        " WHERE i.identity = $1", session.identity)
+        " WHERE i.identity = $1",
+        session.identity,
+    )
     return as_language(saved)
 
 
@@ -111,6 +113,7 @@ async def page_language(request: Request) -> Language:
 
 
 # --- the quota refusal ------------------------------------------------------------------------
+
 
 def quota_refusal(decision: QuotaDecision, language: str | None) -> str:
     """The refusal of `decision` in words, in `language` (billing.quota's own wording)."""
@@ -161,8 +164,15 @@ def translated(language: str, table: Mapping[str, str]) -> dict[str, str]:
 @cache
 def widget_strings(language: Language) -> tuple[bytes, str]:
     """The widget's strings in `language` as a JSON body, and its ETag."""
-    body = json.dumps({"language": language, "strings": translated(language, WIDGET_TEXT),
-                       "languages": LANGUAGE_NAMES}, ensure_ascii=False, sort_keys=True).encode()
+    body = json.dumps(
+        {
+            "language": language,
+            "strings": translated(language, WIDGET_TEXT),
+            "languages": LANGUAGE_NAMES,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    ).encode()
     return body, '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
 
 
@@ -171,9 +181,13 @@ def widget_strings(language: Language) -> tuple[bytes, str]:
 _MARK = re.compile(r"\[\[(\w+)\]\]")
 
 
-def render_page(template: str, language: Language, text: Mapping[str, str],
-                markup: Mapping[str, str] | None = None,
-                script_text: Mapping[str, str] | None = None) -> str:
+def render_page(
+    template: str,
+    language: Language,
+    text: Mapping[str, str],
+    markup: Mapping[str, str] | None = None,
+    script_text: Mapping[str, str] | None = None,
+) -> str:
     """Fill a page's `[[key]]` marks: `markup` values as they are (the route's own, already
     safe HTML), `text` keys translated and escaped, with `{name}` filled from `markup`.
     `[[lang]]` is the language code and `[[script_text]]` the escaped JSON of `script_text`
@@ -184,7 +198,8 @@ def render_page(template: str, language: Language, text: Mapping[str, str],
         raise ValueError(f"page marks named twice: {sorted(clash)}")
     values["lang"] = language
     values["script_text"] = html.escape(
-        json.dumps(translated(language, script_text or {}), ensure_ascii=False), quote=True)
+        json.dumps(translated(language, script_text or {}), ensure_ascii=False), quote=True
+    )
 
     def fill(match: re.Match[str]) -> str:
         key = match.group(1)
@@ -200,11 +215,13 @@ def simple_page(language: Language, title: str, body: str, *, back: bool = True)
     """A short page (sign-in, report subscription): `title` is already translated; `body` is
     the route's HTML."""
     back_link = '<p><a href="/">← ChainLens</a></p>' if back else ""
-    return (f'<!doctype html><html lang="{language}"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{html.escape(title)}</title><link rel="stylesheet" href="/static/page.css">'
-            f'</head><body><main>{back_link}<h1>{html.escape(title)}</h1>'
-            f"{body}</main></body></html>")
+    return (
+        f'<!doctype html><html lang="{language}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{html.escape(title)}</title><link rel="stylesheet" href="/static/page.css">'
+        f"</head><body><main>{back_link}<h1>{html.escape(title)}</h1>"
+        f"{body}</main></body></html>"
+    )
 
 
 def para(loc: Localizer, message: str, **markup: Any) -> str:

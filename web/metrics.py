@@ -24,6 +24,11 @@ class HttpMetrics:
         )
 
     def total_requests(self) -> int:
-        return int(sum(s.value for m in self.requests.collect() for s in m.samples
-                       if s.name.endswith("_total")))
-
+        return int(
+            sum(
+                s.value
+                for m in self.requests.collect()
+                for s in m.samples
+                if s.name.endswith("_total")
+            )
+        )

@@ -24,8 +24,10 @@ from web.errors import error_response, status_code_name
 from web.metrics import HttpMetrics
 
 # The widget script runs on other sites; our own pages allow only our own resources.
-_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 # Scope key: the session cookies chosen during a request (`web.auth` appends to the list);
 # they go out with whatever response is sent, streamed ones included.
@@ -51,9 +53,12 @@ class EdgeError(HTTPException):
         self.params = params
 
     def text(self, loc: Localizer) -> str:
-        return loc._(self.msgid).format(**{
-            name: loc.number(value, 0 if float(value).is_integer() else 1)
-            for name, value in self.params.items()})
+        return loc._(self.msgid).format(
+            **{
+                name: loc.number(value, 0 if float(value).is_integer() else 1)
+                for name, value in self.params.items()
+            }
+        )
 
 
 class RequestTooLarge(EdgeError):
@@ -61,16 +66,21 @@ class RequestTooLarge(EdgeError):
     is never read)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, N_("The request body is larger than {limit} bytes."), close=True,
-                         limit=limit)
+        super().__init__(
+            413, N_("The request body is larger than {limit} bytes."), close=True, limit=limit
+        )
 
 
 class RequestTimedOut(EdgeError):
     """The request body did not arrive in time: 408, and the connection closes."""
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(408, N_("The request body did not arrive within {seconds} seconds."),
-                         close=True, seconds=seconds)
+        super().__init__(
+            408,
+            N_("The request body did not arrive within {seconds} seconds."),
+            close=True,
+            seconds=seconds,
+        )
 
 
 def _is_webhook(path: str) -> bool:
@@ -83,8 +93,12 @@ def _error(exc: EdgeError, scope: Scope) -> Response:
     from web.i18n import request_language
 
     loc = localizer(request_language(Request(scope)))
-    return error_response(exc.status_code, status_code_name(exc.status_code), exc.text(loc),
-                          headers=dict(exc.headers) if exc.headers else None)
+    return error_response(
+        exc.status_code,
+        status_code_name(exc.status_code),
+        exc.text(loc),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
 
 
 class EdgeMiddleware:
@@ -106,9 +120,18 @@ class EdgeMiddleware:
       connection, so the rest of a big or stalled body is never read.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics, hsts: bool, max_body: int,
-                 max_webhook_body: int, body_timeout_s: float, cors_origins: list[str],
-                 public_origin: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: HttpMetrics,
+        hsts: bool,
+        max_body: int,
+        max_webhook_body: int,
+        body_timeout_s: float,
+        cors_origins: list[str],
+        public_origin: str,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
@@ -128,10 +151,18 @@ class EdgeMiddleware:
         self._security_names = frozenset(name for name, _ in self._security_csp)
         # The widget's paths: CORS around the same bounded call of the app.
         self._cors = CORSMiddleware(
-            self._bounded, allow_origins=cors_origins, allow_credentials=True,
-            allow_methods=["GET", "POST"], allow_headers=["Content-Type", "Authorization"],
-            expose_headers=["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
-                            "Retry-After"])
+            self._bounded,
+            allow_origins=cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization"],
+            expose_headers=[
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+            ],
+        )
         # prometheus_client's .labels() validates and locks on every call; children per label
         # set are kept here (they live as long as the metric; nothing removes them).
         self._counters: dict[tuple[str, str, int], Any] = {}
@@ -163,8 +194,7 @@ class EdgeMiddleware:
                     elif lowered in names:
                         present = present or set()
                         present.add(lowered)
-                extra = (security_csp if html and not path.startswith(_NO_CSP_PREFIXES)
-                         else security)
+                extra = security_csp if html and not path.startswith(_NO_CSP_PREFIXES) else security
                 if present is None:
                     headers += extra
                 else:
@@ -219,8 +249,9 @@ class EdgeMiddleware:
         for name, declared in scope["headers"]:
             if name == b"content-length":
                 if not declared.isdigit():
-                    error: EdgeError = EdgeError(400, N_("Content-Length is not a number."),
-                                                 close=True)
+                    error: EdgeError = EdgeError(
+                        400, N_("Content-Length is not a number."), close=True
+                    )
                 elif int(declared) > limit:
                     error = RequestTooLarge(limit)
                 else:
@@ -267,4 +298,3 @@ class EdgeMiddleware:
             if started:
                 raise
             await _error(exc, scope)(scope, receive, send)
-

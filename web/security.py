@@ -15,8 +15,11 @@ def _admin_key_matches(request: Request) -> bool:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         supplied = supplied or auth[7:].strip()
-    return bool(expected is not None and supplied
-                and hmac.compare_digest(supplied.encode(), expected.get_secret_value().encode()))
+    return bool(
+        expected is not None
+        and supplied
+        and hmac.compare_digest(supplied.encode(), expected.get_secret_value().encode())
+    )
 
 
 def require_admin(request: Request) -> None:

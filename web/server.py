@@ -55,8 +55,9 @@ class HeaderDeadlineProtocol(H11Protocol):
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is not None:
             self._header_deadline.cancel()
-        self._header_deadline = self.loop.call_later(self.header_timeout_s,
-                                                     self._header_deadline_passed)
+        self._header_deadline = self.loop.call_later(
+            self.header_timeout_s, self._header_deadline_passed
+        )
 
     def _header_deadline_passed(self) -> None:
         self._header_deadline = None
@@ -115,8 +116,9 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
 
         def _arm_header_deadline(self) -> None:
             self._disarm_header_deadline()
-            self._header_deadline = self.loop.call_later(self.header_timeout_s,
-                                                         self._header_deadline_passed)
+            self._header_deadline = self.loop.call_later(
+                self.header_timeout_s, self._header_deadline_passed
+            )
 
         def _header_deadline_passed(self) -> None:
             self._header_deadline = None
@@ -132,14 +134,19 @@ def protocol_class(settings: Settings) -> type[asyncio.Protocol]:
     """The HTTP/1.1 protocol with this deployment's header deadline: httptools when it is
     installed, else h11."""
     base = _httptools_protocol() or HeaderDeadlineProtocol
-    return type(f"ChainLens{base.__name__}", (base,),
-                {"header_timeout_s": settings.header_timeout_s})
+    return type(
+        f"ChainLens{base.__name__}", (base,), {"header_timeout_s": settings.header_timeout_s}
+    )
 
 
 def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
     """The uvicorn configuration `serve` uses (tests build the same one)."""
-    options = {"host": settings.host, "port": settings.port, "http": protocol_class(settings),
-               **options}
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": protocol_class(settings),
+        **options,
+    }
     return uvicorn.Config(app, **options)
 
 

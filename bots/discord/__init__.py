@@ -15,5 +15,10 @@ from bots.discord.client import ChainLensDiscord, run_discord_bot
 from bots.discord.commands import build_tree
 from bots.discord.send import open_channel_sender, send_to_channel
 
-__all__ = ["ChainLensDiscord", "build_tree", "open_channel_sender", "run_discord_bot",
-           "send_to_channel"]
+__all__ = [
+    "ChainLensDiscord",
+    "build_tree",
+    "open_channel_sender",
+    "run_discord_bot",
+    "send_to_channel",
+]

@@ -73,9 +73,14 @@ async def language_of(interaction: discord.Interaction[Any], deps: Deps) -> User
     return await user_language(deps, identity_of(interaction.user), language_hint(interaction))
 
 
-async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
-                          limiter: SendLimiter, question: str, *,
-                          own_words: str | None = None) -> None:
+async def answer_question(
+    interaction: discord.Interaction[Any],
+    deps: Deps,
+    limiter: SendLimiter,
+    question: str,
+    *,
+    own_words: str | None = None,
+) -> None:
     """Answer `question` in a deferred interaction (see the module docstring).
 
     `own_words` is what the user typed when `question` is one we phrased (a command's project,
@@ -84,9 +89,15 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
     language = await language_of(interaction, deps)
     turn_language = language.of(question if own_words is None else own_words)
     loc = localizer(turn_language)
-    turn = ChatTurn(identity=identity_of(interaction.user), channel="discord", text=question,
-                    conversation_id=conversation_id(interaction), saved_language=language.saved,
-                    language_hint=language.hint, language=turn_language)
+    turn = ChatTurn(
+        identity=identity_of(interaction.user),
+        channel="discord",
+        text=question,
+        conversation_id=conversation_id(interaction),
+        saved_language=language.saved,
+        language_hint=language.hint,
+        language=turn_language,
+    )
     progress = Progress(loc)
     granted: QuotaGranted | None = None
     last_edit = 0.0
@@ -105,8 +116,11 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
                 plan_arrived = progress.apply(event)
                 now = time.monotonic()
                 due = plan_arrived or now - last_edit >= PROGRESS_INTERVAL_S
-                if (progress.final is None and due
-                        and await reply.try_edit(content=progress_content(progress))):
+                if (
+                    progress.final is None
+                    and due
+                    and await reply.try_edit(content=progress_content(progress))
+                ):
                     last_edit = now
     except MessageTooLong as exc:
         await reply.edit(content=exc.text(loc))
@@ -122,8 +136,9 @@ async def answer_question(interaction: discord.Interaction[Any], deps: Deps,
             await asyncio.shield(refund_request(deps, granted.account, granted.decision))
 
 
-async def send_refusal(reply: InteractionReply, deps: Deps, refused: QuotaRefused,
-                       loc: Localizer = ENGLISH) -> None:
+async def send_refusal(
+    reply: InteractionReply, deps: Deps, refused: QuotaRefused, loc: Localizer = ENGLISH
+) -> None:
     """The quota refusal, visible only to the asker, with an Upgrade button."""
     view = None
     if refused.decision.tier != "enterprise":
@@ -161,8 +176,9 @@ async def _chart(final: Any) -> bytes | None:
         from chainlens.i18n import localizer
 
         try:
-            return await asyncio.to_thread(answer_overlay, projects, final.price_histories,
-                                           localizer(final.language))
+            return await asyncio.to_thread(
+                answer_overlay, projects, final.price_histories, localizer(final.language)
+            )
         except Exception:  # an answer without its chart beats no answer
             log.exception("comparison chart failed; answering without it")
             return None
@@ -179,8 +195,13 @@ async def _chart(final: Any) -> bytes | None:
         return None
 
 
-async def deliver_answer(reply: InteractionReply, deps: Deps, progress: Progress,
-                         granted: QuotaGranted | None, loc: Localizer = ENGLISH) -> bool:
+async def deliver_answer(
+    reply: InteractionReply,
+    deps: Deps,
+    progress: Progress,
+    granted: QuotaGranted | None,
+    loc: Localizer = ENGLISH,
+) -> bool:
     """Send the finished answer; True once the user has it in some form.
 
     Embeds first; if Discord refuses them (a 4xx other than 429), the same answer as plain
@@ -190,30 +211,46 @@ async def deliver_answer(reply: InteractionReply, deps: Deps, progress: Progress
     project = getattr(final, "project", None)
     report = getattr(final, "report", None)
     chart = await _chart(final)
-    text, title, fields = progress.answer, project.display if project else None, tool_fields(
-        final, loc)
+    text, title, fields = (
+        progress.answer,
+        project.display if project else None,
+        tool_fields(final, loc),
+    )
     compared = getattr(final, "projects", None) or []
     if compared:  # a comparison: its table as fields side by side, one column per project
         text, fields = table_fields(progress.answer)
         title = " vs ".join(p.display for p in compared)
     messages = answer_messages(
-        text, title=title, colour=stance_colour(report.stance if report else None),
-        fields=fields, footer=sources_footer(final, loc), chart=chart is not None,
-        inline=bool(compared))
+        text,
+        title=title,
+        colour=stance_colour(report.stance if report else None),
+        fields=fields,
+        footer=sources_footer(final, loc),
+        chart=chart is not None,
+        inline=bool(compared),
+    )
     suggestions = [(p.id, p.display) for p in getattr(final, "suggestions", None) or []]
-    view = answer_view(project_id=project.id if project else None, suggestions=suggestions,
-                       upgrade_url=_upgrade_url(deps, granted), loc=loc)
+    view = answer_view(
+        project_id=project.id if project else None,
+        suggestions=suggestions,
+        upgrade_url=_upgrade_url(deps, granted),
+        loc=loc,
+    )
     sent = 0
     try:
         for index, message in enumerate(messages):
             last = index == len(messages) - 1
-            await _send_part(reply, message, first=index == 0, chart=chart,
-                             view=view if last else None)
+            await _send_part(
+                reply, message, first=index == 0, chart=chart, view=view if last else None
+            )
             sent += 1
         return True
     except discord.HTTPException:
-        log.exception("discord refused the answer's embeds (message %d of %d); sending it "
-                      "as plain text", sent + 1, len(messages))
+        log.exception(
+            "discord refused the answer's embeds (message %d of %d); sending it as plain text",
+            sent + 1,
+            len(messages),
+        )
     try:
         parts = plain_text_parts(progress.answer)
         for index, part in enumerate(parts):
@@ -227,10 +264,19 @@ async def deliver_answer(reply: InteractionReply, deps: Deps, progress: Progress
         return sent > 0
 
 
-async def _send_part(reply: InteractionReply, message: OutgoingMessage, *, first: bool,
-                     chart: bytes | None, view: discord.ui.View | None) -> None:
-    files = ([discord.File(io.BytesIO(chart), filename=CHART_FILENAME)]
-             if message.chart and chart is not None else [])
+async def _send_part(
+    reply: InteractionReply,
+    message: OutgoingMessage,
+    *,
+    first: bool,
+    chart: bytes | None,
+    view: discord.ui.View | None,
+) -> None:
+    files = (
+        [discord.File(io.BytesIO(chart), filename=CHART_FILENAME)]
+        if message.chart and chart is not None
+        else []
+    )
     if first:
         fields: dict[str, Any] = {"content": None, "embeds": message.embeds, "attachments": files}
         if view is not None:

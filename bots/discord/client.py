@@ -23,14 +23,16 @@ class ChainLensDiscord(discord.AutoShardedClient):
             # discord.py builds every REST and interaction URL from this one class attribute.
             discord.http.Route.BASE = deps.settings.discord_api_base.rstrip("/")
         limiter = SendLimiter.from_deps(deps)
-        super().__init__(intents=discord.Intents.default(),
-                         http_trace=rate_limit_trace(limiter), **options)
+        super().__init__(
+            intents=discord.Intents.default(), http_trace=rate_limit_trace(limiter), **options
+        )
         self.deps = deps
         self.limiter = limiter
         self.tree = build_tree(self)
 
-    async def run_follow_up(self, interaction: discord.Interaction[Any], aspect: Aspect,
-                            project_id: str) -> None:
+    async def run_follow_up(
+        self, interaction: discord.Interaction[Any], aspect: Aspect, project_id: str
+    ) -> None:
         await run_follow_up(interaction, aspect, project_id)
 
     async def setup_hook(self) -> None:

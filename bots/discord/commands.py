@@ -71,8 +71,9 @@ async def loc_of(interaction: discord.Interaction[Any]) -> Localizer:
     return (await language_of(interaction, _client(interaction).deps)).loc()
 
 
-async def reply_privately(interaction: discord.Interaction[Any], content: str, *,
-                          view: discord.ui.View | None = None) -> None:
+async def reply_privately(
+    interaction: discord.Interaction[Any], content: str, *, view: discord.ui.View | None = None
+) -> None:
     """An ephemeral follow-up to a deferred interaction, through the send limiter."""
     kwargs: dict[str, Any] = {"content": content, "ephemeral": True}
     if view is not None:
@@ -87,8 +88,9 @@ async def ask(interaction: discord.Interaction[Any], question: str) -> None:
     await answer_question(interaction, client.deps, client.limiter, question)
 
 
-async def run_follow_up(interaction: discord.Interaction[Any], aspect: Aspect,
-                        project_id: str) -> None:
+async def run_follow_up(
+    interaction: discord.Interaction[Any], aspect: Aspect, project_id: str
+) -> None:
     """A pressed follow-up button: a new message answering a new (charged) question."""
     try:
         await interaction.response.defer(thinking=True)
@@ -97,15 +99,14 @@ async def run_follow_up(interaction: discord.Interaction[Any], aspect: Aspect,
         await report_error(interaction, exc)
 
 
-async def ask_aspect_deferred(interaction: discord.Interaction[Any], aspect: str,
-                              project: str, *, own_words: str) -> None:
+async def ask_aspect_deferred(
+    interaction: discord.Interaction[Any], aspect: str, project: str, *, own_words: str
+) -> None:
     """Our English question about `project`; its language comes from `own_words` (what the
     user typed: the project option, or nothing for a button)."""
     client = _client(interaction)
-    question = ASPECT_QUESTIONS[aspect].format(
-        project=project_question(project))
-    await answer_question(interaction, client.deps, client.limiter, question,
-                          own_words=own_words)
+    question = ASPECT_QUESTIONS[aspect].format(project=project_question(project))
+    await answer_question(interaction, client.deps, client.limiter, question, own_words=own_words)
 
 
 async def report_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
@@ -113,21 +114,29 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
     same reference id in a short apology to the user."""
     reference = uuid.uuid4().hex[:8]
     command = interaction.command.qualified_name if interaction.command else interaction.data
-    log.error("discord interaction failed [ref %s] (%s, user %s)", reference, command,
-              interaction.user.id if interaction.user else None, exc_info=error)
+    log.error(
+        "discord interaction failed [ref %s] (%s, user %s)",
+        reference,
+        command,
+        interaction.user.id if interaction.user else None,
+        exc_info=error,
+    )
     try:
         loc = await loc_of(interaction)
     except Exception:  # the apology goes out whatever failed (the database?)
         log.warning("no saved language for the apology [ref %s]", reference, exc_info=True)
         loc = localizer(language_hint(interaction))
-    apology = loc._("Sorry, something went wrong on our side (reference `{reference}`). Please "
-                    "try again in a minute.").format(reference=reference)
+    apology = loc._(
+        "Sorry, something went wrong on our side (reference `{reference}`). Please "
+        "try again in a minute."
+    ).format(reference=reference)
     try:
         if interaction.response.is_done():
             await _apology_slot(interaction)
             # Replaces the "thinking…"/progress message, so nothing is left stuck.
-            await interaction.edit_original_response(content=apology, embeds=[],
-                                                     attachments=[], view=None)
+            await interaction.edit_original_response(
+                content=apology, embeds=[], attachments=[], view=None
+            )
         else:
             await interaction.response.send_message(apology, ephemeral=True)
     except discord.HTTPException:
@@ -139,21 +148,24 @@ async def _apology_slot(interaction: discord.Interaction[Any]) -> None:
     the apology goes anyway, it is one message."""
     try:
         await _client(interaction).limiter.acquire(
-            "discord", chat=destination_of(interaction), timeout_s=5.0)
+            "discord", chat=destination_of(interaction), timeout_s=5.0
+        )
     except Exception:
         log.warning("send limiter unavailable for an apology; sending it anyway", exc_info=True)
 
 
-async def _autocomplete_project(interaction: discord.Interaction[Any],
-                                current: str) -> list[app_commands.Choice[str]]:
+async def _autocomplete_project(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
     return await project_choices(_client(interaction).deps, current)
 
 
 def _project_command(name: str, description: str) -> app_commands.Command[Any, Any, None]:
     @app_commands.describe(project=PROJECT_OPTION)
     @app_commands.autocomplete(project=_autocomplete_project)
-    async def callback(interaction: discord.Interaction[Any],
-                       project: app_commands.Range[str, 1, 100]) -> None:
+    async def callback(
+        interaction: discord.Interaction[Any], project: app_commands.Range[str, 1, 100]
+    ) -> None:
         await interaction.response.defer(thinking=True)
         await ask_aspect_deferred(interaction, name, project, own_words=project)
 
@@ -165,11 +177,14 @@ class AlphaCommands(app_commands.Group):
 
     def __init__(self) -> None:
         super().__init__(
-            name="alpha", description=N_("The daily alpha report in this channel"),
+            name="alpha",
+            description=N_("The daily alpha report in this channel"),
             default_permissions=discord.Permissions(manage_channels=True),
-            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True,
-                                                              private_channel=False),
-            allowed_installs=app_commands.AppInstallationType(guild=True, user=True))
+            allowed_contexts=app_commands.AppCommandContext(
+                guild=True, dm_channel=True, private_channel=False
+            ),
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+        )
 
     @staticmethod
     def _reachable(interaction: discord.Interaction[Any]) -> bool:
@@ -180,31 +195,45 @@ class AlphaCommands(app_commands.Group):
 
     @app_commands.command(name="subscribe", description=N_("Post the daily alpha report here"))
     @app_commands.describe(language=N_("The report's language here (default: your account's)"))
-    @app_commands.choices(language=[
-        app_commands.Choice(name=LANGUAGE_NAMES["en"], value="en"),
-        app_commands.Choice(name=LANGUAGE_NAMES["vi"], value="vi"),
-    ])
-    async def subscribe_(self, interaction: discord.Interaction[Any],
-                         language: app_commands.Choice[str] | None = None) -> None:
+    @app_commands.choices(
+        language=[
+            app_commands.Choice(name=LANGUAGE_NAMES["en"], value="en"),
+            app_commands.Choice(name=LANGUAGE_NAMES["vi"], value="vi"),
+        ]
+    )
+    async def subscribe_(
+        self,
+        interaction: discord.Interaction[Any],
+        language: app_commands.Choice[str] | None = None,
+    ) -> None:
         await interaction.response.defer(ephemeral=True)
         loc = await loc_of(interaction)
         if not self._reachable(interaction):
             await reply_privately(
-                interaction, loc._("I can only post the daily report in servers that added "
-                                   "ChainLens, or in our DM. Add me to this server first."))
+                interaction,
+                loc._(
+                    "I can only post the daily report in servers that added "
+                    "ChainLens, or in our DM. Add me to this server first."
+                ),
+            )
             return
         deps = _client(interaction).deps
         account = await account_for_identity(deps, identity_of(interaction.user))
-        _, changed = await subscribe(deps, account_id=account.id, channel="discord",
-                                     destination=str(interaction.channel_id),
-                                     language=language.value if language else None)
+        _, changed = await subscribe(
+            deps,
+            account_id=account.id,
+            channel="discord",
+            destination=str(interaction.channel_id),
+            language=language.value if language else None,
+        )
         await reply_privately(
             interaction,
-            loc._("Subscribed: the daily alpha report will be posted here.") if changed
-            else loc._("This channel already receives the daily alpha report."))
+            loc._("Subscribed: the daily alpha report will be posted here.")
+            if changed
+            else loc._("This channel already receives the daily alpha report."),
+        )
 
-    @app_commands.command(name="unsubscribe",
-                          description=N_("Stop the daily alpha report here"))
+    @app_commands.command(name="unsubscribe", description=N_("Stop the daily alpha report here"))
     async def unsubscribe_(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True)
         deps = _client(interaction).deps
@@ -224,14 +253,18 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
     """Register every slash command and the error handler on one command tree."""
     tree: app_commands.CommandTree[Any] = app_commands.CommandTree(
         client,
-        allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True,
-                                                        private_channel=True),
-        allowed_installs=app_commands.AppInstallationType(guild=True, user=True))
+        allowed_contexts=app_commands.AppCommandContext(
+            guild=True, dm_channel=True, private_channel=True
+        ),
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+    )
 
     @tree.command(name="ask", description=N_("Ask anything about a crypto project"))
     @app_commands.describe(question=N_("e.g. Research Uniswap, is the PEPE team legit?"))
-    async def ask_command(interaction: discord.Interaction[Any],
-                          question: app_commands.Range[str, 1, MAX_QUESTION_CHARS]) -> None:
+    async def ask_command(
+        interaction: discord.Interaction[Any],
+        question: app_commands.Range[str, 1, MAX_QUESTION_CHARS],
+    ) -> None:
         await ask(interaction, question)
 
     for name, description in (
@@ -256,10 +289,11 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
         account = await account_for_identity(deps, identity_of(interaction.user))
         loc = await loc_of(interaction)
         status = await quota_status(deps, account)
-        text = loc._("Plan: **{tier}**. {remaining} of {limit} requests left today (resets "
-                     "00:00 UTC).").format(tier=account.tier,
-                                           remaining=loc.count(status.remaining),
-                                           limit=loc.count(status.limit))
+        text = loc._(
+            "Plan: **{tier}**. {remaining} of {limit} requests left today (resets 00:00 UTC)."
+        ).format(
+            tier=account.tier, remaining=loc.count(status.remaining), limit=loc.count(status.limit)
+        )
         if account.tier == "free":
             view = upgrade_view(checkout_link(deps.settings, account.id), loc)
             await reply_privately(interaction, text, view=view)
@@ -274,22 +308,30 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
         loc = await loc_of(interaction)
         if account.tier != "free":
             await reply_privately(
-                interaction, loc._("You are on the **{tier}** plan already. Thank you!")
-                .format(tier=account.tier))
+                interaction,
+                loc._("You are on the **{tier}** plan already. Thank you!").format(
+                    tier=account.tier
+                ),
+            )
             return
         pro = deps.settings.limits_for("pro")
         await reply_privately(
-            interaction, loc._("Pro: {daily} requests a day, {minute} a minute. The button "
-                               "opens a checkout for this Discord account (the link is valid "
-                               "for 15 minutes).").format(daily=loc.count(pro.daily),
-                                                          minute=loc.count(pro.minute)),
-            view=upgrade_view(checkout_link(deps.settings, account.id), loc))
+            interaction,
+            loc._(
+                "Pro: {daily} requests a day, {minute} a minute. The button "
+                "opens a checkout for this Discord account (the link is valid "
+                "for 15 minutes)."
+            ).format(daily=loc.count(pro.daily), minute=loc.count(pro.minute)),
+            view=upgrade_view(checkout_link(deps.settings, account.id), loc),
+        )
 
-    @tree.command(name="link",
-                  description=N_("Share one account across Telegram, Discord and the web"))
+    @tree.command(
+        name="link", description=N_("Share one account across Telegram, Discord and the web")
+    )
     @app_commands.describe(code=N_("A code from /link elsewhere (leave empty to get a code)"))
-    async def link_command(interaction: discord.Interaction[Any],
-                           code: app_commands.Range[str, 1, 40] | None = None) -> None:
+    async def link_command(
+        interaction: discord.Interaction[Any], code: app_commands.Range[str, 1, 40] | None = None
+    ) -> None:
         await interaction.response.defer(ephemeral=True)
         deps = _client(interaction).deps
         identity = identity_of(interaction.user)
@@ -299,30 +341,43 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
                 account = await redeem_link_code(deps, identity, code)
             except (LinkCodeInvalid, InvalidIdentity):
                 await reply_privately(
-                    interaction, loc._("That code did not work: codes are single use and "
-                                       "expire after 10 minutes. Get a new one with /link."))
+                    interaction,
+                    loc._(
+                        "That code did not work: codes are single use and "
+                        "expire after 10 minutes. Get a new one with /link."
+                    ),
+                )
                 return
             loc = await loc_of(interaction)  # the account joined may have its own choice
             await reply_privately(
-                interaction, loc._("Linked. You now share the {tier} account and its quota.")
-                .format(tier=account.tier))
+                interaction,
+                loc._("Linked. You now share the {tier} account and its quota.").format(
+                    tier=account.tier
+                ),
+            )
             return
         account = await account_for_identity(deps, identity)
         new_code = await create_link_code(deps, account)
         await reply_privately(
-            interaction, loc._("Your link code: `{code}` — send `/link {code}` to the Telegram "
-                               "bot or enter it on the web account page within 10 minutes.")
-            .format(code=new_code))
+            interaction,
+            loc._(
+                "Your link code: `{code}` — send `/link {code}` to the Telegram "
+                "bot or enter it on the web account page within 10 minutes."
+            ).format(code=new_code),
+        )
 
     @tree.command(name="lang", description=N_("Reply language: English, Tiếng Việt or automatic"))
     @app_commands.describe(language=N_("Leave empty to see the current choice"))
-    @app_commands.choices(language=[
-        app_commands.Choice(name=LANGUAGE_NAMES["en"], value="en"),
-        app_commands.Choice(name=LANGUAGE_NAMES["vi"], value="vi"),
-        app_commands.Choice(name=AUTO_LABEL, value="auto"),
-    ])
-    async def lang_command(interaction: discord.Interaction[Any],
-                           language: app_commands.Choice[str] | None = None) -> None:
+    @app_commands.choices(
+        language=[
+            app_commands.Choice(name=LANGUAGE_NAMES["en"], value="en"),
+            app_commands.Choice(name=LANGUAGE_NAMES["vi"], value="vi"),
+            app_commands.Choice(name=AUTO_LABEL, value="auto"),
+        ]
+    )
+    async def lang_command(
+        interaction: discord.Interaction[Any], language: app_commands.Choice[str] | None = None
+    ) -> None:
         await interaction.response.defer(ephemeral=True)
         deps = _client(interaction).deps
         current = await language_of(interaction, deps)
@@ -342,8 +397,9 @@ def build_tree(client: discord.Client) -> app_commands.CommandTree[Any]:
     add_watch_commands(tree)
 
     @tree.error
-    async def on_error(interaction: discord.Interaction[Any],
-                       error: app_commands.AppCommandError) -> None:
+    async def on_error(
+        interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
         original = getattr(error, "original", None)
         await report_error(interaction, original or error)
 

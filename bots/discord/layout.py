@@ -104,8 +104,11 @@ def tool_fields(final: Any, loc: Localizer = ENGLISH) -> list[tuple[str, str]]:
         facts = facts_of(result, loc)[:4]
         value = "\n".join(f"• {fact}" for fact in facts) or loc._("No usable data this time.")
         if getattr(result, "stale", False):
-            value += "\n_" + loc._("older snapshot ({age})").format(
-                age=human_age(result.age_seconds, loc)) + "_"
+            value += (
+                "\n_"
+                + loc._("older snapshot ({age})").format(age=human_age(result.age_seconds, loc))
+                + "_"
+            )
         name = tool_label(tool, loc)
         fields.append((clip(name, FIELD_NAME_LIMIT), clip(value, FIELD_VALUE_LIMIT)))
     return fields[:FIELDS_LIMIT]
@@ -126,14 +129,15 @@ def table_fields(markdown: str) -> tuple[str, list[tuple[str, str]]]:
         elif span is not None and tok.type == "tr_open":
             rows.append([])
         elif span is not None and tok.type == "inline" and rows:
-            rows[-1].append("".join(c.content for c in tok.children or []
-                                    if c.type in ("text", "code_inline")))
+            rows[-1].append(
+                "".join(c.content for c in tok.children or [] if c.type in ("text", "code_inline"))
+            )
         elif span is not None and tok.type == "table_close":
             break
     if span is None or len(rows) < 2 or len(rows[0]) < 2:
         return markdown, []
     lines = markdown.split("\n")
-    before, after = "\n".join(lines[:span[0]]).rstrip(), "\n".join(lines[span[1]:]).lstrip()
+    before, after = "\n".join(lines[: span[0]]).rstrip(), "\n".join(lines[span[1] :]).lstrip()
     rest = f"{before}\n\n{after}" if before and after else before or after
     header, body = rows[0], rows[1:]
     columns = len(header) - 1
@@ -158,8 +162,12 @@ def table_fields(markdown: str) -> tuple[str, list[tuple[str, str]]]:
     for index, group in enumerate(groups):
         for c in range(columns):
             name = header[c + 1].strip() if index == 0 else SPACER
-            fields.append((clip(name, FIELD_NAME_LIMIT) or SPACER,
-                           clip("\n".join(group[c]), FIELD_VALUE_LIMIT) or SPACER))
+            fields.append(
+                (
+                    clip(name, FIELD_NAME_LIMIT) or SPACER,
+                    clip("\n".join(group[c]), FIELD_VALUE_LIMIT) or SPACER,
+                )
+            )
         if columns == 2:
             fields.append((SPACER, SPACER))
     return rest.strip() + "\n", fields[:FIELDS_LIMIT]
@@ -171,18 +179,23 @@ def sources_footer(final: Any, loc: Localizer = ENGLISH) -> str:
 
     names: list[str] = []
     for source in getattr(final, "sources", None) or []:
-        label = source.source + (f" ({human_age(source.age_seconds, loc)})" if source.stale
-                                 else "")
+        label = source.source + (f" ({human_age(source.age_seconds, loc)})" if source.stale else "")
         if label not in names:
             names.append(label)
-    text = (loc._("Sources: {sources}").format(sources=" · ".join(names)) + " — ") if names \
-        else ""
+    text = (loc._("Sources: {sources}").format(sources=" · ".join(names)) + " — ") if names else ""
     return clip(text + loc._("ChainLens · not financial advice"), FOOTER_LIMIT)
 
 
-def answer_messages(text: str, *, title: str | None, colour: discord.Colour,
-                    fields: Sequence[tuple[str, str]] = (), footer: str | None = None,
-                    chart: bool = False, inline: bool = False) -> list[OutgoingMessage]:
+def answer_messages(
+    text: str,
+    *,
+    title: str | None,
+    colour: discord.Colour,
+    fields: Sequence[tuple[str, str]] = (),
+    footer: str | None = None,
+    chart: bool = False,
+    inline: bool = False,
+) -> list[OutgoingMessage]:
     """The answer as messages in reading order: the text in description-sized parts packed
     into messages under the 6,000/10-embed limits, then the tool fields (side by side when
     `inline`: a comparison's columns), the chart and the sources on the last embed (or an
@@ -193,8 +206,9 @@ def answer_messages(text: str, *, title: str | None, colour: discord.Colour,
         if index == 0 and title:
             embed.title = clip(title, TITLE_LIMIT)
         current = messages[-1]
-        if current.embeds and (current.total() + len(embed) > EMBED_TOTAL_LIMIT
-                               or len(current.embeds) >= EMBEDS_LIMIT):
+        if current.embeds and (
+            current.total() + len(embed) > EMBED_TOTAL_LIMIT or len(current.embeds) >= EMBEDS_LIMIT
+        ):
             current = OutgoingMessage()
             messages.append(current)
         current.embeds.append(embed)
@@ -205,8 +219,13 @@ def answer_messages(text: str, *, title: str | None, colour: discord.Colour,
     for name, value in fields[:FIELDS_LIMIT]:
         name = clip(name, FIELD_NAME_LIMIT) or "\u200b"
         value = clip(value, FIELD_VALUE_LIMIT) or "\u200b"
-        target = _room_for(messages, target, len(name) + len(value), colour,
-                           fields_full=len(target.fields) >= FIELDS_LIMIT)
+        target = _room_for(
+            messages,
+            target,
+            len(name) + len(value),
+            colour,
+            fields_full=len(target.fields) >= FIELDS_LIMIT,
+        )
         target.add_field(name=name, value=value, inline=inline)
     if footer:
         footer = clip(footer, FOOTER_LIMIT)
@@ -218,8 +237,14 @@ def answer_messages(text: str, *, title: str | None, colour: discord.Colour,
     return messages
 
 
-def _room_for(messages: list[OutgoingMessage], target: discord.Embed, size: int,
-              colour: discord.Colour, *, fields_full: bool) -> discord.Embed:
+def _room_for(
+    messages: list[OutgoingMessage],
+    target: discord.Embed,
+    size: int,
+    colour: discord.Colour,
+    *,
+    fields_full: bool,
+) -> discord.Embed:
     """`target` if `size` more characters fit its message, else a fresh embed placed in the
     last message or, when that is full, in a new one."""
     current = messages[-1]

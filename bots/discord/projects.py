@@ -50,9 +50,10 @@ def search_index(index: CoinIndex, typed: str, limit: int = MAX_CHOICES) -> list
 async def project_choices(deps: Deps, typed: str) -> list[app_commands.Choice[str]]:
     """Autocomplete choices: "Uniswap (UNI)" shown, the CoinGecko id sent back."""
     index = await load_index(deps)
-    return [app_commands.Choice(name=f"{e.name} ({e.symbol.upper()})"[:_CHOICE_NAME_LIMIT],
-                                value=e.id)
-            for e in search_index(index, typed[:100])]
+    return [
+        app_commands.Choice(name=f"{e.name} ({e.symbol.upper()})"[:_CHOICE_NAME_LIMIT], value=e.id)
+        for e in search_index(index, typed[:100])
+    ]
 
 
 def project_question(project: str) -> str:

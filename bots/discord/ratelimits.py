@@ -30,8 +30,11 @@ def retry_after_of(headers: aiohttp.typedefs.LooseHeaders) -> float:
 def rate_limit_trace(limiter: SendLimiter) -> aiohttp.TraceConfig:
     """An aiohttp trace for discord.py's session that records 429s as limiter holds."""
 
-    async def on_request_end(session: aiohttp.ClientSession, context: SimpleNamespace,
-                             params: aiohttp.TraceRequestEndParams) -> None:
+    async def on_request_end(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
         response = params.response
         if response.status != 429:
             return
@@ -41,8 +44,11 @@ def rate_limit_trace(limiter: SendLimiter) -> aiohttp.TraceConfig:
         if not is_global and channel is None:
             return  # a per-interaction webhook bucket: nobody else sends there
         try:
-            await limiter.hold("discord", chat=None if is_global else channel,
-                               seconds=retry_after_of(response.headers))
+            await limiter.hold(
+                "discord",
+                chat=None if is_global else channel,
+                seconds=retry_after_of(response.headers),
+            )
         except Exception:  # the limiter must never break discord.py's own handling
             log.warning("could not record a Discord 429 in the send limiter", exc_info=True)
 

@@ -28,9 +28,14 @@ log = logging.getLogger(__name__)
 
 
 class ChannelSender(Protocol):
-    def __call__(self, channel_id: int, *, content: str | None = None,
-                 embeds: list[discord.Embed] | None = None,
-                 view: discord.ui.View | None = None) -> Awaitable[discord.Message]: ...
+    def __call__(
+        self,
+        channel_id: int,
+        *,
+        content: str | None = None,
+        embeds: list[discord.Embed] | None = None,
+        view: discord.ui.View | None = None,
+    ) -> Awaitable[discord.Message]: ...
 
 
 def destination_of(interaction: discord.Interaction[Any]) -> str:
@@ -91,20 +96,32 @@ async def open_channel_sender(deps: Deps) -> AsyncIterator[ChannelSender]:
     client = discord.Client(intents=discord.Intents.none(), http_trace=rate_limit_trace(limiter))
     await client.login(token.get_secret_value())
     try:
-        async def send(channel_id: int, *, content: str | None = None,
-                       embeds: list[discord.Embed] | None = None,
-                       view: discord.ui.View | None = None) -> discord.Message:
-            return await send_to_channel(client, limiter, channel_id, content=content,
-                                         embeds=embeds, view=view)
+
+        async def send(
+            channel_id: int,
+            *,
+            content: str | None = None,
+            embeds: list[discord.Embed] | None = None,
+            view: discord.ui.View | None = None,
+        ) -> discord.Message:
+            return await send_to_channel(
+                client, limiter, channel_id, content=content, embeds=embeds, view=view
+            )
 
         yield send
     finally:
         await client.close()
 
 
-async def send_to_channel(client: discord.Client, limiter: SendLimiter, channel_id: int, *,
-                          content: str | None = None, embeds: list[discord.Embed] | None = None,
-                          view: discord.ui.View | None = None) -> discord.Message:
+async def send_to_channel(
+    client: discord.Client,
+    limiter: SendLimiter,
+    channel_id: int,
+    *,
+    content: str | None = None,
+    embeds: list[discord.Embed] | None = None,
+    view: discord.ui.View | None = None,
+) -> discord.Message:
     """Send one rendered message to a channel (daily reports, alerts)."""
     await limiter.acquire("discord", chat=str(channel_id))
     channel = client.get_partial_messageable(channel_id)

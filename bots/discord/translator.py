@@ -22,19 +22,22 @@ from chainlens.i18n import DEFAULT_LANGUAGE, as_language, localizer
 
 # Discord refuses a description or a choice name longer than this.
 DESCRIPTION_LIMIT = 100
-_TRANSLATED = frozenset({
-    TranslationContextLocation.command_description,
-    TranslationContextLocation.group_description,
-    TranslationContextLocation.parameter_description,
-    TranslationContextLocation.choice_name,
-})
+_TRANSLATED = frozenset(
+    {
+        TranslationContextLocation.command_description,
+        TranslationContextLocation.group_description,
+        TranslationContextLocation.parameter_description,
+        TranslationContextLocation.choice_name,
+    }
+)
 
 
 class CatalogueTranslator(Translator):
     """Translates descriptions and choice names through `chainlens.i18n` (English msgids)."""
 
-    async def translate(self, string: locale_str, locale: Locale,
-                        context: TranslationContextTypes) -> str | None:
+    async def translate(
+        self, string: locale_str, locale: Locale, context: TranslationContextTypes
+    ) -> str | None:
         if context.location not in _TRANSLATED:
             return None
         language = as_language(locale.value)

@@ -25,8 +25,10 @@ FOLLOW_UPS: tuple[tuple[Aspect, str, str], ...] = (
     ("chart", N_("Chart"), "📈"),
 )
 # The same data as the Telegram bot's callback buttons: "ask:<aspect>:<id>", "research:<id>".
-_CUSTOM_ID = (r"(?:ask:(?P<aspect>sentiment|tokenomics|team|chart)|research)"
-              r":(?P<project>[a-z0-9][a-z0-9._-]{0,80})")
+_CUSTOM_ID = (
+    r"(?:ask:(?P<aspect>sentiment|tokenomics|team|chart)|research)"
+    r":(?P<project>[a-z0-9][a-z0-9._-]{0,80})"
+)
 
 # What a pressed button runs (a new charged question): `ChainLensDiscord.run_follow_up`.
 FollowUpRunner = Callable[[discord.Interaction[Any], Aspect, str], Awaitable[None]]
@@ -35,19 +37,32 @@ FollowUpRunner = Callable[[discord.Interaction[Any], Aspect, str], Awaitable[Non
 class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_CUSTOM_ID):
     """A button that asks one more question about a project, charged like any question."""
 
-    def __init__(self, aspect: Aspect, project_id: str, label: str,
-                 emoji: str | None = None) -> None:
-        super().__init__(discord.ui.Button(
-            label=label[:80], emoji=emoji, style=discord.ButtonStyle.secondary,
-            custom_id=(f"research:{project_id}" if aspect == "research"
-                       else f"ask:{aspect}:{project_id}")))
+    def __init__(
+        self, aspect: Aspect, project_id: str, label: str, emoji: str | None = None
+    ) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label[:80],
+                emoji=emoji,
+                style=discord.ButtonStyle.secondary,
+                custom_id=(
+                    f"research:{project_id}"
+                    if aspect == "research"
+                    else f"ask:{aspect}:{project_id}"
+                ),
+            )
+        )
         self.aspect: Aspect = aspect
         self.project_id = project_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any],
-                             item: discord.ui.Item[Any], match: re.Match[str], /
-                             ) -> FollowUpButton:
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> FollowUpButton:
         # _CUSTOM_ID's `aspect` group admits only Aspect names
         aspect = cast("Aspect", match["aspect"] or "research")
         label = getattr(item, "label", None) or aspect.title()
@@ -59,8 +74,9 @@ class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_C
 
 
 def upgrade_button(url: str, loc: Localizer = ENGLISH) -> discord.ui.Button[Any]:
-    return discord.ui.Button(label=loc._("Upgrade to Pro"), emoji="⭐",
-                             style=discord.ButtonStyle.link, url=url)
+    return discord.ui.Button(
+        label=loc._("Upgrade to Pro"), emoji="⭐", style=discord.ButtonStyle.link, url=url
+    )
 
 
 def upgrade_view(url: str, loc: Localizer = ENGLISH) -> discord.ui.View:
@@ -69,9 +85,13 @@ def upgrade_view(url: str, loc: Localizer = ENGLISH) -> discord.ui.View:
     return view
 
 
-def answer_view(*, project_id: str | None, suggestions: Sequence[tuple[str, str]] = (),
-                upgrade_url: str | None = None,
-                loc: Localizer = ENGLISH) -> discord.ui.View | None:
+def answer_view(
+    *,
+    project_id: str | None,
+    suggestions: Sequence[tuple[str, str]] = (),
+    upgrade_url: str | None = None,
+    loc: Localizer = ENGLISH,
+) -> discord.ui.View | None:
     """Follow-ups for the answer's project, or "did you mean" buttons (id, label) when the
     project was not recognised; Upgrade when relevant. None when there is nothing to show."""
     view = discord.ui.View(timeout=None)

@@ -51,17 +51,22 @@ CONDITIONS: tuple[app_commands.Choice[str], ...] = (
     app_commands.Choice(name=N_("price below (level: USD)"), value="below"),
     app_commands.Choice(name=N_("24 h move of ±level %"), value="move"),
     app_commands.Choice(name=N_("new contract risk flag"), value="risk"),
-    app_commands.Choice(name=N_("sentiment swing (level: points, default 20)"),
-                        value="sentiment"),
+    app_commands.Choice(name=N_("sentiment swing (level: points, default 20)"), value="sentiment"),
 )
-_NEEDS_LEVEL = {"above": N_("a price in USD, e.g. 70000"),
-                "below": N_("a price in USD, e.g. 3000"),
-                "move": N_("a percentage, e.g. 10")}
-NOT_HERE = N_("I can only post alerts in a DM with me or in a server that added ChainLens. "
-              "Set the alert in a DM with me to get it there.")
-NEEDS_MANAGE_CHANNELS = N_("Alerts set here post in this channel, which needs the Manage "
-                           "Channels permission. Set the alert in a DM with me to get it "
-                           "there.")
+_NEEDS_LEVEL = {
+    "above": N_("a price in USD, e.g. 70000"),
+    "below": N_("a price in USD, e.g. 3000"),
+    "move": N_("a percentage, e.g. 10"),
+}
+NOT_HERE = N_(
+    "I can only post alerts in a DM with me or in a server that added ChainLens. "
+    "Set the alert in a DM with me to get it there."
+)
+NEEDS_MANAGE_CHANNELS = N_(
+    "Alerts set here post in this channel, which needs the Manage "
+    "Channels permission. Set the alert in a DM with me to get it "
+    "there."
+)
 
 
 def _deps(interaction: discord.Interaction[Any]) -> Deps:
@@ -73,14 +78,23 @@ async def _account_id(interaction: discord.Interaction[Any]) -> int:
     return account.id
 
 
-async def _refuse(interaction: discord.Interaction[Any], account_id: int, error: WatchError,
-                  loc: Localizer, *, action: str = "watch",
-                  alert: tuple[str, float | None] | None = None) -> None:
+async def _refuse(
+    interaction: discord.Interaction[Any],
+    account_id: int,
+    error: WatchError,
+    loc: Localizer,
+    *,
+    action: str = "watch",
+    alert: tuple[str, float | None] | None = None,
+) -> None:
     """A service refusal: a limit (the service's sentence names it) with the Upgrade button;
     an unknown project with a button per suggestion that redoes the command with it."""
     if isinstance(error, LimitReached):
-        view = (upgrade_view(checkout_link(_deps(interaction).settings, account_id), loc)
-                if error.tier == "free" else None)
+        view = (
+            upgrade_view(checkout_link(_deps(interaction).settings, account_id), loc)
+            if error.tier == "free"
+            else None
+        )
         await reply_privately(interaction, error.text(loc), view=view)
         return
     if isinstance(error, UnknownProject) and error.suggestions:
@@ -90,22 +104,24 @@ async def _refuse(interaction: discord.Interaction[Any], account_id: int, error:
             custom_id = suggestion_id("alert" if alert else action, project.id, kind, level)
             if custom_id is not None:
                 view.add_item(SuggestionButton(custom_id, project.display))
-        await reply_privately(interaction, error.text(loc),
-                              view=view if view.children else None)
+        await reply_privately(interaction, error.text(loc), view=view if view.children else None)
         return
     await reply_privately(interaction, error.text(loc))
 
 
 # "watch:<id>", "unwatch:<id>", "alert:<id>:<kind>[:<level>]" (a suggestion pressed instead).
-_SUGGESTION_ID = (r"(?P<action>watch|unwatch|alert):(?P<project>[a-z0-9][a-z0-9._-]{0,80})"
-                  r"(?::(?P<kind>above|below|move|risk|sentiment)"
-                  r"(?::(?P<level>[0-9]{1,20}(?:\.[0-9]{1,20})?))?)?")
+_SUGGESTION_ID = (
+    r"(?P<action>watch|unwatch|alert):(?P<project>[a-z0-9][a-z0-9._-]{0,80})"
+    r"(?::(?P<kind>above|below|move|risk|sentiment)"
+    r"(?::(?P<level>[0-9]{1,20}(?:\.[0-9]{1,20})?))?)?"
+)
 _CUSTOM_ID_LIMIT = 100
 _MAX_SUGGESTIONS = 5
 
 
-def suggestion_id(action: str, project_id: str, kind: str | None = None,
-                  level: float | None = None) -> str | None:
+def suggestion_id(
+    action: str, project_id: str, kind: str | None = None, level: float | None = None
+) -> str | None:
     """The custom id of a suggestion button; None when it cannot carry the command."""
     custom_id = f"{action}:{project_id}"
     if kind is not None:
@@ -120,9 +136,14 @@ class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
     that project's exact id. The command lives in the custom id, so it survives restarts."""
 
     def __init__(self, custom_id: str, label: str) -> None:
-        super().__init__(discord.ui.Button(label=label[:80] or None, emoji="🔎",
-                                           style=discord.ButtonStyle.secondary,
-                                           custom_id=custom_id))
+        super().__init__(
+            discord.ui.Button(
+                label=label[:80] or None,
+                emoji="🔎",
+                style=discord.ButtonStyle.secondary,
+                custom_id=custom_id,
+            )
+        )
         match = re.fullmatch(_SUGGESTION_ID, custom_id)
         assert match is not None, custom_id
         self.action: str = match["action"]
@@ -131,9 +152,13 @@ class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
         self.level = float(match["level"]) if match["level"] else None
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any],
-                             item: discord.ui.Item[Any], match: re.Match[str], /
-                             ) -> SuggestionButton:
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> SuggestionButton:
         return cls(match.group(0), getattr(item, "label", None) or "")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
@@ -143,12 +168,12 @@ class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
                     await interaction.response.defer(ephemeral=True)
                     loc = await loc_of(interaction)
                     await reply_privately(
-                        interaction, loc._("This button no longer works; use /alert add again."))
+                        interaction, loc._("This button no longer works; use /alert add again.")
+                    )
                     return
                 await add_alert(interaction, self.project_id, self.kind, self.level)
             else:
-                await watch_project(interaction, self.project_id,
-                                    remove=self.action == "unwatch")
+                await watch_project(interaction, self.project_id, remove=self.action == "unwatch")
         except Exception as exc:  # noqa: BLE001 - buttons bypass the tree: same handler as it
             await report_error(interaction, exc)
 
@@ -164,8 +189,11 @@ def listed(alert: Alert, channel_id: int | None, loc: Localizer) -> str:
     text = describe(alert, loc)
     if alert.channel == "discord" and alert.destination == str(channel_id):
         return text
-    where = {"discord": loc._("another Discord channel"), "telegram": "Telegram",
-             "email": alert.destination}.get(alert.channel, alert.channel)
+    where = {
+        "discord": loc._("another Discord channel"),
+        "telegram": "Telegram",
+        "email": alert.destination,
+    }.get(alert.channel, alert.channel)
     return f"{text.rsplit(' → ', 1)[0]} → {where}"
 
 
@@ -186,37 +214,48 @@ def refusal_of(interaction: discord.Interaction[Any], loc: Localizer) -> str:
 
 # --- autocomplete -----------------------------------------------------------------------------
 
-async def autocomplete_project(interaction: discord.Interaction[Any],
-                               current: str) -> list[app_commands.Choice[str]]:
+
+async def autocomplete_project(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
     return await project_choices(_deps(interaction), current)
 
 
-async def autocomplete_watched(interaction: discord.Interaction[Any],
-                               current: str) -> list[app_commands.Choice[str]]:
+async def autocomplete_watched(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
     """/unwatch: the user's own watchlist, filtered by what they typed."""
     deps = _deps(interaction)
     items = await watchlist(deps, await _account_id(interaction))
     typed = current.strip().lstrip("$").lower()
-    return [app_commands.Choice(name=item.display[:_CHOICE_NAME_LIMIT], value=item.project_id)
-            for item in items
-            if typed in item.display.lower() or typed in item.project_id][:MAX_CHOICES]
+    return [
+        app_commands.Choice(name=item.display[:_CHOICE_NAME_LIMIT], value=item.project_id)
+        for item in items
+        if typed in item.display.lower() or typed in item.project_id
+    ][:MAX_CHOICES]
 
 
-async def autocomplete_alert(interaction: discord.Interaction[Any],
-                             current: str) -> list[app_commands.Choice[int]]:
+async def autocomplete_alert(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[int]]:
     """/alert delete: the user's alerts, filtered by what they typed."""
     alerts = await alerts_of(_deps(interaction), await _account_id(interaction))
     loc = await loc_of(interaction)
     typed = current.strip().lstrip("#").lower()
     names = [(a, listed(a, interaction.channel_id, loc)) for a in alerts]
-    return [app_commands.Choice(name=name[:_CHOICE_NAME_LIMIT], value=a.id)
-            for a, name in names if typed in name.lower()][:MAX_CHOICES]
+    return [
+        app_commands.Choice(name=name[:_CHOICE_NAME_LIMIT], value=a.id)
+        for a, name in names
+        if typed in name.lower()
+    ][:MAX_CHOICES]
 
 
 # --- the commands -----------------------------------------------------------------------------
 
-async def watch_project(interaction: discord.Interaction[Any], project: str, *,
-                        remove: bool) -> None:
+
+async def watch_project(
+    interaction: discord.Interaction[Any], project: str, *, remove: bool
+) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
     deps = _deps(interaction)
     account_id = await _account_id(interaction)
@@ -227,15 +266,20 @@ async def watch_project(interaction: discord.Interaction[Any], project: str, *,
         else:
             found, changed = await watch(deps, account_id, project)
     except WatchError as exc:
-        await _refuse(interaction, account_id, exc, loc,
-                      action="unwatch" if remove else "watch")
+        await _refuse(interaction, account_id, exc, loc, action="unwatch" if remove else "watch")
         return
     if remove:
-        text = (loc._("Removed **{project}** from your watchlist.") if changed
-                else loc._("**{project}** is not on your watchlist."))
+        text = (
+            loc._("Removed **{project}** from your watchlist.")
+            if changed
+            else loc._("**{project}** is not on your watchlist.")
+        )
     else:
-        text = (loc._("👀 Added **{project}** to your watchlist. `/watchlist` shows it all.")
-                if changed else loc._("**{project}** is already on your watchlist."))
+        text = (
+            loc._("👀 Added **{project}** to your watchlist. `/watchlist` shows it all.")
+            if changed
+            else loc._("**{project}** is already on your watchlist.")
+        )
     await reply_privately(interaction, text.format(project=found.display))
 
 
@@ -244,12 +288,16 @@ async def show_watchlist(interaction: discord.Interaction[Any]) -> None:
     items = await watchlist(_deps(interaction), await _account_id(interaction))
     loc = await loc_of(interaction)
     if not items:
-        await reply_privately(interaction,
-                              loc._("Your watchlist is empty. Add a project with `/watch`."))
+        await reply_privately(
+            interaction, loc._("Your watchlist is empty. Add a project with `/watch`.")
+        )
         return
-    lines = [loc._("👀 **Your watchlist** ({count}):").format(count=len(items)),
-             *(f"• {i.display}" for i in items),
-             "", loc._("`/unwatch` removes one; `/alert add` sets an alert.")]
+    lines = [
+        loc._("👀 **Your watchlist** ({count}):").format(count=len(items)),
+        *(f"• {i.display}" for i in items),
+        "",
+        loc._("`/unwatch` removes one; `/alert add` sets an alert."),
+    ]
     await reply_privately(interaction, "\n".join(lines))
 
 
@@ -258,28 +306,38 @@ async def show_alerts(interaction: discord.Interaction[Any]) -> None:
     alerts = await alerts_of(_deps(interaction), await _account_id(interaction))
     loc = await loc_of(interaction)
     if not alerts:
-        await reply_privately(interaction,
-                              loc._("You have no alerts. Set one with `/alert add`, e.g. project: "
-                                    "BTC, condition: price above, level: 70000."))
+        await reply_privately(
+            interaction,
+            loc._(
+                "You have no alerts. Set one with `/alert add`, e.g. project: "
+                "BTC, condition: price above, level: 70000."
+            ),
+        )
         return
     lines = [loc._("🔔 **Your alerts** ({count}):").format(count=len(alerts))]
     fired = " " + loc._("(fired; re-arms once the condition clears)")
-    for alert in alerts:
-        lines.append(f"• {listed(alert, interaction.channel_id, loc)}"
-                     f"{'' if alert.armed else fired}")
+    lines.extend(
+        f"• {listed(alert, interaction.channel_id, loc)}{'' if alert.armed else fired}"
+        for alert in alerts
+    )
     lines += ["", loc._("`/alert delete id:` removes one.")]
     await reply_privately(interaction, "\n".join(lines))
 
 
-async def add_alert(interaction: discord.Interaction[Any], project: str, kind: str,
-                    level: float | None) -> None:
+async def add_alert(
+    interaction: discord.Interaction[Any], project: str, kind: str, level: float | None
+) -> None:
     """Set an alert that posts where this interaction happened (if it may post there)."""
     await interaction.response.defer(ephemeral=True, thinking=True)
     loc = await loc_of(interaction)
     if kind in _NEEDS_LEVEL and level is None:
         name = loc._(next(c.name for c in CONDITIONS if c.value == kind))
-        await reply_privately(interaction, loc._("Give the level for “{condition}”: {example}.")
-                              .format(condition=name, example=loc._(_NEEDS_LEVEL[kind])))
+        await reply_privately(
+            interaction,
+            loc._("Give the level for “{condition}”: {example}.").format(
+                condition=name, example=loc._(_NEEDS_LEVEL[kind])
+            ),
+        )
         return
     destination = alert_destination(interaction)
     if destination is None:
@@ -291,17 +349,27 @@ async def add_alert(interaction: discord.Interaction[Any], project: str, kind: s
     account_id = await _account_id(interaction)
     try:
         _, spec = parse_alert(text)
-        alert = await create_alert(_deps(interaction), account_id, project, spec,
-                                   channel="discord", destination=destination)
+        alert = await create_alert(
+            _deps(interaction),
+            account_id,
+            project,
+            spec,
+            channel="discord",
+            destination=destination,
+        )
     except WatchError as exc:
         await _refuse(interaction, account_id, exc, loc, alert=(kind, level))
         return
     if interaction.guild_id is None:
-        text = loc._("🔔 Alert set: {alert}.\nIt posts in our DM once per crossing. "
-                     "`/alert delete id:{id}` removes it.")
+        text = loc._(
+            "🔔 Alert set: {alert}.\nIt posts in our DM once per crossing. "
+            "`/alert delete id:{id}` removes it."
+        )
     else:
-        text = loc._("🔔 Alert set: {alert}.\nIt posts in this channel once per crossing. "
-                     "`/alert delete id:{id}` removes it.")
+        text = loc._(
+            "🔔 Alert set: {alert}.\nIt posts in this channel once per crossing. "
+            "`/alert delete id:{id}` removes it."
+        )
     await reply_privately(interaction, text.format(alert=describe(alert, loc), id=alert.id))
 
 
@@ -311,18 +379,23 @@ class AlertCommands(app_commands.Group):
     def __init__(self) -> None:
         super().__init__(name="alert", description=N_("Price, move, risk and sentiment alerts"))
 
-    @app_commands.command(name="add",
-                          description=N_("Alert me here when a project crosses a level"))
+    @app_commands.command(
+        name="add", description=N_("Alert me here when a project crosses a level")
+    )
     @app_commands.describe(
         project=PROJECT_OPTION,
         condition=N_("When the alert fires"),
-        level=N_("USD for above/below, % for a move, points for sentiment (default 20)"))
+        level=N_("USD for above/below, % for a move, points for sentiment (default 20)"),
+    )
     @app_commands.autocomplete(project=autocomplete_project)
     @app_commands.choices(condition=list(CONDITIONS))
-    async def add(self, interaction: discord.Interaction[Any],
-                  project: app_commands.Range[str, 1, 100],
-                  condition: app_commands.Choice[str],
-                  level: app_commands.Range[float, 0.0, 1e15] | None = None) -> None:
+    async def add(
+        self,
+        interaction: discord.Interaction[Any],
+        project: app_commands.Range[str, 1, 100],
+        condition: app_commands.Choice[str],
+        level: app_commands.Range[float, 0.0, 1e15] | None = None,
+    ) -> None:
         await add_alert(interaction, project, condition.value, level)
 
     @app_commands.command(name="list", description=N_("Your alerts and their ids"))
@@ -332,15 +405,17 @@ class AlertCommands(app_commands.Group):
     @app_commands.command(name="delete", description=N_("Delete one of your alerts"))
     @app_commands.describe(id=N_("The alert's id (see /alerts)"))
     @app_commands.autocomplete(id=autocomplete_alert)
-    async def delete(self, interaction: discord.Interaction[Any],
-                     id: app_commands.Range[int, 1, 2**53]) -> None:
+    async def delete(
+        self, interaction: discord.Interaction[Any], id: app_commands.Range[int, 1, 2**53]
+    ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         loc = await loc_of(interaction)
         if await delete_alert(_deps(interaction), await _account_id(interaction), id):
             await reply_privately(interaction, loc._("Deleted alert #{id}.").format(id=id))
         else:
-            await reply_privately(interaction, loc._("You have no alert #{id}. `/alerts` lists "
-                                                     "yours.").format(id=id))
+            await reply_privately(
+                interaction, loc._("You have no alert #{id}. `/alerts` lists yours.").format(id=id)
+            )
 
 
 def add_watch_commands(tree: app_commands.CommandTree[Any]) -> None:
@@ -349,15 +424,17 @@ def add_watch_commands(tree: app_commands.CommandTree[Any]) -> None:
     @tree.command(name="watch", description=N_("Add a project to your watchlist"))
     @app_commands.describe(project=PROJECT_OPTION)
     @app_commands.autocomplete(project=autocomplete_project)
-    async def watch_command(interaction: discord.Interaction[Any],
-                            project: app_commands.Range[str, 1, 100]) -> None:
+    async def watch_command(
+        interaction: discord.Interaction[Any], project: app_commands.Range[str, 1, 100]
+    ) -> None:
         await watch_project(interaction, project, remove=False)
 
     @tree.command(name="unwatch", description=N_("Remove a project from your watchlist"))
     @app_commands.describe(project=N_("A project on your watchlist"))
     @app_commands.autocomplete(project=autocomplete_watched)
-    async def unwatch_command(interaction: discord.Interaction[Any],
-                              project: app_commands.Range[str, 1, 100]) -> None:
+    async def unwatch_command(
+        interaction: discord.Interaction[Any], project: app_commands.Range[str, 1, 100]
+    ) -> None:
         await watch_project(interaction, project, remove=True)
 
     @tree.command(name="watchlist", description=N_("Your watchlist"))

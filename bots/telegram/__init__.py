@@ -17,5 +17,13 @@ from bots.telegram.app import (
 )
 from bots.telegram.delivery import send_markdown
 
-__all__ = ["build_application", "register_commands", "run_telegram_bot", "send_markdown",
-           "start_bot", "stop_bot", "telegram_bot", "webhook_secret"]
+__all__ = [
+    "build_application",
+    "register_commands",
+    "run_telegram_bot",
+    "send_markdown",
+    "start_bot",
+    "stop_bot",
+    "telegram_bot",
+    "webhook_secret",
+]

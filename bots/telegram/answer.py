@@ -75,8 +75,9 @@ class DraftSupport:
 class _Stream:
     """The visible progress of one answer: a draft (private chats) or an edited message."""
 
-    def __init__(self, bot: Bot, asker: Asker, drafts: DraftSupport,
-                 loc: Localizer = ENGLISH) -> None:
+    def __init__(
+        self, bot: Bot, asker: Asker, drafts: DraftSupport, loc: Localizer = ENGLISH
+    ) -> None:
         self.bot = bot
         self.loc = loc
         self.asker = asker
@@ -89,8 +90,9 @@ class _Stream:
     async def react(self) -> None:
         """The first visible reaction: typing (before any database work)."""
         try:
-            await self.bot.send_chat_action(self.asker.chat_id, ChatAction.TYPING,
-                                            message_thread_id=self.asker.thread_id)
+            await self.bot.send_chat_action(
+                self.asker.chat_id, ChatAction.TYPING, message_thread_id=self.asker.thread_id
+            )
         except TelegramError as exc:  # a reaction is cosmetic; the answer still comes
             log.info("telegram chat action failed: %s", exc)
 
@@ -109,17 +111,29 @@ class _Stream:
         try:
             if self.use_drafts:
                 await self.bot.send_message_draft(
-                    self.asker.chat_id, self.draft_id, text,
+                    self.asker.chat_id,
+                    self.draft_id,
+                    text,
                     message_thread_id=self.asker.thread_id,
-                    rate_limit_args={"best_effort": True})  # type: ignore[call-arg]
+                    rate_limit_args={"best_effort": True},
+                )  # type: ignore[call-arg]
             elif self.status is None:
                 self.status = await self.bot.send_message(
-                    self.asker.chat_id, text, message_thread_id=self.asker.thread_id,
+                    self.asker.chat_id,
+                    text,
+                    message_thread_id=self.asker.thread_id,
                     reply_parameters=_reply(self.asker),
-                    rate_limit_args={"best_effort": True})  # type: ignore[call-arg]
+                    rate_limit_args={"best_effort": True},
+                )  # type: ignore[call-arg]
             else:
-                await edit_part(self.bot, self.asker.chat_id, self.status.message_id,
-                                RenderedPart(text, text), best_effort=True, html=False)
+                await edit_part(
+                    self.bot,
+                    self.asker.chat_id,
+                    self.status.message_id,
+                    RenderedPart(text, text),
+                    best_effort=True,
+                    html=False,
+                )
         except (SendSkipped, RetryAfter):
             return  # no free slot now: the next update (or the answer) shows it
         except TelegramError as exc:
@@ -131,22 +145,42 @@ class _Stream:
             self.use_drafts = self.drafts.available = False
             await self.show(progress, force=True)
 
-    async def finish(self, parts: list[RenderedPart], buttons: list[list[Button]],
-                     urls: dict[str, str] | None = None) -> None:
+    async def finish(
+        self,
+        parts: list[RenderedPart],
+        buttons: list[list[Button]],
+        urls: dict[str, str] | None = None,
+    ) -> None:
         """Deliver the final answer: the progress message becomes its first part."""
         markup = keyboard(buttons, urls)
         if self.status is not None:
             try:
-                await edit_part(self.bot, self.asker.chat_id, self.status.message_id, parts[0],
-                                markup=markup if len(parts) == 1 else None)
+                await edit_part(
+                    self.bot,
+                    self.asker.chat_id,
+                    self.status.message_id,
+                    parts[0],
+                    markup=markup if len(parts) == 1 else None,
+                )
             except BadRequest as exc:  # deleted meanwhile, or too old to edit: send afresh
                 log.info("telegram final edit failed (%s); sending a new message", exc)
             else:
-                await send_parts(self.bot, self.asker.chat_id, parts[1:], markup=markup,
-                                 thread_id=self.asker.thread_id)
+                await send_parts(
+                    self.bot,
+                    self.asker.chat_id,
+                    parts[1:],
+                    markup=markup,
+                    thread_id=self.asker.thread_id,
+                )
                 return
-        await send_parts(self.bot, self.asker.chat_id, parts, markup=markup,
-                         reply_to=self.asker.reply_to, thread_id=self.asker.thread_id)
+        await send_parts(
+            self.bot,
+            self.asker.chat_id,
+            parts,
+            markup=markup,
+            reply_to=self.asker.reply_to,
+            thread_id=self.asker.thread_id,
+        )
 
 
 def _reply(asker: Asker) -> ReplyParameters | None:
@@ -155,9 +189,15 @@ def _reply(asker: Asker) -> ReplyParameters | None:
     return ReplyParameters(message_id=asker.reply_to, allow_sending_without_reply=True)
 
 
-async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
-                          own_words: str | None = None,
-                          drafts: DraftSupport | None = None) -> None:
+async def answer_question(
+    bot: Bot,
+    deps: Deps,
+    asker: Asker,
+    text: str,
+    *,
+    own_words: str | None = None,
+    drafts: DraftSupport | None = None,
+) -> None:
     """Answer `text` for `asker`, streaming progress, then one formatted answer with buttons.
 
     `own_words` is what the user typed when `text` is a question we phrased (a command's
@@ -170,16 +210,21 @@ async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
         turn_language = language.of(text if own_words is None else own_words)
         loc = stream.loc = localizer(turn_language)
         await stream.start()
-        turn = ChatTurn(identity=asker.identity, channel="telegram", text=text,
-                        conversation_id=asker.conversation_id, saved_language=language.saved,
-                        language_hint=language.hint, language=turn_language)
+        turn = ChatTurn(
+            identity=asker.identity,
+            channel="telegram",
+            text=text,
+            conversation_id=asker.conversation_id,
+            saved_language=language.saved,
+            language_hint=language.hint,
+            language=turn_language,
+        )
         progress = Progress(loc)
         free_account = True
         try:
             async for event in chat(deps, turn):
                 if event.type == "refused":
-                    await stream.finish(render_telegram(event.text(loc)),
-                                        [[upgrade_button(loc)]])
+                    await stream.finish(render_telegram(event.text(loc)), [[upgrade_button(loc)]])
                     return
                 if event.type == "quota":
                     free_account = event.account.tier == "free"
@@ -191,16 +236,16 @@ async def answer_question(bot: Bot, deps: Deps, asker: Asker, text: str, *,
             await stream.finish(render_telegram(exc.text(loc)), [])
             return
         final = progress.final
-        await stream.finish(render_telegram(progress.answer),
-                            answer_buttons(final, upgrade=free_account, loc=loc))
+        await stream.finish(
+            render_telegram(progress.answer), answer_buttons(final, upgrade=free_account, loc=loc)
+        )
         await _send_chart(bot, asker, final, loc)
     except Exception as exc:
         status = stream.status.message_id if stream.status is not None else None
         raise AnswerFailed(asker, status) from exc
 
 
-async def _send_chart(bot: Bot, asker: Asker, final: object,
-                      loc: Localizer = ENGLISH) -> None:
+async def _send_chart(bot: Bot, asker: Asker, final: object, loc: Localizer = ENGLISH) -> None:
     projects = getattr(final, "projects", None) or []
     if len(projects) >= 2:  # a comparison: its projects' prices overlaid, one photo
         await _send_comparison_chart(bot, asker, final, projects)
@@ -212,9 +257,12 @@ async def _send_chart(bot: Bot, asker: Asker, final: object,
     from chainlens.charts import render_price_chart
 
     png = await asyncio.to_thread(render_price_chart, project.display, history)
-    await bot.send_photo(asker.chat_id, png,
-                         caption=loc._("{project} price").format(project=project.display),
-                         message_thread_id=asker.thread_id)
+    await bot.send_photo(
+        asker.chat_id,
+        png,
+        caption=loc._("{project} price").format(project=project.display),
+        message_thread_id=asker.thread_id,
+    )
 
 
 async def _send_comparison_chart(bot: Bot, asker: Asker, final: Any, projects: list[Any]) -> None:
@@ -228,5 +276,9 @@ async def _send_comparison_chart(bot: Bot, asker: Asker, final: Any, projects: l
         log.exception("comparison chart failed; the answer goes without it")
         return
     if png is not None:
-        await bot.send_photo(asker.chat_id, png, caption=comparison_caption(projects, loc),
-                             message_thread_id=asker.thread_id)
+        await bot.send_photo(
+            asker.chat_id,
+            png,
+            caption=comparison_caption(projects, loc),
+            message_thread_id=asker.thread_id,
+        )

@@ -41,8 +41,13 @@ from chainlens.settings import Settings
 log = logging.getLogger("bots.telegram")
 # What `build_application` builds: the shared rate limiter's bot, PTB's default context types.
 TelegramApplication: TypeAlias = Application[
-    ExtBot[dict[str, Any]], ContextTypes.DEFAULT_TYPE, dict[Any, Any], dict[Any, Any],
-    dict[Any, Any], JobQueue[ContextTypes.DEFAULT_TYPE]]
+    ExtBot[dict[str, Any]],
+    ContextTypes.DEFAULT_TYPE,
+    dict[Any, Any],
+    dict[Any, Any],
+    dict[Any, Any],
+    JobQueue[ContextTypes.DEFAULT_TYPE],
+]
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -67,8 +72,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat_id is None:
         return
     loc = await _apology_localizer(update, context)
-    text = loc._("Sorry, something went wrong on our side and I could not answer. Please try "
-                 "again in a minute. (ref {reference})").format(reference=reference)
+    text = loc._(
+        "Sorry, something went wrong on our side and I could not answer. Please try "
+        "again in a minute. (ref {reference})"
+    ).format(reference=reference)
     part = RenderedPart(text, text)
     if status_message is not None:  # the progress message must not stay "working on it"
         try:
@@ -99,10 +106,13 @@ def build_application(deps: Deps) -> TelegramApplication:
     settings = deps.settings
     token = settings.telegram_bot_token
     assert token is not None, "TELEGRAM_BOT_TOKEN is not set"
-    builder = (ApplicationBuilder().token(token.get_secret_value())
-               .rate_limiter(SharedRateLimiter(SendLimiter.from_deps(deps)))
-               # Answers for different users run concurrently; one long answer blocks nobody.
-               .concurrent_updates(256))
+    builder = (
+        ApplicationBuilder()
+        .token(token.get_secret_value())
+        .rate_limiter(SharedRateLimiter(SendLimiter.from_deps(deps)))
+        # Answers for different users run concurrently; one long answer blocks nobody.
+        .concurrent_updates(256)
+    )
     if settings.telegram_api_base:
         builder = builder.base_url(settings.telegram_api_base)
     if settings.telegram_webhook_url is not None:
@@ -123,21 +133,24 @@ def build_application(deps: Deps) -> TelegramApplication:
     application.add_handler(CommandHandler("alpha", commands.alpha, filters=anywhere))
     application.add_handler(CommandHandler("watch", watch.watch_command, filters=anywhere))
     application.add_handler(CommandHandler("unwatch", watch.unwatch_command, filters=anywhere))
-    application.add_handler(CommandHandler("watchlist", watch.watchlist_command,
-                                           filters=anywhere))
+    application.add_handler(CommandHandler("watchlist", watch.watchlist_command, filters=anywhere))
     application.add_handler(CommandHandler("alert", watch.alert_command, filters=anywhere))
     application.add_handler(CommandHandler("alerts", watch.alerts_command, filters=anywhere))
     application.add_handler(CommandHandler("lang", commands.lang, filters=new))
-    application.add_handler(CallbackQueryHandler(watch.button_pressed,
-                                                 pattern=watch.CALLBACK_PATTERN))
-    application.add_handler(CallbackQueryHandler(commands.language_pressed,
-                                                 pattern=commands.LANGUAGE_CALLBACK_PATTERN))
+    application.add_handler(
+        CallbackQueryHandler(watch.button_pressed, pattern=watch.CALLBACK_PATTERN)
+    )
+    application.add_handler(
+        CallbackQueryHandler(commands.language_pressed, pattern=commands.LANGUAGE_CALLBACK_PATTERN)
+    )
     application.add_handler(CallbackQueryHandler(commands.button_pressed))
     application.add_handler(PreCheckoutQueryHandler(stars.pre_checkout))
-    application.add_handler(MessageHandler(new & filters.SUCCESSFUL_PAYMENT,
-                                           stars.payment_received))
-    application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND,
-                                           commands.question))
+    application.add_handler(
+        MessageHandler(new & filters.SUCCESSFUL_PAYMENT, stars.payment_received)
+    )
+    application.add_handler(
+        MessageHandler(new & filters.TEXT & ~filters.COMMAND, commands.question)
+    )
     application.add_error_handler(on_error)
     return application
 
@@ -149,8 +162,11 @@ async def telegram_bot(deps: Deps) -> AsyncIterator[ExtBot[dict[str, Any]]]:
     token = deps.settings.telegram_bot_token
     assert token is not None, "TELEGRAM_BOT_TOKEN is not set"
     base_url = deps.settings.telegram_api_base or "https://api.telegram.org/bot"
-    bot: ExtBot[dict[str, Any]] = ExtBot(token.get_secret_value(), base_url=base_url,
-                                         rate_limiter=SharedRateLimiter(SendLimiter.from_deps(deps)))
+    bot: ExtBot[dict[str, Any]] = ExtBot(
+        token.get_secret_value(),
+        base_url=base_url,
+        rate_limiter=SharedRateLimiter(SendLimiter.from_deps(deps)),
+    )
     async with bot:
         yield bot
 
@@ -163,12 +179,14 @@ async def register_commands(application: TelegramApplication) -> None:
     """The command menu users see when they type '/': English by default, and one per
     translated language for users whose Telegram is set to it (Bot API `language_code`)."""
     await application.bot.set_my_commands(
-        [BotCommand(c.name, c.description) for c in command_menu()])
+        [BotCommand(c.name, c.description) for c in command_menu()]
+    )
     for language in MENU_LANGUAGES:
         loc = localizer(language)
         await application.bot.set_my_commands(
             [BotCommand(c.name, loc._(c.description)) for c in command_menu()],
-            language_code=language)
+            language_code=language,
+        )
 
 
 async def start_bot(application: TelegramApplication, *, register: bool = True) -> None:
@@ -188,8 +206,11 @@ async def start_bot(application: TelegramApplication, *, register: bool = True) 
     if settings.telegram_webhook_url is not None:
         if register:
             await application.bot.set_webhook(
-                str(settings.telegram_webhook_url), secret_token=webhook_secret(settings),
-                allowed_updates=Update.ALL_TYPES, max_connections=100)
+                str(settings.telegram_webhook_url),
+                secret_token=webhook_secret(settings),
+                allowed_updates=Update.ALL_TYPES,
+                max_connections=100,
+            )
         log.info("telegram bot receiving updates by webhook")
     else:
         assert application.updater is not None
@@ -205,8 +226,9 @@ async def stop_bot(application: TelegramApplication) -> None:
     await application.shutdown()
 
 
-async def run_telegram_bot(deps: Deps, application: TelegramApplication | None = None, *,
-                           register: bool = True) -> None:
+async def run_telegram_bot(
+    deps: Deps, application: TelegramApplication | None = None, *, register: bool = True
+) -> None:
     """Run the bot until cancelled (`register`: see `start_bot`). (Stars subscriptions whose
     period ran out are ended by the job queue's `billing.expire_stars` periodic job.)"""
     application = application or build_application(deps)

@@ -45,14 +45,26 @@ def asker_of(update: Update) -> Asker:
     assert message is not None
     chat = message.chat
     identity = identity_of(update)
-    conversation = (f"telegram:{chat.id}" if chat.type == ChatType.PRIVATE
-                    else f"telegram:{chat.id}:{identity.partition(':')[2]}")
-    return Asker(chat_id=chat.id, chat_type=chat.type, identity=identity,
-                 conversation_id=conversation, language_hint=language_hint(update),
-                 reply_to=(message.message_id if update.callback_query is None
-                           and chat.type != ChatType.PRIVATE else None),
-                 thread_id=(message.message_thread_id
-                            if getattr(message, "is_topic_message", False) else None))
+    conversation = (
+        f"telegram:{chat.id}"
+        if chat.type == ChatType.PRIVATE
+        else f"telegram:{chat.id}:{identity.partition(':')[2]}"
+    )
+    return Asker(
+        chat_id=chat.id,
+        chat_type=chat.type,
+        identity=identity,
+        conversation_id=conversation,
+        language_hint=language_hint(update),
+        reply_to=(
+            message.message_id
+            if update.callback_query is None and chat.type != ChatType.PRIVATE
+            else None
+        ),
+        thread_id=(
+            message.message_thread_id if getattr(message, "is_topic_message", False) else None
+        ),
+    )
 
 
 def addressed_text(message: Message, bot_username: str, bot_id: int) -> str | None:
@@ -66,14 +78,17 @@ def addressed_text(message: Message, bot_username: str, bot_id: int) -> str | No
     # Remove mentions from the end backwards so earlier offsets stay valid.
     entities = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
     for entity, value in sorted(entities.items(), key=lambda e: e[0].offset, reverse=True):
-        ours = (value.lstrip("@").lower() == bot_username.lower()
-                if entity.type == MessageEntity.MENTION
-                else entity.user is not None and entity.user.id == bot_id)
+        ours = (
+            value.lstrip("@").lower() == bot_username.lower()
+            if entity.type == MessageEntity.MENTION
+            else entity.user is not None and entity.user.id == bot_id
+        )
         if ours:
             mentioned = True
             utf16 = text.encode("utf-16-le")
-            text = (utf16[:entity.offset * 2] + utf16[(entity.offset + entity.length) * 2:]
-                    ).decode("utf-16-le")
+            text = (
+                utf16[: entity.offset * 2] + utf16[(entity.offset + entity.length) * 2 :]
+            ).decode("utf-16-le")
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
         mentioned = True

@@ -63,9 +63,14 @@ def deps_of(context: ContextTypes.DEFAULT_TYPE) -> Deps:
     return deps
 
 
-async def _say(update: Update, context: ContextTypes.DEFAULT_TYPE, markdown: str, *,
-               buttons: list[list[Button]] | None = None,
-               urls: dict[str, str] | None = None) -> None:
+async def _say(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    markdown: str,
+    *,
+    buttons: list[list[Button]] | None = None,
+    urls: dict[str, str] | None = None,
+) -> None:
     chat = update.effective_chat
     assert chat is not None
     await send_markdown(context.bot, chat.id, markdown, buttons=buttons or [], urls=urls)
@@ -102,9 +107,14 @@ async def project_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await _say(update, context, spec.usage(await loc_of(update, context)))
         return
     # The question is our English template: the user's own words (the project) decide.
-    await answer_question(context.bot, deps_of(context), asker_of(update),
-                          spec.question_for(project), own_words=project,
-                          drafts=context.application.bot_data["drafts"])
+    await answer_question(
+        context.bot,
+        deps_of(context),
+        asker_of(update),
+        spec.question_for(project),
+        own_words=project,
+        drafts=context.application.bot_data["drafts"],
+    )
 
 
 async def question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -117,11 +127,16 @@ async def question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if not text:
         loc = await loc_of(update, context)
-        await _say(update, context,
-                   loc._("Ask me about a project, for example: Research Uniswap"))
+        await _say(update, context, loc._("Ask me about a project, for example: Research Uniswap"))
         return
-    await answer_question(context.bot, deps_of(context), asker_of(update), text,
-                          own_words=text, drafts=context.application.bot_data["drafts"])
+    await answer_question(
+        context.bot,
+        deps_of(context),
+        asker_of(update),
+        text,
+        own_words=text,
+        drafts=context.application.bot_data["drafts"],
+    )
 
 
 async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -129,12 +144,19 @@ async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     account = await account_for_identity(deps, identity_of(update))
     loc = await loc_of(update, context)
     status = await quota_status(deps, account)
-    await _say(update, context,
-               loc._("Plan: {tier}. {remaining} of {limit} requests left today (resets {time} "
-                     "UTC).").format(tier=account.tier, remaining=loc.count(status.remaining),
-                                     limit=loc.count(status.limit),
-                                     time=f"{status.reset_at:%H:%M}"),
-               buttons=[[upgrade_button(loc)]] if account.tier == "free" else None)
+    await _say(
+        update,
+        context,
+        loc._(
+            "Plan: {tier}. {remaining} of {limit} requests left today (resets {time} UTC)."
+        ).format(
+            tier=account.tier,
+            remaining=loc.count(status.remaining),
+            limit=loc.count(status.limit),
+            time=f"{status.reset_at:%H:%M}",
+        ),
+        buttons=[[upgrade_button(loc)]] if account.tier == "free" else None,
+    )
 
 
 async def link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -143,29 +165,44 @@ async def link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert chat is not None
     loc = await loc_of(update, context)
     if chat.type != ChatType.PRIVATE:
-        await _say(update, context,
-                   loc._("Link codes are personal: send /link to me in a private chat."))
+        await _say(
+            update, context, loc._("Link codes are personal: send /link to me in a private chat.")
+        )
         return
     args = context.args or []
     if args:
         try:
             account = await redeem_link_code(deps, identity_of(update), args[0])
         except LinkCodeInvalid:
-            await _say(update, context,
-                       loc._("That code is not valid (codes are single use and expire after 10 "
-                             "minutes). Send /link in the other channel to get a new one."))
+            await _say(
+                update,
+                context,
+                loc._(
+                    "That code is not valid (codes are single use and expire after 10 "
+                    "minutes). Send /link in the other channel to get a new one."
+                ),
+            )
             return
         # The account now joined may have its own saved language.
         loc = await loc_of(update, context)
-        await _say(update, context,
-                   loc._("Linked. This chat now shares the {tier} account and its quota.")
-                   .format(tier=account.tier))
+        await _say(
+            update,
+            context,
+            loc._("Linked. This chat now shares the {tier} account and its quota.").format(
+                tier=account.tier
+            ),
+        )
         return
     account = await account_for_identity(deps, identity_of(update))
     code = await create_link_code(deps, account)
-    await _say(update, context,
-               loc._("Your link code: {code}\nSend /link {code} in Discord, or enter it on the "
-                     "web account page, within 10 minutes. It works once.").format(code=code))
+    await _say(
+        update,
+        context,
+        loc._(
+            "Your link code: {code}\nSend /link {code} in Discord, or enter it on the "
+            "web account page, within 10 minutes. It works once."
+        ).format(code=code),
+    )
 
 
 def _public_url(url: str) -> bool:
@@ -182,11 +219,17 @@ async def upgrade_offer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     account = await account_for_identity(deps, identity_of(update))
     loc = await loc_of(update, context)
     if account.tier != "free":
-        await _say(update, context, loc._("This account is already on {tier}. Thank you!")
-                   .format(tier=account.tier))
+        await _say(
+            update,
+            context,
+            loc._("This account is already on {tier}. Thank you!").format(tier=account.tier),
+        )
         return
-    lines = [loc._("**Pro**: {daily} requests a day on every channel (Telegram, Discord, the "
-                   "web).").format(daily=loc.number(settings.limits_for("pro").daily))]
+    lines = [
+        loc._(
+            "**Pro**: {daily} requests a day on every channel (Telegram, Discord, the web)."
+        ).format(daily=loc.number(settings.limits_for("pro").daily))
+    ]
     urls: dict[str, str] = {}
     buttons: list[list[Button]] = []
     if settings.stripe_configured and settings.stripe_price_pro:
@@ -199,12 +242,22 @@ async def upgrade_offer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         lines.append(loc._("The card link is for this account and works for 15 minutes."))
     if settings.telegram_stars_pro_price:
         urls["stars"] = await stars_invoice_link(context.bot, settings, account.id, loc)
-        buttons.append([Button(loc._("⭐ Pay {stars} Stars a month").format(
-            stars=loc.count(settings.telegram_stars_pro_price)), "stars")])
+        buttons.append(
+            [
+                Button(
+                    loc._("⭐ Pay {stars} Stars a month").format(
+                        stars=loc.count(settings.telegram_stars_pro_price)
+                    ),
+                    "stars",
+                )
+            ]
+        )
     if not urls and len(lines) == 1:
-        await _say(update, context,
-                   loc._("Upgrades are not available here yet: billing is not configured on "
-                         "this server."))
+        await _say(
+            update,
+            context,
+            loc._("Upgrades are not available here yet: billing is not configured on this server."),
+        )
         return
     await _say(update, context, "\n\n".join(lines), buttons=buttons, urls=urls)
 
@@ -216,31 +269,45 @@ async def alpha(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     deps = deps_of(context)
     loc = await loc_of(update, context)
     if not await is_chat_admin(context.bot, message):
-        await _say(update, context,
-                   loc._("Only this chat's admins can subscribe it to the daily report."))
+        await _say(
+            update, context, loc._("Only this chat's admins can subscribe it to the daily report.")
+        )
         return
     destination = str(message.chat.id)
     wanted = (context.args or [""])[0].lower()
     current = await get_subscription(deps, channel="telegram", destination=destination)
     active = current is not None and current.active
     if wanted in ("off", "stop", "unsubscribe") or (not wanted and active):
-        if await unsubscribe(deps, channel="telegram", destination=destination,
-                             reason="unsubscribed"):
-            await _say(update, context,
-                       loc._("Unsubscribed: this chat will no longer get the daily alpha "
-                             "report. Send /alpha to subscribe again."))
+        if await unsubscribe(
+            deps, channel="telegram", destination=destination, reason="unsubscribed"
+        ):
+            await _say(
+                update,
+                context,
+                loc._(
+                    "Unsubscribed: this chat will no longer get the daily alpha "
+                    "report. Send /alpha to subscribe again."
+                ),
+            )
         else:
             await _say(update, context, loc._("This chat is not subscribed to the daily report."))
         return
     account = await account_for_identity(deps, identity_of(update))
     # `/alpha vi` / `/alpha en`: the report's language in this chat (else the account's)
     language = next(filter(None, map(as_language, context.args or [])), None)
-    _, changed = await subscribe(deps, account_id=account.id, channel="telegram",
-                                 destination=destination, language=language)
-    await _say(update, context,
-               loc._("Subscribed: the daily alpha report will arrive in this chat every day. "
-                     "Send /alpha again to unsubscribe.") if changed
-               else loc._("This chat already gets the daily alpha report (/alpha off to stop)."))
+    _, changed = await subscribe(
+        deps, account_id=account.id, channel="telegram", destination=destination, language=language
+    )
+    await _say(
+        update,
+        context,
+        loc._(
+            "Subscribed: the daily alpha report will arrive in this chat every day. "
+            "Send /alpha again to unsubscribe."
+        )
+        if changed
+        else loc._("This chat already gets the daily alpha report (/alpha off to stop)."),
+    )
 
 
 async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -257,9 +324,14 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await upgrade_offer(update, context)
         return
     # A question we phrase in English: nothing the user typed decides its language.
-    await answer_question(context.bot, deps_of(context), asker_of(update),
-                          button_question(button), own_words="",
-                          drafts=context.application.bot_data["drafts"])
+    await answer_question(
+        context.bot,
+        deps_of(context),
+        asker_of(update),
+        button_question(button),
+        own_words="",
+        drafts=context.application.bot_data["drafts"],
+    )
 
 
 # --- /lang ------------------------------------------------------------------------------------
@@ -277,8 +349,9 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     loc = language.loc()
     args = " ".join(context.args or [])
     if not args:
-        await _say(update, context, current_choice_text(language, loc),
-                   buttons=_language_buttons(loc))
+        await _say(
+            update, context, current_choice_text(language, loc), buttons=_language_buttons(loc)
+        )
         return
     choice = parse_choice(args)
     if choice is None:
@@ -287,8 +360,9 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _set_language(update, context, choice)
 
 
-async def _set_language(update: Update, context: ContextTypes.DEFAULT_TYPE,
-                        choice: LanguageChoice) -> None:
+async def _set_language(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, choice: LanguageChoice
+) -> None:
     deps = deps_of(context)
     account = await account_for_identity(deps, identity_of(update))
     await set_language(deps, account.id, None if choice == "auto" else choice)

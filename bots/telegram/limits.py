@@ -31,11 +31,20 @@ log = logging.getLogger(__name__)
 # Calls that put something in a chat and count against Telegram's per-chat limits. Drafts
 # (`sendMessageDraft`) are ephemeral previews, not messages: they take a global slot only and
 # are throttled by the adapter, so a cached answer is not held back behind its own preview.
-CHAT_MESSAGE_METHODS = frozenset({
-    "sendMessage", "editMessageText", "editMessageCaption", "editMessageReplyMarkup",
-    "sendPhoto", "sendDocument", "sendInvoice", "copyMessage", "forwardMessage",
-    "sendMediaGroup",
-})
+CHAT_MESSAGE_METHODS = frozenset(
+    {
+        "sendMessage",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "sendPhoto",
+        "sendDocument",
+        "sendInvoice",
+        "copyMessage",
+        "forwardMessage",
+        "sendMediaGroup",
+    }
+)
 _MAX_RETRIES = 8
 _REDIS_ATTEMPTS = 15  # about a minute of back-off
 
@@ -73,7 +82,7 @@ class SharedRateLimiter(BaseRateLimiter[dict[str, Any]]):
                 if attempt == _REDIS_ATTEMPTS - 1:
                     raise
                 log.warning("send limiter unavailable (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(min(5.0, 0.2 * 2 ** attempt))
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
     async def process_request(
         self,
@@ -85,16 +94,20 @@ class SharedRateLimiter(BaseRateLimiter[dict[str, Any]]):
         rate_limit_args: dict[str, Any] | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         chat_id = data.get("chat_id")
-        per_chat = endpoint in CHAT_MESSAGE_METHODS and chat_id is not None and \
-            str(chat_id).lstrip("-").isdigit()
+        per_chat = (
+            endpoint in CHAT_MESSAGE_METHODS
+            and chat_id is not None
+            and str(chat_id).lstrip("-").isdigit()
+        )
         chat = str(chat_id) if per_chat else None
         chat_class = telegram_chat_class(int(str(chat_id))) if per_chat else None
         best_effort = bool((rate_limit_args or {}).get("best_effort"))
         for attempt in range(_MAX_RETRIES + 1):
             if best_effort:
                 try:
-                    wait = await self.limiter.try_acquire("telegram", chat=chat,
-                                                          chat_class=chat_class)
+                    wait = await self.limiter.try_acquire(
+                        "telegram", chat=chat, chat_class=chat_class
+                    )
                 except (RedisError, OSError) as exc:
                     raise SendSkipped(f"{endpoint}: limiter unavailable") from exc
                 if wait:
@@ -108,8 +121,13 @@ class SharedRateLimiter(BaseRateLimiter[dict[str, Any]]):
                 await self.limiter.hold("telegram", chat=chat, seconds=seconds)
                 if best_effort or attempt == _MAX_RETRIES:
                     raise
-                log.info("telegram %s to %s: 429, waiting %.1f s (attempt %d)", endpoint,
-                         chat or "-", seconds, attempt + 1)
+                log.info(
+                    "telegram %s to %s: 429, waiting %.1f s (attempt %d)",
+                    endpoint,
+                    chat or "-",
+                    seconds,
+                    attempt + 1,
+                )
                 # acquire() honours the hold; sleeping here too keeps a global 429 honest.
                 await asyncio.sleep(seconds)
         raise AssertionError("unreachable")

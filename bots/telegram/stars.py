@@ -32,16 +32,18 @@ from chainlens.settings import Settings
 log = logging.getLogger(__name__)
 
 
-async def stars_invoice_link(bot: Bot, settings: Settings, account_id: int,
-                             loc: Localizer = ENGLISH) -> str:
+async def stars_invoice_link(
+    bot: Bot, settings: Settings, account_id: int, loc: Localizer = ENGLISH
+) -> str:
     """A Telegram invoice link for a 30-day Pro subscription paid in Stars."""
     price = settings.telegram_stars_pro_price
     assert price is not None
     return await bot.create_invoice_link(
         title="ChainLens Pro",
-        description=loc._("{daily} research requests a day on Telegram, Discord and the web; "
-                          "renews monthly, cancel any time in Telegram.").format(
-            daily=loc.number(settings.limits_for("pro").daily)),
+        description=loc._(
+            "{daily} research requests a day on Telegram, Discord and the web; "
+            "renews monthly, cancel any time in Telegram."
+        ).format(daily=loc.number(settings.limits_for("pro").daily)),
         payload=invoice_payload(settings, account_id, "pro"),
         currency=STARS_CURRENCY,
         prices=[LabeledPrice(loc._("Pro, 30 days"), price)],
@@ -80,16 +82,30 @@ async def payment_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     deps = deps_of(context)
     account_id, tier = read_invoice_payload(deps.settings, paid.invoice_payload)
     expires = paid.subscription_expiration_date or (
-        datetime.now(UTC) + timedelta(seconds=STARS_PERIOD_S))
+        datetime.now(UTC) + timedelta(seconds=STARS_PERIOD_S)
+    )
     user_id = message.from_user.id if message.from_user else message.chat.id
-    tier_now, applied = await apply_stars_payment(deps, StarsPayment(
-        charge_id=paid.telegram_payment_charge_id, account_id=account_id,
-        telegram_user_id=user_id, tier=tier, total_amount=paid.total_amount,
-        currency=paid.currency, expires_at=expires,
-        is_recurring=bool(paid.is_recurring), is_first_recurring=bool(paid.is_first_recurring)))
+    tier_now, applied = await apply_stars_payment(
+        deps,
+        StarsPayment(
+            charge_id=paid.telegram_payment_charge_id,
+            account_id=account_id,
+            telegram_user_id=user_id,
+            tier=tier,
+            total_amount=paid.total_amount,
+            currency=paid.currency,
+            expires_at=expires,
+            is_recurring=bool(paid.is_recurring),
+            is_first_recurring=bool(paid.is_first_recurring),
+        ),
+    )
     if applied:
         loc = await loc_of(update, context)
-        await _say(update, context,
-                   loc._("⭐ Thank you! Your plan is now **{tier}** until {date}; it renews "
-                         "monthly in Stars until you cancel.").format(tier=tier_now,
-                                                                      date=loc.date(expires)))
+        await _say(
+            update,
+            context,
+            loc._(
+                "⭐ Thank you! Your plan is now **{tier}** until {date}; it renews "
+                "monthly in Stars until you cancel."
+            ).format(tier=tier_now, date=loc.date(expires)),
+        )

@@ -50,9 +50,9 @@ ALERT_USAGE = N_(
     "Usage: /alert <project> <condition>, for example /alert BTC above 70000\n"
     "Conditions: above 70000 · below 3000 · move 10% (in 24 h) · risk (a new contract risk "
     "flag) · sentiment (a sentiment swing)\n"
-    "/alerts lists your alerts with their ids; /alert delete <id> removes one.")
-DELETE_USAGE = N_("Usage: /alert delete <id>, for example /alert delete 12 (/alerts shows the "
-                  "ids)")
+    "/alerts lists your alerts with their ids; /alert delete <id> removes one."
+)
+DELETE_USAGE = N_("Usage: /alert delete <id>, for example /alert delete 12 (/alerts shows the ids)")
 _DELETE_WORDS = {"delete", "del", "remove", "rm"}
 _CALLBACK_LIMIT = 64
 _MAX_SUGGESTIONS = 4
@@ -64,8 +64,13 @@ def _deps(context: ContextTypes.DEFAULT_TYPE) -> Deps:
     return deps
 
 
-async def _say(context: ContextTypes.DEFAULT_TYPE, chat_id: int, markdown: str, *,
-               buttons: list[list[Button]] | None = None) -> None:
+async def _say(
+    context: ContextTypes.DEFAULT_TYPE,
+    chat_id: int,
+    markdown: str,
+    *,
+    buttons: list[list[Button]] | None = None,
+) -> None:
     await send_markdown(context.bot, chat_id, markdown, buttons=buttons or [])
 
 
@@ -79,41 +84,62 @@ def _level_text(level: float | None) -> str:
     return "" if level is None else format(Decimal(repr(level)).normalize(), "f")
 
 
-def _suggestion_buttons(error: UnknownProject, action: str,
-                        spec: AlertSpec | None) -> list[list[Button]]:
+def _suggestion_buttons(
+    error: UnknownProject, action: str, spec: AlertSpec | None
+) -> list[list[Button]]:
     """One button per suggestion that re-runs the command with that project's exact id."""
     row = []
     for project in error.suggestions[:_MAX_SUGGESTIONS]:
         arg = project.id
         if spec is not None:
             arg = f"{project.id}:{spec.kind}" + (
-                f":{_level_text(spec.level)}" if spec.level is not None else "")
+                f":{_level_text(spec.level)}" if spec.level is not None else ""
+            )
         button = Button(project.display, action, arg)
         if len(button.data.encode()) <= _CALLBACK_LIMIT:
             row.append(button)
     return [row] if row else []
 
 
-async def _refuse(context: ContextTypes.DEFAULT_TYPE, chat_id: int, error: WatchError,
-                  action: str, loc: Localizer, spec: AlertSpec | None = None) -> None:
+async def _refuse(
+    context: ContextTypes.DEFAULT_TYPE,
+    chat_id: int,
+    error: WatchError,
+    action: str,
+    loc: Localizer,
+    spec: AlertSpec | None = None,
+) -> None:
     """A service refusal as the user sees it: a limit (the service's sentence names it) with
     Upgrade, suggestions as buttons."""
     if isinstance(error, LimitReached):
-        await _say(context, chat_id, error.text(loc),
-                   buttons=[[upgrade_button(loc)]] if error.tier == "free" else None)
+        await _say(
+            context,
+            chat_id,
+            error.text(loc),
+            buttons=[[upgrade_button(loc)]] if error.tier == "free" else None,
+        )
         return
     if isinstance(error, UnknownProject):
         # The sentence names the suggestions ("Did you mean: …?"); the buttons pick one.
-        await _say(context, chat_id, error.text(loc),
-                   buttons=_suggestion_buttons(error, action, spec))
+        await _say(
+            context, chat_id, error.text(loc), buttons=_suggestion_buttons(error, action, spec)
+        )
         return
     await _say(context, chat_id, error.text(loc))
 
 
 # --- watchlist --------------------------------------------------------------------------------
 
-async def _watch(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str, query: str,
-                 loc: Localizer, *, remove: bool) -> None:
+
+async def _watch(
+    context: ContextTypes.DEFAULT_TYPE,
+    chat_id: int,
+    identity: str,
+    query: str,
+    loc: Localizer,
+    *,
+    remove: bool,
+) -> None:
     deps = _deps(context)
     account = await account_for_identity(deps, identity)
     try:
@@ -125,11 +151,17 @@ async def _watch(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str
         await _refuse(context, chat_id, exc, "unwatch" if remove else "watch", loc)
         return
     if remove:
-        text = (loc._("Removed {project} from your watchlist.") if changed
-                else loc._("{project} is not on your watchlist."))
+        text = (
+            loc._("Removed {project} from your watchlist.")
+            if changed
+            else loc._("{project} is not on your watchlist.")
+        )
     else:
-        text = (loc._("👀 Added {project} to your watchlist. /watchlist shows it all.")
-                if changed else loc._("{project} is already on your watchlist."))
+        text = (
+            loc._("👀 Added {project} to your watchlist. /watchlist shows it all.")
+            if changed
+            else loc._("{project} is already on your watchlist.")
+        )
     await _say(context, chat_id, text.format(project=project.display))
 
 
@@ -160,45 +192,63 @@ async def watchlist_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     loc = await loc_of(update, context)
     items = await watchlist(deps, account.id)
     if not items:
-        await _say(context, _chat_id(update),
-                   loc._("Your watchlist is empty. Add a project with /watch, for example "
-                         "/watch ETH"))
+        await _say(
+            context,
+            _chat_id(update),
+            loc._("Your watchlist is empty. Add a project with /watch, for example /watch ETH"),
+        )
         return
     lines = [loc._("👀 Your watchlist ({count}):").format(count=len(items))]
     lines += [f"• {item.display}" for item in items]
-    lines.append("\n" + loc._("/unwatch <project> removes one; /alert <project> above 70000 "
-                              "sets an alert."))
+    lines.append(
+        "\n" + loc._("/unwatch <project> removes one; /alert <project> above 70000 sets an alert.")
+    )
     await _say(context, _chat_id(update), "\n".join(lines))
 
 
 # --- alerts -----------------------------------------------------------------------------------
 
-async def _may_post_here(context: ContextTypes.DEFAULT_TYPE, message: Message,
-                         presser_id: int | None = None) -> bool:
+
+async def _may_post_here(
+    context: ContextTypes.DEFAULT_TYPE, message: Message, presser_id: int | None = None
+) -> bool:
     """Alerts post in the chat they were set in: in a group only its admins may set one."""
     if presser_id is not None and message.chat.type != ChatType.PRIVATE:
         return await is_member_admin(context.bot, message.chat.id, presser_id)
     return await is_chat_admin(context.bot, message)
 
 
-_NOT_ADMIN = N_("Only this chat's admins can set alerts that post here. Send /alert to me in a "
-                "private chat to get alerts there.")
+_NOT_ADMIN = N_(
+    "Only this chat's admins can set alerts that post here. Send /alert to me in a "
+    "private chat to get alerts there."
+)
 
 
-async def _create(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str, query: str,
-                  spec: AlertSpec, loc: Localizer) -> None:
+async def _create(
+    context: ContextTypes.DEFAULT_TYPE,
+    chat_id: int,
+    identity: str,
+    query: str,
+    spec: AlertSpec,
+    loc: Localizer,
+) -> None:
     deps = _deps(context)
     account = await account_for_identity(deps, identity)
     try:
-        alert = await create_alert(deps, account.id, query, spec, channel="telegram",
-                                   destination=str(chat_id))
+        alert = await create_alert(
+            deps, account.id, query, spec, channel="telegram", destination=str(chat_id)
+        )
     except WatchError as exc:
         await _refuse(context, chat_id, exc, "alert", loc, spec)
         return
-    await _say(context, chat_id,
-               loc._("🔔 Alert set: {alert}.\nIt posts in this chat once per crossing. /alerts "
-                     "lists your alerts; /alert delete {id} removes it.").format(
-                   alert=describe(alert, loc), id=alert.id))
+    await _say(
+        context,
+        chat_id,
+        loc._(
+            "🔔 Alert set: {alert}.\nIt posts in this chat once per crossing. /alerts "
+            "lists your alerts; /alert delete {id} removes it."
+        ).format(alert=describe(alert, loc), id=alert.id),
+    )
 
 
 async def alert_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -213,8 +263,7 @@ async def alert_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     first = args[0].lower()
     if first in _DELETE_WORDS and len(args) <= 2:
-        await _delete(context, chat_id, identity_of(update), args[1] if len(args) == 2 else "",
-                      loc)
+        await _delete(context, chat_id, identity_of(update), args[1] if len(args) == 2 else "", loc)
         return
     if first == "list" and len(args) == 1:
         await alerts_command(update, context)
@@ -236,8 +285,11 @@ def _listed(alert: Alert, chat_id: int, loc: Localizer) -> str:
     text = describe(alert, loc)
     if alert.channel == "telegram" and alert.destination == str(chat_id):
         return text
-    where = {"telegram": loc._("another Telegram chat"), "discord": "Discord",
-             "email": alert.destination}.get(alert.channel, alert.channel)
+    where = {
+        "telegram": loc._("another Telegram chat"),
+        "discord": "Discord",
+        "email": alert.destination,
+    }.get(alert.channel, alert.channel)
     return f"{text.rsplit(' → ', 1)[0]} → {where}"
 
 
@@ -249,23 +301,28 @@ async def alerts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     loc = await loc_of(update, context)
     alerts = await alerts_of(deps, account.id)
     if not alerts:
-        await _say(context, chat_id,
-                   loc._("You have no alerts. Set one with /alert, for example /alert BTC above "
-                         "70000"))
+        await _say(
+            context,
+            chat_id,
+            loc._("You have no alerts. Set one with /alert, for example /alert BTC above 70000"),
+        )
         return
     lines = [loc._("🔔 Your alerts ({count}):").format(count=len(alerts))]
     fired = " " + loc._("(fired; re-arms once the condition clears)")
-    for alert in alerts:
-        lines.append(f"• {_listed(alert, chat_id, loc)}{'' if alert.armed else fired}")
+    lines.extend(
+        f"• {_listed(alert, chat_id, loc)}{'' if alert.armed else fired}" for alert in alerts
+    )
     lines.append("\n" + loc._("/alert delete <id> removes one, or press its button."))
-    buttons = [Button(loc._("🗑 Delete {id}").format(id=a.id), "alertdel", str(a.id))
-               for a in alerts]
-    rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
+    buttons = [
+        Button(loc._("🗑 Delete {id}").format(id=a.id), "alertdel", str(a.id)) for a in alerts
+    ]
+    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
     await _say(context, chat_id, "\n".join(lines), buttons=rows)
 
 
-async def _delete(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str,
-                  raw_id: str, loc: Localizer) -> None:
+async def _delete(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: str, raw_id: str, loc: Localizer
+) -> None:
     alert_id = raw_id.lstrip("#")
     if not re.fullmatch(r"[0-9]{1,18}", alert_id):
         await _say(context, chat_id, loc._(DELETE_USAGE))
@@ -275,15 +332,21 @@ async def _delete(context: ContextTypes.DEFAULT_TYPE, chat_id: int, identity: st
     if await delete_alert(deps, account.id, int(alert_id)):
         await _say(context, chat_id, loc._("Deleted alert {id}.").format(id=alert_id))
     else:
-        await _say(context, chat_id,
-                   loc._("You have no alert {id}. /alerts lists your alerts with their ids.")
-                   .format(id=alert_id))
+        await _say(
+            context,
+            chat_id,
+            loc._("You have no alert {id}. /alerts lists your alerts with their ids.").format(
+                id=alert_id
+            ),
+        )
 
 
 # --- buttons ----------------------------------------------------------------------------------
 
-_ALERT_ARG = re.compile(r"(?P<project>[^:]+):(?P<kind>above|below|move|risk|sentiment)"
-                        r"(?::(?P<level>[0-9]{1,20}(?:\.[0-9]{1,20})?))?")
+_ALERT_ARG = re.compile(
+    r"(?P<project>[^:]+):(?P<kind>above|below|move|risk|sentiment)"
+    r"(?::(?P<level>[0-9]{1,20}(?:\.[0-9]{1,20})?))?"
+)
 
 
 async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -308,9 +371,10 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         assert alert_arg is not None
         level = alert_arg["level"]
         try:
-            _, spec = parse_alert(f"{alert_arg['project']} {alert_arg['kind']}"
-                                  + (f" {level}{'%' if alert_arg['kind'] == 'move' else ''}"
-                                     if level else ""))
+            _, spec = parse_alert(
+                f"{alert_arg['project']} {alert_arg['kind']}"
+                + (f" {level}{'%' if alert_arg['kind'] == 'move' else ''}" if level else "")
+            )
         except WatchError as exc:
             await _say(context, chat_id, exc.text(loc))
             return

@@ -14,8 +14,12 @@ from tools.sources._util import dig, iso, num, usd
 
 SOURCE = "CoinGecko"
 _COIN_PARAMS = {
-    "localization": "false", "tickers": "true", "market_data": "true",
-    "community_data": "true", "developer_data": "true", "sparkline": "false",
+    "localization": "false",
+    "tickers": "true",
+    "market_data": "true",
+    "community_data": "true",
+    "developer_data": "true",
+    "sparkline": "false",
 }
 
 
@@ -36,8 +40,9 @@ def page_url(coin_id: str) -> str:
 async def fetch_coin(deps: Deps, coin_id: str) -> dict[str, Any]:
     """`/coins/{id}` with market, community and developer data and tickers."""
     url = f"{_base(deps)}/coins/{coin_id}"
-    body = await get_json(deps, url, source=SOURCE, params=_COIN_PARAMS, headers=_headers(deps),
-                          memo_ttl=60)
+    body = await get_json(
+        deps, url, source=SOURCE, params=_COIN_PARAMS, headers=_headers(deps), memo_ttl=60
+    )
     if isinstance(body, dict) and body.get("error"):
         raise NotFound(SOURCE, url, str(body["error"])[:200])
     if not isinstance(body, dict) or not isinstance(body.get("market_data"), dict):
@@ -49,8 +54,9 @@ async def fetch_market_chart(deps: Deps, coin_id: str, days: int = 365) -> dict[
     """Daily `prices` / `market_caps` / `total_volumes` for the last `days`."""
     url = f"{_base(deps)}/coins/{coin_id}/market_chart"
     params = {"vs_currency": "usd", "days": str(days), "interval": "daily"}
-    body = await get_json(deps, url, source=SOURCE, params=params, headers=_headers(deps),
-                          memo_ttl=300)
+    body = await get_json(
+        deps, url, source=SOURCE, params=params, headers=_headers(deps), memo_ttl=300
+    )
     if not isinstance(body, dict) or not isinstance(body.get("prices"), list):
         raise BadResponse(SOURCE, url, "market chart has no prices list")
     return body
@@ -64,11 +70,17 @@ async def fetch_markets(deps: Deps, coin_ids: list[str]) -> list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
     url = f"{_base(deps)}/coins/markets"
     for start in range(0, len(coin_ids), MARKETS_IDS_PER_CALL):
-        chunk = coin_ids[start:start + MARKETS_IDS_PER_CALL]
-        params = {"vs_currency": "usd", "ids": ",".join(chunk), "per_page": str(len(chunk)),
-                  "page": "1", "price_change_percentage": "24h,7d"}
-        body = await get_json(deps, url, source=SOURCE, params=params, headers=_headers(deps),
-                              background=True)
+        chunk = coin_ids[start : start + MARKETS_IDS_PER_CALL]
+        params = {
+            "vs_currency": "usd",
+            "ids": ",".join(chunk),
+            "per_page": str(len(chunk)),
+            "page": "1",
+            "price_change_percentage": "24h,7d",
+        }
+        body = await get_json(
+            deps, url, source=SOURCE, params=params, headers=_headers(deps), background=True
+        )
         if not isinstance(body, list):
             raise BadResponse(SOURCE, url, "markets body is not a list")
         rows += [row for row in body if isinstance(row, dict) and isinstance(row.get("id"), str)]
@@ -82,8 +94,11 @@ def market_row_facts(row: dict[str, Any]) -> dict[str, Any]:
         "market_cap_usd": num(row.get("market_cap")),
         "market_cap_rank": int(rank) if (rank := num(row.get("market_cap_rank"))) else None,
         "volume_24h_usd": num(row.get("total_volume")),
-        "change_24h_pct": num(row.get("price_change_percentage_24h_in_currency",
-                                      row.get("price_change_percentage_24h"))),
+        "change_24h_pct": num(
+            row.get(
+                "price_change_percentage_24h_in_currency", row.get("price_change_percentage_24h")
+            )
+        ),
         "change_7d_pct": num(row.get("price_change_percentage_7d_in_currency")),
         "fdv_usd": num(row.get("fully_diluted_valuation")),
         "ath_usd": num(row.get("ath")),
@@ -116,10 +131,16 @@ async def fetch_global(deps: Deps) -> dict[str, Any]:
 async def fetch_top_markets(deps: Deps, n: int) -> list[dict[str, Any]]:
     """`/coins/markets` rows of the top `n` coins by market cap, with 24 h and 7 d change."""
     url = f"{_base(deps)}/coins/markets"
-    params = {"vs_currency": "usd", "order": "market_cap_desc", "per_page": str(n), "page": "1",
-              "price_change_percentage": "24h,7d"}
-    body = await get_json(deps, url, source=SOURCE, params=params, headers=_headers(deps),
-                          memo_ttl=120)
+    params = {
+        "vs_currency": "usd",
+        "order": "market_cap_desc",
+        "per_page": str(n),
+        "page": "1",
+        "price_change_percentage": "24h,7d",
+    }
+    body = await get_json(
+        deps, url, source=SOURCE, params=params, headers=_headers(deps), memo_ttl=120
+    )
     if not isinstance(body, list):
         raise BadResponse(SOURCE, url, "markets body is not a list")
     return [row for row in body if isinstance(row, dict) and isinstance(row.get("id"), str)]
@@ -137,6 +158,7 @@ async def fetch_trending_coins(deps: Deps) -> list[dict[str, Any]]:
 
 
 # --- parsers ----------------------------------------------------------------------------------
+
 
 def last_updated(coin: dict[str, Any]) -> datetime | None:
     """When CoinGecko last updated this coin's data (`last_updated`, else market data's)."""
@@ -218,8 +240,9 @@ def links(coin: dict[str, Any]) -> dict[str, str]:
         out["github"] = github
     if whitepaper := first(raw.get("whitepaper")):
         out["whitepaper"] = whitepaper
-    if (reddit := first(raw.get("subreddit_url"))) and \
-            reddit.rstrip("/") != "https://www.reddit.com":
+    if (reddit := first(raw.get("subreddit_url"))) and reddit.rstrip(
+        "/"
+    ) != "https://www.reddit.com":
         out["reddit"] = reddit
     if telegram := first(raw.get("telegram_channel_identifier")):
         out["telegram"] = f"https://t.me/{telegram}"
@@ -268,8 +291,11 @@ def volatility_annual(chart: dict[str, Any]) -> float | None:
 def implied_inflation(chart: dict[str, Any]) -> float | None:
     """Annual growth of market_cap/price supply, median of first/last 7 points; None if < 30 d."""
     prices = dict(_pairs(chart, "prices"))
-    supply = [(ms, cap / prices[ms]) for ms, cap in _pairs(chart, "market_caps")
-              if prices.get(ms) and cap > 0]
+    supply = [
+        (ms, cap / prices[ms])
+        for ms, cap in _pairs(chart, "market_caps")
+        if prices.get(ms) and cap > 0
+    ]
     if len(supply) < 14:
         return None
     days = (supply[-1][0] - supply[0][0]) / 86_400_000

@@ -20,10 +20,23 @@ SLUG_MAP_TTL_S = 3600  # /protocols is megabytes and changes slowly: DATA_SOURCE
 log = logging.getLogger(__name__)
 
 # currentChainTvls keys DefiLlama leaves out of its default TVL figure
-_EXCLUDED_TVL_KEYS = {"borrowed", "staking", "pool2", "treasury", "vesting", "offers",
-                      "doublecounted", "liquidstaking", "dcandlsoverlap"}
-AUDIT_STATUS: dict[str, AuditStatus] = {"0": "no audits", "1": "partly audited", "2": "audited",
-                                         "3": "audited fork"}
+_EXCLUDED_TVL_KEYS = {
+    "borrowed",
+    "staking",
+    "pool2",
+    "treasury",
+    "vesting",
+    "offers",
+    "doublecounted",
+    "liquidstaking",
+    "dcandlsoverlap",
+}
+AUDIT_STATUS: dict[str, AuditStatus] = {
+    "0": "no audits",
+    "1": "partly audited",
+    "2": "audited",
+    "3": "audited fork",
+}
 
 
 def _base(deps: Deps) -> str:
@@ -73,8 +86,9 @@ async def _slugs(deps: Deps) -> dict[str, str]:
         if not mapping:
             raise BadResponse(SOURCE, url, "protocol list is empty or not a list")
         try:
-            await deps.redis.set(key, zlib.compress(json.dumps(mapping).encode()),
-                                 ex=SLUG_MAP_TTL_S)
+            await deps.redis.set(
+                key, zlib.compress(json.dumps(mapping).encode()), ex=SLUG_MAP_TTL_S
+            )
         except RedisError as exc:
             log.warning("could not cache the DefiLlama slug map: %s", exc)
         return mapping
@@ -94,12 +108,16 @@ async def fetch_protocol(deps: Deps, slug: str) -> dict[str, Any]:
 
 # --- parsers ----------------------------------------------------------------------------------
 
+
 def current_tvl(protocol: dict[str, Any]) -> float | None:
     """Default TVL: sum of currentChainTvls without borrowed/staking/pool2/… and "-" keys."""
     current = protocol.get("currentChainTvls")
     if isinstance(current, dict) and current:
-        values = [num(v) for k, v in current.items()
-                  if "-" not in k and k.lower() not in _EXCLUDED_TVL_KEYS]
+        values = [
+            num(v)
+            for k, v in current.items()
+            if "-" not in k and k.lower() not in _EXCLUDED_TVL_KEYS
+        ]
         known = [v for v in values if v is not None]
         if known:
             return sum(known)
@@ -114,7 +132,9 @@ def audits(protocol: dict[str, Any]) -> tuple[AuditStatus, list[str]]:
     """(status label from DefiLlama's "0".."3" legend, audit links)."""
     status = AUDIT_STATUS.get(str(protocol.get("audits")), "unknown")
     raw_links = protocol.get("audit_links")
-    links = [x for x in raw_links if isinstance(x, str) and x] if isinstance(raw_links, list) else []
+    links = (
+        [x for x in raw_links if isinstance(x, str) and x] if isinstance(raw_links, list) else []
+    )
     return status, links
 
 

@@ -24,7 +24,11 @@ def parse(body: object, url: str = PAGE_URL) -> FearGreed:
     """The newest `data[0]`; BadResponse when `metadata.error` is set or the value is absent."""
     if not isinstance(body, dict):
         raise BadResponse(SOURCE, url, "body is not an object")
-    error = (body.get("metadata") or {}).get("error") if isinstance(body.get("metadata"), dict) else None
+    error = (
+        (body.get("metadata") or {}).get("error")
+        if isinstance(body.get("metadata"), dict)
+        else None
+    )
     if error:
         raise BadResponse(SOURCE, url, f"index error: {str(error)[:120]}")
     data = body.get("data")
@@ -32,12 +36,16 @@ def parse(body: object, url: str = PAGE_URL) -> FearGreed:
     value = num(newest.get("value"))
     if value is None:
         raise BadResponse(SOURCE, url, "no index value in data[0]")
-    return FearGreed(int(value), str(newest.get("value_classification") or ""),
-                     from_unix(newest.get("timestamp")))
+    return FearGreed(
+        int(value),
+        str(newest.get("value_classification") or ""),
+        from_unix(newest.get("timestamp")),
+    )
 
 
 async def fetch(deps: Deps) -> FearGreed:
     url = str(deps.settings.fear_greed_url)
-    body = await get_json(deps, url, source=SOURCE, params={"limit": "2", "format": "json"},
-                          memo_ttl=900)
+    body = await get_json(
+        deps, url, source=SOURCE, params={"limit": "2", "format": "json"}, memo_ttl=900
+    )
     return parse(body, url)

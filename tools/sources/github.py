@@ -13,7 +13,9 @@ from tools.results import RepoStats
 from tools.sources._util import iso, num
 
 SOURCE = "GitHub"
-_REF = re.compile(r"^(?:https?://(?:www\.)?github\.com/)?([A-Za-z0-9_.-]+)(?:/([A-Za-z0-9_.-]+))?/?$")
+_REF = re.compile(
+    r"^(?:https?://(?:www\.)?github\.com/)?([A-Za-z0-9_.-]+)(?:/([A-Za-z0-9_.-]+))?/?$"
+)
 _MEMO_S = 3600  # keyless GitHub allows 60 calls/hour: reuse answers for an hour
 
 
@@ -39,12 +41,24 @@ def parse_ref(ref: str) -> tuple[str, str | None] | None:
 async def org_repos(deps: Deps, org: str, limit: int) -> list[str]:
     """The organisation's most recently pushed, non-fork, non-archived repositories."""
     url = f"{_base(deps)}/orgs/{org}/repos"
-    body = await get_json(deps, url, source=SOURCE, headers=_headers(deps), memo_ttl=_MEMO_S,
-                          params={"sort": "pushed", "per_page": "10"})
+    body = await get_json(
+        deps,
+        url,
+        source=SOURCE,
+        headers=_headers(deps),
+        memo_ttl=_MEMO_S,
+        params={"sort": "pushed", "per_page": "10"},
+    )
     if not isinstance(body, list):
         raise BadResponse(SOURCE, url, "org repo list is not a list")
-    names = [r["full_name"] for r in body if isinstance(r, dict) and isinstance(r.get("full_name"), str)
-             and not r.get("fork") and not r.get("archived")]
+    names = [
+        r["full_name"]
+        for r in body
+        if isinstance(r, dict)
+        and isinstance(r.get("full_name"), str)
+        and not r.get("fork")
+        and not r.get("archived")
+    ]
     return names[:limit]
 
 
@@ -75,14 +89,21 @@ async def fetch_stats(deps: Deps, full_name: str, kind: str) -> Any | None:
 async def fetch_commits_since(deps: Deps, full_name: str, since: datetime) -> list[Any]:
     """Up to 100 commits since `since` (the fallback when stats stay at 202)."""
     url = f"{_base(deps)}/repos/{full_name}/commits"
-    body = await get_json(deps, url, source=SOURCE, headers=_headers(deps), memo_ttl=_MEMO_S,
-                          params={"since": since.strftime("%Y-%m-%dT%H:%M:%SZ"), "per_page": "100"})
+    body = await get_json(
+        deps,
+        url,
+        source=SOURCE,
+        headers=_headers(deps),
+        memo_ttl=_MEMO_S,
+        params={"since": since.strftime("%Y-%m-%dT%H:%M:%SZ"), "per_page": "100"},
+    )
     if not isinstance(body, list):
         raise BadResponse(SOURCE, url, "commit list is not a list")
     return body
 
 
 # --- parsers ----------------------------------------------------------------------------------
+
 
 def repo_stats(repo: dict[str, Any]) -> RepoStats:
     stars, forks = num(repo.get("stargazers_count")), num(repo.get("forks_count"))
@@ -103,7 +124,9 @@ def commits_from_activity(activity: Any, now: datetime) -> int | None:
         return None
     cutoff = (now - timedelta(days=90)).timestamp()
     weeks = [w for w in activity if isinstance(w, dict) and num(w.get("week")) is not None]
-    return int(sum(num(w.get("total")) or 0 for w in weeks if (num(w["week"]) or 0) + 7 * 86400 > cutoff))
+    return int(
+        sum(num(w.get("total")) or 0 for w in weeks if (num(w["week"]) or 0) + 7 * 86400 > cutoff)
+    )
 
 
 def active_contributors(contributors: Any, now: datetime) -> int | None:
@@ -115,7 +138,9 @@ def active_contributors(contributors: Any, now: datetime) -> int | None:
     for person in contributors:
         weeks = person.get("weeks") if isinstance(person, dict) else None
         if isinstance(weeks, list) and any(
-            isinstance(w, dict) and (num(w.get("w")) or 0) + 7 * 86400 > cutoff and (num(w.get("c")) or 0) > 0
+            isinstance(w, dict)
+            and (num(w.get("w")) or 0) + 7 * 86400 > cutoff
+            and (num(w.get("c")) or 0) > 0
             for w in weeks
         ):
             active += 1

@@ -11,8 +11,14 @@ SOURCE = "GoPlus"
 
 # CoinGecko platform key -> GoPlus chain id (DATA_SOURCES §0)
 CHAIN_IDS = {
-    "ethereum": "1", "binance-smart-chain": "56", "polygon-pos": "137", "arbitrum-one": "42161",
-    "optimistic-ethereum": "10", "base": "8453", "avalanche": "43114", "fantom": "250",
+    "ethereum": "1",
+    "binance-smart-chain": "56",
+    "polygon-pos": "137",
+    "arbitrum-one": "42161",
+    "optimistic-ethereum": "10",
+    "base": "8453",
+    "avalanche": "43114",
+    "fantom": "250",
 }
 
 
@@ -36,13 +42,15 @@ def page_url(chain_id: str, address: str) -> str:
 async def fetch_token_security(deps: Deps, chain_id: str, address: str) -> dict[str, Any]:
     """The `result.<address>` object; BadResponse when `code != 1`, NotFound when absent."""
     url = f"{_base(deps)}/token_security/{chain_id}"
-    body = await get_json(deps, url, source=SOURCE, params={"contract_addresses": address},
-                          memo_ttl=600)
+    body = await get_json(
+        deps, url, source=SOURCE, params={"contract_addresses": address}, memo_ttl=600
+    )
     if not isinstance(body, dict):
         raise BadResponse(SOURCE, url, "body is not an object")
     if body.get("code") != 1:
-        raise BadResponse(SOURCE, url,
-                          f"GoPlus error code {body.get('code')}: {str(body.get('message'))[:120]}")
+        raise BadResponse(
+            SOURCE, url, f"GoPlus error code {body.get('code')}: {str(body.get('message'))[:120]}"
+        )
     result = body.get("result")
     token = result.get(address.lower()) if isinstance(result, dict) else None
     if not isinstance(token, dict) or not token:

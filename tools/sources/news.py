@@ -39,7 +39,11 @@ class NewsItem:
 def source_name(feed_url: str) -> str:
     """'CoinDesk RSS' style label from the feed host."""
     host = urlsplit(feed_url).netloc.removeprefix("www.")
-    known = {"coindesk.com": "CoinDesk", "cointelegraph.com": "Cointelegraph", "decrypt.co": "Decrypt"}
+    known = {
+        "coindesk.com": "CoinDesk",
+        "cointelegraph.com": "Cointelegraph",
+        "decrypt.co": "Decrypt",
+    }
     return f"{known.get(host, host or 'news')} RSS"
 
 
@@ -57,8 +61,9 @@ def parse_feed(body: bytes, feed_url: str) -> list[NewsItem]:
         summary = html.unescape(_TAGS.sub(" ", entry.get("summary") or "")).strip()
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
         published = datetime.fromtimestamp(calendar.timegm(stamp), UTC) if stamp else None
-        items.append(NewsItem(title, link, " ".join(summary.split()), source_name(feed_url),
-                              published))
+        items.append(
+            NewsItem(title, link, " ".join(summary.split()), source_name(feed_url), published)
+        )
     return items
 
 

@@ -51,8 +51,8 @@ from web.routes.pages import STATIC_DIR, page_response
 
 router = APIRouter(tags=["account"])
 MAGIC_LINK_TTL = timedelta(minutes=15)
-_LINKS_PER_HOUR = 5          # per address
-_LINKS_PER_IP_MINUTE = 3     # bursts; the daily allowances are settings
+_LINKS_PER_HOUR = 5  # per address
+_LINKS_PER_IP_MINUTE = 3  # bursts; the daily allowances are settings
 _LINKS_PER_MINUTE = 100
 _SIGNIN_COOKIE = "cl_signin"  # binds the sign-in form to the browser that opened the link
 
@@ -73,8 +73,12 @@ class AccountOut(BaseModel):
 
 
 class MagicLinkRequest(BaseModel):
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-                       examples=["ann@example.com"])
+    email: str = Field(
+        min_length=3,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        examples=["ann@example.com"],
+    )
 
 
 class MagicLinkSent(BaseModel):
@@ -99,20 +103,29 @@ async def account_data(request: Request, caller: Caller = Depends(current_caller
     subscription = await subscription_summary(deps, account)
     stripe_subscription = account.stripe_customer_id is not None and await deps.db.fetchval(
         """SELECT EXISTS (SELECT 1 FROM subscriptions WHERE user_id = $1 AND ended_at IS NULL
-                          AND stripe_subscription_id IS NOT NULL)""", account.id)
+                          AND stripe_subscription_id IS NOT NULL)""",
+        account.id,
+    )
     return AccountOut(
-        tier=account.tier, anonymous=caller.anonymous,
+        tier=account.tier,
+        anonymous=caller.anonymous,
         # An anonymous visitor not charged yet has no rows, only the identity in its cookie.
         identities=(await identities_of(deps, account.id)) if account.id > 0 else [caller.identity],
-        daily_used=status.day_used, daily_limit=status.day_limit,
+        daily_used=status.day_used,
+        daily_limit=status.day_limit,
         monthly_cost=float(await monthly_cost(deps, account.id)),
         subscription=subscription if subscription["status"] != "none" else None,
-        can_upgrade=account.tier == "free", can_manage_subscription=bool(stripe_subscription),
-        language=account.language)
+        can_upgrade=account.tier == "free",
+        can_manage_subscription=bool(stripe_subscription),
+        language=account.language,
+    )
 
 
-@router.post("/api/auth/magic-link", response_model=MagicLinkSent, responses={
-    429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.post(
+    "/api/auth/magic-link",
+    response_model=MagicLinkSent,
+    responses={429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
 async def request_magic_link(body: MagicLinkRequest, request: Request) -> MagicLinkSent:
     """Email a single-use sign-in link valid for 15 minutes."""
     deps = _deps(request)
@@ -121,31 +134,47 @@ async def request_magic_link(body: MagicLinkRequest, request: Request) -> MagicL
         raise ApiError(503, "email_not_configured", _EMAIL_OFF)
     recent = await deps.db.fetchval(
         "SELECT count(*) FROM magic_links"
-        " WHERE email = $1 AND created_at > now() - interval '1 hour'", email)
+        " WHERE email = $1 AND created_at > now() - interval '1 hour'",
+        email,
+    )
     if recent >= _LINKS_PER_HOUR:
-        raise ApiError(429, "too_many_links", N_("Too many sign-in links for this address; "
-                                                 "please use the newest one or try again in "
-                                                 "an hour."))
+        raise ApiError(
+            429,
+            "too_many_links",
+            N_(
+                "Too many sign-in links for this address; "
+                "please use the newest one or try again in "
+                "an hour."
+            ),
+        )
     await _consume_link_allowance(request)
     token = secrets.token_urlsafe(32)
     await deps.db.execute(
         "INSERT INTO magic_links (token_hash, email, expires_at) VALUES ($1, $2, now() + $3)",
-        _hash(token), email, MAGIC_LINK_TTL)
+        _hash(token),
+        email,
+        MAGIC_LINK_TTL,
+    )
     link = f"{str(deps.settings.public_base_url).rstrip('/')}/auth/verify?token={token}"
     loc = localizer(request_language(request))
     sign_in = loc._("Sign in to ChainLens")
-    once = loc._("The link works once, for 15 minutes. If you did not ask for it, ignore this "
-                 "email.")
+    once = loc._(
+        "The link works once, for 15 minutes. If you did not ask for it, ignore this email."
+    )
     try:
         await send_email(
-            deps.settings, to=email, subject=loc._("Your ChainLens sign-in link"),
+            deps.settings,
+            to=email,
+            subject=loc._("Your ChainLens sign-in link"),
             text=f"{sign_in}: {link}\n\n{once}",
-            html=f'<p><a href="{link}">{html.escape(sign_in)}</a></p><p>{html.escape(once)}</p>')
+            html=f'<p><a href="{link}">{html.escape(sign_in)}</a></p><p>{html.escape(once)}</p>',
+        )
     except EmailNotConfigured:
         raise ApiError(503, "email_not_configured", _EMAIL_OFF) from None
     except EmailFailed:
-        raise ApiError(503, "email_failed",
-                       N_("We could not send the email; please try again.")) from None
+        raise ApiError(
+            503, "email_failed", N_("We could not send the email; please try again.")
+        ) from None
     return MagicLinkSent(sent=True)
 
 
@@ -153,16 +182,29 @@ _EMAIL_OFF = N_("Email sign-in is not configured here.")
 
 
 def _signin_page(language: Language, title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(simple_page(language, title, body), status_code=status,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                                 "Vary": "Cookie, Accept-Language"})
+    return HTMLResponse(
+        simple_page(language, title, body),
+        status_code=status,
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "Vary": "Cookie, Accept-Language",
+        },
+    )
 
 
 def _invalid_link(loc: Localizer) -> HTMLResponse:
     ask = html.escape(loc._("Ask for a new one on the account page."))
-    return _signin_page(loc.language, loc._("Sign-in link"), para(
-        loc, N_("This sign-in link is invalid, used or expired. {new_link}"),
-        new_link=f'<a href="/account">{ask}</a>'), status=400)
+    return _signin_page(
+        loc.language,
+        loc._("Sign-in link"),
+        para(
+            loc,
+            N_("This sign-in link is invalid, used or expired. {new_link}"),
+            new_link=f'<a href="/account">{ask}</a>',
+        ),
+        status=400,
+    )
 
 
 async def _consume_link_allowance(request: Request) -> QuotaDecision:
@@ -174,14 +216,21 @@ async def _consume_link_allowance(request: Request) -> QuotaDecision:
         decision = await consume_limits(
             deps,
             Bucket(f"magic-ip:{client_ip(request)}", min(per_ip, _LINKS_PER_IP_MINUTE), per_ip),
-            Bucket("magic-all", min(total, _LINKS_PER_MINUTE), total))
+            Bucket("magic-all", min(total, _LINKS_PER_MINUTE), total),
+        )
     except QuotaUnavailable:
-        raise ApiError(503, "email_unavailable",
-                       N_("Sign-in e-mails are paused for a moment; please try again.")) from None
+        raise ApiError(
+            503,
+            "email_unavailable",
+            N_("Sign-in e-mails are paused for a moment; please try again."),
+        ) from None
     if not decision.allowed:
-        raise ApiError(429, "too_many_links",
-                       N_("Too many sign-in links were requested from here; please try again "
-                          "later."), headers=rate_limit_headers(decision))
+        raise ApiError(
+            429,
+            "too_many_links",
+            N_("Too many sign-in links were requested from here; please try again later."),
+            headers=rate_limit_headers(decision),
+        )
     return decision
 
 
@@ -193,24 +242,39 @@ async def verify_magic_link_page(request: Request, token: str = "") -> HTMLRespo
     loc = localizer(await page_language(request))
     email = await deps.db.fetchval(
         "SELECT email FROM magic_links WHERE token_hash = $1 AND used_at IS NULL"
-        " AND expires_at > now()", _hash(token[:100]))
+        " AND expires_at > now()",
+        _hash(token[:100]),
+    )
     if email is None:
         return _invalid_link(loc)
     # One value per browser: two tabs opened from the same email both work.
     csrf = request.cookies.get(_SIGNIN_COOKIE, "")
     if not re.fullmatch(r"[\w-]{32}", csrf):
         csrf = secrets.token_urlsafe(24)
-    response = _signin_page(loc.language, loc._("Sign in to ChainLens"), (
-        para(loc, N_("Sign in as {email}?"), email=f"<strong>{html.escape(email)}</strong>")
-        + '<form method="post" action="/auth/verify">'
-        f'<input type="hidden" name="token" value="{html.escape(token[:100])}">'
-        f'<input type="hidden" name="csrf" value="{csrf}">'
-        f'<button type="submit">{html.escape(loc._(ACCOUNT_TEXT["sign_in"]))}</button></form>'
-        '<p class="small">'
-        + html.escape(loc._("If you did not ask for this link, close this page.")) + "</p>"))
+    response = _signin_page(
+        loc.language,
+        loc._("Sign in to ChainLens"),
+        (
+            para(loc, N_("Sign in as {email}?"), email=f"<strong>{html.escape(email)}</strong>")
+            + '<form method="post" action="/auth/verify">'
+            f'<input type="hidden" name="token" value="{html.escape(token[:100])}">'
+            f'<input type="hidden" name="csrf" value="{csrf}">'
+            f'<button type="submit">{html.escape(loc._(ACCOUNT_TEXT["sign_in"]))}</button></form>'
+            '<p class="small">'
+            + html.escape(loc._("If you did not ask for this link, close this page."))
+            + "</p>"
+        ),
+    )
     https = str(deps.settings.public_base_url).startswith("https://")
-    response.set_cookie(_SIGNIN_COOKIE, csrf, max_age=int(MAGIC_LINK_TTL.total_seconds()),
-                        path="/auth/verify", httponly=True, samesite="strict", secure=https)
+    response.set_cookie(
+        _SIGNIN_COOKIE,
+        csrf,
+        max_age=int(MAGIC_LINK_TTL.total_seconds()),
+        path="/auth/verify",
+        httponly=True,
+        samesite="strict",
+        secure=https,
+    )
     return response
 
 
@@ -226,19 +290,31 @@ async def verify_magic_link(request: Request) -> Response:
     # The strict cookie only comes back from a form on our own page: another site cannot
     # post a link of its own choosing into a visitor's browser (login CSRF).
     if not expected or not hmac.compare_digest(supplied.encode(), expected.encode()):
-        return _signin_page(loc.language, loc._("Sign-in link"), para(
-            loc, N_("Please open the sign-in link from your email again and press the button "
-                    "on that page.")), status=403)
+        return _signin_page(
+            loc.language,
+            loc._("Sign-in link"),
+            para(
+                loc,
+                N_(
+                    "Please open the sign-in link from your email again and press the button "
+                    "on that page."
+                ),
+            ),
+            status=403,
+        )
     email = await deps.db.fetchval(
         """UPDATE magic_links SET used_at = now()
            WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
-           RETURNING email""", _hash(token))
+           RETURNING email""",
+        _hash(token),
+    )
     if email is None:
         return _invalid_link(loc)
     account = await sign_in_email(deps, email)
     response = RedirectResponse("/account", status_code=303)
-    set_session_cookie(response, deps.settings, f"web:{email}",
-                       await session_version(deps, account.id))
+    set_session_cookie(
+        response, deps.settings, f"web:{email}", await session_version(deps, account.id)
+    )
     return response
 
 
@@ -268,21 +344,27 @@ ACCOUNT_TEXT: dict[str, str] = {
     "signed_in_as": N_("Signed in as {email}."),
     "sign_out": N_("Sign out"),
     "sign_in": N_("Sign in"),
-    "anonymous_session": N_("You are using an anonymous session. Sign in with your email to keep "
-                            "your account on any device."),
+    "anonymous_session": N_(
+        "You are using an anonymous session. Sign in with your email to keep "
+        "your account on any device."
+    ),
     "email_label": N_("E-mail"),
     "email_link": N_("Email me a sign-in link"),
     "language": N_("Language"),
     "language_label": N_("Answers and pages in"),
     "automatic": N_("Automatic"),
     "save": N_("Save"),
-    "language_help": N_("Automatic answers each question in the language it is written in, "
-                        "and shows pages in your browser's language. Telegram and Discord use "
-                        "the same choice once they are linked."),
+    "language_help": N_(
+        "Automatic answers each question in the language it is written in, "
+        "and shows pages in your browser's language. Telegram and Discord use "
+        "the same choice once they are linked."
+    ),
     "linked_channels": N_("Linked channels"),
     "get_code": N_("Get a link code"),
-    "link_help": N_("Send {command} to the Telegram bot or Discord app within 10 minutes: every "
-                    "channel then shares this account and its quota."),
+    "link_help": N_(
+        "Send {command} to the Telegram bot or Discord app within 10 minutes: every "
+        "channel then shares this account and its quota."
+    ),
     "have_code": N_("Have a code from another channel?"),
     "link": N_("Link"),
     "api_keys": N_("API keys"),
@@ -292,16 +374,20 @@ ACCOUNT_TEXT: dict[str, str] = {
     "new_key_name": N_("New key name"),
     "create_key": N_("Create key"),
     "daily_report": N_("Daily report"),
-    "report_help": N_("Every morning in your chats or inbox ({archive_link}). In Telegram or "
-                      "Discord send {alpha}; for e-mail:"),
+    "report_help": N_(
+        "Every morning in your chats or inbox ({archive_link}). In Telegram or "
+        "Discord send {alpha}; for e-mail:"
+    ),
     "archive": N_("archive"),
     "channel": N_("Channel"),
     "where": N_("Where"),
     "state": N_("State"),
     "subscribe": N_("Subscribe"),
     "watchlist": N_("Watchlist and alerts"),
-    "watch_help": N_("Shared with Telegram and Discord ({watch_command}, {alert_command}). "
-                     "Alerts set here are sent to your e-mail; sign in to use them."),
+    "watch_help": N_(
+        "Shared with Telegram and Discord ({watch_command}, {alert_command}). "
+        "Alerts set here are sent to your e-mail; sign in to use them."
+    ),
     "project": N_("Project"),
     "watch": N_("Watch"),
     "alert": N_("Alert"),
@@ -322,8 +408,9 @@ ACCOUNT_SCRIPT_TEXT: dict[str, str] = {
     "check_signin": N_("Check your inbox for a sign-in link (valid 15 minutes)."),
     "new_key": N_("Your new key (shown once, copy it now): {key}"),
     "language_saved": N_("Saved. Pages and answers now follow this choice."),
-    "language_sign_in": N_("Sign in to save a language on your account; until then it is kept "
-                           "in this browser."),
+    "language_sign_in": N_(
+        "Sign in to save a language on your account; until then it is kept in this browser."
+    ),
     "receiving": N_("receiving"),
     "waiting": N_("waiting for confirmation"),
     "stopped": N_("stopped"),
@@ -345,8 +432,7 @@ ACCOUNT_SCRIPT_TEXT: dict[str, str] = {
 PRICING_TEXT: dict[str, str] = {
     "title": N_("ChainLens pricing"),
     "plans": N_("Plans"),
-    "one_account": N_("One account and one quota on every channel: Telegram, Discord and the "
-                      "web."),
+    "one_account": N_("One account and one quota on every channel: Telegram, Discord and the web."),
     "plan": N_("Plan"),
     "per_day": N_("Requests per day"),
     "per_minute": N_("Requests per minute"),
@@ -378,12 +464,21 @@ async def account_page(request: Request) -> HTMLResponse:
     loc = localizer(language)
     # The account's own choice (not the cookie's or the browser's): what the selector shows.
     saved = await account_choice(request) or cookie_language(request)
-    page = render_page((STATIC_DIR / "account.html").read_text(), language, ACCOUNT_TEXT, {
-        "email": '<strong id="email-now"></strong>', "command": "<code>/link CODE</code>",
-        "archive_link": _link("/reports", loc._(ACCOUNT_TEXT["archive"])),
-        "alpha": "<code>/alpha</code>", "watch_command": "<code>/watch</code>",
-        "alert_command": "<code>/alert</code>", "lang_saved": saved or "auto",
-    }, ACCOUNT_SCRIPT_TEXT)
+    page = render_page(
+        (STATIC_DIR / "account.html").read_text(),
+        language,
+        ACCOUNT_TEXT,
+        {
+            "email": '<strong id="email-now"></strong>',
+            "command": "<code>/link CODE</code>",
+            "archive_link": _link("/reports", loc._(ACCOUNT_TEXT["archive"])),
+            "alpha": "<code>/alpha</code>",
+            "watch_command": "<code>/watch</code>",
+            "alert_command": "<code>/alert</code>",
+            "lang_saved": saved or "auto",
+        },
+        ACCOUNT_SCRIPT_TEXT,
+    )
     return page_response(page)
 
 
@@ -396,6 +491,11 @@ async def pricing_page(request: Request) -> HTMLResponse:
         numbers[f"{tier}_daily"] = loc.number(value.daily)
         numbers[f"{tier}_minute"] = loc.number(value.minute)
     numbers["account_link"] = _link("/account", loc._(PRICING_TEXT["your_account"]))
-    page = render_page((STATIC_DIR / "pricing.html").read_text(), language, PRICING_TEXT,
-                       numbers, PRICING_SCRIPT_TEXT)
+    page = render_page(
+        (STATIC_DIR / "pricing.html").read_text(),
+        language,
+        PRICING_TEXT,
+        numbers,
+        PRICING_SCRIPT_TEXT,
+    )
     return page_response(page)

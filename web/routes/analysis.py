@@ -25,8 +25,12 @@ BASIC_TOOLS: tuple[ToolName, ...] = ("onchain", "sentiment")
 def _valid_id(raw: str) -> str:
     project_id = raw.strip().lower()
     if not _PROJECT_ID.match(project_id):
-        raise ApiError(422, "invalid_request", "projectId must be 1-100 characters: a-z, 0-9, '-'.",
-                       details=[{"field": "projectId", "message": "does not match ^[a-z0-9-]{1,100}$"}])
+        raise ApiError(
+            422,
+            "invalid_request",
+            "projectId must be 1-100 characters: a-z, 0-9, '-'.",
+            details=[{"field": "projectId", "message": "does not match ^[a-z0-9-]{1,100}$"}],
+        )
     return project_id
 
 
@@ -38,8 +42,12 @@ async def _resolve(deps: Deps, project_id: str) -> Project:
     if resolution.project is not None:
         return resolution.project
     suggestions = [{"id": p.id, "name": p.name, "symbol": p.symbol} for p in resolution.suggestions]
-    raise ApiError(404, "project_not_found", f"No project matches '{project_id}'.",
-                   details={"suggestions": suggestions})
+    raise ApiError(
+        404,
+        "project_not_found",
+        f"No project matches '{project_id}'.",
+        details={"suggestions": suggestions},
+    )
 
 
 def _tool_body(outcome: ToolOutcome) -> dict[str, Any]:

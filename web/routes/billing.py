@@ -56,9 +56,11 @@ CurrentCaller = Annotated[Caller, Depends(current_caller)]
 # Messages of billing's exceptions that reach people through the account page and the widget:
 # marked here so the catalogue has them, and the error handler shows them in the reader's
 # language (web.errors).
-_BILLING_MESSAGES = (N_("billing not configured"),
-                     N_("this link code is unknown, expired or already used"),
-                     N_("too many link attempts; wait a few minutes"))
+_BILLING_MESSAGES = (
+    N_("billing not configured"),
+    N_("this link code is unknown, expired or already used"),
+    N_("too many link attempts; wait a few minutes"),
+)
 
 
 def _not_configured(exc: BillingNotConfigured) -> ApiError:
@@ -66,6 +68,7 @@ def _not_configured(exc: BillingNotConfigured) -> ApiError:
 
 
 # --- payments --------------------------------------------------------------------------------
+
 
 class CheckoutRequest(BaseModel):
     tier: Literal["pro", "enterprise"]
@@ -86,7 +89,9 @@ class SubscriptionResponse(BaseModel):
 
 
 @router.post("/api/payment/checkout", response_model=CheckoutResponse)
-async def checkout(body: CheckoutRequest, request: Request, caller: CurrentCaller) -> CheckoutResponse:
+async def checkout(
+    body: CheckoutRequest, request: Request, caller: CurrentCaller
+) -> CheckoutResponse:
     """Start a Stripe Checkout subscription for the calling account."""
     account = (await saved_caller(request, caller)).account
     try:
@@ -125,7 +130,9 @@ async def stripe_webhook(request: Request) -> dict[str, object]:
     deps = _deps(request)
     payload = await request.body()
     try:
-        event = webhooks.verify_event(deps.settings, payload, request.headers.get("stripe-signature"))
+        event = webhooks.verify_event(
+            deps.settings, payload, request.headers.get("stripe-signature")
+        )
     except BillingNotConfigured as exc:
         raise _not_configured(exc) from exc
     except WebhookRejected as exc:
@@ -135,6 +142,7 @@ async def stripe_webhook(request: Request) -> dict[str, object]:
 
 
 # --- usage -----------------------------------------------------------------------------------
+
 
 class UsageStats(BaseModel):
     daily_used: int
@@ -161,8 +169,9 @@ async def usage_stats(request: Request, response: Response, account: CurrentAcco
     decision = await quota_status(deps, account)
     response.headers.update(rate_limit_headers(decision))
     cost = await usage.monthly_cost(deps, account.id)
-    return UsageStats(daily_used=decision.day_used, daily_limit=decision.day_limit,
-                      monthly_cost=float(cost))
+    return UsageStats(
+        daily_used=decision.day_used, daily_limit=decision.day_limit, monthly_cost=float(cost)
+    )
 
 
 @router.post("/api/usage/track")
@@ -179,25 +188,28 @@ _SIGN_IN_OR_KEY = N_("Sign in or send an API key.")
 async def identified_caller(request: Request, response: Response) -> Caller:
     """FastAPI dependency: an API key or a signed-in session; 401 for anyone else."""
     if not request.headers.get("authorization") and request_session(request) is None:
-        raise ApiError(401, "unauthorized", _SIGN_IN_OR_KEY,
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, "unauthorized", _SIGN_IN_OR_KEY, headers={"WWW-Authenticate": "Bearer"})
     caller = await current_caller(request, response)
     if caller.anonymous:
-        raise ApiError(401, "unauthorized", _SIGN_IN_OR_KEY,
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, "unauthorized", _SIGN_IN_OR_KEY, headers={"WWW-Authenticate": "Bearer"})
     return caller
 
 
-@router.get("/api/usage/project/{project_id}", response_model=ProjectUsage,
-            dependencies=[Depends(identified_caller)])
-async def project_usage(request: Request,
-                        project_id: Annotated[str, Path(pattern=_PROJECT_ID)]) -> ProjectUsage:
+@router.get(
+    "/api/usage/project/{project_id}",
+    response_model=ProjectUsage,
+    dependencies=[Depends(identified_caller)],
+)
+async def project_usage(
+    request: Request, project_id: Annotated[str, Path(pattern=_PROJECT_ID)]
+) -> ProjectUsage:
     """Requests about one project: today, 7 and 30 days."""
     counts = await usage.project_usage(_deps(request), project_id)
     return ProjectUsage(projectId=project_id, **counts)
 
 
 # --- API keys --------------------------------------------------------------------------------
+
 
 class KeyCreate(BaseModel):
     name: str = Field(default="", max_length=100)
@@ -237,8 +249,13 @@ class _KeyFields(TypedDict):
 
 
 def _fields(info: api_keys.ApiKeyInfo) -> _KeyFields:
-    return {"id": info.id, "name": info.name, "prefix": info.prefix,
-            "created_at": info.created_at, "revoked_at": info.revoked_at}
+    return {
+        "id": info.id,
+        "name": info.name,
+        "prefix": info.prefix,
+        "created_at": info.created_at,
+        "revoked_at": info.revoked_at,
+    }
 
 
 @router.get("/api/keys")
@@ -249,8 +266,9 @@ async def list_keys(request: Request, caller: CurrentCaller) -> dict[str, list[K
 
 
 @router.delete("/api/keys/{key_id}", status_code=204)
-async def revoke_key(key_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request,
-                     caller: CurrentCaller) -> Response:
+async def revoke_key(
+    key_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, caller: CurrentCaller
+) -> Response:
     """Revoke a key at once."""
     if not await api_keys.revoke_api_key(_deps(request), _signed_in(caller), key_id):
         raise ApiError(404, "not_found", N_("No such active API key."))
@@ -258,6 +276,7 @@ async def revoke_key(key_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: 
 
 
 # --- linking ---------------------------------------------------------------------------------
+
 
 class LinkCode(BaseModel):
     code: str
@@ -282,7 +301,9 @@ async def link_code(request: Request, caller: CurrentCaller) -> LinkCode:
 
 
 @router.post("/api/link/redeem", response_model=LinkedAccount)
-async def link_redeem(body: RedeemRequest, request: Request, caller: CurrentCaller) -> LinkedAccount:
+async def link_redeem(
+    body: RedeemRequest, request: Request, caller: CurrentCaller
+) -> LinkedAccount:
     """Attach this web identity to the account that issued the code."""
     try:
         account = await redeem_link_code(_deps(request), caller.identity, body.code)

@@ -33,7 +33,8 @@ def render_slots(request: Request) -> asyncio.Semaphore:
     if slots is None:
         deps: Deps = request.app.state.deps
         slots = request.app.state.chart_slots = asyncio.Semaphore(
-            deps.settings.chart_render_concurrency)
+            deps.settings.chart_render_concurrency
+        )
     return slots
 
 
@@ -63,19 +64,27 @@ def _compared_ids(ids: str | None) -> list[str]:
     """The `ids` parameter as 2..MAX_COMPARED distinct project ids, or a 400 saying why."""
     wanted = [i.strip() for i in (ids or "").split(",") if i.strip()]
     if not wanted:
-        raise ApiError(400, "invalid_request",
-                       "ids is required: two or three project ids separated by commas, "
-                       "e.g. ?ids=solana,ethereum.")
+        raise ApiError(
+            400,
+            "invalid_request",
+            "ids is required: two or three project ids separated by commas, "
+            "e.g. ?ids=solana,ethereum.",
+        )
     bad = [i for i in wanted if not _PROJECT_ID.fullmatch(i)]
     if bad:
-        raise ApiError(400, "invalid_request",
-                       f"invalid project id '{bad[0][:100]}': ids must be a-z, 0-9 and '-'.")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"invalid project id '{bad[0][:100]}': ids must be a-z, 0-9 and '-'.",
+        )
     if len(set(wanted)) != len(wanted):
         raise ApiError(400, "invalid_request", "each project may appear in ids only once.")
     if not 2 <= len(wanted) <= MAX_COMPARED:
-        raise ApiError(400, "invalid_request",
-                       f"a comparison chart needs 2 to {MAX_COMPARED} project ids; "
-                       f"got {len(wanted)}.")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"a comparison chart needs 2 to {MAX_COMPARED} project ids; got {len(wanted)}.",
+        )
     return wanted
 
 
@@ -83,8 +92,12 @@ async def _limited(request: Request) -> Deps:
     deps: Deps = request.app.state.deps
     retry_after = await _count_request(deps, client_ip(request))
     if retry_after is not None:
-        raise ApiError(429, "rate_limited", "Too many chart requests; please wait a minute.",
-                       headers={"Retry-After": str(retry_after)})
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many chart requests; please wait a minute.",
+            headers={"Retry-After": str(retry_after)},
+        )
     return deps
 
 
@@ -99,32 +112,50 @@ _BUSY = ("Charts are busy; please try again shortly.", {"Retry-After": "5"})
 
 
 # Registered before `/api/chart/{project_id}.png`, which would otherwise take "compare".
-@router.get("/api/chart/compare.png", responses={
-    200: {"content": {"image/png": {}}}, 400: {"model": ErrorResponse},
-    404: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
-    503: {"model": ErrorResponse}})
-async def comparison_price_chart(request: Request, ids: str | None = None,
-                                 lang: str | None = None) -> Response:
+@router.get(
+    "/api/chart/compare.png",
+    responses={
+        200: {"content": {"image/png": {}}},
+        400: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
+async def comparison_price_chart(
+    request: Request, ids: str | None = None, lang: str | None = None
+) -> Response:
     """Two or three projects' prices from their newest on-chain snapshots, normalised to 100
     at a common start (`ids=solana,ethereum`; `lang=vi` for a Vietnamese title)."""
     project_ids = _compared_ids(ids)
     language = as_language(lang) or "en"
     deps = await _limited(request)
     try:
-        chart = await comparison_chart(deps, project_ids, render_slots(request),
-                                       localizer(language))
+        chart = await comparison_chart(
+            deps, project_ids, render_slots(request), localizer(language)
+        )
     except NoChart as exc:
         names = ", ".join(f"'{p}'" for p in exc.missing)
-        raise ApiError(404, "no_chart", f"No price history stored for {names} yet.",
-                       details={"missing": list(exc.missing)}) from None
+        raise ApiError(
+            404,
+            "no_chart",
+            f"No price history stored for {names} yet.",
+            details={"missing": list(exc.missing)},
+        ) from None
     except ChartBusy:
         raise ApiError(503, "busy", _BUSY[0], headers=_BUSY[1]) from None
     return _png(request, chart, f'"compare-{language}-{",".join(project_ids)}-{chart.version}"')
 
 
-@router.get("/api/chart/{project_id}.png", responses={
-    200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse},
-    429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.get(
+    "/api/chart/{project_id}.png",
+    responses={
+        200: {"content": {"image/png": {}}},
+        404: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
 async def price_chart(project_id: str, request: Request) -> Response:
     """The price chart of a project from its newest on-chain snapshot."""
     if not _PROJECT_ID.fullmatch(project_id):
@@ -133,8 +164,9 @@ async def price_chart(project_id: str, request: Request) -> Response:
     try:
         chart = await snapshot_chart(deps, project_id, render_slots(request))
     except NoChart:
-        raise ApiError(404, "no_chart",
-                       f"No price history stored for '{project_id}' yet.") from None
+        raise ApiError(
+            404, "no_chart", f"No price history stored for '{project_id}' yet."
+        ) from None
     except ChartBusy:
         raise ApiError(503, "busy", _BUSY[0], headers=_BUSY[1]) from None
     return _png(request, chart, f'"{project_id}-{chart.version}"')

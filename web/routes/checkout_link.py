@@ -24,13 +24,19 @@ router = APIRouter(tags=["billing"], include_in_schema=False)
 
 
 def _page(status: int, message: str) -> HTMLResponse:
-    body = ("<!doctype html><meta charset=utf-8><title>ChainLens upgrade</title>"
-            f"<p>{html.escape(message)}</p>")
+    body = (
+        "<!doctype html><meta charset=utf-8><title>ChainLens upgrade</title>"
+        f"<p>{html.escape(message)}</p>"
+    )
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/api/payment/checkout-link/{token}", response_class=RedirectResponse,
-            status_code=303, responses={400: {"description": "invalid or expired link"}})
+@router.get(
+    "/api/payment/checkout-link/{token}",
+    response_class=RedirectResponse,
+    status_code=303,
+    responses={400: {"description": "invalid or expired link"}},
+)
 async def checkout_from_link(token: str, request: Request) -> Response:
     """Start Stripe Checkout for the account a bot's signed upgrade link names."""
     deps: Deps = request.app.state.deps

@@ -26,10 +26,18 @@ class ComprehensiveOptions(BaseModel):
 
 
 class ComprehensiveRequest(BaseModel):
-    symbol: Annotated[str, Field(min_length=1, max_length=100,
-                                 description="Ticker, name, CoinGecko id or contract address.")]
+    symbol: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=100,
+            description="Ticker, name, CoinGecko id or contract address.",
+        ),
+    ]
     modules: list[ToolName] | None = Field(
-        default=None, description="Tools to run; default all four ('quick' depth: onchain, sentiment).")
+        default=None,
+        description="Tools to run; default all four ('quick' depth: onchain, sentiment).",
+    )
     options: ComprehensiveOptions = Field(default_factory=ComprehensiveOptions)
 
 
@@ -61,9 +69,12 @@ def _modules(body: ComprehensiveRequest) -> list[ToolName]:
 
 
 @router.post("/api/v1/analysis/comprehensive", response_model=ComprehensiveResponse)
-async def comprehensive_analysis(body: ComprehensiveRequest, request: Request,
-                                 response: Response,
-                                 caller: Caller = Depends(current_caller)) -> ComprehensiveResponse:
+async def comprehensive_analysis(
+    body: ComprehensiveRequest,
+    request: Request,
+    response: Response,
+    caller: Caller = Depends(current_caller),
+) -> ComprehensiveResponse:
     """Research one project with the chosen modules; the answer's sections as JSON.
 
     Costs one request of the caller's quota (given back when the symbol is unknown); depth
@@ -73,29 +84,46 @@ async def comprehensive_analysis(body: ComprehensiveRequest, request: Request,
     if body.options.depth == "deep":
         require_paid(caller, "Deep (uncached) analysis", upgrade_url(deps))
     async with charged(request, response, caller):
-        final = await answer(deps, body.symbol, tools=_modules(body),
-                             refresh=body.options.depth == "deep")
+        final = await answer(
+            deps, body.symbol, tools=_modules(body), refresh=body.options.depth == "deep"
+        )
         if final.project is None or final.report is None:
-            suggestions = [{"id": p.id, "name": p.name, "symbol": p.symbol}
-                           for p in final.suggestions]
-            raise ApiError(404, "project_not_found", f"No project matches '{body.symbol}'.",
-                           details={"suggestions": suggestions})
+            suggestions = [
+                {"id": p.id, "name": p.name, "symbol": p.symbol} for p in final.suggestions
+            ]
+            raise ApiError(
+                404,
+                "project_not_found",
+                f"No project matches '{body.symbol}'.",
+                details={"suggestions": suggestions},
+            )
     report = final.report
     sections = {
-        tool: {"key_facts": result.key_facts(), "risks": result.risks(),
-               "missing": result.missing, "stale": result.stale,
-               "data": result.model_dump(mode="json", exclude={"price_history"})}
+        tool: {
+            "key_facts": result.key_facts(),
+            "risks": result.risks(),
+            "missing": result.missing,
+            "stale": result.stale,
+            "data": result.model_dump(mode="json", exclude={"price_history"}),
+        }
         for tool, result in final.results.items()
     }
     completed = [r.tool for r in final.results.values() if "all" not in r.missing]
     return ComprehensiveResponse(
-        summary=report.summary, risk_score=report.risk_score, investment_rating=report.stance,
-        key_insights=report.insights, detailed_sections=sections,
+        summary=report.summary,
+        risk_score=report.risk_score,
+        investment_rating=report.stance,
+        key_insights=report.insights,
+        detailed_sections=sections,
         markdown=final.answer if body.options.format == "markdown" else None,
         metadata=ComprehensiveMetadata(
             total_latency_ms=round((time.perf_counter() - started) * 1000, 1),
             modules_completed=completed,
             modules_failed=[r.tool for r in final.results.values() if r.tool not in completed],
             project=final.project.model_dump(mode="json"),
-            sources=[s.model_dump() for s in final.sources], writer=final.writer,
-            usage=final.usage.model_dump(), cache_hit=final.cache_hit))
+            sources=[s.model_dump() for s in final.sources],
+            writer=final.writer,
+            usage=final.usage.model_dump(),
+            cache_hit=final.cache_hit,
+        ),
+    )

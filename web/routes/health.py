@@ -89,12 +89,18 @@ async def health(request: Request) -> JSONResponse:
             "db_pool_size": deps.db.get_size(),
             "db_pool_idle": deps.db.get_idle_size(),
         }
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503,
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        body.model_dump(),
+        status_code=200 if healthy else 503,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
-@router.get("/ready", response_class=PlainTextResponse, responses={
-    503: {"description": "not ready", "content": {"text/plain": {}}}})
+@router.get(
+    "/ready",
+    response_class=PlainTextResponse,
+    responses={503: {"description": "not ready", "content": {"text/plain": {}}}},
+)
 async def ready(request: Request) -> Response:
     """Readiness for orchestrators: 200 only when PostgreSQL and Redis both answer."""
     deps = _deps(request)
@@ -102,8 +108,11 @@ async def ready(request: Request) -> Response:
     if pg_error or redis_error:
         down = [name for name, error in (("postgres", pg_error), ("redis", redis_error)) if error]
         if is_admin(request):
-            reasons = [f"{name}: {error}" for name, error in
-                       (("postgres", pg_error), ("redis", redis_error)) if error]
+            reasons = [
+                f"{name}: {error}"
+                for name, error in (("postgres", pg_error), ("redis", redis_error))
+                if error
+            ]
             return PlainTextResponse("not ready: " + "; ".join(reasons), status_code=503)
         return PlainTextResponse("not ready: " + ", ".join(down) + " down", status_code=503)
     return PlainTextResponse("ready")
@@ -118,5 +127,6 @@ async def metrics(request: Request) -> Response:
     if holder is None:
         holder = request.app.state.delivery_metrics = {}
     await refresh_delivery_metrics(_deps(request), request.app.state.metrics.registry, holder)
-    return Response(generate_latest(request.app.state.metrics.registry),
-                    media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -21,7 +21,9 @@ from web.history import (
 from web.i18n import request_language
 
 router = APIRouter(tags=["chat"])
-_UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"model": ErrorResponse, "description": "history store unavailable"}}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "history store unavailable"}
+}
 
 
 class HistoryOut(BaseModel):
@@ -43,16 +45,18 @@ def _deps(request: Request) -> Deps:
 
 
 def _unavailable() -> ApiError:
-    return ApiError(503, "history_unavailable",
-                    N_("Your earlier messages cannot be loaded right now; new questions still "
-                       "work."))
+    return ApiError(
+        503,
+        "history_unavailable",
+        N_("Your earlier messages cannot be loaded right now; new questions still work."),
+    )
 
 
 @router.get("/api/chat/history", response_model=HistoryOut, responses=_UNAVAILABLE)
 async def chat_history(
-    request: Request, caller: Caller = Depends(current_caller),
-    conversation_id: str | None = Query(default=None, max_length=100,
-                                        pattern=r"^[A-Za-z0-9:_-]+$"),
+    request: Request,
+    caller: Caller = Depends(current_caller),
+    conversation_id: str | None = Query(default=None, max_length=100, pattern=r"^[A-Za-z0-9:_-]+$"),
 ) -> HistoryOut:
     """The recent turns of the caller's current conversation (or of the one named)."""
     deps = _deps(request)
@@ -62,16 +66,22 @@ async def chat_history(
     except RedisError:
         raise _unavailable() from None
     email = caller.identity.partition(":")[2] if caller.via == "session" else None
-    return HistoryOut(conversation_id=conversation, turns=turns, signed_in_as=email,
-                      language=request_language(request))
+    return HistoryOut(
+        conversation_id=conversation,
+        turns=turns,
+        signed_in_as=email,
+        language=request_language(request),
+    )
 
 
 @router.post("/api/chat/conversations", response_model=ConversationOut, responses=_UNAVAILABLE)
-async def new_conversation(request: Request,
-                           caller: Caller = Depends(current_caller)) -> ConversationOut:
+async def new_conversation(
+    request: Request, caller: Caller = Depends(current_caller)
+) -> ConversationOut:
     """Start a new conversation ("new chat"): earlier turns no longer show or steer answers."""
     try:
-        return ConversationOut(conversation_id=await start_conversation(_deps(request),
-                                                                        caller.identity))
+        return ConversationOut(
+            conversation_id=await start_conversation(_deps(request), caller.identity)
+        )
     except RedisError:
         raise _unavailable() from None

@@ -30,14 +30,17 @@ _SIGN_IN = N_("Sign in to save a language on your account.")
 
 
 class LanguageChoice(BaseModel):
-    language: str | None = Field(default=None, max_length=16,
-                                 description="'en', 'vi', or null / 'auto' for automatic",
-                                 examples=["vi"])
+    language: str | None = Field(
+        default=None,
+        max_length=16,
+        description="'en', 'vi', or null / 'auto' for automatic",
+        examples=["vi"],
+    )
 
 
 class LanguageOut(BaseModel):
     language: Language | None  # None: automatic (each message's own, then the browser's)
-    saved: bool               # stored on the account (not only in this browser's cookie)
+    saved: bool  # stored on the account (not only in this browser's cookie)
 
 
 class WidgetStrings(BaseModel):
@@ -57,43 +60,65 @@ def _choice(body: LanguageChoice) -> Language | None:
         return None
     language = as_language(value)
     if language is None or value != language:
-        raise ApiError(400, "unsupported_language", _UNSUPPORTED,
-                       details={"choices": [*LANGUAGES, "auto"]})
+        raise ApiError(
+            400, "unsupported_language", _UNSUPPORTED, details={"choices": [*LANGUAGES, "auto"]}
+        )
     return language
 
 
 def _remember(response: Response, request: Request, language: Language | None) -> None:
     https, samesite = _cookie_flags(_deps(request).settings)
     if language is None:
-        response.delete_cookie(LANG_COOKIE, path="/", httponly=True, samesite=samesite,
-                               secure=https)
+        response.delete_cookie(
+            LANG_COOKIE, path="/", httponly=True, samesite=samesite, secure=https
+        )
     else:
-        response.set_cookie(LANG_COOKIE, language, max_age=LANG_COOKIE_MAX_AGE, path="/",
-                            httponly=True, samesite=samesite, secure=https)
+        response.set_cookie(
+            LANG_COOKIE,
+            language,
+            max_age=LANG_COOKIE_MAX_AGE,
+            path="/",
+            httponly=True,
+            samesite=samesite,
+            secure=https,
+        )
 
 
-@router.get("/api/i18n/{lang}", response_model=WidgetStrings,
-            responses={304: {"description": "not modified"},
-                       404: {"model": ErrorResponse}})
+@router.get(
+    "/api/i18n/{lang}",
+    response_model=WidgetStrings,
+    responses={304: {"description": "not modified"}, 404: {"model": ErrorResponse}},
+)
 async def strings(request: Request, lang: Annotated[str, Path(max_length=16)]) -> Response:
     """The chat widget's strings in one language (`en`, `vi`) from the message catalogue."""
     language = as_language(lang)
     if language is None or lang != language:
-        raise ApiError(404, "unsupported_language", _UNSUPPORTED,
-                       details={"choices": list(LANGUAGES)})
+        raise ApiError(
+            404, "unsupported_language", _UNSUPPORTED, details={"choices": list(LANGUAGES)}
+        )
     body, etag = widget_strings(language)
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={_STRINGS_MAX_AGE}",
-               # Public text without credentials: a widget embedded on any site may read it.
-               "Access-Control-Allow-Origin": "*"}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={_STRINGS_MAX_AGE}",
+        # Public text without credentials: a widget embedded on any site may read it.
+        "Access-Control-Allow-Origin": "*",
+    }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
 
 
-@router.put("/api/account/language", response_model=LanguageOut,
-            responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}})
-async def account_language(body: LanguageChoice, request: Request, response: Response,
-                           caller: Annotated[Caller, Depends(current_caller)]) -> LanguageOut:
+@router.put(
+    "/api/account/language",
+    response_model=LanguageOut,
+    responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}},
+)
+async def account_language(
+    body: LanguageChoice,
+    request: Request,
+    response: Response,
+    caller: Annotated[Caller, Depends(current_caller)],
+) -> LanguageOut:
     """Save the signed-in account's language: 'en', 'vi', or null / 'auto' (automatic)."""
     language = _choice(body)
     if caller.anonymous:
@@ -103,10 +128,13 @@ async def account_language(body: LanguageChoice, request: Request, response: Res
     return LanguageOut(language=language, saved=True)
 
 
-@router.put("/api/language", response_model=LanguageOut,
-            responses={400: {"model": ErrorResponse}})
-async def browser_language(body: LanguageChoice, request: Request, response: Response,
-                           caller: Annotated[Caller, Depends(current_caller)]) -> LanguageOut:
+@router.put("/api/language", response_model=LanguageOut, responses={400: {"model": ErrorResponse}})
+async def browser_language(
+    body: LanguageChoice,
+    request: Request,
+    response: Response,
+    caller: Annotated[Caller, Depends(current_caller)],
+) -> LanguageOut:
     """The widget's switch: this browser's language (a cookie), and the account's when signed
     in."""
     language = _choice(body)
@@ -115,4 +143,3 @@ async def browser_language(body: LanguageChoice, request: Request, response: Res
         await set_language(_deps(request), caller.account.id, language)
     _remember(response, request, language)
     return LanguageOut(language=language, saved=saved)
-

@@ -17,10 +17,22 @@ from web.i18n import page_language, render_page
 
 router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-          ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
-_PUBLIC_ASSETS = ("page.css", "account.js", "pricing.js", "index.js", "favicon.svg", "i18n.js",
-                  "account_reports.js", "account_watch.js")
+_TYPES = {
+    ".js": "application/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+_PUBLIC_ASSETS = (
+    "page.css",
+    "account.js",
+    "pricing.js",
+    "index.js",
+    "favicon.svg",
+    "i18n.js",
+    "account_reports.js",
+    "account_watch.js",
+)
 
 
 @lru_cache(maxsize=32)
@@ -72,30 +84,37 @@ async def static_asset(name: str, request: Request) -> Response:
 
 DEMO_TEXT: dict[str, str] = {
     "title": N_("ChainLens — crypto research in chat"),
-    "lead": N_("Research any crypto project in chat: market and on-chain data, social sentiment, "
-               "tokenomics and team — from CoinGecko, DefiLlama, GoPlus, GitHub and the news, "
-               "with sources."),
+    "lead": N_(
+        "Research any crypto project in chat: market and on-chain data, social sentiment, "
+        "tokenomics and team — from CoinGecko, DefiLlama, GoPlus, GitHub and the news, "
+        "with sources."
+    ),
     "try_asking": N_("Try asking"),
     "example_research": N_("Research Uniswap"),
     "example_team": N_("is the PEPE team legit?"),
     "example_tokenomics": N_("ETH tokenomics?"),
     "example_sentiment": N_("what's the crowd saying about $ARB"),
-    "embed_intro": N_("The chat bubble in the corner is the same widget any site can add with "
-                      "one tag:"),
+    "embed_intro": N_(
+        "The chat bubble in the corner is the same widget any site can add with one tag:"
+    ),
     "free_line": N_("Free: {free_daily} questions a day."),
-    "account_line": N_("{account_link} shows your usage, API keys and how to link Telegram or "
-                       "Discord so every channel shares one quota."),
+    "account_line": N_(
+        "{account_link} shows your usage, API keys and how to link Telegram or "
+        "Discord so every channel shares one quota."
+    ),
     "your_account": N_("Your account"),
     "plans": N_("Plans"),
-    "not_advice": N_("Not financial advice. Data can be delayed; every answer says how old its "
-                     "data is."),
+    "not_advice": N_(
+        "Not financial advice. Data can be delayed; every answer says how old its data is."
+    ),
 }
 
 
 def page_response(page: str) -> HTMLResponse:
     """A page in the caller's language: never shared between callers by a cache."""
-    return HTMLResponse(page, headers={"Cache-Control": "no-cache",
-                                       "Vary": "Cookie, Accept-Language"})
+    return HTMLResponse(
+        page, headers={"Cache-Control": "no-cache", "Vary": "Cookie, Accept-Language"}
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -106,7 +125,14 @@ async def demo_page(request: Request) -> HTMLResponse:
     language = await page_language(request)
     loc = localizer(language)
     account_link = f'<a href="/account">{html.escape(loc._(DEMO_TEXT["your_account"]))}</a>'
-    page = render_page(body.decode(), language, DEMO_TEXT, {
-        "base": html.escape(public_base(request)), "free_daily": loc.number(free.daily),
-        "account_link": account_link})
+    page = render_page(
+        body.decode(),
+        language,
+        DEMO_TEXT,
+        {
+            "base": html.escape(public_base(request)),
+            "free_daily": loc.number(free.daily),
+            "account_link": account_link,
+        },
+    )
     return page_response(page)

@@ -28,8 +28,9 @@ DEDUPE_TTL_S = 24 * 3600
 
 async def claim_update(deps: Deps, update_id: int) -> bool:
     """True for the first replica to see `update_id` (within 24 h); RedisError if unknown."""
-    return bool(await deps.redis.set(deps.keys("tg-update", update_id), 1, nx=True,
-                                     ex=DEDUPE_TTL_S))
+    return bool(
+        await deps.redis.set(deps.keys("tg-update", update_id), 1, nx=True, ex=DEDUPE_TTL_S)
+    )
 
 
 @router.post("/api/telegram/webhook")
@@ -54,10 +55,14 @@ async def telegram_webhook(request: Request) -> JSONResponse:
     except (RedisError, OSError) as exc:
         # Without the claim we cannot promise "once": refuse, and Telegram delivers it again
         # later (it retries any non-2xx answer), so nothing is lost and nothing doubled.
-        log.warning("telegram update %s refused for now: dedupe unavailable (%s)", update_id,
-                    type(exc).__name__)
-        raise ApiError(503, "unavailable", "Try again shortly.",
-                       headers={"Retry-After": "1"}) from exc
+        log.warning(
+            "telegram update %s refused for now: dedupe unavailable (%s)",
+            update_id,
+            type(exc).__name__,
+        )
+        raise ApiError(
+            503, "unavailable", "Try again shortly.", headers={"Retry-After": "1"}
+        ) from exc
     if not fresh:
         return JSONResponse({"ok": True, "duplicate": True})
     await application.update_queue.put(Update.de_json(data, application.bot))

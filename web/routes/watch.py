@@ -33,8 +33,7 @@ def _deps(request: Request) -> Deps:
 
 def _signed_in(caller: Caller) -> Caller:
     if caller.anonymous:
-        raise ApiError(401, "sign_in_required",
-                       N_("Sign in to keep a watchlist and set alerts."))
+        raise ApiError(401, "sign_in_required", N_("Sign in to keep a watchlist and set alerts."))
     return caller
 
 
@@ -52,8 +51,11 @@ class WatchItemOut(BaseModel):
 
 
 class WatchIn(BaseModel):
-    project: str = Field(min_length=1, max_length=watch.MAX_QUERY_CHARS,
-                         description="a name, ticker, $TICKER or contract address")
+    project: str = Field(
+        min_length=1,
+        max_length=watch.MAX_QUERY_CHARS,
+        description="a name, ticker, $TICKER or contract address",
+    )
 
 
 class WatchOut(BaseModel):
@@ -95,16 +97,29 @@ def _project(p: Project) -> ProjectOut:
 
 
 def _alert(a: watch.Alert) -> AlertOut:
-    return AlertOut(id=a.id, project_id=a.project_id, display=a.display, kind=a.kind,
-                    level=a.level, channel=a.channel, destination=a.destination, armed=a.armed,
-                    created_at=a.created_at, last_fired_at=a.last_fired_at,
-                    description=watch.describe(a))
+    return AlertOut(
+        id=a.id,
+        project_id=a.project_id,
+        display=a.display,
+        kind=a.kind,
+        level=a.level,
+        channel=a.channel,
+        destination=a.destination,
+        armed=a.armed,
+        created_at=a.created_at,
+        last_fired_at=a.last_fired_at,
+        description=watch.describe(a),
+    )
 
 
 def _error(deps: Deps, caller: Caller, exc: watch.WatchError) -> ApiError:
     if isinstance(exc, watch.UnknownProject):
-        return ApiError(404, "unknown_project", exc.message, details={
-            "suggestions": [_project(p).model_dump() for p in exc.suggestions]})
+        return ApiError(
+            404,
+            "unknown_project",
+            exc.message,
+            details={"suggestions": [_project(p).model_dump() for p in exc.suggestions]},
+        )
     if isinstance(exc, watch.LimitReached):
         details: dict[str, object] = {"kind": exc.kind, "limit": exc.limit, "tier": exc.tier}
         if exc.tier != "enterprise":
@@ -114,16 +129,19 @@ def _error(deps: Deps, caller: Caller, exc: watch.WatchError) -> ApiError:
 
 
 @router.get("/api/watchlist", response_model=list[WatchItemOut])
-async def get_watchlist(request: Request,
-                        caller: Caller = Depends(current_caller)) -> list[WatchItemOut]:
+async def get_watchlist(
+    request: Request, caller: Caller = Depends(current_caller)
+) -> list[WatchItemOut]:
     items = await watch.watchlist(_deps(request), _signed_in(caller).account.id)
-    return [WatchItemOut(project_id=i.project_id, display=i.display, added_at=i.added_at)
-            for i in items]
+    return [
+        WatchItemOut(project_id=i.project_id, display=i.display, added_at=i.added_at) for i in items
+    ]
 
 
 @router.post("/api/watchlist", response_model=WatchOut)
-async def add_to_watchlist(body: WatchIn, request: Request,
-                           caller: Caller = Depends(current_caller)) -> WatchOut:
+async def add_to_watchlist(
+    body: WatchIn, request: Request, caller: Caller = Depends(current_caller)
+) -> WatchOut:
     deps = _deps(request)
     try:
         project, added = await watch.watch(deps, _signed_in(caller).account.id, body.project)
@@ -133,8 +151,9 @@ async def add_to_watchlist(body: WatchIn, request: Request,
 
 
 @router.delete("/api/watchlist", response_model=UnwatchOut)
-async def remove_from_watchlist(project: str, request: Request,
-                                caller: Caller = Depends(current_caller)) -> UnwatchOut:
+async def remove_from_watchlist(
+    project: str, request: Request, caller: Caller = Depends(current_caller)
+) -> UnwatchOut:
     """`?project=` a name, ticker or the id the watchlist shows."""
     deps = _deps(request)
     try:
@@ -145,8 +164,7 @@ async def remove_from_watchlist(project: str, request: Request,
 
 
 @router.get("/api/alerts", response_model=list[AlertOut])
-async def get_alerts(request: Request,
-                     caller: Caller = Depends(current_caller)) -> list[AlertOut]:
+async def get_alerts(request: Request, caller: Caller = Depends(current_caller)) -> list[AlertOut]:
     alerts = await watch.alerts_of(_deps(request), _signed_in(caller).account.id)
     return [_alert(a) for a in alerts]
 
@@ -156,38 +174,58 @@ def _email_of(caller: Caller) -> str:
         return caller.identity.partition(":")[2]
     if caller.account.email:
         return caller.account.email
-    raise ApiError(400, "no_email", N_("Alerts set on the web are sent by e-mail, and this "
-                                       "account has no e-mail address. Set alerts in Telegram "
-                                       "or Discord instead."))
+    raise ApiError(
+        400,
+        "no_email",
+        N_(
+            "Alerts set on the web are sent by e-mail, and this "
+            "account has no e-mail address. Set alerts in Telegram "
+            "or Discord instead."
+        ),
+    )
 
 
 @router.post("/api/alerts", response_model=AlertOut, status_code=201)
-async def set_alert(body: AlertIn, request: Request,
-                    caller: Caller = Depends(current_caller)) -> AlertOut:
+async def set_alert(
+    body: AlertIn, request: Request, caller: Caller = Depends(current_caller)
+) -> AlertOut:
     deps = _deps(request)
     account_id = _signed_in(caller).account.id
     try:
         if body.alert:
             query, spec = watch.parse_alert(body.alert)
         elif body.project and body.kind:
-            query, spec = body.project, watch.AlertSpec(
-                body.kind, None if body.kind == "risk" else
-                (body.level if body.level is not None else
-                 watch.DEFAULT_SENTIMENT_SWING if body.kind == "sentiment" else None))
+            query, spec = (
+                body.project,
+                watch.AlertSpec(
+                    body.kind,
+                    None
+                    if body.kind == "risk"
+                    else (
+                        body.level
+                        if body.level is not None
+                        else watch.DEFAULT_SENTIMENT_SWING
+                        if body.kind == "sentiment"
+                        else None
+                    ),
+                ),
+            )
             if spec.level is None and spec.kind != "risk":
                 raise watch.WatchError(f"Give a level for a {spec.kind} alert.")
         else:
             raise watch.WatchError(f"Say which alert. {watch.ALERT_USAGE}")
-        alert = await watch.create_alert(deps, account_id, query, spec, channel="email",
-                                         destination=_email_of(caller))
+        alert = await watch.create_alert(
+            deps, account_id, query, spec, channel="email", destination=_email_of(caller)
+        )
     except watch.WatchError as exc:
         raise _error(deps, caller, exc) from None
     return _alert(alert)
 
 
 @router.delete("/api/alerts/{alert_id}")
-async def remove_alert(alert_id: int, request: Request,
-                       caller: Caller = Depends(current_caller)) -> dict[str, bool]:
+async def remove_alert(
+    alert_id: int, request: Request, caller: Caller = Depends(current_caller)
+) -> dict[str, bool]:
     deleted = await watch.delete_alert(_deps(request), _signed_in(caller).account.id, alert_id)
     if not deleted:
         raise ApiError(404, "not_found", N_("No such alert on your account."))
