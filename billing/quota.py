@@ -23,11 +23,13 @@ import dataclasses
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from billing import quota_store as store
@@ -43,6 +45,8 @@ WindowName = Literal["minute", "day"]
 Backend = Literal["redis", "postgres", "none"]
 Scope = Literal["account", "network"]
 IP_BUCKET = "web-ip:"
+# A command sent whose reply did not come in time: it may have run.
+_LOST_REPLY = (RedisTimeoutError, asyncio.TimeoutError)
 _PG_DOWN_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
@@ -284,17 +288,33 @@ async def _via_redis(
     except _PG_DOWN_ERRORS as exc:
         log.warning("quota: re-seed from PostgreSQL postponed (%s)", type(exc).__name__)
     keys = plan.redis_keys(deps)
+    if mode == "consume":
+        # This request's decision key: a resend after a lost reply gets the same decision.
+        keys.append(plan.decision_key(deps, uuid.uuid4().hex))
     if rider is not None and not (mode == "consume" and store.can_ride(deps.redis, keys, rider)):
         rider = None
     reply: list[Any] | None = None
 
-    async def run(seeds: dict[tuple[str, str], int] | None) -> list[int]:
+    async def once(args: list[EncodableT]) -> list[int]:
         nonlocal reply
-        args = _script_args(plan, mode, seeds)
         if rider is None:
             return await store.run_script(deps.redis, store.CONSUME_LUA, keys, args)
         decided, reply = await store.run_consume_with_rider(deps.redis, keys, args, rider)
         return decided
+
+    async def run(seeds: dict[tuple[str, str], int] | None) -> list[int]:
+        args = _script_args(plan, mode, seeds)
+        try:
+            return await once(args)
+        except _LOST_REPLY as exc:
+            if mode != "consume":
+                raise
+            # The script may have run (a busy Redis or a starved event loop, not an outage):
+            # deciding from PostgreSQL now could admit what another process just admitted in
+            # Redis and has not mirrored yet. Send it again: the decision key makes the resend
+            # return the first decision if there was one, so nothing is consumed twice.
+            log.info("quota: Redis reply lost (%s); asking again", type(exc).__name__)
+            return await once(args)
 
     result = await run(None)
     if result[0] == -1:

@@ -75,13 +75,21 @@ MIRROR_BATCH_S = 0.05
 # and one short script per request); caches, turns and conversations spread over the others.
 QUOTA_SLOT = "{quota}"
 
-# KEYS: per bucket i, minute key at 2i-1 and day key at 2i.
+# KEYS: per bucket i, minute key at 2i-1 and day key at 2i; optionally last, the decision key
+# of this request (an odd count): a consume whose reply was lost (a timeout) is sent again with
+# the same decision key and gets the first decision back instead of consuming twice.
 # ARGV: minute expire-at, day expire-at, mode ('consume'|'peek'), seeded ('1'|'0'), then per
 # bucket: minute limit, day limit, minute seed, day seed.
 # Returns {allowed, refusing bucket, refusing window (1 minute, 2 day), m1, d1, m2, d2, ...}
 # or {-1} when a day key is missing and no seed was given (Redis may have lost its data).
 CONSUME_LUA = """
-local n = #KEYS / 2
+local n = math.floor(#KEYS / 2)
+local decided = nil
+if #KEYS % 2 == 1 then
+  decided = KEYS[#KEYS]
+  local before = redis.call('GET', decided)
+  if before then return cjson.decode(before) end
+end
 local seeded = ARGV[4] == '1'
 local counts = {}
 for i = 1, n do
@@ -101,20 +109,29 @@ for i = 1, n do
   counts[2 * i - 1] = tonumber(redis.call('GET', mk) or '0')
   counts[2 * i] = tonumber(redis.call('GET', dk) or '0')
 end
+local result = nil
 for i = 1, n do
   local base = 4 + 4 * (i - 1)
-  if counts[2 * i] >= tonumber(ARGV[base + 2]) then return {0, i, 2, unpack(counts)} end
-  if counts[2 * i - 1] >= tonumber(ARGV[base + 1]) then return {0, i, 1, unpack(counts)} end
-end
-if ARGV[3] == 'consume' then
-  for i = 1, n do
-    counts[2 * i - 1] = redis.call('INCR', KEYS[2 * i - 1])
-    redis.call('EXPIREAT', KEYS[2 * i - 1], ARGV[1])
-    counts[2 * i] = redis.call('INCR', KEYS[2 * i])
-    redis.call('EXPIREAT', KEYS[2 * i], ARGV[2])
+  if counts[2 * i] >= tonumber(ARGV[base + 2]) then
+    result = {0, i, 2, unpack(counts)}
+  elseif counts[2 * i - 1] >= tonumber(ARGV[base + 1]) then
+    result = {0, i, 1, unpack(counts)}
   end
+  if result then break end
 end
-return {1, 0, 0, unpack(counts)}
+if not result then
+  if ARGV[3] == 'consume' then
+    for i = 1, n do
+      counts[2 * i - 1] = redis.call('INCR', KEYS[2 * i - 1])
+      redis.call('EXPIREAT', KEYS[2 * i - 1], ARGV[1])
+      counts[2 * i] = redis.call('INCR', KEYS[2 * i])
+      redis.call('EXPIREAT', KEYS[2 * i], ARGV[2])
+    end
+  end
+  result = {1, 0, 0, unpack(counts)}
+end
+if decided then redis.call('SET', decided, cjson.encode(result), 'EX', 30) end
+return result
 """
 
 # Give back one request in each window; never below zero, never creating a key without TTL.
@@ -265,6 +282,11 @@ class Plan:
                 deps.keys("quota", QUOTA_SLOT, b.name, "d", day_tag),
             ]
         return keys
+
+    def decision_key(self, deps: Deps, request_id: str) -> str:
+        """Where the consume script keeps this request's decision for a resend (30 s: a resend
+        follows its timeout at once)."""
+        return deps.keys("quota", QUOTA_SLOT, "decided", request_id)
 
     def ledger_rows(self) -> list[tuple[str, str, datetime]]:
         """(bucket, window, start) in the one lock order every transaction uses."""

@@ -17,7 +17,7 @@ import pytest
 from billing.accounts import account_for_identity, set_base_tier
 from billing.errors import QuotaUnavailable
 from billing.quota import consume_request, flush_pending, quota_status, refund_request
-from chainlens.deps import Deps, make_redis
+from chainlens.deps import REDIS_COMMAND_TIMEOUT_S, Deps, is_cluster, make_redis
 from chainlens.settings import TierLimits
 from conftest import REPO_ROOT, make_test_settings
 
@@ -49,7 +49,12 @@ async def dead_redis(deps: Deps) -> AsyncIterator[Deps]:
 
 
 async def _quota_keys(deps: Deps) -> list[bytes]:
-    return [k async for k in deps.redis.scan_iter(match=deps.keys("quota", "*"), count=1000)]
+    """The window counters (not the 30-second decision keys kept for resends)."""
+    return [
+        k
+        async for k in deps.redis.scan_iter(match=deps.keys("quota", "*"), count=1000)
+        if b":decided:" not in k
+    ]
 
 
 async def test_default_free_tier_is_five_a_day_one_a_minute(deps: Deps) -> None:
@@ -218,3 +223,74 @@ async def test_thousand_concurrent_from_two_processes_admit_exactly_five_twenty_
     keys = await _quota_keys(qdeps)
     assert len(keys) == 2 * rounds
     assert all([await qdeps.redis.ttl(k) > 0 for k in keys])
+    # each request's decision key (for a resend after a lost reply) expires within 30 s
+    decided = [k async for k in qdeps.redis.scan_iter(match=qdeps.keys("quota", "*decided*"))]
+    assert decided and all([0 < await qdeps.redis.ttl(k) <= 30 for k in decided[:50]])
+
+
+class _SlowReplyProxy:
+    """A TCP proxy in front of the test's Redis that holds back the next reply past the
+    client's command timeout (what a busy Redis or a starved event loop looks like): the
+    command has run, its reply is lost."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.hold_next = False
+        self.held = 0
+        self.server: asyncio.Server | None = None
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.upstream.startswith("unix://"):
+            return await asyncio.open_unix_connection(self.upstream.removeprefix("unix://"))
+        host_port = self.upstream.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        host, port = host_port.rsplit(":", 1)
+        return await asyncio.open_connection(host, int(port))
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, hold: bool) -> None:
+        try:
+            while data := await src.read(65536):
+                if hold and self.hold_next:
+                    self.hold_next = False
+                    self.held += 1
+                    await asyncio.sleep(REDIS_COMMAND_TIMEOUT_S + 1.0)
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await self._connect()
+        await asyncio.gather(
+            self._pipe(reader, up_writer, hold=False), self._pipe(up_reader, writer, hold=True)
+        )
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        database = self.upstream.rsplit("/", 1)[-1] if not self.upstream.startswith("unix") else "0"
+        return f"redis://127.0.0.1:{port}/{database if database.isdigit() else 0}"
+
+
+@pytest.mark.slow
+async def test_a_lost_reply_is_asked_again_and_consumes_once(qdeps: Deps, redis_url: str) -> None:
+    if is_cluster(qdeps.redis):
+        pytest.skip("the proxy speaks to one Redis node")
+    proxy = _SlowReplyProxy(redis_url)
+    client = make_redis(await proxy.start(), qdeps.settings)
+    slow = dataclasses.replace(qdeps, redis=client)
+    try:
+        account = await account_for_identity(qdeps, "telegram:7070")
+        assert (await consume_request(slow, account)).allowed  # seeds the day key
+        proxy.hold_next = True
+        decision = await consume_request(slow, account)
+        assert proxy.held == 1
+        # decided in Redis by the resend, which found the first decision: one consumed, not two
+        assert decision.allowed and decision.backend == "redis"
+        assert decision.remaining == 3
+        assert (await quota_status(qdeps, account)).remaining == 3
+    finally:
+        await client.aclose()
+        assert proxy.server is not None
+        proxy.server.close()
