@@ -17,13 +17,14 @@ from web.errors import ApiError
 PAID_TIERS = ("pro", "enterprise")
 
 
-def require_paid(caller: Caller, feature: str, upgrade_url: str) -> None:
-    """403 with an upgrade link when a free account asks for a paid feature."""
+def require_paid(caller: Caller, message: str, upgrade_url: str) -> None:
+    """403 with an upgrade link when a free account asks for a paid feature; `message` is a
+    catalogue message (`N_`), worded in the caller's language by the error handler."""
     if caller.account.tier not in PAID_TIERS:
         raise ApiError(
             403,
             "upgrade_required",
-            f"{feature} is part of the Pro plan.",
+            message,
             details={"tier": caller.account.tier, "upgrade_url": upgrade_url},
         )
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from billing.quota import upgrade_url
 from chainlens.deps import Deps
+from chainlens.i18n import N_
 from tools.analysis import ToolOutcome, analyze, as_of
 from tools.results import TOOL_NAMES, Project, ToolName
 from web.auth import Caller, current_caller
@@ -72,7 +73,7 @@ async def analyze_project(
     deps: Deps = request.app.state.deps
     checked_id = _valid_id(project_id)
     if include_realtime:
-        require_paid(caller, "Real-time refresh", upgrade_url(deps))
+        require_paid(caller, N_("Real-time refresh is part of the Pro plan."), upgrade_url(deps))
     async with charged(request, response, caller):
         project = await _resolve(deps, checked_id)
         tools = TOOL_NAMES if include_advanced else BASIC_TOOLS

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from agent import answer
 from billing.quota import upgrade_url
 from chainlens.deps import Deps
+from chainlens.i18n import N_
 from tools.results import TOOL_NAMES, ToolName
 from web.auth import Caller, current_caller
 from web.charging import charged, require_paid
@@ -82,7 +83,9 @@ async def comprehensive_analysis(
     deps: Deps = request.app.state.deps
     started = time.perf_counter()
     if body.options.depth == "deep":
-        require_paid(caller, "Deep (uncached) analysis", upgrade_url(deps))
+        require_paid(
+            caller, N_("Deep (uncached) analysis is part of the Pro plan."), upgrade_url(deps)
+        )
     async with charged(request, response, caller):
         final = await answer(
             deps, body.symbol, tools=_modules(body), refresh=body.options.depth == "deep"

@@ -17,11 +17,12 @@ from pydantic import BaseModel, Field
 from billing.accounts import identity_kind
 from billing.checkout_link import checkout_link
 from chainlens.deps import Deps
-from chainlens.i18n import N_
+from chainlens.i18n import N_, localizer
 from reports import watch
 from tools.results import Project
 from web.auth import Caller, current_caller
 from web.errors import ApiError
+from web.i18n import request_language
 
 router = APIRouter(tags=["watchlist"])
 
@@ -112,20 +113,23 @@ def _alert(a: watch.Alert) -> AlertOut:
     )
 
 
-def _error(deps: Deps, caller: Caller, exc: watch.WatchError) -> ApiError:
+def _error(request: Request, caller: Caller, exc: watch.WatchError) -> ApiError:
+    """The service's error as an API error, worded in the caller's language."""
+    deps = _deps(request)
+    text = exc.text(localizer(request_language(request)))
     if isinstance(exc, watch.UnknownProject):
         return ApiError(
             404,
             "unknown_project",
-            exc.message,
+            text,
             details={"suggestions": [_project(p).model_dump() for p in exc.suggestions]},
         )
     if isinstance(exc, watch.LimitReached):
         details: dict[str, object] = {"kind": exc.kind, "limit": exc.limit, "tier": exc.tier}
         if exc.tier != "enterprise":
             details["upgrade_url"] = checkout_link(deps.settings, caller.account.id)
-        return ApiError(403, "limit_reached", exc.message, details=details)
-    return ApiError(400, "bad_request", exc.message)
+        return ApiError(403, "limit_reached", text, details=details)
+    return ApiError(400, "bad_request", text)
 
 
 @router.get("/api/watchlist", response_model=list[WatchItemOut])
@@ -146,7 +150,7 @@ async def add_to_watchlist(
     try:
         project, added = await watch.watch(deps, _signed_in(caller).account.id, body.project)
     except watch.WatchError as exc:
-        raise _error(deps, caller, exc) from None
+        raise _error(request, caller, exc) from None
     return WatchOut(project=_project(project), added=added)
 
 
@@ -159,7 +163,7 @@ async def remove_from_watchlist(
     try:
         found, removed = await watch.unwatch(deps, _signed_in(caller).account.id, project)
     except watch.WatchError as exc:
-        raise _error(deps, caller, exc) from None
+        raise _error(request, caller, exc) from None
     return UnwatchOut(project=_project(found), removed=removed)
 
 
@@ -218,7 +222,7 @@ async def set_alert(
             deps, account_id, query, spec, channel="email", destination=_email_of(caller)
         )
     except watch.WatchError as exc:
-        raise _error(deps, caller, exc) from None
+        raise _error(request, caller, exc) from None
     return _alert(alert)
 
 
