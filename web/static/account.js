@@ -21,9 +21,13 @@
       $("tier").textContent = t(a.tier);
       $("usage").textContent = t("used_of", { used: a.daily_used, limit: a.daily_limit });
       $("cost").textContent = "$" + Number(a.monthly_cost).toFixed(4);
+      // a subscription status (Stripe's or Telegram Stars') in words: ACCOUNT_SCRIPT_TEXT status_*
+      var statusKey = a.subscription ? "status_" + a.subscription.status : "";
+      var status = statusKey && t(statusKey);
+      if (status === statusKey) status = a.subscription.status;
       $("subscription").textContent = !a.subscription ? t("none") : a.subscription.expires_at
-        ? t("status_until", { status: a.subscription.status, date: a.subscription.expires_at })
-        : a.subscription.status;
+        ? t("status_until", { status: status, date: a.subscription.expires_at })
+        : status;
       $("upgrade").hidden = !a.can_upgrade;
       $("portal").hidden = !a.can_manage_subscription;
       $("signin").hidden = !a.anonymous;
