@@ -22,9 +22,12 @@
       $("usage").textContent = t("used_of", { used: a.daily_used, limit: a.daily_limit });
       $("cost").textContent = "$" + Number(a.monthly_cost).toFixed(4);
       // a subscription status (Stripe's or Telegram Stars') in words: ACCOUNT_SCRIPT_TEXT status_*
-      var statusKey = a.subscription ? "status_" + a.subscription.status : "";
-      var status = statusKey && t(statusKey);
-      if (status === statusKey) status = a.subscription.status;
+      var status = "";
+      if (a.subscription) {
+        var statusKey = "status_" + a.subscription.status;
+        status = t(statusKey);
+        if (status === statusKey) status = a.subscription.status;  // a status we have no words for
+      }
       $("subscription").textContent = !a.subscription ? t("none") : a.subscription.expires_at
         ? t("status_until", { status: status, date: a.subscription.expires_at })
         : status;
