@@ -74,7 +74,8 @@ async def test_400_is_not_retried(fast_deps: Deps, sources: FakeSources) -> None
 async def test_github_202_is_retried_then_read(fast_deps: Deps, sources: FakeSources) -> None:
     sources.script("github:stats_commit_activity", json_response({}, 202), json_response({}, 202))
     run = await run_team(fast_deps, UNISWAP)
-    assert run.result.commits_90d == 140
+    # 10 commits a week; 13 or 14 weekly buckets overlap a 90-day window, by the weekday
+    assert run.result.commits_90d in (130, 140)
     assert sources.calls["github:stats_commit_activity"] == 3
     assert sources.calls["github:commits"] == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pytest
 
@@ -173,8 +174,10 @@ def test_fear_greed_parse_and_error_envelope() -> None:
 
 
 def test_github_windows_count_recent_work_only() -> None:
-    now = gh.now_utc()
-    assert gh.commits_from_activity(commit_activity_body(), now) == 140  # 14 weeks overlap 90 d
+    # three days into the fixture's newest week: its 14 newest weeks overlap the last 90 days
+    body = commit_activity_body()
+    now = datetime.fromtimestamp(body[-1]["week"] + 3 * 86400, UTC)
+    assert gh.commits_from_activity(body, now) == 140  # 14 weeks overlap 90 d
     assert gh.active_contributors(contributors_body(), now) == 4
     assert gh.commits_from_activity({}, now) is None
     assert gh.parse_ref("https://github.com/Uniswap/v3-core") == ("Uniswap", "v3-core")
